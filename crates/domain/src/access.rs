@@ -1,0 +1,243 @@
+//! Roles, permissions and the one matrix that joins them.
+//!
+//! Deny by default: a role has a permission only if [`Role::has`] lists it. The two outside
+//! roles (`cdc_analyst`, `psb_officer`) never hold a permission that reaches a client record;
+//! the test at the bottom of this file keeps it that way.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::DomainError;
+
+/// What a staff account is for. Stored and sent as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Runs the deployment's accounts and sites; does not read clinical records.
+    Admin,
+    /// Runs one centre: staff, figures, audit.
+    Manager,
+    /// Doctor: prescribes and reviews.
+    Prescriber,
+    /// Nurse at the dispensing window.
+    Dispenser,
+    Counsellor,
+    /// Peer educator (often a former user): outreach and services.
+    PeerEducator,
+    /// Public health (CDC): aggregate, de-identified figures only.
+    CdcAnalyst,
+    /// Police (PSB): only the approval requests addressed to them.
+    PsbOfficer,
+}
+
+impl Role {
+    /// Every role, in the order the UI lists them.
+    pub const ALL: [Role; 8] = [
+        Role::Admin,
+        Role::Manager,
+        Role::Prescriber,
+        Role::Dispenser,
+        Role::Counsellor,
+        Role::PeerEducator,
+        Role::CdcAnalyst,
+        Role::PsbOfficer,
+    ];
+
+    /// The stable name used in the database, the API and the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Prescriber => "prescriber",
+            Role::Dispenser => "dispenser",
+            Role::Counsellor => "counsellor",
+            Role::PeerEducator => "peer_educator",
+            Role::CdcAnalyst => "cdc_analyst",
+            Role::PsbOfficer => "psb_officer",
+        }
+    }
+
+    /// Roles of people outside the centre, who never see a client record.
+    pub fn is_outside(self) -> bool {
+        matches!(self, Role::CdcAnalyst | Role::PsbOfficer)
+    }
+
+    /// The permission matrix. Anything not listed here is denied.
+    pub fn has(self, permission: Permission) -> bool {
+        use Permission::*;
+        use Role::*;
+        match permission {
+            ClientRead => matches!(
+                self,
+                Manager | Prescriber | Dispenser | Counsellor | PeerEducator
+            ),
+            ClientWrite => matches!(self, Manager | Prescriber | Counsellor),
+            StaffManage => matches!(self, Admin | Manager),
+            SiteManage => matches!(self, Admin),
+            AuditRead => matches!(self, Admin | Manager),
+        }
+    }
+
+    /// Roles that a person holding `self` may give to a new account.
+    /// An admin may create any role; a manager may create the centre's working roles only.
+    pub fn may_grant(self, other: Role) -> bool {
+        match self {
+            Role::Admin => true,
+            Role::Manager => !matches!(other, Role::Admin | Role::Manager) && !other.is_outside(),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                DomainError::invalid(
+                    "role",
+                    format!("unknown role `{s}`; expected one of {}", names.join(", ")),
+                )
+            })
+    }
+}
+
+/// Something a route or an operation needs. Each route declares exactly one [`Access`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Permission {
+    /// Read a client record of one's own site (every read is audited).
+    ClientRead,
+    /// Enrol or change a client of one's own site.
+    ClientWrite,
+    /// Create, lock and unlock staff accounts.
+    StaffManage,
+    /// Create centres in the deployment.
+    SiteManage,
+    /// Read the audit trail.
+    AuditRead,
+}
+
+impl Permission {
+    /// Every permission, for exhaustive tests and documentation.
+    pub const ALL: [Permission; 5] = [
+        Permission::ClientRead,
+        Permission::ClientWrite,
+        Permission::StaffManage,
+        Permission::SiteManage,
+        Permission::AuditRead,
+    ];
+
+    /// Whether holding this permission exposes a client record.
+    pub fn touches_client_records(self) -> bool {
+        matches!(self, Permission::ClientRead | Permission::ClientWrite)
+    }
+
+    /// The stable snake_case name (as used in the OpenAPI document).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::ClientRead => "client_read",
+            Permission::ClientWrite => "client_write",
+            Permission::StaffManage => "staff_manage",
+            Permission::SiteManage => "site_manage",
+            Permission::AuditRead => "audit_read",
+        }
+    }
+}
+
+/// What a route demands of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, logged in or not (login page, health check, API description).
+    Public,
+    /// Any logged-in account (own profile, logout, language).
+    LoggedIn,
+    /// A logged-in account whose role holds this permission.
+    Needs(Permission),
+}
+
+impl Access {
+    /// Whether an account with `role` (or nobody, for `None`) passes.
+    pub fn allows(self, role: Option<Role>) -> bool {
+        match (self, role) {
+            (Access::Public, _) => true,
+            (_, None) => false,
+            (Access::LoggedIn, Some(_)) => true,
+            (Access::Needs(p), Some(r)) => r.has(p),
+        }
+    }
+}
+
+/// A staff member may act on records of their own site only.
+pub fn check_same_site(actor_site: i64, record_site: i64) -> Result<(), DomainError> {
+    if actor_site == record_site {
+        Ok(())
+    } else {
+        Err(DomainError::Forbidden(
+            "this record belongs to another centre".into(),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_roles_never_reach_client_records() {
+        for role in Role::ALL.into_iter().filter(|r| r.is_outside()) {
+            for p in Permission::ALL.into_iter().filter(|p| p.touches_client_records()) {
+                assert!(!role.has(p), "{role} must not hold {p:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn admin_does_not_read_clinical_records() {
+        assert!(!Role::Admin.has(Permission::ClientRead));
+        assert!(Role::Admin.has(Permission::StaffManage));
+    }
+
+    #[test]
+    fn role_names_round_trip_and_unknown_role_names_the_field() {
+        for r in Role::ALL {
+            assert_eq!(r.as_str().parse::<Role>(), Ok(r));
+        }
+        let err = "boss".parse::<Role>().unwrap_err();
+        assert!(err.to_string().starts_with("role: unknown role `boss`"));
+    }
+
+    #[test]
+    fn nobody_passes_a_guarded_route_without_logging_in() {
+        assert!(Access::Public.allows(None));
+        assert!(!Access::LoggedIn.allows(None));
+        assert!(!Access::Needs(Permission::ClientRead).allows(None));
+        assert!(Access::Needs(Permission::ClientRead).allows(Some(Role::Dispenser)));
+        assert!(!Access::Needs(Permission::ClientRead).allows(Some(Role::PsbOfficer)));
+    }
+
+    #[test]
+    fn managers_cannot_mint_admins_or_outside_accounts() {
+        assert!(!Role::Manager.may_grant(Role::Admin));
+        assert!(!Role::Manager.may_grant(Role::PsbOfficer));
+        assert!(Role::Manager.may_grant(Role::Dispenser));
+        assert!(!Role::Dispenser.may_grant(Role::Dispenser));
+    }
+
+    #[test]
+    fn site_scope() {
+        assert!(check_same_site(1, 1).is_ok());
+        assert!(matches!(check_same_site(1, 2), Err(DomainError::Forbidden(_))));
+    }
+}

@@ -1,0 +1,16 @@
+//! The rules of an Anxin treatment centre as pure code.
+//!
+//! This crate owns every decision that can be stated without a database, a network or a clock:
+//! who may do what ([`access`]), how logins and sessions age ([`auth`]), how the audit trail is
+//! chained and checked ([`audit`]), and what counts as a valid identifier ([`validate`]).
+//! It does no I/O: no tokio, no sqlx, no axum. Time always comes in as a parameter (`now`,
+//! `today`), so every rule about days and minutes is testable without waiting.
+
+pub mod access;
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod validate;
+
+pub use access::{Access, Permission, Role};
+pub use error::DomainError;
