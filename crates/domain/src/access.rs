@@ -197,7 +197,10 @@ mod tests {
     #[test]
     fn outside_roles_never_reach_client_records() {
         for role in Role::ALL.into_iter().filter(|r| r.is_outside()) {
-            for p in Permission::ALL.into_iter().filter(|p| p.touches_client_records()) {
+            for p in Permission::ALL
+                .into_iter()
+                .filter(|p| p.touches_client_records())
+            {
                 assert!(!role.has(p), "{role} must not hold {p:?}");
             }
         }
@@ -238,6 +241,9 @@ mod tests {
     #[test]
     fn site_scope() {
         assert!(check_same_site(1, 1).is_ok());
-        assert!(matches!(check_same_site(1, 2), Err(DomainError::Forbidden(_))));
+        assert!(matches!(
+            check_same_site(1, 2),
+            Err(DomainError::Forbidden(_))
+        ));
     }
 }

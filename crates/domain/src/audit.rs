@@ -193,7 +193,13 @@ mod tests {
         let (entries, head) = chain(5);
         assert_eq!(verify_chain(entries, head), Ok(5));
         assert_eq!(
-            verify_chain(vec![], ChainHead { seq: 0, hash: GENESIS }),
+            verify_chain(
+                vec![],
+                ChainHead {
+                    seq: 0,
+                    hash: GENESIS
+                }
+            ),
             Ok(0)
         );
     }

@@ -21,7 +21,9 @@ pub enum DomainError {
     Conflict(String),
     /// The account is locked after too many failed logins (423).
     #[error("account locked until {until}")]
-    Locked { until: chrono::DateTime<chrono::Utc> },
+    Locked {
+        until: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 impl DomainError {

@@ -44,7 +44,10 @@ pub fn site_name(name: &str) -> Result<(), DomainError> {
         return Err(DomainError::invalid("name", "must not be blank"));
     }
     if name.chars().count() > 120 {
-        return Err(DomainError::invalid("name", "must be at most 120 characters"));
+        return Err(DomainError::invalid(
+            "name",
+            "must be at most 120 characters",
+        ));
     }
     Ok(())
 }

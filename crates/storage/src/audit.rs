@@ -1,0 +1,250 @@
+//! The append-only, hash-chained audit trail: appending inside a write transaction,
+//! reading it back, and verifying the chain.
+
+use anxin_domain::audit::{verify_chain, AuditRecord, ChainBreak, ChainHead, StoredEntry};
+use chrono::{DateTime, Utc};
+use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
+
+use crate::{col, from_ms, to_ms, Result, Store, StoreError};
+
+/// Who is acting: a staff account, or the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: Option<i64>,
+    pub name: String,
+    pub site_id: Option<i64>,
+}
+
+impl Actor {
+    /// The operator at the command line (`anxin user add`, `anxin site add`, the demo loader).
+    pub fn cli() -> Actor {
+        Actor {
+            user_id: None,
+            name: "cli".into(),
+            site_id: None,
+        }
+    }
+}
+
+/// What is being recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    pub action: String,
+    pub record_type: String,
+    pub record_id: String,
+    pub site_id: Option<i64>,
+    pub reason: String,
+}
+
+impl AuditEvent {
+    /// An event about `record_type` `record_id`.
+    pub fn new(action: &str, record_type: &str, record_id: impl ToString) -> Self {
+        AuditEvent {
+            action: action.into(),
+            record_type: record_type.into(),
+            record_id: record_id.to_string(),
+            site_id: None,
+            reason: String::new(),
+        }
+    }
+
+    /// Sets the site the event concerns.
+    pub fn site(mut self, site_id: i64) -> Self {
+        self.site_id = Some(site_id);
+        self
+    }
+
+    /// Sets the reason or detail.
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = reason.into();
+        self
+    }
+}
+
+/// An audit entry as shown to a manager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditView {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub record_type: String,
+    pub record_id: String,
+    pub reason: String,
+}
+
+fn hash_from_hex(s: &str) -> Result<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(s, &mut out)
+        .map_err(|e| StoreError::Corrupt(format!("audit hash `{s}`: {e}")))?;
+    Ok(out)
+}
+
+/// Appends one entry to the chain inside `conn`'s transaction (opened with
+/// [`Store::begin_write`], which already holds the chain lock). Returns its sequence number.
+pub async fn append(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    event: &AuditEvent,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?;
+    let head_seq: i64 = col(&row, "seq")?;
+    let head_hash: String = col(&row, "hash")?;
+    let prev = hash_from_hex(&head_hash)?;
+    let record = AuditRecord {
+        seq: head_seq + 1,
+        at_ms: to_ms(now),
+        actor_id: actor.user_id,
+        actor: actor.name.clone(),
+        site_id: event.site_id.or(actor.site_id),
+        action: event.action.clone(),
+        record_type: event.record_type.clone(),
+        record_id: event.record_id.clone(),
+        reason: event.reason.clone(),
+    };
+    let hash = hex::encode(record.chain_hash(&prev));
+    sqlx::query(
+        "INSERT INTO audit_log (seq, at_ms, actor_id, actor, site_id, action, record_type, \
+         record_id, reason, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+    )
+    .bind(record.seq)
+    .bind(record.at_ms)
+    .bind(record.actor_id)
+    .bind(record.actor.clone())
+    .bind(record.site_id)
+    .bind(record.action.clone())
+    .bind(record.record_type.clone())
+    .bind(record.record_id.clone())
+    .bind(record.reason.clone())
+    .bind(head_hash)
+    .bind(hash.clone())
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
+        .bind(record.seq)
+        .bind(hash)
+        .execute(&mut *conn)
+        .await?;
+    Ok(record.seq)
+}
+
+fn stored_entry(row: &AnyRow) -> Result<StoredEntry> {
+    let prev: String = col(row, "prev_hash")?;
+    let hash: String = col(row, "hash")?;
+    Ok(StoredEntry {
+        record: AuditRecord {
+            seq: col(row, "seq")?,
+            at_ms: col(row, "at_ms")?,
+            actor_id: col(row, "actor_id")?,
+            actor: col(row, "actor")?,
+            site_id: col(row, "site_id")?,
+            action: col(row, "action")?,
+            record_type: col(row, "record_type")?,
+            record_id: col(row, "record_id")?,
+            reason: col(row, "reason")?,
+        },
+        prev_hash: hash_from_hex(&prev)?,
+        hash: hash_from_hex(&hash)?,
+    })
+}
+
+fn audit_view(row: &AnyRow) -> Result<AuditView> {
+    Ok(AuditView {
+        seq: col(row, "seq")?,
+        at: from_ms(col(row, "at_ms")?)?,
+        actor: col(row, "actor")?,
+        action: col(row, "action")?,
+        record_type: col(row, "record_type")?,
+        record_id: col(row, "record_id")?,
+        reason: col(row, "reason")?,
+    })
+}
+
+const PAGE: i64 = 5_000;
+
+impl Store {
+    /// Records one event on its own (a read, a login): its own short write transaction.
+    pub async fn audit(&self, actor: &Actor, event: AuditEvent, now: DateTime<Utc>) -> Result<i64> {
+        let mut tx = self.begin_write().await?;
+        let seq = append(&mut tx, actor, &event, now).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+
+    /// The chain head: last sequence number and hash.
+    pub async fn audit_head(&self) -> Result<ChainHead> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1")
+            .fetch_one(self.pool())
+            .await?;
+        let hash: String = col(&row, "hash")?;
+        Ok(ChainHead {
+            seq: col(&row, "seq")?,
+            hash: hash_from_hex(&hash)?,
+        })
+    }
+
+    /// Reads the whole trail in pages and checks the chain. `Ok(n)` is the number of entries;
+    /// the inner `Err` names the first entry that was altered or removed.
+    pub async fn verify_audit(&self) -> Result<Result<i64, ChainBreak>> {
+        // Read the head first: entries appended while we read only lengthen the log past it.
+        let head = self.audit_head().await?;
+        let mut entries = Vec::new();
+        let mut after = 0i64;
+        loop {
+            let rows = sqlx::query(
+                "SELECT seq, at_ms, actor_id, actor, site_id, action, record_type, record_id, \
+                 reason, prev_hash, hash FROM audit_log WHERE seq > $1 AND seq <= $2 \
+                 ORDER BY seq LIMIT $3",
+            )
+            .bind(after)
+            .bind(head.seq)
+            .bind(PAGE)
+            .fetch_all(self.pool())
+            .await?;
+            let n = rows.len() as i64;
+            for row in &rows {
+                let e = stored_entry(row)?;
+                after = e.record.seq;
+                entries.push(e);
+            }
+            if n < PAGE {
+                break;
+            }
+        }
+        Ok(verify_chain(entries, head))
+    }
+
+    /// The latest entries concerning `site_id`, newest first.
+    pub async fn recent_audit(&self, site_id: i64, limit: i64) -> Result<Vec<AuditView>> {
+        let rows = sqlx::query(
+            "SELECT seq, at_ms, actor, action, record_type, record_id, reason FROM audit_log \
+             WHERE site_id = $1 ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(site_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(audit_view).collect()
+    }
+
+    /// Every entry about one record, oldest first (e.g. who read a client's record).
+    pub async fn audit_of_record(
+        &self,
+        record_type: &str,
+        record_id: &str,
+    ) -> Result<Vec<AuditView>> {
+        let rows = sqlx::query(
+            "SELECT seq, at_ms, actor, action, record_type, record_id, reason FROM audit_log \
+             WHERE record_type = $1 AND record_id = $2 ORDER BY seq",
+        )
+        .bind(record_type.to_owned())
+        .bind(record_id.to_owned())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(audit_view).collect()
+    }
+}

@@ -1,0 +1,163 @@
+//! The client record, reachable only through site-scoped, audited calls.
+//!
+//! This is the platform's minimal record (a pseudonymous UIC, the site, the enrolment date);
+//! the clinic-core work adds identifying fields, stages and agreements around it.
+
+use anxin_domain::access::check_same_site;
+use anxin_domain::{validate, DomainError};
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::any::AnyRow;
+
+use crate::audit::{append, Actor, AuditEvent};
+use crate::{col, conflict_on_unique, from_ms, to_ms, Result, Store, StoreError};
+
+/// A client of a centre, known by a pseudonymous UIC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub id: i64,
+    pub site_id: i64,
+    pub uic: String,
+    pub enrolled_on: NaiveDate,
+    pub created_at: DateTime<Utc>,
+}
+
+fn client(row: &AnyRow) -> Result<Client> {
+    let enrolled: String = col(row, "enrolled_on")?;
+    Ok(Client {
+        id: col(row, "id")?,
+        site_id: col(row, "site_id")?,
+        uic: col(row, "uic")?,
+        enrolled_on: enrolled
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("enrolled_on `{enrolled}`")))?,
+        created_at: from_ms(col(row, "created_at")?)?,
+    })
+}
+
+fn actor_site(actor: &Actor) -> Result<i64> {
+    actor.site_id.ok_or_else(|| {
+        DomainError::Forbidden("client records are reached from a site".into()).into()
+    })
+}
+
+impl Store {
+    /// Enrols a client at the actor's site; audited.
+    pub async fn create_client(
+        &self,
+        actor: &Actor,
+        uic: &str,
+        enrolled_on: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Client> {
+        validate::uic(uic)?;
+        let site_id = actor_site(actor)?;
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "INSERT INTO clients (site_id, uic, enrolled_on, created_at) VALUES ($1, $2, $3, $4) \
+             RETURNING id, site_id, uic, enrolled_on, created_at",
+        )
+        .bind(site_id)
+        .bind(uic.to_owned())
+        .bind(enrolled_on.to_string())
+        .bind(to_ms(now))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| conflict_on_unique(e, format!("a client with UIC {uic} already exists")))?;
+        let created = client(&row)?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("client.create", "client", created.id).site(site_id),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// Reads one client record for `actor`, who must work at the client's site.
+    /// Writes `client.read` to the audit trail, or `client.read.denied` when refused.
+    pub async fn read_client(
+        &self,
+        actor: &Actor,
+        id: i64,
+        purpose: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Client> {
+        let row = sqlx::query(
+            "SELECT id, site_id, uic, enrolled_on, created_at FROM clients WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else {
+            return Err(DomainError::NotFound(format!("client {id}")).into());
+        };
+        let found = client(&row)?;
+        let scope = actor_site(actor).and_then(|s| Ok(check_same_site(s, found.site_id)?));
+        if let Err(e) = scope {
+            self.audit(
+                actor,
+                AuditEvent::new("client.read.denied", "client", id)
+                    .site(found.site_id)
+                    .reason("other centre"),
+                now,
+            )
+            .await?;
+            return Err(e);
+        }
+        self.audit(
+            actor,
+            AuditEvent::new("client.read", "client", id)
+                .site(found.site_id)
+                .reason(purpose),
+            now,
+        )
+        .await?;
+        Ok(found)
+    }
+
+    /// Lists the clients of the actor's site whose UIC contains `query` (all if empty);
+    /// audited as a search.
+    pub async fn search_clients(
+        &self,
+        actor: &Actor,
+        query: &str,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Client>> {
+        let site_id = actor_site(actor)?;
+        let pattern = format!(
+            "%{}%",
+            query.trim().to_uppercase().replace(['%', '_', '\\'], "")
+        );
+        let rows = sqlx::query(
+            "SELECT id, site_id, uic, enrolled_on, created_at FROM clients \
+             WHERE site_id = $1 AND uic LIKE $2 ORDER BY uic LIMIT $3",
+        )
+        .bind(site_id)
+        .bind(pattern)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let found: Vec<Client> = rows.iter().map(client).collect::<Result<_>>()?;
+        self.audit(
+            actor,
+            AuditEvent::new("client.search", "client", "")
+                .site(site_id)
+                .reason(format!("query `{}`, {} shown", query.trim(), found.len())),
+            now,
+        )
+        .await?;
+        Ok(found)
+    }
+
+    /// How many clients a site has (a figure, not a read of any record).
+    pub async fn count_clients(&self, site_id: i64) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM clients WHERE site_id = $1")
+            .bind(site_id)
+            .fetch_one(self.pool())
+            .await?;
+        col(&row, "n")
+    }
+}

@@ -1,0 +1,386 @@
+//! The storage suite: every scenario runs once on SQLite and once on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use anxin_domain::auth::{LoginPolicy, LoginStanding};
+use anxin_domain::{DomainError, Role};
+use anxin_storage::{Actor, AuditEvent, NewUser, Session, Store, StoreError};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 22, 0, 30, 0).unwrap()
+}
+
+fn new_user(site_id: i64, name: &str, role: Role) -> NewUser {
+    NewUser {
+        site_id,
+        username: name.into(),
+        role,
+        password_hash: "$argon2id$fake".into(),
+        language: "en".into(),
+    }
+}
+
+fn staff(u: &anxin_storage::User) -> Actor {
+    Actor {
+        user_id: Some(u.id),
+        name: u.username.clone(),
+        site_id: Some(u.site_id),
+    }
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() {
+                let db = anxin_storage::testing::TestDb::sqlite().await;
+                super::$name(&db.store).await;
+                db.cleanup().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() {
+                let db = anxin_storage::testing::TestDb::postgres().await;
+                super::$name(&db.store).await;
+                db.cleanup().await;
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    sites_are_unique_by_code,
+    users_round_trip_and_duplicates_conflict,
+    clients_are_scoped_to_their_site_and_reads_are_audited,
+    login_standing_and_sessions,
+    audit_chain_verifies_and_detects_tampering,
+    failed_write_leaves_nothing_behind,
+    search_lists_only_own_site,
+);
+
+async fn sites_are_unique_by_code(s: &Store) {
+    let a = s
+        .create_site(&Actor::cli(), "YX01", "Yuxi Ping An", now())
+        .await
+        .unwrap();
+    assert_eq!(s.site_by_code("YX01").await.unwrap(), a);
+    let dup = s
+        .create_site(&Actor::cli(), "YX01", "Other", now())
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, StoreError::Domain(DomainError::Conflict(m)) if m.contains("YX01")));
+    let bad = s
+        .create_site(&Actor::cli(), "yx", "x", now())
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().starts_with("code: character `y`"));
+    assert!(matches!(
+        s.site_by_code("NOPE").await,
+        Err(StoreError::Domain(DomainError::NotFound(_)))
+    ));
+    assert_eq!(s.list_sites().await.unwrap().len(), 1);
+}
+
+async fn users_round_trip_and_duplicates_conflict(s: &Store) {
+    let site = s
+        .create_site(&Actor::cli(), "KM01", "Kunming", now())
+        .await
+        .unwrap();
+    let u = s
+        .create_user(
+            &Actor::cli(),
+            new_user(site.id, "nurse.li", Role::Dispenser),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(u.role, Role::Dispenser);
+    assert!(u.active);
+    let auth = s.user_auth("nurse.li").await.unwrap().unwrap();
+    assert_eq!(auth.user, u);
+    assert_eq!(auth.password_hash, "$argon2id$fake");
+    assert!(
+        !format!("{auth:?}").contains("fake"),
+        "hash must not show in Debug"
+    );
+    let dup = s
+        .create_user(
+            &Actor::cli(),
+            new_user(site.id, "nurse.li", Role::Manager),
+            now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(dup.to_string().contains("already taken"));
+    let bad_lang = NewUser {
+        language: "fr".into(),
+        ..new_user(site.id, "dr.wang", Role::Prescriber)
+    };
+    let err = s
+        .create_user(&Actor::cli(), bad_lang, now())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("language:"));
+    s.set_language(u.id, "zh-CN").await.unwrap();
+    assert_eq!(s.user(u.id).await.unwrap().language, "zh-CN");
+    assert_eq!(s.users_of_site(site.id).await.unwrap().len(), 1);
+}
+
+async fn clients_are_scoped_to_their_site_and_reads_are_audited(s: &Store) {
+    let a = s
+        .create_site(&Actor::cli(), "AAA", "A", now())
+        .await
+        .unwrap();
+    let b = s
+        .create_site(&Actor::cli(), "BBB", "B", now())
+        .await
+        .unwrap();
+    let ua = s
+        .create_user(
+            &Actor::cli(),
+            new_user(a.id, "nurse.a", Role::Dispenser),
+            now(),
+        )
+        .await
+        .unwrap();
+    let ub = s
+        .create_user(
+            &Actor::cli(),
+            new_user(b.id, "nurse.b", Role::Dispenser),
+            now(),
+        )
+        .await
+        .unwrap();
+    let day = NaiveDate::from_ymd_opt(2026, 1, 5).unwrap();
+    let c = s
+        .create_client(&staff(&ub), "B-0001", day, now())
+        .await
+        .unwrap();
+    assert_eq!(c.site_id, b.id);
+    assert_eq!(c.enrolled_on, day);
+
+    let denied = s
+        .read_client(&staff(&ua), c.id, "dosing", now())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        denied,
+        StoreError::Domain(DomainError::Forbidden(_))
+    ));
+    let read = s
+        .read_client(&staff(&ub), c.id, "dosing", now())
+        .await
+        .unwrap();
+    assert_eq!(read, c);
+
+    let trail = s
+        .audit_of_record("client", &c.id.to_string())
+        .await
+        .unwrap();
+    let actions: Vec<(&str, &str)> = trail
+        .iter()
+        .map(|e| (e.actor.as_str(), e.action.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("nurse.b", "client.create"),
+            ("nurse.a", "client.read.denied"),
+            ("nurse.b", "client.read")
+        ]
+    );
+    let missing = s
+        .read_client(&staff(&ub), 999_999, "x", now())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        missing,
+        StoreError::Domain(DomainError::NotFound(_))
+    ));
+}
+
+async fn login_standing_and_sessions(s: &Store) {
+    let site = s
+        .create_site(&Actor::cli(), "YX01", "Yuxi", now())
+        .await
+        .unwrap();
+    let u = s
+        .create_user(
+            &Actor::cli(),
+            new_user(site.id, "dr.wang", Role::Prescriber),
+            now(),
+        )
+        .await
+        .unwrap();
+    let p = LoginPolicy::default();
+    let mut standing = LoginStanding {
+        failed_logins: 0,
+        locked_until: None,
+    };
+    for _ in 0..10 {
+        standing = p.after_failure(standing, now());
+        s.login_failed(&u, standing, "wrong password", now())
+            .await
+            .unwrap();
+    }
+    let stored = s.user(u.id).await.unwrap().standing;
+    assert_eq!(stored.failed_logins, 10);
+    assert_eq!(stored.locked_until, Some(now() + Duration::minutes(30)));
+
+    let session = Session {
+        token_hash: "ab".repeat(32),
+        user_id: u.id,
+        csrf_token: "csrf".into(),
+        created_at: now(),
+        last_seen_at: now(),
+    };
+    s.login_succeeded(&u, &session, now()).await.unwrap();
+    assert_eq!(s.user(u.id).await.unwrap().standing, p.after_success());
+    assert_eq!(
+        s.session(&session.token_hash).await.unwrap(),
+        Some(session.clone())
+    );
+    s.touch_session(&session.token_hash, now() + Duration::minutes(5))
+        .await
+        .unwrap();
+    let touched = s.session(&session.token_hash).await.unwrap().unwrap();
+    assert_eq!(touched.last_seen_at, now() + Duration::minutes(5));
+    // Deactivating an account ends its sessions.
+    s.set_user_active(&Actor::cli(), &u, false, now())
+        .await
+        .unwrap();
+    assert_eq!(s.session(&session.token_hash).await.unwrap(), None);
+    assert!(!s.user(u.id).await.unwrap().active);
+}
+
+async fn audit_chain_verifies_and_detects_tampering(s: &Store) {
+    let site = s
+        .create_site(&Actor::cli(), "YX01", "Yuxi", now())
+        .await
+        .unwrap();
+    for i in 0..5 {
+        s.audit(
+            &Actor::cli(),
+            AuditEvent::new("test.event", "site", site.id).reason(format!("#{i}")),
+            now(),
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(s.verify_audit().await.unwrap(), Ok(6));
+    assert_eq!(s.audit_head().await.unwrap().seq, 6);
+
+    // The database itself refuses to change the log...
+    let refused = sqlx::query("UPDATE audit_log SET reason = 'x' WHERE seq = 3")
+        .execute(s.pool())
+        .await;
+    assert!(refused.is_err(), "audit_log must be append-only");
+    // ...and someone who removes that guard is still caught by the chain.
+    drop_append_only_guard(s).await;
+    sqlx::query("UPDATE audit_log SET reason = 'nothing happened' WHERE seq = 3")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    let broken = s.verify_audit().await.unwrap().unwrap_err();
+    assert_eq!(broken.seq, 3);
+    assert!(broken.problem.contains("altered"));
+}
+
+async fn drop_append_only_guard(s: &Store) {
+    match s.backend() {
+        anxin_storage::Backend::Sqlite => {
+            sqlx::query("DROP TRIGGER audit_log_append_only_update")
+                .execute(s.pool())
+                .await
+                .unwrap();
+            sqlx::query("DROP TRIGGER audit_log_append_only_delete")
+                .execute(s.pool())
+                .await
+                .unwrap();
+        }
+        anxin_storage::Backend::Postgres => {
+            sqlx::query("DROP TRIGGER audit_log_append_only ON audit_log")
+                .execute(s.pool())
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn failed_write_leaves_nothing_behind(s: &Store) {
+    let site = s
+        .create_site(&Actor::cli(), "YX01", "Yuxi", now())
+        .await
+        .unwrap();
+    let head = s.audit_head().await.unwrap();
+    // The second user fails on the unique username: neither a row nor an audit entry stays.
+    s.create_user(
+        &Actor::cli(),
+        new_user(site.id, "same.name", Role::Counsellor),
+        now(),
+    )
+    .await
+    .unwrap();
+    let head_after_first = s.audit_head().await.unwrap();
+    assert_eq!(head_after_first.seq, head.seq + 1);
+    assert!(s
+        .create_user(
+            &Actor::cli(),
+            new_user(site.id, "same.name", Role::Manager),
+            now()
+        )
+        .await
+        .is_err());
+    assert_eq!(s.audit_head().await.unwrap(), head_after_first);
+    assert_eq!(s.users_of_site(site.id).await.unwrap().len(), 1);
+    assert_eq!(s.verify_audit().await.unwrap(), Ok(head_after_first.seq));
+}
+
+async fn search_lists_only_own_site(s: &Store) {
+    let a = s
+        .create_site(&Actor::cli(), "AAA", "A", now())
+        .await
+        .unwrap();
+    let b = s
+        .create_site(&Actor::cli(), "BBB", "B", now())
+        .await
+        .unwrap();
+    let ua = s
+        .create_user(
+            &Actor::cli(),
+            new_user(a.id, "peer.a", Role::PeerEducator),
+            now(),
+        )
+        .await
+        .unwrap();
+    let ub = s
+        .create_user(
+            &Actor::cli(),
+            new_user(b.id, "peer.b", Role::PeerEducator),
+            now(),
+        )
+        .await
+        .unwrap();
+    let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+    for uic in ["A-0001", "A-0002", "A-1001"] {
+        s.create_client(&staff(&ua), uic, day, now()).await.unwrap();
+    }
+    s.create_client(&staff(&ub), "B-0001", day, now())
+        .await
+        .unwrap();
+    let all_a = s.search_clients(&staff(&ua), "", 100, now()).await.unwrap();
+    assert_eq!(
+        all_a.iter().map(|c| c.uic.as_str()).collect::<Vec<_>>(),
+        ["A-0001", "A-0002", "A-1001"]
+    );
+    let found = s
+        .search_clients(&staff(&ua), "a-00", 100, now())
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2);
+    assert!(s
+        .search_clients(&staff(&ua), "B-0001", 100, now())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.count_clients(a.id).await.unwrap(), 3);
+}
