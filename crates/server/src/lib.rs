@@ -1,1 +1,65 @@
-//! placeholder
+//! Anxin's HTTP server: the JSON API under `/api/v1`, the server-rendered pages, and what
+//! stands in front of them (authentication, the route guard, CSRF, language).
+//!
+//! This crate knows HTTP and nothing of SQL: it calls [`anxin_storage::Store`] and the rules of
+//! [`anxin_domain`]. A request flows: axum router → [`routes`] guard (declared access, session,
+//! role, CSRF) → handler in [`api`] or [`web`] → store (audited) → answer, with failures mapped
+//! once in [`error`].
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod i18n;
+pub mod json;
+pub mod routes;
+pub mod state;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod web;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+
+pub use config::Config;
+pub use state::{AppState, Settings};
+
+/// Every route of the application, declared, before the state is attached.
+pub fn route_table() -> routes::RouteTable {
+    web::routes(api::routes(routes::RouteTable::default()))
+}
+
+/// The complete application for `state`.
+pub fn app(state: AppState) -> Router {
+    route_table().into_router(state)
+}
+
+/// Serves `state` on `listener` until Ctrl-C or SIGTERM.
+pub async fn serve(state: AppState, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+    let router = app(state);
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

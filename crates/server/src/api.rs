@@ -1,0 +1,483 @@
+//! The JSON API under `/api/v1`: thin handlers that parse, call the store or the domain, and
+//! shape the answer. Each route is declared in [`routes`] with its permission.
+
+use anxin_domain::access::check_same_site;
+use anxin_domain::{Access, DomainError, Permission, Role};
+use anxin_storage::{AuditView, Client, NewUser, Site, User};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::NaiveDate;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth::{self, CurrentUser};
+use crate::error::AppResult;
+use crate::json::ApiJson;
+use crate::routes::{RouteSpec, RouteTable, Verb};
+use crate::state::AppState;
+
+/// Login with username and password.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// Choice of interface language.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LanguageRequest {
+    /// `zh-CN` or `en`.
+    pub language: String,
+}
+
+/// A new centre.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSiteRequest {
+    pub code: String,
+    pub name: String,
+}
+
+/// A new staff account.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewStaffRequest {
+    pub username: String,
+    /// admin, manager, prescriber, dispenser, counsellor, peer_educator, cdc_analyst, psb_officer
+    pub role: String,
+    /// At least 12 characters.
+    pub password: String,
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Site code; defaults to the caller's site. Only an admin may name another site.
+    #[serde(default)]
+    pub site: Option<String>,
+}
+
+/// A client to enrol.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClientRequest {
+    pub uic: String,
+    /// YYYY-MM-DD; defaults to today.
+    #[serde(default)]
+    pub enrolled_on: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SearchQuery {
+    #[serde(default)]
+    q: String,
+}
+
+#[derive(Deserialize)]
+struct LimitQuery {
+    limit: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct SiteView {
+    id: i64,
+    code: String,
+    name: String,
+}
+
+impl From<&Site> for SiteView {
+    fn from(s: &Site) -> Self {
+        SiteView {
+            id: s.id,
+            code: s.code.clone(),
+            name: s.name.clone(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct StaffView {
+    id: i64,
+    site_id: i64,
+    username: String,
+    role: Role,
+    language: String,
+    active: bool,
+    locked_until: Option<String>,
+}
+
+impl From<&User> for StaffView {
+    fn from(u: &User) -> Self {
+        StaffView {
+            id: u.id,
+            site_id: u.site_id,
+            username: u.username.clone(),
+            role: u.role,
+            language: u.language.clone(),
+            active: u.active,
+            locked_until: u.standing.locked_until.map(|t| t.to_rfc3339()),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ClientView {
+    id: i64,
+    uic: String,
+    site_id: i64,
+    enrolled_on: String,
+}
+
+impl From<&Client> for ClientView {
+    fn from(c: &Client) -> Self {
+        ClientView {
+            id: c.id,
+            uic: c.uic.clone(),
+            site_id: c.site_id,
+            enrolled_on: c.enrolled_on.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct AuditEntryView {
+    seq: i64,
+    at: String,
+    actor: String,
+    action: String,
+    record_type: String,
+    record_id: String,
+    reason: String,
+}
+
+impl From<&AuditView> for AuditEntryView {
+    fn from(a: &AuditView) -> Self {
+        AuditEntryView {
+            seq: a.seq,
+            at: a.at.to_rfc3339(),
+            actor: a.actor.clone(),
+            action: a.action.clone(),
+            record_type: a.record_type.clone(),
+            record_id: a.record_id.clone(),
+            reason: a.reason.clone(),
+        }
+    }
+}
+
+fn me_view(me: &CurrentUser) -> serde_json::Value {
+    json!({
+        "id": me.user.id,
+        "username": me.user.username,
+        "role": me.user.role,
+        "language": me.user.language,
+        "site": SiteView::from(&me.site),
+        "csrf_token": me.csrf_token,
+    })
+}
+
+async fn login(State(st): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> AppResult<Response> {
+    let done = auth::login(&st, &req.username, &req.password).await?;
+    let site = st.store.site(done.user.site_id).await?;
+    Ok(Json(json!({
+        "token": done.token,
+        "csrf_token": done.csrf_token,
+        "idle_timeout_minutes": st.settings.session.idle.num_minutes(),
+        "user": {
+            "id": done.user.id,
+            "username": done.user.username,
+            "role": done.user.role,
+            "language": done.user.language,
+            "site": SiteView::from(&site),
+        }
+    }))
+    .into_response())
+}
+
+async fn logout(State(st): State<AppState>, me: CurrentUser) -> AppResult<Response> {
+    auth::logout(&st, &me).await?;
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, auth::clear_session_cookie())],
+    )
+        .into_response())
+}
+
+async fn me(me: CurrentUser) -> Json<serde_json::Value> {
+    Json(me_view(&me))
+}
+
+async fn set_language(
+    State(st): State<AppState>,
+    mut me: CurrentUser,
+    ApiJson(req): ApiJson<LanguageRequest>,
+) -> AppResult<Json<serde_json::Value>> {
+    st.store.set_language(me.user.id, &req.language).await?;
+    me.user.language = req.language;
+    Ok(Json(me_view(&me)))
+}
+
+async fn list_sites(State(st): State<AppState>) -> AppResult<Json<Vec<SiteView>>> {
+    Ok(Json(st.store.list_sites().await?.iter().map(SiteView::from).collect()))
+}
+
+async fn create_site(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    ApiJson(req): ApiJson<NewSiteRequest>,
+) -> AppResult<(StatusCode, Json<SiteView>)> {
+    let site = st
+        .store
+        .create_site(&me.actor(), &req.code, &req.name, st.now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(SiteView::from(&site))))
+}
+
+async fn list_staff(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Vec<StaffView>>> {
+    let users = st.store.users_of_site(me.user.site_id).await?;
+    Ok(Json(users.iter().map(StaffView::from).collect()))
+}
+
+/// Creates a staff account on behalf of `me` (shared by the API and the staff page).
+pub async fn create_staff_as(st: &AppState, me: &CurrentUser, req: NewStaffRequest) -> AppResult<User> {
+    let role: Role = req.role.parse()?;
+    if !me.role().may_grant(role) {
+        return Err(DomainError::Forbidden(format!(
+            "a {} may not create {} accounts",
+            me.role(),
+            role
+        ))
+        .into());
+    }
+    let site_id = match req.site.as_deref() {
+        None | Some("") => me.user.site_id,
+        Some(code) => {
+            let site = st.store.site_by_code(code).await?;
+            if me.role() != Role::Admin {
+                check_same_site(me.user.site_id, site.id)?;
+            }
+            site.id
+        }
+    };
+    anxin_domain::validate::username(&req.username)?;
+    let password_hash = auth::hash_password(&req.password).await?;
+    let user = st
+        .store
+        .create_user(
+            &me.actor(),
+            NewUser {
+                site_id,
+                username: req.username,
+                role,
+                password_hash,
+                language: req.language.unwrap_or_else(|| me.user.language.clone()),
+            },
+            st.now(),
+        )
+        .await?;
+    Ok(user)
+}
+
+async fn create_staff(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    ApiJson(req): ApiJson<NewStaffRequest>,
+) -> AppResult<(StatusCode, Json<StaffView>)> {
+    let user = create_staff_as(&st, &me, req).await?;
+    Ok((StatusCode::CREATED, Json(StaffView::from(&user))))
+}
+
+/// What a manager can do to an existing account.
+#[derive(Debug, Clone, Copy)]
+pub enum StaffAction {
+    Unlock,
+    Deactivate,
+    Activate,
+}
+
+/// Applies `action` to account `id`, which must be of `me`'s site (an admin reaches every site).
+pub async fn staff_action(st: &AppState, me: &CurrentUser, id: i64, action: StaffAction) -> AppResult<()> {
+    let target = st.store.user(id).await?;
+    if me.role() != Role::Admin {
+        check_same_site(me.user.site_id, target.site_id)?;
+    }
+    if !me.role().may_grant(target.role) && me.user.id != target.id {
+        return Err(DomainError::Forbidden(format!("a {} may not change {} accounts", me.role(), target.role)).into());
+    }
+    let now = st.now();
+    match action {
+        StaffAction::Unlock => st.store.unlock_user(&me.actor(), &target, now).await?,
+        StaffAction::Deactivate => {
+            if target.id == me.user.id {
+                return Err(DomainError::Conflict("you cannot deactivate your own account".into()).into());
+            }
+            st.store.set_user_active(&me.actor(), &target, false, now).await?
+        }
+        StaffAction::Activate => st.store.set_user_active(&me.actor(), &target, true, now).await?,
+    }
+    Ok(())
+}
+
+fn parse_id(raw: &str, what: &str) -> AppResult<i64> {
+    raw.parse()
+        .map_err(|_| DomainError::invalid(what, format!("`{raw}` is not a number")).into())
+}
+
+async fn unlock_staff(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> AppResult<StatusCode> {
+    staff_action(&st, &me, parse_id(&id, "id")?, StaffAction::Unlock).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn deactivate_staff(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> AppResult<StatusCode> {
+    staff_action(&st, &me, parse_id(&id, "id")?, StaffAction::Deactivate).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn activate_staff(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> AppResult<StatusCode> {
+    staff_action(&st, &me, parse_id(&id, "id")?, StaffAction::Activate).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn search_clients(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Query(q): Query<SearchQuery>,
+) -> AppResult<Json<Vec<ClientView>>> {
+    let found = st.store.search_clients(&me.actor(), &q.q, 200, st.now()).await?;
+    Ok(Json(found.iter().map(ClientView::from).collect()))
+}
+
+/// Enrols a client at `me`'s site (shared by the API and the clients page).
+pub async fn enrol_client_as(st: &AppState, me: &CurrentUser, req: NewClientRequest) -> AppResult<Client> {
+    let enrolled_on = match req.enrolled_on.as_deref() {
+        None | Some("") => st.today(),
+        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
+            .map_err(|_| DomainError::invalid("enrolled_on", format!("`{d}` is not a date like 2026-11-22")))?,
+    };
+    if enrolled_on > st.today() {
+        return Err(DomainError::invalid("enrolled_on", "must not be in the future").into());
+    }
+    Ok(st
+        .store
+        .create_client(&me.actor(), req.uic.trim(), enrolled_on, st.now())
+        .await?)
+}
+
+async fn enrol_client(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    ApiJson(req): ApiJson<NewClientRequest>,
+) -> AppResult<(StatusCode, Json<ClientView>)> {
+    let c = enrol_client_as(&st, &me, req).await?;
+    Ok((StatusCode::CREATED, Json(ClientView::from(&c))))
+}
+
+async fn get_client(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> AppResult<Json<ClientView>> {
+    let c = st
+        .store
+        .read_client(&me.actor(), parse_id(&id, "id")?, "api", st.now())
+        .await?;
+    Ok(Json(ClientView::from(&c)))
+}
+
+async fn audit_recent(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Query(q): Query<LimitQuery>,
+) -> AppResult<Json<Vec<AuditEntryView>>> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(DomainError::invalid("limit", "must be between 1 and 1000").into());
+    }
+    let entries = st.store.recent_audit(me.user.site_id, limit).await?;
+    Ok(Json(entries.iter().map(AuditEntryView::from).collect()))
+}
+
+async fn audit_verify(State(st): State<AppState>) -> AppResult<Json<serde_json::Value>> {
+    Ok(Json(match st.store.verify_audit().await? {
+        Ok(n) => json!({"intact": true, "entries": n}),
+        Err(b) => json!({"intact": false, "first_bad_entry": b.seq, "problem": b.problem}),
+    }))
+}
+
+async fn healthz(State(st): State<AppState>) -> Response {
+    match st.store.ping().await {
+        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database does not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "database unavailable"}))).into_response()
+        }
+    }
+}
+
+/// Adds the API routes (the table itself adds `/api/v1/openapi.json`).
+pub fn routes(table: RouteTable) -> RouteTable {
+    use Access::*;
+    use Permission::*;
+    use Verb::*;
+    table
+        .add(RouteSpec::api(Get, "/healthz", Public, "system", "Answers 200 when the database answers"), healthz)
+        .add(
+            RouteSpec::api(Post, "/api/v1/auth/login", Public, "auth", "Log in; returns a bearer token")
+                .body::<LoginRequest>(),
+            login,
+        )
+        .add(RouteSpec::api(Post, "/api/v1/auth/logout", LoggedIn, "auth", "End this session").status(204), logout)
+        .add(RouteSpec::api(Get, "/api/v1/me", LoggedIn, "auth", "The logged-in account"), me)
+        .add(
+            RouteSpec::api(Put, "/api/v1/me/language", LoggedIn, "auth", "Remember the interface language")
+                .body::<LanguageRequest>(),
+            set_language,
+        )
+        .add(RouteSpec::api(Get, "/api/v1/sites", Needs(SiteManage), "sites", "All centres of the deployment"), list_sites)
+        .add(
+            RouteSpec::api(Post, "/api/v1/sites", Needs(SiteManage), "sites", "Add a centre")
+                .body::<NewSiteRequest>()
+                .status(201),
+            create_site,
+        )
+        .add(RouteSpec::api(Get, "/api/v1/staff", Needs(StaffManage), "staff", "Staff accounts of my centre"), list_staff)
+        .add(
+            RouteSpec::api(Post, "/api/v1/staff", Needs(StaffManage), "staff", "Create a staff account")
+                .body::<NewStaffRequest>()
+                .status(201),
+            create_staff,
+        )
+        .add(
+            RouteSpec::api(Post, "/api/v1/staff/{id}/unlock", Needs(StaffManage), "staff", "Lift a lockout").status(204),
+            unlock_staff,
+        )
+        .add(
+            RouteSpec::api(Post, "/api/v1/staff/{id}/deactivate", Needs(StaffManage), "staff", "Turn an account off")
+                .status(204),
+            deactivate_staff,
+        )
+        .add(
+            RouteSpec::api(Post, "/api/v1/staff/{id}/activate", Needs(StaffManage), "staff", "Turn an account on")
+                .status(204),
+            activate_staff,
+        )
+        .add(
+            RouteSpec::api(Get, "/api/v1/clients", Needs(ClientRead), "clients", "Find clients of my centre by UIC (?q=)"),
+            search_clients,
+        )
+        .add(
+            RouteSpec::api(Post, "/api/v1/clients", Needs(ClientWrite), "clients", "Enrol a client")
+                .body::<NewClientRequest>()
+                .status(201),
+            enrol_client,
+        )
+        .add(
+            RouteSpec::api(Get, "/api/v1/clients/{id}", Needs(ClientRead), "clients", "One client record (audited)"),
+            get_client,
+        )
+        .add(
+            RouteSpec::api(Get, "/api/v1/audit", Needs(AuditRead), "audit", "Latest audit entries of my centre (?limit=)"),
+            audit_recent,
+        )
+        .add(
+            RouteSpec::api(Get, "/api/v1/audit/verify", Needs(AuditRead), "audit", "Check the audit chain"),
+            audit_verify,
+        )
+}

@@ -1,0 +1,397 @@
+//! The route table: every route is added with the [`Access`] it demands, and one middleware
+//! enforces it before any handler runs.
+//!
+//! Deny by default: the middleware looks the matched route up in the table, and a route that
+//! reached the router without a declaration (someone called `Router::route` directly) is
+//! refused with 403 for everybody. The OpenAPI document is generated from the same table, so
+//! every `/api/v1` route is described.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anxin_domain::{Access, DomainError};
+use anxin_storage::AuditEvent;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::handler::Handler;
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{delete, get, post, put};
+use axum::Router;
+use serde_json::{json, Value};
+
+use crate::auth::{authenticate, same_token, CurrentUser, Via};
+use crate::error::{AppError, AppResult};
+use crate::state::AppState;
+
+/// HTTP methods the table knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verb {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Verb {
+    fn method(self) -> Method {
+        match self {
+            Verb::Get => Method::GET,
+            Verb::Post => Method::POST,
+            Verb::Put => Method::PUT,
+            Verb::Delete => Method::DELETE,
+        }
+    }
+
+    /// Lower-case name, as OpenAPI writes it.
+    pub fn openapi(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::Post => "post",
+            Verb::Put => "put",
+            Verb::Delete => "delete",
+        }
+    }
+}
+
+/// Who a route answers: programs (JSON, 401 when not logged in) or people (HTML, redirect to login).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    Api,
+    Web,
+}
+
+/// One declared route.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub verb: Verb,
+    pub path: &'static str,
+    pub access: Access,
+    pub surface: Surface,
+    pub summary: &'static str,
+    pub tag: &'static str,
+    /// JSON Schema of the request body, if the route takes one.
+    pub body: Option<fn() -> Value>,
+    /// Status of a successful answer (200, 201, 204, 303).
+    pub ok: u16,
+}
+
+impl RouteSpec {
+    /// A JSON API route.
+    pub fn api(verb: Verb, path: &'static str, access: Access, tag: &'static str, summary: &'static str) -> Self {
+        RouteSpec {
+            verb,
+            path,
+            access,
+            surface: Surface::Api,
+            summary,
+            tag,
+            body: None,
+            ok: 200,
+        }
+    }
+
+    /// A page or form target.
+    pub fn web(verb: Verb, path: &'static str, access: Access, summary: &'static str) -> Self {
+        RouteSpec {
+            verb,
+            path,
+            access,
+            surface: Surface::Web,
+            summary,
+            tag: "web",
+            body: None,
+            ok: if verb == Verb::Get { 200 } else { 303 },
+        }
+    }
+
+    /// Declares the request body's schema.
+    pub fn body<T: schemars::JsonSchema>(mut self) -> Self {
+        self.body = Some(|| serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null));
+        self
+    }
+
+    /// Declares the success status.
+    pub fn status(mut self, ok: u16) -> Self {
+        self.ok = ok;
+        self
+    }
+}
+
+/// Routes under construction, each with its declaration.
+pub struct RouteTable {
+    router: Router<AppState>,
+    specs: Vec<RouteSpec>,
+}
+
+impl Default for RouteTable {
+    fn default() -> Self {
+        RouteTable {
+            router: Router::new(),
+            specs: Vec::new(),
+        }
+    }
+}
+
+type Guarded = HashMap<(Method, String), (Access, Surface)>;
+
+impl RouteTable {
+    /// Adds a route together with its declaration.
+    pub fn add<H, T>(mut self, spec: RouteSpec, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let method_router = match spec.verb {
+            Verb::Get => get(handler),
+            Verb::Post => post(handler),
+            Verb::Put => put(handler),
+            Verb::Delete => delete(handler),
+        };
+        self.router = self.router.route(spec.path, method_router);
+        self.specs.push(spec);
+        self
+    }
+
+    /// Every declared route.
+    pub fn specs(&self) -> &[RouteSpec] {
+        &self.specs
+    }
+
+    /// The finished router: the guard in front of every route, the fallback, the state.
+    /// `/api/v1/openapi.json` is added here, describing every API route of the table.
+    pub fn into_router(self, state: AppState) -> Router {
+        let spec = RouteSpec::api(
+            Verb::Get,
+            "/api/v1/openapi.json",
+            Access::Public,
+            "system",
+            "This OpenAPI document",
+        );
+        let mut specs = self.specs.clone();
+        specs.push(spec.clone());
+        let doc = Arc::new(openapi_document(&specs));
+        let this = self.add(spec, move || {
+            let doc = doc.clone();
+            async move { axum::Json((*doc).clone()) }
+        });
+        this.finish(state)
+    }
+
+    fn finish(self, state: AppState) -> Router {
+        let guarded: Guarded = self
+            .specs
+            .iter()
+            .map(|s| ((s.verb.method(), s.path.to_owned()), (s.access, s.surface)))
+            .collect();
+        let guard = Guard {
+            state: state.clone(),
+            table: Arc::new(guarded),
+        };
+        self.router
+            .route_layer(axum::middleware::from_fn_with_state(guard, authorize))
+            .fallback(not_found)
+            .with_state(state)
+    }
+
+    #[cfg(test)]
+    fn route_without_declaration(mut self, path: &'static str) -> Self {
+        self.router = self.router.route(path, get(|| async { "secret" }));
+        self
+    }
+}
+
+#[derive(Clone)]
+struct Guard {
+    state: AppState,
+    table: Arc<Guarded>,
+}
+
+async fn not_found(req: Request) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        AppError::from(DomainError::NotFound(format!("route {}", req.uri().path()))).into_response()
+    } else {
+        (StatusCode::NOT_FOUND, crate::web::plain_page("404", "Not found / 页面不存在")).into_response()
+    }
+}
+
+fn is_unsafe(m: &Method) -> bool {
+    !matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Refuses the request for `surface`: JSON for programs, a page or the login form for people.
+fn refuse(surface: Surface, err: AppError) -> Response {
+    match surface {
+        Surface::Api => err.into_response(),
+        Surface::Web => match err {
+            AppError::Domain(DomainError::Unauthenticated(_)) => {
+                Redirect::to("/login").into_response()
+            }
+            other => crate::web::error_page(other),
+        },
+    }
+}
+
+async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> Response {
+    let method = if req.method() == Method::HEAD { Method::GET } else { req.method().clone() };
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    let Some(&(access, surface)) = guard.table.get(&(method, path.clone())) else {
+        tracing::error!(%path, "route without a declared permission refused");
+        return AppError::from(DomainError::Forbidden(
+            "this route declares no permission, so nobody may use it".into(),
+        ))
+        .into_response();
+    };
+    if access == Access::Public {
+        return next.run(req).await;
+    }
+    let me = match authenticate(&guard.state, req.headers()).await {
+        Ok(Some(me)) => me,
+        Ok(None) => {
+            return refuse(surface, DomainError::Unauthenticated("log in first".into()).into())
+        }
+        Err(e) => return refuse(surface, e),
+    };
+    if !access.allows(Some(me.role())) {
+        let event = AuditEvent::new("access.denied", "route", &path)
+            .reason(format!("{} {path} needs {access:?}", req.method()));
+        if let Err(e) = guard.state.store.audit(&me.actor(), event, guard.state.now()).await {
+            return refuse(surface, e.into());
+        }
+        return refuse(
+            surface,
+            DomainError::Forbidden(format!("your role ({}) may not do this", me.role())).into(),
+        );
+    }
+    let req = if is_unsafe(req.method()) && me.via == Via::Cookie {
+        match check_csrf(req, &me.csrf_token).await {
+            Ok(req) => req,
+            Err(e) => return refuse(surface, e),
+        }
+    } else {
+        req
+    };
+    let mut req = req;
+    req.extensions_mut().insert::<CurrentUser>(me);
+    next.run(req).await
+}
+
+/// Forms carry the session's CSRF token in a `csrf` field; scripts send `X-CSRF-Token`.
+async fn check_csrf(req: Request, expected: &str) -> AppResult<Request> {
+    if let Some(h) = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()) {
+        return if same_token(h, expected) { Ok(req) } else { Err(AppError::Csrf) };
+    }
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(AppError::Csrf);
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20).await.map_err(|_| AppError::BadRequest {
+        field: None,
+        message: "form too large".into(),
+    })?;
+    let ok = url::form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == "csrf")
+        .is_some_and(|(_, v)| same_token(&v, expected));
+    if !ok {
+        return Err(AppError::Csrf);
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+/// The OpenAPI 3.1 document of the API routes.
+pub fn openapi_document(specs: &[RouteSpec]) -> Value {
+    let mut paths = serde_json::Map::new();
+    for s in specs.iter().filter(|s| s.surface == Surface::Api) {
+        let params: Vec<Value> = s
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|x| x.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let (security, permission) = match s.access {
+            Access::Public => (json!([]), Value::Null),
+            Access::LoggedIn => (json!([{"bearer": []}, {"cookie": []}]), json!("logged_in")),
+            Access::Needs(p) => (json!([{"bearer": []}, {"cookie": []}]), json!(p.as_str())),
+        };
+        let mut op = json!({
+            "summary": s.summary,
+            "tags": [s.tag],
+            "operationId": format!("{}{}", s.verb.openapi(), s.path.replace(['/', '{', '}', '.', '-'], "_")),
+            "security": security,
+            "x-anxin-permission": permission,
+            "responses": {
+                s.ok.to_string(): {"description": "success"},
+                "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            }
+        });
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        if let Some(schema) = s.body {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema()}}});
+        }
+        let entry = paths
+            .entry(s.path.to_owned())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Value::Object(m) = entry {
+            m.insert(s.verb.openapi().to_owned(), op);
+        }
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "Anxin API", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Community drug-treatment centre: staff, clients, audit. Errors are {\"error\": {\"code\", \"message\", \"field\"}}."},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "token from POST /api/v1/auth/login"},
+                "cookie": {"type": "apiKey", "in": "cookie", "name": crate::auth::SESSION_COOKIE, "description": "browser session; unsafe methods also need X-CSRF-Token"}
+            },
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}}
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::test_state;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_route_without_a_declared_permission_is_refused() {
+        let (state, _db) = test_state().await;
+        let router = RouteTable::default()
+            .add(
+                RouteSpec::api(Verb::Get, "/api/v1/declared", Access::Public, "t", "ok"),
+                || async { "fine" },
+            )
+            .route_without_declaration("/api/v1/forgotten")
+            .into_router(state);
+        let ok = router
+            .clone()
+            .oneshot(Request::get("/api/v1/declared").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), StatusCode::OK);
+        let refused = router
+            .oneshot(Request::get("/api/v1/forgotten").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        let body = axum::body::to_bytes(refused.into_body(), 4096).await.unwrap();
+        assert!(!String::from_utf8_lossy(&body).contains("secret"));
+    }
+}

@@ -1,0 +1,74 @@
+//! What every handler shares: the store, the clock, the messages and the policies.
+
+use std::sync::Arc;
+
+use anxin_domain::auth::{LoginPolicy, SessionPolicy};
+use anxin_storage::Store;
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError};
+use crate::i18n::I18n;
+
+/// Settings the server needs at run time (a subset of the configuration).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub session: SessionPolicy,
+    pub login: LoginPolicy,
+    /// Add `Secure` to cookies: a TLS proxy is in front.
+    pub behind_tls: bool,
+    /// The centre's offset from UTC, which decides what "today" is.
+    pub utc_offset: FixedOffset,
+}
+
+impl Settings {
+    /// The run-time settings of a configuration.
+    pub fn from_config(c: &Config) -> Result<Settings, ConfigError> {
+        Ok(Settings {
+            session: c.session_policy(),
+            login: c.login_policy(),
+            behind_tls: c.behind_tls,
+            utc_offset: c.offset()?,
+        })
+    }
+}
+
+/// The shared state, cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+/// The contents of [`AppState`].
+pub struct Inner {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub i18n: I18n,
+    pub settings: Settings,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl AppState {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, i18n: I18n, settings: Settings) -> Self {
+        AppState(Arc::new(Inner {
+            store,
+            clock,
+            i18n,
+            settings,
+        }))
+    }
+
+    /// The one reading of the clock for this request.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Today's date at the centre.
+    pub fn today(&self) -> NaiveDate {
+        self.now().with_timezone(&self.settings.utc_offset).date_naive()
+    }
+}

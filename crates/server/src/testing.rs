@@ -1,0 +1,151 @@
+//! Test helpers in the style of crates.io's `TestApp`: the whole application on a fresh
+//! SQLite database with a manual clock, called in-process.
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::sync::Arc;
+
+use anxin_domain::Role;
+use anxin_storage::testing::TestDb;
+use anxin_storage::{Actor, NewUser, Site, User};
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use chrono::{TimeZone, Utc};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::clock::ManualClock;
+use crate::config::Config;
+use crate::i18n::I18n;
+use crate::state::{AppState, Settings};
+
+/// The password every test account gets.
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// A running application (in-process) over its own database.
+pub struct TestApp {
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    pub router: Router,
+    db: TestDb,
+}
+
+/// An HTTP answer, read whole.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    /// The body as JSON (panics if it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+}
+
+impl TestApp {
+    /// A fresh application whose clock reads 2026-11-22 09:00 at the centre (+08:00).
+    pub async fn new() -> TestApp {
+        let db = TestDb::sqlite().await;
+        let clock = Arc::new(ManualClock::new(
+            Utc.with_ymd_and_hms(2026, 11, 22, 1, 0, 0).unwrap(),
+        ));
+        let state = AppState::new(
+            db.store.clone(),
+            clock.clone(),
+            I18n::load().unwrap(),
+            Settings::from_config(&Config::default()).unwrap(),
+        );
+        let router = crate::app(state.clone());
+        TestApp {
+            state,
+            clock,
+            router,
+            db,
+        }
+    }
+
+    /// Adds a site.
+    pub async fn site(&self, code: &str) -> Site {
+        self.state
+            .store
+            .create_site(&Actor::cli(), code, &format!("Centre {code}"), self.state.now())
+            .await
+            .unwrap()
+    }
+
+    /// Adds a staff account with [`PASSWORD`].
+    pub async fn user(&self, site: &Site, username: &str, role: Role) -> User {
+        let hash = crate::auth::hash_password(PASSWORD).await.unwrap();
+        self.state
+            .store
+            .create_user(
+                &Actor::cli(),
+                NewUser {
+                    site_id: site.id,
+                    username: username.into(),
+                    role,
+                    password_hash: hash,
+                    language: "en".into(),
+                },
+                self.state.now(),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// Sends a request through the whole router.
+    pub async fn send(&self, req: Request<Body>) -> Answer {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = axum::body::to_bytes(res.into_body(), 16 << 20).await.unwrap();
+        Answer {
+            status,
+            headers,
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+
+    /// A JSON call with an optional bearer token.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        let mut b = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(v) => b
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(v.to_string()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        self.send(req).await
+    }
+
+    /// Logs in through the API and returns the bearer token.
+    pub async fn login(&self, username: &str) -> String {
+        let a = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(serde_json::json!({"username": username, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "login of {username}: {}", a.text);
+        a.json()["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Drops the database.
+    pub async fn cleanup(self) {
+        self.db.cleanup().await;
+    }
+}
+
+/// A state over a fresh database (for unit tests that build their own router).
+pub async fn test_state() -> (AppState, TestDb) {
+    let app = TestApp::new().await;
+    (app.state, app.db)
+}

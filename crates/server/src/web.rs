@@ -1,0 +1,453 @@
+//! The server-rendered pages (maud): login, the centre's home, staff admin, clients, audit.
+//! Every page speaks the account's language (or the browser's before login); every form
+//! carries the session's CSRF token, which the route guard checks.
+
+use anxin_domain::{Access, DomainError, Permission, Role};
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use serde::Deserialize;
+
+use crate::api::{self, NewClientRequest, NewStaffRequest, StaffAction};
+use crate::auth::{self, cookie, CurrentUser};
+use crate::error::{describe, AppError};
+use crate::i18n::Lang;
+use crate::routes::{RouteSpec, RouteTable, Verb};
+use crate::state::AppState;
+
+const LANG_COOKIE: &str = "anxin_lang";
+const LOGIN_CSRF_COOKIE: &str = "anxin_login_csrf";
+const CSS: &str = include_str!("../static/app.css");
+
+/// The language of a request: the account's, else the cookie's, else the browser's, else Chinese.
+fn lang_of(headers: &HeaderMap, me: Option<&CurrentUser>) -> Lang {
+    if let Some(me) = me {
+        return Lang::from_tag(&me.user.language);
+    }
+    if let Some(tag) = cookie(headers, LANG_COOKIE) {
+        return Lang::from_tag(&tag);
+    }
+    headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Lang::from_accept_language)
+        .unwrap_or(Lang::ZhCn)
+}
+
+/// Message lookup bound to one language.
+struct T<'a> {
+    st: &'a AppState,
+    lang: Lang,
+}
+
+impl T<'_> {
+    fn s(&self, id: &str) -> String {
+        self.st.i18n.t(self.lang, id)
+    }
+    fn a(&self, id: &str, args: &[(&str, &str)]) -> String {
+        self.st.i18n.t_args(self.lang, id, args)
+    }
+    fn role(&self, r: Role) -> String {
+        self.s(&format!("role-{}", r.as_str()))
+    }
+}
+
+fn layout(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang=(t.lang.tag()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · " (t.s("app-name")) }
+                link rel="stylesheet" href="/static/app.css";
+            }
+            body {
+                header.top {
+                    a.brand href="/" { (t.s("app-name")) }
+                    @if let Some(me) = me {
+                        nav {
+                            a href="/" { (t.s("nav-home")) }
+                            @if me.role().has(Permission::ClientRead) { a href="/clients" { (t.s("nav-clients")) } }
+                            @if me.role().has(Permission::StaffManage) { a href="/staff" { (t.s("nav-staff")) } }
+                            @if me.role().has(Permission::AuditRead) { a href="/audit" { (t.s("nav-audit")) } }
+                        }
+                    }
+                    div.right {
+                        form method="post" action="/language" {
+                            @if let Some(me) = me { input type="hidden" name="csrf" value=(me.csrf_token); }
+                            input type="hidden" name="language" value=(t.lang.other().tag());
+                            button.link type="submit" id="lang-switch" { (t.s("lang-switch")) }
+                        }
+                        @if let Some(me) = me {
+                            form method="post" action="/logout" {
+                                input type="hidden" name="csrf" value=(me.csrf_token);
+                                button.link type="submit" id="logout" { (t.s("nav-logout")) " (" (me.user.username) ")" }
+                            }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// A bare page for answers given before a language is known (404).
+pub fn plain_page(title: &str, message: &str) -> Markup {
+    html! {
+        (DOCTYPE)
+        html { head { meta charset="utf-8"; title { (title) } link rel="stylesheet" href="/static/app.css"; }
+               body { main { h1 { (title) } p { (message) } p { a href="/" { "安心 / Anxin" } } } } }
+    }
+}
+
+/// An error as a page, with its proper status.
+pub fn error_page(e: AppError) -> Response {
+    let (status, _, message, _) = describe(&e);
+    (status, plain_page(&format!("{} · 出错了 / Something went wrong", status.as_u16()), &message)).into_response()
+}
+
+/// Errors of page handlers become pages.
+pub struct WebError(AppError);
+
+impl<E: Into<AppError>> From<E> for WebError {
+    fn from(e: E) -> Self {
+        WebError(e.into())
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        error_page(self.0)
+    }
+}
+
+type WebResult<T> = Result<T, WebError>;
+
+/// Where a form sends the browser back to, with a message to show.
+fn back_with(path: &str, key: &str, message: &str) -> Response {
+    let q: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair(key, message)
+        .finish();
+    Redirect::to(&format!("{path}?{q}")).into_response()
+}
+
+#[derive(Deserialize, Default)]
+struct Flash {
+    #[serde(default)]
+    ok: Option<String>,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    q: Option<String>,
+}
+
+fn flash(f: &Flash) -> Markup {
+    html! {
+        @if let Some(m) = &f.ok { p.flash.ok role="status" { (m) } }
+        @if let Some(m) = &f.error { p.flash.error role="alert" { (m) } }
+    }
+}
+
+async fn login_page(State(st): State<AppState>, headers: HeaderMap, Query(f): Query<Flash>) -> Response {
+    let t = T { st: &st, lang: lang_of(&headers, None) };
+    let csrf = auth::new_token();
+    let page = layout(&t, &t.s("login-title"), None, html! {
+        section.card.narrow {
+            h1 { (t.s("login-title")) }
+            p.muted { (t.s("app-tagline")) }
+            (flash(&f))
+            form method="post" action="/login" {
+                input type="hidden" name="csrf" value=(csrf);
+                label { (t.s("login-username")) input name="username" autocomplete="username" required autofocus; }
+                label { (t.s("login-password")) input name="password" type="password" autocomplete="current-password" required; }
+                button type="submit" id="login-submit" { (t.s("login-submit")) }
+            }
+        }
+    });
+    let secure = if st.settings.behind_tls { "; Secure" } else { "" };
+    (
+        [(header::SET_COOKIE, format!("{LOGIN_CSRF_COOKIE}={csrf}; Path=/login; HttpOnly; SameSite=Strict{secure}"))],
+        page,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+async fn login_submit(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    let lang = lang_of(&headers, None);
+    // Double-submit check: the form must echo the cookie set with the login page.
+    let cookie_token = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if cookie_token.is_empty() || !auth::same_token(&cookie_token, &f.csrf) {
+        return error_page(AppError::Csrf);
+    }
+    match auth::login(&st, &f.username, &f.password).await {
+        Ok(done) => (
+            [(header::SET_COOKIE, auth::session_cookie(&st, &done.token))],
+            Redirect::to("/"),
+        )
+            .into_response(),
+        Err(AppError::Domain(DomainError::Locked { until })) => {
+            let until = until.with_timezone(&st.settings.utc_offset).format("%Y-%m-%d %H:%M").to_string();
+            back_with("/login", "error", &st.i18n.t_args(lang, "login-locked", &[("until", &until)]))
+        }
+        Err(AppError::Domain(DomainError::Unauthenticated(_))) => {
+            back_with("/login", "error", &st.i18n.t(lang, "login-failed"))
+        }
+        Err(e) => error_page(e),
+    }
+}
+
+async fn logout(State(st): State<AppState>, me: CurrentUser) -> WebResult<Response> {
+    auth::logout(&st, &me).await?;
+    Ok(([(header::SET_COOKIE, auth::clear_session_cookie())], Redirect::to("/login")).into_response())
+}
+
+#[derive(Deserialize)]
+struct LanguageForm {
+    language: String,
+}
+
+async fn set_language(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<LanguageForm>) -> WebResult<Response> {
+    let lang = Lang::from_tag(&f.language);
+    // Public route (it works on the login page); a logged-in account also remembers the choice.
+    if let Ok(Some(me)) = auth::authenticate(&st, &headers).await {
+        st.store.set_language(me.user.id, lang.tag()).await?;
+    }
+    let back = headers
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|r| url::Url::parse(r).ok())
+        .map(|u| u.path().to_owned())
+        .filter(|p| p.starts_with('/') && !p.starts_with("//"))
+        .unwrap_or_else(|| "/".into());
+    Ok((
+        [(header::SET_COOKIE, format!("{LANG_COOKIE}={}; Path=/; SameSite=Strict; Max-Age=31536000", lang.tag()))],
+        Redirect::to(&back),
+    )
+        .into_response())
+}
+
+async fn home(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> {
+    let t = T { st: &st, lang: Lang::from_tag(&me.user.language) };
+    let staff_count = if me.role().has(Permission::StaffManage) {
+        Some(st.store.users_of_site(me.site.id).await?.len())
+    } else {
+        None
+    };
+    let client_count = if me.role().has(Permission::ClientRead) {
+        Some(st.store.count_clients(me.site.id).await?)
+    } else {
+        None
+    };
+    Ok(layout(&t, &me.site.name, Some(&me), html! {
+        h1 { (t.a("home-title", &[("site", &me.site.name)])) }
+        p.muted { (t.a("home-signed-in", &[("user", &me.user.username), ("role", &t.role(me.role()))])) }
+        @if me.role().is_outside() { p.notice { (t.s("home-outside")) } }
+        div.tiles {
+            @if let Some(n) = client_count { a.tile href="/clients" { span.big { (n) } span { (t.s("home-clients")) } } }
+            @if let Some(n) = staff_count { a.tile href="/staff" { span.big { (n) } span { (t.s("home-staff")) } } }
+        }
+    }))
+}
+
+async fn staff_page(State(st): State<AppState>, me: CurrentUser, Query(f): Query<Flash>) -> WebResult<Markup> {
+    let t = T { st: &st, lang: Lang::from_tag(&me.user.language) };
+    let users = st.store.users_of_site(me.site.id).await?;
+    let now = st.now();
+    let grantable: Vec<Role> = Role::ALL.into_iter().filter(|r| me.role().may_grant(*r)).collect();
+    Ok(layout(&t, &t.a("staff-title", &[("site", &me.site.name)]), Some(&me), html! {
+        h1 { (t.a("staff-title", &[("site", &me.site.name)])) }
+        (flash(&f))
+        table.list {
+            thead { tr { th { (t.s("staff-username")) } th { (t.s("staff-role")) } th { (t.s("staff-language")) } th { (t.s("staff-status")) } th {} } }
+            tbody {
+                @for u in &users {
+                    tr data-username=(u.username) {
+                        td { (u.username) }
+                        td { (t.role(u.role)) }
+                        td { (u.language) }
+                        td {
+                            @if !u.active { (t.s("staff-inactive")) }
+                            @else if let Some(until) = u.standing.locked_until.filter(|x| *x > now) {
+                                (t.a("staff-locked", &[("until", &until.with_timezone(&st.settings.utc_offset).format("%H:%M").to_string())]))
+                            } @else { (t.s("staff-active")) }
+                        }
+                        td.actions {
+                            @if me.role().may_grant(u.role) && u.id != me.user.id {
+                                @if u.standing.locked_until.is_some_and(|x| x > now) {
+                                    form method="post" action={"/staff/" (u.id) "/unlock"} { input type="hidden" name="csrf" value=(me.csrf_token); button type="submit" { (t.s("staff-unlock")) } }
+                                }
+                                @if u.active {
+                                    form method="post" action={"/staff/" (u.id) "/deactivate"} { input type="hidden" name="csrf" value=(me.csrf_token); button type="submit" { (t.s("staff-deactivate")) } }
+                                } @else {
+                                    form method="post" action={"/staff/" (u.id) "/activate"} { input type="hidden" name="csrf" value=(me.csrf_token); button type="submit" { (t.s("staff-activate")) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.card {
+            h2 { (t.s("staff-add")) }
+            form method="post" action="/staff" id="add-staff" {
+                input type="hidden" name="csrf" value=(me.csrf_token);
+                label { (t.s("staff-username")) input name="username" required pattern="[a-z0-9._-]{3,40}"; }
+                label { (t.s("staff-role")) select name="role" { @for r in &grantable { option value=(r.as_str()) { (t.role(*r)) } } } }
+                label { (t.s("staff-language")) select name="language" { option value="zh-CN" { "中文" } option value="en" { "English" } } }
+                label { (t.s("staff-password")) input name="password" type="password" minlength="12" required autocomplete="new-password"; }
+                button type="submit" { (t.s("staff-create")) }
+            }
+        }
+    }))
+}
+
+#[derive(Deserialize)]
+struct StaffForm {
+    username: String,
+    role: String,
+    password: String,
+    language: Option<String>,
+}
+
+async fn staff_create(State(st): State<AppState>, me: CurrentUser, Form(f): Form<StaffForm>) -> Response {
+    let lang = Lang::from_tag(&me.user.language);
+    let req = NewStaffRequest { username: f.username, role: f.role, password: f.password, language: f.language, site: None };
+    match api::create_staff_as(&st, &me, req).await {
+        Ok(u) => back_with("/staff", "ok", &st.i18n.t_args(lang, "staff-created", &[("user", &u.username)])),
+        Err(AppError::Domain(d)) if !matches!(d, DomainError::Forbidden(_)) => back_with("/staff", "error", &d.to_string()),
+        Err(e) => error_page(e),
+    }
+}
+
+async fn staff_act(st: AppState, me: CurrentUser, id: String, action: StaffAction) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return error_page(DomainError::invalid("id", "not a number").into());
+    };
+    match api::staff_action(&st, &me, id, action).await {
+        Ok(()) => Redirect::to("/staff").into_response(),
+        Err(e) => error_page(e),
+    }
+}
+
+async fn staff_unlock(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Response {
+    staff_act(st, me, id, StaffAction::Unlock).await
+}
+async fn staff_deactivate(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Response {
+    staff_act(st, me, id, StaffAction::Deactivate).await
+}
+async fn staff_activate(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Response {
+    staff_act(st, me, id, StaffAction::Activate).await
+}
+
+async fn clients_page(State(st): State<AppState>, me: CurrentUser, Query(f): Query<Flash>) -> WebResult<Markup> {
+    let t = T { st: &st, lang: Lang::from_tag(&me.user.language) };
+    let q = f.q.clone().unwrap_or_default();
+    let found = st.store.search_clients(&me.actor(), &q, 300, st.now()).await?;
+    Ok(layout(&t, &t.s("clients-title"), Some(&me), html! {
+        h1 { (t.s("clients-title")) }
+        (flash(&f))
+        form.search method="get" action="/clients" {
+            input name="q" value=(q) placeholder=(t.s("clients-search")) aria-label=(t.s("clients-search"));
+            button type="submit" { "🔍" }
+        }
+        @if found.is_empty() { p { (t.s("clients-none")) } } @else {
+            table.list {
+                thead { tr { th { (t.s("clients-uic")) } th { (t.s("clients-enrolled")) } } }
+                tbody { @for c in &found { tr { td { a href={"/clients/" (c.id)} { (c.uic) } } td { (c.enrolled_on) } } } }
+            }
+        }
+        @if me.role().has(Permission::ClientWrite) {
+            section.card {
+                h2 { (t.s("clients-enrol")) }
+                form method="post" action="/clients" {
+                    input type="hidden" name="csrf" value=(me.csrf_token);
+                    label { (t.s("clients-uic")) input name="uic" required; }
+                    label { (t.s("clients-enrolled")) input name="enrolled_on" type="date" value=(st.today()); }
+                    button type="submit" { (t.s("clients-enrol-submit")) }
+                }
+            }
+        }
+    }))
+}
+
+#[derive(Deserialize)]
+struct ClientForm {
+    uic: String,
+    enrolled_on: Option<String>,
+}
+
+async fn clients_enrol(State(st): State<AppState>, me: CurrentUser, Form(f): Form<ClientForm>) -> Response {
+    match api::enrol_client_as(&st, &me, NewClientRequest { uic: f.uic, enrolled_on: f.enrolled_on }).await {
+        Ok(c) => Redirect::to(&format!("/clients/{}", c.id)).into_response(),
+        Err(AppError::Domain(d)) if !matches!(d, DomainError::Forbidden(_)) => back_with("/clients", "error", &d.to_string()),
+        Err(e) => error_page(e),
+    }
+}
+
+async fn client_page(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> WebResult<Markup> {
+    let t = T { st: &st, lang: Lang::from_tag(&me.user.language) };
+    let id: i64 = id.parse().map_err(|_| DomainError::invalid("id", "not a number"))?;
+    let c = st.store.read_client(&me.actor(), id, "record page", st.now()).await?;
+    let trail = st.store.audit_of_record("client", &c.id.to_string()).await?;
+    Ok(layout(&t, &c.uic, Some(&me), html! {
+        h1 { (t.a("client-title", &[("uic", &c.uic)])) }
+        dl {
+            dt { (t.s("client-site")) } dd { (me.site.name) }
+            dt { (t.s("clients-enrolled")) } dd { (c.enrolled_on) }
+        }
+        h2 { (t.s("client-access")) }
+        table.list {
+            thead { tr { th { (t.s("audit-when")) } th { (t.s("audit-who")) } th { (t.s("audit-what")) } th { (t.s("audit-why")) } } }
+            tbody { @for e in trail.iter().rev().take(50) { tr { td { (e.at.with_timezone(&st.settings.utc_offset).format("%Y-%m-%d %H:%M")) } td { (e.actor) } td { (e.action) } td { (e.reason) } } } }
+        }
+    }))
+}
+
+async fn audit_page(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> {
+    let t = T { st: &st, lang: Lang::from_tag(&me.user.language) };
+    let entries = st.store.recent_audit(me.site.id, 200).await?;
+    Ok(layout(&t, &t.s("audit-title"), Some(&me), html! {
+        h1 { (t.s("audit-title")) }
+        table.list {
+            thead { tr { th { "#" } th { (t.s("audit-when")) } th { (t.s("audit-who")) } th { (t.s("audit-what")) } th { (t.s("audit-record")) } th { (t.s("audit-why")) } } }
+            tbody { @for e in &entries { tr { td { (e.seq) } td { (e.at.with_timezone(&st.settings.utc_offset).format("%Y-%m-%d %H:%M:%S")) } td { (e.actor) } td { (e.action) } td { (e.record_type) " " (e.record_id) } td { (e.reason) } } } }
+        }
+    }))
+}
+
+async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], PreEscaped(CSS).into_string()).into_response()
+}
+
+/// Adds the pages.
+pub fn routes(table: RouteTable) -> RouteTable {
+    use Access::*;
+    use Permission::*;
+    use Verb::*;
+    table
+        .add(RouteSpec::web(Get, "/static/app.css", Public, "Stylesheet"), stylesheet)
+        .add(RouteSpec::web(Get, "/login", Public, "Login form"), login_page)
+        .add(RouteSpec::web(Post, "/login", Public, "Log in"), login_submit)
+        .add(RouteSpec::web(Post, "/language", Public, "Switch the interface language"), set_language)
+        .add(RouteSpec::web(Post, "/logout", LoggedIn, "Log out"), logout)
+        .add(RouteSpec::web(Get, "/", LoggedIn, "The centre's home page"), home)
+        .add(RouteSpec::web(Get, "/staff", Needs(StaffManage), "Staff accounts"), staff_page)
+        .add(RouteSpec::web(Post, "/staff", Needs(StaffManage), "Create a staff account"), staff_create)
+        .add(RouteSpec::web(Post, "/staff/{id}/unlock", Needs(StaffManage), "Unlock"), staff_unlock)
+        .add(RouteSpec::web(Post, "/staff/{id}/deactivate", Needs(StaffManage), "Deactivate"), staff_deactivate)
+        .add(RouteSpec::web(Post, "/staff/{id}/activate", Needs(StaffManage), "Activate"), staff_activate)
+        .add(RouteSpec::web(Get, "/clients", Needs(ClientRead), "Client list and search"), clients_page)
+        .add(RouteSpec::web(Post, "/clients", Needs(ClientWrite), "Enrol a client"), clients_enrol)
+        .add(RouteSpec::web(Get, "/clients/{id}", Needs(ClientRead), "One client record (audited)"), client_page)
+        .add(RouteSpec::web(Get, "/audit", Needs(AuditRead), "Audit trail of the centre"), audit_page)
+}
