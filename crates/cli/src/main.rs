@@ -1,1 +1,313 @@
-fn main() {}
+//! `anxin`: the one binary of a deployment. It starts the server, manages sites and staff from
+//! the command line, migrates, backs up and verifies the audit trail, and simulates a lock box.
+//! It owns argument parsing and start-up only; everything else lives in the library crates.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anxin_domain::Role;
+use anxin_server::clock::{Clock, ShiftedClock, SystemClock};
+use anxin_server::i18n::I18n;
+use anxin_server::{demo, AppState, Config, Settings};
+use anxin_storage::{redact_url, Actor, NewUser, Store};
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+
+/// Anxin (安心): the operating system of a community drug-treatment centre.
+#[derive(Debug, Parser)]
+#[command(name = "anxin", version, about, propagate_version = true)]
+struct Cli {
+    /// Configuration file (TOML); every key is listed in docs/configuration.md.
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Directory of the embedded SQLite database (ignored when database_url is set).
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the web server (pages and the JSON API).
+    Serve {
+        /// Address to listen on [default: 127.0.0.1:8080].
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Fill an empty database with a realistic demo centre and print its logins.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Staff accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Sites (centres) of the deployment.
+    Site {
+        #[command(subcommand)]
+        command: SiteCommand,
+    },
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Copy the embedded database to a new file (SQLite; use pg_dump for PostgreSQL).
+    Backup {
+        /// The backup file to create; it must not exist.
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Simulate a take-home lock box (provision, type codes, export its signed log).
+    BoxSim(anxin_boxsim::BoxSimArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a staff account; the password is read from standard input (one line).
+    Add {
+        /// Code of the site the account belongs to.
+        #[arg(long, value_name = "CODE")]
+        site: String,
+        #[arg(long, value_name = "NAME")]
+        username: String,
+        /// admin, manager, prescriber, dispenser, counsellor, peer_educator, cdc_analyst or psb_officer.
+        #[arg(long, value_name = "ROLE")]
+        role: String,
+        /// Interface language: zh-CN or en.
+        #[arg(long, default_value = "zh-CN")]
+        language: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SiteCommand {
+    /// Add a site.
+    Add {
+        /// Short code, e.g. YX01 (capital letters, digits, -).
+        #[arg(long, value_name = "CODE")]
+        code: String,
+        #[arg(long, value_name = "NAME")]
+        name: String,
+    },
+    /// List the sites.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain; exits non-zero and names the first altered or removed entry.
+    Verify,
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = Config::load(cli.config.as_deref(), std::env::vars())?;
+    if let Some(dir) = &cli.data_dir {
+        config.data_dir = dir.clone();
+    }
+    Ok(config)
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let store = match &config.database_url {
+        Some(url) => Store::open(url.expose_secret()).await?,
+        None => {
+            let store = Store::open_data_dir(&config.data_dir).await?;
+            store.migrate().await?;
+            store
+        }
+    };
+    Ok(store)
+}
+
+fn where_is(config: &Config) -> String {
+    match &config.database_url {
+        Some(url) => redact_url(url.expose_secret()),
+        None => format!("SQLite in {}", config.data_dir.display()),
+    }
+}
+
+fn clock_of(config: &Config) -> anyhow::Result<Arc<dyn Clock>> {
+    Ok(match config.clock_start()? {
+        Some(start) => Arc::new(ShiftedClock::starting_at(start)),
+        None => Arc::new(SystemClock),
+    })
+}
+
+fn read_password() -> anyhow::Result<String> {
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password("Password (at least 12 characters): ")
+            .context("reading the password");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+async fn serve(config: Config, listen: Option<String>, load_demo: bool) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let listen = listen.unwrap_or_else(|| config.listen.clone());
+    let addr: std::net::SocketAddr = listen
+        .parse()
+        .with_context(|| format!("--listen: `{listen}` is not an address like 127.0.0.1:8080"))?;
+    let store = open_store(&config).await?;
+    let state = AppState::new(
+        store,
+        clock_of(&config)?,
+        I18n::load()?,
+        Settings::from_config(&config)?,
+    );
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    if load_demo {
+        let d = demo::load(&state, config.demo_seed)
+            .await
+            .map_err(|e| anyhow::anyhow!("demo: {e}"))?;
+        if d.loaded {
+            println!("Demo centre {} loaded: {} clients.", d.site.name, d.clients);
+        } else {
+            println!("The database already holds data; the demo centre was not reloaded.");
+        }
+        println!("Demo logins (password for all: {}):", demo::DEMO_PASSWORD);
+        for (username, role, _) in demo::DEMO_LOGINS {
+            println!("  {username:<11} {role}");
+        }
+    }
+    println!(
+        "Anxin is listening on {url}  (database: {})",
+        where_is(&config)
+    );
+    tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
+    anxin_server::serve(state, listener).await?;
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Command::BoxSim(args) = cli.command {
+        return Ok(match anxin_boxsim::run(args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                if !e.is_refusal() {
+                    eprintln!("error: {e}");
+                }
+                ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+            }
+        });
+    }
+    let config = load_config(&cli)?;
+    match cli.command {
+        Command::Serve { listen, demo } => serve(config, listen, demo).await?,
+        Command::Migrate => {
+            open_store(&config).await?;
+            println!("Database is up to date ({}).", where_is(&config));
+        }
+        Command::Site {
+            command: SiteCommand::Add { code, name },
+        } => {
+            let store = open_store(&config).await?;
+            let site = store
+                .create_site(&Actor::cli(), &code, &name, clock_of(&config)?.now())
+                .await?;
+            println!("Site {} ({}) created.", site.code, site.name);
+        }
+        Command::Site {
+            command: SiteCommand::List,
+        } => {
+            let store = open_store(&config).await?;
+            for s in store.list_sites().await? {
+                println!("{}\t{}", s.code, s.name);
+            }
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    site,
+                    username,
+                    role,
+                    language,
+                },
+        } => {
+            let role: Role = role.parse()?;
+            anxin_domain::validate::username(&username)?;
+            let store = open_store(&config).await?;
+            let site = store.site_by_code(&site).await?;
+            let password = read_password()?;
+            let password_hash = anxin_server::auth::hash_password(&password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let user = store
+                .create_user(
+                    &Actor::cli(),
+                    NewUser {
+                        site_id: site.id,
+                        username,
+                        role,
+                        password_hash,
+                        language,
+                    },
+                    clock_of(&config)?.now(),
+                )
+                .await?;
+            println!(
+                "Account {} ({}) created at {}.",
+                user.username, user.role, site.code
+            );
+        }
+        Command::Backup { to } => {
+            let store = open_store(&config).await?;
+            store.backup_to(&to).await?;
+            println!("Backup written to {}.", to.display());
+        }
+        Command::Audit {
+            command: AuditCommand::Verify,
+        } => {
+            let store = open_store(&config).await?;
+            match store.verify_audit().await? {
+                Ok(n) => println!("Audit trail intact: {n} entries."),
+                Err(broken) => {
+                    eprintln!("AUDIT TRAIL BROKEN: {broken}");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+        Command::BoxSim(_) => bail!("unreachable"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ANXIN_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -177,7 +177,10 @@ fn me_view(me: &CurrentUser) -> serde_json::Value {
     })
 }
 
-async fn login(State(st): State<AppState>, ApiJson(req): ApiJson<LoginRequest>) -> AppResult<Response> {
+async fn login(
+    State(st): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> AppResult<Response> {
     let done = auth::login(&st, &req.username, &req.password).await?;
     let site = st.store.site(done.user.site_id).await?;
     Ok(Json(json!({
@@ -219,7 +222,14 @@ async fn set_language(
 }
 
 async fn list_sites(State(st): State<AppState>) -> AppResult<Json<Vec<SiteView>>> {
-    Ok(Json(st.store.list_sites().await?.iter().map(SiteView::from).collect()))
+    Ok(Json(
+        st.store
+            .list_sites()
+            .await?
+            .iter()
+            .map(SiteView::from)
+            .collect(),
+    ))
 }
 
 async fn create_site(
@@ -234,13 +244,20 @@ async fn create_site(
     Ok((StatusCode::CREATED, Json(SiteView::from(&site))))
 }
 
-async fn list_staff(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Vec<StaffView>>> {
+async fn list_staff(
+    State(st): State<AppState>,
+    me: CurrentUser,
+) -> AppResult<Json<Vec<StaffView>>> {
     let users = st.store.users_of_site(me.user.site_id).await?;
     Ok(Json(users.iter().map(StaffView::from).collect()))
 }
 
 /// Creates a staff account on behalf of `me` (shared by the API and the staff page).
-pub async fn create_staff_as(st: &AppState, me: &CurrentUser, req: NewStaffRequest) -> AppResult<User> {
+pub async fn create_staff_as(
+    st: &AppState,
+    me: &CurrentUser,
+    req: NewStaffRequest,
+) -> AppResult<User> {
     let role: Role = req.role.parse()?;
     if !me.role().may_grant(role) {
         return Err(DomainError::Forbidden(format!(
@@ -297,24 +314,42 @@ pub enum StaffAction {
 }
 
 /// Applies `action` to account `id`, which must be of `me`'s site (an admin reaches every site).
-pub async fn staff_action(st: &AppState, me: &CurrentUser, id: i64, action: StaffAction) -> AppResult<()> {
+pub async fn staff_action(
+    st: &AppState,
+    me: &CurrentUser,
+    id: i64,
+    action: StaffAction,
+) -> AppResult<()> {
     let target = st.store.user(id).await?;
     if me.role() != Role::Admin {
         check_same_site(me.user.site_id, target.site_id)?;
     }
     if !me.role().may_grant(target.role) && me.user.id != target.id {
-        return Err(DomainError::Forbidden(format!("a {} may not change {} accounts", me.role(), target.role)).into());
+        return Err(DomainError::Forbidden(format!(
+            "a {} may not change {} accounts",
+            me.role(),
+            target.role
+        ))
+        .into());
     }
     let now = st.now();
     match action {
         StaffAction::Unlock => st.store.unlock_user(&me.actor(), &target, now).await?,
         StaffAction::Deactivate => {
             if target.id == me.user.id {
-                return Err(DomainError::Conflict("you cannot deactivate your own account".into()).into());
+                return Err(
+                    DomainError::Conflict("you cannot deactivate your own account".into()).into(),
+                );
             }
-            st.store.set_user_active(&me.actor(), &target, false, now).await?
+            st.store
+                .set_user_active(&me.actor(), &target, false, now)
+                .await?
         }
-        StaffAction::Activate => st.store.set_user_active(&me.actor(), &target, true, now).await?,
+        StaffAction::Activate => {
+            st.store
+                .set_user_active(&me.actor(), &target, true, now)
+                .await?
+        }
     }
     Ok(())
 }
@@ -324,17 +359,29 @@ fn parse_id(raw: &str, what: &str) -> AppResult<i64> {
         .map_err(|_| DomainError::invalid(what, format!("`{raw}` is not a number")).into())
 }
 
-async fn unlock_staff(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> AppResult<StatusCode> {
+async fn unlock_staff(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
     staff_action(&st, &me, parse_id(&id, "id")?, StaffAction::Unlock).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn deactivate_staff(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> AppResult<StatusCode> {
+async fn deactivate_staff(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
     staff_action(&st, &me, parse_id(&id, "id")?, StaffAction::Deactivate).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn activate_staff(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> AppResult<StatusCode> {
+async fn activate_staff(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<StatusCode> {
     staff_action(&st, &me, parse_id(&id, "id")?, StaffAction::Activate).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -344,16 +391,27 @@ async fn search_clients(
     me: CurrentUser,
     Query(q): Query<SearchQuery>,
 ) -> AppResult<Json<Vec<ClientView>>> {
-    let found = st.store.search_clients(&me.actor(), &q.q, 200, st.now()).await?;
+    let found = st
+        .store
+        .search_clients(&me.actor(), &q.q, 200, st.now())
+        .await?;
     Ok(Json(found.iter().map(ClientView::from).collect()))
 }
 
 /// Enrols a client at `me`'s site (shared by the API and the clients page).
-pub async fn enrol_client_as(st: &AppState, me: &CurrentUser, req: NewClientRequest) -> AppResult<Client> {
+pub async fn enrol_client_as(
+    st: &AppState,
+    me: &CurrentUser,
+    req: NewClientRequest,
+) -> AppResult<Client> {
     let enrolled_on = match req.enrolled_on.as_deref() {
         None | Some("") => st.today(),
-        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
-            .map_err(|_| DomainError::invalid("enrolled_on", format!("`{d}` is not a date like 2026-11-22")))?,
+        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+            DomainError::invalid(
+                "enrolled_on",
+                format!("`{d}` is not a date like 2026-11-22"),
+            )
+        })?,
     };
     if enrolled_on > st.today() {
         return Err(DomainError::invalid("enrolled_on", "must not be in the future").into());
@@ -373,7 +431,11 @@ async fn enrol_client(
     Ok((StatusCode::CREATED, Json(ClientView::from(&c))))
 }
 
-async fn get_client(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> AppResult<Json<ClientView>> {
+async fn get_client(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<ClientView>> {
     let c = st
         .store
         .read_client(&me.actor(), parse_id(&id, "id")?, "api", st.now())
@@ -406,7 +468,11 @@ async fn healthz(State(st): State<AppState>) -> Response {
         Ok(()) => Json(json!({"status": "ok"})).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check: database does not answer");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "database unavailable"}))).into_response()
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "database unavailable"})),
+            )
+                .into_response()
         }
     }
 }
@@ -417,67 +483,180 @@ pub fn routes(table: RouteTable) -> RouteTable {
     use Permission::*;
     use Verb::*;
     table
-        .add(RouteSpec::api(Get, "/healthz", Public, "system", "Answers 200 when the database answers"), healthz)
         .add(
-            RouteSpec::api(Post, "/api/v1/auth/login", Public, "auth", "Log in; returns a bearer token")
-                .body::<LoginRequest>(),
+            RouteSpec::api(
+                Get,
+                "/healthz",
+                Public,
+                "system",
+                "Answers 200 when the database answers",
+            ),
+            healthz,
+        )
+        .add(
+            RouteSpec::api(
+                Post,
+                "/api/v1/auth/login",
+                Public,
+                "auth",
+                "Log in; returns a bearer token",
+            )
+            .body::<LoginRequest>(),
             login,
         )
-        .add(RouteSpec::api(Post, "/api/v1/auth/logout", LoggedIn, "auth", "End this session").status(204), logout)
-        .add(RouteSpec::api(Get, "/api/v1/me", LoggedIn, "auth", "The logged-in account"), me)
         .add(
-            RouteSpec::api(Put, "/api/v1/me/language", LoggedIn, "auth", "Remember the interface language")
-                .body::<LanguageRequest>(),
+            RouteSpec::api(
+                Post,
+                "/api/v1/auth/logout",
+                LoggedIn,
+                "auth",
+                "End this session",
+            )
+            .status(204),
+            logout,
+        )
+        .add(
+            RouteSpec::api(Get, "/api/v1/me", LoggedIn, "auth", "The logged-in account"),
+            me,
+        )
+        .add(
+            RouteSpec::api(
+                Put,
+                "/api/v1/me/language",
+                LoggedIn,
+                "auth",
+                "Remember the interface language",
+            )
+            .body::<LanguageRequest>(),
             set_language,
         )
-        .add(RouteSpec::api(Get, "/api/v1/sites", Needs(SiteManage), "sites", "All centres of the deployment"), list_sites)
         .add(
-            RouteSpec::api(Post, "/api/v1/sites", Needs(SiteManage), "sites", "Add a centre")
-                .body::<NewSiteRequest>()
-                .status(201),
+            RouteSpec::api(
+                Get,
+                "/api/v1/sites",
+                Needs(SiteManage),
+                "sites",
+                "All centres of the deployment",
+            ),
+            list_sites,
+        )
+        .add(
+            RouteSpec::api(
+                Post,
+                "/api/v1/sites",
+                Needs(SiteManage),
+                "sites",
+                "Add a centre",
+            )
+            .body::<NewSiteRequest>()
+            .status(201),
             create_site,
         )
-        .add(RouteSpec::api(Get, "/api/v1/staff", Needs(StaffManage), "staff", "Staff accounts of my centre"), list_staff)
         .add(
-            RouteSpec::api(Post, "/api/v1/staff", Needs(StaffManage), "staff", "Create a staff account")
-                .body::<NewStaffRequest>()
-                .status(201),
+            RouteSpec::api(
+                Get,
+                "/api/v1/staff",
+                Needs(StaffManage),
+                "staff",
+                "Staff accounts of my centre",
+            ),
+            list_staff,
+        )
+        .add(
+            RouteSpec::api(
+                Post,
+                "/api/v1/staff",
+                Needs(StaffManage),
+                "staff",
+                "Create a staff account",
+            )
+            .body::<NewStaffRequest>()
+            .status(201),
             create_staff,
         )
         .add(
-            RouteSpec::api(Post, "/api/v1/staff/{id}/unlock", Needs(StaffManage), "staff", "Lift a lockout").status(204),
+            RouteSpec::api(
+                Post,
+                "/api/v1/staff/{id}/unlock",
+                Needs(StaffManage),
+                "staff",
+                "Lift a lockout",
+            )
+            .status(204),
             unlock_staff,
         )
         .add(
-            RouteSpec::api(Post, "/api/v1/staff/{id}/deactivate", Needs(StaffManage), "staff", "Turn an account off")
-                .status(204),
+            RouteSpec::api(
+                Post,
+                "/api/v1/staff/{id}/deactivate",
+                Needs(StaffManage),
+                "staff",
+                "Turn an account off",
+            )
+            .status(204),
             deactivate_staff,
         )
         .add(
-            RouteSpec::api(Post, "/api/v1/staff/{id}/activate", Needs(StaffManage), "staff", "Turn an account on")
-                .status(204),
+            RouteSpec::api(
+                Post,
+                "/api/v1/staff/{id}/activate",
+                Needs(StaffManage),
+                "staff",
+                "Turn an account on",
+            )
+            .status(204),
             activate_staff,
         )
         .add(
-            RouteSpec::api(Get, "/api/v1/clients", Needs(ClientRead), "clients", "Find clients of my centre by UIC (?q=)"),
+            RouteSpec::api(
+                Get,
+                "/api/v1/clients",
+                Needs(ClientRead),
+                "clients",
+                "Find clients of my centre by UIC (?q=)",
+            ),
             search_clients,
         )
         .add(
-            RouteSpec::api(Post, "/api/v1/clients", Needs(ClientWrite), "clients", "Enrol a client")
-                .body::<NewClientRequest>()
-                .status(201),
+            RouteSpec::api(
+                Post,
+                "/api/v1/clients",
+                Needs(ClientWrite),
+                "clients",
+                "Enrol a client",
+            )
+            .body::<NewClientRequest>()
+            .status(201),
             enrol_client,
         )
         .add(
-            RouteSpec::api(Get, "/api/v1/clients/{id}", Needs(ClientRead), "clients", "One client record (audited)"),
+            RouteSpec::api(
+                Get,
+                "/api/v1/clients/{id}",
+                Needs(ClientRead),
+                "clients",
+                "One client record (audited)",
+            ),
             get_client,
         )
         .add(
-            RouteSpec::api(Get, "/api/v1/audit", Needs(AuditRead), "audit", "Latest audit entries of my centre (?limit=)"),
+            RouteSpec::api(
+                Get,
+                "/api/v1/audit",
+                Needs(AuditRead),
+                "audit",
+                "Latest audit entries of my centre (?limit=)",
+            ),
             audit_recent,
         )
         .add(
-            RouteSpec::api(Get, "/api/v1/audit/verify", Needs(AuditRead), "audit", "Check the audit chain"),
+            RouteSpec::api(
+                Get,
+                "/api/v1/audit/verify",
+                Needs(AuditRead),
+                "audit",
+                "Check the audit chain",
+            ),
             audit_verify,
         )
 }

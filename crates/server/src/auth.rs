@@ -157,7 +157,11 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> AppResult<Op
         return Ok(None);
     };
     let hash = token_hash(&token);
-    let expired = || AppError::from(DomainError::Unauthenticated("session expired; log in again".into()));
+    let expired = || {
+        AppError::from(DomainError::Unauthenticated(
+            "session expired; log in again".into(),
+        ))
+    };
     let Some(session) = state.store.session(&hash).await? else {
         return Err(expired());
     };
@@ -197,7 +201,11 @@ pub struct LoggedIn {
 
 /// Checks a username and password, applying the lockout policy; every attempt is audited.
 pub async fn login(state: &AppState, username: &str, password: &str) -> AppResult<LoggedIn> {
-    let refused = || AppError::from(DomainError::Unauthenticated("wrong username or password".into()));
+    let refused = || {
+        AppError::from(DomainError::Unauthenticated(
+            "wrong username or password".into(),
+        ))
+    };
     let now = state.now();
     let Some(found) = state.store.user_auth(username.trim()).await? else {
         // Spend the same time as a real check so that timing does not reveal usernames.
@@ -208,16 +216,25 @@ pub async fn login(state: &AppState, username: &str, password: &str) -> AppResul
     let user = found.user;
     let policy = state.settings.login;
     if !user.active {
-        state.store.login_failed(&user, user.standing, "inactive account", now).await?;
+        state
+            .store
+            .login_failed(&user, user.standing, "inactive account", now)
+            .await?;
         return Err(refused());
     }
     if let Err(locked) = policy.check_not_locked(user.standing, now) {
-        state.store.login_failed(&user, user.standing, "account locked", now).await?;
+        state
+            .store
+            .login_failed(&user, user.standing, "account locked", now)
+            .await?;
         return Err(locked.into());
     }
     if !verify_password(&found.password_hash, password).await? {
         let standing = policy.after_failure(user.standing, now);
-        state.store.login_failed(&user, standing, "wrong password", now).await?;
+        state
+            .store
+            .login_failed(&user, standing, "wrong password", now)
+            .await?;
         if let Err(locked) = policy.check_not_locked(standing, now) {
             return Err(locked.into());
         }
@@ -256,7 +273,11 @@ pub async fn logout(state: &AppState, me: &CurrentUser) -> AppResult<()> {
 
 /// The `Set-Cookie` value that stores a session token.
 pub fn session_cookie(state: &AppState, token: &str) -> String {
-    let secure = if state.settings.behind_tls { "; Secure" } else { "" };
+    let secure = if state.settings.behind_tls {
+        "; Secure"
+    } else {
+        ""
+    };
     format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict{secure}")
 }
 

@@ -129,9 +129,9 @@ fn env_key_path(var: &str) -> Option<Vec<String>> {
 fn env_value(raw: &str) -> toml::Value {
     match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
         Ok(t) => match t.get("v") {
-            Some(v @ (toml::Value::Integer(_) | toml::Value::Boolean(_) | toml::Value::Float(_))) => {
-                v.clone()
-            }
+            Some(
+                v @ (toml::Value::Integer(_) | toml::Value::Boolean(_) | toml::Value::Float(_)),
+            ) => v.clone(),
             _ => toml::Value::String(raw.to_owned()),
         },
         Err(_) => toml::Value::String(raw.to_owned()),
@@ -193,7 +193,10 @@ impl Config {
                 ));
             }
             let text = std::fs::read_to_string(&path).map_err(|e| {
-                key_err("database_url_file", format!("cannot read {}: {e}", path.display()))
+                key_err(
+                    "database_url_file",
+                    format!("cannot read {}: {e}", path.display()),
+                )
             })?;
             config.database_url = Some(SecretString::from(text.trim().to_owned()));
         }
@@ -212,7 +215,10 @@ impl Config {
         self.clock_start()?;
         if let Some(url) = &self.database_url {
             let u = url.expose_secret();
-            if !(u.starts_with("postgres://") || u.starts_with("postgresql://") || u.starts_with("sqlite:")) {
+            if !(u.starts_with("postgres://")
+                || u.starts_with("postgresql://")
+                || u.starts_with("sqlite:"))
+            {
                 return Err(key_err(
                     "database_url",
                     "must start with postgres:// (or sqlite:); leave it unset for the embedded database",
@@ -248,7 +254,9 @@ impl Config {
                     .map_err(|_| {
                         key_err(
                             "clock_start",
-                            format!("`{s}` is not an RFC 3339 instant like 2026-11-22T08:00:00+08:00"),
+                            format!(
+                                "`{s}` is not an RFC 3339 instant like 2026-11-22T08:00:00+08:00"
+                            ),
                         )
                     })
             })
@@ -287,16 +295,26 @@ mod tests {
     fn unknown_file_key_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("anxin.toml");
-        std::fs::write(&f, "listen = \"127.0.0.1:9000\"\n[session]\nidle_minuts = 5\n").unwrap();
+        std::fs::write(
+            &f,
+            "listen = \"127.0.0.1:9000\"\n[session]\nidle_minuts = 5\n",
+        )
+        .unwrap();
         let err = Config::load(Some(&f), env(&[])).unwrap_err().to_string();
-        assert!(err.starts_with("session.idle_minuts: unknown field `idle_minuts`"), "{err}");
+        assert!(
+            err.starts_with("session.idle_minuts: unknown field `idle_minuts`"),
+            "{err}"
+        );
     }
 
     #[test]
     fn env_overrides_file_and_unknown_env_is_named() {
         let c = Config::load(
             None,
-            env(&[("ANXIN_LISTEN", "0.0.0.0:80"), ("ANXIN_SESSION__IDLE_MINUTES", "5")]),
+            env(&[
+                ("ANXIN_LISTEN", "0.0.0.0:80"),
+                ("ANXIN_SESSION__IDLE_MINUTES", "5"),
+            ]),
         )
         .unwrap();
         assert_eq!(c.listen, "0.0.0.0:80");
@@ -314,7 +332,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("db");
         std::fs::write(&f, "postgres://anxin:hunter2-secret@db/anxin\n").unwrap();
-        let c = Config::load(None, env(&[("ANXIN_DATABASE_URL_FILE", f.to_str().unwrap())])).unwrap();
+        let c = Config::load(
+            None,
+            env(&[("ANXIN_DATABASE_URL_FILE", f.to_str().unwrap())]),
+        )
+        .unwrap();
         assert_eq!(
             c.database_url.as_ref().unwrap().expose_secret(),
             "postgres://anxin:hunter2-secret@db/anxin"
@@ -325,10 +347,18 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         let err = Config::load(None, env(&[("ANXIN_LISTEN", "localhost")])).unwrap_err();
-        assert!(err.to_string().starts_with("listen: `localhost` is not an address"));
+        assert!(err
+            .to_string()
+            .starts_with("listen: `localhost` is not an address"));
         let err = Config::load(None, env(&[("ANXIN_DATABASE_URL", "mysql://x")])).unwrap_err();
-        assert!(err.to_string().starts_with("database_url: must start with postgres://"));
+        assert!(err
+            .to_string()
+            .starts_with("database_url: must start with postgres://"));
         let err = Config::load(None, env(&[("ANXIN_SESSION__IDLE_MINUTES", "soon")])).unwrap_err();
-        assert!(err.to_string().starts_with("session.idle_minutes: invalid type"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("session.idle_minutes: invalid type"),
+            "{err}"
+        );
     }
 }

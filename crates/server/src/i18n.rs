@@ -46,7 +46,12 @@ impl Lang {
     /// The first supported language in an `Accept-Language` header.
     pub fn from_accept_language(header: &str) -> Option<Lang> {
         header.split(',').find_map(|part| {
-            let tag = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let tag = part
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             if tag.starts_with("zh") {
                 Some(Lang::ZhCn)
             } else if tag.starts_with("en") {
@@ -121,7 +126,9 @@ impl I18n {
             return id.to_owned();
         };
         let mut errors = vec![];
-        bundle.format_pattern(pattern, args, &mut errors).into_owned()
+        bundle
+            .format_pattern(pattern, args, &mut errors)
+            .into_owned()
     }
 
     /// The message ids of a language (for the completeness test).
@@ -167,7 +174,10 @@ mod tests {
             "Account nurse.li created."
         );
         assert_eq!(i18n.t(Lang::ZhCn, "login-submit"), "登录");
-        assert_eq!(Lang::from_accept_language("fr;q=1, en-GB;q=0.8"), Some(Lang::En));
+        assert_eq!(
+            Lang::from_accept_language("fr;q=1, en-GB;q=0.8"),
+            Some(Lang::En)
+        );
         assert_eq!(Lang::from_accept_language("zh-TW"), Some(Lang::ZhCn));
         assert_eq!(Lang::from_tag("xx"), Lang::ZhCn);
     }

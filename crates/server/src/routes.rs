@@ -79,7 +79,13 @@ pub struct RouteSpec {
 
 impl RouteSpec {
     /// A JSON API route.
-    pub fn api(verb: Verb, path: &'static str, access: Access, tag: &'static str, summary: &'static str) -> Self {
+    pub fn api(
+        verb: Verb,
+        path: &'static str,
+        access: Access,
+        tag: &'static str,
+        summary: &'static str,
+    ) -> Self {
         RouteSpec {
             verb,
             path,
@@ -212,7 +218,11 @@ async fn not_found(req: Request) -> Response {
     if req.uri().path().starts_with("/api/") {
         AppError::from(DomainError::NotFound(format!("route {}", req.uri().path()))).into_response()
     } else {
-        (StatusCode::NOT_FOUND, crate::web::plain_page("404", "Not found / 页面不存在")).into_response()
+        (
+            StatusCode::NOT_FOUND,
+            crate::web::plain_page("404", "Not found / 页面不存在"),
+        )
+            .into_response()
     }
 }
 
@@ -234,7 +244,11 @@ fn refuse(surface: Surface, err: AppError) -> Response {
 }
 
 async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> Response {
-    let method = if req.method() == Method::HEAD { Method::GET } else { req.method().clone() };
+    let method = if req.method() == Method::HEAD {
+        Method::GET
+    } else {
+        req.method().clone()
+    };
     let path = req
         .extensions()
         .get::<MatchedPath>()
@@ -253,14 +267,22 @@ async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> Resp
     let me = match authenticate(&guard.state, req.headers()).await {
         Ok(Some(me)) => me,
         Ok(None) => {
-            return refuse(surface, DomainError::Unauthenticated("log in first".into()).into())
+            return refuse(
+                surface,
+                DomainError::Unauthenticated("log in first".into()).into(),
+            )
         }
         Err(e) => return refuse(surface, e),
     };
     if !access.allows(Some(me.role())) {
         let event = AuditEvent::new("access.denied", "route", &path)
             .reason(format!("{} {path} needs {access:?}", req.method()));
-        if let Err(e) = guard.state.store.audit(&me.actor(), event, guard.state.now()).await {
+        if let Err(e) = guard
+            .state
+            .store
+            .audit(&me.actor(), event, guard.state.now())
+            .await
+        {
             return refuse(surface, e.into());
         }
         return refuse(
@@ -283,8 +305,16 @@ async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> Resp
 
 /// Forms carry the session's CSRF token in a `csrf` field; scripts send `X-CSRF-Token`.
 async fn check_csrf(req: Request, expected: &str) -> AppResult<Request> {
-    if let Some(h) = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok()) {
-        return if same_token(h, expected) { Ok(req) } else { Err(AppError::Csrf) };
+    if let Some(h) = req
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+    {
+        return if same_token(h, expected) {
+            Ok(req)
+        } else {
+            Err(AppError::Csrf)
+        };
     }
     let is_form = req
         .headers()
@@ -295,10 +325,12 @@ async fn check_csrf(req: Request, expected: &str) -> AppResult<Request> {
         return Err(AppError::Csrf);
     }
     let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 20).await.map_err(|_| AppError::BadRequest {
-        field: None,
-        message: "form too large".into(),
-    })?;
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .map_err(|_| AppError::BadRequest {
+            field: None,
+            message: "form too large".into(),
+        })?;
     let ok = url::form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == "csrf")
         .is_some_and(|(_, v)| same_token(&v, expected));
@@ -338,7 +370,8 @@ pub fn openapi_document(specs: &[RouteSpec]) -> Value {
             op["parameters"] = Value::Array(params);
         }
         if let Some(schema) = s.body {
-            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema()}}});
+            op["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": schema()}}});
         }
         let entry = paths
             .entry(s.path.to_owned())
@@ -382,16 +415,26 @@ mod tests {
             .into_router(state);
         let ok = router
             .clone()
-            .oneshot(Request::get("/api/v1/declared").body(Body::empty()).unwrap())
+            .oneshot(
+                Request::get("/api/v1/declared")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(ok.status(), StatusCode::OK);
         let refused = router
-            .oneshot(Request::get("/api/v1/forgotten").body(Body::empty()).unwrap())
+            .oneshot(
+                Request::get("/api/v1/forgotten")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
             .await
             .unwrap();
         assert_eq!(refused.status(), StatusCode::FORBIDDEN);
-        let body = axum::body::to_bytes(refused.into_body(), 4096).await.unwrap();
+        let body = axum::body::to_bytes(refused.into_body(), 4096)
+            .await
+            .unwrap();
         assert!(!String::from_utf8_lossy(&body).contains("secret"));
     }
 }

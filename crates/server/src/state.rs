@@ -69,6 +69,8 @@ impl AppState {
 
     /// Today's date at the centre.
     pub fn today(&self) -> NaiveDate {
-        self.now().with_timezone(&self.settings.utc_offset).date_naive()
+        self.now()
+            .with_timezone(&self.settings.utc_offset)
+            .date_naive()
     }
 }

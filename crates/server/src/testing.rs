@@ -70,7 +70,12 @@ impl TestApp {
     pub async fn site(&self, code: &str) -> Site {
         self.state
             .store
-            .create_site(&Actor::cli(), code, &format!("Centre {code}"), self.state.now())
+            .create_site(
+                &Actor::cli(),
+                code,
+                &format!("Centre {code}"),
+                self.state.now(),
+            )
             .await
             .unwrap()
     }
@@ -100,7 +105,9 @@ impl TestApp {
         let res = self.router.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), 16 << 20).await.unwrap();
+        let bytes = axum::body::to_bytes(res.into_body(), 16 << 20)
+            .await
+            .unwrap();
         Answer {
             status,
             headers,
@@ -109,7 +116,13 @@ impl TestApp {
     }
 
     /// A JSON call with an optional bearer token.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
         let mut b = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));

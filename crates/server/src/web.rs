@@ -106,7 +106,14 @@ pub fn plain_page(title: &str, message: &str) -> Markup {
 /// An error as a page, with its proper status.
 pub fn error_page(e: AppError) -> Response {
     let (status, _, message, _) = describe(&e);
-    (status, plain_page(&format!("{} · 出错了 / Something went wrong", status.as_u16()), &message)).into_response()
+    (
+        status,
+        plain_page(
+            &format!("{} · 出错了 / Something went wrong", status.as_u16()),
+            &message,
+        ),
+    )
+        .into_response()
 }
 
 /// Errors of page handlers become pages.
@@ -151,25 +158,44 @@ fn flash(f: &Flash) -> Markup {
     }
 }
 
-async fn login_page(State(st): State<AppState>, headers: HeaderMap, Query(f): Query<Flash>) -> Response {
-    let t = T { st: &st, lang: lang_of(&headers, None) };
+async fn login_page(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(f): Query<Flash>,
+) -> Response {
+    let t = T {
+        st: &st,
+        lang: lang_of(&headers, None),
+    };
     let csrf = auth::new_token();
-    let page = layout(&t, &t.s("login-title"), None, html! {
-        section.card.narrow {
-            h1 { (t.s("login-title")) }
-            p.muted { (t.s("app-tagline")) }
-            (flash(&f))
-            form method="post" action="/login" {
-                input type="hidden" name="csrf" value=(csrf);
-                label { (t.s("login-username")) input name="username" autocomplete="username" required autofocus; }
-                label { (t.s("login-password")) input name="password" type="password" autocomplete="current-password" required; }
-                button type="submit" id="login-submit" { (t.s("login-submit")) }
+    let page = layout(
+        &t,
+        &t.s("login-title"),
+        None,
+        html! {
+            section.card.narrow {
+                h1 { (t.s("login-title")) }
+                p.muted { (t.s("app-tagline")) }
+                (flash(&f))
+                form method="post" action="/login" {
+                    input type="hidden" name="csrf" value=(csrf);
+                    label { (t.s("login-username")) input name="username" autocomplete="username" required autofocus; }
+                    label { (t.s("login-password")) input name="password" type="password" autocomplete="current-password" required; }
+                    button type="submit" id="login-submit" { (t.s("login-submit")) }
+                }
             }
-        }
-    });
-    let secure = if st.settings.behind_tls { "; Secure" } else { "" };
+        },
+    );
+    let secure = if st.settings.behind_tls {
+        "; Secure"
+    } else {
+        ""
+    };
     (
-        [(header::SET_COOKIE, format!("{LOGIN_CSRF_COOKIE}={csrf}; Path=/login; HttpOnly; SameSite=Strict{secure}"))],
+        [(
+            header::SET_COOKIE,
+            format!("{LOGIN_CSRF_COOKIE}={csrf}; Path=/login; HttpOnly; SameSite=Strict{secure}"),
+        )],
         page,
     )
         .into_response()
@@ -182,7 +208,11 @@ struct LoginForm {
     password: String,
 }
 
-async fn login_submit(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+async fn login_submit(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
     let lang = lang_of(&headers, None);
     // Double-submit check: the form must echo the cookie set with the login page.
     let cookie_token = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
@@ -196,8 +226,15 @@ async fn login_submit(State(st): State<AppState>, headers: HeaderMap, Form(f): F
         )
             .into_response(),
         Err(AppError::Domain(DomainError::Locked { until })) => {
-            let until = until.with_timezone(&st.settings.utc_offset).format("%Y-%m-%d %H:%M").to_string();
-            back_with("/login", "error", &st.i18n.t_args(lang, "login-locked", &[("until", &until)]))
+            let until = until
+                .with_timezone(&st.settings.utc_offset)
+                .format("%Y-%m-%d %H:%M")
+                .to_string();
+            back_with(
+                "/login",
+                "error",
+                &st.i18n.t_args(lang, "login-locked", &[("until", &until)]),
+            )
         }
         Err(AppError::Domain(DomainError::Unauthenticated(_))) => {
             back_with("/login", "error", &st.i18n.t(lang, "login-failed"))
@@ -208,7 +245,11 @@ async fn login_submit(State(st): State<AppState>, headers: HeaderMap, Form(f): F
 
 async fn logout(State(st): State<AppState>, me: CurrentUser) -> WebResult<Response> {
     auth::logout(&st, &me).await?;
-    Ok(([(header::SET_COOKIE, auth::clear_session_cookie())], Redirect::to("/login")).into_response())
+    Ok((
+        [(header::SET_COOKIE, auth::clear_session_cookie())],
+        Redirect::to("/login"),
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -216,7 +257,11 @@ struct LanguageForm {
     language: String,
 }
 
-async fn set_language(State(st): State<AppState>, headers: HeaderMap, Form(f): Form<LanguageForm>) -> WebResult<Response> {
+async fn set_language(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LanguageForm>,
+) -> WebResult<Response> {
     let lang = Lang::from_tag(&f.language);
     // Public route (it works on the login page); a logged-in account also remembers the choice.
     if let Ok(Some(me)) = auth::authenticate(&st, &headers).await {
@@ -230,14 +275,23 @@ async fn set_language(State(st): State<AppState>, headers: HeaderMap, Form(f): F
         .filter(|p| p.starts_with('/') && !p.starts_with("//"))
         .unwrap_or_else(|| "/".into());
     Ok((
-        [(header::SET_COOKIE, format!("{LANG_COOKIE}={}; Path=/; SameSite=Strict; Max-Age=31536000", lang.tag()))],
+        [(
+            header::SET_COOKIE,
+            format!(
+                "{LANG_COOKIE}={}; Path=/; SameSite=Strict; Max-Age=31536000",
+                lang.tag()
+            ),
+        )],
         Redirect::to(&back),
     )
         .into_response())
 }
 
 async fn home(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> {
-    let t = T { st: &st, lang: Lang::from_tag(&me.user.language) };
+    let t = T {
+        st: &st,
+        lang: Lang::from_tag(&me.user.language),
+    };
     let staff_count = if me.role().has(Permission::StaffManage) {
         Some(st.store.users_of_site(me.site.id).await?.len())
     } else {
@@ -248,67 +302,87 @@ async fn home(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> 
     } else {
         None
     };
-    Ok(layout(&t, &me.site.name, Some(&me), html! {
-        h1 { (t.a("home-title", &[("site", &me.site.name)])) }
-        p.muted { (t.a("home-signed-in", &[("user", &me.user.username), ("role", &t.role(me.role()))])) }
-        @if me.role().is_outside() { p.notice { (t.s("home-outside")) } }
-        div.tiles {
-            @if let Some(n) = client_count { a.tile href="/clients" { span.big { (n) } span { (t.s("home-clients")) } } }
-            @if let Some(n) = staff_count { a.tile href="/staff" { span.big { (n) } span { (t.s("home-staff")) } } }
-        }
-    }))
+    Ok(layout(
+        &t,
+        &me.site.name,
+        Some(&me),
+        html! {
+            h1 { (t.a("home-title", &[("site", &me.site.name)])) }
+            p.muted { (t.a("home-signed-in", &[("user", &me.user.username), ("role", &t.role(me.role()))])) }
+            @if me.role().is_outside() { p.notice { (t.s("home-outside")) } }
+            div.tiles {
+                @if let Some(n) = client_count { a.tile href="/clients" { span.big { (n) } span { (t.s("home-clients")) } } }
+                @if let Some(n) = staff_count { a.tile href="/staff" { span.big { (n) } span { (t.s("home-staff")) } } }
+            }
+        },
+    ))
 }
 
-async fn staff_page(State(st): State<AppState>, me: CurrentUser, Query(f): Query<Flash>) -> WebResult<Markup> {
-    let t = T { st: &st, lang: Lang::from_tag(&me.user.language) };
+async fn staff_page(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Query(f): Query<Flash>,
+) -> WebResult<Markup> {
+    let t = T {
+        st: &st,
+        lang: Lang::from_tag(&me.user.language),
+    };
     let users = st.store.users_of_site(me.site.id).await?;
     let now = st.now();
-    let grantable: Vec<Role> = Role::ALL.into_iter().filter(|r| me.role().may_grant(*r)).collect();
-    Ok(layout(&t, &t.a("staff-title", &[("site", &me.site.name)]), Some(&me), html! {
-        h1 { (t.a("staff-title", &[("site", &me.site.name)])) }
-        (flash(&f))
-        table.list {
-            thead { tr { th { (t.s("staff-username")) } th { (t.s("staff-role")) } th { (t.s("staff-language")) } th { (t.s("staff-status")) } th {} } }
-            tbody {
-                @for u in &users {
-                    tr data-username=(u.username) {
-                        td { (u.username) }
-                        td { (t.role(u.role)) }
-                        td { (u.language) }
-                        td {
-                            @if !u.active { (t.s("staff-inactive")) }
-                            @else if let Some(until) = u.standing.locked_until.filter(|x| *x > now) {
-                                (t.a("staff-locked", &[("until", &until.with_timezone(&st.settings.utc_offset).format("%H:%M").to_string())]))
-                            } @else { (t.s("staff-active")) }
-                        }
-                        td.actions {
-                            @if me.role().may_grant(u.role) && u.id != me.user.id {
-                                @if u.standing.locked_until.is_some_and(|x| x > now) {
-                                    form method="post" action={"/staff/" (u.id) "/unlock"} { input type="hidden" name="csrf" value=(me.csrf_token); button type="submit" { (t.s("staff-unlock")) } }
-                                }
-                                @if u.active {
-                                    form method="post" action={"/staff/" (u.id) "/deactivate"} { input type="hidden" name="csrf" value=(me.csrf_token); button type="submit" { (t.s("staff-deactivate")) } }
-                                } @else {
-                                    form method="post" action={"/staff/" (u.id) "/activate"} { input type="hidden" name="csrf" value=(me.csrf_token); button type="submit" { (t.s("staff-activate")) } }
+    let grantable: Vec<Role> = Role::ALL
+        .into_iter()
+        .filter(|r| me.role().may_grant(*r))
+        .collect();
+    Ok(layout(
+        &t,
+        &t.a("staff-title", &[("site", &me.site.name)]),
+        Some(&me),
+        html! {
+            h1 { (t.a("staff-title", &[("site", &me.site.name)])) }
+            (flash(&f))
+            table.list {
+                thead { tr { th { (t.s("staff-username")) } th { (t.s("staff-role")) } th { (t.s("staff-language")) } th { (t.s("staff-status")) } th {} } }
+                tbody {
+                    @for u in &users {
+                        tr data-username=(u.username) {
+                            td { (u.username) }
+                            td { (t.role(u.role)) }
+                            td { (u.language) }
+                            td {
+                                @if !u.active { (t.s("staff-inactive")) }
+                                @else if let Some(until) = u.standing.locked_until.filter(|x| *x > now) {
+                                    (t.a("staff-locked", &[("until", &until.with_timezone(&st.settings.utc_offset).format("%H:%M").to_string())]))
+                                } @else { (t.s("staff-active")) }
+                            }
+                            td.actions {
+                                @if me.role().may_grant(u.role) && u.id != me.user.id {
+                                    @if u.standing.locked_until.is_some_and(|x| x > now) {
+                                        form method="post" action={"/staff/" (u.id) "/unlock"} { input type="hidden" name="csrf" value=(me.csrf_token); button type="submit" { (t.s("staff-unlock")) } }
+                                    }
+                                    @if u.active {
+                                        form method="post" action={"/staff/" (u.id) "/deactivate"} { input type="hidden" name="csrf" value=(me.csrf_token); button type="submit" { (t.s("staff-deactivate")) } }
+                                    } @else {
+                                        form method="post" action={"/staff/" (u.id) "/activate"} { input type="hidden" name="csrf" value=(me.csrf_token); button type="submit" { (t.s("staff-activate")) } }
+                                    }
                                 }
                             }
                         }
                     }
                 }
             }
-        }
-        section.card {
-            h2 { (t.s("staff-add")) }
-            form method="post" action="/staff" id="add-staff" {
-                input type="hidden" name="csrf" value=(me.csrf_token);
-                label { (t.s("staff-username")) input name="username" required pattern="[a-z0-9._-]{3,40}"; }
-                label { (t.s("staff-role")) select name="role" { @for r in &grantable { option value=(r.as_str()) { (t.role(*r)) } } } }
-                label { (t.s("staff-language")) select name="language" { option value="zh-CN" { "中文" } option value="en" { "English" } } }
-                label { (t.s("staff-password")) input name="password" type="password" minlength="12" required autocomplete="new-password"; }
-                button type="submit" { (t.s("staff-create")) }
+            section.card {
+                h2 { (t.s("staff-add")) }
+                form method="post" action="/staff" id="add-staff" {
+                    input type="hidden" name="csrf" value=(me.csrf_token);
+                    label { (t.s("staff-username")) input name="username" required pattern="[a-z0-9._-]{3,40}"; }
+                    label { (t.s("staff-role")) select name="role" { @for r in &grantable { option value=(r.as_str()) { (t.role(*r)) } } } }
+                    label { (t.s("staff-language")) select name="language" { option value="zh-CN" { "中文" } option value="en" { "English" } } }
+                    label { (t.s("staff-password")) input name="password" type="password" minlength="12" required autocomplete="new-password"; }
+                    button type="submit" { (t.s("staff-create")) }
+                }
             }
-        }
-    }))
+        },
+    ))
 }
 
 #[derive(Deserialize)]
@@ -319,12 +393,29 @@ struct StaffForm {
     language: Option<String>,
 }
 
-async fn staff_create(State(st): State<AppState>, me: CurrentUser, Form(f): Form<StaffForm>) -> Response {
+async fn staff_create(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Form(f): Form<StaffForm>,
+) -> Response {
     let lang = Lang::from_tag(&me.user.language);
-    let req = NewStaffRequest { username: f.username, role: f.role, password: f.password, language: f.language, site: None };
+    let req = NewStaffRequest {
+        username: f.username,
+        role: f.role,
+        password: f.password,
+        language: f.language,
+        site: None,
+    };
     match api::create_staff_as(&st, &me, req).await {
-        Ok(u) => back_with("/staff", "ok", &st.i18n.t_args(lang, "staff-created", &[("user", &u.username)])),
-        Err(AppError::Domain(d)) if !matches!(d, DomainError::Forbidden(_)) => back_with("/staff", "error", &d.to_string()),
+        Ok(u) => back_with(
+            "/staff",
+            "ok",
+            &st.i18n
+                .t_args(lang, "staff-created", &[("user", &u.username)]),
+        ),
+        Err(AppError::Domain(d)) if !matches!(d, DomainError::Forbidden(_)) => {
+            back_with("/staff", "error", &d.to_string())
+        }
         Err(e) => error_page(e),
     }
 }
@@ -339,45 +430,72 @@ async fn staff_act(st: AppState, me: CurrentUser, id: String, action: StaffActio
     }
 }
 
-async fn staff_unlock(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Response {
+async fn staff_unlock(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Response {
     staff_act(st, me, id, StaffAction::Unlock).await
 }
-async fn staff_deactivate(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Response {
+async fn staff_deactivate(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Response {
     staff_act(st, me, id, StaffAction::Deactivate).await
 }
-async fn staff_activate(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Response {
+async fn staff_activate(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Response {
     staff_act(st, me, id, StaffAction::Activate).await
 }
 
-async fn clients_page(State(st): State<AppState>, me: CurrentUser, Query(f): Query<Flash>) -> WebResult<Markup> {
-    let t = T { st: &st, lang: Lang::from_tag(&me.user.language) };
+async fn clients_page(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Query(f): Query<Flash>,
+) -> WebResult<Markup> {
+    let t = T {
+        st: &st,
+        lang: Lang::from_tag(&me.user.language),
+    };
     let q = f.q.clone().unwrap_or_default();
-    let found = st.store.search_clients(&me.actor(), &q, 300, st.now()).await?;
-    Ok(layout(&t, &t.s("clients-title"), Some(&me), html! {
-        h1 { (t.s("clients-title")) }
-        (flash(&f))
-        form.search method="get" action="/clients" {
-            input name="q" value=(q) placeholder=(t.s("clients-search")) aria-label=(t.s("clients-search"));
-            button type="submit" { "🔍" }
-        }
-        @if found.is_empty() { p { (t.s("clients-none")) } } @else {
-            table.list {
-                thead { tr { th { (t.s("clients-uic")) } th { (t.s("clients-enrolled")) } } }
-                tbody { @for c in &found { tr { td { a href={"/clients/" (c.id)} { (c.uic) } } td { (c.enrolled_on) } } } }
+    let found = st
+        .store
+        .search_clients(&me.actor(), &q, 300, st.now())
+        .await?;
+    Ok(layout(
+        &t,
+        &t.s("clients-title"),
+        Some(&me),
+        html! {
+            h1 { (t.s("clients-title")) }
+            (flash(&f))
+            form.search method="get" action="/clients" {
+                input name="q" value=(q) placeholder=(t.s("clients-search")) aria-label=(t.s("clients-search"));
+                button type="submit" { "🔍" }
             }
-        }
-        @if me.role().has(Permission::ClientWrite) {
-            section.card {
-                h2 { (t.s("clients-enrol")) }
-                form method="post" action="/clients" {
-                    input type="hidden" name="csrf" value=(me.csrf_token);
-                    label { (t.s("clients-uic")) input name="uic" required; }
-                    label { (t.s("clients-enrolled")) input name="enrolled_on" type="date" value=(st.today()); }
-                    button type="submit" { (t.s("clients-enrol-submit")) }
+            @if found.is_empty() { p { (t.s("clients-none")) } } @else {
+                table.list {
+                    thead { tr { th { (t.s("clients-uic")) } th { (t.s("clients-enrolled")) } } }
+                    tbody { @for c in &found { tr { td { a href={"/clients/" (c.id)} { (c.uic) } } td { (c.enrolled_on) } } } }
                 }
             }
-        }
-    }))
+            @if me.role().has(Permission::ClientWrite) {
+                section.card {
+                    h2 { (t.s("clients-enrol")) }
+                    form method="post" action="/clients" {
+                        input type="hidden" name="csrf" value=(me.csrf_token);
+                        label { (t.s("clients-uic")) input name="uic" required; }
+                        label { (t.s("clients-enrolled")) input name="enrolled_on" type="date" value=(st.today()); }
+                        button type="submit" { (t.s("clients-enrol-submit")) }
+                    }
+                }
+            }
+        },
+    ))
 }
 
 #[derive(Deserialize)]
@@ -386,47 +504,94 @@ struct ClientForm {
     enrolled_on: Option<String>,
 }
 
-async fn clients_enrol(State(st): State<AppState>, me: CurrentUser, Form(f): Form<ClientForm>) -> Response {
-    match api::enrol_client_as(&st, &me, NewClientRequest { uic: f.uic, enrolled_on: f.enrolled_on }).await {
+async fn clients_enrol(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Form(f): Form<ClientForm>,
+) -> Response {
+    match api::enrol_client_as(
+        &st,
+        &me,
+        NewClientRequest {
+            uic: f.uic,
+            enrolled_on: f.enrolled_on,
+        },
+    )
+    .await
+    {
         Ok(c) => Redirect::to(&format!("/clients/{}", c.id)).into_response(),
-        Err(AppError::Domain(d)) if !matches!(d, DomainError::Forbidden(_)) => back_with("/clients", "error", &d.to_string()),
+        Err(AppError::Domain(d)) if !matches!(d, DomainError::Forbidden(_)) => {
+            back_with("/clients", "error", &d.to_string())
+        }
         Err(e) => error_page(e),
     }
 }
 
-async fn client_page(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> WebResult<Markup> {
-    let t = T { st: &st, lang: Lang::from_tag(&me.user.language) };
-    let id: i64 = id.parse().map_err(|_| DomainError::invalid("id", "not a number"))?;
-    let c = st.store.read_client(&me.actor(), id, "record page", st.now()).await?;
-    let trail = st.store.audit_of_record("client", &c.id.to_string()).await?;
-    Ok(layout(&t, &c.uic, Some(&me), html! {
-        h1 { (t.a("client-title", &[("uic", &c.uic)])) }
-        dl {
-            dt { (t.s("client-site")) } dd { (me.site.name) }
-            dt { (t.s("clients-enrolled")) } dd { (c.enrolled_on) }
-        }
-        h2 { (t.s("client-access")) }
-        table.list {
-            thead { tr { th { (t.s("audit-when")) } th { (t.s("audit-who")) } th { (t.s("audit-what")) } th { (t.s("audit-why")) } } }
-            tbody { @for e in trail.iter().rev().take(50) { tr { td { (e.at.with_timezone(&st.settings.utc_offset).format("%Y-%m-%d %H:%M")) } td { (e.actor) } td { (e.action) } td { (e.reason) } } } }
-        }
-    }))
+async fn client_page(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> WebResult<Markup> {
+    let t = T {
+        st: &st,
+        lang: Lang::from_tag(&me.user.language),
+    };
+    let id: i64 = id
+        .parse()
+        .map_err(|_| DomainError::invalid("id", "not a number"))?;
+    let c = st
+        .store
+        .read_client(&me.actor(), id, "record page", st.now())
+        .await?;
+    let trail = st
+        .store
+        .audit_of_record("client", &c.id.to_string())
+        .await?;
+    Ok(layout(
+        &t,
+        &c.uic,
+        Some(&me),
+        html! {
+            h1 { (t.a("client-title", &[("uic", &c.uic)])) }
+            dl {
+                dt { (t.s("client-site")) } dd { (me.site.name) }
+                dt { (t.s("clients-enrolled")) } dd { (c.enrolled_on) }
+            }
+            h2 { (t.s("client-access")) }
+            table.list {
+                thead { tr { th { (t.s("audit-when")) } th { (t.s("audit-who")) } th { (t.s("audit-what")) } th { (t.s("audit-why")) } } }
+                tbody { @for e in trail.iter().rev().take(50) { tr { td { (e.at.with_timezone(&st.settings.utc_offset).format("%Y-%m-%d %H:%M")) } td { (e.actor) } td { (e.action) } td { (e.reason) } } } }
+            }
+        },
+    ))
 }
 
 async fn audit_page(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> {
-    let t = T { st: &st, lang: Lang::from_tag(&me.user.language) };
+    let t = T {
+        st: &st,
+        lang: Lang::from_tag(&me.user.language),
+    };
     let entries = st.store.recent_audit(me.site.id, 200).await?;
-    Ok(layout(&t, &t.s("audit-title"), Some(&me), html! {
-        h1 { (t.s("audit-title")) }
-        table.list {
-            thead { tr { th { "#" } th { (t.s("audit-when")) } th { (t.s("audit-who")) } th { (t.s("audit-what")) } th { (t.s("audit-record")) } th { (t.s("audit-why")) } } }
-            tbody { @for e in &entries { tr { td { (e.seq) } td { (e.at.with_timezone(&st.settings.utc_offset).format("%Y-%m-%d %H:%M:%S")) } td { (e.actor) } td { (e.action) } td { (e.record_type) " " (e.record_id) } td { (e.reason) } } } }
-        }
-    }))
+    Ok(layout(
+        &t,
+        &t.s("audit-title"),
+        Some(&me),
+        html! {
+            h1 { (t.s("audit-title")) }
+            table.list {
+                thead { tr { th { "#" } th { (t.s("audit-when")) } th { (t.s("audit-who")) } th { (t.s("audit-what")) } th { (t.s("audit-record")) } th { (t.s("audit-why")) } } }
+                tbody { @for e in &entries { tr { td { (e.seq) } td { (e.at.with_timezone(&st.settings.utc_offset).format("%Y-%m-%d %H:%M:%S")) } td { (e.actor) } td { (e.action) } td { (e.record_type) " " (e.record_id) } td { (e.reason) } } } }
+            }
+        },
+    ))
 }
 
 async fn stylesheet() -> Response {
-    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], PreEscaped(CSS).into_string()).into_response()
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        PreEscaped(CSS).into_string(),
+    )
+        .into_response()
 }
 
 /// Adds the pages.
@@ -435,19 +600,71 @@ pub fn routes(table: RouteTable) -> RouteTable {
     use Permission::*;
     use Verb::*;
     table
-        .add(RouteSpec::web(Get, "/static/app.css", Public, "Stylesheet"), stylesheet)
-        .add(RouteSpec::web(Get, "/login", Public, "Login form"), login_page)
-        .add(RouteSpec::web(Post, "/login", Public, "Log in"), login_submit)
-        .add(RouteSpec::web(Post, "/language", Public, "Switch the interface language"), set_language)
+        .add(
+            RouteSpec::web(Get, "/static/app.css", Public, "Stylesheet"),
+            stylesheet,
+        )
+        .add(
+            RouteSpec::web(Get, "/login", Public, "Login form"),
+            login_page,
+        )
+        .add(
+            RouteSpec::web(Post, "/login", Public, "Log in"),
+            login_submit,
+        )
+        .add(
+            RouteSpec::web(Post, "/language", Public, "Switch the interface language"),
+            set_language,
+        )
         .add(RouteSpec::web(Post, "/logout", LoggedIn, "Log out"), logout)
-        .add(RouteSpec::web(Get, "/", LoggedIn, "The centre's home page"), home)
-        .add(RouteSpec::web(Get, "/staff", Needs(StaffManage), "Staff accounts"), staff_page)
-        .add(RouteSpec::web(Post, "/staff", Needs(StaffManage), "Create a staff account"), staff_create)
-        .add(RouteSpec::web(Post, "/staff/{id}/unlock", Needs(StaffManage), "Unlock"), staff_unlock)
-        .add(RouteSpec::web(Post, "/staff/{id}/deactivate", Needs(StaffManage), "Deactivate"), staff_deactivate)
-        .add(RouteSpec::web(Post, "/staff/{id}/activate", Needs(StaffManage), "Activate"), staff_activate)
-        .add(RouteSpec::web(Get, "/clients", Needs(ClientRead), "Client list and search"), clients_page)
-        .add(RouteSpec::web(Post, "/clients", Needs(ClientWrite), "Enrol a client"), clients_enrol)
-        .add(RouteSpec::web(Get, "/clients/{id}", Needs(ClientRead), "One client record (audited)"), client_page)
-        .add(RouteSpec::web(Get, "/audit", Needs(AuditRead), "Audit trail of the centre"), audit_page)
+        .add(
+            RouteSpec::web(Get, "/", LoggedIn, "The centre's home page"),
+            home,
+        )
+        .add(
+            RouteSpec::web(Get, "/staff", Needs(StaffManage), "Staff accounts"),
+            staff_page,
+        )
+        .add(
+            RouteSpec::web(Post, "/staff", Needs(StaffManage), "Create a staff account"),
+            staff_create,
+        )
+        .add(
+            RouteSpec::web(Post, "/staff/{id}/unlock", Needs(StaffManage), "Unlock"),
+            staff_unlock,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/staff/{id}/deactivate",
+                Needs(StaffManage),
+                "Deactivate",
+            ),
+            staff_deactivate,
+        )
+        .add(
+            RouteSpec::web(Post, "/staff/{id}/activate", Needs(StaffManage), "Activate"),
+            staff_activate,
+        )
+        .add(
+            RouteSpec::web(Get, "/clients", Needs(ClientRead), "Client list and search"),
+            clients_page,
+        )
+        .add(
+            RouteSpec::web(Post, "/clients", Needs(ClientWrite), "Enrol a client"),
+            clients_enrol,
+        )
+        .add(
+            RouteSpec::web(
+                Get,
+                "/clients/{id}",
+                Needs(ClientRead),
+                "One client record (audited)",
+            ),
+            client_page,
+        )
+        .add(
+            RouteSpec::web(Get, "/audit", Needs(AuditRead), "Audit trail of the centre"),
+            audit_page,
+        )
 }
