@@ -1,0 +1,167 @@
+//! The real `anxin` binary, started the way an operator starts it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn anxin(data: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_anxin"));
+    c.arg("--data-dir").arg(data).env("ANXIN_LOG", "warn");
+    // The test process may carry ANXIN_* settings of its own; the binary must not see them.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ANXIN_") && k != "ANXIN_LOG" {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+fn run(mut c: Command, stdin: &str) -> Output {
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn sites_users_backup_and_audit_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+
+    let mut c = anxin(d);
+    c.args(["site", "add", "--code", "YX01", "--name", "Yuxi Ping An"]);
+    let o = run(c, "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).contains("Site YX01"));
+
+    let mut c = anxin(d);
+    c.args(["user", "add", "--site", "YX01", "--username", "nurse.li", "--role", "dispenser"]);
+    let o = run(c, "a-long-enough-password\n");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    // Bad input: a short password, an unknown role, an unknown site. Nothing is written.
+    let mut c = anxin(d);
+    c.args(["user", "add", "--site", "YX01", "--username", "nurse.wu", "--role", "dispenser"]);
+    let o = run(c, "short\n");
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("password: must be at least 12 characters"), "{}", text(&o.stderr));
+    let mut c = anxin(d);
+    c.args(["user", "add", "--site", "YX01", "--username", "nurse.wu", "--role", "boss"]);
+    let o = run(c, "a-long-enough-password\n");
+    assert!(text(&o.stderr).contains("role: unknown role `boss`"), "{}", text(&o.stderr));
+    let mut c = anxin(d);
+    c.args(["user", "add", "--site", "NOPE", "--username", "nurse.wu", "--role", "dispenser"]);
+    let o = run(c, "a-long-enough-password\n");
+    assert!(text(&o.stderr).contains("site NOPE not found"), "{}", text(&o.stderr));
+
+    let mut c = anxin(d);
+    c.args(["audit", "verify"]);
+    let o = run(c, "");
+    assert!(o.status.success());
+    assert_eq!(text(&o.stdout).trim(), "Audit trail intact: 2 entries.");
+
+    let backup = d.join("backup.sqlite3");
+    let mut c = anxin(d);
+    c.args(["backup", "--to"]).arg(&backup);
+    let o = run(c, "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // The backup is a working database: audit verify passes on it.
+    let restored = d.join("restored");
+    std::fs::create_dir(&restored).unwrap();
+    std::fs::copy(&backup, restored.join("anxin.sqlite3")).unwrap();
+    let mut c = anxin(&restored);
+    c.args(["audit", "verify"]);
+    assert!(run(c, "").status.success());
+    let mut c = anxin(d);
+    c.args(["backup", "--to"]).arg(&backup);
+    assert!(text(&run(c, "").stderr).contains("already exists"));
+
+    // Someone edits an audit row behind Anxin's back (removing the append-only guard first).
+    let db = d.join("anxin.sqlite3");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
+        sqlx::query("DROP TRIGGER audit_log_append_only_update").execute(&pool).await.unwrap();
+        sqlx::query("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2").execute(&pool).await.unwrap();
+        pool.close().await;
+    });
+    let mut c = anxin(d);
+    c.args(["audit", "verify"]);
+    let o = run(c, "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o.stderr).contains("audit entry 2: altered"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn configuration_mistakes_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("anxin.toml");
+    std::fs::write(&cfg, "listen = \"127.0.0.1:0\"\nlisen = 1\n").unwrap();
+    let mut c = anxin(dir.path());
+    c.arg("--config").arg(&cfg).arg("migrate");
+    let o = run(c, "");
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("lisen: unknown field `lisen`"), "{}", text(&o.stderr));
+
+    let mut c = anxin(dir.path());
+    c.arg("migrate").env("ANXIN_DATABASE_URL", "postgres://anxin:s3cret-pw@127.0.0.1:1/anxin");
+    let o = run(c, "");
+    assert!(!o.status.success());
+    let err = text(&o.stderr);
+    assert!(err.contains("cannot open the database at postgres://anxin:***@127.0.0.1:1/anxin"), "{err}");
+    assert!(!err.contains("s3cret-pw"), "secret printed: {err}");
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept-Language: en\r\nConnection: close\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn serve_demo_answers_in_a_browser_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let mut c = anxin(dir.path());
+    c.args(["serve", "--demo", "--listen", &addr]);
+    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let started = Instant::now();
+    let mut printed = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        printed.push_str(&line);
+        printed.push('\n');
+        if line.contains("listening on") || started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+    }
+    assert!(printed.contains("250 clients"), "{printed}");
+    assert!(printed.contains("nurse") && printed.contains("anxin-demo-2026"), "{printed}");
+    assert!(printed.contains(&format!("http://{addr}")), "{printed}");
+    let health = http_get(&addr, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let login = http_get(&addr, "/login");
+    assert!(login.contains("<form method=\"post\" action=\"/login\">"), "{login}");
+    assert!(login.contains("Log in"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
