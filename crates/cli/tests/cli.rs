@@ -26,7 +26,12 @@ fn run(mut c: Command, stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -46,24 +51,72 @@ fn sites_users_backup_and_audit_verify() {
     assert!(text(&o.stdout).contains("Site YX01"));
 
     let mut c = anxin(d);
-    c.args(["user", "add", "--site", "YX01", "--username", "nurse.li", "--role", "dispenser"]);
+    c.args([
+        "user",
+        "add",
+        "--site",
+        "YX01",
+        "--username",
+        "nurse.li",
+        "--role",
+        "dispenser",
+    ]);
     let o = run(c, "a-long-enough-password\n");
     assert!(o.status.success(), "{}", text(&o.stderr));
 
     // Bad input: a short password, an unknown role, an unknown site. Nothing is written.
     let mut c = anxin(d);
-    c.args(["user", "add", "--site", "YX01", "--username", "nurse.wu", "--role", "dispenser"]);
+    c.args([
+        "user",
+        "add",
+        "--site",
+        "YX01",
+        "--username",
+        "nurse.wu",
+        "--role",
+        "dispenser",
+    ]);
     let o = run(c, "short\n");
     assert!(!o.status.success());
-    assert!(text(&o.stderr).contains("password: must be at least 12 characters"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("password: must be at least 12 characters"),
+        "{}",
+        text(&o.stderr)
+    );
     let mut c = anxin(d);
-    c.args(["user", "add", "--site", "YX01", "--username", "nurse.wu", "--role", "boss"]);
+    c.args([
+        "user",
+        "add",
+        "--site",
+        "YX01",
+        "--username",
+        "nurse.wu",
+        "--role",
+        "boss",
+    ]);
     let o = run(c, "a-long-enough-password\n");
-    assert!(text(&o.stderr).contains("role: unknown role `boss`"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("role: unknown role `boss`"),
+        "{}",
+        text(&o.stderr)
+    );
     let mut c = anxin(d);
-    c.args(["user", "add", "--site", "NOPE", "--username", "nurse.wu", "--role", "dispenser"]);
+    c.args([
+        "user",
+        "add",
+        "--site",
+        "NOPE",
+        "--username",
+        "nurse.wu",
+        "--role",
+        "dispenser",
+    ]);
     let o = run(c, "a-long-enough-password\n");
-    assert!(text(&o.stderr).contains("site NOPE not found"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("site NOPE not found"),
+        "{}",
+        text(&o.stderr)
+    );
 
     let mut c = anxin(d);
     c.args(["audit", "verify"]);
@@ -92,16 +145,28 @@ fn sites_users_backup_and_audit_verify() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         sqlx::any::install_default_drivers();
-        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display())).await.unwrap();
-        sqlx::query("DROP TRIGGER audit_log_append_only_update").execute(&pool).await.unwrap();
-        sqlx::query("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2").execute(&pool).await.unwrap();
+        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        sqlx::query("DROP TRIGGER audit_log_append_only_update")
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE audit_log SET actor = 'someone-else' WHERE seq = 2")
+            .execute(&pool)
+            .await
+            .unwrap();
         pool.close().await;
     });
     let mut c = anxin(d);
     c.args(["audit", "verify"]);
     let o = run(c, "");
     assert_eq!(o.status.code(), Some(2));
-    assert!(text(&o.stderr).contains("audit entry 2: altered"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("audit entry 2: altered"),
+        "{}",
+        text(&o.stderr)
+    );
 }
 
 #[test]
@@ -113,20 +178,34 @@ fn configuration_mistakes_are_named() {
     c.arg("--config").arg(&cfg).arg("migrate");
     let o = run(c, "");
     assert!(!o.status.success());
-    assert!(text(&o.stderr).contains("lisen: unknown field `lisen`"), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("lisen: unknown field `lisen`"),
+        "{}",
+        text(&o.stderr)
+    );
 
     let mut c = anxin(dir.path());
-    c.arg("migrate").env("ANXIN_DATABASE_URL", "postgres://anxin:s3cret-pw@127.0.0.1:1/anxin");
+    c.arg("migrate").env(
+        "ANXIN_DATABASE_URL",
+        "postgres://anxin:s3cret-pw@127.0.0.1:1/anxin",
+    );
     let o = run(c, "");
     assert!(!o.status.success());
     let err = text(&o.stderr);
-    assert!(err.contains("cannot open the database at postgres://anxin:***@127.0.0.1:1/anxin"), "{err}");
+    assert!(
+        err.contains("cannot open the database at postgres://anxin:***@127.0.0.1:1/anxin"),
+        "{err}"
+    );
     assert!(!err.contains("s3cret-pw"), "secret printed: {err}");
 }
 
 fn http_get(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept-Language: en\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept-Language: en\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut out = String::new();
     s.read_to_string(&mut out).unwrap();
     out
@@ -142,7 +221,11 @@ fn serve_demo_answers_in_a_browser_way() {
     let addr = format!("127.0.0.1:{port}");
     let mut c = anxin(dir.path());
     c.args(["serve", "--demo", "--listen", &addr]);
-    let mut child = c.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let started = Instant::now();
     let mut printed = String::new();
@@ -155,12 +238,18 @@ fn serve_demo_answers_in_a_browser_way() {
         }
     }
     assert!(printed.contains("250 clients"), "{printed}");
-    assert!(printed.contains("nurse") && printed.contains("anxin-demo-2026"), "{printed}");
+    assert!(
+        printed.contains("nurse") && printed.contains("anxin-demo-2026"),
+        "{printed}"
+    );
     assert!(printed.contains(&format!("http://{addr}")), "{printed}");
     let health = http_get(&addr, "/healthz");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     let login = http_get(&addr, "/login");
-    assert!(login.contains("<form method=\"post\" action=\"/login\">"), "{login}");
+    assert!(
+        login.contains("<form method=\"post\" action=\"/login\">"),
+        "{login}"
+    );
     assert!(login.contains("Log in"));
     child.kill().unwrap();
     child.wait().unwrap();
