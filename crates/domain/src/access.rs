@@ -74,6 +74,15 @@ impl Role {
                 Manager | Prescriber | Dispenser | Counsellor | PeerEducator
             ),
             ClientWrite => matches!(self, Manager | Prescriber | Counsellor),
+            IdentityRead => matches!(self, Manager | Prescriber | Dispenser | Counsellor),
+            ConsentManage => matches!(self, Manager | Prescriber | Counsellor),
+            Prescribe => matches!(self, Prescriber),
+            DoseRecord => matches!(self, Manager | Prescriber | Dispenser),
+            UrineRecord => matches!(self, Manager | Prescriber | Dispenser | Counsellor),
+            StockManage => matches!(self, Manager | Dispenser),
+            MessagesRead => matches!(self, Manager | Prescriber | Dispenser | Counsellor),
+            MessageTextRead => matches!(self, Manager),
+            ContactChange => matches!(self, Manager | Prescriber | Counsellor),
             StaffManage => matches!(self, Admin | Manager),
             SiteManage => matches!(self, Admin),
             AuditRead => matches!(self, Admin | Manager),
@@ -121,6 +130,24 @@ pub enum Permission {
     ClientRead,
     /// Enrol or change a client of one's own site.
     ClientWrite,
+    /// See a client's identifying fields (name, national ID, phone, address), decrypted.
+    IdentityRead,
+    /// Record treatment agreements and consents.
+    ConsentManage,
+    /// Write dose orders and record prescriber reviews (prescribers only).
+    Prescribe,
+    /// Record observed doses at the dispensing window.
+    DoseRecord,
+    /// Record urine drug tests.
+    UrineRecord,
+    /// Receive methadone stock and close the day's stock.
+    StockManage,
+    /// See the SMS outbox and the delivery state of a client's messages.
+    MessagesRead,
+    /// See the text of outgoing messages (they may carry a box code).
+    MessageTextRead,
+    /// Change a client's phone number (audited).
+    ContactChange,
     /// Create, lock and unlock staff accounts.
     StaffManage,
     /// Create centres in the deployment.
@@ -131,9 +158,18 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, for exhaustive tests and documentation.
-    pub const ALL: [Permission; 5] = [
+    pub const ALL: [Permission; 14] = [
         Permission::ClientRead,
         Permission::ClientWrite,
+        Permission::IdentityRead,
+        Permission::ConsentManage,
+        Permission::Prescribe,
+        Permission::DoseRecord,
+        Permission::UrineRecord,
+        Permission::StockManage,
+        Permission::MessagesRead,
+        Permission::MessageTextRead,
+        Permission::ContactChange,
         Permission::StaffManage,
         Permission::SiteManage,
         Permission::AuditRead,
@@ -141,7 +177,10 @@ impl Permission {
 
     /// Whether holding this permission exposes a client record.
     pub fn touches_client_records(self) -> bool {
-        matches!(self, Permission::ClientRead | Permission::ClientWrite)
+        !matches!(
+            self,
+            Permission::StaffManage | Permission::SiteManage | Permission::AuditRead
+        )
     }
 
     /// The stable snake_case name (as used in the OpenAPI document).
@@ -149,6 +188,15 @@ impl Permission {
         match self {
             Permission::ClientRead => "client_read",
             Permission::ClientWrite => "client_write",
+            Permission::IdentityRead => "identity_read",
+            Permission::ConsentManage => "consent_manage",
+            Permission::Prescribe => "prescribe",
+            Permission::DoseRecord => "dose_record",
+            Permission::UrineRecord => "urine_record",
+            Permission::StockManage => "stock_manage",
+            Permission::MessagesRead => "messages_read",
+            Permission::MessageTextRead => "message_text_read",
+            Permission::ContactChange => "contact_change",
             Permission::StaffManage => "staff_manage",
             Permission::SiteManage => "site_manage",
             Permission::AuditRead => "audit_read",
