@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod audit;
+pub mod clinic;
 pub mod auth;
 pub mod error;
 pub mod validate;

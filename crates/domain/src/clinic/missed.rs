@@ -1,0 +1,235 @@
+//! The missed-dose safety rule. After several days without methadone a client's tolerance falls
+//! and the usual dose can kill. Defaults follow the Australian national guidelines for
+//! medication-assisted treatment of opioid dependence:
+//!
+//! | consecutive days missed | what happens |
+//! |---|---|
+//! | 1–2 | the normal dose |
+//! | 3 | withheld until a prescriber reviews; then half the dose |
+//! | 4 | withheld until a prescriber reviews; then the lower of 40 mg or half the dose |
+//! | 5 or more | withheld: re-induction (a new induction order) |
+
+use chrono::NaiveDate;
+
+/// The thresholds of the rule (configurable per deployment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MissedDosePolicy {
+    /// Missed days from which the dose is withheld until a review; the review gives half.
+    pub review_from: u32,
+    /// Missed days from which the restart after review is capped at `restart_cap_mg`.
+    pub capped_restart_from: u32,
+    /// Missed days from which only a new induction order restarts dosing.
+    pub reinduction_from: u32,
+    /// The cap of a restart dose (mg).
+    pub restart_cap_mg: u32,
+}
+
+impl Default for MissedDosePolicy {
+    fn default() -> Self {
+        MissedDosePolicy {
+            review_from: 3,
+            capped_restart_from: 4,
+            reinduction_from: 5,
+            restart_cap_mg: 40,
+        }
+    }
+}
+
+/// Which part of the rule decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// No gap worth a change: the ordered dose.
+    Normal,
+    /// Gap reviewed by a prescriber: half the ordered dose.
+    HalfAfterReview,
+    /// Longer gap reviewed: the lower of the cap and half the ordered dose.
+    CappedAfterReview,
+    /// Gap needs a prescriber's review first.
+    AwaitingReview,
+    /// Gap needs a new induction order.
+    Reinduction,
+}
+
+impl Rule {
+    /// A stable code, also the suffix of the UI message `missed-rule-…`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Rule::Normal => "normal",
+            Rule::HalfAfterReview => "half_after_review",
+            Rule::CappedAfterReview => "capped_after_review",
+            Rule::AwaitingReview => "awaiting_review",
+            Rule::Reinduction => "reinduction",
+        }
+    }
+}
+
+/// What the dispensing window may do today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Give { mg: u32, rule: Rule, missed: u32 },
+    Withhold { rule: Rule, missed: u32 },
+}
+
+impl Decision {
+    /// The rule that decided.
+    pub fn rule(&self) -> Rule {
+        match self {
+            Decision::Give { rule, .. } | Decision::Withhold { rule, .. } => *rule,
+        }
+    }
+
+    /// Consecutive days missed before today.
+    pub fn missed(&self) -> u32 {
+        match self {
+            Decision::Give { missed, .. } | Decision::Withhold { missed, .. } => *missed,
+        }
+    }
+
+    /// One sentence for staff, naming the rule.
+    pub fn explain(&self) -> String {
+        match *self {
+            Decision::Give { mg, rule: Rule::Normal, .. } => format!("give {mg} mg"),
+            Decision::Give { mg, rule, missed } => format!(
+                "{missed} days missed, reviewed by a prescriber: give {mg} mg ({})",
+                rule.code()
+            ),
+            Decision::Withhold { rule: Rule::Reinduction, missed } => format!(
+                "{missed} consecutive days missed: withheld; a prescriber must write a new induction order"
+            ),
+            Decision::Withhold { missed, .. } => format!(
+                "{missed} consecutive days missed: withheld until a prescriber reviews the client"
+            ),
+        }
+    }
+}
+
+/// Consecutive days missed before `today`: the days after the last dose (or before the start
+/// of the latest induction order, which resets the count) up to yesterday.
+pub fn missed_days(
+    last_dose: Option<NaiveDate>,
+    induction_start: Option<NaiveDate>,
+    today: NaiveDate,
+) -> u32 {
+    let reset = induction_start.and_then(|d| d.pred_opt());
+    let anchor = match (last_dose, reset) {
+        (Some(a), Some(b)) => a.max(b),
+        (Some(a), None) => a,
+        (None, Some(b)) => b,
+        (None, None) => return 0,
+    };
+    let gap = (today - anchor).num_days() - 1;
+    u32::try_from(gap.max(0)).unwrap_or(u32::MAX)
+}
+
+impl MissedDosePolicy {
+    /// Decides today's dose from the ordered dose, the days missed, and whether a prescriber
+    /// reviewed the client since the last dose.
+    pub fn decide(&self, ordered_mg: u32, missed: u32, reviewed_since_gap: bool) -> Decision {
+        if missed >= self.reinduction_from {
+            return Decision::Withhold {
+                rule: Rule::Reinduction,
+                missed,
+            };
+        }
+        if missed >= self.review_from {
+            if !reviewed_since_gap {
+                return Decision::Withhold {
+                    rule: Rule::AwaitingReview,
+                    missed,
+                };
+            }
+            let half = ordered_mg / 2;
+            return if missed >= self.capped_restart_from {
+                Decision::Give {
+                    mg: half.min(self.restart_cap_mg),
+                    rule: Rule::CappedAfterReview,
+                    missed,
+                }
+            } else {
+                Decision::Give {
+                    mg: half,
+                    rule: Rule::HalfAfterReview,
+                    missed,
+                }
+            };
+        }
+        Decision::Give {
+            mg: ordered_mg,
+            rule: Rule::Normal,
+            missed,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, day).unwrap()
+    }
+
+    #[test]
+    fn counting_missed_days() {
+        assert_eq!(missed_days(Some(d(21)), None, d(22)), 0);
+        assert_eq!(missed_days(Some(d(19)), None, d(22)), 2);
+        assert_eq!(missed_days(Some(d(18)), None, d(22)), 3);
+        // Dosed today already: no gap.
+        assert_eq!(missed_days(Some(d(22)), None, d(22)), 0);
+        // A new client whose induction starts today has missed nothing.
+        assert_eq!(missed_days(None, Some(d(22)), d(22)), 0);
+        // An induction order after a long gap resets the count.
+        assert_eq!(missed_days(Some(d(1)), Some(d(21)), d(22)), 1);
+        assert_eq!(missed_days(None, None, d(22)), 0);
+    }
+
+    #[test]
+    fn one_or_two_missed_days_give_the_normal_dose() {
+        let p = MissedDosePolicy::default();
+        for missed in [0, 1, 2] {
+            assert_eq!(
+                p.decide(80, missed, false),
+                Decision::Give { mg: 80, rule: Rule::Normal, missed }
+            );
+        }
+    }
+
+    #[test]
+    fn three_missed_days_wait_for_review_then_give_half() {
+        let p = MissedDosePolicy::default();
+        assert_eq!(
+            p.decide(80, 3, false),
+            Decision::Withhold { rule: Rule::AwaitingReview, missed: 3 }
+        );
+        assert_eq!(
+            p.decide(80, 3, true),
+            Decision::Give { mg: 40, rule: Rule::HalfAfterReview, missed: 3 }
+        );
+    }
+
+    #[test]
+    fn four_missed_days_restart_at_the_lower_of_40_or_half() {
+        let p = MissedDosePolicy::default();
+        assert_eq!(p.decide(120, 4, false).rule(), Rule::AwaitingReview);
+        assert_eq!(
+            p.decide(120, 4, true),
+            Decision::Give { mg: 40, rule: Rule::CappedAfterReview, missed: 4 }
+        );
+        assert_eq!(
+            p.decide(60, 4, true),
+            Decision::Give { mg: 30, rule: Rule::CappedAfterReview, missed: 4 }
+        );
+    }
+
+    #[test]
+    fn five_or_more_missed_days_need_reinduction_even_after_review() {
+        let p = MissedDosePolicy::default();
+        for missed in [5, 6, 30] {
+            assert_eq!(
+                p.decide(80, missed, true),
+                Decision::Withhold { rule: Rule::Reinduction, missed }
+            );
+        }
+        assert!(p.decide(80, 5, true).explain().contains("new induction order"));
+    }
+}
