@@ -12,6 +12,7 @@ use anxin_domain::Role;
 use anxin_server::clock::{Clock, ShiftedClock, SystemClock};
 use anxin_server::i18n::I18n;
 use anxin_server::{demo, AppState, Config, Settings};
+use anxin_storage::vault::Vault;
 use anxin_storage::{redact_url, Actor, NewUser, Store};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
@@ -166,6 +167,7 @@ async fn serve(config: Config, listen: Option<String>, load_demo: bool) -> anyho
         clock_of(&config)?,
         I18n::load()?,
         Settings::from_config(&config)?,
+        Vault::from_key_file(&config.key_path(), true)?,
     );
     let listener = tokio::net::TcpListener::bind(addr)
         .await

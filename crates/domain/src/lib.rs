@@ -8,9 +8,11 @@
 
 pub mod access;
 pub mod audit;
-pub mod clinic;
 pub mod auth;
+pub mod clinic;
 pub mod error;
+pub mod phone;
+pub mod sms;
 pub mod validate;
 
 pub use access::{Access, Permission, Role};

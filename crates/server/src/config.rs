@@ -16,6 +16,40 @@
 //! | `session.absolute_hours` | `ANXIN_SESSION__ABSOLUTE_HOURS` | `12` | session absolute lifetime |
 //! | `login.max_failures` | `ANXIN_LOGIN__MAX_FAILURES` | `10` | wrong passwords in a row that lock an account |
 //! | `login.lock_minutes` | `ANXIN_LOGIN__LOCK_MINUTES` | `30` | how long a locked account stays locked |
+//! | `sms.provider` | `ANXIN_SMS__PROVIDER` | `file` | `file` (one line per message in `sms.file_path`), `console`, `kannel` or `none` (no worker) |
+//! | `sms.sender_name` | `ANXIN_SMS__SENDER_NAME` | `Anxin` | name put in the texts' `{sender}`; must name no drug, clinic or treatment |
+//! | `sms.file_path` | `ANXIN_SMS__FILE_PATH` | `<data_dir>/sms-outbox.log` | where the file provider appends |
+//! | `sms.dlr_base_url` | `ANXIN_SMS__DLR_BASE_URL` | `http://<listen address>` | base URL at which the gateway reaches Anxin's `/api/v1/sms/dlr` |
+//! | `sms.dlr_key` | `ANXIN_SMS__DLR_KEY` | (a random key kept in the database) | key of the HMAC tokens in delivery-report URLs, 16+ characters; secret |
+//! | `sms.dlr_key_file` | `ANXIN_SMS__DLR_KEY_FILE` | (none) | read `sms.dlr_key` from this file |
+//! | `sms.batch_size` | `ANXIN_SMS__BATCH_SIZE` | `50` | messages claimed per worker round |
+//! | `sms.concurrency` | `ANXIN_SMS__CONCURRENCY` | `8` | messages handed to the gateway at once |
+//! | `sms.poll_interval_ms` | `ANXIN_SMS__POLL_INTERVAL_MS` | `500` | pause of an idle worker |
+//! | `sms.lease_seconds` | `ANXIN_SMS__LEASE_SECONDS` | `30` | how long a claimed attempt belongs to its worker (must exceed `send_timeout_seconds`) |
+//! | `sms.reconcile_seconds` | `ANXIN_SMS__RECONCILE_SECONDS` | `120` | how long an attempt of unknown outcome waits for a delivery report before it is sent again |
+//! | `sms.send_timeout_seconds` | `ANXIN_SMS__SEND_TIMEOUT_SECONDS` | `10` | HTTP time-out towards the gateway |
+//! | `sms.backoff_base_seconds` | `ANXIN_SMS__BACKOFF_BASE_SECONDS` | `5` | first retry delay; doubles each attempt |
+//! | `sms.backoff_max_seconds` | `ANXIN_SMS__BACKOFF_MAX_SECONDS` | `600` | longest retry delay |
+//! | `sms.max_attempts` | `ANXIN_SMS__MAX_ATTEMPTS` | `8` | attempts before a message fails |
+//! | `sms.deliver_within_minutes` | `ANXIN_SMS__DELIVER_WITHIN_MINUTES` | `30` | a code not delivered this long after it was due shows on the home page ("call the client") |
+//! | `sms.send_delay_ms` | `ANXIN_SMS__SEND_DELAY_MS` | `0` | pause before each send (tests, throttling) |
+//! | `sms.kannel.url` | `ANXIN_SMS__KANNEL__URL` | `http://127.0.0.1:13013/cgi-bin/sendsms` | Kannel smsbox's sendsms URL |
+//! | `sms.kannel.username` | `ANXIN_SMS__KANNEL__USERNAME` | `anxin` | Kannel `sendsms-user` |
+//! | `sms.kannel.password` | `ANXIN_SMS__KANNEL__PASSWORD` | (none; required for `kannel`) | its password; secret |
+//! | `sms.kannel.password_file` | `ANXIN_SMS__KANNEL__PASSWORD_FILE` | (none) | read `sms.kannel.password` from this file |
+//! | `sms.kannel.from` | `ANXIN_SMS__KANNEL__FROM` | `10690` | sender number (Kannel refuses messages without one) |
+//! | `sms.kannel.dlr_mask` | `ANXIN_SMS__KANNEL__DLR_MASK` | `31` | delivery reports asked for (must include 8, the SMS centre's ack, for crash recovery) |
+//! | `sms.kannel.smsc` | `ANXIN_SMS__KANNEL__SMSC` | (none) | route through this Kannel `smsc-id` |
+//! | `sms.templates.code_zh`, `code_en`, `test_zh`, `test_en` | `ANXIN_SMS__TEMPLATES__CODE_ZH`… | neutral texts (`docs/sms.md`) | replacement texts; `{code}` and `{sender}` are filled in; refused if they name a drug, clinic or treatment |
+//! | `key_file` | `ANXIN_KEY_FILE` | `<data_dir>/anxin.key` | 256-bit data key (64 hex characters) that encrypts clients' identifying fields; created on first start if missing. Secret: back it up apart from the database |
+//! | `clinic.ceiling_mg` | `ANXIN_CLINIC__CEILING_MG` | `150` | daily dose above which an order needs a written reason |
+//! | `clinic.review_after_missed` | `ANXIN_CLINIC__REVIEW_AFTER_MISSED` | `3` | consecutive missed days from which the dose waits for a prescriber's review (then half) |
+//! | `clinic.capped_after_missed` | `ANXIN_CLINIC__CAPPED_AFTER_MISSED` | `4` | missed days from which the restart is the lower of `restart_cap_mg` and half |
+//! | `clinic.reinduction_after_missed` | `ANXIN_CLINIC__REINDUCTION_AFTER_MISSED` | `5` | missed days from which only a new induction order restarts dosing |
+//! | `clinic.restart_cap_mg` | `ANXIN_CLINIC__RESTART_CAP_MG` | `40` | cap of the restart dose after a long gap |
+//! | `clinic.urine_random_rate` | `ANXIN_CLINIC__URINE_RANDOM_RATE` | `0.1` | chance that a client is drawn for a random urine test on a day |
+//! | `clinic.concentration_mg_per_ml` | `ANXIN_CLINIC__CONCENTRATION_MG_PER_ML` | `1.0` | concentration of the centre's methadone oral solution |
+//! | `clinic.variance_threshold_ml` | `ANXIN_CLINIC__VARIANCE_THRESHOLD_ML` | `5.0` | stock close-out variance (mL) that needs a written reason |
 //!
 //! Unknown keys in the file and unknown `ANXIN_*` variables are refused with their name
 //! (variables starting `ANXIN_TEST_` belong to the test suite and are ignored).
@@ -26,6 +60,15 @@ use anxin_domain::auth::{LoginPolicy, SessionPolicy};
 use chrono::{DateTime, FixedOffset, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+/// The clinical rules in force.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClinicPolicy {
+    pub orders: anxin_domain::clinic::orders::OrderPolicy,
+    pub missed: anxin_domain::clinic::missed::MissedDosePolicy,
+    pub urine_random_rate: f64,
+    pub stock: anxin_domain::clinic::stock::StockPolicy,
+}
 
 /// A configuration problem, naming the key and the reason.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +126,37 @@ impl Default for LoginConfig {
     }
 }
 
+/// Clinical rules a deployment may tune.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClinicConfig {
+    pub ceiling_mg: u32,
+    pub review_after_missed: u32,
+    pub capped_after_missed: u32,
+    pub reinduction_after_missed: u32,
+    pub restart_cap_mg: u32,
+    pub urine_random_rate: f64,
+    pub concentration_mg_per_ml: f64,
+    pub variance_threshold_ml: f64,
+}
+
+impl Default for ClinicConfig {
+    fn default() -> Self {
+        let missed = anxin_domain::clinic::missed::MissedDosePolicy::default();
+        let stock = anxin_domain::clinic::stock::StockPolicy::default();
+        ClinicConfig {
+            ceiling_mg: anxin_domain::clinic::orders::OrderPolicy::default().ceiling_mg,
+            review_after_missed: missed.review_from,
+            capped_after_missed: missed.capped_restart_from,
+            reinduction_after_missed: missed.reinduction_from,
+            restart_cap_mg: missed.restart_cap_mg,
+            urine_random_rate: 0.1,
+            concentration_mg_per_ml: stock.concentration_mg_per_ml,
+            variance_threshold_ml: stock.variance_threshold_ml,
+        }
+    }
+}
+
 /// The whole configuration. See the module documentation for every key.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -97,6 +171,11 @@ pub struct Config {
     pub demo_seed: u64,
     pub session: SessionConfig,
     pub login: LoginConfig,
+    /// `[sms]`: the outbox worker, the gateway, the texts.
+    #[serde(default)]
+    pub sms: anxin_sms::SmsConfig,
+    pub key_file: Option<PathBuf>,
+    pub clinic: ClinicConfig,
 }
 
 impl Default for Config {
@@ -112,6 +191,9 @@ impl Default for Config {
             demo_seed: 20261122,
             session: SessionConfig::default(),
             login: LoginConfig::default(),
+            sms: anxin_sms::SmsConfig::default(),
+            key_file: None,
+            clinic: ClinicConfig::default(),
         }
     }
 }
@@ -200,6 +282,10 @@ impl Config {
             })?;
             config.database_url = Some(SecretString::from(text.trim().to_owned()));
         }
+        config
+            .sms
+            .resolve()
+            .map_err(|e| key_err(&format!("sms.{}", e.key), e.message))?;
         config.validate()?;
         Ok(config)
     }
@@ -227,6 +313,28 @@ impl Config {
         }
         if self.session.idle_minutes == 0 || self.session.absolute_hours == 0 {
             return Err(key_err("session", "timeouts must be at least 1"));
+        }
+        let c = &self.clinic;
+        if !(c.review_after_missed <= c.capped_after_missed
+            && c.capped_after_missed <= c.reinduction_after_missed
+            && c.review_after_missed >= 1)
+        {
+            return Err(key_err(
+                "clinic",
+                "missed-dose thresholds must satisfy 1 <= review_after_missed <= capped_after_missed <= reinduction_after_missed",
+            ));
+        }
+        if !(0.0..=1.0).contains(&c.urine_random_rate) {
+            return Err(key_err(
+                "clinic.urine_random_rate",
+                "must be between 0 and 1",
+            ));
+        }
+        if !(c.concentration_mg_per_ml > 0.0) || !(c.variance_threshold_ml >= 0.0) {
+            return Err(key_err(
+                "clinic",
+                "concentration_mg_per_ml must be positive and variance_threshold_ml not negative",
+            ));
         }
         if self.login.max_failures == 0 {
             return Err(key_err("login.max_failures", "must be at least 1"));
@@ -268,6 +376,34 @@ impl Config {
         SessionPolicy {
             idle: chrono::Duration::minutes(i64::from(self.session.idle_minutes)),
             absolute: chrono::Duration::hours(i64::from(self.session.absolute_hours)),
+        }
+    }
+
+    /// Where the data key lives.
+    pub fn key_path(&self) -> PathBuf {
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("anxin.key"))
+    }
+
+    /// The clinical policies these settings describe.
+    pub fn clinic_policy(&self) -> ClinicPolicy {
+        let c = &self.clinic;
+        ClinicPolicy {
+            orders: anxin_domain::clinic::orders::OrderPolicy {
+                ceiling_mg: c.ceiling_mg,
+            },
+            missed: anxin_domain::clinic::missed::MissedDosePolicy {
+                review_from: c.review_after_missed,
+                capped_restart_from: c.capped_after_missed,
+                reinduction_from: c.reinduction_after_missed,
+                restart_cap_mg: c.restart_cap_mg,
+            },
+            urine_random_rate: c.urine_random_rate,
+            stock: anxin_domain::clinic::stock::StockPolicy {
+                concentration_mg_per_ml: c.concentration_mg_per_ml,
+                variance_threshold_ml: c.variance_threshold_ml,
+            },
         }
     }
 

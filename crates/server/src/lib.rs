@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod clinic;
 pub mod clock;
 pub mod config;
 pub mod demo;
@@ -29,7 +30,7 @@ pub use state::{AppState, Settings};
 
 /// Every route of the application, declared, before the state is attached.
 pub fn route_table() -> routes::RouteTable {
-    web::routes(api::routes(routes::RouteTable::default()))
+    clinic::routes(web::routes(api::routes(routes::RouteTable::default())))
 }
 
 /// The complete application for `state`.

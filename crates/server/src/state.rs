@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use anxin_domain::auth::{LoginPolicy, SessionPolicy};
+use anxin_storage::vault::Vault;
 use anxin_storage::Store;
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 
 use crate::clock::Clock;
-use crate::config::{Config, ConfigError};
+use crate::config::{ClinicPolicy, Config, ConfigError};
 use crate::i18n::I18n;
 
 /// Settings the server needs at run time (a subset of the configuration).
@@ -19,6 +20,10 @@ pub struct Settings {
     pub behind_tls: bool,
     /// The centre's offset from UTC, which decides what "today" is.
     pub utc_offset: FixedOffset,
+    /// Dose, urine and stock rules.
+    pub clinic: ClinicPolicy,
+    /// The `[sms]` settings (provider, texts, delivery-report key).
+    pub sms: anxin_sms::SmsSettings,
 }
 
 impl Settings {
@@ -29,6 +34,8 @@ impl Settings {
             login: c.login_policy(),
             behind_tls: c.behind_tls,
             utc_offset: c.offset()?,
+            clinic: c.clinic_policy(),
+            sms: anxin_sms::SmsSettings::new(c.sms.clone(), c.data_dir.clone()),
         })
     }
 }
@@ -43,6 +50,8 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub i18n: I18n,
     pub settings: Settings,
+    /// The data key: identity encryption, name search, urine draws.
+    pub vault: Vault,
 }
 
 impl std::ops::Deref for AppState {
@@ -53,12 +62,19 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, i18n: I18n, settings: Settings) -> Self {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        i18n: I18n,
+        settings: Settings,
+        vault: Vault,
+    ) -> Self {
         AppState(Arc::new(Inner {
             store,
             clock,
             i18n,
             settings,
+            vault,
         }))
     }
 

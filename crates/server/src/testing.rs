@@ -56,6 +56,7 @@ impl TestApp {
             clock.clone(),
             I18n::load().unwrap(),
             Settings::from_config(&Config::default()).unwrap(),
+            anxin_storage::vault::Vault::from_key([42; 32]),
         );
         let router = crate::app(state.clone());
         TestApp {

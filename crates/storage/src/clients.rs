@@ -4,6 +4,7 @@
 //! the clinic-core work adds identifying fields, stages and agreements around it.
 
 use anxin_domain::access::check_same_site;
+use anxin_domain::clinic::stage::Stage;
 use anxin_domain::{validate, DomainError};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::any::AnyRow;
@@ -19,18 +20,45 @@ pub struct Client {
     pub uic: String,
     pub enrolled_on: NaiveDate,
     pub created_at: DateTime<Utc>,
+    pub stage: Stage,
+    pub stage_since: NaiveDate,
+    /// Set when the client left treatment; a discharged client is not dosed.
+    pub discharged_on: Option<NaiveDate>,
+    pub discharge_reason: Option<String>,
 }
 
-fn client(row: &AnyRow) -> Result<Client> {
+/// The columns [`client`] reads.
+pub(crate) const CLIENT_COLUMNS: &str = "id, site_id, uic, enrolled_on, created_at, stage, \
+     stage_since, discharged_on, discharge_reason";
+
+pub(crate) fn parse_day(field: &str, raw: &str) -> Result<NaiveDate> {
+    raw.parse()
+        .map_err(|_| StoreError::Corrupt(format!("{field} `{raw}`")))
+}
+
+pub(crate) fn client(row: &AnyRow) -> Result<Client> {
     let enrolled: String = col(row, "enrolled_on")?;
+    let enrolled_on = parse_day("enrolled_on", &enrolled)?;
+    let stage: String = col(row, "stage")?;
+    let since: Option<String> = col(row, "stage_since")?;
+    let discharged: Option<String> = col(row, "discharged_on")?;
     Ok(Client {
         id: col(row, "id")?,
         site_id: col(row, "site_id")?,
         uic: col(row, "uic")?,
-        enrolled_on: enrolled
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("enrolled_on `{enrolled}`")))?,
+        enrolled_on,
         created_at: from_ms(col(row, "created_at")?)?,
+        stage: stage
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("stage `{stage}`")))?,
+        stage_since: since
+            .map(|s| parse_day("stage_since", &s))
+            .transpose()?
+            .unwrap_or(enrolled_on),
+        discharged_on: discharged
+            .map(|s| parse_day("discharged_on", &s))
+            .transpose()?,
+        discharge_reason: col(row, "discharge_reason")?,
     })
 }
 
@@ -52,10 +80,10 @@ impl Store {
         validate::uic(uic)?;
         let site_id = actor_site(actor)?;
         let mut tx = self.begin_write().await?;
-        let row = sqlx::query(
-            "INSERT INTO clients (site_id, uic, enrolled_on, created_at) VALUES ($1, $2, $3, $4) \
-             RETURNING id, site_id, uic, enrolled_on, created_at",
-        )
+        let row = sqlx::query(&format!(
+            "INSERT INTO clients (site_id, uic, enrolled_on, created_at, stage_since) \
+             VALUES ($1, $2, $3, $4, $3) RETURNING {CLIENT_COLUMNS}"
+        ))
         .bind(site_id)
         .bind(uic.to_owned())
         .bind(enrolled_on.to_string())
@@ -84,9 +112,9 @@ impl Store {
         purpose: &str,
         now: DateTime<Utc>,
     ) -> Result<Client> {
-        let row = sqlx::query(
-            "SELECT id, site_id, uic, enrolled_on, created_at FROM clients WHERE id = $1",
-        )
+        let row = sqlx::query(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"
+        ))
         .bind(id)
         .fetch_optional(self.pool())
         .await?;
@@ -131,10 +159,10 @@ impl Store {
             "%{}%",
             query.trim().to_uppercase().replace(['%', '_', '\\'], "")
         );
-        let rows = sqlx::query(
-            "SELECT id, site_id, uic, enrolled_on, created_at FROM clients \
-             WHERE site_id = $1 AND uic LIKE $2 ORDER BY uic LIMIT $3",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients \
+             WHERE site_id = $1 AND uic LIKE $2 ORDER BY uic LIMIT $3"
+        ))
         .bind(site_id)
         .bind(pattern)
         .bind(limit)

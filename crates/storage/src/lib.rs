@@ -21,11 +21,14 @@ use sqlx::{AnyPool, Executor, Transaction};
 
 pub mod audit;
 pub mod clients;
+pub mod clinic;
+pub mod outbox;
 pub mod sessions;
 pub mod sites;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod users;
+pub mod vault;
 
 pub use audit::{Actor, AuditEvent, AuditView};
 pub use clients::Client;

@@ -47,7 +47,11 @@ pub struct Adherence {
 
 /// Computes adherence for a client expected daily from `first_day`, who attended on `attended`
 /// days (guest doses and confirmed take-home days included by the caller).
-pub fn adherence(first_day: NaiveDate, attended: &BTreeSet<NaiveDate>, today: NaiveDate) -> Adherence {
+pub fn adherence(
+    first_day: NaiveDate,
+    attended: &BTreeSet<NaiveDate>,
+    today: NaiveDate,
+) -> Adherence {
     let day_kind = |d: NaiveDate| {
         if d < first_day {
             Day::NotExpected
@@ -110,7 +114,13 @@ mod tests {
         let first = today - Duration::days(200);
         let attended: BTreeSet<_> = (0..=200).map(|b| today - Duration::days(b)).collect();
         let a = adherence(first, &attended, today);
-        assert_eq!(a.last_30, Ratio { attended: 30, expected: 30 });
+        assert_eq!(
+            a.last_30,
+            Ratio {
+                attended: 30,
+                expected: 30
+            }
+        );
         assert_eq!(a.last_90.percent(), Some(100.0));
         assert_eq!(a.current_streak, 90);
         assert_eq!(a.longest_gap_90, 0);
@@ -123,11 +133,23 @@ mod tests {
         // Attended 1..=10, missed 11..=14, attended 15..=21, today not yet.
         let attended: BTreeSet<_> = (1..=10).chain(15..=21).map(|x| d(11, x)).collect();
         let a = adherence(first, &attended, today);
-        assert_eq!(a.last_30, Ratio { attended: 17, expected: 21 });
+        assert_eq!(
+            a.last_30,
+            Ratio {
+                attended: 17,
+                expected: 21
+            }
+        );
         assert_eq!(a.current_streak, 7);
         assert_eq!(a.longest_gap_90, 4);
         assert_eq!(*a.timeline.last().unwrap(), Day::Pending);
-        assert_eq!(a.timeline.iter().filter(|x| **x == Day::NotExpected).count(), 90 - 22);
+        assert_eq!(
+            a.timeline
+                .iter()
+                .filter(|x| **x == Day::NotExpected)
+                .count(),
+            90 - 22
+        );
     }
 
     #[test]

@@ -189,7 +189,11 @@ mod tests {
         for missed in [0, 1, 2] {
             assert_eq!(
                 p.decide(80, missed, false),
-                Decision::Give { mg: 80, rule: Rule::Normal, missed }
+                Decision::Give {
+                    mg: 80,
+                    rule: Rule::Normal,
+                    missed
+                }
             );
         }
     }
@@ -199,11 +203,18 @@ mod tests {
         let p = MissedDosePolicy::default();
         assert_eq!(
             p.decide(80, 3, false),
-            Decision::Withhold { rule: Rule::AwaitingReview, missed: 3 }
+            Decision::Withhold {
+                rule: Rule::AwaitingReview,
+                missed: 3
+            }
         );
         assert_eq!(
             p.decide(80, 3, true),
-            Decision::Give { mg: 40, rule: Rule::HalfAfterReview, missed: 3 }
+            Decision::Give {
+                mg: 40,
+                rule: Rule::HalfAfterReview,
+                missed: 3
+            }
         );
     }
 
@@ -213,11 +224,19 @@ mod tests {
         assert_eq!(p.decide(120, 4, false).rule(), Rule::AwaitingReview);
         assert_eq!(
             p.decide(120, 4, true),
-            Decision::Give { mg: 40, rule: Rule::CappedAfterReview, missed: 4 }
+            Decision::Give {
+                mg: 40,
+                rule: Rule::CappedAfterReview,
+                missed: 4
+            }
         );
         assert_eq!(
             p.decide(60, 4, true),
-            Decision::Give { mg: 30, rule: Rule::CappedAfterReview, missed: 4 }
+            Decision::Give {
+                mg: 30,
+                rule: Rule::CappedAfterReview,
+                missed: 4
+            }
         );
     }
 
@@ -227,9 +246,15 @@ mod tests {
         for missed in [5, 6, 30] {
             assert_eq!(
                 p.decide(80, missed, true),
-                Decision::Withhold { rule: Rule::Reinduction, missed }
+                Decision::Withhold {
+                    rule: Rule::Reinduction,
+                    missed
+                }
             );
         }
-        assert!(p.decide(80, 5, true).explain().contains("new induction order"));
+        assert!(p
+            .decide(80, 5, true)
+            .explain()
+            .contains("new induction order"));
     }
 }

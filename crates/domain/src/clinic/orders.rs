@@ -201,13 +201,23 @@ mod tests {
         let mut o = order(160);
         o.steps.clear();
         let e = o.validate(p, d(1)).unwrap_err();
-        assert!(e.to_string().starts_with("reason: 160 mg is above the ceiling of 150 mg"));
+        assert!(e
+            .to_string()
+            .starts_with("reason: 160 mg is above the ceiling of 150 mg"));
         o.reason = "rapid metaboliser, trough level low".into();
         assert!(o.validate(p, d(1)).is_ok());
         o.mg = 0;
-        assert!(o.validate(p, d(1)).unwrap_err().to_string().starts_with("mg:"));
+        assert!(o
+            .validate(p, d(1))
+            .unwrap_err()
+            .to_string()
+            .starts_with("mg:"));
         o.mg = 5000;
-        assert!(o.validate(p, d(1)).unwrap_err().to_string().contains("not a plausible"));
+        assert!(o
+            .validate(p, d(1))
+            .unwrap_err()
+            .to_string()
+            .contains("not a plausible"));
     }
 
     #[test]

@@ -40,10 +40,16 @@ impl Receipt {
     /// Checks a receipt against the policy.
     pub fn validate(&self, policy: &StockPolicy) -> Result<(), DomainError> {
         if self.bottles == 0 || self.bottles > 10_000 {
-            return Err(DomainError::invalid("bottles", "must be between 1 and 10000"));
+            return Err(DomainError::invalid(
+                "bottles",
+                "must be between 1 and 10000",
+            ));
         }
         if !(self.ml_per_bottle > 0.0 && self.ml_per_bottle <= 10_000.0) {
-            return Err(DomainError::invalid("ml_per_bottle", "must be more than 0 and at most 10000"));
+            return Err(DomainError::invalid(
+                "ml_per_bottle",
+                "must be more than 0 and at most 10000",
+            ));
         }
         if (self.concentration_mg_per_ml - policy.concentration_mg_per_ml).abs() > 1e-9 {
             return Err(DomainError::invalid(
@@ -85,7 +91,10 @@ pub fn close_out(
     policy: &StockPolicy,
 ) -> Result<CloseOut, DomainError> {
     if !(measured_ml >= 0.0 && measured_ml.is_finite()) {
-        return Err(DomainError::invalid("measured_ml", "must be a volume of 0 or more"));
+        return Err(DomainError::invalid(
+            "measured_ml",
+            "must be a volume of 0 or more",
+        ));
     }
     let variance_ml = measured_ml - expected_ml;
     let flagged = variance_ml.abs() > policy.variance_threshold_ml;
@@ -114,7 +123,10 @@ mod tests {
     fn expected_volume_follows_receipts_and_doses() {
         let p = StockPolicy::default();
         assert_eq!(expected_ml(1000.0, 5000.0, 2400.0, &p), 3600.0);
-        let p5 = StockPolicy { concentration_mg_per_ml: 5.0, ..p };
+        let p5 = StockPolicy {
+            concentration_mg_per_ml: 5.0,
+            ..p
+        };
         assert_eq!(expected_ml(1000.0, 0.0, 500.0, &p5), 900.0);
     }
 
@@ -125,8 +137,11 @@ mod tests {
         assert_eq!(ok.variance_ml, -3.0);
         assert!(!ok.flagged);
         let e = close_out(3600.0, 3550.0, "", &p).unwrap_err();
-        assert!(e.to_string().starts_with("reason: variance of -50.0 mL exceeds 5 mL"));
-        let explained = close_out(3600.0, 3550.0, "bottle dropped and broken at 10:20", &p).unwrap();
+        assert!(e
+            .to_string()
+            .starts_with("reason: variance of -50.0 mL exceeds 5 mL"));
+        let explained =
+            close_out(3600.0, 3550.0, "bottle dropped and broken at 10:20", &p).unwrap();
         assert!(explained.flagged);
         assert!(close_out(3600.0, -1.0, "", &p).is_err());
     }
@@ -142,9 +157,19 @@ mod tests {
         };
         assert_eq!(r.ml(), 5000.0);
         assert!(r.validate(&p).is_ok());
-        let wrong = Receipt { concentration_mg_per_ml: 10.0, ..r.clone() };
-        assert!(wrong.validate(&p).unwrap_err().to_string().starts_with("concentration_mg_per_ml"));
-        let no_lot = Receipt { lot: " ".into(), ..r };
+        let wrong = Receipt {
+            concentration_mg_per_ml: 10.0,
+            ..r.clone()
+        };
+        assert!(wrong
+            .validate(&p)
+            .unwrap_err()
+            .to_string()
+            .starts_with("concentration_mg_per_ml"));
+        let no_lot = Receipt {
+            lot: " ".into(),
+            ..r
+        };
         assert!(no_lot.validate(&p).is_err());
     }
 }

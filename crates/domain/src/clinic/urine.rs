@@ -60,7 +60,10 @@ impl Substance {
                 let names: Vec<_> = Substance::ALL.iter().map(|x| x.as_str()).collect();
                 DomainError::invalid(
                     field,
-                    format!("unknown substance `{s}`; expected one of {}", names.join(", ")),
+                    format!(
+                        "unknown substance `{s}`; expected one of {}",
+                        names.join(", ")
+                    ),
                 )
             })
     }
@@ -114,7 +117,10 @@ impl Outcome {
 
 /// The number of most recent tests, newest first, that were negative in a row.
 pub fn negative_streak<'a>(newest_first: impl IntoIterator<Item = &'a Outcome>) -> u32 {
-    newest_first.into_iter().take_while(|o| o.negative()).count() as u32
+    newest_first
+        .into_iter()
+        .take_while(|o| o.negative())
+        .count() as u32
 }
 
 /// Why a test is due today.
@@ -253,8 +259,12 @@ mod tests {
 
     #[test]
     fn selection_depends_on_the_key() {
-        let a: Vec<bool> = (0..200).map(|k| draw(&[1; 32], 5, d(1) + Duration::days(k)) < 0.1).collect();
-        let b: Vec<bool> = (0..200).map(|k| draw(&[2; 32], 5, d(1) + Duration::days(k)) < 0.1).collect();
+        let a: Vec<bool> = (0..200)
+            .map(|k| draw(&[1; 32], 5, d(1) + Duration::days(k)) < 0.1)
+            .collect();
+        let b: Vec<bool> = (0..200)
+            .map(|k| draw(&[2; 32], 5, d(1) + Duration::days(k)) < 0.1)
+            .collect();
         assert_ne!(a, b);
     }
 

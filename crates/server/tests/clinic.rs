@@ -1,0 +1,623 @@
+//! The clinic core through the API: dispensing rules, guest dosing, orders, urine, stock,
+//! the encrypted identity, consents, and bad input that writes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use anxin_domain::Role;
+use anxin_server::testing::TestApp;
+use axum::http::{Method, StatusCode};
+use chrono::Duration;
+use serde_json::{json, Value};
+
+struct Clinic {
+    app: TestApp,
+    doctor: String,
+    nurse: String,
+}
+
+async fn clinic() -> Clinic {
+    let app = TestApp::new().await;
+    let site = app.site("YX01").await;
+    app.user(&site, "doctor", Role::Prescriber).await;
+    app.user(&site, "nurse", Role::Dispenser).await;
+    let doctor = app.login("doctor").await;
+    let nurse = app.login("nurse").await;
+    Clinic { app, doctor, nurse }
+}
+
+impl Clinic {
+    async fn post(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        let a = self
+            .app
+            .call(Method::POST, path, Some(token), Some(body))
+            .await;
+        let v = if a.text.is_empty() {
+            Value::Null
+        } else {
+            a.json()
+        };
+        (a.status, v)
+    }
+
+    async fn get(&self, token: &str, path: &str) -> Value {
+        let a = self.app.call(Method::GET, path, Some(token), None).await;
+        assert_eq!(a.status, StatusCode::OK, "{path}: {}", a.text);
+        a.json()
+    }
+
+    /// Enrols a client with an induction order of `mg` starting today.
+    async fn client_on(&self, uic: &str, mg: u32, split: u8) -> i64 {
+        let (s, c) = self
+            .post(
+                &self.doctor,
+                "/api/v1/clients",
+                json!({"uic": uic, "enrolled_on": self.app.state.today().to_string()}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+        let id = c["id"].as_i64().unwrap();
+        let (s, o) = self
+            .post(&self.doctor, &format!("/api/v1/clients/{id}/orders"), json!({"kind": "induction", "start": self.app.state.today().to_string(), "mg": mg, "split": split}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{o}");
+        id
+    }
+
+    async fn dose(&self, uic: &str) -> (StatusCode, Value) {
+        self.post(&self.nurse, "/api/v1/doses", json!({"uic": uic}))
+            .await
+    }
+
+    /// Moves to the next day (tokens are renewed: sessions idle out overnight).
+    async fn next_day(&mut self, days: i64) {
+        self.app.clock.advance(Duration::days(days));
+        self.doctor = self.app.login("doctor").await;
+        self.nurse = self.app.login("nurse").await;
+    }
+}
+
+#[tokio::test]
+async fn a_second_dose_on_the_same_day_is_refused_with_the_time_of_the_first() {
+    let c = clinic().await;
+    c.client_on("YX-0001", 60, 1).await;
+    let (s, d) = c.dose("YX-0001").await;
+    assert_eq!(s, StatusCode::CREATED, "{d}");
+    assert_eq!(d["mg"], 60);
+    assert_eq!(d["given_at"], "09:00");
+    c.app.clock.advance(Duration::minutes(10));
+    let (s, again) = c.dose("YX-0001").await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(
+        again["error"]["message"],
+        "YX-0001 was already dosed today at 09:00"
+    );
+    let site = c.app.state.store.site_by_code("YX01").await.unwrap();
+    let doses = c
+        .app
+        .state
+        .store
+        .day_facts(site.id, c.app.state.today())
+        .await
+        .unwrap();
+    assert_eq!(doses[0].doses_today.len(), 1);
+    c.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn split_doses_give_two_portions_then_stop() {
+    let c = clinic().await;
+    c.client_on("YX-0002", 75, 2).await;
+    let (s1, a) = c.dose("YX-0002").await;
+    let (s2, b) = c.dose("YX-0002").await;
+    assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_eq!(a["mg"].as_u64().unwrap() + b["mg"].as_u64().unwrap(), 75);
+    assert_eq!(
+        (a["portion"].clone(), b["portion"].clone()),
+        (json!(1), json!(2))
+    );
+    assert_eq!(c.dose("YX-0002").await.0, StatusCode::CONFLICT);
+    c.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn every_missed_dose_rule_applies_at_the_window() {
+    let mut c = clinic().await;
+    let id = c.client_on("YX-0003", 80, 1).await;
+    assert_eq!(c.dose("YX-0003").await.0, StatusCode::CREATED);
+
+    // Missed 2 days (came back on the 3rd): the normal dose.
+    c.next_day(3).await;
+    let (s, d) = c.dose("YX-0003").await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(
+        (d["mg"].clone(), d["rule"].clone()),
+        (json!(80), json!("normal"))
+    );
+
+    // Missed 3 days: withheld until a prescriber reviews, then half.
+    c.next_day(4).await;
+    let (s, e) = c.dose("YX-0003").await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("3 consecutive days missed: withheld until a prescriber reviews"),
+        "{e}"
+    );
+    let list = c.get(&c.nurse, "/api/v1/dispensing/today").await;
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["uic"] == "YX-0003")
+        .unwrap();
+    assert_eq!(
+        (row["status"].clone(), row["rule"].clone()),
+        (json!("withheld"), json!("awaiting_review"))
+    );
+    // A nurse cannot record the review; the prescriber can.
+    let (s, _) = c
+        .post(
+            &c.nurse,
+            &format!("/api/v1/clients/{id}/reviews"),
+            json!({"note": "ok"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = c
+        .post(
+            &c.doctor,
+            &format!("/api/v1/clients/{id}/reviews"),
+            json!({"note": "seen, not intoxicated"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, d) = c.dose("YX-0003").await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(
+        (d["mg"].clone(), d["rule"].clone()),
+        (json!(40), json!("half_after_review"))
+    );
+
+    // Missed 4 days: review, then the lower of 40 mg or half (80 → 40; with 120 ordered → 40).
+    c.post(&c.doctor, &format!("/api/v1/clients/{id}/orders"), json!({"kind": "titration", "start": (c.app.state.today() + Duration::days(1)).to_string(), "mg": 120})).await;
+    c.next_day(5).await;
+    assert_eq!(c.dose("YX-0003").await.0, StatusCode::CONFLICT);
+    c.post(
+        &c.doctor,
+        &format!("/api/v1/clients/{id}/reviews"),
+        json!({"note": "reviewed"}),
+    )
+    .await;
+    let (s, d) = c.dose("YX-0003").await;
+    assert_eq!(s, StatusCode::CREATED, "{d}");
+    assert_eq!(
+        (d["mg"].clone(), d["rule"].clone()),
+        (json!(40), json!("capped_after_review"))
+    );
+
+    // Missed 5 or more: a review is not enough; a new induction order restarts dosing.
+    c.next_day(6).await;
+    c.post(
+        &c.doctor,
+        &format!("/api/v1/clients/{id}/reviews"),
+        json!({"note": "reviewed"}),
+    )
+    .await;
+    let (s, e) = c.dose("YX-0003").await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("new induction order"));
+    c.post(
+        &c.doctor,
+        &format!("/api/v1/clients/{id}/orders"),
+        json!({"kind": "induction", "start": c.app.state.today().to_string(), "mg": 30}),
+    )
+    .await;
+    let (s, d) = c.dose("YX-0003").await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(
+        (d["mg"].clone(), d["rule"].clone()),
+        (json!(30), json!("normal"))
+    );
+    // Each refusal at the window is in the audit trail.
+    let trail = c
+        .app
+        .state
+        .store
+        .audit_of_record("client", &id.to_string())
+        .await
+        .unwrap();
+    assert_eq!(
+        trail.iter().filter(|e| e.action == "dose.withheld").count(),
+        3
+    );
+    c.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn guest_dosing_at_another_centre_never_doubles_the_day() {
+    let c = clinic().await;
+    let km = c.app.site("KM01").await;
+    c.app.user(&km, "km.nurse", Role::Dispenser).await;
+    let km_nurse = c.app.login("km.nurse").await;
+    let id = c.client_on("YX-0004", 70, 1).await;
+
+    // Without an arrangement, Kunming may not dose a Yuxi client.
+    let (s, _) = c
+        .post(&km_nurse, "/api/v1/doses", json!({"uic": "YX-0004"}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let today = c.app.state.today();
+    let (s, e) = c
+        .post(&c.doctor, &format!("/api/v1/clients/{id}/guest-dosing"), json!({"site": "KM01", "from": today.to_string(), "to": (today + Duration::days(3)).to_string()}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{e}");
+    // Kunming sees the guest on its day list and doses.
+    let list = c.get(&km_nurse, "/api/v1/dispensing/today").await;
+    assert!(list
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["uic"] == "YX-0004" && r["guest"] == true));
+    let (s, d) = c
+        .post(&km_nurse, "/api/v1/doses", json!({"uic": "YX-0004"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{d}");
+    assert_eq!(d["guest"], true);
+    // The home centre cannot give a second dose that day, and sees the guest dose.
+    let (s, e) = c.dose("YX-0004").await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("already dosed today"));
+    let doses = c
+        .get(&c.nurse, &format!("/api/v1/clients/{id}/doses"))
+        .await;
+    assert_eq!(doses.as_array().unwrap().len(), 1);
+    assert_eq!(doses[0]["site_id"], km.id);
+    // Kunming still cannot open the client's record.
+    let a = c
+        .app
+        .call(
+            Method::GET,
+            &format!("/api/v1/clients/{id}"),
+            Some(&km_nurse),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    c.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn bad_dose_and_order_input_names_the_field_and_writes_nothing() {
+    let c = clinic().await;
+    let id = c.client_on("YX-0005", 60, 1).await;
+    let head = c.app.state.store.audit_head().await.unwrap();
+
+    let (s, e) = c.dose("YX-9999").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(e["error"]["field"], "uic");
+    let (s, e) = c.dose("yx 1").await;
+    assert_eq!(
+        (s, e["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("uic"))
+    );
+    let today = c.app.state.today().to_string();
+    for (body, field) in [
+        (json!({"kind": "induction", "start": today, "mg": 0}), "mg"),
+        (
+            json!({"kind": "induction", "start": today, "mg": 5000}),
+            "mg",
+        ),
+        (
+            json!({"kind": "induction", "start": today, "mg": 180}),
+            "reason",
+        ),
+        (json!({"kind": "bolus", "start": today, "mg": 60}), "kind"),
+        (
+            json!({"kind": "induction", "start": "22/11/2026", "mg": 60}),
+            "start",
+        ),
+        (
+            json!({"kind": "induction", "start": today, "mg": 60, "split": 3}),
+            "split",
+        ),
+    ] {
+        let (s, e) = c
+            .post(
+                &c.doctor,
+                &format!("/api/v1/clients/{id}/orders"),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {e}");
+        assert_eq!(e["error"]["field"], field, "{body}");
+    }
+    let (s, e) = c
+        .post(
+            &c.doctor,
+            &format!("/api/v1/clients/{id}/orders"),
+            json!({"kind": "induction", "start": today, "mg": -5}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].clone()),
+        (StatusCode::BAD_REQUEST, json!("mg"))
+    );
+    for (body, field) in [
+        (
+            json!({"observed": true, "outcome": "tested", "results": {"heroin": "positive"}}),
+            "results.heroin",
+        ),
+        (
+            json!({"observed": true, "outcome": "tested", "results": {"opiates": "maybe"}}),
+            "results.opiates",
+        ),
+        (
+            json!({"observed": true, "outcome": "tested", "results": {}}),
+            "results",
+        ),
+        (
+            json!({"observed": true, "outcome": "refused", "collected_on": "2099-01-01"}),
+            "collected_on",
+        ),
+    ] {
+        let (s, e) = c
+            .post(
+                &c.nurse,
+                &format!("/api/v1/clients/{id}/urine-tests"),
+                body.clone(),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {e}");
+        assert_eq!(e["error"]["field"], field);
+    }
+    assert_eq!(
+        c.app.state.store.audit_head().await.unwrap(),
+        head,
+        "a refused request wrote something"
+    );
+    // A 180 mg order with a reason is accepted.
+    let (s, _) = c
+        .post(&c.doctor, &format!("/api/v1/clients/{id}/orders"), json!({"kind": "titration", "start": today, "mg": 180, "reason": "documented rapid metabolism, trough level low"}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    // A discharged client is not dosed.
+    let (s, _) = c
+        .post(
+            &c.doctor,
+            &format!("/api/v1/clients/{id}/discharge"),
+            json!({"reason": "moved to another province"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, e) = c.dose("YX-0005").await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("discharged"));
+    c.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn urine_results_and_adherence_show_on_the_record() {
+    let mut c = clinic().await;
+    let id = c.client_on("YX-0006", 60, 1).await;
+    for day in 0..10 {
+        if day != 4 && day != 5 {
+            assert_eq!(c.dose("YX-0006").await.0, StatusCode::CREATED);
+        }
+        c.next_day(1).await;
+    }
+    let (s, _) = c
+        .post(&c.nurse, &format!("/api/v1/clients/{id}/urine-tests"), json!({"observed": true, "outcome": "tested", "results": {"opiates": "negative", "methadone": "positive"}}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let a = c
+        .get(&c.nurse, &format!("/api/v1/clients/{id}/adherence"))
+        .await;
+    assert_eq!(a["last_30"], json!({"attended": 8, "expected": 10}));
+    assert_eq!(a["longest_gap_90"], 2);
+    assert_eq!(a["current_streak"], 4);
+    assert_eq!(a["urine_negative_streak"], 1);
+    assert_eq!(a["timeline"].as_array().unwrap().len(), 90);
+    c.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn stock_close_out_with_a_large_variance_needs_a_reason() {
+    let c = clinic().await;
+    c.client_on("YX-0007", 60, 1).await;
+    c.client_on("YX-0008", 90, 1).await;
+    let (s, r) = c.post(&c.nurse, "/api/v1/stock/receipts", json!({"bottles": 4, "ml_per_bottle": 500.0, "concentration_mg_per_ml": 1.0, "lot": "YX2611-07"})).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let (s, e) = c.post(&c.nurse, "/api/v1/stock/receipts", json!({"bottles": 1, "ml_per_bottle": 500.0, "concentration_mg_per_ml": 10.0, "lot": "X"})).await;
+    assert_eq!(
+        (s, e["error"]["field"].clone()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!("concentration_mg_per_ml")
+        )
+    );
+    c.dose("YX-0007").await;
+    c.dose("YX-0008").await;
+    let stock = c.get(&c.nurse, "/api/v1/stock").await;
+    assert_eq!(stock["expected_ml"], 1850.0);
+    // 30 mL missing: refused without a reason, accepted with one, flagged and audited.
+    let (s, e) = c
+        .post(
+            &c.nurse,
+            "/api/v1/stock/closeouts",
+            json!({"measured_ml": 1820.0}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("reason"))
+    );
+    assert!(e["error"]["message"].as_str().unwrap().contains("-30.0 mL"));
+    let (s, ok) = c
+        .post(
+            &c.nurse,
+            "/api/v1/stock/closeouts",
+            json!({"measured_ml": 1820.0, "reason": "spill at the pump, witnessed by Dr Wang"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(ok["flagged"], true);
+    let again = c
+        .post(
+            &c.nurse,
+            "/api/v1/stock/closeouts",
+            json!({"measured_ml": 1820.0, "reason": "counted a second time"}),
+        )
+        .await;
+    assert_eq!(again.0, StatusCode::CONFLICT);
+    let site = c.app.state.store.site_by_code("YX01").await.unwrap();
+    let trail = c.app.state.store.recent_audit(site.id, 10).await.unwrap();
+    assert!(trail
+        .iter()
+        .any(|e| e.action == "stock.closeout.variance" && e.reason.contains("spill")));
+    // The next day starts from the measured volume.
+    c.app.clock.advance(Duration::days(1));
+    let nurse = c.app.login("nurse").await;
+    assert_eq!(c.get(&nurse, "/api/v1/stock").await["expected_ml"], 1820.0);
+    c.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn identity_is_encrypted_at_rest_and_read_only_with_the_right() {
+    let c = clinic().await;
+    let site = c.app.state.store.site_by_code("YX01").await.unwrap();
+    c.app.user(&site, "peer", Role::PeerEducator).await;
+    let peer = c.app.login("peer").await;
+    let id = c.client_on("YX-0009", 60, 1).await;
+    let a = c
+        .app
+        .call(Method::PUT, &format!("/api/v1/clients/{id}/identity"), Some(&c.doctor), Some(json!({"name": "Li Wei", "national_id": "53040219800101123X", "phone": "13800138000"})))
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    // At rest: no plaintext in the database.
+    let row: (Vec<u8>,) = sqlx::query_as("SELECT identity FROM clients WHERE id = $1")
+        .bind(id)
+        .fetch_one(c.app.state.store.pool())
+        .await
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&row.0).contains("Li Wei"));
+    assert!(!String::from_utf8_lossy(&row.0).contains("13800138000"));
+    let got = c
+        .get(&c.nurse, &format!("/api/v1/clients/{id}/identity"))
+        .await;
+    assert_eq!(got["name"], "Li Wei");
+    let found = c
+        .post(
+            &c.nurse,
+            "/api/v1/clients/find-by-name",
+            json!({"name": "  li wei "}),
+        )
+        .await
+        .1;
+    assert_eq!(found[0]["uic"], "YX-0009");
+    // A peer educator sees the UIC, not the identity.
+    assert_eq!(
+        c.app
+            .call(
+                Method::GET,
+                &format!("/api/v1/clients/{id}/identity"),
+                Some(&peer),
+                None
+            )
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let bad = c
+        .app
+        .call(
+            Method::PUT,
+            &format!("/api/v1/clients/{id}/identity"),
+            Some(&c.doctor),
+            Some(json!({"national_id": "12345"})),
+        )
+        .await;
+    assert_eq!(bad.json()["error"]["field"], "national_id");
+    // Tampering with the ciphertext makes it unreadable, not wrong.
+    let mut blob = row.0.clone();
+    let last = blob.len() - 1;
+    blob[last] ^= 0x01;
+    sqlx::query("UPDATE clients SET identity = $1 WHERE id = $2")
+        .bind(blob)
+        .bind(id)
+        .execute(c.app.state.store.pool())
+        .await
+        .unwrap();
+    let t = c
+        .app
+        .call(
+            Method::GET,
+            &format!("/api/v1/clients/{id}/identity"),
+            Some(&c.nurse),
+            None,
+        )
+        .await;
+    assert_eq!(t.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!t.text.contains("Li Wei"));
+    c.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn revoked_and_expired_consents_are_not_in_force() {
+    let mut c = clinic().await;
+    let site = c.app.state.store.site_by_code("YX01").await.unwrap();
+    c.app.user(&site, "counsellor", Role::Counsellor).await;
+    let counsellor = c.app.login("counsellor").await;
+    let id = c.client_on("YX-0010", 60, 1).await;
+    let today = c.app.state.today();
+    let (s, psb) = c
+        .post(&counsellor, &format!("/api/v1/clients/{id}/consents"), json!({"purpose": "take_home_police_check", "recipient": "PSB", "scope": "name, national ID number, requested days", "expires_on": (today + Duration::days(90)).to_string()}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{psb}");
+    c.post(&counsellor, &format!("/api/v1/clients/{id}/consents"), json!({"purpose": "cdc_figures", "recipient": "CDC", "scope": "de-identified counts", "expires_on": (today + Duration::days(2)).to_string()})).await;
+    let list = c
+        .get(&c.nurse, &format!("/api/v1/clients/{id}/consents"))
+        .await;
+    assert!(list.as_array().unwrap().iter().all(|x| x["active"] == true));
+    let (s, _) = c
+        .post(
+            &counsellor,
+            &format!("/api/v1/consents/{}/revoke", psb["id"]),
+            json!({"reason": "client withdrew"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    c.next_day(3).await;
+    let counsellor = c.app.login("counsellor").await;
+    let list = c
+        .get(&c.nurse, &format!("/api/v1/clients/{id}/consents"))
+        .await;
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["active"] == false),
+        "{list}"
+    );
+    let (s, e) = c
+        .post(
+            &counsellor,
+            &format!("/api/v1/clients/{id}/consents"),
+            json!({"purpose": "x", "recipient": "PSB", "scope": "y", "expires_on": "2020-01-01"}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("expires_on"))
+    );
+    c.app.cleanup().await;
+}

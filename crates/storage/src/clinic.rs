@@ -1,0 +1,1368 @@
+//! The clinic record around a client: encrypted identity, stage history, discharge and transfer,
+//! agreements, consents, dose orders, doses, prescriber reviews, guest dosing, urine tests and
+//! methadone stock. Every write is audited in its own transaction; the database's unique key on
+//! (client, day, portion) is the last guard against a double dose.
+
+use anxin_domain::access::check_same_site;
+use anxin_domain::clinic::orders::{DoseOrder, OrderKind, Step};
+use anxin_domain::clinic::stage::Stage;
+use anxin_domain::clinic::urine::Outcome;
+use anxin_domain::DomainError;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::any::AnyRow;
+
+use crate::audit::{append, Actor, AuditEvent};
+use crate::clients::{client, parse_day, Client, CLIENT_COLUMNS};
+use crate::vault::Vault;
+use crate::{col, from_ms, to_ms, Result, Store, StoreError};
+
+/// The identifying fields of a client, all optional, stored only encrypted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub national_id: Option<String>,
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+}
+
+/// A dose order as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredOrder {
+    pub id: i64,
+    pub client_id: i64,
+    pub order: DoseOrder,
+    pub prescriber_id: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A dose given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dose {
+    pub id: i64,
+    pub client_id: i64,
+    pub day: NaiveDate,
+    pub portion: u8,
+    pub mg: u32,
+    pub site_id: i64,
+    pub guest: bool,
+    pub rule: String,
+    pub given_by: i64,
+    pub given_at: DateTime<Utc>,
+}
+
+/// A dose about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewDose {
+    pub client_id: i64,
+    pub day: NaiveDate,
+    pub portion: u8,
+    pub mg: u32,
+    pub site_id: i64,
+    pub guest: bool,
+    pub rule: String,
+}
+
+/// What happened to a dose write.
+#[derive(Debug, Clone)]
+pub enum DoseWrite {
+    Given(Dose),
+    /// That portion was already given today: here is the first one.
+    AlreadyGiven(Dose),
+}
+
+/// A treatment agreement version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Agreement {
+    pub id: i64,
+    pub client_id: i64,
+    pub version: i64,
+    pub method: String,
+    pub duration_months: i64,
+    pub rules: String,
+    pub signed_by: String,
+    pub guardian_name: Option<String>,
+    pub prescriber_id: i64,
+    pub signed_on: NaiveDate,
+}
+
+/// A consent to a disclosure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Consent {
+    pub id: i64,
+    pub client_id: i64,
+    pub purpose: String,
+    pub recipient: String,
+    pub scope: String,
+    pub given_on: NaiveDate,
+    pub expires_on: NaiveDate,
+    pub revoked_on: Option<NaiveDate>,
+    pub revoked_reason: Option<String>,
+}
+
+impl Consent {
+    /// In force on `day`: given, not expired, not revoked.
+    pub fn active_on(&self, day: NaiveDate) -> bool {
+        self.given_on <= day && day <= self.expires_on && self.revoked_on.is_none_or(|r| r > day)
+    }
+}
+
+/// A urine test as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrineTest {
+    pub id: i64,
+    pub client_id: i64,
+    pub collected_on: NaiveDate,
+    pub observed: bool,
+    pub outcome: Outcome,
+    pub reason: String,
+}
+
+/// A stock close-out as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CloseOutRow {
+    pub day: NaiveDate,
+    pub expected_ml: f64,
+    pub measured_ml: f64,
+    pub variance_ml: f64,
+    pub reason: String,
+}
+
+/// The facts the dispensing rules need about one client on one day.
+#[derive(Debug, Clone)]
+pub struct DoseFacts {
+    pub client: Client,
+    pub orders: Vec<DoseOrder>,
+    pub last_dose_before: Option<NaiveDate>,
+    pub doses_today: Vec<Dose>,
+    pub last_review: Option<NaiveDate>,
+    pub urine_dates: Vec<NaiveDate>,
+    /// Dosed here as a guest (the client belongs to another site).
+    pub guest: bool,
+}
+
+fn day(row: &AnyRow, name: &str) -> Result<NaiveDate> {
+    let raw: String = col(row, name)?;
+    parse_day(name, &raw)
+}
+
+fn opt_day(row: &AnyRow, name: &str) -> Result<Option<NaiveDate>> {
+    let raw: Option<String> = col(row, name)?;
+    raw.map(|r| parse_day(name, &r)).transpose()
+}
+
+fn order_row(row: &AnyRow) -> Result<StoredOrder> {
+    let kind: String = col(row, "kind")?;
+    let steps: String = col(row, "steps")?;
+    let mg: i64 = col(row, "mg")?;
+    let split: i64 = col(row, "split")?;
+    Ok(StoredOrder {
+        id: col(row, "id")?,
+        client_id: col(row, "client_id")?,
+        order: DoseOrder {
+            kind: OrderKind::parse(&kind).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            start: day(row, "start_date")?,
+            mg: u32::try_from(mg).map_err(|_| StoreError::Corrupt("order mg".into()))?,
+            steps: serde_json::from_str::<Vec<Step>>(&steps)
+                .map_err(|e| StoreError::Corrupt(format!("order steps: {e}")))?,
+            split: u8::try_from(split).map_err(|_| StoreError::Corrupt("order split".into()))?,
+            reason: col(row, "reason")?,
+        },
+        prescriber_id: col(row, "prescriber_id")?,
+        created_at: from_ms(col(row, "created_at")?)?,
+    })
+}
+
+fn dose_row(row: &AnyRow) -> Result<Dose> {
+    let portion: i64 = col(row, "portion")?;
+    let mg: i64 = col(row, "mg")?;
+    let guest: i64 = col(row, "guest")?;
+    Ok(Dose {
+        id: col(row, "id")?,
+        client_id: col(row, "client_id")?,
+        day: day(row, "day")?,
+        portion: u8::try_from(portion).map_err(|_| StoreError::Corrupt("portion".into()))?,
+        mg: u32::try_from(mg).map_err(|_| StoreError::Corrupt("dose mg".into()))?,
+        site_id: col(row, "site_id")?,
+        guest: guest != 0,
+        rule: col(row, "rule")?,
+        given_by: col(row, "given_by")?,
+        given_at: from_ms(col(row, "given_at")?)?,
+    })
+}
+
+fn urine_row(row: &AnyRow) -> Result<UrineTest> {
+    let outcome: String = col(row, "outcome")?;
+    let observed: i64 = col(row, "observed")?;
+    Ok(UrineTest {
+        id: col(row, "id")?,
+        client_id: col(row, "client_id")?,
+        collected_on: day(row, "collected_on")?,
+        observed: observed != 0,
+        outcome: serde_json::from_str(&outcome)
+            .map_err(|e| StoreError::Corrupt(format!("urine outcome: {e}")))?,
+        reason: col(row, "reason")?,
+    })
+}
+
+fn consent_row(row: &AnyRow) -> Result<Consent> {
+    Ok(Consent {
+        id: col(row, "id")?,
+        client_id: col(row, "client_id")?,
+        purpose: col(row, "purpose")?,
+        recipient: col(row, "recipient")?,
+        scope: col(row, "scope")?,
+        given_on: day(row, "given_on")?,
+        expires_on: day(row, "expires_on")?,
+        revoked_on: opt_day(row, "revoked_on")?,
+        revoked_reason: col(row, "revoked_reason")?,
+    })
+}
+
+const DOSE_COLUMNS: &str =
+    "id, client_id, day, portion, mg, site_id, guest, rule, given_by, given_at";
+const ORDER_COLUMNS: &str =
+    "id, client_id, kind, start_date, mg, steps, split, reason, prescriber_id, created_at";
+
+impl Store {
+    async fn client_row(&self, id: i64) -> Result<Client> {
+        let row = sqlx::query(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        match row {
+            Some(r) => client(&r),
+            None => Err(DomainError::NotFound(format!("client {id}")).into()),
+        }
+    }
+
+    /// Loads a client for a write by `actor`, who must work at its site.
+    async fn client_for_write(&self, actor: &Actor, id: i64) -> Result<Client> {
+        let c = self.client_row(id).await?;
+        let site = actor.site_id.ok_or_else(|| {
+            DomainError::Forbidden("client records are reached from a site".into())
+        })?;
+        check_same_site(site, c.site_id)?;
+        Ok(c)
+    }
+
+    /// Finds a client by UIC anywhere in the deployment (for dosing, which checks the site or a
+    /// guest arrangement itself). Not audited on its own: the dose write that follows is.
+    pub async fn client_by_uic(&self, uic: &str) -> Result<Client> {
+        let row = sqlx::query(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE uic = $1"
+        ))
+        .bind(uic.trim().to_uppercase())
+        .fetch_optional(self.pool())
+        .await?;
+        match row {
+            Some(r) => client(&r),
+            None => Err(DomainError::invalid(
+                "uic",
+                format!("no client has the UIC `{}`", uic.trim()),
+            )
+            .into()),
+        }
+    }
+
+    /// Stores the identifying fields, encrypted, and the keyed name hash; audited.
+    pub async fn set_identity(
+        &self,
+        actor: &Actor,
+        client_id: i64,
+        identity: &Identity,
+        vault: &Vault,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let c = self.client_for_write(actor, client_id).await?;
+        let plain = serde_json::to_vec(identity).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let sealed = vault.seal(client_id, &plain);
+        let index = identity.name.as_deref().map(|n| vault.name_index(n));
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE clients SET identity = $1, name_index = $2 WHERE id = $3")
+            .bind(sealed)
+            .bind(index)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        let fields: Vec<&str> = [
+            ("name", &identity.name),
+            ("national_id", &identity.national_id),
+            ("phone", &identity.phone),
+            ("address", &identity.address),
+        ]
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| *k)
+        .collect();
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("client.identity.update", "client", client_id)
+                .site(c.site_id)
+                .reason(format!("fields set: {}", fields.join(", "))),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Decrypts the identifying fields for `actor` (same site); audited as `client.identity.read`.
+    pub async fn read_identity(
+        &self,
+        actor: &Actor,
+        client_id: i64,
+        purpose: &str,
+        vault: &Vault,
+        now: DateTime<Utc>,
+    ) -> Result<Identity> {
+        let c = self.client_for_write(actor, client_id).await?;
+        let row = sqlx::query("SELECT identity FROM clients WHERE id = $1")
+            .bind(client_id)
+            .fetch_one(self.pool())
+            .await?;
+        let sealed: Option<Vec<u8>> = col(&row, "identity")?;
+        self.audit(
+            actor,
+            AuditEvent::new("client.identity.read", "client", client_id)
+                .site(c.site_id)
+                .reason(purpose),
+            now,
+        )
+        .await?;
+        match sealed {
+            None => Ok(Identity::default()),
+            Some(s) => {
+                let plain = vault
+                    .open(client_id, &s)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))
+            }
+        }
+    }
+
+    /// Clients of the actor's site with exactly this name (after normalisation); audited.
+    pub async fn find_by_name(
+        &self,
+        actor: &Actor,
+        name: &str,
+        vault: &Vault,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Client>> {
+        let site = actor.site_id.ok_or_else(|| {
+            DomainError::Forbidden("client records are reached from a site".into())
+        })?;
+        let rows = sqlx::query(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE site_id = $1 AND name_index = $2 ORDER BY uic"
+        ))
+        .bind(site)
+        .bind(vault.name_index(name))
+        .fetch_all(self.pool())
+        .await?;
+        let found: Vec<Client> = rows.iter().map(client).collect::<Result<_>>()?;
+        self.audit(
+            actor,
+            AuditEvent::new("client.search", "client", "")
+                .site(site)
+                .reason(format!("by name, {} shown", found.len())),
+            now,
+        )
+        .await?;
+        Ok(found)
+    }
+
+    async fn client_event(
+        &self,
+        actor: &Actor,
+        c: &Client,
+        kind: &str,
+        detail: String,
+        on_day: NaiveDate,
+        update_sql: &str,
+        binds: (Option<String>, Option<String>),
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(update_sql)
+            .bind(binds.0)
+            .bind(binds.1)
+            .bind(c.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO client_events (client_id, kind, detail, on_day, actor, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(c.id)
+        .bind(kind.to_owned())
+        .bind(detail.clone())
+        .bind(on_day.to_string())
+        .bind(actor.name.clone())
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new(&format!("client.{kind}"), "client", c.id)
+                .site(c.site_id)
+                .reason(detail),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Moves a client to another treatment stage from `since`.
+    pub async fn set_stage(
+        &self,
+        actor: &Actor,
+        client_id: i64,
+        stage: Stage,
+        since: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let c = self.client_for_write(actor, client_id).await?;
+        self.client_event(
+            actor,
+            &c,
+            "stage",
+            format!("{} → {stage}", c.stage),
+            since,
+            "UPDATE clients SET stage = $1, stage_since = $2 WHERE id = $3",
+            (Some(stage.as_str().to_owned()), Some(since.to_string())),
+            now,
+        )
+        .await
+    }
+
+    /// Discharges a client on `on` with a reason; dosing stops.
+    pub async fn discharge(
+        &self,
+        actor: &Actor,
+        client_id: i64,
+        on: NaiveDate,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let c = self.client_for_write(actor, client_id).await?;
+        if c.discharged_on.is_some() {
+            return Err(
+                DomainError::Conflict(format!("client {} is already discharged", c.uic)).into(),
+            );
+        }
+        if reason.trim().is_empty() {
+            return Err(
+                DomainError::invalid("reason", "say why the client leaves treatment").into(),
+            );
+        }
+        self.client_event(
+            actor,
+            &c,
+            "discharge",
+            reason.trim().to_owned(),
+            on,
+            "UPDATE clients SET discharged_on = $1, discharge_reason = $2 WHERE id = $3",
+            (Some(on.to_string()), Some(reason.trim().to_owned())),
+            now,
+        )
+        .await
+    }
+
+    /// Re-admits a discharged client.
+    pub async fn readmit(
+        &self,
+        actor: &Actor,
+        client_id: i64,
+        on: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let c = self.client_for_write(actor, client_id).await?;
+        if c.discharged_on.is_none() {
+            return Err(DomainError::Conflict(format!("client {} is in treatment", c.uic)).into());
+        }
+        self.client_event(
+            actor,
+            &c,
+            "readmit",
+            String::new(),
+            on,
+            "UPDATE clients SET discharged_on = $1, discharge_reason = $2 WHERE id = $3",
+            (None, None),
+            now,
+        )
+        .await
+    }
+
+    /// Transfers a client's care to another site of the deployment.
+    pub async fn transfer(
+        &self,
+        actor: &Actor,
+        client_id: i64,
+        to_site: i64,
+        on: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let c = self.client_for_write(actor, client_id).await?;
+        let site = self.site(to_site).await?;
+        if site.id == c.site_id {
+            return Err(
+                DomainError::invalid("to_site", "the client is already at this site").into(),
+            );
+        }
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE clients SET site_id = $1 WHERE id = $2")
+            .bind(site.id)
+            .bind(c.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO client_events (client_id, kind, detail, on_day, actor, created_at) \
+             VALUES ($1, 'transfer', $2, $3, $4, $5)",
+        )
+        .bind(c.id)
+        .bind(format!("to {}", site.code))
+        .bind(on.to_string())
+        .bind(actor.name.clone())
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("client.transfer", "client", c.id)
+                .site(c.site_id)
+                .reason(format!("to site {}", site.code)),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Adds the next version of the treatment agreement.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_agreement(
+        &self,
+        actor: &Actor,
+        client_id: i64,
+        method: &str,
+        duration_months: i64,
+        rules: &str,
+        signed_by: &str,
+        guardian_name: Option<&str>,
+        signed_on: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Agreement> {
+        let c = self.client_for_write(actor, client_id).await?;
+        let prescriber_id = actor.user_id.ok_or_else(|| {
+            DomainError::Forbidden("an agreement is signed by a prescriber".into())
+        })?;
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT COALESCE(MAX(version), 0) AS v FROM agreements WHERE client_id = $1",
+        )
+        .bind(client_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let version: i64 = col::<i64>(&row, "v")? + 1;
+        let row = sqlx::query(
+            "INSERT INTO agreements (client_id, version, method, duration_months, rules, signed_by, \
+             guardian_name, prescriber_id, signed_on, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        )
+        .bind(client_id)
+        .bind(version)
+        .bind(method.to_owned())
+        .bind(duration_months)
+        .bind(rules.to_owned())
+        .bind(signed_by.to_owned())
+        .bind(guardian_name.map(str::to_owned))
+        .bind(prescriber_id)
+        .bind(signed_on.to_string())
+        .bind(to_ms(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = col(&row, "id")?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("agreement.sign", "client", client_id)
+                .site(c.site_id)
+                .reason(format!("version {version}")),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Agreement {
+            id,
+            client_id,
+            version,
+            method: method.to_owned(),
+            duration_months,
+            rules: rules.to_owned(),
+            signed_by: signed_by.to_owned(),
+            guardian_name: guardian_name.map(str::to_owned),
+            prescriber_id,
+            signed_on,
+        })
+    }
+
+    /// All versions of a client's agreement, newest first.
+    pub async fn agreements(&self, client_id: i64) -> Result<Vec<Agreement>> {
+        let rows = sqlx::query(
+            "SELECT id, client_id, version, method, duration_months, rules, signed_by, guardian_name, \
+             prescriber_id, signed_on FROM agreements WHERE client_id = $1 ORDER BY version DESC",
+        )
+        .bind(client_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Agreement {
+                    id: col(r, "id")?,
+                    client_id: col(r, "client_id")?,
+                    version: col(r, "version")?,
+                    method: col(r, "method")?,
+                    duration_months: col(r, "duration_months")?,
+                    rules: col(r, "rules")?,
+                    signed_by: col(r, "signed_by")?,
+                    guardian_name: col(r, "guardian_name")?,
+                    prescriber_id: col(r, "prescriber_id")?,
+                    signed_on: day(r, "signed_on")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Records a consent.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn add_consent(
+        &self,
+        actor: &Actor,
+        client_id: i64,
+        purpose: &str,
+        recipient: &str,
+        scope: &str,
+        given_on: NaiveDate,
+        expires_on: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Consent> {
+        let c = self.client_for_write(actor, client_id).await?;
+        let by = actor
+            .user_id
+            .ok_or_else(|| DomainError::Forbidden("staff only".into()))?;
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "INSERT INTO consents (client_id, purpose, recipient, scope, given_on, expires_on, \
+             recorded_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(client_id)
+        .bind(purpose.to_owned())
+        .bind(recipient.to_owned())
+        .bind(scope.to_owned())
+        .bind(given_on.to_string())
+        .bind(expires_on.to_string())
+        .bind(by)
+        .bind(to_ms(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = col(&row, "id")?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("consent.give", "client", client_id)
+                .site(c.site_id)
+                .reason(format!("{purpose} → {recipient} until {expires_on}")),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Consent {
+            id,
+            client_id,
+            purpose: purpose.to_owned(),
+            recipient: recipient.to_owned(),
+            scope: scope.to_owned(),
+            given_on,
+            expires_on,
+            revoked_on: None,
+            revoked_reason: None,
+        })
+    }
+
+    /// Revokes a consent from `on`.
+    pub async fn revoke_consent(
+        &self,
+        actor: &Actor,
+        consent_id: i64,
+        on: NaiveDate,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Consent> {
+        let row = sqlx::query(
+            "SELECT id, client_id, purpose, recipient, scope, given_on, expires_on, revoked_on, \
+             revoked_reason FROM consents WHERE id = $1",
+        )
+        .bind(consent_id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| DomainError::NotFound(format!("consent {consent_id}")))?;
+        let mut consent = consent_row(&row)?;
+        let c = self.client_for_write(actor, consent.client_id).await?;
+        if consent.revoked_on.is_some() {
+            return Err(DomainError::Conflict("this consent is already revoked".into()).into());
+        }
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE consents SET revoked_on = $1, revoked_reason = $2 WHERE id = $3")
+            .bind(on.to_string())
+            .bind(reason.to_owned())
+            .bind(consent_id)
+            .execute(&mut *tx)
+            .await?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("consent.revoke", "client", c.id)
+                .site(c.site_id)
+                .reason(format!(
+                    "{} → {}: {reason}",
+                    consent.purpose, consent.recipient
+                )),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        consent.revoked_on = Some(on);
+        consent.revoked_reason = Some(reason.to_owned());
+        Ok(consent)
+    }
+
+    /// A client's consents, newest first.
+    pub async fn consents(&self, client_id: i64) -> Result<Vec<Consent>> {
+        let rows = sqlx::query(
+            "SELECT id, client_id, purpose, recipient, scope, given_on, expires_on, revoked_on, \
+             revoked_reason FROM consents WHERE client_id = $1 ORDER BY id DESC",
+        )
+        .bind(client_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(consent_row).collect()
+    }
+
+    /// Saves a dose order (validated by the caller against the policy); audited.
+    pub async fn add_order(
+        &self,
+        actor: &Actor,
+        client_id: i64,
+        order: &DoseOrder,
+        now: DateTime<Utc>,
+    ) -> Result<StoredOrder> {
+        let c = self.client_for_write(actor, client_id).await?;
+        let prescriber_id = actor
+            .user_id
+            .ok_or_else(|| DomainError::Forbidden("orders are written by a prescriber".into()))?;
+        let steps =
+            serde_json::to_string(&order.steps).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(&format!(
+            "INSERT INTO dose_orders (client_id, kind, start_date, mg, steps, split, reason, \
+             prescriber_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             RETURNING {ORDER_COLUMNS}"
+        ))
+        .bind(client_id)
+        .bind(order.kind.as_str().to_owned())
+        .bind(order.start.to_string())
+        .bind(i64::from(order.mg))
+        .bind(steps)
+        .bind(i64::from(order.split))
+        .bind(order.reason.clone())
+        .bind(prescriber_id)
+        .bind(to_ms(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let stored = order_row(&row)?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("order.write", "client", client_id)
+                .site(c.site_id)
+                .reason(format!(
+                    "{} {} mg from {}",
+                    order.kind.as_str(),
+                    order.mg,
+                    order.start
+                )),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// A client's orders, oldest first (the history).
+    pub async fn orders(&self, client_id: i64) -> Result<Vec<StoredOrder>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM dose_orders WHERE client_id = $1 ORDER BY start_date, id"
+        ))
+        .bind(client_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(order_row).collect()
+    }
+
+    /// Records a prescriber's review of a client after missed doses; audited.
+    pub async fn add_review(
+        &self,
+        actor: &Actor,
+        client_id: i64,
+        on: NaiveDate,
+        note: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let c = self.client_for_write(actor, client_id).await?;
+        let by = actor
+            .user_id
+            .ok_or_else(|| DomainError::Forbidden("reviews are by a prescriber".into()))?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO reviews (client_id, day, prescriber_id, note, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(client_id)
+        .bind(on.to_string())
+        .bind(by)
+        .bind(note.to_owned())
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("review.record", "client", client_id)
+                .site(c.site_id)
+                .reason(note),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Lets a client of the actor's site be dosed at `host_site` from `from` to `to`.
+    pub async fn add_guest_dosing(
+        &self,
+        actor: &Actor,
+        client_id: i64,
+        host_site: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let c = self.client_for_write(actor, client_id).await?;
+        let host = self.site(host_site).await?;
+        if host.id == c.site_id {
+            return Err(DomainError::invalid(
+                "host_site",
+                "a client doses at home without an arrangement",
+            )
+            .into());
+        }
+        if to < from || (to - from).num_days() > 60 {
+            return Err(DomainError::invalid(
+                "to",
+                "must be on or after `from`, at most 60 days later",
+            )
+            .into());
+        }
+        let by = actor
+            .user_id
+            .ok_or_else(|| DomainError::Forbidden("staff only".into()))?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO guest_dosing (client_id, host_site_id, from_day, to_day, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(client_id)
+        .bind(host.id)
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .bind(by)
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("guest.arrange", "client", client_id)
+                .site(c.site_id)
+                .reason(format!("at {} from {from} to {to}", host.code)),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Whether `client_id` may be dosed as a guest at `site_id` on `day`.
+    pub async fn is_guest(&self, client_id: i64, site_id: i64, on: NaiveDate) -> Result<bool> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM guest_dosing WHERE client_id = $1 AND host_site_id = $2 \
+             AND from_day <= $3 AND to_day >= $3",
+        )
+        .bind(client_id)
+        .bind(site_id)
+        .bind(on.to_string())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(col::<i64>(&row, "n")? > 0)
+    }
+
+    /// Writes a dose and its audit entry, unless that portion was given already today.
+    pub async fn insert_dose(
+        &self,
+        actor: &Actor,
+        d: &NewDose,
+        now: DateTime<Utc>,
+    ) -> Result<DoseWrite> {
+        let given_by = actor
+            .user_id
+            .ok_or_else(|| DomainError::Forbidden("staff only".into()))?;
+        let mut tx = self.begin_write().await?;
+        let inserted = sqlx::query(&format!(
+            "INSERT INTO doses (client_id, day, portion, mg, site_id, guest, rule, given_by, given_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {DOSE_COLUMNS}"
+        ))
+        .bind(d.client_id)
+        .bind(d.day.to_string())
+        .bind(i64::from(d.portion))
+        .bind(i64::from(d.mg))
+        .bind(d.site_id)
+        .bind(i64::from(d.guest))
+        .bind(d.rule.clone())
+        .bind(given_by)
+        .bind(to_ms(now))
+        .fetch_one(&mut *tx)
+        .await;
+        let row = match inserted {
+            Ok(row) => row,
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                drop(tx);
+                let first = sqlx::query(&format!(
+                    "SELECT {DOSE_COLUMNS} FROM doses WHERE client_id = $1 AND day = $2 AND portion = $3"
+                ))
+                .bind(d.client_id)
+                .bind(d.day.to_string())
+                .bind(i64::from(d.portion))
+                .fetch_one(self.pool())
+                .await?;
+                return Ok(DoseWrite::AlreadyGiven(dose_row(&first)?));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let dose = dose_row(&row)?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("dose.give", "client", d.client_id)
+                .site(d.site_id)
+                .reason(format!(
+                    "{} mg, portion {}{}",
+                    d.mg,
+                    d.portion + 1,
+                    if d.guest { ", guest" } else { "" }
+                )),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(DoseWrite::Given(dose))
+    }
+
+    /// Doses of a client between two days (inclusive), oldest first.
+    pub async fn doses_between(
+        &self,
+        client_id: i64,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Dose>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DOSE_COLUMNS} FROM doses WHERE client_id = $1 AND day >= $2 AND day <= $3 ORDER BY day, portion"
+        ))
+        .bind(client_id)
+        .bind(from.to_string())
+        .bind(to.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(dose_row).collect()
+    }
+
+    /// Everything the dispensing rules need about these clients on `on`.
+    async fn facts_for(
+        &self,
+        clients: Vec<(Client, bool)>,
+        on: NaiveDate,
+    ) -> Result<Vec<DoseFacts>> {
+        if clients.is_empty() {
+            return Ok(vec![]);
+        }
+        let ids: Vec<String> = clients.iter().map(|(c, _)| c.id.to_string()).collect();
+        // The ids come from our own integer column: safe to inline.
+        let in_list = ids.join(",");
+        let orders = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM dose_orders WHERE client_id IN ({in_list}) ORDER BY start_date, id"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        let last = sqlx::query(&format!(
+            "SELECT client_id, MAX(day) AS last FROM doses WHERE client_id IN ({in_list}) AND day < $1 GROUP BY client_id"
+        ))
+        .bind(on.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        let today = sqlx::query(&format!(
+            "SELECT {DOSE_COLUMNS} FROM doses WHERE client_id IN ({in_list}) AND day = $1"
+        ))
+        .bind(on.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        let reviews = sqlx::query(&format!(
+            "SELECT client_id, MAX(day) AS last FROM reviews WHERE client_id IN ({in_list}) AND day <= $1 GROUP BY client_id"
+        ))
+        .bind(on.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        let urine = sqlx::query(&format!(
+            "SELECT client_id, collected_on FROM urine_tests WHERE client_id IN ({in_list}) AND collected_on >= $1"
+        ))
+        .bind((on - chrono::Duration::days(3 * 366)).to_string())
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::with_capacity(clients.len());
+        let mut by_id = std::collections::HashMap::new();
+        for (i, (c, guest)) in clients.into_iter().enumerate() {
+            by_id.insert(c.id, i);
+            out.push(DoseFacts {
+                client: c,
+                orders: vec![],
+                last_dose_before: None,
+                doses_today: vec![],
+                last_review: None,
+                urine_dates: vec![],
+                guest,
+            });
+        }
+        for r in &orders {
+            let o = order_row(r)?;
+            if let Some(&i) = by_id.get(&o.client_id) {
+                out[i].orders.push(o.order);
+            }
+        }
+        for r in &last {
+            if let Some(&i) = by_id.get(&col::<i64>(r, "client_id")?) {
+                out[i].last_dose_before = opt_day(r, "last")?;
+            }
+        }
+        for r in &today {
+            let d = dose_row(r)?;
+            if let Some(&i) = by_id.get(&d.client_id) {
+                out[i].doses_today.push(d);
+            }
+        }
+        for r in &reviews {
+            if let Some(&i) = by_id.get(&col::<i64>(r, "client_id")?) {
+                out[i].last_review = opt_day(r, "last")?;
+            }
+        }
+        for r in &urine {
+            if let Some(&i) = by_id.get(&col::<i64>(r, "client_id")?) {
+                out[i].urine_dates.push(day(r, "collected_on")?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Facts for one client (the dose endpoint's hot path).
+    pub async fn dose_facts(&self, c: Client, guest: bool, on: NaiveDate) -> Result<DoseFacts> {
+        let mut v = self.facts_for(vec![(c, guest)], on).await?;
+        v.pop()
+            .ok_or_else(|| StoreError::Corrupt("facts for one client".into()))
+    }
+
+    /// Facts for the day list of a site: its clients in treatment plus today's guests.
+    pub async fn day_facts(&self, site_id: i64, on: NaiveDate) -> Result<Vec<DoseFacts>> {
+        let own = sqlx::query(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE site_id = $1 AND discharged_on IS NULL ORDER BY uic"
+        ))
+        .bind(site_id)
+        .fetch_all(self.pool())
+        .await?;
+        let guests = sqlx::query(&format!(
+            "SELECT {} FROM clients c JOIN guest_dosing g ON g.client_id = c.id \
+             WHERE g.host_site_id = $1 AND g.from_day <= $2 AND g.to_day >= $2 AND c.discharged_on IS NULL",
+            CLIENT_COLUMNS
+                .split(", ")
+                .map(|c| format!("c.{c}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(site_id)
+        .bind(on.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        let mut all = Vec::with_capacity(own.len() + guests.len());
+        for r in &own {
+            all.push((client(r)?, false));
+        }
+        for r in &guests {
+            all.push((client(r)?, true));
+        }
+        self.facts_for(all, on).await
+    }
+
+    /// Records a urine test; audited.
+    pub async fn add_urine_test(
+        &self,
+        actor: &Actor,
+        client_id: i64,
+        collected_on: NaiveDate,
+        observed: bool,
+        outcome: &Outcome,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<UrineTest> {
+        let c = self.client_for_write(actor, client_id).await?;
+        let by = actor
+            .user_id
+            .ok_or_else(|| DomainError::Forbidden("staff only".into()))?;
+        let json =
+            serde_json::to_string(outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "INSERT INTO urine_tests (client_id, collected_on, observed, outcome, negative, reason, \
+             recorded_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(client_id)
+        .bind(collected_on.to_string())
+        .bind(i64::from(observed))
+        .bind(json)
+        .bind(i64::from(outcome.negative()))
+        .bind(reason.to_owned())
+        .bind(by)
+        .bind(to_ms(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = col(&row, "id")?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("urine.record", "client", client_id)
+                .site(c.site_id)
+                .reason(format!("collected {collected_on} ({reason})")),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(UrineTest {
+            id,
+            client_id,
+            collected_on,
+            observed,
+            outcome: outcome.clone(),
+            reason: reason.to_owned(),
+        })
+    }
+
+    /// A client's urine tests, newest first.
+    pub async fn urine_tests(&self, client_id: i64) -> Result<Vec<UrineTest>> {
+        let rows = sqlx::query(
+            "SELECT id, client_id, collected_on, observed, outcome, reason FROM urine_tests \
+             WHERE client_id = $1 ORDER BY collected_on DESC, id DESC",
+        )
+        .bind(client_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(urine_row).collect()
+    }
+
+    /// Records a stock receipt at the actor's site; audited.
+    pub async fn add_stock_receipt(
+        &self,
+        actor: &Actor,
+        received_on: NaiveDate,
+        r: &anxin_domain::clinic::stock::Receipt,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        let site = actor
+            .site_id
+            .ok_or_else(|| DomainError::Forbidden("stock belongs to a site".into()))?;
+        let by = actor
+            .user_id
+            .ok_or_else(|| DomainError::Forbidden("staff only".into()))?;
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "INSERT INTO stock_receipts (site_id, received_on, bottles, ml_per_bottle, \
+             concentration_mg_per_ml, lot, received_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             RETURNING id",
+        )
+        .bind(site)
+        .bind(received_on.to_string())
+        .bind(i64::from(r.bottles))
+        .bind(r.ml_per_bottle)
+        .bind(r.concentration_mg_per_ml)
+        .bind(r.lot.clone())
+        .bind(by)
+        .bind(to_ms(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = col(&row, "id")?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("stock.receive", "stock", id)
+                .site(site)
+                .reason(format!(
+                    "{} × {} mL, lot {}",
+                    r.bottles, r.ml_per_bottle, r.lot
+                )),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The last close-out before `on`, and the mL received and mg dosed at the site since then
+    /// (up to and including `on`): what the expected volume is computed from.
+    pub async fn stock_position(
+        &self,
+        site_id: i64,
+        on: NaiveDate,
+    ) -> Result<(Option<CloseOutRow>, f64, f64)> {
+        let last = sqlx::query(
+            "SELECT day, expected_ml, measured_ml, variance_ml, reason FROM stock_closeouts \
+             WHERE site_id = $1 AND day < $2 ORDER BY day DESC LIMIT 1",
+        )
+        .bind(site_id)
+        .bind(on.to_string())
+        .fetch_optional(self.pool())
+        .await?;
+        let last = last.map(|r| closeout_row(&r)).transpose()?;
+        let since = last
+            .as_ref()
+            .map(|c| c.day.to_string())
+            .unwrap_or_else(|| "0000-00-00".into());
+        let rec = sqlx::query(
+            "SELECT COALESCE(SUM(bottles * ml_per_bottle), 0.0) AS ml FROM stock_receipts \
+             WHERE site_id = $1 AND received_on > $2 AND received_on <= $3",
+        )
+        .bind(site_id)
+        .bind(since.clone())
+        .bind(on.to_string())
+        .fetch_one(self.pool())
+        .await?;
+        let dosed = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(mg), 0) AS BIGINT) AS mg FROM doses WHERE site_id = $1 AND day > $2 AND day <= $3",
+        )
+        .bind(site_id)
+        .bind(since)
+        .bind(on.to_string())
+        .fetch_one(self.pool())
+        .await?;
+        let received: f64 = col(&rec, "ml")?;
+        let dosed_mg: i64 = col(&dosed, "mg")?;
+        Ok((last, received, dosed_mg as f64))
+    }
+
+    /// Saves the day's close-out; audited, flagged ones with their reason.
+    pub async fn save_closeout(
+        &self,
+        actor: &Actor,
+        on: NaiveDate,
+        c: &anxin_domain::clinic::stock::CloseOut,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let site = actor
+            .site_id
+            .ok_or_else(|| DomainError::Forbidden("stock belongs to a site".into()))?;
+        let by = actor
+            .user_id
+            .ok_or_else(|| DomainError::Forbidden("staff only".into()))?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO stock_closeouts (site_id, day, expected_ml, measured_ml, variance_ml, reason, \
+             closed_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(site)
+        .bind(on.to_string())
+        .bind(c.expected_ml)
+        .bind(c.measured_ml)
+        .bind(c.variance_ml)
+        .bind(reason.to_owned())
+        .bind(by)
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| crate::conflict_on_unique(e, format!("the stock of {on} is already closed")))?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new(
+                if c.flagged {
+                    "stock.closeout.variance"
+                } else {
+                    "stock.closeout"
+                },
+                "stock",
+                on,
+            )
+            .site(site)
+            .reason(format!(
+                "expected {:.1} mL, measured {:.1} mL, variance {:+.1} mL{}",
+                c.expected_ml,
+                c.measured_ml,
+                c.variance_ml,
+                if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                }
+            )),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The site's close-outs, newest first.
+    pub async fn closeouts(&self, site_id: i64, limit: i64) -> Result<Vec<CloseOutRow>> {
+        let rows = sqlx::query(
+            "SELECT day, expected_ml, measured_ml, variance_ml, reason FROM stock_closeouts \
+             WHERE site_id = $1 ORDER BY day DESC LIMIT $2",
+        )
+        .bind(site_id)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(closeout_row).collect()
+    }
+}
+
+fn closeout_row(r: &AnyRow) -> Result<CloseOutRow> {
+    Ok(CloseOutRow {
+        day: day(r, "day")?,
+        expected_ml: col(r, "expected_ml")?,
+        measured_ml: col(r, "measured_ml")?,
+        variance_ml: col(r, "variance_ml")?,
+        reason: col(r, "reason")?,
+    })
+}
