@@ -55,6 +55,9 @@ on_both_backends!(
     audit_chain_verifies_and_detects_tampering,
     failed_write_leaves_nothing_behind,
     search_lists_only_own_site,
+    doses_are_unique_per_client_day_and_portion,
+    clinic_facts_and_stock_position,
+    identity_round_trips_encrypted,
 );
 
 async fn sites_are_unique_by_code(s: &Store) {
@@ -383,4 +386,164 @@ async fn search_lists_only_own_site(s: &Store) {
         .unwrap()
         .is_empty());
     assert_eq!(s.count_clients(a.id).await.unwrap(), 3);
+}
+
+async fn clinic_setup(s: &Store) -> (Actor, anxin_storage::Client) {
+    let site = s
+        .create_site(&Actor::cli(), "YX01", "Yuxi", now())
+        .await
+        .unwrap();
+    let u = s
+        .create_user(
+            &Actor::cli(),
+            new_user(site.id, "dr.li", Role::Prescriber),
+            now(),
+        )
+        .await
+        .unwrap();
+    let actor = staff(&u);
+    let day = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    let c = s
+        .create_client(&actor, "YX-0001", day, now())
+        .await
+        .unwrap();
+    (actor, c)
+}
+
+fn dose(
+    c: &anxin_storage::Client,
+    day: NaiveDate,
+    portion: u8,
+    mg: u32,
+) -> anxin_storage::clinic::NewDose {
+    anxin_storage::clinic::NewDose {
+        client_id: c.id,
+        day,
+        portion,
+        mg,
+        site_id: c.site_id,
+        guest: false,
+        rule: "normal".into(),
+    }
+}
+
+async fn doses_are_unique_per_client_day_and_portion(s: &Store) {
+    use anxin_storage::clinic::DoseWrite;
+    let (actor, c) = clinic_setup(s).await;
+    let day = NaiveDate::from_ymd_opt(2026, 11, 21).unwrap();
+    assert!(matches!(
+        s.insert_dose(&actor, &dose(&c, day, 0, 60), now())
+            .await
+            .unwrap(),
+        DoseWrite::Given(_)
+    ));
+    let later = now() + Duration::minutes(30);
+    match s
+        .insert_dose(&actor, &dose(&c, day, 0, 60), later)
+        .await
+        .unwrap()
+    {
+        DoseWrite::AlreadyGiven(first) => assert_eq!(first.given_at, now()),
+        other => panic!("second dose written: {other:?}"),
+    }
+    assert!(matches!(
+        s.insert_dose(&actor, &dose(&c, day, 1, 30), now())
+            .await
+            .unwrap(),
+        DoseWrite::Given(_)
+    ));
+    let all = s.doses_between(c.id, day, day).await.unwrap();
+    assert_eq!(all.iter().map(|d| d.mg).sum::<u32>(), 90);
+    assert_eq!(s.verify_audit().await.unwrap().is_ok(), true);
+}
+
+async fn clinic_facts_and_stock_position(s: &Store) {
+    use anxin_domain::clinic::orders::{DoseOrder, OrderKind};
+    use anxin_domain::clinic::stock::{CloseOut, Receipt};
+    let (actor, c) = clinic_setup(s).await;
+    let d = |n| NaiveDate::from_ymd_opt(2026, 11, n).unwrap();
+    let order = DoseOrder {
+        kind: OrderKind::Induction,
+        start: d(18),
+        mg: 60,
+        steps: vec![],
+        split: 1,
+        reason: String::new(),
+    };
+    s.add_order(&actor, c.id, &order, now()).await.unwrap();
+    for day in [18, 19, 20] {
+        s.insert_dose(&actor, &dose(&c, d(day), 0, 60), now())
+            .await
+            .unwrap();
+    }
+    s.add_review(&actor, c.id, d(21), "seen", now())
+        .await
+        .unwrap();
+    let facts = s.day_facts(c.site_id, d(22)).await.unwrap();
+    assert_eq!(facts.len(), 1);
+    assert_eq!(facts[0].orders, vec![order]);
+    assert_eq!(facts[0].last_dose_before, Some(d(20)));
+    assert_eq!(facts[0].last_review, Some(d(21)));
+    assert!(facts[0].doses_today.is_empty());
+
+    let receipt = Receipt {
+        bottles: 2,
+        ml_per_bottle: 500.0,
+        concentration_mg_per_ml: 1.0,
+        lot: "L1".into(),
+    };
+    s.add_stock_receipt(&actor, d(18), &receipt, now())
+        .await
+        .unwrap();
+    let (last, received, dosed) = s.stock_position(c.site_id, d(20)).await.unwrap();
+    assert_eq!((last, received, dosed), (None, 1000.0, 180.0));
+    let close = CloseOut {
+        expected_ml: 820.0,
+        measured_ml: 818.5,
+        variance_ml: -1.5,
+        flagged: false,
+    };
+    s.save_closeout(&actor, d(20), &close, "", now())
+        .await
+        .unwrap();
+    let (last, received, dosed) = s.stock_position(c.site_id, d(22)).await.unwrap();
+    assert_eq!(last.unwrap().measured_ml, 818.5);
+    assert_eq!((received, dosed), (0.0, 0.0));
+    assert!(s
+        .save_closeout(&actor, d(20), &close, "", now())
+        .await
+        .is_err());
+}
+
+async fn identity_round_trips_encrypted(s: &Store) {
+    use anxin_storage::clinic::Identity;
+    use anxin_storage::vault::Vault;
+    let (actor, c) = clinic_setup(s).await;
+    let vault = Vault::from_key([5; 32]);
+    let id = Identity {
+        name: Some("Zhang San".into()),
+        phone: Some("13800138000".into()),
+        ..Identity::default()
+    };
+    s.set_identity(&actor, c.id, &id, &vault, now())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.read_identity(&actor, c.id, "test", &vault, now())
+            .await
+            .unwrap(),
+        id
+    );
+    assert_eq!(
+        s.find_by_name(&actor, "zhang  san", &vault, now())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let other_key = Vault::from_key([6; 32]);
+    assert!(s
+        .read_identity(&actor, c.id, "test", &other_key, now())
+        .await
+        .is_err());
 }
