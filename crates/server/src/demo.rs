@@ -1,9 +1,16 @@
 //! The demo centre for `anxin serve --demo`: one site modelled on Ping An Centre No. 1 in Yuxi,
 //! a login for every role, and ~250 clients enrolled over three years (a tenth of them in the
 //! last 90 days), generated deterministically from a seed so every demo looks the same.
-//! Later features add their own history here (doses, urine tests, boxes…).
+//! Each client has an identity (encrypted), an agreement, consents, a dose order and 90 days of
+//! doses and urine tests with realistic gaps; a few show the missed-dose rule today; the stock
+//! has deliveries and a close-out every evening. Later features add their own history here.
 
+use anxin_domain::clinic::orders::{DoseOrder, OrderKind, Step};
+use anxin_domain::clinic::stage::Stage;
+use anxin_domain::clinic::stock::{expected_ml, CloseOut, Receipt};
+use anxin_domain::clinic::urine::{Outcome, Substance};
 use anxin_domain::Role;
+use anxin_storage::clinic::{HistoricDose, Identity, NewDose};
 use anxin_storage::{Actor, NewUser, Site, Store};
 use chrono::{Duration, NaiveDate};
 use rand::{Rng, SeedableRng};
@@ -64,6 +71,33 @@ pub fn demo_clients(seed: u64, today: NaiveDate) -> Vec<(String, NaiveDate)> {
     out
 }
 
+/// How regularly a demo client comes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Profile {
+    attend: f64,
+    urine_negative: f64,
+}
+
+const STABLE: Profile = Profile {
+    attend: 0.985,
+    urine_negative: 0.97,
+};
+const MODERATE: Profile = Profile {
+    attend: 0.88,
+    urine_negative: 0.75,
+};
+const CHAOTIC: Profile = Profile {
+    attend: 0.62,
+    urine_negative: 0.4,
+};
+
+const SURNAMES: [&str; 16] = [
+    "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙", "马", "朱", "胡", "郭",
+];
+const GIVEN: [&str; 16] = [
+    "伟", "芳", "娜", "敏", "静", "强", "磊", "军", "洋", "勇", "艳", "杰", "涛", "明", "超", "兰",
+];
+
 /// Fills an empty database with the demo centre. A database that already holds sites is
 /// left alone (`loaded: false`).
 pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
@@ -78,6 +112,7 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
         });
     }
     let now = state.now();
+    let today = state.today();
     let cli = Actor::cli();
     let site = store
         .create_site(
@@ -88,7 +123,7 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
         )
         .await?;
     let hash = crate::auth::hash_password(DEMO_PASSWORD).await?;
-    let mut enrolled_by = None;
+    let mut actors = std::collections::HashMap::new();
     for (username, role, language) in DEMO_LOGINS {
         let u = store
             .create_user(
@@ -103,26 +138,233 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
                 now,
             )
             .await?;
-        if role == Role::Counsellor {
-            enrolled_by = Some(u);
+        actors.insert(
+            role,
+            Actor {
+                user_id: Some(u.id),
+                name: u.username,
+                site_id: Some(site.id),
+            },
+        );
+    }
+    let actor = |r: Role| actors.get(&r).cloned().unwrap_or_else(Actor::cli);
+    let (doctor, nurse, counsellor) = (
+        actor(Role::Prescriber),
+        actor(Role::Dispenser),
+        actor(Role::Counsellor),
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
+    let clients = demo_clients(seed, today);
+    let mut history = Vec::new();
+    let mut urine = Vec::new();
+    let mut dosed_mg_by_day: std::collections::BTreeMap<NaiveDate, f64> = Default::default();
+    for (i, (uic, enrolled_on)) in clients.iter().enumerate() {
+        let c = store
+            .create_client(&counsellor, uic, *enrolled_on, now)
+            .await?;
+        let profile = match i % 20 {
+            0..=11 => STABLE,
+            12..=16 => MODERATE,
+            _ => CHAOTIC,
+        };
+        let stage = match i % 33 {
+            0..=4 => Some(Stage::CommunityTreatment),
+            5 => Some(Stage::CompulsoryIsolated),
+            6..=9 => Some(Stage::CommunityRehabilitation),
+            _ => None,
+        };
+        if let Some(stage) = stage {
+            store
+                .set_stage(&counsellor, c.id, stage, *enrolled_on, now)
+                .await?;
+        }
+        let name = format!(
+            "{}{}{}",
+            SURNAMES[rng.gen_range(0..16)],
+            GIVEN[rng.gen_range(0..16)],
+            if rng.gen_bool(0.5) {
+                GIVEN[rng.gen_range(0..16)]
+            } else {
+                ""
+            }
+        );
+        let identity = Identity {
+            name: Some(name),
+            national_id: Some(format!(
+                "530402{}{:02}{:02}{:03}{}",
+                rng.gen_range(1965..2000),
+                rng.gen_range(1..13),
+                rng.gen_range(1..29),
+                rng.gen_range(0..1000),
+                rng.gen_range(0..10)
+            )),
+            phone: Some(format!(
+                "1{}{:09}",
+                [3, 5, 8, 9][rng.gen_range(0..4)],
+                rng.gen_range(0..1_000_000_000u64)
+            )),
+            address: None,
+        };
+        store
+            .set_identity(&counsellor, c.id, &identity, &state.vault, now)
+            .await?;
+        store
+            .add_agreement(
+                &doctor,
+                c.id,
+                "methadone maintenance treatment",
+                36,
+                "come daily; no other drugs; random urine tests",
+                "client",
+                None,
+                *enrolled_on,
+                now,
+            )
+            .await?;
+        if profile == STABLE && i % 3 == 0 {
+            store
+                .add_consent(
+                    &counsellor,
+                    c.id,
+                    "take_home_police_check",
+                    "PSB",
+                    "name, national ID number, requested days",
+                    today - Duration::days(20),
+                    today + Duration::days(340),
+                    now,
+                )
+                .await?;
+        }
+        store
+            .add_consent(
+                &counsellor,
+                c.id,
+                "cdc_figures",
+                "CDC",
+                "de-identified counts",
+                *enrolled_on,
+                *enrolled_on + Duration::days(3 * 365),
+                now,
+            )
+            .await?;
+        // The order: new clients are in induction, titrating up; the others on maintenance.
+        let recent = today - *enrolled_on < Duration::days(90);
+        let target = 40 + 5 * rng.gen_range(0..17u32);
+        let order = if recent {
+            let steps = (1..=((target - 30) / 10))
+                .map(|k| Step {
+                    from: *enrolled_on + Duration::days(5 * i64::from(k)),
+                    mg: 30 + 10 * k,
+                })
+                .collect();
+            DoseOrder {
+                kind: OrderKind::Induction,
+                start: *enrolled_on,
+                mg: 30,
+                steps,
+                split: 1,
+                reason: "induction".into(),
+            }
+        } else {
+            DoseOrder {
+                kind: OrderKind::Maintenance,
+                start: today - Duration::days(120),
+                mg: target,
+                steps: vec![],
+                split: if i % 25 == 7 { 2 } else { 1 },
+                reason: "stable".into(),
+            }
+        };
+        store.add_order(&doctor, c.id, &order, now).await?;
+        if stage == Some(Stage::CompulsoryIsolated) {
+            continue;
+        }
+        // Some clients show the missed-dose rule today: their last dose was 3, 4 or 6 days ago.
+        let gap_before_today = match i % 50 {
+            13 => 4,
+            27 => 5,
+            41 => 7,
+            _ => 0,
+        };
+        let first = order.start.max(today - Duration::days(90));
+        let mut d = first;
+        while d < today {
+            let in_gap = gap_before_today > 0 && today - d < Duration::days(gap_before_today);
+            if !in_gap && rng.gen_bool(profile.attend) {
+                let mg = order.mg_on(d).unwrap_or(order.mg);
+                let minute = rng.gen_range(0..180);
+                let given_at = (d.and_hms_opt(8, 0, 0).unwrap_or_default()
+                    + Duration::minutes(minute))
+                .and_local_timezone(state.settings.utc_offset)
+                .single()
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .unwrap_or(now);
+                for portion in 0..order.split {
+                    let part = order.portion_mg(mg, portion);
+                    history.push(HistoricDose {
+                        dose: NewDose {
+                            client_id: c.id,
+                            day: d,
+                            portion,
+                            mg: part,
+                            site_id: site.id,
+                            guest: false,
+                            rule: "normal".into(),
+                        },
+                        given_at,
+                    });
+                    *dosed_mg_by_day.entry(d).or_default() += f64::from(part);
+                }
+                if rng.gen_bool(0.1) {
+                    let mut results = std::collections::BTreeMap::new();
+                    results.insert(Substance::Methadone, true);
+                    results.insert(Substance::Opiates, !rng.gen_bool(profile.urine_negative));
+                    results.insert(
+                        Substance::Methamphetamine,
+                        rng.gen_bool((1.0 - profile.urine_negative) / 3.0),
+                    );
+                    results.insert(Substance::Ketamine, false);
+                    urine.push((c.id, d, Outcome::Tested(results)));
+                }
+            }
+            d += Duration::days(1);
         }
     }
-    let enroller = enrolled_by
-        .map(|u| Actor {
-            user_id: Some(u.id),
-            name: u.username,
-            site_id: Some(site.id),
-        })
-        .unwrap_or(Actor {
-            user_id: None,
-            name: "cli".into(),
-            site_id: Some(site.id),
-        });
-    let clients = demo_clients(seed, state.today());
-    for (uic, enrolled_on) in &clients {
-        store
-            .create_client(&enroller, uic, *enrolled_on, now)
-            .await?;
+    store
+        .import_history(&nurse, site.id, &history, &urine, now)
+        .await?;
+    // Stock: a delivery every two weeks, a close-out every evening with a small measuring error.
+    let stock = state.settings.clinic.stock;
+    let mut level = 0.0;
+    let mut d = today - Duration::days(90);
+    while d < today {
+        let mut received = 0.0;
+        if (today - d).num_days() % 14 == 0 || level < 3000.0 {
+            let r = Receipt {
+                bottles: 20,
+                ml_per_bottle: 500.0,
+                concentration_mg_per_ml: stock.concentration_mg_per_ml,
+                lot: format!("YX{}", d.format("%y%m%d")),
+            };
+            store.add_stock_receipt(&nurse, d, &r, now).await?;
+            received = r.ml();
+        }
+        let expected = expected_ml(
+            level,
+            received,
+            dosed_mg_by_day.get(&d).copied().unwrap_or(0.0),
+            &stock,
+        );
+        let measured = (expected + rng.gen_range(-2.0..2.0f64) * 10.0).round() / 10.0;
+        let co = CloseOut {
+            expected_ml: expected,
+            measured_ml: measured,
+            variance_ml: measured - expected,
+            flagged: false,
+        };
+        store.save_closeout(&nurse, d, &co, "", now).await?;
+        level = measured;
+        d += Duration::days(1);
     }
     Ok(DemoSummary {
         site,

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod auth;
 pub mod clinic;
+pub mod clinic_web;
 pub mod clock;
 pub mod config;
 pub mod demo;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod i18n;
 pub mod json;
 pub mod routes;
+pub mod sms;
 pub mod state;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
@@ -30,7 +32,12 @@ pub use state::{AppState, Settings};
 
 /// Every route of the application, declared, before the state is attached.
 pub fn route_table() -> routes::RouteTable {
-    clinic::routes(web::routes(api::routes(routes::RouteTable::default())))
+    let table = routes::RouteTable::default();
+    let table = api::routes(table);
+    let table = web::routes(table);
+    let table = clinic::routes(table);
+    let table = clinic_web::routes(table);
+    sms::routes(table)
 }
 
 /// The complete application for `state`.

@@ -36,16 +36,16 @@ fn lang_of(headers: &HeaderMap, me: Option<&CurrentUser>) -> Lang {
 }
 
 /// Message lookup bound to one language.
-struct T<'a> {
-    st: &'a AppState,
-    lang: Lang,
+pub(crate) struct T<'a> {
+    pub(crate) st: &'a AppState,
+    pub(crate) lang: Lang,
 }
 
 impl T<'_> {
-    fn s(&self, id: &str) -> String {
+    pub(crate) fn s(&self, id: &str) -> String {
         self.st.i18n.t(self.lang, id)
     }
-    fn a(&self, id: &str, args: &[(&str, &str)]) -> String {
+    pub(crate) fn a(&self, id: &str, args: &[(&str, &str)]) -> String {
         self.st.i18n.t_args(self.lang, id, args)
     }
     fn role(&self, r: Role) -> String {
@@ -53,7 +53,7 @@ impl T<'_> {
     }
 }
 
-fn layout(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
+pub(crate) fn layout(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(t.lang.tag()) {
@@ -69,9 +69,12 @@ fn layout(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup 
                     @if let Some(me) = me {
                         nav {
                             a href="/" { (t.s("nav-home")) }
+                            @if me.role().has(Permission::DoseRecord) { a href="/dispensing" { (t.s("nav-dispensing")) } }
                             @if me.role().has(Permission::ClientRead) { a href="/clients" { (t.s("nav-clients")) } }
+                            @if me.role().has(Permission::StockManage) { a href="/stock" { (t.s("nav-stock")) } }
                             @if me.role().has(Permission::StaffManage) { a href="/staff" { (t.s("nav-staff")) } }
                             @if me.role().has(Permission::AuditRead) { a href="/audit" { (t.s("nav-audit")) } }
+                            @if me.role().has(Permission::MessagesRead) { a href="/outbox" { (t.s("nav-outbox")) } }
                         }
                     }
                     div.right {
@@ -92,6 +95,17 @@ fn layout(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup 
             }
         }
     }
+}
+
+/// The common page frame for other modules' pages (e.g. `sms.rs`).
+pub(crate) fn page(
+    st: &AppState,
+    lang: Lang,
+    title: &str,
+    me: Option<&CurrentUser>,
+    body: Markup,
+) -> Markup {
+    layout(&T { st, lang }, title, me, body)
 }
 
 /// A bare page for answers given before a language is known (404).
@@ -117,7 +131,7 @@ pub fn error_page(e: AppError) -> Response {
 }
 
 /// Errors of page handlers become pages.
-pub struct WebError(AppError);
+pub struct WebError(pub(crate) AppError);
 
 impl<E: Into<AppError>> From<E> for WebError {
     fn from(e: E) -> Self {
@@ -131,10 +145,10 @@ impl IntoResponse for WebError {
     }
 }
 
-type WebResult<T> = Result<T, WebError>;
+pub(crate) type WebResult<T> = Result<T, WebError>;
 
 /// Where a form sends the browser back to, with a message to show.
-fn back_with(path: &str, key: &str, message: &str) -> Response {
+pub(crate) fn back_with(path: &str, key: &str, message: &str) -> Response {
     let q: String = url::form_urlencoded::Serializer::new(String::new())
         .append_pair(key, message)
         .finish();
@@ -142,7 +156,7 @@ fn back_with(path: &str, key: &str, message: &str) -> Response {
 }
 
 #[derive(Deserialize, Default)]
-struct Flash {
+pub(crate) struct Flash {
     #[serde(default)]
     ok: Option<String>,
     #[serde(default)]
@@ -151,7 +165,7 @@ struct Flash {
     q: Option<String>,
 }
 
-fn flash(f: &Flash) -> Markup {
+pub(crate) fn flash(f: &Flash) -> Markup {
     html! {
         @if let Some(m) = &f.ok { p.flash.ok role="status" { (m) } }
         @if let Some(m) = &f.error { p.flash.error role="alert" { (m) } }
@@ -302,6 +316,7 @@ async fn home(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> 
     } else {
         None
     };
+    let sms_alerts = crate::sms::home_alerts(&st, &me).await;
     Ok(layout(
         &t,
         &me.site.name,
@@ -310,6 +325,7 @@ async fn home(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> 
             h1 { (t.a("home-title", &[("site", &me.site.name)])) }
             p.muted { (t.a("home-signed-in", &[("user", &me.user.username), ("role", &t.role(me.role()))])) }
             @if me.role().is_outside() { p.notice { (t.s("home-outside")) } }
+            (sms_alerts)
             div.tiles {
                 @if let Some(n) = client_count { a.tile href="/clients" { span.big { (n) } span { (t.s("home-clients")) } } }
                 @if let Some(n) = staff_count { a.tile href="/staff" { span.big { (n) } span { (t.s("home-staff")) } } }
@@ -547,6 +563,8 @@ async fn client_page(
         .store
         .audit_of_record("client", &c.id.to_string())
         .await?;
+    let messages = crate::sms::client_messages(&st, &me, c.id).await;
+    let clinical = crate::clinic_web::client_details(&t, &me, &c).await?;
     Ok(layout(
         &t,
         &c.uic,
@@ -557,6 +575,8 @@ async fn client_page(
                 dt { (t.s("client-site")) } dd { (me.site.name) }
                 dt { (t.s("clients-enrolled")) } dd { (c.enrolled_on) }
             }
+            (clinical)
+            (messages)
             h2 { (t.s("client-access")) }
             table.list {
                 thead { tr { th { (t.s("audit-when")) } th { (t.s("audit-who")) } th { (t.s("audit-what")) } th { (t.s("audit-why")) } } }

@@ -1366,3 +1366,76 @@ fn closeout_row(r: &AnyRow) -> Result<CloseOutRow> {
         reason: col(r, "reason")?,
     })
 }
+
+/// A past dose brought in by an import (the demo centre, a migration from paper records).
+#[derive(Debug, Clone)]
+pub struct HistoricDose {
+    pub dose: NewDose,
+    pub given_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Imports past doses and urine tests in one transaction with one audit entry: all or nothing.
+    pub async fn import_history(
+        &self,
+        actor: &Actor,
+        site_id: i64,
+        doses: &[HistoricDose],
+        urine: &[(i64, NaiveDate, Outcome)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let by = actor
+            .user_id
+            .ok_or_else(|| DomainError::Forbidden("imports are made by a staff account".into()))?;
+        let mut tx = self.begin_write().await?;
+        for h in doses {
+            let d = &h.dose;
+            sqlx::query(
+                "INSERT INTO doses (client_id, day, portion, mg, site_id, guest, rule, given_by, given_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(d.client_id)
+            .bind(d.day.to_string())
+            .bind(i64::from(d.portion))
+            .bind(i64::from(d.mg))
+            .bind(d.site_id)
+            .bind(i64::from(d.guest))
+            .bind(d.rule.clone())
+            .bind(by)
+            .bind(to_ms(h.given_at))
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (client_id, on, outcome) in urine {
+            let json =
+                serde_json::to_string(outcome).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO urine_tests (client_id, collected_on, observed, outcome, negative, reason, \
+                 recorded_by, created_at) VALUES ($1, $2, 1, $3, $4, 'random', $5, $6)",
+            )
+            .bind(*client_id)
+            .bind(on.to_string())
+            .bind(json)
+            .bind(i64::from(outcome.negative()))
+            .bind(by)
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await?;
+        }
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("history.import", "site", site_id)
+                .site(site_id)
+                .reason(format!(
+                    "{} doses, {} urine tests",
+                    doses.len(),
+                    urine.len()
+                )),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

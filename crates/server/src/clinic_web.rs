@@ -1,0 +1,620 @@
+//! The clinic's pages: the dispensing window (day list and one-field dose entry), the clinical
+//! sections of a client's page (identity, orders, adherence timeline, urine, consents), and the
+//! stock page. Each form posts to a route with its own permission; rules live in [`crate::clinic`].
+
+use std::collections::BTreeMap;
+
+use anxin_domain::clinic::adherence::Day;
+use anxin_domain::clinic::stage::Stage;
+use anxin_domain::{Access, DomainError, Permission};
+use anxin_storage::clinic::Identity;
+use anxin_storage::Client;
+use axum::extract::{Form, Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use crate::auth::CurrentUser;
+use crate::clinic::{self, OrderRequest, UrineRequest};
+use crate::error::AppError;
+use crate::i18n::Lang;
+use crate::routes::{RouteSpec, RouteTable, Verb};
+use crate::state::AppState;
+use crate::web::{back_with, error_page, flash, layout, Flash, WebResult, T};
+
+fn tr<'a>(st: &'a AppState, me: &CurrentUser) -> T<'a> {
+    T {
+        st,
+        lang: Lang::from_tag(&me.user.language),
+    }
+}
+
+fn csrf(me: &CurrentUser) -> Markup {
+    html! { input type="hidden" name="csrf" value=(me.csrf_token); }
+}
+
+/// Sends the browser back with the error's message, or shows an error page for refusals.
+fn form_error(path: &str, e: AppError) -> Response {
+    match e {
+        AppError::Domain(d)
+            if !matches!(
+                d,
+                DomainError::Forbidden(_) | DomainError::Unauthenticated(_)
+            ) =>
+        {
+            back_with(path, "error", &d.to_string())
+        }
+        other => error_page(other),
+    }
+}
+
+async fn dispensing_page(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Query(f): Query<Flash>,
+) -> WebResult<Markup> {
+    let t = tr(&st, &me);
+    let rows = clinic::day_list(&st, &me).await?;
+    let done = rows.iter().filter(|r| r.status == "done").count();
+    let today = st.today().to_string();
+    Ok(layout(
+        &t,
+        &t.s("nav-dispensing"),
+        Some(&me),
+        html! {
+            h1 { (t.a("disp-title", &[("day", &today)])) }
+            (flash(&f))
+            form.search method="post" action="/dispensing" id="dose-form" {
+                (csrf(&me))
+                input name="uic" placeholder=(t.s("disp-uic")) aria-label=(t.s("disp-uic")) autofocus required autocomplete="off";
+                button type="submit" id="dose-submit" { (t.s("disp-record")) }
+            }
+            p.muted { (t.a("disp-summary", &[("done", &done.to_string()), ("total", &rows.len().to_string())])) }
+            table.list id="day-list" {
+                thead { tr { th { (t.s("disp-uic")) } th { (t.s("disp-ordered")) } th { (t.s("disp-give")) } th { (t.s("disp-status")) } th { (t.s("disp-rule")) } th { (t.s("disp-urine")) } } }
+                tbody {
+                    @for r in &rows {
+                        tr class={"status-" (r.status)} data-uic=(r.uic) {
+                            td { a href={"/clients/" (r.client_id)} { (r.uic) } @if r.guest { " · " span.muted { (t.s("disp-guest")) } } }
+                            td { @if let Some(mg) = r.ordered_mg { (mg) " mg" } }
+                            td { @if let Some(mg) = r.give_mg { strong { (mg) " mg" } } }
+                            td { (t.s(&format!("disp-status-{}", r.status))) @if r.portions > 1 { " (" (r.portions_given) "/" (r.portions) ")" } }
+                            td.muted { @if r.status == "withheld" { (r.explanation) } }
+                            td { @if r.urine_due.is_some() { "●" } }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct DoseForm {
+    uic: String,
+}
+
+async fn dispensing_submit(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Form(f): Form<DoseForm>,
+) -> Response {
+    let t = tr(&st, &me);
+    match clinic::record_dose(&st, &me, &f.uic).await {
+        Ok(d) => {
+            let mut msg = t.a(
+                "disp-given",
+                &[
+                    ("uic", &d.uic),
+                    ("mg", &d.mg.to_string()),
+                    ("portion", &d.portion.to_string()),
+                    ("portions", &d.portions.to_string()),
+                ],
+            );
+            if d.urine_due.is_some() {
+                msg.push(' ');
+                msg.push_str(&t.s("disp-urine-due"));
+            }
+            back_with("/dispensing", "ok", &msg)
+        }
+        Err(e) => form_error("/dispensing", e),
+    }
+}
+
+fn day_cell(d: &Day) -> &'static str {
+    match d {
+        Day::NotExpected => "tl-none",
+        Day::Attended => "tl-yes",
+        Day::Missed => "tl-no",
+        Day::Pending => "tl-pending",
+    }
+}
+
+/// The clinical sections of a client's page (the read itself was audited by the caller).
+pub(crate) async fn client_details(
+    t: &T<'_>,
+    me: &CurrentUser,
+    c: &Client,
+) -> Result<Markup, AppError> {
+    let st = t.st;
+    let role = me.role();
+    let identity = if role.has(Permission::IdentityRead) {
+        Some(
+            st.store
+                .read_identity(&me.actor(), c.id, "record page", &st.vault, st.now())
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, client = c.id, "identity does not decrypt");
+                    Identity {
+                        name: Some("⚠ unreadable".into()),
+                        ..Identity::default()
+                    }
+                }),
+        )
+    } else {
+        None
+    };
+    let orders = st.store.orders(c.id).await?;
+    let (adh, urine_streak) = clinic::client_adherence(st, c).await?;
+    let tests = st.store.urine_tests(c.id).await?;
+    let consents = st.store.consents(c.id).await?;
+    let today = st.today();
+    let pct = |p: Option<f64>| p.map_or("–".to_owned(), |x| format!("{x:.0}%"));
+    let base = format!("/clients/{}", c.id);
+    Ok(html! {
+        dl {
+            dt { (t.s("client-stage")) } dd { (c.stage) " · " (c.stage_since) }
+            dt { (t.s("client-status")) } dd {
+                @if let Some(d) = c.discharged_on { (t.a("client-discharged", &[("day", &d.to_string())])) } @else { (t.s("client-in-treatment")) }
+            }
+        }
+        @if let Some(id) = &identity {
+            section.card id="identity" {
+                h2 { (t.s("client-identity")) }
+                form method="post" action={(base) "/identity"} {
+                    (csrf(me))
+                    label { (t.s("client-name")) input name="name" value=(id.name.clone().unwrap_or_default()); }
+                    label { (t.s("client-national-id")) input name="national_id" value=(id.national_id.clone().unwrap_or_default()); }
+                    label { (t.s("client-phone")) input name="phone" value=(id.phone.clone().unwrap_or_default()); }
+                    label { (t.s("client-address")) input name="address" value=(id.address.clone().unwrap_or_default()); }
+                    @if role.has(Permission::ClientWrite) { button type="submit" { (t.s("client-identity-save")) } }
+                }
+            }
+        }
+        section.card id="adherence" {
+            h2 { (t.s("client-adherence")) }
+            dl {
+                dt { (t.s("client-adherence-30")) } dd { (adh.last_30.attended) "/" (adh.last_30.expected) " · " (pct(adh.last_30.percent())) }
+                dt { (t.s("client-adherence-90")) } dd { (adh.last_90.attended) "/" (adh.last_90.expected) " · " (pct(adh.last_90.percent())) }
+                dt { (t.s("client-streak")) } dd { (adh.current_streak) }
+                dt { (t.s("client-gap")) } dd { (adh.longest_gap_90) }
+                dt { (t.s("client-urine-streak")) } dd { (urine_streak) }
+            }
+            div.timeline aria-label="90 days" { @for d in &adh.timeline { span class=(day_cell(d)) {} } }
+        }
+        section.card id="orders" {
+            h2 { (t.s("client-orders")) }
+            table.list {
+                thead { tr { th { (t.s("client-order-kind")) } th { (t.s("client-order-start")) } th { (t.s("client-order-mg")) } th { (t.s("client-order-split")) } th { (t.s("client-order-reason")) } } }
+                tbody { @for o in orders.iter().rev() { tr { td { (o.order.kind.as_str()) } td { (o.order.start) } td { (o.order.mg) @for s in &o.order.steps { " → " (s.mg) " (" (s.from) ")" } } td { (o.order.split) } td { (o.order.reason) } } } }
+            }
+            @if role.has(Permission::Prescribe) {
+                form method="post" action={(base) "/orders"} id="order-form" {
+                    (csrf(me))
+                    label { (t.s("client-order-kind")) select name="kind" { option value="maintenance" { "maintenance" } option value="titration" { "titration" } option value="induction" { "induction" } } }
+                    label { (t.s("client-order-start")) input name="start" type="date" value=(today); }
+                    label { (t.s("client-order-mg")) input name="mg" type="number" min="1" max="1000" required; }
+                    label { (t.s("client-order-split")) select name="split" { option value="1" { "1" } option value="2" { "2" } } }
+                    label { (t.s("client-order-reason")) input name="reason"; }
+                    button type="submit" { (t.s("client-order-write")) }
+                }
+                form method="post" action={(base) "/reviews"} {
+                    (csrf(me))
+                    label { (t.s("client-review-note")) input name="note" required; }
+                    button type="submit" { (t.s("client-review")) }
+                }
+            }
+        }
+        section.card id="urine" {
+            h2 { (t.s("client-urine")) }
+            table.list {
+                tbody { @for u in tests.iter().take(12) { tr { td { (u.collected_on) } td { (u.reason) } td { (serde_json::to_string(&u.outcome).unwrap_or_default()) } td { @if u.outcome.negative() { "−" } @else { "+" } } } } }
+            }
+            @if role.has(Permission::UrineRecord) {
+                form method="post" action={(base) "/urine-tests"} id="urine-form" {
+                    (csrf(me))
+                    label { (t.s("client-urine-outcome")) select name="outcome" {
+                        option value="tested" { (t.s("client-urine-tested")) }
+                        option value="refused" { (t.s("client-urine-refused")) }
+                        option value="not_provided" { (t.s("client-urine-not-provided")) } } }
+                    label { input type="checkbox" name="observed" value="true" checked; " " (t.s("client-urine-observed")) }
+                    fieldset { legend { (t.s("client-urine-positive")) }
+                        @for s in anxin_domain::clinic::urine::Substance::ALL { label.inline { input type="checkbox" name={"pos_" (s.as_str())} value="true"; " " (s.as_str()) } } }
+                    button type="submit" { (t.s("client-urine-record")) }
+                }
+            }
+        }
+        section.card id="consents" {
+            h2 { (t.s("client-consents")) }
+            table.list { tbody { @for x in &consents { tr { td { (x.purpose) } td { (x.recipient) } td { (x.scope) } td { (x.given_on) " – " (x.expires_on) } td { @if x.active_on(today) { "✓" } @else { "✗" } } } } } }
+        }
+        @if role.has(Permission::ClientWrite) && c.discharged_on.is_none() {
+            section.card {
+                h2 { (t.s("client-discharge")) }
+                form method="post" action={(base) "/discharge"} { (csrf(me)) label { (t.s("client-discharge-reason")) input name="reason" required; } button type="submit" { (t.s("client-discharge")) } }
+            }
+        }
+        @if c.stage == Stage::CompulsoryIsolated { p.notice { "CIT" } }
+    })
+}
+
+async fn form_identity(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<BTreeMap<String, String>>,
+) -> Response {
+    let base = format!("/clients/{id}");
+    let Ok(cid) = id.parse::<i64>() else {
+        return error_page(DomainError::invalid("id", "not a number").into());
+    };
+    let get = |k: &str| {
+        f.get(k)
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    let identity = Identity {
+        name: get("name"),
+        national_id: get("national_id").map(|s| s.to_uppercase()),
+        phone: get("phone"),
+        address: get("address"),
+    };
+    match st
+        .store
+        .set_identity(&me.actor(), cid, &identity, &st.vault, st.now())
+        .await
+    {
+        Ok(()) => Redirect::to(&base).into_response(),
+        Err(e) => form_error(&base, e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct OrderForm {
+    kind: String,
+    start: String,
+    mg: String,
+    split: Option<u8>,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn form_order(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<OrderForm>,
+) -> Response {
+    let base = format!("/clients/{id}");
+    let Ok(mg) = f.mg.trim().parse::<u32>() else {
+        return back_with(&base, "error", "mg: must be a whole number of milligrams");
+    };
+    let req = OrderRequest {
+        kind: f.kind,
+        start: f.start,
+        mg,
+        steps: vec![],
+        split: f.split,
+        reason: f.reason,
+    };
+    match clinic::write_order(&st, &me, &id, req).await {
+        Ok(_) => Redirect::to(&base).into_response(),
+        Err(e) => form_error(&base, e),
+    }
+}
+
+#[derive(Deserialize)]
+struct NoteForm {
+    note: String,
+}
+
+async fn form_review(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<NoteForm>,
+) -> Response {
+    let base = format!("/clients/{id}");
+    let Ok(cid) = id.parse::<i64>() else {
+        return error_page(DomainError::invalid("id", "not a number").into());
+    };
+    if f.note.trim().is_empty() {
+        return back_with(&base, "error", "note: write what the review found");
+    }
+    match st
+        .store
+        .add_review(&me.actor(), cid, st.today(), f.note.trim(), st.now())
+        .await
+    {
+        Ok(()) => Redirect::to(&base).into_response(),
+        Err(e) => form_error(&base, e.into()),
+    }
+}
+
+async fn form_urine(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<BTreeMap<String, String>>,
+) -> Response {
+    let base = format!("/clients/{id}");
+    let Ok(cid) = id.parse::<i64>() else {
+        return error_page(DomainError::invalid("id", "not a number").into());
+    };
+    let outcome_name = f.get("outcome").cloned().unwrap_or_default();
+    let results: BTreeMap<String, String> = if outcome_name == "tested" {
+        anxin_domain::clinic::urine::Substance::ALL
+            .iter()
+            .map(|s| {
+                let pos = f.contains_key(&format!("pos_{}", s.as_str()));
+                (
+                    s.as_str().to_owned(),
+                    if pos { "positive" } else { "negative" }.to_owned(),
+                )
+            })
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
+    let req = UrineRequest {
+        collected_on: None,
+        observed: f.contains_key("observed"),
+        outcome: outcome_name,
+        results,
+        reason: Some("random".into()),
+    };
+    let outcome = match clinic::urine_outcome(&req) {
+        Ok(o) => o,
+        Err(e) => return form_error(&base, e.into()),
+    };
+    match st
+        .store
+        .add_urine_test(
+            &me.actor(),
+            cid,
+            st.today(),
+            req.observed,
+            &outcome,
+            "random",
+            st.now(),
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(&base).into_response(),
+        Err(e) => form_error(&base, e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReasonForm {
+    reason: String,
+}
+
+async fn form_discharge(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<ReasonForm>,
+) -> Response {
+    let base = format!("/clients/{id}");
+    let Ok(cid) = id.parse::<i64>() else {
+        return error_page(DomainError::invalid("id", "not a number").into());
+    };
+    match st
+        .store
+        .discharge(&me.actor(), cid, st.today(), &f.reason, st.now())
+        .await
+    {
+        Ok(()) => Redirect::to(&base).into_response(),
+        Err(e) => form_error(&base, e.into()),
+    }
+}
+
+async fn stock_page(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Query(f): Query<Flash>,
+) -> WebResult<Markup> {
+    let t = tr(&st, &me);
+    let now = clinic::stock_now(&st, &me).await?;
+    let closeouts = st.store.closeouts(me.site.id, 14).await?;
+    let num = |k: &str| now[k].as_f64().unwrap_or(0.0);
+    Ok(layout(
+        &t,
+        &t.s("stock-title"),
+        Some(&me),
+        html! {
+            h1 { (t.s("stock-title")) }
+            (flash(&f))
+            dl id="stock-now" {
+                dt { (t.s("stock-opening")) } dd { (format!("{:.1}", num("opening_ml"))) " mL" }
+                dt { (t.s("stock-received")) } dd { (format!("{:.1}", num("received_ml"))) " mL" }
+                dt { (t.s("stock-dosed")) } dd { (format!("{:.0}", num("dosed_mg"))) " mg" }
+                dt { (t.s("stock-expected")) } dd { strong { (format!("{:.1}", num("expected_ml"))) " mL" } }
+            }
+            section.card {
+                h2 { (t.s("stock-close")) }
+                form method="post" action="/stock/closeout" id="closeout-form" {
+                    (csrf(&me))
+                    label { (t.s("stock-measured")) input name="measured_ml" type="number" step="0.1" min="0" required; }
+                    label { (t.s("stock-reason")) input name="reason"; }
+                    button type="submit" { (t.s("stock-close")) }
+                }
+            }
+            section.card {
+                h2 { (t.s("stock-receive")) }
+                form method="post" action="/stock/receipt" {
+                    (csrf(&me))
+                    label { (t.s("stock-bottles")) input name="bottles" type="number" min="1" required; }
+                    label { (t.s("stock-ml-per-bottle")) input name="ml_per_bottle" type="number" step="0.1" value="500"; }
+                    label { (t.s("stock-concentration")) input name="concentration_mg_per_ml" type="number" step="0.1" value=(st.settings.clinic.stock.concentration_mg_per_ml); }
+                    label { (t.s("stock-lot")) input name="lot" required; }
+                    button type="submit" { (t.s("stock-receive")) }
+                }
+            }
+            h2 { (t.s("stock-closeouts")) }
+            table.list {
+                thead { tr { th { "" } th { (t.s("stock-expected")) } th { (t.s("stock-measured")) } th { (t.s("stock-variance")) } th { (t.s("stock-reason")) } } }
+                tbody { @for c in &closeouts { tr { td { (c.day) } td { (format!("{:.1}", c.expected_ml)) } td { (format!("{:.1}", c.measured_ml)) } td { (format!("{:+.1}", c.variance_ml)) } td { (c.reason) } } } }
+            }
+        },
+    ))
+}
+
+#[derive(Deserialize)]
+struct CloseForm {
+    measured_ml: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn stock_closeout(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Form(f): Form<CloseForm>,
+) -> Response {
+    let Ok(ml) = f.measured_ml.trim().parse::<f64>() else {
+        return back_with("/stock", "error", "measured_ml: must be a volume in mL");
+    };
+    match clinic::close_stock(&st, &me, ml, &f.reason).await {
+        Ok(_) => Redirect::to("/stock").into_response(),
+        Err(e) => form_error("/stock", e),
+    }
+}
+
+#[derive(Deserialize)]
+struct ReceiptForm {
+    bottles: String,
+    ml_per_bottle: String,
+    concentration_mg_per_ml: String,
+    lot: String,
+}
+
+async fn stock_receipt(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Form(f): Form<ReceiptForm>,
+) -> Response {
+    let parsed = (
+        f.bottles.trim().parse::<u32>(),
+        f.ml_per_bottle.trim().parse::<f64>(),
+        f.concentration_mg_per_ml.trim().parse::<f64>(),
+    );
+    let (Ok(bottles), Ok(ml), Ok(conc)) = parsed else {
+        return back_with(
+            "/stock",
+            "error",
+            "bottles, ml_per_bottle, concentration_mg_per_ml: must be numbers",
+        );
+    };
+    let r = anxin_domain::clinic::stock::Receipt {
+        bottles,
+        ml_per_bottle: ml,
+        concentration_mg_per_ml: conc,
+        lot: f.lot.trim().to_owned(),
+    };
+    if let Err(e) = r.validate(&st.settings.clinic.stock) {
+        return back_with("/stock", "error", &e.to_string());
+    }
+    match st
+        .store
+        .add_stock_receipt(&me.actor(), st.today(), &r, st.now())
+        .await
+    {
+        Ok(_) => Redirect::to("/stock").into_response(),
+        Err(e) => form_error("/stock", e.into()),
+    }
+}
+
+/// Adds the clinic's pages and form targets.
+pub fn routes(table: RouteTable) -> RouteTable {
+    use Access::*;
+    use Permission::*;
+    use Verb::*;
+    table
+        .add(
+            RouteSpec::web(Get, "/dispensing", Needs(DoseRecord), "Dispensing window"),
+            dispensing_page,
+        )
+        .add(
+            RouteSpec::web(Post, "/dispensing", Needs(DoseRecord), "Give a dose"),
+            dispensing_submit,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/clients/{id}/identity",
+                Needs(ClientWrite),
+                "Save identity",
+            ),
+            form_identity,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/clients/{id}/orders",
+                Needs(Prescribe),
+                "Write a dose order",
+            ),
+            form_order,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/clients/{id}/reviews",
+                Needs(Prescribe),
+                "Record a review",
+            ),
+            form_review,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/clients/{id}/urine-tests",
+                Needs(UrineRecord),
+                "Record a urine test",
+            ),
+            form_urine,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/clients/{id}/discharge",
+                Needs(ClientWrite),
+                "Discharge",
+            ),
+            form_discharge,
+        )
+        .add(
+            RouteSpec::web(Get, "/stock", Needs(StockManage), "Methadone stock"),
+            stock_page,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/stock/closeout",
+                Needs(StockManage),
+                "Close today's stock",
+            ),
+            stock_closeout,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/stock/receipt",
+                Needs(StockManage),
+                "Record a delivery",
+            ),
+            stock_receipt,
+        )
+}
