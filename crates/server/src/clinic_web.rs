@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use anxin_domain::clinic::adherence::Day;
 use anxin_domain::clinic::stage::Stage;
+use anxin_domain::clinic::urine::Outcome;
 use anxin_domain::{Access, DomainError, Permission};
 use anxin_storage::clinic::Identity;
 use anxin_storage::Client;
@@ -121,6 +122,21 @@ async fn dispensing_submit(
     }
 }
 
+fn urine_summary(t: &T<'_>, o: &Outcome) -> String {
+    match o {
+        Outcome::Tested(r) => {
+            let pos: Vec<&str> = r.iter().filter(|(s, p)| **p && !s.prescribed()).map(|(s, _)| s.as_str()).collect();
+            if pos.is_empty() {
+                "−".into()
+            } else {
+                format!("{}: {}", t.s("client-urine-positive"), pos.join(", "))
+            }
+        }
+        Outcome::Refused => t.s("client-urine-refused"),
+        Outcome::NotProvided => t.s("client-urine-not-provided"),
+    }
+}
+
 fn day_cell(d: &Day) -> &'static str {
     match d {
         Day::NotExpected => "tl-none",
@@ -218,7 +234,7 @@ pub(crate) async fn client_details(
         section.card id="urine" {
             h2 { (t.s("client-urine")) }
             table.list {
-                tbody { @for u in tests.iter().take(12) { tr { td { (u.collected_on) } td { (u.reason) } td { (serde_json::to_string(&u.outcome).unwrap_or_default()) } td { @if u.outcome.negative() { "−" } @else { "+" } } } } }
+                tbody { @for u in tests.iter().take(12) { tr { td { (u.collected_on) } td { (u.reason) } td { (urine_summary(t, &u.outcome)) } td { @if u.outcome.negative() { "✓" } @else { "✗" } } } } }
             }
             @if role.has(Permission::UrineRecord) {
                 form method="post" action={(base) "/urine-tests"} id="urine-form" {
@@ -227,7 +243,7 @@ pub(crate) async fn client_details(
                         option value="tested" { (t.s("client-urine-tested")) }
                         option value="refused" { (t.s("client-urine-refused")) }
                         option value="not_provided" { (t.s("client-urine-not-provided")) } } }
-                    label { input type="checkbox" name="observed" value="true" checked; " " (t.s("client-urine-observed")) }
+                    label.inline { input type="checkbox" name="observed" value="true" checked; " " (t.s("client-urine-observed")) }
                     fieldset { legend { (t.s("client-urine-positive")) }
                         @for s in anxin_domain::clinic::urine::Substance::ALL { label.inline { input type="checkbox" name={"pos_" (s.as_str())} value="true"; " " (s.as_str()) } } }
                     button type="submit" { (t.s("client-urine-record")) }
