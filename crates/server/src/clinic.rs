@@ -12,7 +12,7 @@ use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::stock::{close_out, expected_ml, Receipt};
 use anxin_domain::clinic::urine::{self, DueInput, DueReason, Outcome, Substance};
 use anxin_domain::{Access, DomainError, Permission};
-use anxin_storage::clinic::{Dose, DoseFacts, DoseWrite, Identity, NewDose};
+use anxin_storage::clinic::{Dose, DoseFacts, DoseWrite, Identity, NewDose, NewUrineTest};
 use anxin_storage::Client;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -943,11 +943,13 @@ async fn api_add_urine(
         .store
         .add_urine_test(
             &me.actor(),
-            client_id(&id)?,
-            collected,
-            req.observed,
-            &outcome,
-            &reason,
+            &NewUrineTest {
+                client_id: client_id(&id)?,
+                collected_on: collected,
+                observed: req.observed,
+                outcome,
+                reason,
+            },
             st.now(),
         )
         .await?;

@@ -8,7 +8,7 @@ use anxin_domain::clinic::adherence::Day;
 use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::urine::Outcome;
 use anxin_domain::{Access, DomainError, Permission};
-use anxin_storage::clinic::Identity;
+use anxin_storage::clinic::{Identity, NewUrineTest};
 use anxin_storage::Client;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -125,7 +125,11 @@ async fn dispensing_submit(
 fn urine_summary(t: &T<'_>, o: &Outcome) -> String {
     match o {
         Outcome::Tested(r) => {
-            let pos: Vec<&str> = r.iter().filter(|(s, p)| **p && !s.prescribed()).map(|(s, _)| s.as_str()).collect();
+            let pos: Vec<&str> = r
+                .iter()
+                .filter(|(s, p)| **p && !s.prescribed())
+                .map(|(s, _)| s.as_str())
+                .collect();
             if pos.is_empty() {
                 "−".into()
             } else {
@@ -397,11 +401,13 @@ async fn form_urine(
         .store
         .add_urine_test(
             &me.actor(),
-            cid,
-            st.today(),
-            req.observed,
-            &outcome,
-            "random",
+            &NewUrineTest {
+                client_id: cid,
+                collected_on: st.today(),
+                observed: req.observed,
+                outcome,
+                reason: "random".into(),
+            },
             st.now(),
         )
         .await

@@ -22,8 +22,8 @@
 //! | `sms.dlr_base_url` | `ANXIN_SMS__DLR_BASE_URL` | `http://<listen address>` | base URL at which the gateway reaches Anxin's `/api/v1/sms/dlr` |
 //! | `sms.dlr_key` | `ANXIN_SMS__DLR_KEY` | (a random key kept in the database) | key of the HMAC tokens in delivery-report URLs, 16+ characters; secret |
 //! | `sms.dlr_key_file` | `ANXIN_SMS__DLR_KEY_FILE` | (none) | read `sms.dlr_key` from this file |
-//! | `sms.batch_size` | `ANXIN_SMS__BATCH_SIZE` | `50` | messages claimed per worker round |
-//! | `sms.concurrency` | `ANXIN_SMS__CONCURRENCY` | `8` | messages handed to the gateway at once |
+//! | `sms.batch_size` | `ANXIN_SMS__BATCH_SIZE` | `100` | messages claimed per worker round |
+//! | `sms.concurrency` | `ANXIN_SMS__CONCURRENCY` | `16` | messages handed to the gateway at once |
 //! | `sms.poll_interval_ms` | `ANXIN_SMS__POLL_INTERVAL_MS` | `500` | pause of an idle worker |
 //! | `sms.lease_seconds` | `ANXIN_SMS__LEASE_SECONDS` | `30` | how long a claimed attempt belongs to its worker (must exceed `send_timeout_seconds`) |
 //! | `sms.reconcile_seconds` | `ANXIN_SMS__RECONCILE_SECONDS` | `120` | how long an attempt of unknown outcome waits for a delivery report before it is sent again |
@@ -330,7 +330,8 @@ impl Config {
                 "must be between 0 and 1",
             ));
         }
-        if !(c.concentration_mg_per_ml > 0.0) || !(c.variance_threshold_ml >= 0.0) {
+        let positive = c.concentration_mg_per_ml > 0.0 && c.concentration_mg_per_ml.is_finite();
+        if !positive || c.variance_threshold_ml.is_nan() || c.variance_threshold_ml < 0.0 {
             return Err(key_err(
                 "clinic",
                 "concentration_mg_per_ml must be positive and variance_threshold_ml not negative",

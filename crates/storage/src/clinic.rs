@@ -122,6 +122,16 @@ pub struct UrineTest {
     pub reason: String,
 }
 
+/// A urine test about to be recorded.
+#[derive(Debug, Clone)]
+pub struct NewUrineTest {
+    pub client_id: i64,
+    pub collected_on: NaiveDate,
+    pub observed: bool,
+    pub outcome: Outcome,
+    pub reason: String,
+}
+
 /// A stock close-out as stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CloseOutRow {
@@ -378,6 +388,7 @@ impl Store {
         Ok(found)
     }
 
+    #[allow(clippy::too_many_arguments)] // private: one call site per kind of change
     async fn client_event(
         &self,
         actor: &Actor,
@@ -1131,13 +1142,11 @@ impl Store {
     pub async fn add_urine_test(
         &self,
         actor: &Actor,
-        client_id: i64,
-        collected_on: NaiveDate,
-        observed: bool,
-        outcome: &Outcome,
-        reason: &str,
+        t: &NewUrineTest,
         now: DateTime<Utc>,
     ) -> Result<UrineTest> {
+        let (client_id, collected_on, observed) = (t.client_id, t.collected_on, t.observed);
+        let (outcome, reason) = (&t.outcome, t.reason.as_str());
         let c = self.client_for_write(actor, client_id).await?;
         let by = actor
             .user_id

@@ -263,6 +263,7 @@ impl Store {
             checked.push(to);
         }
         let now_ms = to_ms(now);
+        let sqlite = self.backend() == Backend::Sqlite;
         let mut tx = self.begin_write().await?;
         let mut added = 0u64;
         for (chunk, tos) in messages.chunks(BATCH_ROWS).zip(checked.chunks(BATCH_ROWS)) {
@@ -272,23 +273,24 @@ impl Store {
                  not_before, expires_at, next_attempt_at, created_at, updated_at) VALUES ",
             );
             for i in 0..chunk.len() {
-                let b = i * 10;
                 if i > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&format!(
-                    "(${},${},${},${},${},${},${},${},${},${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8,
-                    b + 9,
-                    b + 10
-                ));
+                if sqlite {
+                    // Positional parameters: SQLite resolves numbered ones by name, which is
+                    // quadratic in a statement of thousands of parameters.
+                    sql.push_str("(?,?,?,?,?,?,?,?,?,?)");
+                } else {
+                    let b = i * 10;
+                    sql.push('(');
+                    for k in 1..=10 {
+                        if k > 1 {
+                            sql.push(',');
+                        }
+                        sql.push_str(&format!("${}", b + k));
+                    }
+                    sql.push(')');
+                }
             }
             sql.push_str(" ON CONFLICT (idempotency_key) DO NOTHING");
             let mut q = sqlx::query(&sql);

@@ -454,7 +454,7 @@ async fn doses_are_unique_per_client_day_and_portion(s: &Store) {
     ));
     let all = s.doses_between(c.id, day, day).await.unwrap();
     assert_eq!(all.iter().map(|d| d.mg).sum::<u32>(), 90);
-    assert_eq!(s.verify_audit().await.unwrap().is_ok(), true);
+    assert!(s.verify_audit().await.unwrap().is_ok());
 }
 
 async fn clinic_facts_and_stock_position(s: &Store) {
