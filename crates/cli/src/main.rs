@@ -68,6 +68,11 @@ enum Command {
     },
     /// Simulate a take-home lock box (provision, type codes, export its signed log).
     BoxSim(anxin_boxsim::BoxSimArgs),
+    /// Text messages (the SMS outbox).
+    Sms {
+        #[command(subcommand)]
+        command: SmsCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -100,6 +105,22 @@ enum SiteCommand {
     },
     /// List the sites.
     List,
+}
+
+#[derive(Debug, Subcommand)]
+enum SmsCommand {
+    /// Queue one neutral test message; the running server's worker sends it.
+    Test {
+        /// The phone number: +8613812345678 or 13812345678.
+        #[arg(long, value_name = "NUMBER")]
+        to: String,
+        /// Code of the sending site [default: the only site].
+        #[arg(long, value_name = "CODE")]
+        site: Option<String>,
+        /// Language of the text: zh-CN or en.
+        #[arg(long, default_value = "zh-CN")]
+        language: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +213,7 @@ async fn serve(config: Config, listen: Option<String>, load_demo: bool) -> anyho
         where_is(&config)
     );
     tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
+    let _sms_worker = anxin_server::sms::spawn_worker(state.clone(), &url, std::future::pending())?;
     anxin_server::serve(state, listener).await?;
     Ok(())
 }
@@ -283,6 +305,31 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(2));
                 }
             }
+        }
+        Command::Sms {
+            command: SmsCommand::Test { to, site, language },
+        } => {
+            let store = open_store(&config).await?;
+            let site = match site {
+                Some(code) => store.site_by_code(&code).await?,
+                None => match store.list_sites().await?.as_slice() {
+                    [only] => only.clone(),
+                    _ => bail!("--site: name the sending site (there is not exactly one)"),
+                },
+            };
+            let sms = anxin_sms::SmsSettings::new(config.sms.clone(), config.data_dir.clone());
+            let m = anxin_server::sms::enqueue_test(
+                &store,
+                &sms,
+                &Actor::cli(),
+                site.id,
+                &to,
+                Some(&language),
+                clock_of(&config)?.now(),
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("Test message {} queued for {}.", m.id, m.recipient);
         }
         Command::BoxSim(_) => bail!("unreachable"),
     }

@@ -83,9 +83,17 @@ impl Role {
             MessagesRead => matches!(self, Manager | Prescriber | Dispenser | Counsellor),
             MessageTextRead => matches!(self, Manager),
             ContactChange => matches!(self, Manager | Prescriber | Counsellor),
+            TakeHomeManage => matches!(self, Manager | Prescriber),
+            TakeHomePolicy => matches!(self, Manager),
+            PsbQueue => matches!(self, PsbOfficer),
             StaffManage => matches!(self, Admin | Manager),
             SiteManage => matches!(self, Admin),
             AuditRead => matches!(self, Admin | Manager),
+            ServiceRecord => matches!(
+                self,
+                Manager | Prescriber | Dispenser | Counsellor | PeerEducator
+            ),
+            IndicatorsRead => matches!(self, Manager | CdcAnalyst),
         }
     }
 
@@ -148,17 +156,27 @@ pub enum Permission {
     MessageTextRead,
     /// Change a client's phone number (audited).
     ContactChange,
+    /// Send police approval requests, load and take back take-home boxes.
+    TakeHomeManage,
+    /// Adopt the centre's take-home eligibility policy.
+    TakeHomePolicy,
+    /// The police queue: only the fields a record check needs, for requests addressed to the PSB.
+    PsbQueue,
     /// Create, lock and unlock staff accounts.
     StaffManage,
     /// Create centres in the deployment.
     SiteManage,
     /// Read the audit trail.
     AuditRead,
+    /// Record one-stop-shop service encounters and therapeutic-community episodes.
+    ServiceRecord,
+    /// Read the health indicators (aggregates only; suppressed for outside roles).
+    IndicatorsRead,
 }
 
 impl Permission {
     /// Every permission, for exhaustive tests and documentation.
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 19] = [
         Permission::ClientRead,
         Permission::ClientWrite,
         Permission::IdentityRead,
@@ -173,13 +191,25 @@ impl Permission {
         Permission::StaffManage,
         Permission::SiteManage,
         Permission::AuditRead,
+        Permission::TakeHomeManage,
+        Permission::TakeHomePolicy,
+        Permission::PsbQueue,
+        Permission::ServiceRecord,
+        Permission::IndicatorsRead,
     ];
 
     /// Whether holding this permission exposes a client record.
     pub fn touches_client_records(self) -> bool {
         !matches!(
             self,
-            Permission::StaffManage | Permission::SiteManage | Permission::AuditRead
+            Permission::StaffManage
+                | Permission::SiteManage
+                | Permission::AuditRead
+                | Permission::TakeHomePolicy
+                // The police queue is the separate, minimal disclosure API, not a client record.
+                | Permission::PsbQueue
+                // Indicators are aggregates; outside roles get them suppressed.
+                | Permission::IndicatorsRead
         )
     }
 
@@ -197,9 +227,14 @@ impl Permission {
             Permission::MessagesRead => "messages_read",
             Permission::MessageTextRead => "message_text_read",
             Permission::ContactChange => "contact_change",
+            Permission::TakeHomeManage => "takehome_manage",
+            Permission::TakeHomePolicy => "takehome_policy",
+            Permission::PsbQueue => "psb_queue",
             Permission::StaffManage => "staff_manage",
             Permission::SiteManage => "site_manage",
             Permission::AuditRead => "audit_read",
+            Permission::ServiceRecord => "service_record",
+            Permission::IndicatorsRead => "indicators_read",
         }
     }
 }

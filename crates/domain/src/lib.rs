@@ -11,8 +11,11 @@ pub mod audit;
 pub mod auth;
 pub mod clinic;
 pub mod error;
+pub mod indicators;
 pub mod phone;
+pub mod services;
 pub mod sms;
+pub mod takehome;
 pub mod validate;
 
 pub use access::{Access, Permission, Role};

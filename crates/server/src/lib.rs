@@ -19,6 +19,7 @@ pub mod json;
 pub mod routes;
 pub mod sms;
 pub mod state;
+pub mod takehome;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod web;
@@ -37,6 +38,8 @@ pub fn route_table() -> routes::RouteTable {
     let table = web::routes(table);
     let table = clinic::routes(table);
     let table = clinic_web::routes(table);
+    let table = takehome::routes(table);
+    let table = takehome::web::routes(table);
     sms::routes(table)
 }
 

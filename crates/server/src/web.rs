@@ -69,6 +69,7 @@ pub(crate) fn layout(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup)
                     @if let Some(me) = me {
                         nav {
                             a href="/" { (t.s("nav-home")) }
+                            @if me.role().has(Permission::PsbQueue) { a href="/psb" id="nav-psb" { (t.s("psb-title")) } }
                             @if me.role().has(Permission::DoseRecord) { a href="/dispensing" { (t.s("nav-dispensing")) } }
                             @if me.role().has(Permission::ClientRead) { a href="/clients" { (t.s("nav-clients")) } }
                             @if me.role().has(Permission::StockManage) { a href="/stock" { (t.s("nav-stock")) } }
@@ -325,6 +326,7 @@ async fn home(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> 
             h1 { (t.a("home-title", &[("site", &me.site.name)])) }
             p.muted { (t.a("home-signed-in", &[("user", &me.user.username), ("role", &t.role(me.role()))])) }
             @if me.role().is_outside() { p.notice { (t.s("home-outside")) } }
+            @if me.role().has(Permission::PsbQueue) { p { a href="/psb" { (t.s("psb-title")) } } }
             (sms_alerts)
             div.tiles {
                 @if let Some(n) = client_count { a.tile href="/clients" { span.big { (n) } span { (t.s("home-clients")) } } }
@@ -565,6 +567,7 @@ async fn client_page(
         .await?;
     let messages = crate::sms::client_messages(&st, &me, c.id).await;
     let clinical = crate::clinic_web::client_details(&t, &me, &c).await?;
+    let takehome = crate::takehome::web::client_section(&t, &me, &c).await?;
     Ok(layout(
         &t,
         &c.uic,
@@ -575,6 +578,7 @@ async fn client_page(
                 dt { (t.s("client-site")) } dd { (me.site.name) }
                 dt { (t.s("clients-enrolled")) } dd { (c.enrolled_on) }
             }
+            (takehome)
             (clinical)
             (messages)
             h2 { (t.s("client-access")) }

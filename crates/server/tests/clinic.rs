@@ -621,3 +621,55 @@ async fn revoked_and_expired_consents_are_not_in_force() {
     );
     c.app.cleanup().await;
 }
+
+#[tokio::test]
+async fn changing_a_phone_number_is_its_own_audited_action() {
+    let c = clinic().await;
+    let site = c.app.state.store.site_by_code("YX01").await.unwrap();
+    c.app.user(&site, "counsellor", Role::Counsellor).await;
+    let counsellor = c.app.login("counsellor").await;
+    let id = c.client_on("YX-0011", 60, 1).await;
+    let put = |token: String, phone: &'static str| {
+        let app = &c.app;
+        async move {
+            app.call(
+                Method::PUT,
+                &format!("/api/v1/clients/{id}/phone"),
+                Some(&token),
+                Some(json!({"phone": phone})),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        put(c.nurse.clone(), "13800138000").await.status,
+        StatusCode::FORBIDDEN
+    );
+    let bad = put(counsellor.clone(), "12345").await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.json()["error"]["field"], "phone");
+    let ok = put(counsellor.clone(), "138 0013 8000").await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert!(
+        !ok.text.contains("13800138000"),
+        "the answer masks the number"
+    );
+    let identity = c
+        .get(&c.nurse, &format!("/api/v1/clients/{id}/identity"))
+        .await;
+    assert_eq!(identity["phone"], "+8613800138000");
+    let trail = c
+        .app
+        .state
+        .store
+        .audit_of_record("client", &id.to_string())
+        .await
+        .unwrap();
+    let change = trail
+        .iter()
+        .find(|e| e.action == "client.phone.change")
+        .unwrap();
+    assert_eq!(change.actor, "counsellor");
+    assert!(!change.reason.contains("13800138000"));
+    c.app.cleanup().await;
+}

@@ -14,6 +14,8 @@ pub mod config;
 pub mod dlr;
 pub mod kannel;
 pub mod provider;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod worker;
 
 pub use config::{SmsConfig, SmsConfigError, SmsSettings};

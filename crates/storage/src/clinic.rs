@@ -239,6 +239,12 @@ const ORDER_COLUMNS: &str =
     "id, client_id, kind, start_date, mg, steps, split, reason, prescriber_id, created_at";
 
 impl Store {
+    /// A client row without scope checks or audit: for adapters that have already decided
+    /// access by other means (the police answer a request, not a record).
+    pub(crate) async fn client_unscoped(&self, id: i64) -> Result<Client> {
+        self.client_row(id).await
+    }
+
     async fn client_row(&self, id: i64) -> Result<Client> {
         let row = sqlx::query(&format!(
             "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"
@@ -334,11 +340,6 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Identity> {
         let c = self.client_for_write(actor, client_id).await?;
-        let row = sqlx::query("SELECT identity FROM clients WHERE id = $1")
-            .bind(client_id)
-            .fetch_one(self.pool())
-            .await?;
-        let sealed: Option<Vec<u8>> = col(&row, "identity")?;
         self.audit(
             actor,
             AuditEvent::new("client.identity.read", "client", client_id)
@@ -347,6 +348,17 @@ impl Store {
             now,
         )
         .await?;
+        self.identity_for_disclosure(client_id, vault).await
+    }
+
+    /// Decrypts a client's identity for a disclosure the caller has authorised and audits
+    /// itself (the police queue shows name and national ID of the requests addressed to it).
+    pub async fn identity_for_disclosure(&self, client_id: i64, vault: &Vault) -> Result<Identity> {
+        let row = sqlx::query("SELECT identity FROM clients WHERE id = $1")
+            .bind(client_id)
+            .fetch_one(self.pool())
+            .await?;
+        let sealed: Option<Vec<u8>> = col(&row, "identity")?;
         match sealed {
             None => Ok(Identity::default()),
             Some(s) => {

@@ -25,6 +25,7 @@ pub mod clinic;
 pub mod outbox;
 pub mod sessions;
 pub mod sites;
+pub mod takehome;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod users;

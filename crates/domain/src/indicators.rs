@@ -1,0 +1,1134 @@
+//! The health indicators of the one-stop shop, and the small-cell suppression of their tables.
+//!
+//! This module owns the catalogue ([`CATALOGUE`]: each indicator's id and its written definition
+//! of numerator, denominator and period), the computation over plain facts ([`compute`]), the
+//! disaggregation by sex and age band (<25 / 25+ at the period's last day, "unknown" when the
+//! record lacks it), and [`suppress`]: primary suppression of cells below a threshold plus
+//! complementary suppression so that no hidden cell can be recovered from the published totals
+//! by subtraction. No I/O: the caller gathers the facts for a site (or all sites) and a period.
+
+use std::collections::BTreeSet;
+
+use chrono::{Datelike, Months, NaiveDate};
+use serde::{Deserialize, Serialize};
+
+use crate::services::{ArvOutcome, ReferralSource, Service, TcEpisode, TcExit, TestResult};
+use crate::DomainError;
+
+/// A reporting period, both days included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Period {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+impl Period {
+    /// A period; refuses one that ends before it starts (naming `to`).
+    pub fn new(from: NaiveDate, to: NaiveDate) -> Result<Period, DomainError> {
+        if to < from {
+            return Err(DomainError::invalid(
+                "to",
+                format!("the period ends ({to}) before it starts ({from})"),
+            ));
+        }
+        Ok(Period { from, to })
+    }
+
+    /// Whether `d` falls in the period.
+    pub fn contains(&self, d: NaiveDate) -> bool {
+        self.from <= d && d <= self.to
+    }
+
+    /// The DHIS2 period code (`202611` for a calendar month, `2026Q4` for a quarter), if the
+    /// period is exactly one of those.
+    pub fn dhis2(&self) -> Option<String> {
+        let (y, m) = (self.from.year(), self.from.month());
+        if self.from.day() != 1 {
+            return None;
+        }
+        let last_of = |months: u32| {
+            self.from
+                .checked_add_months(Months::new(months))
+                .and_then(|d| d.pred_opt())
+        };
+        if last_of(1) == Some(self.to) {
+            return Some(format!("{y}{m:02}"));
+        }
+        if (m - 1) % 3 == 0 && last_of(3) == Some(self.to) {
+            return Some(format!("{y}Q{}", (m - 1) / 3 + 1));
+        }
+        None
+    }
+}
+
+/// Sex as recorded; missing is `Unknown`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sex {
+    Male,
+    Female,
+    Unknown,
+}
+
+impl Sex {
+    /// Rows of every disaggregated table, in order.
+    pub const ALL: [Sex; 3] = [Sex::Male, Sex::Female, Sex::Unknown];
+
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sex::Male => "male",
+            Sex::Female => "female",
+            Sex::Unknown => "unknown",
+        }
+    }
+
+    /// Parses `male`/`m`, `female`/`f`; anything missing is unknown, anything else refused.
+    pub fn parse(field: &str, raw: Option<&str>) -> Result<Sex, DomainError> {
+        match raw.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("") | Some("unknown") => Ok(Sex::Unknown),
+            Some("m" | "male") => Ok(Sex::Male),
+            Some("f" | "female") => Ok(Sex::Female),
+            Some(other) => Err(DomainError::invalid(
+                field,
+                format!("`{other}` is not a sex; use male, female or unknown"),
+            )),
+        }
+    }
+}
+
+/// Age band at the last day of the period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgeBand {
+    Under25,
+    From25,
+    Unknown,
+}
+
+impl AgeBand {
+    /// Columns of every disaggregated table, in order.
+    pub const ALL: [AgeBand; 3] = [AgeBand::Under25, AgeBand::From25, AgeBand::Unknown];
+
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgeBand::Under25 => "under_25",
+            AgeBand::From25 => "25_plus",
+            AgeBand::Unknown => "unknown",
+        }
+    }
+
+    /// The band of someone born in `birth_year`, on `on` (age counted in calendar years).
+    pub fn of(birth_year: Option<i32>, on: NaiveDate) -> AgeBand {
+        match birth_year {
+            None => AgeBand::Unknown,
+            Some(y) if on.year() - y < 25 => AgeBand::Under25,
+            Some(_) => AgeBand::From25,
+        }
+    }
+}
+
+/// Who a fact is about, for disaggregation only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Who {
+    pub sex: Sex,
+    pub birth_year: Option<i32>,
+}
+
+/// What the indicators need to know about one enrolled client.
+#[derive(Debug, Clone)]
+pub struct ClientFacts {
+    pub who: Who,
+    pub enrolled_on: NaiveDate,
+    pub discharged_on: Option<NaiveDate>,
+    /// Days with an observed (or guest) dose.
+    pub dose_days: BTreeSet<NaiveDate>,
+    /// Days with a take-home dose.
+    pub take_home_days: BTreeSet<NaiveDate>,
+    /// Urine tests: collection day and whether negative for non-prescribed opioids.
+    pub urine: Vec<(NaiveDate, bool)>,
+}
+
+impl ClientFacts {
+    fn in_treatment_on(&self, d: NaiveDate) -> bool {
+        self.enrolled_on <= d && self.discharged_on.is_none_or(|x| x > d)
+    }
+}
+
+/// One service encounter (enrolled client or anonymous contact).
+#[derive(Debug, Clone)]
+pub struct EncounterFact {
+    pub who: Who,
+    pub on: NaiveDate,
+    pub service: Service,
+}
+
+/// One therapeutic-community episode.
+#[derive(Debug, Clone)]
+pub struct TcFact {
+    pub who: Who,
+    pub episode: TcEpisode,
+}
+
+/// Everything gathered for a site (or all sites).
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    pub clients: Vec<ClientFacts>,
+    pub encounters: Vec<EncounterFact>,
+    pub tc: Vec<TcFact>,
+}
+
+/// How an indicator's value reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// The numerator alone.
+    Count,
+    /// 100 × numerator / denominator.
+    Percent,
+    /// Numerator / denominator (e.g. days per client).
+    PerPerson,
+}
+
+/// An entry of the catalogue.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Indicator {
+    pub id: &'static str,
+    pub unit: Unit,
+    pub numerator: &'static str,
+    /// Empty for counts.
+    pub denominator: &'static str,
+}
+
+macro_rules! ind {
+    ($id:literal, $unit:ident, $num:literal, $den:literal) => {
+        Indicator {
+            id: $id,
+            unit: Unit::$unit,
+            numerator: $num,
+            denominator: $den,
+        }
+    };
+}
+
+/// Every indicator, in report order. Each is disaggregated by sex and by age band at the last
+/// day of the period; "in the period" means on a day from `from` to `to`, both included.
+pub const CATALOGUE: &[Indicator] = &[
+    ind!("mmt_clients", Count,
+        "Clients in MMT on the last day of the period: enrolled on or before it and not discharged on or before it.", ""),
+    ind!("retention_3m", Percent,
+        "Of the denominator, clients not discharged on or before their 3-month anniversary.",
+        "Clients whose start date plus 3 months falls in the period (the cohort that started 3 months earlier)."),
+    ind!("retention_6m", Percent,
+        "Of the denominator, clients not discharged on or before their 6-month anniversary.",
+        "Clients whose start date plus 6 months falls in the period."),
+    ind!("retention_12m", Percent,
+        "Of the denominator, clients not discharged on or before their 12-month anniversary.",
+        "Clients whose start date plus 12 months falls in the period."),
+    ind!("mean_attendance", PerPerson,
+        "Client-days in the period with a dose, counted while in treatment.",
+        "Clients in MMT on at least one day of the period."),
+    ind!("take_home_participation", Percent,
+        "Of the denominator, clients with at least one take-home day in the period.",
+        "Clients in MMT on the last day of the period."),
+    ind!("urine_negative_rate", Percent,
+        "Urine tests collected in the period negative for every non-prescribed opioid.",
+        "Urine tests of enrolled clients collected in the period."),
+    ind!("hiv_tests", Count, "HIV tests whose test date falls in the period.", ""),
+    ind!("hiv_positivity", Percent,
+        "HIV tests in the period with a positive result.", "HIV tests in the period with a result recorded."),
+    ind!("hiv_told_result", Percent,
+        "HIV tests in the period whose result the person learned.", "HIV tests in the period with a result recorded."),
+    ind!("hcv_tests", Count, "HCV tests whose test date falls in the period.", ""),
+    ind!("hcv_positivity", Percent,
+        "HCV tests in the period with a positive result.", "HCV tests in the period with a result recorded."),
+    ind!("tb_tests", Count, "TB tests whose test date falls in the period.", ""),
+    ind!("tb_positivity", Percent,
+        "TB tests in the period with a positive result.", "TB tests in the period with a result recorded."),
+    ind!("arv_linkage", Percent,
+        "Referrals to ARV treatment made in the period whose outcome is linked.",
+        "Referrals to ARV treatment made in the period."),
+    ind!("needles_given", Count, "Needles and syringes given out in exchanges in the period.", ""),
+    ind!("needles_returned", Count, "Needles and syringes taken back in exchanges in the period.", ""),
+    ind!("needle_return_rate", Percent,
+        "Needles returned in the period.", "Needles given in the period."),
+    ind!("naloxone_kits", Count, "Naloxone kits handed out in the period.", ""),
+    ind!("referrals_police", Count, "Referrals into treatment received from the police in the period.", ""),
+    ind!("referrals_outreach", Count, "Referrals into treatment received from outreach in the period.", ""),
+    ind!("referrals_family", Count, "Referrals into treatment received from families in the period.", ""),
+    ind!("referrals_self", Count, "Self-referrals into treatment in the period.", ""),
+    ind!("tc_completion", Percent,
+        "Therapeutic-community residences that ended in the period by completion.",
+        "Therapeutic-community residences that ended (completed or dropped out) in the period."),
+    ind!("tc_relapse_6m", Percent,
+        "Of the denominator, those whose 6-month urine was positive.",
+        "Completed residences whose leaving day plus 6 months falls in the period and whose 6-month urine is recorded."),
+    ind!("tc_relapse_12m", Percent,
+        "Of the denominator, those whose 12-month urine was positive.",
+        "Completed residences whose leaving day plus 12 months falls in the period and whose 12-month urine is recorded."),
+];
+
+/// The catalogue entry with this id.
+pub fn indicator(id: &str) -> Option<&'static Indicator> {
+    CATALOGUE.iter().find(|i| i.id == id)
+}
+
+/// Counts by sex (rows, [`Sex::ALL`]) and age band (columns, [`AgeBand::ALL`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Grid(pub [[u64; 3]; 3]);
+
+impl Grid {
+    fn add(&mut self, who: Who, on: NaiveDate, n: u64) {
+        let r = Sex::ALL.iter().position(|s| *s == who.sex).unwrap_or(2);
+        let band = AgeBand::of(who.birth_year, on);
+        let c = AgeBand::ALL.iter().position(|b| *b == band).unwrap_or(2);
+        self.0[r][c] += n;
+    }
+
+    /// The sum of every cell.
+    pub fn total(&self) -> u64 {
+        self.0.iter().flatten().sum()
+    }
+
+    /// The cells as rows of a table.
+    pub fn rows(&self) -> Vec<Vec<u64>> {
+        self.0.iter().map(|r| r.to_vec()).collect()
+    }
+}
+
+/// One computed indicator.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figure {
+    pub id: &'static str,
+    pub unit: Unit,
+    pub numerator: Grid,
+    /// `None` for counts.
+    pub denominator: Option<Grid>,
+}
+
+impl Figure {
+    /// The value over everybody.
+    pub fn value(&self) -> Option<f64> {
+        value(
+            self.unit,
+            self.numerator.total(),
+            self.denominator.map(|d| d.total()),
+        )
+    }
+}
+
+/// The value of `numerator` over `denominator` in `unit` (`None` when dividing by zero).
+pub fn value(unit: Unit, numerator: u64, denominator: Option<u64>) -> Option<f64> {
+    match (unit, denominator) {
+        (Unit::Count, _) => Some(numerator as f64),
+        (_, None) | (_, Some(0)) => None,
+        (Unit::Percent, Some(d)) => Some(100.0 * numerator as f64 / d as f64),
+        (Unit::PerPerson, Some(d)) => Some(numerator as f64 / d as f64),
+    }
+}
+
+fn tested_in(tested_on: &Option<NaiveDate>, p: &Period) -> bool {
+    tested_on.is_some_and(|d| p.contains(d))
+}
+
+/// Computes every indicator of the [`CATALOGUE`], in its order.
+pub fn compute(p: &Period, inputs: &Inputs) -> Vec<Figure> {
+    let end = p.to;
+    let mut out = Vec::with_capacity(CATALOGUE.len());
+    let mut push = |id: &'static str, num: Grid, den: Option<Grid>| {
+        let unit = indicator(id).map_or(Unit::Count, |i| i.unit);
+        out.push(Figure {
+            id,
+            unit,
+            numerator: num,
+            denominator: den,
+        });
+    };
+
+    // Clients in MMT on the last day, and take-home participation among them.
+    let (mut mmt, mut th) = (Grid::default(), Grid::default());
+    for c in inputs.clients.iter().filter(|c| c.in_treatment_on(end)) {
+        mmt.add(c.who, end, 1);
+        if c.take_home_days.iter().any(|d| p.contains(*d)) {
+            th.add(c.who, end, 1);
+        }
+    }
+    push("mmt_clients", mmt, None);
+
+    for months in [3u32, 6, 12] {
+        let (mut num, mut den) = (Grid::default(), Grid::default());
+        for c in &inputs.clients {
+            let Some(anniversary) = c.enrolled_on.checked_add_months(Months::new(months)) else {
+                continue;
+            };
+            if p.contains(anniversary) {
+                den.add(c.who, end, 1);
+                if c.discharged_on.is_none_or(|x| x > anniversary) {
+                    num.add(c.who, end, 1);
+                }
+            }
+        }
+        let id = match months {
+            3 => "retention_3m",
+            6 => "retention_6m",
+            _ => "retention_12m",
+        };
+        push(id, num, Some(den));
+    }
+
+    let (mut days, mut clients) = (Grid::default(), Grid::default());
+    for c in &inputs.clients {
+        let in_period = c.enrolled_on <= p.to && c.discharged_on.is_none_or(|x| x > p.from);
+        if !in_period {
+            continue;
+        }
+        clients.add(c.who, end, 1);
+        let n = c
+            .dose_days
+            .iter()
+            .filter(|d| p.contains(**d) && c.in_treatment_on(**d))
+            .count() as u64;
+        days.add(c.who, end, n);
+    }
+    push("mean_attendance", days, Some(clients));
+    push("take_home_participation", th, Some(mmt));
+
+    let (mut neg, mut tests) = (Grid::default(), Grid::default());
+    for c in &inputs.clients {
+        for (d, negative) in &c.urine {
+            if p.contains(*d) {
+                tests.add(c.who, end, 1);
+                if *negative {
+                    neg.add(c.who, end, 1);
+                }
+            }
+        }
+    }
+    push("urine_negative_rate", neg, Some(tests));
+
+    // Tests: (done, positive, with a result, told).
+    let mut hiv = [Grid::default(); 4];
+    let mut hcv = [Grid::default(); 3];
+    let mut tb = [Grid::default(); 3];
+    let (mut arv_linked, mut arv_all) = (Grid::default(), Grid::default());
+    let (mut given, mut returned, mut naloxone) =
+        (Grid::default(), Grid::default(), Grid::default());
+    let mut referrals = [Grid::default(); 4];
+    let count_test = |g: &mut [Grid], who: Who, result: &Option<TestResult>| {
+        g[0].add(who, end, 1);
+        if let Some(r) = result {
+            g[2].add(who, end, 1);
+            if *r == TestResult::Positive {
+                g[1].add(who, end, 1);
+            }
+        }
+    };
+    for e in &inputs.encounters {
+        match &e.service {
+            Service::HivTest {
+                tested_on,
+                result,
+                told_result,
+                ..
+            } if tested_in(tested_on, p) => {
+                count_test(&mut hiv, e.who, result);
+                if *told_result && result.is_some() {
+                    hiv[3].add(e.who, end, 1);
+                }
+            }
+            Service::HcvTest { tested_on, result } if tested_in(tested_on, p) => {
+                count_test(&mut hcv, e.who, result)
+            }
+            Service::TbTest { tested_on, result } if tested_in(tested_on, p) => {
+                count_test(&mut tb, e.who, result)
+            }
+            Service::ArvReferral {
+                referred_on,
+                outcome,
+                ..
+            } if p.contains(*referred_on) => {
+                arv_all.add(e.who, end, 1);
+                if *outcome == ArvOutcome::Linked {
+                    arv_linked.add(e.who, end, 1);
+                }
+            }
+            Service::NeedleExchange {
+                given: g,
+                returned: r,
+                ..
+            } if p.contains(e.on) => {
+                given.add(e.who, end, u64::from(*g));
+                returned.add(e.who, end, u64::from(*r));
+            }
+            Service::Naloxone { kits } if p.contains(e.on) => {
+                naloxone.add(e.who, end, u64::from(*kits))
+            }
+            Service::ReferralIn { source } if p.contains(e.on) => {
+                let i = ReferralSource::ALL
+                    .iter()
+                    .position(|s| s == source)
+                    .unwrap_or(0);
+                referrals[i].add(e.who, end, 1);
+            }
+            _ => {}
+        }
+    }
+    push("hiv_tests", hiv[0], None);
+    push("hiv_positivity", hiv[1], Some(hiv[2]));
+    push("hiv_told_result", hiv[3], Some(hiv[2]));
+    push("hcv_tests", hcv[0], None);
+    push("hcv_positivity", hcv[1], Some(hcv[2]));
+    push("tb_tests", tb[0], None);
+    push("tb_positivity", tb[1], Some(tb[2]));
+    push("arv_linkage", arv_linked, Some(arv_all));
+    push("needles_given", given, None);
+    push("needles_returned", returned, None);
+    push("needle_return_rate", returned, Some(given));
+    push("naloxone_kits", naloxone, None);
+    push("referrals_police", referrals[0], None);
+    push("referrals_outreach", referrals[1], None);
+    push("referrals_family", referrals[2], None);
+    push("referrals_self", referrals[3], None);
+
+    let (mut done, mut ended) = (Grid::default(), Grid::default());
+    let mut relapse = [(Grid::default(), Grid::default()); 2];
+    for t in &inputs.tc {
+        let ep = &t.episode;
+        let Some(left) = ep.left_on else { continue };
+        if p.contains(left) {
+            ended.add(t.who, end, 1);
+            if ep.exit == Some(TcExit::Completed) {
+                done.add(t.who, end, 1);
+            }
+        }
+        if ep.exit != Some(TcExit::Completed) {
+            continue;
+        }
+        for (i, (months, negative)) in [(6u32, ep.urine_negative_6m), (12, ep.urine_negative_12m)]
+            .into_iter()
+            .enumerate()
+        {
+            let due = left.checked_add_months(Months::new(months));
+            if let (Some(due), Some(negative)) = (due, negative) {
+                if p.contains(due) {
+                    relapse[i].1.add(t.who, end, 1);
+                    if !negative {
+                        relapse[i].0.add(t.who, end, 1);
+                    }
+                }
+            }
+        }
+    }
+    push("tc_completion", done, Some(ended));
+    push("tc_relapse_6m", relapse[0].0, Some(relapse[0].1));
+    push("tc_relapse_12m", relapse[1].0, Some(relapse[1].1));
+    out
+}
+
+/// A table after suppression: `None` is a hidden cell.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suppressed {
+    pub cells: Vec<Vec<Option<u64>>>,
+    pub row_totals: Vec<Option<u64>>,
+    pub col_totals: Vec<Option<u64>>,
+    pub total: Option<u64>,
+}
+
+/// Hides every cell and total from 1 to `threshold - 1` (primary suppression), then hides more
+/// cells until no hidden value can be worked out exactly from the published ones through the
+/// row and column sums (complementary suppression). Zeros are published.
+///
+/// Recoverability is decided exactly: the hidden entries are the unknowns of the linear system
+/// "each row and column adds up to its total", and an entry is recoverable if and only if its
+/// unit vector lies in the span of that system's equations. While one is, the smallest
+/// published non-zero entry of its row or column (interior cells first) is hidden too.
+pub fn suppress(cells: &[Vec<u64>], threshold: u64) -> Suppressed {
+    let rows = cells.len();
+    let cols = cells.first().map_or(0, |r| r.len());
+    // The full table with totals: row `rows` holds column totals, column `cols` row totals.
+    let mut full = vec![vec![0u64; cols + 1]; rows + 1];
+    for (i, r) in cells.iter().enumerate() {
+        for j in 0..cols {
+            let v = r.get(j).copied().unwrap_or(0);
+            full[i][j] = v;
+            full[i][cols] += v;
+            full[rows][j] += v;
+            full[rows][cols] += v;
+        }
+    }
+    let mut hidden: Vec<Vec<bool>> = full
+        .iter()
+        .map(|r| r.iter().map(|v| *v > 0 && *v < threshold).collect())
+        .collect();
+    while let Some((i, j)) = recoverable(&hidden).first().copied() {
+        let in_row = (0..=cols).map(|c| (i, c));
+        let in_col = (0..=rows).map(|r| (r, j));
+        let candidate = in_row
+            .chain(in_col)
+            .filter(|&(r, c)| !hidden[r][c])
+            .min_by_key(|&(r, c)| {
+                let total = r == rows || c == cols;
+                (full[r][c] == 0, total, full[r][c])
+            })
+            .or_else(|| {
+                // Nothing left in its lines: hide the smallest published entry anywhere.
+                (0..=rows)
+                    .flat_map(|r| (0..=cols).map(move |c| (r, c)))
+                    .filter(|&(r, c)| !hidden[r][c])
+                    .min_by_key(|&(r, c)| (full[r][c] == 0, full[r][c]))
+            });
+        match candidate {
+            Some((r, c)) => hidden[r][c] = true,
+            None => break,
+        }
+    }
+    let shown = |r: usize, c: usize| (!hidden[r][c]).then_some(full[r][c]);
+    Suppressed {
+        cells: (0..rows)
+            .map(|r| (0..cols).map(|c| shown(r, c)).collect())
+            .collect(),
+        row_totals: (0..rows).map(|r| shown(r, cols)).collect(),
+        col_totals: (0..cols).map(|c| shown(rows, c)).collect(),
+        total: shown(rows, cols),
+    }
+}
+
+/// The hidden entries of a table with totals (last row and column) that the sum equations
+/// determine exactly, given every published entry.
+pub fn recoverable(hidden: &[Vec<bool>]) -> Vec<(usize, usize)> {
+    let rows = hidden.len().saturating_sub(1);
+    let cols = hidden.first().map_or(0, |r| r.len().saturating_sub(1));
+    let unknowns: Vec<(usize, usize)> = (0..=rows)
+        .flat_map(|r| (0..=cols).map(move |c| (r, c)))
+        .filter(|&(r, c)| hidden[r][c])
+        .collect();
+    if unknowns.is_empty() {
+        return Vec::new();
+    }
+    let index = |r: usize, c: usize| unknowns.iter().position(|u| *u == (r, c));
+    let mut equations: Vec<Vec<f64>> = Vec::new();
+    let mut equation = |entries: Vec<((usize, usize), f64)>| {
+        let mut e = vec![0.0; unknowns.len()];
+        for ((r, c), k) in entries {
+            if let Some(i) = index(r, c) {
+                e[i] += k;
+            }
+        }
+        if e.iter().any(|x| *x != 0.0) {
+            equations.push(e);
+        }
+    };
+    for r in 0..=rows {
+        let mut e: Vec<_> = (0..cols).map(|c| ((r, c), 1.0)).collect();
+        e.push(((r, cols), -1.0));
+        equation(e);
+    }
+    for c in 0..=cols {
+        let mut e: Vec<_> = (0..rows).map(|r| ((r, c), 1.0)).collect();
+        e.push(((rows, c), -1.0));
+        equation(e);
+    }
+    let base = rank(equations.clone());
+    unknowns
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            let mut with = equations.clone();
+            let mut unit = vec![0.0; unknowns.len()];
+            unit[*i] = 1.0;
+            with.push(unit);
+            rank(with) == base
+        })
+        .map(|(_, u)| *u)
+        .collect()
+}
+
+fn rank(mut m: Vec<Vec<f64>>) -> usize {
+    let width = m.first().map_or(0, |r| r.len());
+    let mut rank = 0;
+    for col in 0..width {
+        let Some(pivot) = (rank..m.len()).max_by(|&a, &b| {
+            m[a][col]
+                .abs()
+                .partial_cmp(&m[b][col].abs())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        }) else {
+            break;
+        };
+        if m[pivot][col].abs() < 1e-9 {
+            continue;
+        }
+        m.swap(rank, pivot);
+        let top = m[rank].clone();
+        for row in m.iter_mut().skip(rank + 1) {
+            let f = row[col] / top[col];
+            for (x, t) in row.iter_mut().zip(&top) {
+                *x -= f * t;
+            }
+        }
+        rank += 1;
+    }
+    rank
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::{TcPhase, TestResult::*};
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    const M_OLD: Who = Who {
+        sex: Sex::Male,
+        birth_year: Some(1980),
+    };
+    const M_YOUNG: Who = Who {
+        sex: Sex::Male,
+        birth_year: Some(2005),
+    };
+    const F_OLD: Who = Who {
+        sex: Sex::Female,
+        birth_year: Some(1990),
+    };
+    const ANON: Who = Who {
+        sex: Sex::Unknown,
+        birth_year: None,
+    };
+
+    fn client(who: Who, enrolled: NaiveDate, discharged: Option<NaiveDate>) -> ClientFacts {
+        ClientFacts {
+            who,
+            enrolled_on: enrolled,
+            discharged_on: discharged,
+            dose_days: BTreeSet::new(),
+            take_home_days: BTreeSet::new(),
+            urine: Vec::new(),
+        }
+    }
+
+    fn nov() -> Period {
+        Period::new(d(2026, 11, 1), d(2026, 11, 30)).unwrap()
+    }
+
+    fn fig<'a>(figs: &'a [Figure], id: &str) -> &'a Figure {
+        figs.iter().find(|f| f.id == id).unwrap()
+    }
+
+    /// (numerator, denominator) over everybody.
+    fn nd(figs: &[Figure], id: &str) -> (u64, Option<u64>) {
+        let f = fig(figs, id);
+        (f.numerator.total(), f.denominator.map(|g| g.total()))
+    }
+
+    fn days(from: NaiveDate, n: i64) -> BTreeSet<NaiveDate> {
+        (0..n).map(|i| from + chrono::Duration::days(i)).collect()
+    }
+
+    /// A small clinic, November 2026, worked out by hand from the definitions.
+    fn clinic() -> Inputs {
+        // A: male 46, enrolled 2026-08-15 (3-month anniversary 11-15), in treatment all
+        //    November, doses 11-01..11-20 (20 days), take-home 11-21, urine 11-05 negative.
+        let mut a = client(M_OLD, d(2026, 8, 15), None);
+        a.dose_days = days(d(2026, 11, 1), 20);
+        a.take_home_days = [d(2026, 11, 21)].into();
+        a.urine = vec![(d(2026, 11, 5), true)];
+        // B: male 21, enrolled 2026-05-10 (6-month anniversary 11-10), discharged 2026-09-01:
+        //    not retained at 6 months, not in treatment in November; a dose on 11-02 after
+        //    discharge is not counted.
+        let mut b = client(M_YOUNG, d(2026, 5, 10), Some(d(2026, 9, 1)));
+        b.dose_days = [d(2026, 11, 2)].into();
+        // C: female 36, enrolled 2025-11-20 (12-month anniversary 11-20), discharged 2026-11-25:
+        //    retained at 12 months, in treatment during November but not on its last day;
+        //    doses 11-01..11-10 (10 days), urine 11-03 positive, 11-20 negative, 10-30 outside.
+        let mut c = client(F_OLD, d(2025, 11, 20), Some(d(2026, 11, 25)));
+        c.dose_days = days(d(2026, 11, 1), 10);
+        c.urine = vec![
+            (d(2026, 11, 3), false),
+            (d(2026, 11, 20), true),
+            (d(2026, 10, 30), true),
+        ];
+        // D: female 36, enrolled 2026-08-31 (3-month anniversary 11-30), still in: retained.
+        //    No doses yet in the record.
+        let dd = client(F_OLD, d(2026, 8, 31), None);
+        // E: enrolled 2026-12-01, after the period: counted nowhere.
+        let e = client(M_OLD, d(2026, 12, 1), None);
+
+        let enc = |who, on, service| EncounterFact { who, on, service };
+        let hiv = |tested_on, result, told| Service::HivTest {
+            tested_on,
+            pre_counselled: true,
+            post_counselled: told,
+            result,
+            told_result: told,
+        };
+        let encounters = vec![
+            enc(
+                ANON,
+                d(2026, 11, 3),
+                Service::NeedleExchange {
+                    given: 30,
+                    returned: 25,
+                    reason: None,
+                },
+            ),
+            enc(
+                M_OLD,
+                d(2026, 11, 4),
+                Service::NeedleExchange {
+                    given: 10,
+                    returned: 2,
+                    reason: None,
+                },
+            ),
+            enc(
+                ANON,
+                d(2026, 10, 31),
+                Service::NeedleExchange {
+                    given: 99,
+                    returned: 99,
+                    reason: None,
+                },
+            ),
+            enc(ANON, d(2026, 11, 3), Service::Naloxone { kits: 2 }),
+            enc(F_OLD, d(2026, 11, 9), Service::Naloxone { kits: 1 }),
+            // HIV: 4 tests dated in November (3 with a result: 1 positive; 2 told), 1 in October.
+            enc(
+                ANON,
+                d(2026, 11, 5),
+                hiv(Some(d(2026, 11, 5)), Some(Positive), true),
+            ),
+            enc(
+                M_OLD,
+                d(2026, 11, 6),
+                hiv(Some(d(2026, 11, 6)), Some(Negative), true),
+            ),
+            enc(
+                M_YOUNG,
+                d(2026, 11, 7),
+                hiv(Some(d(2026, 11, 7)), Some(Negative), false),
+            ),
+            enc(
+                F_OLD,
+                d(2026, 11, 8),
+                hiv(Some(d(2026, 11, 8)), None, false),
+            ),
+            enc(
+                F_OLD,
+                d(2026, 11, 1),
+                hiv(Some(d(2026, 10, 28)), Some(Positive), true),
+            ),
+            // HCV: 2 in November, both with a result, 1 positive. TB: 1, negative.
+            enc(
+                ANON,
+                d(2026, 11, 5),
+                Service::HcvTest {
+                    tested_on: Some(d(2026, 11, 5)),
+                    result: Some(Positive),
+                },
+            ),
+            enc(
+                M_OLD,
+                d(2026, 11, 6),
+                Service::HcvTest {
+                    tested_on: Some(d(2026, 11, 6)),
+                    result: Some(Negative),
+                },
+            ),
+            enc(
+                M_OLD,
+                d(2026, 11, 6),
+                Service::TbTest {
+                    tested_on: Some(d(2026, 11, 6)),
+                    result: Some(Negative),
+                },
+            ),
+            // ARV: 3 referrals made in November (1 linked, 1 lost, 1 pending), 1 in October linked.
+            enc(
+                ANON,
+                d(2026, 11, 6),
+                Service::ArvReferral {
+                    referred_on: d(2026, 11, 5),
+                    outcome: ArvOutcome::Linked,
+                    outcome_on: Some(d(2026, 11, 6)),
+                },
+            ),
+            enc(
+                M_OLD,
+                d(2026, 11, 20),
+                Service::ArvReferral {
+                    referred_on: d(2026, 11, 6),
+                    outcome: ArvOutcome::Lost,
+                    outcome_on: Some(d(2026, 11, 20)),
+                },
+            ),
+            enc(
+                F_OLD,
+                d(2026, 11, 7),
+                Service::ArvReferral {
+                    referred_on: d(2026, 11, 7),
+                    outcome: ArvOutcome::Pending,
+                    outcome_on: None,
+                },
+            ),
+            enc(
+                F_OLD,
+                d(2026, 11, 2),
+                Service::ArvReferral {
+                    referred_on: d(2026, 10, 2),
+                    outcome: ArvOutcome::Linked,
+                    outcome_on: Some(d(2026, 11, 2)),
+                },
+            ),
+            // Referrals in: police 2, self 1, family 0, outreach 1 (October: not counted).
+            enc(
+                M_OLD,
+                d(2026, 11, 1),
+                Service::ReferralIn {
+                    source: ReferralSource::Police,
+                },
+            ),
+            enc(
+                M_YOUNG,
+                d(2026, 11, 2),
+                Service::ReferralIn {
+                    source: ReferralSource::Police,
+                },
+            ),
+            enc(
+                F_OLD,
+                d(2026, 11, 3),
+                Service::ReferralIn {
+                    source: ReferralSource::SelfReferred,
+                },
+            ),
+            enc(
+                F_OLD,
+                d(2026, 10, 3),
+                Service::ReferralIn {
+                    source: ReferralSource::Outreach,
+                },
+            ),
+        ];
+        let ep = |left_on: Option<NaiveDate>, exit, u6, u12| TcFact {
+            who: M_OLD,
+            episode: TcEpisode {
+                admitted_on: d(2024, 1, 1),
+                phase: TcPhase::Aftercare,
+                left_on,
+                exit,
+                urine_negative_6m: u6,
+                urine_negative_12m: u12,
+            },
+        };
+        let tc = vec![
+            // Ended in November: 2 completed, 1 dropped out.
+            ep(Some(d(2026, 11, 2)), Some(TcExit::Completed), None, None),
+            ep(Some(d(2026, 11, 12)), Some(TcExit::Completed), None, None),
+            ep(Some(d(2026, 11, 22)), Some(TcExit::DroppedOut), None, None),
+            // Left 2026-05-10 completed: 6-month follow-up due 11-10, positive (relapse).
+            ep(
+                Some(d(2026, 5, 10)),
+                Some(TcExit::Completed),
+                Some(false),
+                None,
+            ),
+            // Left 2026-05-20 completed: 6-month due 11-20, negative.
+            ep(
+                Some(d(2026, 5, 20)),
+                Some(TcExit::Completed),
+                Some(true),
+                None,
+            ),
+            // Left 2025-11-15 completed: 12-month due 11-15, negative; 6-month was in May.
+            ep(
+                Some(d(2025, 11, 15)),
+                Some(TcExit::Completed),
+                Some(false),
+                Some(true),
+            ),
+            // Dropped out 2026-05-15: follow-up not counted for relapse after completion.
+            ep(
+                Some(d(2026, 5, 15)),
+                Some(TcExit::DroppedOut),
+                Some(false),
+                None,
+            ),
+            // Still resident.
+            ep(None, None, None, None),
+        ];
+        Inputs {
+            clients: vec![a, b, c, dd, e],
+            encounters,
+            tc,
+        }
+    }
+
+    #[test]
+    fn clients_in_mmt_retention_attendance_take_home_and_urine() {
+        let f = compute(&nov(), &clinic());
+        // In treatment on 11-30: A and D (C discharged 11-25, B in September, E not yet).
+        assert_eq!(nd(&f, "mmt_clients"), (2, None));
+        // A (male 25+) and D (female 25+).
+        let g = fig(&f, "mmt_clients").numerator;
+        assert_eq!(g.0, [[0, 1, 0], [0, 1, 0], [0, 0, 0]]);
+        // 3 months: A (11-15) and D (11-30), both retained.
+        assert_eq!(nd(&f, "retention_3m"), (2, Some(2)));
+        // 6 months: B (11-10) discharged 09-01: 0 of 1.
+        assert_eq!(nd(&f, "retention_6m"), (0, Some(1)));
+        assert_eq!(fig(&f, "retention_6m").denominator.unwrap().0[0][0], 1);
+        // 12 months: C (11-20) discharged 11-25: retained, 1 of 1.
+        assert_eq!(nd(&f, "retention_12m"), (1, Some(1)));
+        // In treatment on some day of November: A, C, D → 3 clients; days 20 + 10 + 0 = 30.
+        assert_eq!(nd(&f, "mean_attendance"), (30, Some(3)));
+        assert_eq!(fig(&f, "mean_attendance").value(), Some(10.0));
+        // Take-home: A of {A, D}.
+        assert_eq!(nd(&f, "take_home_participation"), (1, Some(2)));
+        assert_eq!(fig(&f, "take_home_participation").value(), Some(50.0));
+        // Urine in November: A 11-05 neg, C 11-03 pos, C 11-20 neg → 2 of 3.
+        assert_eq!(nd(&f, "urine_negative_rate"), (2, Some(3)));
+    }
+
+    #[test]
+    fn tests_arv_needles_naloxone_and_referrals() {
+        let f = compute(&nov(), &clinic());
+        assert_eq!(nd(&f, "hiv_tests"), (4, None));
+        assert_eq!(nd(&f, "hiv_positivity"), (1, Some(3)));
+        assert_eq!(nd(&f, "hiv_told_result"), (2, Some(3)));
+        // The positive HIV test is anonymous: unknown sex, unknown age.
+        assert_eq!(fig(&f, "hiv_positivity").numerator.0[2][2], 1);
+        assert_eq!(nd(&f, "hcv_tests"), (2, None));
+        assert_eq!(nd(&f, "hcv_positivity"), (1, Some(2)));
+        assert_eq!(nd(&f, "tb_tests"), (1, None));
+        assert_eq!(nd(&f, "tb_positivity"), (0, Some(1)));
+        assert_eq!(nd(&f, "arv_linkage"), (1, Some(3)));
+        assert_eq!(nd(&f, "needles_given"), (40, None));
+        assert_eq!(nd(&f, "needles_returned"), (27, None));
+        assert_eq!(nd(&f, "needle_return_rate"), (27, Some(40)));
+        assert_eq!(fig(&f, "needle_return_rate").value(), Some(67.5));
+        assert_eq!(nd(&f, "naloxone_kits"), (3, None));
+        assert_eq!(nd(&f, "referrals_police"), (2, None));
+        assert_eq!(nd(&f, "referrals_outreach"), (0, None));
+        assert_eq!(nd(&f, "referrals_family"), (0, None));
+        assert_eq!(nd(&f, "referrals_self"), (1, None));
+        // Police referrals: one male 25+, one male under 25.
+        assert_eq!(fig(&f, "referrals_police").numerator.0[0], [1, 1, 0]);
+    }
+
+    #[test]
+    fn therapeutic_community_completion_and_relapse() {
+        let f = compute(&nov(), &clinic());
+        assert_eq!(nd(&f, "tc_completion"), (2, Some(3)));
+        assert_eq!(nd(&f, "tc_relapse_6m"), (1, Some(2)));
+        assert_eq!(fig(&f, "tc_relapse_6m").value(), Some(50.0));
+        assert_eq!(nd(&f, "tc_relapse_12m"), (0, Some(1)));
+    }
+
+    #[test]
+    fn every_catalogue_entry_is_computed_once_and_defined() {
+        let f = compute(&nov(), &Inputs::default());
+        assert_eq!(f.len(), CATALOGUE.len());
+        for (fig, ind) in f.iter().zip(CATALOGUE) {
+            assert_eq!(fig.id, ind.id);
+            assert!(!ind.numerator.is_empty());
+            assert_eq!(
+                ind.unit == Unit::Count,
+                ind.denominator.is_empty(),
+                "{}",
+                ind.id
+            );
+            assert_eq!(fig.denominator.is_none(), ind.unit == Unit::Count);
+        }
+        assert_eq!(fig(&f, "retention_3m").value(), None);
+    }
+
+    #[test]
+    fn a_period_must_not_end_before_it_starts_and_knows_its_dhis2_code() {
+        let e = Period::new(d(2026, 11, 30), d(2026, 11, 1)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "to: the period ends (2026-11-01) before it starts (2026-11-30)"
+        );
+        assert_eq!(nov().dhis2().as_deref(), Some("202611"));
+        let q4 = Period::new(d(2026, 10, 1), d(2026, 12, 31)).unwrap();
+        assert_eq!(q4.dhis2().as_deref(), Some("2026Q4"));
+        let odd = Period::new(d(2026, 11, 2), d(2026, 11, 30)).unwrap();
+        assert_eq!(odd.dhis2(), None);
+        assert_eq!(AgeBand::of(Some(2001), d(2026, 11, 30)), AgeBand::From25);
+        assert_eq!(AgeBand::of(Some(2002), d(2026, 11, 30)), AgeBand::Under25);
+        assert_eq!(Sex::parse("sex", Some("F")).unwrap(), Sex::Female);
+        assert!(Sex::parse("sex", Some("x")).is_err());
+    }
+
+    #[test]
+    #[allow(clippy::needless_range_loop)] // indices name table positions
+    fn small_cells_are_hidden_and_cannot_be_recovered_by_subtraction() {
+        // Row 0 has one small cell (3): with the row total 23 published, hiding only the 3 would
+        // let anyone compute 23 - 20 = 3. So a second cell of row 0 and of column 0 must go too.
+        let t = vec![vec![3, 20, 0], vec![12, 30, 7], vec![9, 8, 10]];
+        let s = suppress(&t, 5);
+        assert_eq!(s.cells[0][0], None);
+        let row0_hidden = s.cells[0].iter().filter(|c| c.is_none()).count();
+        let col0_hidden = s.cells.iter().filter(|r| r[0].is_none()).count();
+        assert!(row0_hidden >= 2, "{s:?}");
+        assert!(col0_hidden >= 2, "{s:?}");
+        // The published totals are the true ones.
+        assert_eq!(s.total, Some(99));
+        // Hand check: nothing hidden can be derived. Rebuild the mask and ask the solver.
+        let mut mask = vec![vec![false; 4]; 4];
+        for r in 0..3 {
+            for c in 0..3 {
+                mask[r][c] = s.cells[r][c].is_none();
+            }
+            mask[r][3] = s.row_totals[r].is_none();
+        }
+        for c in 0..3 {
+            mask[3][c] = s.col_totals[c].is_none();
+        }
+        mask[3][3] = s.total.is_none();
+        assert!(recoverable(&mask).is_empty());
+        // Every published cell of the original stays exact.
+        for r in 0..3 {
+            for c in 0..3 {
+                if let Some(v) = s.cells[r][c] {
+                    assert_eq!(v, t[r][c]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn recovery_by_subtraction_is_detected() {
+        // One hidden cell in a row with its total shown is recoverable.
+        let mut mask = vec![vec![false; 3]; 3];
+        mask[0][0] = true;
+        assert_eq!(recoverable(&mask), vec![(0, 0)]);
+        // Two hidden in a row but alone in their columns: each column gives it away.
+        mask[0][1] = true;
+        assert_eq!(recoverable(&mask), vec![(0, 0), (0, 1)]);
+        // A rectangle of four hidden cells is safe.
+        mask[1][0] = true;
+        mask[1][1] = true;
+        assert!(recoverable(&mask).is_empty());
+    }
+
+    #[test]
+    fn a_small_total_is_hidden_with_its_parts() {
+        // Row 1 adds up to 4 (< 5): its total is hidden, and its two small cells too.
+        let t = vec![vec![10, 10], vec![1, 3]];
+        let s = suppress(&t, 5);
+        assert_eq!(s.row_totals[1], None);
+        assert_eq!(s.cells[1], vec![None, None]);
+        // Column totals 11 and 13 would give 11 - 10 = 1: the first row is hidden as well.
+        assert_eq!(s.cells[0], vec![None, None]);
+        assert_eq!(s.total, Some(24));
+        // Nothing small: nothing hidden; zeros are published.
+        let s = suppress(&[vec![0, 5], vec![6, 7]], 5);
+        assert_eq!(
+            s.cells,
+            vec![vec![Some(0), Some(5)], vec![Some(6), Some(7)]]
+        );
+    }
+}

@@ -1,0 +1,465 @@
+//! Text messages in the server: the delivery-report endpoint the gateway calls
+//! (`GET /api/v1/sms/dlr`, public but authenticated by an HMAC token per attempt), the outbox
+//! API and page, the "call the client" alerts of the home page, the client page's message
+//! states, a test message for managers, and the start of the outbox worker.
+//!
+//! Staff see message texts only with [`Permission::MessageTextRead`]; everyone else with
+//! [`Permission::MessagesRead`] sees states, times and a masked number.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use anxin_domain::phone;
+use anxin_domain::sms::{MessageState, Report, TextKind, TextLang};
+use anxin_domain::{Access, DomainError, Permission};
+use anxin_sms::worker::{Worker, WorkerSettings};
+use anxin_storage::outbox::{NewMessage, OutboxMessage};
+use anxin_storage::{Actor, AuditEvent};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use maud::{html, Markup};
+use rand::RngCore;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::auth::CurrentUser;
+use crate::error::{AppError, AppResult};
+use crate::i18n::Lang;
+use crate::json::ApiJson;
+use crate::routes::{RouteSpec, RouteTable, Verb};
+use crate::state::AppState;
+
+fn bad(field: &str, message: impl Into<String>) -> AppError {
+    AppError::BadRequest {
+        field: Some(field.into()),
+        message: format!("{field}: {}", message.into()),
+    }
+}
+
+fn int_param(q: &HashMap<String, String>, field: &str) -> AppResult<i64> {
+    let raw = q
+        .get(field)
+        .ok_or_else(|| bad(field, "missing query parameter"))?;
+    raw.trim()
+        .parse::<i64>()
+        .map_err(|_| bad(field, format!("`{raw}` is not a whole number")))
+}
+
+/// Kannel leaves an unknown escape as it is or empty; neither is an id.
+fn opt_param(q: &HashMap<String, String>, field: &str) -> Option<String> {
+    q.get(field)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty() && !v.starts_with('%') && v.len() <= 100)
+}
+
+/// `GET /api/v1/sms/dlr?id=&a=&t=&type=%d&fid=%F&kid=%I&ts=%T`: a delivery report.
+async fn dlr(
+    State(st): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> AppResult<(StatusCode, &'static str)> {
+    let id = int_param(&q, "id")?;
+    let attempt = int_param(&q, "a")?;
+    let token = q
+        .get("t")
+        .ok_or_else(|| bad("t", "missing query parameter"))?;
+    let signer = st.settings.sms.signer(&st.store).await?;
+    if !signer.verify(id, attempt, token) {
+        tracing::warn!(id, attempt, "delivery report with a bad token refused");
+        return Err(DomainError::Forbidden("bad delivery-report token".into()).into());
+    }
+    let kind = int_param(&q, "type")?;
+    let report = Report::from_kannel_type(kind).ok_or_else(|| {
+        bad(
+            "type",
+            format!("`{kind}` is not a report type (1, 2, 4, 8, 16)"),
+        )
+    })?;
+    let gateway_id = opt_param(&q, "fid").or_else(|| opt_param(&q, "kid"));
+    let applied = st
+        .store
+        .apply_sms_report(id, attempt, report, gateway_id.as_deref(), st.now())
+        .await?;
+    tracing::debug!(
+        id,
+        attempt,
+        report = report.as_str(),
+        ?applied,
+        "delivery report"
+    );
+    Ok((StatusCode::OK, "ok"))
+}
+
+#[derive(Deserialize)]
+struct OutboxQuery {
+    state: Option<String>,
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+fn parse_state(raw: Option<&str>) -> AppResult<Option<MessageState>> {
+    match raw.map(str::trim) {
+        None | Some("") | Some("all") => Ok(None),
+        Some(s) => Ok(Some(s.parse::<MessageState>()?)),
+    }
+}
+
+/// A message as staff see it.
+#[derive(Serialize)]
+pub struct MessageView {
+    pub id: i64,
+    pub client_id: Option<i64>,
+    pub state: &'static str,
+    pub attempts: i64,
+    /// Masked unless the caller may read texts.
+    pub recipient: String,
+    /// Only for callers who may read texts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    pub due_at: String,
+    pub updated_at: String,
+    pub last_error: String,
+}
+
+fn view(m: &OutboxMessage, with_text: bool) -> MessageView {
+    MessageView {
+        id: m.id,
+        client_id: m.client_id,
+        state: m.state.as_str(),
+        attempts: m.attempts,
+        recipient: if with_text {
+            m.recipient.clone()
+        } else {
+            phone::mask(&m.recipient)
+        },
+        text: with_text.then(|| m.text.clone()),
+        due_at: m.not_before.to_rfc3339(),
+        updated_at: m.updated_at.to_rfc3339(),
+        last_error: m.last_error.clone(),
+    }
+}
+
+async fn outbox_rows(
+    st: &AppState,
+    me: &CurrentUser,
+    q: &OutboxQuery,
+) -> AppResult<(Vec<OutboxMessage>, bool)> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=500).contains(&limit) {
+        return Err(DomainError::invalid("limit", "must be between 1 and 500").into());
+    }
+    let state = parse_state(q.state.as_deref())?;
+    let rows = st
+        .store
+        .list_outbox(me.site.id, state, q.before, limit)
+        .await?;
+    let with_text = me.role().has(Permission::MessageTextRead);
+    if with_text && !rows.is_empty() {
+        st.store
+            .audit(
+                &me.actor(),
+                AuditEvent::new("sms.outbox.read", "sms", "")
+                    .site(me.site.id)
+                    .reason(format!("{} messages with their texts", rows.len())),
+                st.now(),
+            )
+            .await?;
+    }
+    Ok((rows, with_text))
+}
+
+async fn outbox_api(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Query(q): Query<OutboxQuery>,
+) -> AppResult<Json<Vec<MessageView>>> {
+    let (rows, with_text) = outbox_rows(&st, &me, &q).await?;
+    Ok(Json(rows.iter().map(|m| view(m, with_text)).collect()))
+}
+
+/// A neutral test message to one number.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestMessageRequest {
+    /// E.164 (`+8613812345678`) or a mainland mobile number (`13812345678`).
+    pub to: String,
+    /// `zh-CN` (default) or `en`.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// Enqueues one neutral test message from `actor` at `site_id` (the API and `anxin sms test`).
+pub async fn enqueue_test(
+    store: &anxin_storage::Store,
+    sms: &anxin_sms::SmsSettings,
+    actor: &Actor,
+    site_id: i64,
+    to: &str,
+    language: Option<&str>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<OutboxMessage> {
+    let to = phone::normalize("to", to)?;
+    let lang = TextLang::from_tag(language.unwrap_or("zh-CN"));
+    let mut nonce = [0u8; 8];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    let (m, _) = store
+        .enqueue_sms(
+            actor,
+            NewMessage {
+                idempotency_key: format!("test:{}", hex::encode(nonce)),
+                client_id: None,
+                site_id,
+                recipient_e164: to.as_str().to_owned(),
+                text: sms.render(TextKind::Test, lang, ""),
+                not_before: now,
+                expires_at: now + chrono::Duration::hours(1),
+            },
+            now,
+        )
+        .await?;
+    Ok(m)
+}
+
+async fn test_message(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    ApiJson(req): ApiJson<TestMessageRequest>,
+) -> AppResult<(StatusCode, Json<MessageView>)> {
+    let m = enqueue_test(
+        &st.store,
+        &st.settings.sms,
+        &me.actor(),
+        me.site.id,
+        &req.to,
+        req.language.as_deref(),
+        st.now(),
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(view(&m, false))))
+}
+
+fn t(st: &AppState, me: &CurrentUser, id: &str) -> String {
+    st.i18n.t(Lang::from_tag(&me.user.language), id)
+}
+
+fn state_label(st: &AppState, me: &CurrentUser, s: MessageState) -> String {
+    t(st, me, &format!("sms-state-{}", s.as_str()))
+}
+
+fn local(st: &AppState, at: chrono::DateTime<chrono::Utc>) -> String {
+    at.with_timezone(&st.settings.utc_offset)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+fn table(st: &AppState, me: &CurrentUser, rows: &[OutboxMessage], with_text: bool) -> Markup {
+    html! {
+        table.list.outbox {
+            thead { tr {
+                th { "#" } th { (t(st, me, "outbox-due")) } th { (t(st, me, "outbox-to")) }
+                th { (t(st, me, "outbox-state")) } th { (t(st, me, "outbox-attempts")) }
+                @if with_text { th { (t(st, me, "outbox-text")) } }
+                th { (t(st, me, "outbox-error")) }
+            } }
+            tbody {
+                @for m in rows {
+                    tr data-state=(m.state.as_str()) {
+                        td { (m.id) }
+                        td { (local(st, m.not_before)) }
+                        td { @if with_text { (m.recipient) } @else { (phone::mask(&m.recipient)) } }
+                        td { span class={"sms-state " (m.state.as_str())} { (state_label(st, me, m.state)) } }
+                        td { (m.attempts) }
+                        @if with_text { td { (m.text) } }
+                        td.muted { (m.last_error) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn outbox_page(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Query(q): Query<OutboxQuery>,
+) -> Result<Markup, crate::web::WebError> {
+    let (rows, with_text) = outbox_rows(&st, &me, &q).await?;
+    let counts = st.store.outbox_counts(me.site.id).await?;
+    let chosen = q.state.clone().unwrap_or_default();
+    let lang = Lang::from_tag(&me.user.language);
+    let title = t(&st, &me, "outbox-title");
+    let body = html! {
+        h1 { (title) }
+        p.muted { (t(&st, &me, "outbox-help")) }
+        form.search method="get" action="/outbox" {
+            label { (t(&st, &me, "outbox-state"))
+                select name="state" {
+                    option value="" { (t(&st, &me, "outbox-all")) }
+                    @for s in MessageState::ALL {
+                        option value=(s.as_str()) selected[chosen == s.as_str()] {
+                            (state_label(&st, &me, s))
+                            @if let Some((_, n)) = counts.iter().find(|(x, _)| *x == s) { " (" (n) ")" }
+                        }
+                    }
+                }
+            }
+            button type="submit" { (t(&st, &me, "outbox-filter")) }
+        }
+        @if rows.is_empty() { p { (t(&st, &me, "outbox-none")) } } @else {
+            (table(&st, &me, &rows, with_text))
+            @if let Some(last) = rows.last() {
+                p { a href={"/outbox?state=" (chosen) "&before=" (last.id)} { (t(&st, &me, "outbox-older")) } }
+            }
+        }
+    };
+    Ok(crate::web::page(&st, lang, &title, Some(&me), body))
+}
+
+/// The home page's alerts: codes to this centre's clients not delivered within
+/// `sms.deliver_within_minutes` of being due ("call the client"). Empty for roles without
+/// [`Permission::MessagesRead`], and when there is nothing to say.
+pub async fn home_alerts(st: &AppState, me: &CurrentUser) -> Markup {
+    if !me.role().has(Permission::MessagesRead) {
+        return html! {};
+    }
+    let within =
+        chrono::Duration::minutes(i64::from(st.settings.sms.config.deliver_within_minutes));
+    let overdue = match st.store.overdue_sms(me.site.id, st.now(), within, 50).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read undelivered messages for the home page");
+            return html! {};
+        }
+    };
+    if overdue.is_empty() {
+        return html! {};
+    }
+    let lang = Lang::from_tag(&me.user.language);
+    let mins = within.num_minutes().to_string();
+    html! {
+        section.card.alert id="sms-alerts" role="alert" {
+            h2 { (st.i18n.t_args(lang, "home-sms-alert-title", &[("n", &overdue.len().to_string()), ("minutes", &mins)])) }
+            p { (t(st, me, "home-sms-alert-help")) }
+            ul {
+                @for m in &overdue {
+                    li {
+                        @if let Some(c) = m.client_id {
+                            @if me.role().has(Permission::ClientRead) {
+                                a href={"/clients/" (c)} { (t(st, me, "home-sms-alert-client")) " " (c) }
+                            } @else { (t(st, me, "home-sms-alert-client")) " " (c) }
+                        }
+                        " · " (local(st, m.not_before)) " · " (state_label(st, me, m.state))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The client page's section: the last messages to the client and their states (texts only
+/// with [`Permission::MessageTextRead`]). Empty for roles without [`Permission::MessagesRead`].
+pub async fn client_messages(st: &AppState, me: &CurrentUser, client_id: i64) -> Markup {
+    if !me.role().has(Permission::MessagesRead) {
+        return html! {};
+    }
+    let rows = match st.store.client_messages(me.site.id, client_id, 10).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read a client's messages");
+            return html! {};
+        }
+    };
+    let with_text = me.role().has(Permission::MessageTextRead);
+    html! {
+        section id="client-messages" {
+            h2 { (t(st, me, "client-messages")) }
+            @if rows.is_empty() { p { (t(st, me, "outbox-none")) } } @else { (table(st, me, &rows, with_text)) }
+        }
+    }
+}
+
+/// Starts the outbox worker with the configured provider, unless `sms.provider = "none"`.
+/// `listen_url` (e.g. `http://127.0.0.1:8080`) is where the gateway sends delivery reports
+/// unless `sms.dlr_base_url` says otherwise. The worker stops when `shutdown` completes.
+pub fn spawn_worker(
+    state: AppState,
+    listen_url: &str,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Option<tokio::task::JoinHandle<()>>, anxin_sms::SmsConfigError> {
+    let sms = state.settings.sms.clone();
+    let Some(provider) = sms.provider()? else {
+        tracing::info!("sms.provider = none: no worker; messages stay queued");
+        return Ok(None);
+    };
+    let base = sms
+        .config
+        .dlr_base_url
+        .clone()
+        .unwrap_or_else(|| listen_url.to_owned());
+    let handle = tokio::spawn(async move {
+        let signer = loop {
+            match sms.signer(&state.store).await {
+                Ok(s) => break s.clone(),
+                Err(e) => {
+                    tracing::error!(error = %e, "sms worker cannot read its key; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+            }
+        };
+        let clock_state = state.clone();
+        let worker = Worker::new(
+            state.store.clone(),
+            provider,
+            signer,
+            base,
+            WorkerSettings::from_config(&sms.config),
+            std::sync::Arc::new(move || clock_state.now()),
+        );
+        worker.run(shutdown).await;
+    });
+    Ok(Some(handle))
+}
+
+/// Adds the message routes.
+pub fn routes(table: RouteTable) -> RouteTable {
+    use Access::*;
+    use Permission::*;
+    use Verb::*;
+    table
+        .add(
+            RouteSpec::api(
+                Get,
+                "/api/v1/sms/dlr",
+                Public,
+                "sms",
+                "Delivery report from the SMS gateway (authenticated by the token in its URL)",
+            ),
+            dlr,
+        )
+        .add(
+            RouteSpec::api(
+                Get,
+                "/api/v1/outbox",
+                Needs(MessagesRead),
+                "sms",
+                "The centre's text messages, newest first (?state=&before=&limit=); texts only with message_text_read",
+            ),
+            outbox_api,
+        )
+        .add(
+            RouteSpec::api(
+                Post,
+                "/api/v1/sms/test",
+                Needs(StaffManage),
+                "sms",
+                "Queue a neutral test message to a number",
+            )
+            .body::<TestMessageRequest>()
+            .status(201),
+            test_message,
+        )
+        .add(
+            RouteSpec::web(Get, "/outbox", Needs(MessagesRead), "Text messages and their states"),
+            outbox_page,
+        )
+}

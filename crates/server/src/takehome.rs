@@ -1,0 +1,546 @@
+//! The take-home programme over HTTP, first half: eligibility under the site's versioned policy
+//! (each criterion explained in both languages), police approval requests sent only under an
+//! active consent, the police queue that shows only what a record check needs, and the
+//! disclosure ledger. (Boxes, codes and return come with the lock-box work.)
+
+use anxin_domain::clinic::stage::Stage;
+use anxin_domain::takehome::{approval_holds, decide, Eligibility, Facts, Policy};
+use anxin_domain::{Access, DomainError, Permission, Role};
+use anxin_storage::clinic::Consent;
+use anxin_storage::takehome::{NewDisclosure, NewPsbRequest, PsbRequest};
+use anxin_storage::Client;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::Duration;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::CurrentUser;
+use crate::clinic::{client_adherence, day_row, open_client};
+use crate::error::AppResult;
+use crate::i18n::Lang;
+use crate::json::ApiJson;
+use crate::routes::{RouteSpec, RouteTable, Verb};
+use crate::state::AppState;
+
+/// The consent a police check needs.
+pub const POLICE_PURPOSE: &str = "take_home_police_check";
+/// What a police request discloses, and nothing more.
+pub const POLICE_DISCLOSES: &str = "name, national ID number, requested take-home days";
+/// Days the police have to answer a request.
+pub const REQUEST_VALID_DAYS: i64 = 14;
+
+/// The policy in force at a site: its latest adopted one, or the default.
+pub async fn policy_of(st: &AppState, site_id: i64) -> AppResult<Policy> {
+    Ok(match st.store.current_policy(site_id).await? {
+        Some(body) => serde_json::from_str(&body).map_err(|e| {
+            tracing::error!(error = %e, site_id, "stored take-home policy does not parse");
+            crate::error::AppError::Internal
+        })?,
+        None => Policy::default(),
+    })
+}
+
+fn police_consent(consents: &[Consent], today: chrono::NaiveDate) -> Option<&Consent> {
+    consents
+        .iter()
+        .find(|c| c.purpose == POLICE_PURPOSE && c.recipient == "PSB" && c.active_on(today))
+}
+
+/// Everything the eligibility rules need about a client, gathered from the record.
+pub async fn eligibility_of(st: &AppState, c: &Client) -> AppResult<(Eligibility, Option<i64>)> {
+    let today = st.today();
+    let (adh, _) = client_adherence(st, c).await?;
+    let tests = st.store.urine_tests(c.id).await?;
+    let consents = st.store.consents(c.id).await?;
+    let agreements = st.store.agreements(c.id).await?;
+    let orders = st.store.orders(c.id).await?;
+    let first = orders
+        .iter()
+        .map(|o| o.order.start)
+        .min()
+        .unwrap_or(c.enrolled_on)
+        .max(c.enrolled_on);
+    let facts = st.store.dose_facts(c.clone(), false, today).await?;
+    let row = day_row(st, &facts, today);
+    let recent = st
+        .store
+        .doses_between(c.id, today - Duration::days(14), today)
+        .await?;
+    let missed_rule_in_force =
+        row.status == "withheld" || recent.iter().any(|d| d.rule != "normal");
+    let consent = police_consent(&consents, today);
+    let f = Facts {
+        days_in_treatment: u32::try_from((today - first).num_days().max(0)).unwrap_or(0),
+        attendance_30: adh.last_30,
+        attendance_90: adh.last_90,
+        urine_negative_newest_first: tests.iter().map(|t| t.outcome.negative()).collect(),
+        missed_rule_in_force,
+        agreement_signed: !agreements.is_empty(),
+        police_consent_active: consent.is_some(),
+        in_treatment: c.discharged_on.is_none() && c.stage != Stage::CompulsoryIsolated,
+    };
+    let policy = policy_of(st, c.site_id).await?;
+    Ok((decide(&policy, &f), consent.map(|x| x.id)))
+}
+
+/// The decision as JSON, each criterion labelled in both interface languages.
+pub fn eligibility_json(st: &AppState, e: &Eligibility) -> Value {
+    let label = |id: &str| {
+        json!({
+            "zh-CN": st.i18n.t(Lang::ZhCn, &format!("criterion-{id}")),
+            "en": st.i18n.t(Lang::En, &format!("criterion-{id}")),
+        })
+    };
+    let crit = |list: &[anxin_domain::takehome::Criterion]| -> Vec<Value> {
+        list.iter()
+            .map(|c| json!({"id": c.id, "label": label(c.id), "value": c.value, "threshold": c.threshold, "passed": c.passed}))
+            .collect()
+    };
+    json!({
+        "days": e.days,
+        "policy_version": e.policy_version,
+        "criteria": crit(&e.criteria),
+        "next_tier": e.next_tier.as_ref().map(|(d, c)| json!({"days": d, "criteria": crit(c)})),
+    })
+}
+
+async fn api_eligibility(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let c = open_client(&st, &me, &id, "take-home eligibility").await?;
+    let (e, _) = eligibility_of(&st, &c).await?;
+    Ok(Json(eligibility_json(&st, &e)))
+}
+
+/// A request to the police.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PsbRequestBody {
+    /// Take-home days asked for (2–6, at most the eligible days).
+    pub days: i64,
+}
+
+/// Sends a police request for `days` (checked against eligibility and consent).
+pub async fn send_psb_request(
+    st: &AppState,
+    me: &CurrentUser,
+    raw_id: &str,
+    days: i64,
+) -> AppResult<i64> {
+    let c = open_client(st, me, raw_id, "police request").await?;
+    let (e, consent) = eligibility_of(st, &c).await?;
+    let Some(consent_id) = consent else {
+        return Err(DomainError::Conflict(format!(
+            "{} has no active consent to the police check; record the client's consent first",
+            c.uic
+        ))
+        .into());
+    };
+    if e.days == 0 {
+        return Err(DomainError::Conflict(format!(
+            "{} is not eligible for take-home doses today",
+            c.uic
+        ))
+        .into());
+    }
+    if !(2..=i64::from(e.days)).contains(&days) {
+        return Err(DomainError::invalid(
+            "days",
+            format!(
+                "between 2 and the {} days the client is eligible for",
+                e.days
+            ),
+        )
+        .into());
+    }
+    let today = st.today();
+    let criteria = serde_json::to_string(&e.criteria).unwrap_or_default();
+    let id = st
+        .store
+        .create_psb_request(
+            &me.actor(),
+            &NewPsbRequest {
+                client: &c,
+                requested_days: days,
+                eligible_days: i64::from(e.days),
+                policy_version: &e.policy_version,
+                criteria_json: &criteria,
+                consent_id,
+                requested_on: today,
+                expires_on: today + Duration::days(REQUEST_VALID_DAYS),
+                disclosure: NewDisclosure {
+                    recipient: "PSB",
+                    disclosed: POLICE_DISCLOSES,
+                    purpose: "take-home police check",
+                },
+            },
+            st.now(),
+        )
+        .await?;
+    Ok(id)
+}
+
+async fn api_send_request(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<PsbRequestBody>,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    let rid = send_psb_request(&st, &me, &id, req.days).await?;
+    Ok((StatusCode::CREATED, Json(json!({"request_id": rid}))))
+}
+
+/// What the police see of one request: only what a record check needs.
+pub async fn police_view(st: &AppState, me: &CurrentUser, r: &PsbRequest) -> AppResult<Value> {
+    // The police are not staff of the client's centre: the identity is opened for them by the
+    // centre's standing under the consent, and the view itself is audited as a disclosure.
+    let identity = st
+        .store
+        .identity_for_disclosure(r.client_id, &st.vault)
+        .await?;
+    st.store
+        .audit(
+            &me.actor(),
+            anxin_storage::AuditEvent::new("disclosure.psb_view", "client", r.client_id)
+                .site(r.site_id)
+                .reason(format!("request {}", r.id)),
+            st.now(),
+        )
+        .await?;
+    Ok(json!({
+        "id": r.id,
+        "name": identity.name,
+        "national_id": identity.national_id,
+        "requested_days": r.requested_days,
+        "requested_on": r.requested_on,
+        "expires_on": r.expires_on,
+        "status": r.status,
+        "answered_on": r.answered_on,
+    }))
+}
+
+/// The police queue of the officer's office (their site).
+pub async fn police_queue(st: &AppState, me: &CurrentUser) -> AppResult<Vec<Value>> {
+    let reqs = st.store.psb_requests_of_site(me.site.id, 100).await?;
+    let mut out = Vec::with_capacity(reqs.len());
+    for r in &reqs {
+        out.push(police_view(st, me, r).await?);
+    }
+    Ok(out)
+}
+
+async fn api_queue(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Vec<Value>>> {
+    Ok(Json(police_queue(&st, &me).await?))
+}
+
+/// The police answer.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerBody {
+    /// approve or deny
+    pub decision: String,
+    pub reason: String,
+}
+
+/// Records the police answer to request `id`.
+pub async fn answer(
+    st: &AppState,
+    me: &CurrentUser,
+    id: &str,
+    decision: &str,
+    reason: &str,
+) -> AppResult<Value> {
+    let rid: i64 = id
+        .parse()
+        .map_err(|_| DomainError::invalid("id", "not a number"))?;
+    let approve = match decision {
+        "approve" => true,
+        "deny" => false,
+        other => {
+            return Err(DomainError::invalid(
+                "decision",
+                format!("`{other}`: expected approve or deny"),
+            )
+            .into())
+        }
+    };
+    if reason.trim().is_empty() {
+        return Err(DomainError::invalid("reason", "give the reason for the answer").into());
+    }
+    let r = st
+        .store
+        .answer_psb_request(
+            &me.actor(),
+            rid,
+            approve,
+            reason.trim(),
+            st.today(),
+            st.now(),
+        )
+        .await?;
+    police_view(st, me, &r).await
+}
+
+async fn api_answer(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<AnswerBody>,
+) -> AppResult<Json<Value>> {
+    Ok(Json(
+        answer(&st, &me, &id, &req.decision, &req.reason).await?,
+    ))
+}
+
+/// The approval in force for a client today, if any (approved, within validity, consent active).
+pub async fn approval_of(st: &AppState, c: &Client) -> AppResult<Option<PsbRequest>> {
+    let today = st.today();
+    let policy = policy_of(st, c.site_id).await?;
+    let consents = st.store.consents(c.id).await?;
+    for r in st.store.psb_requests_of_client(c.id).await? {
+        if r.status != "approved" {
+            continue;
+        }
+        let consent_active = consents
+            .iter()
+            .any(|x| x.id == r.consent_id && x.active_on(today));
+        if let Some(on) = r.answered_on {
+            if approval_holds(&policy, on, consent_active, today) {
+                return Ok(Some(r));
+            }
+        }
+    }
+    Ok(None)
+}
+
+async fn api_takehome(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let c = open_client(&st, &me, &id, "take-home status").await?;
+    let approval = approval_of(&st, &c).await?;
+    let requests = st.store.psb_requests_of_client(c.id).await?;
+    Ok(Json(json!({
+        "approved_days": approval.as_ref().map(|a| a.requested_days),
+        "approval": approval,
+        "requests": requests,
+    })))
+}
+
+async fn api_disclosures(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let c = open_client(&st, &me, &id, "disclosure ledger").await?;
+    Ok(Json(json!(st.store.disclosures(c.id).await?)))
+}
+
+async fn api_policy(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Policy>> {
+    Ok(Json(policy_of(&st, me.site.id).await?))
+}
+
+async fn api_adopt_policy(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    ApiJson(p): ApiJson<Policy>,
+) -> AppResult<StatusCode> {
+    p.validate()?;
+    let body = serde_json::to_string(&p).map_err(|_| crate::error::AppError::Internal)?;
+    st.store
+        .adopt_policy(&me.actor(), me.site.id, p.version.trim(), &body, st.now())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The role that sees the police queue (for the home page's redirect).
+pub fn is_police(me: &CurrentUser) -> bool {
+    me.role() == Role::PsbOfficer
+}
+
+/// Adds the take-home API routes.
+pub fn routes(table: RouteTable) -> RouteTable {
+    use Access::*;
+    use Permission::*;
+    use Verb::*;
+    table
+        .add(RouteSpec::api(Get, "/api/v1/clients/{id}/eligibility", Needs(ClientRead), "takehome", "Take-home eligibility with every criterion explained"), api_eligibility)
+        .add(RouteSpec::api(Get, "/api/v1/clients/{id}/takehome", Needs(ClientRead), "takehome", "Police approval in force and request history"), api_takehome)
+        .add(RouteSpec::api(Post, "/api/v1/clients/{id}/psb-requests", Needs(TakeHomeManage), "takehome", "Ask the police to approve take-home days").body::<PsbRequestBody>().status(201), api_send_request)
+        .add(RouteSpec::api(Get, "/api/v1/clients/{id}/disclosures", Needs(ClientRead), "takehome", "The client's disclosure ledger"), api_disclosures)
+        .add(RouteSpec::api(Get, "/api/v1/takehome/policy", Needs(TakeHomeManage), "takehome", "The eligibility policy in force at my centre"), api_policy)
+        .add(RouteSpec::api(Put, "/api/v1/takehome/policy", Needs(TakeHomePolicy), "takehome", "Adopt a new eligibility policy version (JSON of version, approval_valid_days, tiers)").status(204), api_adopt_policy)
+        .add(RouteSpec::api(Get, "/api/v1/psb/requests", Needs(PsbQueue), "police", "Police queue: only what a record check needs"), api_queue)
+        .add(RouteSpec::api(Post, "/api/v1/psb/requests/{id}/answer", Needs(PsbQueue), "police", "Approve or deny a request").body::<AnswerBody>(), api_answer)
+}
+
+/// The take-home pages: the eligibility section of a client's page and the police queue page.
+pub mod web {
+    use anxin_domain::{Access, Permission};
+    use anxin_storage::Client;
+    use axum::extract::{Form, Path, State};
+    use axum::response::{IntoResponse, Redirect, Response};
+    use maud::{html, Markup};
+    use serde::Deserialize;
+
+    use super::{answer, approval_of, eligibility_of, police_queue, send_psb_request};
+    use crate::auth::CurrentUser;
+    use crate::error::AppError;
+    use crate::routes::{RouteSpec, RouteTable, Verb};
+    use crate::state::AppState;
+    use crate::web::{back_with, error_page, layout, WebResult, T};
+
+    fn criteria_table(t: &T<'_>, list: &[anxin_domain::takehome::Criterion]) -> Markup {
+        html! {
+            table.list {
+                thead { tr { th { (t.s("th-criterion")) } th { (t.s("th-value")) } th { (t.s("th-threshold")) } th {} } }
+                tbody { @for c in list { tr class=(if c.passed { "pass" } else { "fail" }) data-criterion=(c.id) {
+                    td { (t.s(&format!("criterion-{}", c.id))) } td { (c.value) } td { (c.threshold) } td { @if c.passed { "✓" } @else { "✗" } } } } }
+            }
+        }
+    }
+
+    /// The take-home section of a client's page.
+    pub(crate) async fn client_section(
+        t: &T<'_>,
+        me: &CurrentUser,
+        c: &Client,
+    ) -> Result<Markup, AppError> {
+        let st = t.st;
+        let (e, _) = eligibility_of(st, c).await?;
+        let approval = approval_of(st, c).await?;
+        let ledger = st.store.disclosures(c.id).await?;
+        let version = e.policy_version.clone();
+        Ok(html! {
+            section.card id="takehome" {
+                h2 { (t.s("th-title")) }
+                @if e.days > 0 { p.flash.ok { (t.a("th-eligible", &[("days", &e.days.to_string()), ("version", &version)])) } }
+                @else { p.notice { (t.a("th-not-eligible", &[("version", &version)])) } }
+                (criteria_table(t, &e.criteria))
+                @if let Some((days, next)) = &e.next_tier {
+                    h3 { (t.a("th-next", &[("days", &days.to_string())])) }
+                    (criteria_table(t, next))
+                }
+                @if let Some(a) = &approval { p.flash.ok id="approval" { (t.a("th-approved", &[("days", &a.requested_days.to_string())])) } }
+                @if e.days > 0 && me.role().has(Permission::TakeHomeManage) {
+                    form method="post" action={"/clients/" (c.id) "/psb-request"} id="psb-request-form" {
+                        input type="hidden" name="csrf" value=(me.csrf_token);
+                        label { (t.s("th-request-days")) select name="days" { @for d in 2..=e.days { option value=(d) selected[d == e.days] { (d) } } } }
+                        button type="submit" { (t.s("th-request")) }
+                    }
+                }
+                h3 { (t.s("th-disclosures")) }
+                table.list id="ledger" {
+                    thead { tr { th { "" } th { (t.s("th-recipient")) } th { (t.s("th-disclosed")) } th { (t.s("th-purpose")) } } }
+                    tbody { @for d in &ledger { tr { td { (d.on_day) } td { (d.recipient) } td { (d.disclosed) } td { (d.purpose) } } } }
+                }
+            }
+        })
+    }
+
+    #[derive(Deserialize)]
+    struct DaysForm {
+        days: i64,
+    }
+
+    async fn request_form(
+        State(st): State<AppState>,
+        me: CurrentUser,
+        Path(id): Path<String>,
+        Form(f): Form<DaysForm>,
+    ) -> Response {
+        let base = format!("/clients/{id}");
+        match send_psb_request(&st, &me, &id, f.days).await {
+            Ok(_) => Redirect::to(&base).into_response(),
+            Err(AppError::Domain(d)) if !matches!(d, anxin_domain::DomainError::Forbidden(_)) => {
+                back_with(&base, "error", &d.to_string())
+            }
+            Err(e) => error_page(e),
+        }
+    }
+
+    async fn queue_page(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> {
+        let t = T {
+            st: &st,
+            lang: crate::i18n::Lang::from_tag(&me.user.language),
+        };
+        let queue = police_queue(&st, &me).await?;
+        Ok(layout(
+            &t,
+            &t.s("psb-title"),
+            Some(&me),
+            html! {
+                h1 { (t.s("psb-title")) }
+                table.list id="psb-queue" {
+                    thead { tr { th { (t.s("psb-name")) } th { (t.s("psb-national-id")) } th { (t.s("psb-days")) } th { (t.s("psb-requested")) } th { (t.s("psb-expires")) } th { (t.s("psb-status")) } th {} } }
+                    tbody { @for r in &queue { tr data-request=(r["id"]) {
+                        td { (r["name"].as_str().unwrap_or("")) } td { (r["national_id"].as_str().unwrap_or("")) } td { (r["requested_days"]) }
+                        td { (r["requested_on"].as_str().unwrap_or("")) } td { (r["expires_on"].as_str().unwrap_or("")) } td { (r["status"].as_str().unwrap_or("")) }
+                        td.actions { @if r["status"] == "pending" {
+                            form method="post" action={"/psb/" (r["id"]) "/answer"} {
+                                input type="hidden" name="csrf" value=(me.csrf_token);
+                                input name="reason" placeholder=(t.s("psb-reason")) required aria-label=(t.s("psb-reason"));
+                                button type="submit" name="decision" value="approve" { (t.s("psb-approve")) }
+                                button type="submit" name="decision" value="deny" { (t.s("psb-deny")) }
+                            }
+                        } }
+                    } } }
+                }
+            },
+        ))
+    }
+
+    #[derive(Deserialize)]
+    struct AnswerForm {
+        decision: String,
+        reason: String,
+    }
+
+    async fn answer_form(
+        State(st): State<AppState>,
+        me: CurrentUser,
+        Path(id): Path<String>,
+        Form(f): Form<AnswerForm>,
+    ) -> Response {
+        match answer(&st, &me, &id, &f.decision, &f.reason).await {
+            Ok(_) => Redirect::to("/psb").into_response(),
+            Err(e) => error_page(e),
+        }
+    }
+
+    /// Adds the take-home pages.
+    pub fn routes(table: RouteTable) -> RouteTable {
+        use Access::*;
+        use Permission::*;
+        use Verb::*;
+        table
+            .add(
+                RouteSpec::web(
+                    Post,
+                    "/clients/{id}/psb-request",
+                    Needs(TakeHomeManage),
+                    "Ask the police to approve",
+                ),
+                request_form,
+            )
+            .add(
+                RouteSpec::web(Get, "/psb", Needs(PsbQueue), "Police queue"),
+                queue_page,
+            )
+            .add(
+                RouteSpec::web(
+                    Post,
+                    "/psb/{id}/answer",
+                    Needs(PsbQueue),
+                    "Answer a request",
+                ),
+                answer_form,
+            )
+    }
+}

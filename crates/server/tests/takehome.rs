@@ -1,0 +1,480 @@
+//! Take-home eligibility and police approval with minimal disclosure, through the API.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use anxin_domain::clinic::orders::{DoseOrder, OrderKind};
+use anxin_domain::clinic::urine::{Outcome, Substance};
+use anxin_domain::{Permission, Role};
+use anxin_server::testing::TestApp;
+use anxin_storage::clinic::{HistoricDose, NewDose};
+use anxin_storage::Actor;
+use axum::http::{Method, StatusCode};
+use chrono::Duration;
+use serde_json::{json, Value};
+
+struct World {
+    app: TestApp,
+    doctor: String,
+    counsellor: String,
+    police: String,
+}
+
+async fn world() -> World {
+    let app = TestApp::new().await;
+    let site = app.site("YX01").await;
+    app.user(&site, "doctor", Role::Prescriber).await;
+    app.user(&site, "counsellor", Role::Counsellor).await;
+    app.user(&site, "nurse", Role::Dispenser).await;
+    app.user(&site, "police", Role::PsbOfficer).await;
+    World {
+        doctor: app.login("doctor").await,
+        counsellor: app.login("counsellor").await,
+        police: app.login("police").await,
+        app,
+    }
+}
+
+impl World {
+    async fn call(
+        &self,
+        m: Method,
+        token: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let a = self.app.call(m, path, Some(token), body).await;
+        (
+            a.status,
+            if a.text.is_empty() {
+                Value::Null
+            } else {
+                a.json()
+            },
+        )
+    }
+
+    /// A client 400 days in treatment who came every day of the last 120 and tested negative.
+    async fn stable_client(&self, uic: &str, with_consent: bool) -> i64 {
+        let today = self.app.state.today();
+        let start = today - Duration::days(400);
+        let (s, c) = self
+            .call(
+                Method::POST,
+                &self.doctor,
+                "/api/v1/clients",
+                Some(json!({"uic": uic, "enrolled_on": start.to_string()})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{c}");
+        let id = c["id"].as_i64().unwrap();
+        let store = &self.app.state.store;
+        let doctor = store.user_auth("doctor").await.unwrap().unwrap().user;
+        let actor = Actor {
+            user_id: Some(doctor.id),
+            name: doctor.username.clone(),
+            site_id: Some(doctor.site_id),
+        };
+        let order = DoseOrder {
+            kind: OrderKind::Maintenance,
+            start,
+            mg: 80,
+            steps: vec![],
+            split: 1,
+            reason: "stable".into(),
+        };
+        store
+            .add_order(&actor, id, &order, self.app.state.now())
+            .await
+            .unwrap();
+        let doses: Vec<HistoricDose> = (1..=120)
+            .map(|back| HistoricDose {
+                dose: NewDose {
+                    client_id: id,
+                    day: today - Duration::days(back),
+                    portion: 0,
+                    mg: 80,
+                    site_id: doctor.site_id,
+                    guest: false,
+                    rule: "normal".into(),
+                },
+                given_at: self.app.state.now() - Duration::days(back),
+            })
+            .collect();
+        let negative = Outcome::Tested(
+            [(Substance::Opiates, false), (Substance::Methadone, true)]
+                .into_iter()
+                .collect(),
+        );
+        let urine: Vec<_> = (1..=6)
+            .map(|k| (id, today - Duration::days(10 * k), negative.clone()))
+            .collect();
+        store
+            .import_history(&actor, doctor.site_id, &doses, &urine, self.app.state.now())
+            .await
+            .unwrap();
+        let (s, _) = self
+            .call(Method::POST, &self.counsellor, &format!("/api/v1/clients/{id}/agreements"), Some(json!({"method": "methadone maintenance", "duration_months": 36, "rules": "daily attendance", "signed_by": "client"})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        let a = self
+            .app
+            .call(Method::PUT, &format!("/api/v1/clients/{id}/identity"), Some(&self.doctor), Some(json!({"name": "Li Wei", "national_id": "53040219800101123X", "phone": "13800138000", "address": "Hongta district"})))
+            .await;
+        assert_eq!(a.status, StatusCode::NO_CONTENT);
+        if with_consent {
+            self.consent(id).await;
+        }
+        id
+    }
+
+    async fn consent(&self, id: i64) -> i64 {
+        let expires = (self.app.state.today() + Duration::days(365)).to_string();
+        let (s, c) = self
+            .call(Method::POST, &self.counsellor, &format!("/api/v1/clients/{id}/consents"), Some(json!({"purpose": "take_home_police_check", "recipient": "PSB", "scope": "name, national ID number, requested days", "expires_on": expires})))
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+        c["id"].as_i64().unwrap()
+    }
+
+    async fn eligibility(&self, id: i64) -> Value {
+        let (s, e) = self
+            .call(
+                Method::GET,
+                &self.doctor,
+                &format!("/api/v1/clients/{id}/eligibility"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{e}");
+        e
+    }
+}
+
+fn criterion<'a>(e: &'a Value, id: &str) -> &'a Value {
+    e["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap()
+}
+
+#[tokio::test]
+async fn eligibility_request_police_approval_and_the_ledger() {
+    let w = world().await;
+    let id = w.stable_client("YX-0101", false).await;
+
+    // No consent to the police check: not eligible, and no request can be sent.
+    let e = w.eligibility(id).await;
+    assert_eq!(e["days"], 0);
+    assert_eq!(criterion(&e, "police_consent")["passed"], false);
+    let (s, err) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/psb-requests"),
+            Some(json!({"days": 2})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("consent"));
+
+    let consent = w.consent(id).await;
+    let e = w.eligibility(id).await;
+    assert_eq!(e["days"], 5, "{e}");
+    assert_eq!(e["policy_version"], "default-2026.1");
+    let att = criterion(&e, "attendance_30");
+    assert_eq!(
+        (
+            att["value"].as_str().unwrap(),
+            att["threshold"].as_str().unwrap(),
+            att["passed"].clone()
+        ),
+        ("100% (29/29)", "≥ 97%", json!(true))
+    );
+    assert_eq!(att["label"]["zh-CN"], "近 30 天服药率");
+    assert_eq!(att["label"]["en"], "Attendance, last 30 days");
+    assert_eq!(e["next_tier"]["days"], 6);
+    let longer = e["next_tier"]["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "days_in_treatment")
+        .unwrap();
+    assert_eq!(
+        (longer["value"].clone(), longer["passed"].clone()),
+        (json!("400"), json!(false))
+    );
+
+    // More days than eligible is refused, naming the field; the right number goes to the police.
+    let (s, err) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/psb-requests"),
+            Some(json!({"days": 6})),
+        )
+        .await;
+    assert_eq!(
+        (s, err["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("days"))
+    );
+    let (s, r) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/psb-requests"),
+            Some(json!({"days": 5})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let (s, _) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/psb-requests"),
+            Some(json!({"days": 4})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "a second request while one waits");
+
+    // The police see only what a record check needs. (Today is still pending: 29 of 29 days.)
+    let (s, queue) = w
+        .call(Method::GET, &w.police, "/api/v1/psb/requests", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let item = &queue[0];
+    let keys: BTreeSet<&str> = item
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|k| k.as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from([
+            "id",
+            "name",
+            "national_id",
+            "requested_days",
+            "requested_on",
+            "expires_on",
+            "status",
+            "answered_on"
+        ])
+    );
+    assert_eq!(
+        (
+            item["name"].clone(),
+            item["national_id"].clone(),
+            item["requested_days"].clone()
+        ),
+        (json!("Li Wei"), json!("53040219800101123X"), json!(5))
+    );
+    let text = queue.to_string();
+    for secret in [
+        "YX-0101",
+        "13800138000",
+        "Hongta",
+        "urine",
+        "mg",
+        "dose",
+        "stage",
+    ] {
+        assert!(!text.contains(secret), "the police queue shows {secret}");
+    }
+    // The officer cannot open the client record, the eligibility or anything else clinical.
+    for path in [
+        format!("/api/v1/clients/{id}"),
+        format!("/api/v1/clients/{id}/eligibility"),
+        format!("/api/v1/clients/{id}/identity"),
+        "/api/v1/dispensing/today".into(),
+    ] {
+        assert_eq!(
+            w.call(Method::GET, &w.police, &path, None).await.0,
+            StatusCode::FORBIDDEN,
+            "{path}"
+        );
+    }
+    let rid = r["request_id"].as_i64().unwrap();
+    let (s, err) = w
+        .call(
+            Method::POST,
+            &w.police,
+            &format!("/api/v1/psb/requests/{rid}/answer"),
+            Some(json!({"decision": "maybe", "reason": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (s, err["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("decision"))
+    );
+    let (s, a) = w
+        .call(
+            Method::POST,
+            &w.police,
+            &format!("/api/v1/psb/requests/{rid}/answer"),
+            Some(json!({"decision": "approve", "reason": "no record"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{a}");
+    assert_eq!(a["status"], "approved");
+    let (_, th) = w
+        .call(
+            Method::GET,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/takehome"),
+            None,
+        )
+        .await;
+    assert_eq!(th["approved_days"], 5);
+
+    // The ledger on the client's record shows both disclosures.
+    let (_, ledger) = w
+        .call(
+            Method::GET,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/disclosures"),
+            None,
+        )
+        .await;
+    let ledger = ledger.as_array().unwrap();
+    assert_eq!(ledger.len(), 2);
+    assert_eq!(
+        ledger[1]["disclosed"],
+        "name, national ID number, requested take-home days"
+    );
+    assert_eq!(ledger[1]["recipient"], "PSB");
+    assert_eq!(
+        ledger[0]["disclosed"],
+        format!("answer to request {rid}: approved")
+    );
+
+    // Revoking the consent revokes the approval.
+    let (s, _) = w
+        .call(
+            Method::POST,
+            &w.counsellor,
+            &format!("/api/v1/consents/{consent}/revoke"),
+            Some(json!({"reason": "client withdrew"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, th) = w
+        .call(
+            Method::GET,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/takehome"),
+            None,
+        )
+        .await;
+    assert_eq!(th["approved_days"], Value::Null);
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_positive_urine_test_or_three_missed_days_lower_or_remove_eligibility() {
+    let w = world().await;
+    let id = w.stable_client("YX-0102", true).await;
+    assert_eq!(w.eligibility(id).await["days"], 5);
+    let (s, _) = w
+        .call(Method::POST, &w.doctor, &format!("/api/v1/clients/{id}/urine-tests"), Some(json!({"observed": true, "outcome": "tested", "results": {"opiates": "positive", "methadone": "positive"}})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let e = w.eligibility(id).await;
+    assert_eq!(e["days"], 0);
+    let urine = criterion(&e, "urine_negative");
+    assert_eq!(
+        (urine["passed"].clone(), urine["value"].clone()),
+        (json!(false), json!("0"))
+    );
+
+    let other = w.stable_client("YX-0103", true).await;
+    assert_eq!(w.eligibility(other).await["days"], 5);
+    // Three days away: the missed-dose rule is in force and eligibility goes.
+    w.app.clock.advance(Duration::days(4));
+    let doctor = w.app.login("doctor").await;
+    let a = w
+        .app
+        .call(
+            Method::GET,
+            &format!("/api/v1/clients/{other}/eligibility"),
+            Some(&doctor),
+            None,
+        )
+        .await;
+    let e = a.json();
+    assert_eq!(e["days"], 0, "{e}");
+    assert_eq!(criterion(&e, "no_missed_dose_rule")["passed"], false);
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn requests_expire_and_police_hold_only_their_queue() {
+    let w = world().await;
+    let id = w.stable_client("YX-0104", true).await;
+    let (_, r) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/psb-requests"),
+            Some(json!({"days": 3})),
+        )
+        .await;
+    let rid = r["request_id"].as_i64().unwrap();
+    w.app.clock.advance(Duration::days(15));
+    let police = w.app.login("police").await;
+    let a = w
+        .app
+        .call(
+            Method::POST,
+            &format!("/api/v1/psb/requests/{rid}/answer"),
+            Some(&police),
+            Some(json!({"decision": "approve", "reason": "ok"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    assert!(a.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
+    // The police role holds exactly one permission.
+    let held: Vec<Permission> = Permission::ALL
+        .into_iter()
+        .filter(|p| Role::PsbOfficer.has(*p))
+        .collect();
+    assert_eq!(held, vec![Permission::PsbQueue]);
+    // Every declared route that is neither public nor the officer's own answers 403.
+    let table = anxin_server::route_table();
+    let mut refused = 0;
+    for spec in table.specs() {
+        if let anxin_domain::Access::Needs(p) = spec.access {
+            if p == Permission::PsbQueue {
+                continue;
+            }
+            let m = match spec.verb {
+                anxin_server::routes::Verb::Get => Method::GET,
+                anxin_server::routes::Verb::Post => Method::POST,
+                anxin_server::routes::Verb::Put => Method::PUT,
+                anxin_server::routes::Verb::Delete => Method::DELETE,
+            };
+            let a = w
+                .app
+                .call(
+                    m,
+                    &spec.path.replace("{id}", &id.to_string()),
+                    Some(&police),
+                    Some(json!({})),
+                )
+                .await;
+            assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", spec.path);
+            refused += 1;
+        }
+    }
+    assert!(refused > 40);
+    w.app.cleanup().await;
+}
