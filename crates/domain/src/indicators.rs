@@ -541,8 +541,10 @@ pub struct Suppressed {
 ///
 /// Recoverability is decided exactly: the hidden entries are the unknowns of the linear system
 /// "each row and column adds up to its total", and an entry is recoverable if and only if its
-/// unit vector lies in the span of that system's equations. While one is, the smallest
-/// published non-zero entry of its row or column (interior cells first) is hidden too.
+/// unit vector lies in the span of that system's equations. While one is, another published
+/// entry of an exposed entry's row or column is hidden: the grand total last of all, then the
+/// one that leaves the fewest exposed, non-zero before zero, interior cells before totals,
+/// smallest value first.
 pub fn suppress(cells: &[Vec<u64>], threshold: u64) -> Suppressed {
     let rows = cells.len();
     let cols = cells.first().map_or(0, |r| r.len());
@@ -561,24 +563,39 @@ pub fn suppress(cells: &[Vec<u64>], threshold: u64) -> Suppressed {
         .iter()
         .map(|r| r.iter().map(|v| *v > 0 && *v < threshold).collect())
         .collect();
-    while let Some((i, j)) = recoverable(&hidden).first().copied() {
-        let in_row = (0..=cols).map(|c| (i, c));
-        let in_col = (0..=rows).map(|r| (r, j));
-        let candidate = in_row
-            .chain(in_col)
+    loop {
+        let exposed = recoverable(&hidden);
+        if exposed.is_empty() {
+            break;
+        }
+        // Candidates: published entries sharing a row or column with an exposed one (or, if
+        // there are none, every published entry). Hide the one that leaves the fewest exposed,
+        // preferring non-zero interior cells with small values.
+        let mut candidates: Vec<(usize, usize)> = (0..=rows)
+            .flat_map(|r| (0..=cols).map(move |c| (r, c)))
             .filter(|&(r, c)| !hidden[r][c])
-            .min_by_key(|&(r, c)| {
-                let total = r == rows || c == cols;
-                (full[r][c] == 0, total, full[r][c])
-            })
-            .or_else(|| {
-                // Nothing left in its lines: hide the smallest published entry anywhere.
-                (0..=rows)
-                    .flat_map(|r| (0..=cols).map(move |c| (r, c)))
-                    .filter(|&(r, c)| !hidden[r][c])
-                    .min_by_key(|&(r, c)| (full[r][c] == 0, full[r][c]))
-            });
-        match candidate {
+            .filter(|&(r, c)| exposed.iter().any(|&(er, ec)| er == r || ec == c))
+            .collect();
+        if candidates.is_empty() {
+            candidates = (0..=rows)
+                .flat_map(|r| (0..=cols).map(move |c| (r, c)))
+                .filter(|&(r, c)| !hidden[r][c])
+                .collect();
+        }
+        let best = candidates.into_iter().min_by_key(|&(r, c)| {
+            let mut trial = hidden.clone();
+            trial[r][c] = true;
+            let left = recoverable(&trial).len();
+            let grand = r == rows && c == cols;
+            (
+                grand,
+                left,
+                full[r][c] == 0,
+                r == rows || c == cols,
+                full[r][c],
+            )
+        });
+        match best {
             Some((r, c)) => hidden[r][c] = true,
             None => break,
         }

@@ -9,6 +9,7 @@
 pub mod access;
 pub mod audit;
 pub mod auth;
+pub mod boxes;
 pub mod clinic;
 pub mod error;
 pub mod indicators;

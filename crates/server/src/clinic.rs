@@ -1026,7 +1026,17 @@ pub async fn client_adherence(st: &AppState, c: &Client) -> AppResult<(Adherence
         .store
         .doses_between(c.id, today - Duration::days(120), today)
         .await?;
-    let attended: BTreeSet<NaiveDate> = doses.iter().map(|d| d.day).collect();
+    // Take-home days count as attended only once the returned box's log confirms them.
+    let attended: BTreeSet<NaiveDate> = doses
+        .iter()
+        .filter(|d| {
+            !matches!(
+                d.rule.as_str(),
+                "take_home_pending" | "take_home_unopened" | "take_home_lost"
+            )
+        })
+        .map(|d| d.day)
+        .collect();
     let orders = st.store.orders(c.id).await?;
     let first = orders
         .iter()

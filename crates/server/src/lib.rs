@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod boxes;
 pub mod clinic;
 pub mod clinic_web;
 pub mod clock;
@@ -17,6 +18,7 @@ pub mod error;
 pub mod i18n;
 pub mod json;
 pub mod routes;
+pub mod services;
 pub mod sms;
 pub mod state;
 pub mod takehome;
@@ -38,8 +40,10 @@ pub fn route_table() -> routes::RouteTable {
     let table = web::routes(table);
     let table = clinic::routes(table);
     let table = clinic_web::routes(table);
+    let table = services::routes(table);
     let table = takehome::routes(table);
     let table = takehome::web::routes(table);
+    let table = boxes::routes(table);
     sms::routes(table)
 }
 

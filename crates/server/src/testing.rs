@@ -47,7 +47,15 @@ impl Answer {
 impl TestApp {
     /// A fresh application whose clock reads 2026-11-22 09:00 at the centre (+08:00).
     pub async fn new() -> TestApp {
-        let db = TestDb::sqlite().await;
+        TestApp::on(TestDb::sqlite().await).await
+    }
+
+    /// The same on a fresh PostgreSQL database.
+    pub async fn postgres() -> TestApp {
+        TestApp::on(TestDb::postgres().await).await
+    }
+
+    async fn on(db: TestDb) -> TestApp {
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 11, 22, 1, 0, 0).unwrap(),
         ));

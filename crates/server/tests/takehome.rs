@@ -478,3 +478,323 @@ async fn requests_expire_and_police_hold_only_their_queue() {
     assert!(refused > 40);
     w.app.cleanup().await;
 }
+
+#[derive(clap::Parser)]
+struct Sim {
+    #[command(flatten)]
+    args: anxin_boxsim::BoxSimArgs,
+}
+
+fn sim(args: &[&str]) -> Result<(), anxin_boxsim::BoxSimError> {
+    use clap::Parser;
+    let mut all = vec!["box-sim"];
+    all.extend_from_slice(args);
+    anxin_boxsim::run(Sim::parse_from(all).args)
+}
+
+async fn journey(app: TestApp) {
+    let site = app.site("YX01").await;
+    for (name, role) in [
+        ("doctor", Role::Prescriber),
+        ("counsellor", Role::Counsellor),
+        ("nurse", Role::Dispenser),
+        ("police", Role::PsbOfficer),
+    ] {
+        app.user(&site, name, role).await;
+    }
+    let w = World {
+        doctor: app.login("doctor").await,
+        counsellor: app.login("counsellor").await,
+        police: app.login("police").await,
+        app,
+    };
+    let id = w.stable_client("YX-0201", true).await;
+    // Eligible → request → police approve.
+    assert_eq!(w.eligibility(id).await["days"], 5);
+    let (_, r) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/psb-requests"),
+            Some(json!({"days": 3})),
+        )
+        .await;
+    let rid = r["request_id"].as_i64().unwrap();
+    let (s, _) = w
+        .call(
+            Method::POST,
+            &w.police,
+            &format!("/api/v1/psb/requests/{rid}/answer"),
+            Some(json!({"decision": "approve", "reason": "no record"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // A box is loaded for 3 days; 4 days (more than approved) is refused and changes nothing.
+    let (s, _) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            "/api/v1/boxes",
+            Some(json!({"serial": "BOX-0001"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, e) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/loads"),
+            Some(json!({"serial": "BOX-0001", "days": 4})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("days")),
+        "{e}"
+    );
+    let site_id = site.id;
+    let stock_before = w
+        .app
+        .state
+        .store
+        .stock_position(site_id, w.app.state.today() + Duration::days(3))
+        .await
+        .unwrap()
+        .2;
+    let (s, l) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/loads"),
+            Some(json!({"serial": "BOX-0001", "days": 3})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    let load_id = l["load"]["id"].as_i64().unwrap();
+    let stock_loaded = w
+        .app
+        .state
+        .store
+        .stock_position(site_id, w.app.state.today() + Duration::days(3))
+        .await
+        .unwrap()
+        .2;
+    assert_eq!(
+        stock_loaded - stock_before,
+        240.0,
+        "3 × 80 mg leave the stock at loading"
+    );
+    let (s, _) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/loads"),
+            Some(json!({"serial": "BOX-0001", "days": 2})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::CONFLICT,
+        "the box is no longer in the clinic"
+    );
+    let (s, _) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/loads/{load_id}/hand-out"),
+            Some(json!({"phone_confirmed": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+
+    // The SMS sink holds one neutral message per compartment, to the client's number.
+    let rows: Vec<(String, String, String)> = sqlx::query_as("SELECT idempotency_key, recipient, body FROM sms_outbox WHERE client_id = $1 ORDER BY idempotency_key")
+        .bind(id)
+        .fetch_all(w.app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 3);
+    let codes: Vec<String> = rows
+        .iter()
+        .map(|(_, to, body)| {
+            assert_eq!(to, "+8613800138000");
+            assert!(
+                anxin_domain::sms::forbidden_words_in(body).is_empty(),
+                "{body}"
+            );
+            body.chars()
+                .filter(|c| c.is_ascii_digit())
+                .collect::<String>()
+        })
+        .collect();
+    assert!(codes.iter().all(|c| c.len() == 8), "{codes:?}");
+
+    // The box is provisioned with the load's secret; each day's code opens exactly its compartment.
+    let p = &l["provision"];
+    let dir = tempfile::tempdir().unwrap();
+    let boxfile = dir.path().join("box.json");
+    let b = boxfile.to_str().unwrap();
+    let start = p["start_day"].as_u64().unwrap();
+    let t0 = start * 86_400 + 3600;
+    sim(&[
+        "provision",
+        "--box",
+        b,
+        "--secret-hex",
+        p["secret_hex"].as_str().unwrap(),
+        "--box-id",
+        &p["box_id"].to_string(),
+        "--load-id",
+        &p["load_id"].to_string(),
+        "--start-day",
+        &start.to_string(),
+        "--compartments",
+        "3",
+        "--now",
+        &t0.to_string(),
+    ])
+    .unwrap();
+    sim(&[
+        "enter",
+        "--box",
+        b,
+        "--code",
+        &codes[0],
+        "--now",
+        &(t0 + 10).to_string(),
+    ])
+    .unwrap();
+    assert!(
+        sim(&[
+            "enter",
+            "--box",
+            b,
+            "--code",
+            &codes[0],
+            "--now",
+            &(t0 + 20).to_string()
+        ])
+        .is_err(),
+        "a code opens once"
+    );
+    sim(&[
+        "enter",
+        "--box",
+        b,
+        "--code",
+        &codes[1],
+        "--now",
+        &(t0 + 86_400).to_string(),
+    ])
+    .unwrap();
+    // Day 3's compartment stays closed: the box comes back with it.
+    let logfile = dir.path().join("log.bin");
+    sim(&[
+        "export-log",
+        "--box",
+        b,
+        "--to",
+        logfile.to_str().unwrap(),
+        "--now",
+        &(t0 + 2 * 86_400).to_string(),
+    ])
+    .unwrap();
+    let log = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        std::fs::read(&logfile).unwrap(),
+    );
+
+    // A log of another load, or a damaged one, is refused and changes nothing.
+    let mut bad = std::fs::read(&logfile).unwrap();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let bad = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bad);
+    let (s, e) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/loads/{load_id}/return"),
+            Some(json!({"log_base64": bad})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("log_base64")),
+        "{e}"
+    );
+
+    w.app.clock.advance(Duration::days(4));
+    let doctor = w.app.login("doctor").await;
+    let a = w
+        .app
+        .call(
+            Method::POST,
+            &format!("/api/v1/loads/{load_id}/return"),
+            Some(&doctor),
+            Some(json!({"log_base64": log})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let rec = a.json();
+    assert_eq!(rec["reconciliation"]["opened"], json!([0, 1]));
+    assert_eq!(rec["reconciliation"]["unopened"], json!([2]));
+    assert_eq!(rec["tampering"], false);
+    // Stock: the unopened compartment's 80 mg came back.
+    let stock_after = w
+        .app
+        .state
+        .store
+        .stock_position(site_id, w.app.state.today())
+        .await
+        .unwrap()
+        .2;
+    assert_eq!(stock_after - stock_before, 160.0);
+    // Adherence: the two opened days count as attended, the unopened one as missed.
+    let (_, adh) = {
+        let a = w
+            .app
+            .call(
+                Method::GET,
+                &format!("/api/v1/clients/{id}/adherence"),
+                Some(&doctor),
+                None,
+            )
+            .await;
+        (a.status, a.json())
+    };
+    let timeline = adh["timeline"].as_array().unwrap();
+    let n = timeline.len();
+    // Today is day 5 after loading; the box covered days 1–3 after the load day.
+    assert_eq!(
+        &timeline[n - 4..n - 1],
+        &[json!("attended"), json!("attended"), json!("missed")],
+        "{:?}",
+        &timeline[n - 6..]
+    );
+    // The ledger shows exactly the request and the answer.
+    let (_, ledger) = {
+        let a = w
+            .app
+            .call(
+                Method::GET,
+                &format!("/api/v1/clients/{id}/disclosures"),
+                Some(&doctor),
+                None,
+            )
+            .await;
+        (a.status, a.json())
+    };
+    assert_eq!(ledger.as_array().unwrap().len(), 2);
+    let _ = &w.counsellor;
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_whole_take_home_journey_on_sqlite() {
+    journey(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn the_whole_take_home_journey_on_postgres() {
+    journey(TestApp::postgres().await).await;
+}

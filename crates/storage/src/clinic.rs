@@ -1045,7 +1045,7 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         let last = sqlx::query(&format!(
-            "SELECT client_id, MAX(day) AS last FROM doses WHERE client_id IN ({in_list}) AND day < $1 GROUP BY client_id"
+            "SELECT client_id, MAX(day) AS last FROM doses WHERE client_id IN ({in_list}) AND day < $1 AND rule <> 'take_home_unopened' GROUP BY client_id"
         ))
         .bind(on.to_string())
         .fetch_all(self.pool())

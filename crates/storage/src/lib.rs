@@ -20,9 +20,11 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Transaction};
 
 pub mod audit;
+pub mod boxes;
 pub mod clients;
 pub mod clinic;
 pub mod outbox;
+pub mod services;
 pub mod sessions;
 pub mod sites;
 pub mod takehome;

@@ -17,7 +17,7 @@ pub enum VaultError {
     #[error("key_file {path}: {message}")]
     KeyFile { path: String, message: String },
     /// The ciphertext was altered, truncated, moved to another record or made with another key.
-    #[error("encrypted identity of client {0} does not decrypt: altered or wrong key")]
+    #[error("encrypted data of record {0} does not decrypt: altered or wrong key")]
     Tampered(i64),
 }
 
@@ -34,6 +34,8 @@ impl std::fmt::Debug for Vault {
 }
 
 const NONCE_LEN: usize = 24;
+const IDENTITY: &str = "anxin-identity-v1:client:";
+const BOX_SECRET: &str = "anxin-box-secret-v1:load:";
 
 impl Vault {
     /// A vault with this key (tests and key rotation tools).
@@ -78,17 +80,36 @@ impl Vault {
         XChaCha20Poly1305::new(&self.subkey(b"anxin-identity-key-v1").into())
     }
 
-    fn aad(client_id: i64) -> Vec<u8> {
-        let mut aad = b"anxin-identity-v1:client:".to_vec();
-        aad.extend_from_slice(&client_id.to_be_bytes());
+    fn aad(label: &str, id: i64) -> Vec<u8> {
+        let mut aad = label.as_bytes().to_vec();
+        aad.extend_from_slice(&id.to_be_bytes());
         aad
     }
 
     /// Encrypts `plaintext` for client `client_id`: nonce ‖ ciphertext ‖ tag.
     pub fn seal(&self, client_id: i64, plaintext: &[u8]) -> Vec<u8> {
+        self.seal_as(IDENTITY, client_id, plaintext)
+    }
+
+    /// Decrypts what [`Vault::seal`] made for the same client; anything else is refused.
+    pub fn open(&self, client_id: i64, sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
+        self.open_as(IDENTITY, client_id, sealed)
+    }
+
+    /// Encrypts a box load's secret, bound to the load.
+    pub fn seal_box_secret(&self, load_id: i64, secret: &[u8]) -> Vec<u8> {
+        self.seal_as(BOX_SECRET, load_id, secret)
+    }
+
+    /// Decrypts a box load's secret.
+    pub fn open_box_secret(&self, load_id: i64, sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
+        self.open_as(BOX_SECRET, load_id, sealed)
+    }
+
+    fn seal_as(&self, label: &str, id: i64, plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
-        let aad = Vault::aad(client_id);
+        let aad = Vault::aad(label, id);
         let ct = self
             .cipher()
             .encrypt(
@@ -104,16 +125,15 @@ impl Vault {
         out
     }
 
-    /// Decrypts what [`Vault::seal`] made for the same client; anything else is refused.
-    pub fn open(&self, client_id: i64, sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
+    fn open_as(&self, label: &str, id: i64, sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
         if sealed.len() < NONCE_LEN + 16 {
-            return Err(VaultError::Tampered(client_id));
+            return Err(VaultError::Tampered(id));
         }
         let (nonce, ct) = sealed.split_at(NONCE_LEN);
-        let aad = Vault::aad(client_id);
+        let aad = Vault::aad(label, id);
         self.cipher()
             .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: &aad })
-            .map_err(|_| VaultError::Tampered(client_id))
+            .map_err(|_| VaultError::Tampered(id))
     }
 
     /// Keyed hash of a name, normalised (case, spaces), for exact-match search.

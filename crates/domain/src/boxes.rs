@@ -1,0 +1,223 @@
+//! Take-home boxes: the registry states and their transitions, how a load is planned
+//! (days within eligibility and approval, one compartment per day, the dose of each day from the
+//! order), and how a returned box is reconciled against its verified log.
+
+use chrono::{Duration, NaiveDate};
+use serde::Serialize;
+
+use crate::DomainError;
+
+/// Where a box is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoxState {
+    InClinic,
+    Loaded,
+    WithClient,
+    Returned,
+    Lost,
+    Retired,
+}
+
+impl BoxState {
+    pub const ALL: [BoxState; 6] = [
+        BoxState::InClinic,
+        BoxState::Loaded,
+        BoxState::WithClient,
+        BoxState::Returned,
+        BoxState::Lost,
+        BoxState::Retired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BoxState::InClinic => "in_clinic",
+            BoxState::Loaded => "loaded",
+            BoxState::WithClient => "with_client",
+            BoxState::Returned => "returned",
+            BoxState::Lost => "lost",
+            BoxState::Retired => "retired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BoxState> {
+        BoxState::ALL.into_iter().find(|b| b.as_str() == s)
+    }
+
+    /// Whether a box in this state may be loaded for a client.
+    pub fn loadable(self) -> bool {
+        matches!(self, BoxState::InClinic | BoxState::Returned)
+    }
+
+    /// The allowed moves; anything else is refused with the reason.
+    pub fn to(self, next: BoxState) -> Result<BoxState, DomainError> {
+        use BoxState::*;
+        let ok = matches!(
+            (self, next),
+            (InClinic | Returned, Loaded)
+                | (Loaded, WithClient)
+                | (Loaded | WithClient, Returned)
+                | (Loaded | WithClient, Lost)
+                | (InClinic | Returned, Retired)
+                | (Returned, InClinic)
+        );
+        if ok {
+            Ok(next)
+        } else {
+            Err(DomainError::Conflict(format!(
+                "a box that is {} cannot become {}",
+                self.as_str(),
+                next.as_str()
+            )))
+        }
+    }
+}
+
+/// One compartment of a planned load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Compartment {
+    pub index: u8,
+    pub day: NaiveDate,
+    pub mg: u32,
+}
+
+/// Plans a load of `days` compartments from `first_day`, checking the days against what the
+/// client is eligible for and what the police approved; `mg_on` gives each day's dose.
+pub fn plan_load(
+    days: u8,
+    eligible: u8,
+    approved: Option<u8>,
+    first_day: NaiveDate,
+    mg_on: impl Fn(NaiveDate) -> Option<u32>,
+) -> Result<Vec<Compartment>, DomainError> {
+    let Some(approved) = approved else {
+        return Err(DomainError::Conflict(
+            "no police approval is in force for this client".into(),
+        ));
+    };
+    if !(2..=6).contains(&days) {
+        return Err(DomainError::invalid("days", "a box holds 2 to 6 days"));
+    }
+    if days > eligible {
+        return Err(DomainError::invalid(
+            "days",
+            format!("the client is eligible for {eligible} days, not {days}"),
+        ));
+    }
+    if days > approved {
+        return Err(DomainError::invalid(
+            "days",
+            format!("the police approved {approved} days, not {days}"),
+        ));
+    }
+    (0..days)
+        .map(|i| {
+            let day = first_day + Duration::days(i64::from(i));
+            let mg = mg_on(day)
+                .ok_or_else(|| DomainError::Conflict(format!("no dose order covers {day}")))?;
+            Ok(Compartment { index: i, day, mg })
+        })
+        .collect()
+}
+
+/// What a returned box's verified log says about each compartment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reconciliation {
+    /// Compartments opened (their doses count as taken, their days as attended).
+    pub opened: Vec<u8>,
+    /// Compartments still closed: their methadone goes back to stock, their days are missed.
+    pub unopened: Vec<u8>,
+    /// Compartments opened although their code was never sent (withheld or not yet due):
+    /// impossible by design, so flagged as tampering.
+    pub opened_without_code: Vec<u8>,
+    /// Lid-tamper events in the log.
+    pub tamper_events: u32,
+}
+
+/// Compares the log's opened set with the codes the centre sent.
+pub fn reconcile(
+    compartments: u8,
+    opened_mask: u8,
+    codes_sent: &[u8],
+    tamper_events: u32,
+) -> Reconciliation {
+    let mut r = Reconciliation {
+        opened: vec![],
+        unopened: vec![],
+        opened_without_code: vec![],
+        tamper_events,
+    };
+    for i in 0..compartments {
+        if opened_mask & (1 << i) != 0 {
+            r.opened.push(i);
+            if !codes_sent.contains(&i) {
+                r.opened_without_code.push(i);
+            }
+        } else {
+            r.unopened.push(i);
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 11, n).unwrap()
+    }
+
+    #[test]
+    fn loads_stay_within_eligibility_and_approval() {
+        let plan = plan_load(3, 5, Some(4), d(23), |_| Some(80)).unwrap();
+        assert_eq!(
+            plan.iter().map(|c| (c.index, c.day)).collect::<Vec<_>>(),
+            vec![(0, d(23)), (1, d(24)), (2, d(25))]
+        );
+        assert!(plan_load(5, 5, Some(4), d(23), |_| Some(80))
+            .unwrap_err()
+            .to_string()
+            .contains("police approved 4"));
+        assert!(plan_load(5, 3, Some(6), d(23), |_| Some(80))
+            .unwrap_err()
+            .to_string()
+            .contains("eligible for 3"));
+        assert!(matches!(
+            plan_load(3, 5, None, d(23), |_| Some(80)),
+            Err(DomainError::Conflict(_))
+        ));
+        assert!(plan_load(1, 5, Some(5), d(23), |_| Some(80)).is_err());
+        // Titration during the load: each compartment gets its day's dose.
+        let plan = plan_load(3, 3, Some(3), d(23), |day| {
+            Some(if day >= d(25) { 90 } else { 80 })
+        })
+        .unwrap();
+        assert_eq!(
+            plan.iter().map(|c| c.mg).collect::<Vec<_>>(),
+            vec![80, 80, 90]
+        );
+    }
+
+    #[test]
+    fn box_states_move_only_forward_sensibly() {
+        assert_eq!(
+            BoxState::InClinic.to(BoxState::Loaded),
+            Ok(BoxState::Loaded)
+        );
+        assert!(BoxState::WithClient.to(BoxState::Loaded).is_err());
+        assert!(BoxState::Lost.to(BoxState::Returned).is_err());
+        assert!(!BoxState::WithClient.loadable());
+    }
+
+    #[test]
+    fn reconciliation_counts_unopened_and_flags_opening_without_a_code() {
+        let r = reconcile(4, 0b0101, &[0, 1, 2], 0);
+        assert_eq!(r.opened, vec![0, 2]);
+        assert_eq!(r.unopened, vec![1, 3]);
+        assert!(r.opened_without_code.is_empty());
+        let t = reconcile(3, 0b0111, &[0, 1], 1);
+        assert_eq!(t.opened_without_code, vec![2]);
+        assert_eq!(t.tamper_events, 1);
+    }
+}

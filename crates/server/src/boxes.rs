@@ -1,0 +1,607 @@
+//! The take-home programme over HTTP, second half: the box registry, loading a box (a fresh
+//! secret, one compartment a day within eligibility and approval, each day's code queued in the
+//! SMS outbox at the client's hour), hand-out, withholding codes, revealing today's code to a
+//! caller, loss, and return with the box's verified log reconciled against what was sent.
+
+use anxin_domain::boxes::{plan_load, reconcile, BoxState};
+use anxin_domain::sms::{TextKind, TextLang};
+use anxin_domain::{Access, DomainError, Permission};
+use anxin_storage::boxes::{code_key, Load, NewCompartment};
+use anxin_storage::outbox::NewMessage;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use base64::Engine;
+use chrono::{Duration, NaiveDate, TimeZone};
+use lockcode::{derive_code, verify_log, Digits, EventKind, Secret};
+use rand::RngCore;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::auth::CurrentUser;
+use crate::clinic::{open_client, parse_date};
+use crate::error::{AppError, AppResult};
+use crate::json::ApiJson;
+use crate::routes::{RouteSpec, RouteTable, Verb};
+use crate::state::AppState;
+use crate::takehome::{approval_of, eligibility_of};
+
+/// Day number (days since 1970-01-01) as the box counts days.
+pub fn day_number(d: NaiveDate) -> u32 {
+    u32::try_from((d - NaiveDate::default()).num_days()).unwrap_or(0)
+}
+
+fn secret_of(st: &AppState, load: &Load) -> AppResult<Secret> {
+    let bytes = st
+        .vault
+        .open_box_secret(load.id, &load.sealed_secret)
+        .map_err(|e| {
+            tracing::error!(error = %e, load = load.id, "box secret does not decrypt");
+            AppError::Internal
+        })?;
+    Secret::from_bytes(&bytes).map_err(|_| AppError::Internal)
+}
+
+/// The code of compartment `i` of `load`.
+fn code_text(secret: &Secret, load: &Load, i: u8) -> String {
+    let day = load.start_day + Duration::days(i64::from(i));
+    let code = derive_code(
+        secret,
+        load.box_id as u64,
+        load.id as u64,
+        i,
+        day_number(day),
+        Digits::DEFAULT,
+    );
+    code.to_text().as_str().to_owned()
+}
+
+/// A new box.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BoxRequest {
+    pub serial: String,
+}
+
+async fn api_add_box(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    ApiJson(req): ApiJson<BoxRequest>,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    let b = st.store.add_box(&me.actor(), &req.serial, st.now()).await?;
+    Ok((StatusCode::CREATED, Json(json!(b))))
+}
+
+async fn api_boxes(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Value>> {
+    Ok(Json(json!(st.store.boxes(me.site.id).await?)))
+}
+
+/// Loading a box.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoadRequest {
+    /// The box's serial.
+    pub serial: String,
+    /// Days (2–6; at most eligible and approved).
+    pub days: u8,
+    /// First day in the box (YYYY-MM-DD), default tomorrow.
+    #[serde(default)]
+    pub start: Option<String>,
+    /// Hour (0–23, centre time) at which each day's code is sent; default 7.
+    #[serde(default)]
+    pub code_hour: Option<u8>,
+    /// Language of the code messages: zh-CN (default) or en.
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// Loads a box for a client and queues its codes. Returns the load and the provisioning data
+/// the box is programmed with (shown once).
+pub async fn load_box(
+    st: &AppState,
+    me: &CurrentUser,
+    raw_id: &str,
+    req: LoadRequest,
+) -> AppResult<Value> {
+    let today = st.today();
+    let c = open_client(st, me, raw_id, "load a take-home box").await?;
+    let start = match req.start.as_deref() {
+        None | Some("") => today + Duration::days(1),
+        Some(s) => parse_date("start", s)?,
+    };
+    if start < today || start > today + Duration::days(7) {
+        return Err(DomainError::invalid(
+            "start",
+            "the first day in the box must be within the coming week",
+        )
+        .into());
+    }
+    let hour = req.code_hour.unwrap_or(7);
+    if hour > 23 {
+        return Err(DomainError::invalid("code_hour", "an hour from 0 to 23").into());
+    }
+    let lockbox = st.store.box_by_serial(&me.actor(), &req.serial).await?;
+    if !lockbox.state.loadable() {
+        return Err(DomainError::Conflict(format!(
+            "box {} is {}, not in the clinic",
+            lockbox.serial,
+            lockbox.state.as_str()
+        ))
+        .into());
+    }
+    let identity = st
+        .store
+        .read_identity(&me.actor(), c.id, "code messages", &st.vault, st.now())
+        .await?;
+    let Some(phone) = identity.phone else {
+        return Err(DomainError::invalid(
+            "phone",
+            "the client has no phone number for the codes; record one first",
+        )
+        .into());
+    };
+    let (eligibility, _) = eligibility_of(st, &c).await?;
+    let approval = approval_of(st, &c).await?;
+    let orders = st.store.orders(c.id).await?;
+    let orders: Vec<_> = orders.into_iter().map(|o| o.order).collect();
+    let plan = plan_load(
+        req.days,
+        eligibility.days,
+        approval.map(|a| u8::try_from(a.requested_days).unwrap_or(0)),
+        start,
+        |d| anxin_domain::clinic::orders::order_on(&orders, d).and_then(|o| o.mg_on(d)),
+    )?;
+    let mut secret_bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret_bytes);
+    let compartments: Vec<NewCompartment> = plan
+        .iter()
+        .map(|p| NewCompartment {
+            index: p.index,
+            day: p.day,
+            mg: p.mg,
+        })
+        .collect();
+    let vault = st.vault.clone();
+    let load = st
+        .store
+        .create_load(
+            &me.actor(),
+            &lockbox,
+            c.id,
+            &compartments,
+            hour,
+            |id| vault.seal_box_secret(id, &secret_bytes),
+            st.now(),
+        )
+        .await?;
+    let secret = Secret::from_bytes(&secret_bytes).map_err(|_| AppError::Internal)?;
+    let sms = &st.settings.sms.config;
+    let templates = sms.templates();
+    let lang = TextLang::from_tag(req.language.as_deref().unwrap_or("zh-CN"));
+    let offset = st.settings.utc_offset;
+    let mut messages = Vec::with_capacity(plan.len());
+    for p in &plan {
+        let at = |d: NaiveDate, h: u32| {
+            offset
+                .from_local_datetime(&d.and_hms_opt(h, 0, 0).unwrap_or_default())
+                .single()
+                .map(|t| t.to_utc())
+        };
+        let (Some(not_before), Some(expires_at)) =
+            (at(p.day, u32::from(hour)), at(p.day + Duration::days(1), 0))
+        else {
+            return Err(AppError::Internal);
+        };
+        messages.push(NewMessage {
+            idempotency_key: code_key(load.id, i64::from(p.index)),
+            client_id: Some(c.id),
+            site_id: c.site_id,
+            recipient_e164: phone.clone(),
+            text: templates.render(
+                TextKind::DailyCode,
+                lang,
+                &sms.sender_name,
+                &code_text(&secret, &load, p.index),
+            ),
+            not_before,
+            expires_at,
+        });
+    }
+    st.store
+        .enqueue_sms_batch(&me.actor(), &messages, st.now())
+        .await?;
+    st.store
+        .audit(
+            &me.actor(),
+            anxin_storage::AuditEvent::new("box.provision", "client", c.id)
+                .site(c.site_id)
+                .reason(format!(
+                    "load {}: secret written to box {}",
+                    load.id, lockbox.serial
+                )),
+            st.now(),
+        )
+        .await?;
+    Ok(json!({
+        "load": load,
+        "compartments": plan,
+        "provision": {
+            "box_id": load.box_id, "load_id": load.id, "secret_hex": hex::encode(secret_bytes),
+            "start_day": day_number(start), "compartments": plan.len(), "digits": Digits::DEFAULT.get(),
+        },
+    }))
+}
+
+async fn api_load(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<LoadRequest>,
+) -> AppResult<(StatusCode, Json<Value>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(load_box(&st, &me, &id, req).await?),
+    ))
+}
+
+async fn api_loads(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
+    let c = open_client(&st, &me, &id, "take-home loads").await?;
+    let mut out = vec![];
+    for l in st.store.loads_of_client(c.id).await? {
+        let comps = st.store.compartments(l.id).await?;
+        out.push(json!({
+            "load": l,
+            "compartments": comps.iter().map(|(i, d, mg, rule)| json!({"index": i, "day": d, "mg": mg, "status": rule})).collect::<Vec<_>>(),
+        }));
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+async fn load_of(st: &AppState, me: &CurrentUser, raw: &str) -> AppResult<Load> {
+    let id: i64 = raw
+        .parse()
+        .map_err(|_| DomainError::invalid("id", "not a number"))?;
+    let load = st.store.load(id).await?;
+    if load.site_id != me.site.id {
+        return Err(DomainError::Forbidden("this load belongs to another centre".into()).into());
+    }
+    Ok(load)
+}
+
+/// Hand-out: the phone number for the codes was confirmed with the client.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HandOut {
+    pub phone_confirmed: bool,
+}
+
+async fn api_hand_out(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<HandOut>,
+) -> AppResult<StatusCode> {
+    let load = load_of(&st, &me, &id).await?;
+    if !req.phone_confirmed {
+        return Err(DomainError::invalid(
+            "phone_confirmed",
+            "confirm the phone number for the codes with the client",
+        )
+        .into());
+    }
+    if load.state != "loaded" {
+        return Err(DomainError::Conflict(format!("load {} is {}", load.id, load.state)).into());
+    }
+    st.store
+        .move_load(
+            &me.actor(),
+            &load,
+            BoxState::WithClient,
+            "phone confirmed",
+            st.now(),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Withholding or losing: a reason, and for withholding the first day (default today).
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Withhold {
+    pub reason: String,
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+async fn api_withhold(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Withhold>,
+) -> AppResult<Json<Value>> {
+    let load = load_of(&st, &me, &id).await?;
+    if req.reason.trim().is_empty() {
+        return Err(DomainError::invalid("reason", "say why the codes are withheld").into());
+    }
+    let from = match req.from.as_deref() {
+        None | Some("") => st.today(),
+        Some(f) => parse_date("from", f)?,
+    };
+    let stopped = st
+        .store
+        .withhold_codes(&me.actor(), &load, from, req.reason.trim(), st.now())
+        .await?;
+    Ok(Json(json!({"codes_stopped": stopped})))
+}
+
+async fn api_lost(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Withhold>,
+) -> AppResult<StatusCode> {
+    let load = load_of(&st, &me, &id).await?;
+    if req.reason.trim().is_empty() {
+        return Err(DomainError::invalid("reason", "say how the box was lost").into());
+    }
+    st.store
+        .withhold_codes(&me.actor(), &load, st.today(), "box lost", st.now())
+        .await?;
+    st.store
+        .move_load(
+            &me.actor(),
+            &load,
+            BoxState::Lost,
+            req.reason.trim(),
+            st.now(),
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revealing today's code to a caller whose identity was checked.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reveal {
+    /// How the caller's identity was checked.
+    pub identity_check: String,
+}
+
+async fn api_reveal(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<Reveal>,
+) -> AppResult<Json<Value>> {
+    let load = load_of(&st, &me, &id).await?;
+    if req.identity_check.trim().len() < 5 {
+        return Err(DomainError::invalid(
+            "identity_check",
+            "say how the caller's identity was checked",
+        )
+        .into());
+    }
+    let today = st.today();
+    let offset = (today - load.start_day).num_days();
+    if !(0..load.days).contains(&offset) || !matches!(load.state.as_str(), "loaded" | "with_client")
+    {
+        return Err(DomainError::Conflict("this box has no compartment for today".into()).into());
+    }
+    if load.withheld_from.is_some_and(|w| w <= today) {
+        return Err(DomainError::Conflict(format!(
+            "codes are withheld: {}",
+            load.withhold_reason.clone().unwrap_or_default()
+        ))
+        .into());
+    }
+    let secret = secret_of(&st, &load)?;
+    let code = code_text(&secret, &load, u8::try_from(offset).unwrap_or(0));
+    st.store
+        .audit(
+            &me.actor(),
+            anxin_storage::AuditEvent::new("code.reveal", "client", load.client_id)
+                .site(load.site_id)
+                .reason(format!(
+                    "load {} compartment {}: {}",
+                    load.id,
+                    offset + 1,
+                    req.identity_check.trim()
+                )),
+            st.now(),
+        )
+        .await?;
+    Ok(Json(json!({"compartment": offset + 1, "code": code})))
+}
+
+/// The returned box's exported log.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequest {
+    /// The exported log file, base64.
+    pub log_base64: String,
+}
+
+/// Takes a box back: verifies its log against the load's secret, reconciles, records.
+pub async fn return_box(
+    st: &AppState,
+    me: &CurrentUser,
+    raw: &str,
+    log_b64: &str,
+) -> AppResult<Value> {
+    let load = load_of(st, me, raw).await?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(log_b64.trim())
+        .map_err(|_| DomainError::invalid("log_base64", "not base64"))?;
+    let secret = secret_of(st, &load)?;
+    let log = verify_log(&secret, load.box_id as u64, load.id as u64, &bytes).map_err(|e| {
+        DomainError::invalid(
+            "log_base64",
+            format!("the box log does not verify for load {}: {e}", load.id),
+        )
+    })?;
+    let summary = log.summary();
+    let tamper = log
+        .entries()
+        .filter(|e| e.kind == EventKind::Tamper)
+        .count() as u32;
+    let released = st.store.codes_released(&load).await?;
+    let r = reconcile(
+        u8::try_from(load.days).unwrap_or(0),
+        summary.opened_mask,
+        &released,
+        tamper,
+    );
+    let json_r = serde_json::to_string(&r).unwrap_or_default();
+    let text = format!(
+        "opened {:?}, unopened {:?}, opened without a code {:?}, tamper events {}, failed attempts {}",
+        r.opened, r.unopened, r.opened_without_code, r.tamper_events, summary.lifetime_failures
+    );
+    st.store
+        .return_load(
+            &me.actor(),
+            &load,
+            &r.opened,
+            st.today(),
+            &json_r,
+            &text,
+            st.now(),
+        )
+        .await?;
+    if !r.opened_without_code.is_empty() || tamper > 0 {
+        st.store
+            .audit(
+                &me.actor(),
+                anxin_storage::AuditEvent::new("box.tamper", "client", load.client_id)
+                    .site(load.site_id)
+                    .reason(text.clone()),
+                st.now(),
+            )
+            .await?;
+    }
+    Ok(
+        json!({"reconciliation": r, "failed_attempts": summary.lifetime_failures, "tampering": !r.opened_without_code.is_empty() || tamper > 0}),
+    )
+}
+
+async fn api_return(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ReturnRequest>,
+) -> AppResult<Json<Value>> {
+    Ok(Json(return_box(&st, &me, &id, &req.log_base64).await?))
+}
+
+/// Adds the box routes.
+pub fn routes(table: RouteTable) -> RouteTable {
+    use Access::*;
+    use Permission::*;
+    use Verb::*;
+    table
+        .add(
+            RouteSpec::api(
+                Get,
+                "/api/v1/boxes",
+                Needs(TakeHomeManage),
+                "boxes",
+                "The centre's boxes and their states",
+            ),
+            api_boxes,
+        )
+        .add(
+            RouteSpec::api(
+                Post,
+                "/api/v1/boxes",
+                Needs(TakeHomeManage),
+                "boxes",
+                "Register a box",
+            )
+            .body::<BoxRequest>()
+            .status(201),
+            api_add_box,
+        )
+        .add(
+            RouteSpec::api(
+                Get,
+                "/api/v1/clients/{id}/loads",
+                Needs(ClientRead),
+                "boxes",
+                "The client's box loads and compartments",
+            ),
+            api_loads,
+        )
+        .add(
+            RouteSpec::api(
+                Post,
+                "/api/v1/clients/{id}/loads",
+                Needs(TakeHomeManage),
+                "boxes",
+                "Load a box: fresh secret, codes queued",
+            )
+            .body::<LoadRequest>()
+            .status(201),
+            api_load,
+        )
+        .add(
+            RouteSpec::api(
+                Post,
+                "/api/v1/loads/{id}/hand-out",
+                Needs(TakeHomeManage),
+                "boxes",
+                "Hand the box to the client",
+            )
+            .body::<HandOut>()
+            .status(204),
+            api_hand_out,
+        )
+        .add(
+            RouteSpec::api(
+                Post,
+                "/api/v1/loads/{id}/withhold",
+                Needs(TakeHomeManage),
+                "boxes",
+                "Withhold future codes",
+            )
+            .body::<Withhold>(),
+            api_withhold,
+        )
+        .add(
+            RouteSpec::api(
+                Post,
+                "/api/v1/loads/{id}/reveal",
+                Needs(TakeHomeManage),
+                "boxes",
+                "Tell a checked caller today's code (audited)",
+            )
+            .body::<Reveal>(),
+            api_reveal,
+        )
+        .add(
+            RouteSpec::api(
+                Post,
+                "/api/v1/loads/{id}/lost",
+                Needs(TakeHomeManage),
+                "boxes",
+                "Report the box lost; its codes stop",
+            )
+            .body::<Withhold>()
+            .status(204),
+            api_lost,
+        )
+        .add(
+            RouteSpec::api(
+                Post,
+                "/api/v1/loads/{id}/return",
+                Needs(TakeHomeManage),
+                "boxes",
+                "Take the box back with its log and reconcile",
+            )
+            .body::<ReturnRequest>(),
+            api_return,
+        )
+}

@@ -1,0 +1,352 @@
+//! The one-stop shop through the whole router: encounters and their refusals, therapeutic-
+//! community episodes, indicators for managers (full) and the CDC (suppressed, recorded as a
+//! disclosure), CSV and DHIS2 exports, and the dashboard page.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use anxin_domain::Role;
+use anxin_server::testing::TestApp;
+use axum::http::{header, Method, StatusCode};
+use serde_json::{json, Value};
+
+async fn post(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    body: Value,
+) -> anxin_server::testing::Answer {
+    app.call(Method::POST, path, Some(token), Some(body)).await
+}
+
+fn field(a: &anxin_server::testing::Answer) -> String {
+    a.json()["error"]["field"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn encounters_refuse_bad_input_naming_the_field() {
+    let app = TestApp::new().await;
+    let site = app.site("YX01").await;
+    app.user(&site, "peer.wang", Role::PeerEducator).await;
+    let t = app.login("peer.wang").await;
+    let ok = post(
+        &app,
+        &t,
+        "/api/v1/encounters",
+        json!({"uic": "out-1", "sex": "f", "birth_year": 2003, "on": "2026-11-20",
+               "service": {"kind": "needle_exchange", "given": 20, "returned": 15}}),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::CREATED, "{}", ok.text);
+    assert_eq!(ok.json()["uic"], "OUT-1");
+
+    let cases = [
+        (
+            json!({"uic": "OUT-1", "service": {"kind": "hiv_test", "result": "positive"}}),
+            "tested_on",
+        ),
+        (
+            json!({"uic": "OUT-1", "service": {"kind": "needle_exchange", "given": 0, "returned": 5000}}),
+            "returned",
+        ),
+        (
+            json!({"uic": "OUT-1", "service": {"kind": "arv_referral", "referred_on": "2026-11-10",
+                   "outcome": "linked", "outcome_on": "2026-11-01"}}),
+            "outcome_on",
+        ),
+        (
+            json!({"service": {"kind": "naloxone", "kits": 1}}),
+            "client_id",
+        ),
+        (
+            json!({"uic": "OUT-1", "on": "2026-12-01", "service": {"kind": "naloxone", "kits": 1}}),
+            "on",
+        ),
+    ];
+    for (body, expected) in cases {
+        let a = post(&app, &t, "/api/v1/encounters", body.clone()).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            a.text
+        );
+        assert_eq!(field(&a), expected, "{body}: {}", a.text);
+    }
+    // A malformed service names its field (400).
+    let a = post(
+        &app,
+        &t,
+        "/api/v1/encounters",
+        json!({"uic": "OUT-1", "service": {"kind": "naloxone", "kits": "many"}}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    // (The service is tagged by `kind`, so serde reports the service as a whole.)
+    assert_eq!(field(&a), "service");
+    assert!(a.text.contains("expected u32"), "{}", a.text);
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn tc_episodes_open_and_advance() {
+    let app = TestApp::new().await;
+    let site = app.site("YX01").await;
+    app.user(&site, "doctor", Role::Prescriber).await;
+    let t = app.login("doctor").await;
+    let c = post(&app, &t, "/api/v1/clients", json!({"uic": "YX-0001"})).await;
+    let id = c.json()["id"].as_i64().unwrap();
+    let ep = post(
+        &app,
+        &t,
+        "/api/v1/tc-episodes",
+        json!({"client_id": id, "admitted_on": "2025-10-01", "phase": "entry"}),
+    )
+    .await;
+    assert_eq!(ep.status, StatusCode::CREATED, "{}", ep.text);
+    let ep_id = ep.json()["id"].as_i64().unwrap();
+    let path = format!("/api/v1/tc-episodes/{ep_id}");
+    let a = app
+        .call(
+            Method::PUT,
+            &path,
+            Some(&t),
+            Some(json!({"admitted_on": "2025-10-01", "phase": "aftercare",
+                        "left_on": "2026-10-01", "exit": "completed"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    // Follow-up at 6 months is not due yet on 2026-11-22.
+    let a = app
+        .call(
+            Method::PUT,
+            &path,
+            Some(&t),
+            Some(json!({"admitted_on": "2025-10-01", "phase": "aftercare",
+                        "left_on": "2026-10-01", "exit": "completed", "urine_negative_6m": true})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(field(&a), "urine_negative_6m");
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn managers_see_full_tables_and_the_cdc_sees_suppressed_aggregates_recorded() {
+    let app = TestApp::new().await;
+    let site = app.site("YX01").await;
+    let other = app.site("KM01").await;
+    app.user(&site, "boss", Role::Manager).await;
+    app.user(&site, "cdc.wu", Role::CdcAnalyst).await;
+    app.user(&site, "admin", Role::Admin).await;
+    let _ = other;
+    let tm = app.login("boss").await;
+    // 7 HIV tests from anonymous women under 25 and 2 from men 25+, all in November.
+    for (i, (sex, year)) in std::iter::repeat_n(("f", 2004), 7)
+        .chain(std::iter::repeat_n(("m", 1980), 2))
+        .enumerate()
+    {
+        let a = post(
+            &app,
+            &tm,
+            "/api/v1/encounters",
+            json!({"uic": format!("OUT-{i}"), "sex": sex, "birth_year": year, "on": "2026-11-10",
+                   "service": {"kind": "hiv_test", "tested_on": "2026-11-10",
+                               "result": "negative", "told_result": true}}),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    }
+    let q = "from=2026-11-01&to=2026-11-30";
+    let full = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/indicators?{q}"),
+            Some(&tm),
+            None,
+        )
+        .await;
+    assert_eq!(full.status, StatusCode::OK, "{}", full.text);
+    let v = full.json();
+    assert_eq!(v["suppressed"], false);
+    let hiv = v["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "hiv_tests")
+        .unwrap()
+        .clone();
+    assert_eq!(hiv["value"], 9.0);
+    assert_eq!(hiv["numerator"]["cells"][1][0], 7);
+    assert_eq!(hiv["numerator"]["cells"][0][1], 2);
+    // A manager asking for another centre is refused.
+    let a = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/indicators?{q}&site=KM01"),
+            Some(&tm),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    // A period that ends before it starts names `to`.
+    let a = app
+        .call(
+            Method::GET,
+            "/api/v1/indicators?from=2026-11-30&to=2026-11-01",
+            Some(&tm),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(field(&a), "to");
+
+    let tc = app.login("cdc.wu").await;
+    let sup = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/indicators?{q}&site=YX01"),
+            Some(&tc),
+            None,
+        )
+        .await;
+    assert_eq!(sup.status, StatusCode::OK, "{}", sup.text);
+    assert!(!sup.text.contains("OUT-"), "no UIC reaches the CDC");
+    let v = sup.json();
+    assert_eq!(v["suppressed"], true);
+    let hiv = v["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "hiv_tests")
+        .unwrap()
+        .clone();
+    let n = &hiv["numerator"];
+    // The 2 (male 25+), the male total (2) and the 25+ total (2) are below 5: hidden, and
+    // enough other entries with them that none can be worked out from what is shown.
+    assert_eq!(n["cells"][0][1], Value::Null);
+    assert_eq!(n["row_totals"][0], Value::Null);
+    assert_eq!(n["col_totals"][1], Value::Null);
+    let hidden = |v: &Value| v.is_null();
+    let mut mask = vec![vec![false; 4]; 4];
+    for (r, row) in mask.iter_mut().enumerate().take(3) {
+        for (c, cell) in row.iter_mut().enumerate().take(3) {
+            *cell = hidden(&n["cells"][r][c]);
+        }
+        row[3] = hidden(&n["row_totals"][r]);
+    }
+    for c in 0..3 {
+        mask[3][c] = hidden(&n["col_totals"][c]);
+    }
+    mask[3][3] = hidden(&n["total"]);
+    assert!(
+        anxin_domain::indicators::recoverable(&mask).is_empty(),
+        "{n}"
+    );
+    // Each CDC answer is a disclosure in the audit trail.
+    let csv = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/indicators/export.csv?{q}&site=all"),
+            Some(&tc),
+            None,
+        )
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    assert!(csv.headers[header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .starts_with("text/csv"));
+    assert!(csv
+        .text
+        .contains(",all,hiv_tests,count,male,25_plus,suppressed,"));
+    // DHIS2 needs a mapping (set by an administrator) and a whole month.
+    let a = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/indicators/export.dhis2.json?{q}"),
+            Some(&tc),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+    let ta = app.login("admin").await;
+    let a = app
+        .call(
+            Method::PUT,
+            "/api/v1/indicators/dhis2-mapping",
+            Some(&ta),
+            Some(json!({"entries": [
+                {"indicator": "hiv_tests", "sex": "total", "age_band": "total",
+                 "data_element": "DEhiv", "category_option_combo": "COCall"},
+                {"indicator": "hiv_tests", "sex": "male", "age_band": "25_plus",
+                 "data_element": "DEhiv", "category_option_combo": "COCm25"}]})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    let bad = app
+        .call(
+            Method::PUT,
+            "/api/v1/indicators/dhis2-mapping",
+            Some(&ta),
+            Some(
+                json!({"entries": [{"indicator": "nope", "sex": "total", "age_band": "total",
+                 "data_element": "D", "category_option_combo": "C"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(field(&bad), "entries[0].indicator");
+    let a = app
+        .call(
+            Method::GET,
+            "/api/v1/indicators/export.dhis2.json?from=2026-11-02&to=2026-11-30",
+            Some(&tc),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let a = app
+        .call(
+            Method::GET,
+            &format!("/api/v1/indicators/export.dhis2.json?{q}&org_unit=OU42"),
+            Some(&tc),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert_eq!(
+        a.json(),
+        json!({"dataValues": [{"dataElement": "DEhiv", "categoryOptionCombo": "COCall",
+            "period": "202611", "orgUnit": "OU42", "value": "9"}]})
+    );
+    let exports: Vec<_> = app
+        .state
+        .store
+        .audit_of_record("indicators", "all")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "disclosure.cdc_export" && e.actor == "cdc.wu")
+        .collect();
+    assert_eq!(exports.len(), 2, "csv and dhis2 of the deployment");
+    let by_site = app
+        .state
+        .store
+        .audit_of_record("indicators", "YX01")
+        .await
+        .unwrap();
+    assert_eq!(by_site.len(), 1);
+    assert!(by_site[0].reason.starts_with("json export"));
+    // Managers' own reads are not disclosures.
+    assert!(by_site.iter().all(|e| e.actor == "cdc.wu"));
+
+    // The dashboard: a table and an SVG chart.
+    let page = app
+        .call(Method::GET, &format!("/indicators?{q}"), Some(&tm), None)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("<svg"));
+    assert!(page.text.contains("id=\"ind-hiv_tests\""));
+    app.cleanup().await;
+}

@@ -1,0 +1,528 @@
+//! Take-home boxes and their loads: the registry, loading (compartments written as pending
+//! take-home doses, so stock is deducted and no window dose can double them), hand-out,
+//! withholding future codes, loss, and return with reconciliation.
+
+use anxin_domain::boxes::BoxState;
+use anxin_domain::DomainError;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+
+use crate::audit::{append, Actor, AuditEvent};
+use crate::clients::parse_day;
+use crate::{col, conflict_on_unique, from_ms, to_ms, Result, Store, StoreError};
+
+/// Dose-row rules of take-home compartments.
+pub const RULE_PENDING: &str = "take_home_pending";
+pub const RULE_TAKEN: &str = "take_home";
+pub const RULE_UNOPENED: &str = "take_home_unopened";
+pub const RULE_LOST: &str = "take_home_lost";
+
+/// A box in the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LockBox {
+    pub id: i64,
+    pub site_id: i64,
+    pub serial: String,
+    pub state: BoxState,
+}
+
+/// A load as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Load {
+    pub id: i64,
+    pub box_id: i64,
+    pub client_id: i64,
+    pub site_id: i64,
+    pub start_day: NaiveDate,
+    pub days: i64,
+    pub code_hour: i64,
+    pub state: String,
+    pub withheld_from: Option<NaiveDate>,
+    pub withhold_reason: Option<String>,
+    pub reconciliation: Option<String>,
+    #[serde(skip)]
+    pub sealed_secret: Vec<u8>,
+}
+
+/// A compartment to write with its load.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCompartment {
+    pub index: u8,
+    pub day: NaiveDate,
+    pub mg: u32,
+}
+
+fn box_row(r: &AnyRow) -> Result<LockBox> {
+    let state: String = col(r, "state")?;
+    Ok(LockBox {
+        id: col(r, "id")?,
+        site_id: col(r, "site_id")?,
+        serial: col(r, "serial")?,
+        state: BoxState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("box state `{state}`")))?,
+    })
+}
+
+const LOAD_COLUMNS: &str =
+    "id, box_id, client_id, site_id, start_day, days, secret, code_hour, state, \
+     withheld_from, withhold_reason, reconciliation";
+
+fn load_row(r: &AnyRow) -> Result<Load> {
+    let withheld: Option<String> = col(r, "withheld_from")?;
+    let secret: Option<Vec<u8>> = col(r, "secret")?;
+    Ok(Load {
+        id: col(r, "id")?,
+        box_id: col(r, "box_id")?,
+        client_id: col(r, "client_id")?,
+        site_id: col(r, "site_id")?,
+        start_day: parse_day("start_day", &col::<String>(r, "start_day")?)?,
+        days: col(r, "days")?,
+        code_hour: col(r, "code_hour")?,
+        state: col(r, "state")?,
+        withheld_from: withheld
+            .map(|w| parse_day("withheld_from", &w))
+            .transpose()?,
+        withhold_reason: col(r, "withhold_reason")?,
+        reconciliation: col(r, "reconciliation")?,
+        sealed_secret: secret.unwrap_or_default(),
+    })
+}
+
+fn site_of(actor: &Actor) -> Result<i64> {
+    actor
+        .site_id
+        .ok_or_else(|| DomainError::Forbidden("boxes belong to a site".into()).into())
+}
+
+impl Store {
+    /// Registers a new box at the actor's site.
+    pub async fn add_box(
+        &self,
+        actor: &Actor,
+        serial: &str,
+        now: DateTime<Utc>,
+    ) -> Result<LockBox> {
+        let site = site_of(actor)?;
+        let serial = serial.trim();
+        if serial.is_empty() || serial.len() > 40 {
+            return Err(DomainError::invalid("serial", "1 to 40 characters").into());
+        }
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query("INSERT INTO boxes (site_id, serial, state, created_at) VALUES ($1, $2, 'in_clinic', $3) RETURNING id, site_id, serial, state")
+            .bind(site)
+            .bind(serial.to_owned())
+            .bind(to_ms(now))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| conflict_on_unique(e, format!("box {serial} is already registered")))?;
+        let b = box_row(&row)?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("box.register", "box", b.id)
+                .site(site)
+                .reason(serial),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(b)
+    }
+
+    /// The boxes of a site.
+    pub async fn boxes(&self, site_id: i64) -> Result<Vec<LockBox>> {
+        let rows = sqlx::query(
+            "SELECT id, site_id, serial, state FROM boxes WHERE site_id = $1 ORDER BY serial",
+        )
+        .bind(site_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(box_row).collect()
+    }
+
+    /// A box of the actor's site by serial.
+    pub async fn box_by_serial(&self, actor: &Actor, serial: &str) -> Result<LockBox> {
+        let site = site_of(actor)?;
+        let row = sqlx::query(
+            "SELECT id, site_id, serial, state FROM boxes WHERE serial = $1 AND site_id = $2",
+        )
+        .bind(serial.trim().to_owned())
+        .bind(site)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| {
+            DomainError::invalid("serial", format!("no box {} at this centre", serial.trim()))
+        })?;
+        box_row(&row)
+    }
+
+    /// Writes a load: the load row, its sealed secret, one pending take-home dose per compartment
+    /// (which deducts the stock and blocks a second dose those days), and the box's new state.
+    /// All or nothing. `seal` turns the new load id into the sealed secret.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_load(
+        &self,
+        actor: &Actor,
+        lockbox: &LockBox,
+        client_id: i64,
+        compartments: &[NewCompartment],
+        code_hour: u8,
+        seal: impl FnOnce(i64) -> Vec<u8>,
+        now: DateTime<Utc>,
+    ) -> Result<Load> {
+        let site = site_of(actor)?;
+        let by = actor
+            .user_id
+            .ok_or_else(|| DomainError::Forbidden("staff only".into()))?;
+        let next = lockbox.state.to(BoxState::Loaded)?;
+        let first = compartments
+            .first()
+            .ok_or_else(|| DomainError::invalid("days", "a load needs compartments"))?;
+        let mut tx = self.begin_write().await?;
+        // The box must still be loadable (another window may have loaded it meanwhile).
+        let moved = sqlx::query(
+            "UPDATE boxes SET state = $1 WHERE id = $2 AND state IN ('in_clinic', 'returned')",
+        )
+        .bind(next.as_str().to_owned())
+        .bind(lockbox.id)
+        .execute(&mut *tx)
+        .await?;
+        if moved.rows_affected() != 1 {
+            return Err(DomainError::Conflict(format!(
+                "box {} is not in the clinic",
+                lockbox.serial
+            ))
+            .into());
+        }
+        let row = sqlx::query(
+            "INSERT INTO box_loads (box_id, client_id, site_id, start_day, days, code_hour, state, loaded_by, loaded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, 'loaded', $7, $8) RETURNING id",
+        )
+        .bind(lockbox.id)
+        .bind(client_id)
+        .bind(site)
+        .bind(first.day.to_string())
+        .bind(compartments.len() as i64)
+        .bind(i64::from(code_hour))
+        .bind(by)
+        .bind(to_ms(now))
+        .fetch_one(&mut *tx)
+        .await?;
+        let load_id: i64 = col(&row, "id")?;
+        sqlx::query("UPDATE box_loads SET secret = $1 WHERE id = $2")
+            .bind(seal(load_id))
+            .bind(load_id)
+            .execute(&mut *tx)
+            .await?;
+        for c in compartments {
+            let dose = sqlx::query(
+                "INSERT INTO doses (client_id, day, portion, mg, site_id, guest, rule, given_by, given_at) \
+                 VALUES ($1, $2, 0, $3, $4, 0, $5, $6, $7) RETURNING id",
+            )
+            .bind(client_id)
+            .bind(c.day.to_string())
+            .bind(i64::from(c.mg))
+            .bind(site)
+            .bind(RULE_PENDING.to_owned())
+            .bind(by)
+            .bind(to_ms(now))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| conflict_on_unique(e, format!("a dose is already recorded for {}", c.day)))?;
+            let dose_id: i64 = col(&dose, "id")?;
+            sqlx::query("INSERT INTO load_compartments (load_id, idx, day, mg, dose_id) VALUES ($1, $2, $3, $4, $5)")
+                .bind(load_id)
+                .bind(i64::from(c.index))
+                .bind(c.day.to_string())
+                .bind(i64::from(c.mg))
+                .bind(dose_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("box.load", "client", client_id)
+                .site(site)
+                .reason(format!(
+                    "box {} load {load_id}: {} days from {}",
+                    lockbox.serial,
+                    compartments.len(),
+                    first.day
+                )),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        self.load(load_id).await
+    }
+
+    /// One load.
+    pub async fn load(&self, id: i64) -> Result<Load> {
+        let row = sqlx::query(&format!(
+            "SELECT {LOAD_COLUMNS} FROM box_loads WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| DomainError::NotFound(format!("load {id}")))?;
+        load_row(&row)
+    }
+
+    /// The loads of a client, newest first.
+    pub async fn loads_of_client(&self, client_id: i64) -> Result<Vec<Load>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {LOAD_COLUMNS} FROM box_loads WHERE client_id = $1 ORDER BY id DESC"
+        ))
+        .bind(client_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(load_row).collect()
+    }
+
+    /// The compartments of a load: (index, day, mg, dose rule).
+    pub async fn compartments(&self, load_id: i64) -> Result<Vec<(u8, NaiveDate, u32, String)>> {
+        let rows = sqlx::query(
+            "SELECT c.idx, c.day, c.mg, d.rule FROM load_compartments c JOIN doses d ON d.id = c.dose_id \
+             WHERE c.load_id = $1 ORDER BY c.idx",
+        )
+        .bind(load_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    u8::try_from(col::<i64>(r, "idx")?)
+                        .map_err(|_| StoreError::Corrupt("idx".into()))?,
+                    parse_day("day", &col::<String>(r, "day")?)?,
+                    u32::try_from(col::<i64>(r, "mg")?)
+                        .map_err(|_| StoreError::Corrupt("mg".into()))?,
+                    col(r, "rule")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Moves a load and its box on: handed out to the client, or lost. Audited.
+    pub async fn move_load(
+        &self,
+        actor: &Actor,
+        load: &Load,
+        to_box: BoxState,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (to_load, action) = match to_box {
+            BoxState::WithClient => ("with_client", "box.hand_out"),
+            BoxState::Lost => ("lost", "box.lost"),
+            other => {
+                return Err(DomainError::Conflict(format!(
+                    "a load cannot move to {}",
+                    other.as_str()
+                ))
+                .into())
+            }
+        };
+        let b = self.box_of(load.box_id).await?;
+        b.state.to(to_box)?;
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE box_loads SET state = $1 WHERE id = $2")
+            .bind(to_load.to_owned())
+            .bind(load.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE boxes SET state = $1 WHERE id = $2")
+            .bind(to_box.as_str().to_owned())
+            .bind(b.id)
+            .execute(&mut *tx)
+            .await?;
+        if to_box == BoxState::Lost {
+            sqlx::query(&format!("UPDATE doses SET rule = '{RULE_LOST}' WHERE id IN (SELECT dose_id FROM load_compartments WHERE load_id = $1)"))
+                .bind(load.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new(action, "client", load.client_id)
+                .site(load.site_id)
+                .reason(format!("load {}: {reason}", load.id)),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn box_of(&self, id: i64) -> Result<LockBox> {
+        let row = sqlx::query("SELECT id, site_id, serial, state FROM boxes WHERE id = $1")
+            .bind(id)
+            .fetch_one(self.pool())
+            .await?;
+        box_row(&row)
+    }
+
+    /// Withholds the codes of a load from `from` on: queued messages for those days expire.
+    pub async fn withhold_codes(
+        &self,
+        actor: &Actor,
+        load: &Load,
+        from: NaiveDate,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE box_loads SET withheld_from = $1, withhold_reason = $2 WHERE id = $3")
+            .bind(from.to_string())
+            .bind(reason.to_owned())
+            .bind(load.id)
+            .execute(&mut *tx)
+            .await?;
+        let mut stopped = 0;
+        for offset in 0..load.days {
+            let day = load.start_day + chrono::Duration::days(offset);
+            if day < from {
+                continue;
+            }
+            let r = sqlx::query(
+                "UPDATE sms_outbox SET state = 'expired', last_error = $1, updated_at = $2, final_at = $2 \
+                 WHERE idempotency_key = $3 AND state = 'queued'",
+            )
+            .bind(format!("withheld: {reason}"))
+            .bind(to_ms(now))
+            .bind(code_key(load.id, offset))
+            .execute(&mut *tx)
+            .await?;
+            stopped += r.rows_affected();
+        }
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("codes.withhold", "client", load.client_id)
+                .site(load.site_id)
+                .reason(format!("load {} from {from}: {reason}", load.id)),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(stopped)
+    }
+
+    /// Indices of the compartments whose code was released (its message not withheld/expired).
+    pub async fn codes_released(&self, load: &Load) -> Result<Vec<u8>> {
+        let mut out = vec![];
+        for offset in 0..load.days {
+            let row = sqlx::query("SELECT state FROM sms_outbox WHERE idempotency_key = $1")
+                .bind(code_key(load.id, offset))
+                .fetch_optional(self.pool())
+                .await?;
+            if let Some(r) = row {
+                if col::<String>(&r, "state")? != "expired" {
+                    out.push(u8::try_from(offset).unwrap_or(u8::MAX));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Closes a load with its reconciliation: opened compartments become taken doses, unopened
+    /// ones return their methadone to stock (dose mg 0) and count as missed days. All or nothing.
+    /// Compartments of days from `today` on that were not opened are simply not given: the box
+    /// came back early, and the client may be dosed at the window instead.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn return_load(
+        &self,
+        actor: &Actor,
+        load: &Load,
+        opened: &[u8],
+        today: NaiveDate,
+        reconciliation_json: &str,
+        summary: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let b = self.box_of(load.box_id).await?;
+        b.state.to(BoxState::Returned)?;
+        if !matches!(load.state.as_str(), "loaded" | "with_client") {
+            return Err(DomainError::Conflict(format!(
+                "load {} is already {}",
+                load.id, load.state
+            ))
+            .into());
+        }
+        let mut tx = self.begin_write().await?;
+        for offset in 0..load.days {
+            let idx = u8::try_from(offset).unwrap_or(u8::MAX);
+            let taken = opened.contains(&idx);
+            let day = load.start_day + chrono::Duration::days(offset);
+            if !taken && day >= today {
+                let row = sqlx::query(
+                    "SELECT dose_id FROM load_compartments WHERE load_id = $1 AND idx = $2",
+                )
+                .bind(load.id)
+                .bind(offset)
+                .fetch_one(&mut *tx)
+                .await?;
+                let dose_id: i64 = col(&row, "dose_id")?;
+                sqlx::query("DELETE FROM load_compartments WHERE load_id = $1 AND idx = $2")
+                    .bind(load.id)
+                    .bind(offset)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM doses WHERE id = $1")
+                    .bind(dose_id)
+                    .execute(&mut *tx)
+                    .await?;
+                continue;
+            }
+            let sql = if taken {
+                format!("UPDATE doses SET rule = '{RULE_TAKEN}' WHERE id = (SELECT dose_id FROM load_compartments WHERE load_id = $1 AND idx = $2)")
+            } else {
+                format!("UPDATE doses SET rule = '{RULE_UNOPENED}', mg = 0 WHERE id = (SELECT dose_id FROM load_compartments WHERE load_id = $1 AND idx = $2)")
+            };
+            sqlx::query(&sql)
+                .bind(load.id)
+                .bind(offset)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE box_loads SET state = 'returned', reconciliation = $1, returned_at = $2 WHERE id = $3")
+            .bind(reconciliation_json.to_owned())
+            .bind(to_ms(now))
+            .bind(load.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE boxes SET state = 'returned' WHERE id = $1")
+            .bind(b.id)
+            .execute(&mut *tx)
+            .await?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("box.return", "client", load.client_id)
+                .site(load.site_id)
+                .reason(format!("load {}: {summary}", load.id)),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// When a load was returned.
+    pub async fn load_returned_at(&self, load_id: i64) -> Result<Option<DateTime<Utc>>> {
+        let row = sqlx::query("SELECT returned_at FROM box_loads WHERE id = $1")
+            .bind(load_id)
+            .fetch_one(self.pool())
+            .await?;
+        col::<Option<i64>>(&row, "returned_at")?
+            .map(from_ms)
+            .transpose()
+    }
+}
+
+/// The outbox key of a load's compartment code: one message per compartment, ever.
+pub fn code_key(load_id: i64, compartment: i64) -> String {
+    format!("code:{load_id}:{compartment}")
+}

@@ -1,0 +1,493 @@
+//! The one-stop shop's storage on both backends: encounters (client and anonymous), their
+//! validation and site scope, therapeutic-community episodes, and the indicator facts of a
+//! site or of the whole deployment, checked against numbers worked out by hand.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use anxin_domain::clinic::urine::{Outcome, Substance};
+use anxin_domain::indicators::{compute, Figure, Period, Sex};
+use anxin_domain::services::{ArvOutcome, Service, TcEpisode, TcExit, TcPhase, TestResult};
+use anxin_domain::{DomainError, Role};
+use anxin_storage::clinic::{NewDose, NewUrineTest};
+use anxin_storage::services::{Dhis2Entry, NewEncounter, Subject};
+use anxin_storage::{Actor, NewUser, Store, StoreError};
+use chrono::{DateTime, NaiveDate, TimeZone, Utc};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 2, 1, 0, 0).unwrap()
+}
+
+fn today() -> NaiveDate {
+    d(2026, 12, 2)
+}
+
+fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, day).unwrap()
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() {
+                let db = anxin_storage::testing::TestDb::sqlite().await;
+                super::$name(&db.store).await;
+                db.cleanup().await;
+            })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() {
+                let db = anxin_storage::testing::TestDb::postgres().await;
+                super::$name(&db.store).await;
+                db.cleanup().await;
+            })*
+        }
+    };
+}
+
+on_both_backends!(
+    encounters_are_validated_scoped_and_audited,
+    tc_episodes_move_forward_only,
+    indicator_facts_per_site_and_for_the_deployment,
+    dhis2_mapping_round_trips,
+);
+
+async fn site_with_staff(s: &Store, code: &str) -> Actor {
+    let site = s
+        .create_site(&Actor::cli(), code, code, now())
+        .await
+        .unwrap();
+    let u = s
+        .create_user(
+            &Actor::cli(),
+            NewUser {
+                site_id: site.id,
+                username: format!("staff.{}", code.to_lowercase()),
+                role: Role::Prescriber,
+                password_hash: "$argon2id$fake".into(),
+                language: "en".into(),
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    Actor {
+        user_id: Some(u.id),
+        name: u.username,
+        site_id: Some(site.id),
+    }
+}
+
+fn anon(uic: &str) -> Subject {
+    Subject::Anonymous {
+        uic: uic.into(),
+        sex: Sex::Unknown,
+        birth_year: None,
+    }
+}
+
+fn invalid_field(e: StoreError) -> String {
+    match e {
+        StoreError::Domain(DomainError::Invalid { field, .. }) => field,
+        other => panic!("not a validation error: {other}"),
+    }
+}
+
+async fn encounters_are_validated_scoped_and_audited(s: &Store) {
+    let a = site_with_staff(s, "YX01").await;
+    let b = site_with_staff(s, "KM01").await;
+    let c = s
+        .create_client(&a, "YX-0001", d(2026, 1, 1), now())
+        .await
+        .unwrap();
+    let e = s
+        .record_encounter(
+            &a,
+            &NewEncounter {
+                subject: anon("out-77"),
+                on: d(2026, 11, 3),
+                service: Service::NeedleExchange {
+                    given: 30,
+                    returned: 12,
+                    reason: None,
+                },
+            },
+            today(),
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(e.uic.as_deref(), Some("OUT-77"));
+    assert_eq!(e.client_id, None);
+    let trail = s
+        .audit_of_record("encounter", &e.id.to_string())
+        .await
+        .unwrap();
+    assert_eq!(trail.len(), 1);
+    assert_eq!(trail[0].action, "encounter.create");
+    assert!(!trail[0].reason.contains("OUT-77"), "no UIC in the trail");
+
+    // An HIV result without a test date: refused, nothing written.
+    let bad = s
+        .record_encounter(
+            &a,
+            &NewEncounter {
+                subject: Subject::Client(c.id),
+                on: d(2026, 11, 3),
+                service: Service::HivTest {
+                    tested_on: None,
+                    pre_counselled: true,
+                    post_counselled: true,
+                    result: Some(TestResult::Negative),
+                    told_result: true,
+                },
+            },
+            today(),
+            now(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(invalid_field(bad), "tested_on");
+    let bad = s
+        .record_encounter(
+            &a,
+            &NewEncounter {
+                subject: anon("OUT-77"),
+                on: d(2026, 11, 3),
+                service: Service::NeedleExchange {
+                    given: 0,
+                    returned: 900,
+                    reason: None,
+                },
+            },
+            today(),
+            now(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(invalid_field(bad), "returned");
+    // Another centre cannot record for this client.
+    let other = s
+        .record_encounter(
+            &b,
+            &NewEncounter {
+                subject: Subject::Client(c.id),
+                on: d(2026, 11, 3),
+                service: Service::Naloxone { kits: 1 },
+            },
+            today(),
+            now(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        other,
+        StoreError::Domain(DomainError::Forbidden(_))
+    ));
+    let ok = s
+        .record_encounter(
+            &a,
+            &NewEncounter {
+                subject: Subject::Client(c.id),
+                on: d(2026, 11, 4),
+                service: Service::Naloxone { kits: 2 },
+            },
+            today(),
+            now(),
+        )
+        .await
+        .unwrap();
+    let list = s.client_encounters(&a, c.id).await.unwrap();
+    assert_eq!(list, vec![ok]);
+    assert!(s.client_encounters(&b, c.id).await.is_err());
+}
+
+async fn tc_episodes_move_forward_only(s: &Store) {
+    let a = site_with_staff(s, "YX01").await;
+    let c = s
+        .create_client(&a, "YX-0001", d(2025, 1, 1), now())
+        .await
+        .unwrap();
+    let ep = TcEpisode {
+        admitted_on: d(2025, 2, 1),
+        phase: TcPhase::Entry,
+        left_on: None,
+        exit: None,
+        urine_negative_6m: None,
+        urine_negative_12m: None,
+    };
+    let stored = s
+        .open_tc_episode(&a, c.id, &ep, today(), now())
+        .await
+        .unwrap();
+    let done = TcEpisode {
+        phase: TcPhase::Aftercare,
+        left_on: Some(d(2026, 2, 1)),
+        exit: Some(TcExit::Completed),
+        urine_negative_6m: Some(true),
+        ..ep.clone()
+    };
+    let updated = s
+        .update_tc_episode(&a, stored.id, &done, today(), now())
+        .await
+        .unwrap();
+    assert_eq!(updated.episode, done);
+    let back = TcEpisode {
+        phase: TcPhase::Primary,
+        ..done.clone()
+    };
+    let e = s
+        .update_tc_episode(&a, stored.id, &back, today(), now())
+        .await
+        .unwrap_err();
+    assert_eq!(invalid_field(e), "phase");
+    let listed = s.tc_episodes(&a).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].episode, done);
+    let actions: Vec<String> = s
+        .audit_of_record("tc_episode", &stored.id.to_string())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["tc_episode.create", "tc_episode.update"]);
+}
+
+fn by_id(figs: Vec<Figure>) -> BTreeMap<&'static str, (u64, Option<u64>)> {
+    figs.into_iter()
+        .map(|f| {
+            (
+                f.id,
+                (f.numerator.total(), f.denominator.map(|g| g.total())),
+            )
+        })
+        .collect()
+}
+
+async fn indicator_facts_per_site_and_for_the_deployment(s: &Store) {
+    let a = site_with_staff(s, "YX01").await;
+    let b = site_with_staff(s, "KM01").await;
+    // Site A: client 1 (female, born 1990) enrolled 08-15 → 3-month anniversary 11-15;
+    // doses on 11-01, 11-02, 11-03; urine 11-02 negative, 11-10 positive for opiates.
+    let c1 = s
+        .create_client(&a, "YX-0001", d(2026, 8, 15), now())
+        .await
+        .unwrap();
+    s.set_demographics(&a, c1.id, Sex::Female, Some(1990), now())
+        .await
+        .unwrap();
+    // Client 2 (no sex or birth year) enrolled 05-20, discharged 09-01 → 6-month cohort, lost.
+    let c2 = s
+        .create_client(&a, "YX-0002", d(2026, 5, 20), now())
+        .await
+        .unwrap();
+    s.discharge(&a, c2.id, d(2026, 9, 1), "left", now())
+        .await
+        .unwrap();
+    for day in 1..=3 {
+        s.insert_dose(
+            &a,
+            &NewDose {
+                client_id: c1.id,
+                day: d(2026, 11, day),
+                portion: 0,
+                mg: 60,
+                site_id: c1.site_id,
+                guest: false,
+                rule: "normal".into(),
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    }
+    for (day, positive) in [(2, false), (10, true)] {
+        s.add_urine_test(
+            &a,
+            &NewUrineTest {
+                client_id: c1.id,
+                collected_on: d(2026, 11, day),
+                observed: true,
+                outcome: Outcome::Tested([(Substance::Opiates, positive)].into()),
+                reason: "random".into(),
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    }
+    let rec = |actor: &Actor, subject: Subject, on: NaiveDate, service: Service| {
+        let actor = actor.clone();
+        async move {
+            s.record_encounter(
+                &actor,
+                &NewEncounter {
+                    subject,
+                    on,
+                    service,
+                },
+                today(),
+                now(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    // Site A: client 1 HIV-tested 11-05 positive, told; ARV referral 11-06 linked 11-20.
+    rec(
+        &a,
+        Subject::Client(c1.id),
+        d(2026, 11, 5),
+        Service::HivTest {
+            tested_on: Some(d(2026, 11, 5)),
+            pre_counselled: true,
+            post_counselled: true,
+            result: Some(TestResult::Positive),
+            told_result: true,
+        },
+    )
+    .await;
+    rec(
+        &a,
+        Subject::Client(c1.id),
+        d(2026, 11, 20),
+        Service::ArvReferral {
+            referred_on: d(2026, 11, 6),
+            outcome: ArvOutcome::Linked,
+            outcome_on: Some(d(2026, 11, 20)),
+        },
+    )
+    .await;
+    // Site A outreach: 30 given / 12 returned; an HIV test dated 10-30 recorded 11-02 (October).
+    rec(
+        &a,
+        anon("OUT-1"),
+        d(2026, 11, 3),
+        Service::NeedleExchange {
+            given: 30,
+            returned: 12,
+            reason: None,
+        },
+    )
+    .await;
+    rec(
+        &a,
+        anon("OUT-1"),
+        d(2026, 11, 2),
+        Service::HivTest {
+            tested_on: Some(d(2026, 10, 30)),
+            pre_counselled: true,
+            post_counselled: false,
+            result: Some(TestResult::Negative),
+            told_result: false,
+        },
+    )
+    .await;
+    // Site B outreach, male born 2004: 10 given / 10 returned, HIV negative not told,
+    // a police referral.
+    let young_man = || Subject::Anonymous {
+        uic: "OUT-9".into(),
+        sex: Sex::Male,
+        birth_year: Some(2004),
+    };
+    rec(
+        &b,
+        young_man(),
+        d(2026, 11, 7),
+        Service::NeedleExchange {
+            given: 10,
+            returned: 10,
+            reason: None,
+        },
+    )
+    .await;
+    rec(
+        &b,
+        young_man(),
+        d(2026, 11, 7),
+        Service::HivTest {
+            tested_on: Some(d(2026, 11, 7)),
+            pre_counselled: true,
+            post_counselled: false,
+            result: Some(TestResult::Negative),
+            told_result: false,
+        },
+    )
+    .await;
+    rec(
+        &b,
+        young_man(),
+        d(2026, 11, 7),
+        Service::ReferralIn {
+            source: anxin_domain::services::ReferralSource::Police,
+        },
+    )
+    .await;
+    // An encounter in December is outside the period.
+    rec(
+        &a,
+        anon("OUT-1"),
+        d(2026, 12, 1),
+        Service::Naloxone { kits: 5 },
+    )
+    .await;
+
+    let nov = Period::new(d(2026, 11, 1), d(2026, 11, 30)).unwrap();
+    let site_a = s.indicator_inputs(a.site_id, &nov).await.unwrap();
+    let fa = by_id(compute(&nov, &site_a));
+    assert_eq!(fa["mmt_clients"], (1, None));
+    assert_eq!(fa["retention_3m"], (1, Some(1)));
+    assert_eq!(fa["retention_6m"], (0, Some(1)));
+    assert_eq!(fa["mean_attendance"], (3, Some(1)));
+    assert_eq!(fa["urine_negative_rate"], (1, Some(2)));
+    assert_eq!(fa["hiv_tests"], (1, None));
+    assert_eq!(fa["hiv_positivity"], (1, Some(1)));
+    assert_eq!(fa["arv_linkage"], (1, Some(1)));
+    assert_eq!(fa["needles_given"], (30, None));
+    assert_eq!(fa["needles_returned"], (12, None));
+    assert_eq!(fa["naloxone_kits"], (0, None));
+    assert_eq!(fa["referrals_police"], (0, None));
+
+    let all = s.indicator_inputs(None, &nov).await.unwrap();
+    let f = compute(&nov, &all);
+    let fall = by_id(f.clone());
+    assert_eq!(fall["hiv_tests"], (2, None));
+    assert_eq!(fall["hiv_positivity"], (1, Some(2)));
+    assert_eq!(fall["hiv_told_result"], (1, Some(2)));
+    assert_eq!(fall["needles_given"], (40, None));
+    assert_eq!(fall["needles_returned"], (22, None));
+    assert_eq!(fall["needle_return_rate"], (22, Some(40)));
+    assert_eq!(fall["referrals_police"], (1, None));
+    // Disaggregation: client 1 is female 25+ (row 1, column 1); the outreach man is male <25.
+    let g = |id: &str| f.iter().find(|x| x.id == id).unwrap().numerator.0;
+    assert_eq!(g("mmt_clients")[1][1], 1);
+    assert_eq!(g("referrals_police")[0][0], 1);
+    assert_eq!(g("needles_given"), [[10, 0, 0], [0, 0, 0], [0, 0, 30]]);
+}
+
+async fn dhis2_mapping_round_trips(s: &Store) {
+    let a = site_with_staff(s, "YX01").await;
+    assert!(s.dhis2_mapping().await.unwrap().is_empty());
+    let entry = |sex: &str| Dhis2Entry {
+        indicator: "hiv_tests".into(),
+        sex: sex.into(),
+        age_band: "total".into(),
+        data_element: "DE123".into(),
+        category_option_combo: format!("COC-{sex}"),
+    };
+    s.set_dhis2_mapping(&a, &[entry("total"), entry("male")], now())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.dhis2_mapping().await.unwrap(),
+        vec![entry("male"), entry("total")]
+    );
+    let dup = s
+        .set_dhis2_mapping(&a, &[entry("male"), entry("male")], now())
+        .await
+        .unwrap_err();
+    assert!(matches!(dup, StoreError::Domain(DomainError::Conflict(_))));
+    // The failed replacement left the old mapping in place.
+    assert_eq!(s.dhis2_mapping().await.unwrap().len(), 2);
+}
