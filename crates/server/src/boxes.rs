@@ -605,3 +605,228 @@ pub fn routes(table: RouteTable) -> RouteTable {
             api_return,
         )
 }
+
+/// The box section of a client's page and its form targets.
+pub mod web {
+    use anxin_domain::{Access, DomainError, Permission};
+    use anxin_storage::Client;
+    use axum::extract::{Form, Path, State};
+    use axum::response::{IntoResponse, Redirect, Response};
+    use maud::{html, Markup};
+    use serde::Deserialize;
+
+    use super::{load_box, return_box, LoadRequest};
+    use crate::auth::CurrentUser;
+    use crate::error::AppError;
+    use crate::routes::{RouteSpec, RouteTable, Verb};
+    use crate::state::AppState;
+    use crate::web::{back_with, error_page, T};
+
+    /// The boxes of a client, with load, hand-out, withhold and return forms.
+    pub(crate) async fn client_section(
+        t: &T<'_>,
+        me: &CurrentUser,
+        c: &Client,
+    ) -> Result<Markup, AppError> {
+        let st = t.st;
+        let loads = st.store.loads_of_client(c.id).await?;
+        let may = me.role().has(Permission::TakeHomeManage);
+        let tomorrow = st.today() + chrono::Duration::days(1);
+        let csrf = html! { input type="hidden" name="csrf" value=(me.csrf_token); };
+        let mut rows = vec![];
+        for l in &loads {
+            rows.push((l, st.store.compartments(l.id).await?));
+        }
+        Ok(html! {
+            section.card id="boxes" {
+                h2 { (t.s("box-loads")) }
+                table.list {
+                    thead { tr { th { "#" } th { (t.s("box-start")) } th { (t.s("box-days")) } th { (t.s("box-state")) } th { (t.s("box-compartments")) } th {} } }
+                    tbody { @for (l, comps) in &rows { tr data-load=(l.id) {
+                        td { (l.id) } td { (l.start_day) } td { (l.days) } td { (l.state) @if let Some(w) = l.withheld_from { " · " (t.s("box-withhold")) " " (w) } }
+                        td { @for (i, _d, mg, rule) in comps { span.muted { (i + 1) ":" (mg) "mg " (rule.trim_start_matches("take_home").trim_start_matches('_')) " " } } }
+                        td.actions { @if may && l.state == "loaded" {
+                            form method="post" action={"/loads/" (l.id) "/hand-out"} { (csrf) button type="submit" { (t.s("box-hand-out")) } }
+                        } @if may && (l.state == "loaded" || l.state == "with_client") {
+                            form method="post" action={"/loads/" (l.id) "/withhold"} { (csrf) input name="reason" placeholder=(t.s("box-withhold-reason")) required; button type="submit" { (t.s("box-withhold")) } }
+                            form method="post" action={"/loads/" (l.id) "/return"} { (csrf) textarea name="log_base64" rows="2" placeholder=(t.s("box-log")) required {} button type="submit" { (t.s("box-return")) } }
+                        } }
+                    } } }
+                }
+                @if may {
+                    form method="post" action={"/clients/" (c.id) "/load"} id="load-form" {
+                        (csrf)
+                        label { (t.s("box-serial")) input name="serial" required; }
+                        label { (t.s("box-days")) input name="days" type="number" min="2" max="6" value="2" required; }
+                        label { (t.s("box-start")) input name="start" type="date" value=(tomorrow); }
+                        label { (t.s("box-hour")) input name="code_hour" type="number" min="0" max="23" value="7"; }
+                        button type="submit" { (t.s("box-load")) }
+                    }
+                }
+            }
+        })
+    }
+
+    fn done(base: &str, r: Result<(), AppError>) -> Response {
+        match r {
+            Ok(()) => Redirect::to(base).into_response(),
+            Err(AppError::Domain(d)) if !matches!(d, DomainError::Forbidden(_)) => {
+                back_with(base, "error", &d.to_string())
+            }
+            Err(e) => error_page(e),
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct LoadForm {
+        serial: String,
+        days: u8,
+        start: Option<String>,
+        code_hour: Option<u8>,
+    }
+
+    async fn load_form(
+        State(st): State<AppState>,
+        me: CurrentUser,
+        Path(id): Path<String>,
+        Form(f): Form<LoadForm>,
+    ) -> Response {
+        let base = format!("/clients/{id}");
+        let req = LoadRequest {
+            serial: f.serial,
+            days: f.days,
+            start: f.start,
+            code_hour: f.code_hour,
+            language: Some(me.user.language.clone()),
+        };
+        done(&base, load_box(&st, &me, &id, req).await.map(|_| ()))
+    }
+
+    async fn client_page_of(st: &AppState, raw: &str) -> String {
+        match raw.parse::<i64>() {
+            Ok(id) => match st.store.load(id).await {
+                Ok(l) => format!("/clients/{}", l.client_id),
+                Err(_) => "/clients".into(),
+            },
+            Err(_) => "/clients".into(),
+        }
+    }
+
+    async fn hand_out_form(
+        State(st): State<AppState>,
+        me: CurrentUser,
+        Path(id): Path<String>,
+    ) -> Response {
+        let base = client_page_of(&st, &id).await;
+        let r = async {
+            let load = super::load_of(&st, &me, &id).await?;
+            if load.state != "loaded" {
+                return Err(
+                    DomainError::Conflict(format!("load {} is {}", load.id, load.state)).into(),
+                );
+            }
+            st.store
+                .move_load(
+                    &me.actor(),
+                    &load,
+                    anxin_domain::boxes::BoxState::WithClient,
+                    "phone confirmed",
+                    st.now(),
+                )
+                .await?;
+            Ok(())
+        }
+        .await;
+        done(&base, r)
+    }
+
+    #[derive(Deserialize)]
+    struct ReasonForm {
+        reason: String,
+    }
+
+    async fn withhold_form(
+        State(st): State<AppState>,
+        me: CurrentUser,
+        Path(id): Path<String>,
+        Form(f): Form<ReasonForm>,
+    ) -> Response {
+        let base = client_page_of(&st, &id).await;
+        let r = async {
+            let load = super::load_of(&st, &me, &id).await?;
+            if f.reason.trim().is_empty() {
+                return Err(
+                    DomainError::invalid("reason", "say why the codes are withheld").into(),
+                );
+            }
+            st.store
+                .withhold_codes(&me.actor(), &load, st.today(), f.reason.trim(), st.now())
+                .await?;
+            Ok(())
+        }
+        .await;
+        done(&base, r)
+    }
+
+    #[derive(Deserialize)]
+    struct LogForm {
+        log_base64: String,
+    }
+
+    async fn return_form(
+        State(st): State<AppState>,
+        me: CurrentUser,
+        Path(id): Path<String>,
+        Form(f): Form<LogForm>,
+    ) -> Response {
+        let base = client_page_of(&st, &id).await;
+        done(
+            &base,
+            return_box(&st, &me, &id, &f.log_base64).await.map(|_| ()),
+        )
+    }
+
+    /// Adds the box pages' form targets.
+    pub fn routes(table: RouteTable) -> RouteTable {
+        use Access::*;
+        use Permission::*;
+        use Verb::*;
+        table
+            .add(
+                RouteSpec::web(
+                    Post,
+                    "/clients/{id}/load",
+                    Needs(TakeHomeManage),
+                    "Load a box",
+                ),
+                load_form,
+            )
+            .add(
+                RouteSpec::web(
+                    Post,
+                    "/loads/{id}/hand-out",
+                    Needs(TakeHomeManage),
+                    "Hand a box out",
+                ),
+                hand_out_form,
+            )
+            .add(
+                RouteSpec::web(
+                    Post,
+                    "/loads/{id}/withhold",
+                    Needs(TakeHomeManage),
+                    "Withhold codes",
+                ),
+                withhold_form,
+            )
+            .add(
+                RouteSpec::web(
+                    Post,
+                    "/loads/{id}/return",
+                    Needs(TakeHomeManage),
+                    "Take a box back",
+                ),
+                return_form,
+            )
+    }
+}

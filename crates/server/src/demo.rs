@@ -16,6 +16,7 @@ use chrono::{Duration, NaiveDate};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use crate::auth::{CurrentUser, Via};
 use crate::error::AppResult;
 use crate::state::AppState;
 
@@ -158,6 +159,7 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
     let mut history = Vec::new();
     let mut urine = Vec::new();
     let mut dosed_mg_by_day: std::collections::BTreeMap<NaiveDate, f64> = Default::default();
+    let mut with_police_consent = Vec::new();
     for (i, (uic, enrolled_on)) in clients.iter().enumerate() {
         let c = store
             .create_client(&counsellor, uic, *enrolled_on, now)
@@ -222,6 +224,7 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
             )
             .await?;
         if profile == STABLE && i % 3 == 0 {
+            with_police_consent.push(c.id);
             store
                 .add_consent(
                     &counsellor,
@@ -366,11 +369,90 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
         level = measured;
         d += Duration::days(1);
     }
+    takehome_steps(state, &site, &with_police_consent).await?;
     Ok(DemoSummary {
         site,
         clients: clients.len() as i64,
         loaded: true,
     })
+}
+
+/// Puts some eligible clients at each step of the take-home programme: a request waiting for
+/// the police, approvals, and boxes loaded and handed out (their codes queued in the outbox).
+async fn takehome_steps(state: &AppState, site: &Site, candidates: &[i64]) -> AppResult<()> {
+    let store = &state.store;
+    let as_user = |username: &'static str| async move {
+        let user = store
+            .user_auth(username)
+            .await?
+            .map(|u| u.user)
+            .ok_or(crate::error::AppError::Internal)?;
+        Ok::<_, crate::error::AppError>(CurrentUser {
+            user,
+            site: site.clone(),
+            token_hash: String::new(),
+            csrf_token: String::new(),
+            via: Via::Bearer,
+        })
+    };
+    let doctor = as_user("doctor").await?;
+    let police = as_user("police").await?;
+    for n in 1..=10 {
+        store
+            .add_box(&doctor.actor(), &format!("BOX-{n:04}"), state.now())
+            .await?;
+    }
+    let mut step = 0;
+    for id in candidates {
+        let c = store
+            .read_client(&doctor.actor(), *id, "demo", state.now())
+            .await?;
+        let (e, _) = crate::takehome::eligibility_of(state, &c).await?;
+        if e.days < 2 {
+            continue;
+        }
+        let days = i64::from(e.days.min(3));
+        let rid = crate::takehome::send_psb_request(state, &doctor, &id.to_string(), days).await?;
+        if step >= 2 {
+            crate::takehome::answer(
+                state,
+                &police,
+                &rid.to_string(),
+                "approve",
+                "no criminal record",
+            )
+            .await?;
+        }
+        if step >= 5 {
+            let serial = format!("BOX-{:04}", step - 4);
+            let req = crate::boxes::LoadRequest {
+                serial,
+                days: u8::try_from(days).unwrap_or(2),
+                start: None,
+                code_hour: Some(7),
+                language: None,
+            };
+            let load = crate::boxes::load_box(state, &doctor, &id.to_string(), req).await?;
+            if let Some(load_id) = load["load"]["id"].as_i64() {
+                if let Ok(l) = store.load(load_id).await {
+                    store
+                        .move_load(
+                            &doctor.actor(),
+                            &l,
+                            anxin_domain::boxes::BoxState::WithClient,
+                            "phone confirmed",
+                            state.now(),
+                        )
+                        .await?;
+                }
+            }
+        }
+        step += 1;
+        if step >= 8 {
+            break;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

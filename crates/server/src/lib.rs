@@ -44,6 +44,7 @@ pub fn route_table() -> routes::RouteTable {
     let table = takehome::routes(table);
     let table = takehome::web::routes(table);
     let table = boxes::routes(table);
+    let table = boxes::web::routes(table);
     sms::routes(table)
 }
 

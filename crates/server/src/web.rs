@@ -568,6 +568,7 @@ async fn client_page(
     let messages = crate::sms::client_messages(&st, &me, c.id).await;
     let clinical = crate::clinic_web::client_details(&t, &me, &c).await?;
     let takehome = crate::takehome::web::client_section(&t, &me, &c).await?;
+    let boxes = crate::boxes::web::client_section(&t, &me, &c).await?;
     Ok(layout(
         &t,
         &c.uic,
@@ -579,6 +580,7 @@ async fn client_page(
                 dt { (t.s("clients-enrolled")) } dd { (c.enrolled_on) }
             }
             (takehome)
+            (boxes)
             (clinical)
             (messages)
             h2 { (t.s("client-access")) }

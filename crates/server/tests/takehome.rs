@@ -798,3 +798,73 @@ async fn the_whole_take_home_journey_on_sqlite() {
 async fn the_whole_take_home_journey_on_postgres() {
     journey(TestApp::postgres().await).await;
 }
+
+#[tokio::test]
+async fn a_centre_adopts_a_stricter_policy_and_decisions_name_its_version() {
+    let w = world().await;
+    let site = w.app.state.store.site_by_code("YX01").await.unwrap();
+    w.app.user(&site, "manager", Role::Manager).await;
+    let manager = w.app.login("manager").await;
+    let id = w.stable_client("YX-0105", true).await;
+    assert_eq!(w.eligibility(id).await["days"], 5);
+    let strict = json!({"version": "yuxi-2027.1", "approval_valid_days": 60, "tiers": [
+        {"days": 2, "min_days_in_treatment": 365, "min_attendance_30": 100.0, "min_attendance_90": 99.0, "last_urine_negative": 6}
+    ]});
+    // Only a manager adopts policies; a malformed one names its field.
+    assert_eq!(
+        w.app
+            .call(
+                Method::PUT,
+                "/api/v1/takehome/policy",
+                Some(&w.doctor),
+                Some(strict.clone())
+            )
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let mut bad = strict.clone();
+    bad["tiers"][0]["days"] = json!(8);
+    let a = w
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/takehome/policy",
+            Some(&manager),
+            Some(bad),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.json()["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("tiers[0].days"))
+    );
+    let a = w
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/takehome/policy",
+            Some(&manager),
+            Some(strict.clone()),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    let e = w.eligibility(id).await;
+    assert_eq!(
+        (e["days"].clone(), e["policy_version"].clone()),
+        (json!(2), json!("yuxi-2027.1"))
+    );
+    // The same version cannot be adopted twice with other content.
+    assert_eq!(
+        w.app
+            .call(
+                Method::PUT,
+                "/api/v1/takehome/policy",
+                Some(&manager),
+                Some(strict)
+            )
+            .await
+            .status,
+        StatusCode::CONFLICT
+    );
+    w.app.cleanup().await;
+}
