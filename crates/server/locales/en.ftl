@@ -223,3 +223,9 @@ box-log = Box log (base64 from the box reader)
 box-withhold = Withhold codes
 box-withhold-reason = Reason
 box-compartments = Compartments
+
+psb-status-pending = waiting
+psb-status-approved = approved
+psb-status-denied = denied
+value-yes = yes
+value-no = no

@@ -223,3 +223,9 @@ box-log = 药盒记录（读取器导出的 base64）
 box-withhold = 暂停发送密码
 box-withhold-reason = 原因
 box-compartments = 药格
+
+psb-status-pending = 待审核
+psb-status-approved = 已批准
+psb-status-denied = 未批准
+value-yes = 是
+value-no = 否

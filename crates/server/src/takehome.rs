@@ -396,12 +396,20 @@ pub mod web {
     use crate::state::AppState;
     use crate::web::{back_with, error_page, layout, WebResult, T};
 
+    fn yes_no(t: &T<'_>, v: &str) -> String {
+        match v {
+            "yes" => t.s("value-yes"),
+            "no" => t.s("value-no"),
+            other => other.to_owned(),
+        }
+    }
+
     fn criteria_table(t: &T<'_>, list: &[anxin_domain::takehome::Criterion]) -> Markup {
         html! {
             table.list {
                 thead { tr { th { (t.s("th-criterion")) } th { (t.s("th-value")) } th { (t.s("th-threshold")) } th {} } }
                 tbody { @for c in list { tr class=(if c.passed { "pass" } else { "fail" }) data-criterion=(c.id) {
-                    td { (t.s(&format!("criterion-{}", c.id))) } td { (c.value) } td { (c.threshold) } td { @if c.passed { "✓" } @else { "✗" } } } } }
+                    td { (t.s(&format!("criterion-{}", c.id))) } td { (yes_no(t, &c.value)) } td { (yes_no(t, &c.threshold)) } td { @if c.passed { "✓" } @else { "✗" } } } } }
             }
         }
     }
@@ -481,7 +489,7 @@ pub mod web {
                     thead { tr { th { (t.s("psb-name")) } th { (t.s("psb-national-id")) } th { (t.s("psb-days")) } th { (t.s("psb-requested")) } th { (t.s("psb-expires")) } th { (t.s("psb-status")) } th {} } }
                     tbody { @for r in &queue { tr data-request=(r["id"]) {
                         td { (r["name"].as_str().unwrap_or("")) } td { (r["national_id"].as_str().unwrap_or("")) } td { (r["requested_days"]) }
-                        td { (r["requested_on"].as_str().unwrap_or("")) } td { (r["expires_on"].as_str().unwrap_or("")) } td { (r["status"].as_str().unwrap_or("")) }
+                        td { (r["requested_on"].as_str().unwrap_or("")) } td { (r["expires_on"].as_str().unwrap_or("")) } td { (t.s(&format!("psb-status-{}", r["status"].as_str().unwrap_or("pending")))) }
                         td.actions { @if r["status"] == "pending" {
                             form method="post" action={"/psb/" (r["id"]) "/answer"} {
                                 input type="hidden" name="csrf" value=(me.csrf_token);

@@ -462,7 +462,7 @@ impl Store {
             });
         }
         let doses = sqlx::query(&format!(
-            "SELECT d.client_id, d.day FROM doses d JOIN clients c ON c.id = d.client_id \
+            "SELECT d.client_id, d.day, d.rule FROM doses d JOIN clients c ON c.id = d.client_id \
              WHERE d.day >= $1 AND d.day <= $2{}",
             site_filter("c.site_id", site)
         ))
@@ -472,7 +472,20 @@ impl Store {
         .await?;
         for r in &doses {
             if let Some(&i) = index.get(&col::<i64>(r, "client_id")?) {
-                clients[i].dose_days.insert(day(r, "day")?);
+                let rule: String = col(r, "rule")?;
+                let on = day(r, "day")?;
+                // Take-home days count for participation; as attendance only once confirmed.
+                if rule.starts_with("take_home") {
+                    clients[i].take_home_days.insert(on);
+                }
+                if !matches!(
+                    rule.as_str(),
+                    crate::boxes::RULE_PENDING
+                        | crate::boxes::RULE_UNOPENED
+                        | crate::boxes::RULE_LOST
+                ) {
+                    clients[i].dose_days.insert(on);
+                }
             }
         }
         let urine = sqlx::query(&format!(
