@@ -66,6 +66,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The take-home eligibility policy of a site.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Simulate a take-home lock box (provision, type codes, export its signed log).
     BoxSim(anxin_boxsim::BoxSimArgs),
     /// Text messages (the SMS outbox).
@@ -120,6 +125,22 @@ enum SmsCommand {
         /// Language of the text: zh-CN or en.
         #[arg(long, default_value = "zh-CN")]
         language: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Adopt a policy written in TOML (version, approval_valid_days, [[tiers]]) for a site.
+    Adopt {
+        #[arg(long, value_name = "CODE")]
+        site: String,
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Print the policy in force at a site, as TOML.
+    Show {
+        #[arg(long, value_name = "CODE")]
+        site: String,
     },
 }
 
@@ -288,6 +309,45 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "Account {} ({}) created at {}.",
                 user.username, user.role, site.code
             );
+        }
+        Command::Policy {
+            command: PolicyCommand::Adopt { site, file },
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let policy: anxin_domain::takehome::Policy = toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.message()))?;
+            policy.validate()?;
+            let store = open_store(&config).await?;
+            let site = store.site_by_code(&site).await?;
+            let body = serde_json::to_string(&policy)?;
+            store
+                .adopt_policy(
+                    &Actor::cli(),
+                    site.id,
+                    policy.version.trim(),
+                    &body,
+                    clock_of(&config)?.now(),
+                )
+                .await?;
+            println!(
+                "Policy {} adopted at {}: {} tiers.",
+                policy.version,
+                site.code,
+                policy.tiers.len()
+            );
+        }
+        Command::Policy {
+            command: PolicyCommand::Show { site },
+        } => {
+            let store = open_store(&config).await?;
+            let site = store.site_by_code(&site).await?;
+            let policy: anxin_domain::takehome::Policy = match store.current_policy(site.id).await?
+            {
+                Some(body) => serde_json::from_str(&body)?,
+                None => anxin_domain::takehome::Policy::default(),
+            };
+            print!("{}", toml::to_string(&policy)?);
         }
         Command::Backup { to } => {
             let store = open_store(&config).await?;

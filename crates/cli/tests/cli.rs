@@ -254,3 +254,54 @@ fn serve_demo_answers_in_a_browser_way() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[test]
+fn a_take_home_policy_is_adopted_from_a_toml_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut c = anxin(d);
+    c.args(["site", "add", "--code", "YX01", "--name", "Yuxi"]);
+    assert!(run(c, "").status.success());
+    let mut c = anxin(d);
+    c.args(["policy", "show", "--site", "YX01"]);
+    let shown = text(&run(c, "").stdout);
+    assert!(shown.contains("version = \"default-2026.1\""), "{shown}");
+    // An operator edits the printed policy and adopts it.
+    let file = d.join("policy.toml");
+    std::fs::write(
+        &file,
+        shown
+            .replace("default-2026.1", "yuxi-2027.1")
+            .replace("min_attendance_30 = 90.0", "min_attendance_30 = 95.0"),
+    )
+    .unwrap();
+    let mut c = anxin(d);
+    c.args(["policy", "adopt", "--site", "YX01", "--file"])
+        .arg(&file);
+    let o = run(c, "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let mut c = anxin(d);
+    c.args(["policy", "show", "--site", "YX01"]);
+    let now = text(&run(c, "").stdout);
+    assert!(
+        now.contains("yuxi-2027.1") && now.contains("min_attendance_30 = 95.0"),
+        "{now}"
+    );
+    // A wrong key or a bad tier is refused, naming it.
+    std::fs::write(
+        &file,
+        now.replace("yuxi-2027.1", "x")
+            .replace("min_attendance_30", "min_attendence_30"),
+    )
+    .unwrap();
+    let mut c = anxin(d);
+    c.args(["policy", "adopt", "--site", "YX01", "--file"])
+        .arg(&file);
+    let o = run(c, "");
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("min_attendence_30"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -229,3 +229,13 @@ psb-status-approved = approved
 psb-status-denied = denied
 value-yes = yes
 value-no = no
+
+sheet-title = Take-home box hand-out sheet
+sheet-client = Client (UIC)
+sheet-box = Box
+sheet-day = Day
+sheet-compartment = Compartment
+sheet-dose = Dose
+sheet-instructions = Keep the box locked and out of reach of children. Each morning a code arrives by text message; it opens that day's compartment only. Bring the box back on the day after the last compartment.
+sheet-print = Print
+sheet-signature = Received by (client signature)

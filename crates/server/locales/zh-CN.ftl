@@ -229,3 +229,13 @@ psb-status-approved = 已批准
 psb-status-denied = 未批准
 value-yes = 是
 value-no = 否
+
+sheet-title = 带药盒交付单
+sheet-client = 服务对象（唯一识别码）
+sheet-box = 药盒
+sheet-day = 日期
+sheet-compartment = 药格
+sheet-dose = 剂量
+sheet-instructions = 请锁好药盒，放在儿童拿不到的地方。每天早上您会收到一条短信密码，只能打开当天的药格。最后一格用完后的第二天请把药盒带回中心。
+sheet-print = 打印
+sheet-signature = 领取人签名

@@ -643,7 +643,7 @@ pub mod web {
                 table.list {
                     thead { tr { th { "#" } th { (t.s("box-start")) } th { (t.s("box-days")) } th { (t.s("box-state")) } th { (t.s("box-compartments")) } th {} } }
                     tbody { @for (l, comps) in &rows { tr data-load=(l.id) {
-                        td { (l.id) } td { (l.start_day) } td { (l.days) } td { (l.state) @if let Some(w) = l.withheld_from { " · " (t.s("box-withhold")) " " (w) } }
+                        td { a href={"/loads/" (l.id) "/sheet"} { (l.id) } } td { (l.start_day) } td { (l.days) } td { (l.state) @if let Some(w) = l.withheld_from { " · " (t.s("box-withhold")) " " (w) } }
                         td { @for (i, _d, mg, rule) in comps { span.muted { (i + 1) ":" (mg) "mg " (rule.trim_start_matches("take_home").trim_start_matches('_')) " " } } }
                         td.actions { @if may && l.state == "loaded" {
                             form method="post" action={"/loads/" (l.id) "/hand-out"} { (csrf) button type="submit" { (t.s("box-hand-out")) } }
@@ -786,12 +786,68 @@ pub mod web {
         )
     }
 
+    /// The printable hand-out sheet of a load (print CSS hides the page chrome).
+    async fn sheet(
+        State(st): State<AppState>,
+        me: CurrentUser,
+        Path(id): Path<String>,
+    ) -> Result<maud::Markup, crate::web::WebError> {
+        let load = super::load_of(&st, &me, &id).await?;
+        let c = st
+            .store
+            .read_client(&me.actor(), load.client_id, "hand-out sheet", st.now())
+            .await?;
+        let comps = st.store.compartments(load.id).await?;
+        let serial = st
+            .store
+            .boxes(me.site.id)
+            .await?
+            .into_iter()
+            .find(|b| b.id == load.box_id)
+            .map(|b| b.serial)
+            .unwrap_or_default();
+        let t = T {
+            st: &st,
+            lang: crate::i18n::Lang::from_tag(&me.user.language),
+        };
+        Ok(crate::web::layout(
+            &t,
+            &t.s("sheet-title"),
+            Some(&me),
+            html! {
+                article.sheet id="hand-out-sheet" {
+                    h1 { (t.s("sheet-title")) }
+                    dl {
+                        dt { (t.s("sheet-client")) } dd { (c.uic) }
+                        dt { (t.s("sheet-box")) } dd { (serial) " · #" (load.id) }
+                    }
+                    table.list {
+                        thead { tr { th { (t.s("sheet-compartment")) } th { (t.s("sheet-day")) } th { (t.s("sheet-dose")) } } }
+                        tbody { @for (i, d, mg, _) in &comps { tr { td { (i + 1) } td { (d) } td { (mg) " mg" } } } }
+                    }
+                    p { (t.s("sheet-instructions")) }
+                    p.signature { (t.s("sheet-signature")) ": ____________________" }
+                    button.noprint type="button" onclick="window.print()" { (t.s("sheet-print")) }
+                }
+            },
+        ))
+    }
+
     /// Adds the box pages' form targets.
     pub fn routes(table: RouteTable) -> RouteTable {
         use Access::*;
         use Permission::*;
         use Verb::*;
         table
+            .add(
+                RouteSpec::web(
+                    Get,
+                    "/loads/{id}/sheet",
+                    Needs(TakeHomeManage),
+                    "Printable hand-out sheet",
+                ),
+                sheet,
+            )
             .add(
                 RouteSpec::web(
                     Post,

@@ -868,3 +868,178 @@ async fn a_centre_adopts_a_stricter_policy_and_decisions_name_its_version() {
     );
     w.app.cleanup().await;
 }
+
+#[tokio::test]
+async fn codes_can_be_withheld_revealed_to_a_checked_caller_and_stop_when_a_box_is_lost() {
+    let w = world().await;
+    let id = w.stable_client("YX-0106", true).await;
+    let (_, r) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/psb-requests"),
+            Some(json!({"days": 3})),
+        )
+        .await;
+    w.call(
+        Method::POST,
+        &w.police,
+        &format!("/api/v1/psb/requests/{}/answer", r["request_id"]),
+        Some(json!({"decision": "approve", "reason": "ok"})),
+    )
+    .await;
+    w.call(
+        Method::POST,
+        &w.doctor,
+        "/api/v1/boxes",
+        Some(json!({"serial": "BOX-0042"})),
+    )
+    .await;
+    let (s, l) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/loads"),
+            Some(json!({"serial": "BOX-0042", "days": 3, "code_hour": 6})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    let load = l["load"]["id"].as_i64().unwrap();
+    // The printable sheet names the client by UIC and lists the compartments.
+    let sheet = w
+        .app
+        .send(
+            axum::http::Request::get(format!("/loads/{load}/sheet"))
+                .header("authorization", format!("Bearer {}", w.doctor))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(sheet.status, StatusCode::OK);
+    assert!(sheet.text.contains("YX-0106") && sheet.text.contains("80 mg"));
+    // Today is the loading day: no compartment to reveal yet; a vague identity check is refused.
+    let (s, e) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/loads/{load}/reveal"),
+            Some(json!({"identity_check": "ok"})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("identity_check"))
+    );
+    let (s, _) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/loads/{load}/reveal"),
+            Some(json!({"identity_check": "called from the number on file, gave date of birth"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    w.app.clock.advance(Duration::days(1));
+    let doctor = w.app.login("doctor").await;
+    let (s, code) = {
+        let a = w
+            .app
+            .call(
+                Method::POST,
+                &format!("/api/v1/loads/{load}/reveal"),
+                Some(&doctor),
+                Some(
+                    json!({"identity_check": "called from the number on file, gave date of birth"}),
+                ),
+            )
+            .await;
+        (a.status, a.json())
+    };
+    assert_eq!(s, StatusCode::OK);
+    let first: (String,) = sqlx::query_as("SELECT body FROM sms_outbox WHERE idempotency_key = $1")
+        .bind(format!("code:{load}:0"))
+        .fetch_one(w.app.state.store.pool())
+        .await
+        .unwrap();
+    assert!(
+        first.0.contains(code["code"].as_str().unwrap()),
+        "revealed code is the day's code"
+    );
+    // The scheduled hour: 06:00 at the centre (+08:00) is 22:00 UTC the day before.
+    let nb: (i64,) = sqlx::query_as("SELECT not_before FROM sms_outbox WHERE idempotency_key = $1")
+        .bind(format!("code:{load}:0"))
+        .fetch_one(w.app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        chrono::DateTime::from_timestamp_millis(nb.0)
+            .unwrap()
+            .format("%H:%M")
+            .to_string(),
+        "22:00"
+    );
+    // Withholding from tomorrow stops the last two codes.
+    let tomorrow = (w.app.state.today() + Duration::days(1)).to_string();
+    let a = w
+        .app
+        .call(
+            Method::POST,
+            &format!("/api/v1/loads/{load}/withhold"),
+            Some(&doctor),
+            Some(json!({"reason": "admitted to hospital", "from": tomorrow})),
+        )
+        .await;
+    assert_eq!(a.json()["codes_stopped"], 2);
+    let states: Vec<(String,)> = sqlx::query_as(
+        "SELECT state FROM sms_outbox WHERE client_id = $1 ORDER BY idempotency_key",
+    )
+    .bind(id)
+    .fetch_all(w.app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        states.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
+        ["queued", "expired", "expired"]
+    );
+    // Lost: the box is marked lost, the event audited, and nothing more can be revealed.
+    let a = w
+        .app
+        .call(
+            Method::POST,
+            &format!("/api/v1/loads/{load}/lost"),
+            Some(&doctor),
+            Some(json!({"reason": "client reports the box stolen"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.text);
+    let boxes = w
+        .app
+        .call(Method::GET, "/api/v1/boxes", Some(&doctor), None)
+        .await
+        .json();
+    assert_eq!(boxes[0]["state"], "lost");
+    let a = w
+        .app
+        .call(
+            Method::POST,
+            &format!("/api/v1/loads/{load}/reveal"),
+            Some(&doctor),
+            Some(json!({"identity_check": "called from the number on file, gave date of birth"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT);
+    let trail = w
+        .app
+        .state
+        .store
+        .audit_of_record("client", &id.to_string())
+        .await
+        .unwrap();
+    for action in ["box.load", "code.reveal", "codes.withhold", "box.lost"] {
+        assert!(
+            trail.iter().any(|e| e.action == action),
+            "{action} missing from the audit trail"
+        );
+    }
+    w.app.cleanup().await;
+}

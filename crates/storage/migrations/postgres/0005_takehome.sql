@@ -7,7 +7,7 @@ CREATE TABLE takehome_policies (
     site_id     BIGINT NOT NULL REFERENCES sites(id),
     version     TEXT    NOT NULL,
     body        TEXT    NOT NULL,   -- JSON of anxin_domain::takehome::Policy
-    adopted_by  BIGINT NOT NULL REFERENCES users(id),
+    adopted_by  BIGINT REFERENCES users(id),   -- none when adopted from the command line
     adopted_at  BIGINT NOT NULL,
     UNIQUE (site_id, version)
 );

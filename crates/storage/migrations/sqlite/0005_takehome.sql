@@ -6,7 +6,7 @@ CREATE TABLE takehome_policies (
     site_id     INTEGER NOT NULL REFERENCES sites(id),
     version     TEXT    NOT NULL,
     body        TEXT    NOT NULL,   -- JSON of anxin_domain::takehome::Policy
-    adopted_by  INTEGER NOT NULL REFERENCES users(id),
+    adopted_by  INTEGER REFERENCES users(id),   -- none when adopted from the command line
     adopted_at  INTEGER NOT NULL,
     UNIQUE (site_id, version)
 );
