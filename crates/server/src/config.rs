@@ -49,6 +49,7 @@
 //! | `clinic.restart_cap_mg` | `ANXIN_CLINIC__RESTART_CAP_MG` | `40` | cap of the restart dose after a long gap |
 //! | `clinic.urine_random_rate` | `ANXIN_CLINIC__URINE_RANDOM_RATE` | `0.1` | chance that a client is drawn for a random urine test on a day |
 //! | `clinic.concentration_mg_per_ml` | `ANXIN_CLINIC__CONCENTRATION_MG_PER_ML` | `1.0` | concentration of the centre's methadone oral solution |
+//! | `indicators.suppression_threshold` | `ANXIN_INDICATORS__SUPPRESSION_THRESHOLD` | `5` | counts below this are suppressed in the CDC's figures (with complementary cells) |
 //! | `clinic.variance_threshold_ml` | `ANXIN_CLINIC__VARIANCE_THRESHOLD_ML` | `5.0` | stock close-out variance (mL) that needs a written reason |
 //!
 //! Unknown keys in the file and unknown `ANXIN_*` variables are refused with their name
@@ -157,6 +158,21 @@ impl Default for ClinicConfig {
     }
 }
 
+/// Settings of the figures that leave the centre.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IndicatorsConfig {
+    pub suppression_threshold: u64,
+}
+
+impl Default for IndicatorsConfig {
+    fn default() -> Self {
+        IndicatorsConfig {
+            suppression_threshold: 5,
+        }
+    }
+}
+
 /// The whole configuration. See the module documentation for every key.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -176,6 +192,7 @@ pub struct Config {
     pub sms: anxin_sms::SmsConfig,
     pub key_file: Option<PathBuf>,
     pub clinic: ClinicConfig,
+    pub indicators: IndicatorsConfig,
 }
 
 impl Default for Config {
@@ -194,6 +211,7 @@ impl Default for Config {
             sms: anxin_sms::SmsConfig::default(),
             key_file: None,
             clinic: ClinicConfig::default(),
+            indicators: IndicatorsConfig::default(),
         }
     }
 }
@@ -335,6 +353,12 @@ impl Config {
             return Err(key_err(
                 "clinic",
                 "concentration_mg_per_ml must be positive and variance_threshold_ml not negative",
+            ));
+        }
+        if self.indicators.suppression_threshold < 2 {
+            return Err(key_err(
+                "indicators.suppression_threshold",
+                "must be at least 2: a count of 1 identifies a person",
             ));
         }
         if self.login.max_failures == 0 {

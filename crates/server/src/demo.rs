@@ -160,10 +160,12 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
     let mut urine = Vec::new();
     let mut dosed_mg_by_day: std::collections::BTreeMap<NaiveDate, f64> = Default::default();
     let mut with_police_consent = Vec::new();
+    let mut clients_made: Vec<(i64, NaiveDate)> = Vec::new();
     for (i, (uic, enrolled_on)) in clients.iter().enumerate() {
         let c = store
             .create_client(&counsellor, uic, *enrolled_on, now)
             .await?;
+        clients_made.push((c.id, *enrolled_on));
         let profile = match i % 20 {
             0..=11 => STABLE,
             12..=16 => MODERATE,
@@ -370,11 +372,277 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
         d += Duration::days(1);
     }
     takehome_steps(state, &site, &with_police_consent).await?;
+    services(state, seed, &clients_made).await?;
     Ok(DemoSummary {
         site,
         clients: clients.len() as i64,
         loaded: true,
     })
+}
+
+/// The one-stop shop's 90 days: demographics, outreach needle exchange, naloxone, condoms, peer
+/// education, HIV/HCV/TB tests with ARV referrals, counselling, vocational training, health
+/// examinations, referrals into treatment and therapeutic-community episodes, so that every
+/// indicator has a plausible value.
+async fn services(state: &AppState, seed: u64, clients: &[(i64, NaiveDate)]) -> AppResult<()> {
+    use anxin_domain::indicators::Sex;
+    use anxin_domain::services::{
+        ArvOutcome, ReferralSource, Service, TcEpisode, TcExit, TcPhase, TestResult,
+    };
+    use anxin_storage::services::{NewEncounter, Subject};
+    let store = &state.store;
+    let now = state.now();
+    let today = state.today();
+    let site = store.site_by_code(DEMO_SITE).await?;
+    let actor_of = |name: &'static str| async move {
+        let u = store
+            .user_auth(name)
+            .await?
+            .map(|u| u.user)
+            .ok_or(crate::error::AppError::Internal)?;
+        Ok::<_, crate::error::AppError>(Actor {
+            user_id: Some(u.id),
+            name: u.username,
+            site_id: Some(site.id),
+        })
+    };
+    let (peer, counsellor, doctor) = (
+        actor_of("peer").await?,
+        actor_of("counsellor").await?,
+        actor_of("doctor").await?,
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x0005_e7c1);
+    for (id, _) in clients {
+        let sex = if rng.gen_bool(0.84) {
+            Sex::Male
+        } else {
+            Sex::Female
+        };
+        store
+            .set_demographics(&counsellor, *id, sex, Some(rng.gen_range(1966..2004)), now)
+            .await?;
+    }
+    let record = |actor: Actor, subject: Subject, on: NaiveDate, service: Service| async move {
+        store
+            .record_encounter(
+                &actor,
+                &NewEncounter {
+                    subject,
+                    on,
+                    service,
+                },
+                today,
+                now,
+            )
+            .await
+            .map(|_| ())
+    };
+    for back in (0..90).rev() {
+        let on = today - Duration::days(back);
+        for _ in 0..rng.gen_range(2..5) {
+            let uic = format!("OR-{:04}", rng.gen_range(1..400));
+            let subject = Subject::Anonymous {
+                uic,
+                sex: if rng.gen_bool(0.8) {
+                    Sex::Male
+                } else {
+                    Sex::Female
+                },
+                birth_year: Some(rng.gen_range(1970..2005)),
+            };
+            let given = rng.gen_range(10..40);
+            let returned = (f64::from(given) * rng.gen_range(0.85..1.0)) as u32;
+            record(
+                peer.clone(),
+                subject,
+                on,
+                Service::NeedleExchange {
+                    given,
+                    returned,
+                    reason: None,
+                },
+            )
+            .await?;
+        }
+        if back % 3 == 0 {
+            let (id, _) = clients[rng.gen_range(0..clients.len())];
+            record(
+                peer.clone(),
+                Subject::Client(id),
+                on,
+                Service::Naloxone { kits: 1 },
+            )
+            .await?;
+            record(
+                peer.clone(),
+                Subject::Client(id),
+                on,
+                Service::Condoms { count: 10 },
+            )
+            .await?;
+            record(
+                peer.clone(),
+                Subject::Client(id),
+                on,
+                Service::PeerEducation {
+                    educator: "peer".into(),
+                    topic: "overdose prevention".into(),
+                },
+            )
+            .await?;
+        }
+        if back % 2 == 0 {
+            let (id, _) = clients[rng.gen_range(0..clients.len())];
+            let positive = rng.gen_bool(0.06);
+            let result = Some(if positive {
+                TestResult::Positive
+            } else {
+                TestResult::Negative
+            });
+            record(
+                counsellor.clone(),
+                Subject::Client(id),
+                on,
+                Service::HivTest {
+                    tested_on: Some(on),
+                    pre_counselled: true,
+                    post_counselled: true,
+                    result,
+                    told_result: rng.gen_bool(0.95),
+                },
+            )
+            .await?;
+            if positive {
+                let linked = back > 14 && rng.gen_bool(0.7);
+                let outcome = if linked {
+                    ArvOutcome::Linked
+                } else {
+                    ArvOutcome::Pending
+                };
+                let outcome_on = linked.then(|| on + Duration::days(10));
+                record(
+                    doctor.clone(),
+                    Subject::Client(id),
+                    on,
+                    Service::ArvReferral {
+                        referred_on: on,
+                        outcome,
+                        outcome_on,
+                    },
+                )
+                .await?;
+            }
+            let hcv = Some(if rng.gen_bool(0.3) {
+                TestResult::Positive
+            } else {
+                TestResult::Negative
+            });
+            record(
+                doctor.clone(),
+                Subject::Client(id),
+                on,
+                Service::HcvTest {
+                    tested_on: Some(on),
+                    result: hcv,
+                },
+            )
+            .await?;
+        }
+        if back % 7 == 0 {
+            let (id, _) = clients[rng.gen_range(0..clients.len())];
+            record(
+                doctor.clone(),
+                Subject::Client(id),
+                on,
+                Service::TbTest {
+                    tested_on: Some(on),
+                    result: Some(TestResult::Negative),
+                },
+            )
+            .await?;
+            record(
+                counsellor.clone(),
+                Subject::Client(id),
+                on,
+                Service::Counselling { minutes: Some(45) },
+            )
+            .await?;
+            record(
+                counsellor.clone(),
+                Subject::Client(id),
+                on,
+                Service::VocationalTraining {
+                    course: "driving".into(),
+                },
+            )
+            .await?;
+            record(
+                doctor.clone(),
+                Subject::Client(id),
+                on,
+                Service::HealthExam {},
+            )
+            .await?;
+        }
+    }
+    // Referrals into treatment for the clients who started in the last 90 days.
+    let sources = [
+        ReferralSource::Police,
+        ReferralSource::Outreach,
+        ReferralSource::Family,
+        ReferralSource::SelfReferred,
+    ];
+    for (id, enrolled) in clients
+        .iter()
+        .filter(|(_, d)| today - *d < Duration::days(90))
+    {
+        record(
+            counsellor.clone(),
+            Subject::Client(*id),
+            *enrolled,
+            Service::ReferralIn {
+                source: sources[rng.gen_range(0..4)],
+            },
+        )
+        .await?;
+    }
+    // Therapeutic community: residents in each phase, and past residents with follow-ups.
+    let phases = [
+        TcPhase::Entry,
+        TcPhase::Primary,
+        TcPhase::ReEntry,
+        TcPhase::Aftercare,
+    ];
+    for (k, (id, _)) in clients.iter().skip(3).step_by(37).enumerate() {
+        let episode = if k < 4 {
+            TcEpisode {
+                admitted_on: today - Duration::days(30 + 60 * k as i64),
+                phase: phases[k],
+                left_on: None,
+                exit: None,
+                urine_negative_6m: None,
+                urine_negative_12m: None,
+            }
+        } else {
+            let left = today - Duration::days(400);
+            TcEpisode {
+                admitted_on: left - Duration::days(365),
+                phase: TcPhase::Aftercare,
+                left_on: Some(left),
+                exit: Some(if k % 3 == 0 {
+                    TcExit::DroppedOut
+                } else {
+                    TcExit::Completed
+                }),
+                urine_negative_6m: Some(k % 4 != 0),
+                urine_negative_12m: Some(k % 5 != 0),
+            }
+        };
+        store
+            .open_tc_episode(&counsellor, *id, &episode, today, now)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Puts some eligible clients at each step of the take-home programme: a request waiting for

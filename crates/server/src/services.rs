@@ -38,7 +38,7 @@ use crate::web::{layout, WebResult, T};
 
 /// Cells below this are suppressed in what the CDC receives.
 /// (A configuration key for it belongs in `config.rs`; until then this is the CDC's rule of 5.)
-pub const SUPPRESSION_THRESHOLD: u64 = 5;
+pub const SUPPRESSION_THRESHOLD: u64 = 5; // the default of `indicators.suppression_threshold`
 
 /// A service encounter to record.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -390,7 +390,7 @@ pub async fn report(
         .await?;
     let figures = compute(&scope.period, &inputs);
     let threshold = if scope.suppressed {
-        SUPPRESSION_THRESHOLD
+        st.settings.suppression_threshold
     } else {
         0
     };
@@ -422,7 +422,7 @@ async fn api_indicators(
         "to": scope.period.to,
         "site": scope.site_label(),
         "suppressed": scope.suppressed,
-        "threshold": scope.suppressed.then_some(SUPPRESSION_THRESHOLD),
+        "threshold": scope.suppressed.then_some(st.settings.suppression_threshold),
         "rows": Sex::ALL.map(Sex::as_str),
         "columns": AgeBand::ALL.map(AgeBand::as_str),
         "indicators": shown,
@@ -749,7 +749,7 @@ async fn indicators_page(
             }
             p.muted {
                 (t.a("ind-scope", &[("site", scope.site_label())]))
-                @if scope.suppressed { " " (t.a("ind-suppressed-note", &[("threshold", &SUPPRESSION_THRESHOLD.to_string())])) }
+                @if scope.suppressed { " " (t.a("ind-suppressed-note", &[("threshold", &st.settings.suppression_threshold.to_string())])) }
             }
             p {
                 a href={"/api/v1/indicators/export.csv?" (query)} { (t.s("ind-export-csv")) }

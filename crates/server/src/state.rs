@@ -22,6 +22,8 @@ pub struct Settings {
     pub utc_offset: FixedOffset,
     /// Dose, urine and stock rules.
     pub clinic: ClinicPolicy,
+    /// Counts below this are suppressed in figures for the CDC.
+    pub suppression_threshold: u64,
     /// The `[sms]` settings (provider, texts, delivery-report key).
     pub sms: anxin_sms::SmsSettings,
 }
@@ -35,6 +37,7 @@ impl Settings {
             behind_tls: c.behind_tls,
             utc_offset: c.offset()?,
             clinic: c.clinic_policy(),
+            suppression_threshold: c.indicators.suppression_threshold,
             sms: anxin_sms::SmsSettings::new(c.sms.clone(), c.data_dir.clone()),
         })
     }
