@@ -239,3 +239,11 @@ sheet-dose = Dose
 sheet-instructions = Keep the box locked and out of reach of children. Each morning a code arrives by text message; it opens that day's compartment only. Bring the box back on the day after the last compartment.
 sheet-print = Print
 sheet-signature = Received by (client signature)
+
+consent-purpose = Consent to
+consent-kind-police = police check for take-home doses (name, ID number, days)
+consent-kind-cdc = de-identified figures for the CDC
+consent-expires = Valid until
+consent-record = Record consent
+consent-revoke = Revoke
+consent-revoke-reason = Reason

@@ -239,3 +239,11 @@ sheet-dose = 剂量
 sheet-instructions = 请锁好药盒，放在儿童拿不到的地方。每天早上您会收到一条短信密码，只能打开当天的药格。最后一格用完后的第二天请把药盒带回中心。
 sheet-print = 打印
 sheet-signature = 领取人签名
+
+consent-purpose = 同意事项
+consent-kind-police = 带药回家公安审核（姓名、身份证号、天数）
+consent-kind-cdc = 向疾控提供去标识化统计
+consent-expires = 有效期至
+consent-record = 登记知情同意
+consent-revoke = 撤回
+consent-revoke-reason = 原因

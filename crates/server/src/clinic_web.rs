@@ -256,7 +256,20 @@ pub(crate) async fn client_details(
         }
         section.card id="consents" {
             h2 { (t.s("client-consents")) }
-            table.list { tbody { @for x in &consents { tr { td { (x.purpose) } td { (x.recipient) } td { (x.scope) } td { (x.given_on) " – " (x.expires_on) } td { @if x.active_on(today) { "✓" } @else { "✗" } } } } } }
+            table.list { tbody { @for x in &consents { tr { td { (x.purpose) } td { (x.recipient) } td { (x.scope) } td { (x.given_on) " – " (x.expires_on) } td { @if x.active_on(today) { "✓" } @else { "✗" } }
+                td.actions { @if role.has(Permission::ConsentManage) && x.revoked_on.is_none() {
+                    form method="post" action={"/consents/" (x.id) "/revoke?client=" (c.id)} { (csrf(me)) input name="reason" placeholder=(t.s("consent-revoke-reason")) required; button type="submit" { (t.s("consent-revoke")) } }
+                } } } } } }
+            @if role.has(Permission::ConsentManage) {
+                form method="post" action={(base) "/consents"} id="consent-form" {
+                    (csrf(me))
+                    label { (t.s("consent-purpose")) select name="kind" {
+                        option value="police" { (t.s("consent-kind-police")) }
+                        option value="cdc" { (t.s("consent-kind-cdc")) } } }
+                    label { (t.s("consent-expires")) input name="expires_on" type="date" value=(today + chrono::Duration::days(365)) required; }
+                    button type="submit" { (t.s("consent-record")) }
+                }
+            }
         }
         @if role.has(Permission::ClientWrite) && c.discharged_on.is_none() {
             section.card {
@@ -558,12 +571,109 @@ async fn stock_receipt(
     }
 }
 
+#[derive(Deserialize)]
+struct ConsentForm {
+    kind: String,
+    expires_on: String,
+}
+
+async fn form_consent(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<ConsentForm>,
+) -> Response {
+    let base = format!("/clients/{id}");
+    let Ok(cid) = id.parse::<i64>() else {
+        return error_page(DomainError::invalid("id", "not a number").into());
+    };
+    let (purpose, recipient, scope) = match f.kind.as_str() {
+        "police" => (
+            crate::takehome::POLICE_PURPOSE,
+            "PSB",
+            crate::takehome::POLICE_DISCLOSES,
+        ),
+        "cdc" => ("cdc_figures", "CDC", "de-identified counts"),
+        other => return back_with(&base, "error", &format!("kind: unknown consent `{other}`")),
+    };
+    let today = st.today();
+    let expires = match clinic::parse_date("expires_on", &f.expires_on) {
+        Ok(d) if d > today => d,
+        Ok(_) => return back_with(&base, "error", "expires_on: must be after today"),
+        Err(e) => return back_with(&base, "error", &e.to_string()),
+    };
+    match st
+        .store
+        .add_consent(
+            &me.actor(),
+            cid,
+            purpose,
+            recipient,
+            scope,
+            today,
+            expires,
+            st.now(),
+        )
+        .await
+    {
+        Ok(_) => Redirect::to(&base).into_response(),
+        Err(e) => form_error(&base, e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct RevokeQuery {
+    client: i64,
+}
+
+async fn form_revoke(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Query(q): Query<RevokeQuery>,
+    Form(f): Form<ReasonForm>,
+) -> Response {
+    let base = format!("/clients/{}", q.client);
+    let Ok(consent) = id.parse::<i64>() else {
+        return error_page(DomainError::invalid("id", "not a number").into());
+    };
+    if f.reason.trim().is_empty() {
+        return back_with(&base, "error", "reason: say why the consent is revoked");
+    }
+    match st
+        .store
+        .revoke_consent(&me.actor(), consent, st.today(), f.reason.trim(), st.now())
+        .await
+    {
+        Ok(_) => Redirect::to(&base).into_response(),
+        Err(e) => form_error(&base, e.into()),
+    }
+}
+
 /// Adds the clinic's pages and form targets.
 pub fn routes(table: RouteTable) -> RouteTable {
     use Access::*;
     use Permission::*;
     use Verb::*;
     table
+        .add(
+            RouteSpec::web(
+                Post,
+                "/clients/{id}/consents",
+                Needs(ConsentManage),
+                "Record a consent",
+            ),
+            form_consent,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/consents/{id}/revoke",
+                Needs(ConsentManage),
+                "Revoke a consent",
+            ),
+            form_revoke,
+        )
         .add(
             RouteSpec::web(Get, "/dispensing", Needs(DoseRecord), "Dispensing window"),
             dispensing_page,

@@ -673,3 +673,70 @@ async fn changing_a_phone_number_is_its_own_audited_action() {
     assert!(!change.reason.contains("13800138000"));
     c.app.cleanup().await;
 }
+
+#[tokio::test]
+async fn consents_are_recorded_and_revoked_from_the_client_page() {
+    let c = clinic().await;
+    let site = c.app.state.store.site_by_code("YX01").await.unwrap();
+    c.app.user(&site, "counsellor", Role::Counsellor).await;
+    let counsellor = c.app.login("counsellor").await;
+    let id = c.client_on("YX-0012", 60, 1).await;
+    let form = |path: String, body: &'static str| {
+        axum::http::Request::post(path)
+            .header("authorization", format!("Bearer {counsellor}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(body))
+            .unwrap()
+    };
+    let a = c
+        .app
+        .send(form(
+            format!("/clients/{id}/consents"),
+            "kind=police&expires_on=2027-06-30",
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let list = c
+        .get(&c.nurse, &format!("/api/v1/clients/{id}/consents"))
+        .await;
+    assert_eq!(
+        (list[0]["recipient"].clone(), list[0]["active"].clone()),
+        (json!("PSB"), json!(true))
+    );
+    let bad = c
+        .app
+        .send(form(
+            format!("/clients/{id}/consents"),
+            "kind=police&expires_on=2020-01-01",
+        ))
+        .await;
+    assert!(bad.headers["location"]
+        .to_str()
+        .unwrap()
+        .contains("expires_on"));
+    let consent = list[0]["id"].as_i64().unwrap();
+    let a = c
+        .app
+        .send(form(
+            format!("/consents/{consent}/revoke?client={id}"),
+            "reason=client+withdrew",
+        ))
+        .await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER);
+    let list = c
+        .get(&c.nurse, &format!("/api/v1/clients/{id}/consents"))
+        .await;
+    assert_eq!(list[0]["active"], false);
+    // The page shows both forms to the counsellor, in the account's language.
+    let page = c
+        .app
+        .send(
+            axum::http::Request::get(format!("/clients/{id}"))
+                .header("authorization", format!("Bearer {counsellor}"))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(page.text.contains("id=\"consent-form\"") && page.text.contains("Take-home doses"));
+    c.app.cleanup().await;
+}
