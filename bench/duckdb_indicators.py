@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""The same monthly figures as `indicator_bench --report`, computed by DuckDB from its CSV export.
+
+Usage: bench/duckdb_indicators.py CSV_DIR FROM TO   (dates YYYY-MM-DD, both included)
+
+Loads clients.csv, doses_month.csv and urine_month.csv (timed as "load"), then computes, with
+the definitions of anxin_domain::indicators and the row filters of Store::indicator_inputs,
+the clients in MMT on the last day, mean attendance (client-days / clients), take-home
+participation and the urine-negative rate (timed as "query", 3 runs, median), and prints a
+`FIGURES` line in the same format as the Rust side so the two can be compared as text.
+"""
+import statistics, sys, time
+from datetime import date
+
+import duckdb
+
+FIGURES_SQL = """
+WITH
+-- Store::indicator_inputs: clients enrolled by the end, not discharged 12+ months before.
+idx AS (
+  SELECT * FROM clients
+  WHERE enrolled_on <= $to AND (discharged_on IS NULL OR discharged_on >= $back)
+),
+mmt AS (
+  SELECT id FROM idx WHERE discharged_on IS NULL OR discharged_on > $to
+),
+in_period AS (
+  SELECT * FROM idx WHERE discharged_on IS NULL OR discharged_on > $from
+),
+att AS (
+  SELECT count(*) AS n FROM (
+    SELECT DISTINCT d.client_id, d.day
+    FROM doses d JOIN in_period c ON c.id = d.client_id
+    WHERE d.day BETWEEN $from AND $to
+      AND d.rule NOT IN ('take_home_pending', 'take_home_unopened', 'take_home_lost')
+      AND c.enrolled_on <= d.day AND (c.discharged_on IS NULL OR c.discharged_on > d.day)
+  )
+),
+th AS (
+  SELECT count(*) AS n FROM mmt m
+  WHERE EXISTS (SELECT 1 FROM doses d WHERE d.client_id = m.id
+                AND d.day BETWEEN $from AND $to AND d.rule LIKE 'take_home%')
+),
+ur AS (
+  SELECT count(*) AS tests, count(*) FILTER (WHERE u.negative <> 0) AS neg
+  FROM urine u JOIN idx c ON c.id = u.client_id
+  WHERE u.collected_on BETWEEN $from AND $to
+)
+SELECT (SELECT count(*) FROM mmt), (SELECT n FROM att), (SELECT count(*) FROM in_period),
+       (SELECT n FROM th), ur.neg, ur.tests
+FROM ur
+"""
+
+
+def main():
+    csv_dir, frm, to = sys.argv[1], date.fromisoformat(sys.argv[2]), date.fromisoformat(sys.argv[3])
+    back = frm.replace(year=frm.year - 1)
+    con = duckdb.connect()  # in memory
+    t = time.perf_counter()
+    con.execute(f"""CREATE TABLE clients AS SELECT * FROM read_csv('{csv_dir}/clients.csv', header=true,
+        columns={{'id': 'BIGINT', 'enrolled_on': 'DATE', 'discharged_on': 'DATE', 'sex': 'VARCHAR',
+                  'birth_year': 'INTEGER'}})""")
+    con.execute(f"""CREATE TABLE doses AS SELECT * FROM read_csv('{csv_dir}/doses_month.csv', header=true,
+        columns={{'client_id': 'BIGINT', 'day': 'DATE', 'rule': 'VARCHAR'}})""")
+    con.execute(f"""CREATE TABLE urine AS SELECT * FROM read_csv('{csv_dir}/urine_month.csv', header=true,
+        columns={{'client_id': 'BIGINT', 'collected_on': 'DATE', 'negative': 'BIGINT'}})""")
+    load_ms = (time.perf_counter() - t) * 1e3
+    n = con.execute("SELECT (SELECT count(*) FROM clients), (SELECT count(*) FROM doses), "
+                    "(SELECT count(*) FROM urine)").fetchone()
+    print(f"DUCKDB {duckdb.__version__} load {load_ms:.0f} ms ({n[0]} clients, {n[1]} dose rows, {n[2]} urine rows)")
+    params = {"from": frm, "to": to, "back": back}
+    times, row = [], None
+    for run in range(1, 4):
+        t = time.perf_counter()
+        row = con.execute(FIGURES_SQL, params).fetchone()
+        ms = (time.perf_counter() - t) * 1e3
+        times.append(ms)
+        print(f"  run {run}: query {ms:.1f} ms")
+    print(f"DUCKDB query median {statistics.median(times):.1f} ms (3 runs)")
+    mmt, att_days, att_clients, th, neg, tests = row
+    print(f"FIGURES mmt_clients={mmt} attendance_days={att_days} attendance_clients={att_clients} "
+          f"take_home={th}/{mmt} urine_negative={neg}/{tests}")
+
+
+if __name__ == "__main__":
+    main()
