@@ -84,7 +84,7 @@ async fn generate(store: &Store, today: NaiveDate, n_clients: i64) -> Res<()> {
     if pg {
         // Skips the per-row foreign-key triggers during the bulk load (superuser only).
         exec(&mut conn, "SET session_replication_role = replica").await?;
-        exec(&mut conn, 
+        exec(&mut conn,
             format!(
                 "CREATE TEMP TABLE bench_days AS SELECT n, to_char(DATE '{today}' - n, 'YYYY-MM-DD') AS day \
                  FROM generate_series(1, 730) AS n"
@@ -92,7 +92,7 @@ async fn generate(store: &Store, today: NaiveDate, n_clients: i64) -> Res<()> {
             .as_str(),
         )
         .await?;
-        exec(&mut conn, 
+        exec(&mut conn,
             format!(
                 "CREATE TEMP TABLE bench_ids AS SELECT n::BIGINT AS n FROM generate_series(1, {n_clients}) AS n"
             )
@@ -103,7 +103,8 @@ async fn generate(store: &Store, today: NaiveDate, n_clients: i64) -> Res<()> {
         exec(&mut conn, "PRAGMA synchronous = OFF").await?;
         exec(&mut conn, "PRAGMA foreign_keys = OFF").await?;
         exec(&mut conn, "PRAGMA cache_size = -1000000").await?;
-        exec(&mut conn, 
+        exec(
+            &mut conn,
             format!(
                 "CREATE TEMP TABLE bench_days AS WITH RECURSIVE r(n) AS \
                  (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 730) \
@@ -112,7 +113,8 @@ async fn generate(store: &Store, today: NaiveDate, n_clients: i64) -> Res<()> {
             .as_str(),
         )
         .await?;
-        exec(&mut conn, 
+        exec(
+            &mut conn,
             format!(
                 "CREATE TEMP TABLE bench_ids AS WITH RECURSIVE r(n) AS \
                  (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < {n_clients}) SELECT n FROM r"
@@ -125,20 +127,23 @@ async fn generate(store: &Store, today: NaiveDate, n_clients: i64) -> Res<()> {
     let step = |name: &str, t: Instant| println!("  {name}: {:.1} s", t.elapsed().as_secs_f64());
 
     let t = Instant::now();
-    exec(&mut tx, 
+    exec(
+        &mut tx,
         "INSERT INTO sites (id, code, name, created_at) \
          SELECT n, 'BENCH' || n, 'Bench centre ' || n, 0 FROM bench_days WHERE n <= 20",
     )
     .await?;
     // One nurse per site, with the site's id: doses and tests are "given by" them.
-    exec(&mut tx, 
+    exec(
+        &mut tx,
         "INSERT INTO users (id, site_id, username, role, password_hash, created_at) \
          SELECT n, n, 'bench' || n, 'nurse', 'x', 0 FROM bench_days WHERE n <= 20",
     )
     .await?;
     // Enrolled over the past two years (90% more than a year ago), 2% discharged in the last
     // 180 days; sex male/female/unknown 3:1:1; birth years 1960-2004, a few unknown.
-    exec(&mut tx, 
+    exec(
+        &mut tx,
         "INSERT INTO clients (id, site_id, uic, enrolled_on, created_at, sex, birth_year, \
          discharged_on, discharge_reason) \
          SELECT g.n, 1 + g.n % 20, 'BENCH' || g.n, e.day, 0, \
@@ -156,7 +161,7 @@ async fn generate(store: &Store, today: NaiveDate, n_clients: i64) -> Res<()> {
     let t = Instant::now();
     exec(&mut tx, "DROP INDEX doses_site_day").await?;
     // ~85% attendance while in treatment over the past 365 days; 5 of those 85 take-home.
-    let r = exec(&mut tx, 
+    let r = exec(&mut tx,
             "INSERT INTO doses (client_id, day, portion, mg, site_id, guest, rule, given_by, given_at) \
              SELECT c.id, d.day, 1, 40 + c.id % 60, c.site_id, 0, \
                CASE WHEN (c.id * 2654435761 + d.n * 40503) % 100 >= 80 THEN 'take_home' \
@@ -169,26 +174,31 @@ async fn generate(store: &Store, today: NaiveDate, n_clients: i64) -> Res<()> {
         )
         .await?;
     println!("  doses: {r} rows");
-    exec(&mut tx, "CREATE INDEX doses_site_day ON doses(site_id, day)")
-        .await?;
+    exec(
+        &mut tx,
+        "CREATE INDEX doses_site_day ON doses(site_id, day)",
+    )
+    .await?;
     step("doses (with index rebuild)", t);
 
     let t = Instant::now();
-    let r = exec(&mut tx, 
-            "INSERT INTO urine_tests (client_id, collected_on, observed, outcome, negative, reason, \
+    let r = exec(
+        &mut tx,
+        "INSERT INTO urine_tests (client_id, collected_on, observed, outcome, negative, reason, \
              recorded_by, created_at) \
              SELECT c.id, d.day, 1, '{}', \
                CASE WHEN (c.id * 13 + d.n * 7) % 10 < 7 THEN 1 ELSE 0 END, '', c.site_id, 0 \
              FROM clients c JOIN bench_days d ON d.n <= 365 AND d.day >= c.enrolled_on \
                AND (c.discharged_on IS NULL OR d.day < c.discharged_on) \
              WHERE (c.id * 7919 + d.n * 104729) % 1000 < 12",
-        )
-        .await?;
+    )
+    .await?;
     println!("  urine_tests: {r} rows");
     // Two encounters per client over the year: needle exchanges and HIV tests, a third of them
     // with anonymous contacts (UIC, sex and birth year on the encounter).
-    let r = exec(&mut tx, 
-            "INSERT INTO encounters (site_id, client_id, uic, sex, birth_year, on_day, kind, detail, \
+    let r = exec(
+        &mut tx,
+        "INSERT INTO encounters (site_id, client_id, uic, sex, birth_year, on_day, kind, detail, \
              recorded_by, created_at) \
              SELECT c.site_id, \
                CASE WHEN c.id % 3 = 0 THEN NULL ELSE c.id END, \
@@ -207,16 +217,24 @@ async fn generate(store: &Store, today: NaiveDate, n_clients: i64) -> Res<()> {
                c.site_id, 0 \
              FROM clients c JOIN bench_days k ON k.n <= 2 \
              JOIN bench_days d ON d.n = 1 + (c.id * 37 + k.n * 181) % 365",
-        )
-        .await?;
+    )
+    .await?;
     println!("  encounters: {r} rows");
     step("urine tests, encounters", t);
     let t = Instant::now();
     tx.commit().await?;
     if pg {
         exec(&mut conn, "SET session_replication_role = origin").await?;
-        for t in ["sites", "users", "clients", "doses", "urine_tests", "encounters"] {
-            exec(&mut conn, 
+        for t in [
+            "sites",
+            "users",
+            "clients",
+            "doses",
+            "urine_tests",
+            "encounters",
+        ] {
+            exec(
+                &mut conn,
                 format!(
                     "SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT MAX(id) FROM {t}))"
                 )
@@ -228,10 +246,7 @@ async fn generate(store: &Store, today: NaiveDate, n_clients: i64) -> Res<()> {
         exec(&mut conn, "ANALYZE").await?;
     }
     step("commit (+ PostgreSQL ANALYZE)", t);
-    println!(
-        "GENERATE total {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    println!("GENERATE total {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
 
@@ -277,11 +292,21 @@ async fn report(store: &Store, period: &Period) -> Res<()> {
         "FIGURES mmt_clients={mmt} attendance_days={att_days} attendance_clients={att_clients} \
          take_home={th}/{th_den} urine_negative={neg}/{tests}"
     );
-    for id in ["mean_attendance", "urine_negative_rate", "take_home_participation"] {
-        println!("  {id} = {:.4}", figure(&figs, id)?.value().unwrap_or(f64::NAN));
+    for id in [
+        "mean_attendance",
+        "urine_negative_rate",
+        "take_home_participation",
+    ] {
+        println!(
+            "  {id} = {:.4}",
+            figure(&figs, id)?.value().unwrap_or(f64::NAN)
+        );
     }
     for id in ["needles_given", "hiv_tests", "hiv_positivity"] {
-        println!("  {id} = {:.4}", figure(&figs, id)?.value().unwrap_or(f64::NAN));
+        println!(
+            "  {id} = {:.4}",
+            figure(&figs, id)?.value().unwrap_or(f64::NAN)
+        );
     }
     Ok(())
 }
@@ -295,9 +320,11 @@ async fn export(store: &Store, period: &Period, dir: &str) -> Res<()> {
     std::fs::create_dir_all(dir)?;
     let (from, to) = (period.from.to_string(), period.to.to_string());
     let mut out = String::from("id,enrolled_on,discharged_on,sex,birth_year\n");
-    let rows = sqlx::query("SELECT id, enrolled_on, discharged_on, sex, birth_year FROM clients ORDER BY id")
-        .fetch_all(store.pool())
-        .await?;
+    let rows = sqlx::query(
+        "SELECT id, enrolled_on, discharged_on, sex, birth_year FROM clients ORDER BY id",
+    )
+    .fetch_all(store.pool())
+    .await?;
     for r in &rows {
         let by: Option<i64> = r.try_get("birth_year")?;
         writeln!(
