@@ -21,7 +21,11 @@ struct World {
 }
 
 async fn world() -> World {
-    let app = TestApp::new().await;
+    world_on(TestApp::new().await).await
+}
+
+/// A centre with a prescriber, a counsellor, a nurse and a police officer, on `app`'s database.
+async fn world_on(app: TestApp) -> World {
     let site = app.site("YX01").await;
     app.user(&site, "doctor", Role::Prescriber).await;
     app.user(&site, "counsellor", Role::Counsellor).await;
@@ -36,6 +40,30 @@ async fn world() -> World {
 }
 
 impl World {
+    /// Sends a police request for `days` and has the officer approve it.
+    async fn approved(&self, id: i64, days: i64) -> i64 {
+        let (s, r) = self
+            .call(
+                Method::POST,
+                &self.doctor,
+                &format!("/api/v1/clients/{id}/psb-requests"),
+                Some(json!({"days": days})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{r}");
+        let rid = r["request_id"].as_i64().unwrap();
+        let (s, a) = self
+            .call(
+                Method::POST,
+                &self.police,
+                &format!("/api/v1/psb/requests/{rid}/answer"),
+                Some(json!({"decision": "approve", "reason": "no record"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{a}");
+        rid
+    }
+
     async fn call(
         &self,
         m: Method,
@@ -493,42 +521,12 @@ fn sim(args: &[&str]) -> Result<(), anxin_boxsim::BoxSimError> {
 }
 
 async fn journey(app: TestApp) {
-    let site = app.site("YX01").await;
-    for (name, role) in [
-        ("doctor", Role::Prescriber),
-        ("counsellor", Role::Counsellor),
-        ("nurse", Role::Dispenser),
-        ("police", Role::PsbOfficer),
-    ] {
-        app.user(&site, name, role).await;
-    }
-    let w = World {
-        doctor: app.login("doctor").await,
-        counsellor: app.login("counsellor").await,
-        police: app.login("police").await,
-        app,
-    };
+    let w = world_on(app).await;
+    let site = w.app.state.store.site_by_code("YX01").await.unwrap();
     let id = w.stable_client("YX-0201", true).await;
     // Eligible → request → police approve.
     assert_eq!(w.eligibility(id).await["days"], 5);
-    let (_, r) = w
-        .call(
-            Method::POST,
-            &w.doctor,
-            &format!("/api/v1/clients/{id}/psb-requests"),
-            Some(json!({"days": 3})),
-        )
-        .await;
-    let rid = r["request_id"].as_i64().unwrap();
-    let (s, _) = w
-        .call(
-            Method::POST,
-            &w.police,
-            &format!("/api/v1/psb/requests/{rid}/answer"),
-            Some(json!({"decision": "approve", "reason": "no record"})),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK);
+    w.approved(id, 3).await;
     // A box is loaded for 3 days; 4 days (more than approved) is refused and changes nothing.
     let (s, _) = w
         .call(
@@ -873,21 +871,7 @@ async fn a_centre_adopts_a_stricter_policy_and_decisions_name_its_version() {
 async fn codes_can_be_withheld_revealed_to_a_checked_caller_and_stop_when_a_box_is_lost() {
     let w = world().await;
     let id = w.stable_client("YX-0106", true).await;
-    let (_, r) = w
-        .call(
-            Method::POST,
-            &w.doctor,
-            &format!("/api/v1/clients/{id}/psb-requests"),
-            Some(json!({"days": 3})),
-        )
-        .await;
-    w.call(
-        Method::POST,
-        &w.police,
-        &format!("/api/v1/psb/requests/{}/answer", r["request_id"]),
-        Some(json!({"decision": "approve", "reason": "ok"})),
-    )
-    .await;
+    w.approved(id, 3).await;
     w.call(
         Method::POST,
         &w.doctor,
