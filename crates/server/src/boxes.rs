@@ -611,7 +611,7 @@ pub mod web {
     use anxin_domain::{Access, DomainError, Permission};
     use anxin_storage::Client;
     use axum::extract::{Form, Path, State};
-    use axum::response::{IntoResponse, Redirect, Response};
+    use axum::response::Response;
     use maud::{html, Markup};
     use serde::Deserialize;
 
@@ -620,7 +620,7 @@ pub mod web {
     use crate::error::AppError;
     use crate::routes::{RouteSpec, RouteTable, Verb};
     use crate::state::AppState;
-    use crate::web::{back_with, error_page, T};
+    use crate::web::{after_form, T};
 
     /// The boxes of a client, with load, hand-out, withhold and return forms.
     pub(crate) async fn client_section(
@@ -667,16 +667,6 @@ pub mod web {
         })
     }
 
-    fn done(base: &str, r: Result<(), AppError>) -> Response {
-        match r {
-            Ok(()) => Redirect::to(base).into_response(),
-            Err(AppError::Domain(d)) if !matches!(d, DomainError::Forbidden(_)) => {
-                back_with(base, "error", &d.to_string())
-            }
-            Err(e) => error_page(e),
-        }
-    }
-
     #[derive(Deserialize)]
     struct LoadForm {
         serial: String,
@@ -699,7 +689,7 @@ pub mod web {
             code_hour: f.code_hour,
             language: Some(me.user.language.clone()),
         };
-        done(&base, load_box(&st, &me, &id, req).await.map(|_| ()))
+        after_form(&base, load_box(&st, &me, &id, req).await.map(|_| ()))
     }
 
     async fn client_page_of(st: &AppState, raw: &str) -> String {
@@ -718,7 +708,7 @@ pub mod web {
         Path(id): Path<String>,
     ) -> Response {
         let base = client_page_of(&st, &id).await;
-        let r = async {
+        let r: Result<(), AppError> = async {
             let load = super::load_of(&st, &me, &id).await?;
             if load.state != "loaded" {
                 return Err(
@@ -737,7 +727,7 @@ pub mod web {
             Ok(())
         }
         .await;
-        done(&base, r)
+        after_form(&base, r)
     }
 
     #[derive(Deserialize)]
@@ -752,7 +742,7 @@ pub mod web {
         Form(f): Form<ReasonForm>,
     ) -> Response {
         let base = client_page_of(&st, &id).await;
-        let r = async {
+        let r: Result<(), AppError> = async {
             let load = super::load_of(&st, &me, &id).await?;
             if f.reason.trim().is_empty() {
                 return Err(
@@ -765,7 +755,7 @@ pub mod web {
             Ok(())
         }
         .await;
-        done(&base, r)
+        after_form(&base, r)
     }
 
     #[derive(Deserialize)]
@@ -780,7 +770,7 @@ pub mod web {
         Form(f): Form<LogForm>,
     ) -> Response {
         let base = client_page_of(&st, &id).await;
-        done(
+        after_form(
             &base,
             return_box(&st, &me, &id, &f.log_base64).await.map(|_| ()),
         )

@@ -21,7 +21,9 @@ use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
-use crate::web::{back_with, error_page, flash, layout, Flash, WebResult, T};
+use crate::web::{
+    after_form, back_with, error_page, flash, form_error, layout, Flash, WebResult, T,
+};
 
 fn tr<'a>(st: &'a AppState, me: &CurrentUser) -> T<'a> {
     T {
@@ -32,21 +34,6 @@ fn tr<'a>(st: &'a AppState, me: &CurrentUser) -> T<'a> {
 
 fn csrf(me: &CurrentUser) -> Markup {
     html! { input type="hidden" name="csrf" value=(me.csrf_token); }
-}
-
-/// Sends the browser back with the error's message, or shows an error page for refusals.
-fn form_error(path: &str, e: AppError) -> Response {
-    match e {
-        AppError::Domain(d)
-            if !matches!(
-                d,
-                DomainError::Forbidden(_) | DomainError::Unauthenticated(_)
-            ) =>
-        {
-            back_with(path, "error", &d.to_string())
-        }
-        other => error_page(other),
-    }
 }
 
 async fn dispensing_page(
@@ -302,14 +289,12 @@ async fn form_identity(
         phone: get("phone"),
         address: get("address"),
     };
-    match st
-        .store
-        .set_identity(&me.actor(), cid, &identity, &st.vault, st.now())
-        .await
-    {
-        Ok(()) => Redirect::to(&base).into_response(),
-        Err(e) => form_error(&base, e.into()),
-    }
+    after_form(
+        &base,
+        st.store
+            .set_identity(&me.actor(), cid, &identity, &st.vault, st.now())
+            .await,
+    )
 }
 
 #[derive(Deserialize)]
@@ -340,10 +325,7 @@ async fn form_order(
         split: f.split,
         reason: f.reason,
     };
-    match clinic::write_order(&st, &me, &id, req).await {
-        Ok(_) => Redirect::to(&base).into_response(),
-        Err(e) => form_error(&base, e),
-    }
+    after_form(&base, clinic::write_order(&st, &me, &id, req).await)
 }
 
 #[derive(Deserialize)]
@@ -364,14 +346,12 @@ async fn form_review(
     if f.note.trim().is_empty() {
         return back_with(&base, "error", "note: write what the review found");
     }
-    match st
-        .store
-        .add_review(&me.actor(), cid, st.today(), f.note.trim(), st.now())
-        .await
-    {
-        Ok(()) => Redirect::to(&base).into_response(),
-        Err(e) => form_error(&base, e.into()),
-    }
+    after_form(
+        &base,
+        st.store
+            .add_review(&me.actor(), cid, st.today(), f.note.trim(), st.now())
+            .await,
+    )
 }
 
 async fn form_urine(
@@ -410,24 +390,22 @@ async fn form_urine(
         Ok(o) => o,
         Err(e) => return form_error(&base, e.into()),
     };
-    match st
-        .store
-        .add_urine_test(
-            &me.actor(),
-            &NewUrineTest {
-                client_id: cid,
-                collected_on: st.today(),
-                observed: req.observed,
-                outcome,
-                reason: "random".into(),
-            },
-            st.now(),
-        )
-        .await
-    {
-        Ok(_) => Redirect::to(&base).into_response(),
-        Err(e) => form_error(&base, e.into()),
-    }
+    after_form(
+        &base,
+        st.store
+            .add_urine_test(
+                &me.actor(),
+                &NewUrineTest {
+                    client_id: cid,
+                    collected_on: st.today(),
+                    observed: req.observed,
+                    outcome,
+                    reason: "random".into(),
+                },
+                st.now(),
+            )
+            .await,
+    )
 }
 
 #[derive(Deserialize)]
@@ -445,14 +423,12 @@ async fn form_discharge(
     let Ok(cid) = id.parse::<i64>() else {
         return error_page(DomainError::invalid("id", "not a number").into());
     };
-    match st
-        .store
-        .discharge(&me.actor(), cid, st.today(), &f.reason, st.now())
-        .await
-    {
-        Ok(()) => Redirect::to(&base).into_response(),
-        Err(e) => form_error(&base, e.into()),
-    }
+    after_form(
+        &base,
+        st.store
+            .discharge(&me.actor(), cid, st.today(), &f.reason, st.now())
+            .await,
+    )
 }
 
 async fn stock_page(
@@ -602,23 +578,21 @@ async fn form_consent(
         Ok(_) => return back_with(&base, "error", "expires_on: must be after today"),
         Err(e) => return back_with(&base, "error", &e.to_string()),
     };
-    match st
-        .store
-        .add_consent(
-            &me.actor(),
-            cid,
-            purpose,
-            recipient,
-            scope,
-            today,
-            expires,
-            st.now(),
-        )
-        .await
-    {
-        Ok(_) => Redirect::to(&base).into_response(),
-        Err(e) => form_error(&base, e.into()),
-    }
+    after_form(
+        &base,
+        st.store
+            .add_consent(
+                &me.actor(),
+                cid,
+                purpose,
+                recipient,
+                scope,
+                today,
+                expires,
+                st.now(),
+            )
+            .await,
+    )
 }
 
 #[derive(Deserialize)]
@@ -640,14 +614,12 @@ async fn form_revoke(
     if f.reason.trim().is_empty() {
         return back_with(&base, "error", "reason: say why the consent is revoked");
     }
-    match st
-        .store
-        .revoke_consent(&me.actor(), consent, st.today(), f.reason.trim(), st.now())
-        .await
-    {
-        Ok(_) => Redirect::to(&base).into_response(),
-        Err(e) => form_error(&base, e.into()),
-    }
+    after_form(
+        &base,
+        st.store
+            .revoke_consent(&me.actor(), consent, st.today(), f.reason.trim(), st.now())
+            .await,
+    )
 }
 
 /// Adds the clinic's pages and form targets.

@@ -149,6 +149,30 @@ impl IntoResponse for WebError {
 
 pub(crate) type WebResult<T> = Result<T, WebError>;
 
+/// Sends the browser back to `path` with the error's message, or shows an error page for
+/// refusals (forbidden, logged out) that the form cannot fix.
+pub(crate) fn form_error(path: &str, e: AppError) -> Response {
+    match e {
+        AppError::Domain(d)
+            if !matches!(
+                d,
+                DomainError::Forbidden(_) | DomainError::Unauthenticated(_)
+            ) =>
+        {
+            back_with(path, "error", &d.to_string())
+        }
+        other => error_page(other),
+    }
+}
+
+/// The answer to a form: back to `base` when it worked, else [`form_error`].
+pub(crate) fn after_form<T, E: Into<AppError>>(base: &str, r: Result<T, E>) -> Response {
+    match r {
+        Ok(_) => Redirect::to(base).into_response(),
+        Err(e) => form_error(base, e.into()),
+    }
+}
+
 /// Where a form sends the browser back to, with a message to show.
 pub(crate) fn back_with(path: &str, key: &str, message: &str) -> Response {
     let q: String = url::form_urlencoded::Serializer::new(String::new())
