@@ -12,6 +12,7 @@ pub mod auth;
 pub mod boxes;
 pub mod clinic;
 pub mod error;
+pub mod gps;
 pub mod indicators;
 pub mod phone;
 pub mod services;
