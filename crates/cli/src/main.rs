@@ -235,6 +235,11 @@ async fn serve(config: Config, listen: Option<String>, load_demo: bool) -> anyho
     );
     tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
     let _sms_worker = anxin_server::sms::spawn_worker(state.clone(), &url, std::future::pending())?;
+    let _gps = if config.gps.enabled {
+        Some(anxin_server::gps::start(state.clone()).await?)
+    } else {
+        None
+    };
     anxin_server::serve(state, listener).await?;
     Ok(())
 }

@@ -219,8 +219,19 @@ fn serve_demo_answers_in_a_browser_way() {
         l.local_addr().unwrap().port()
     };
     let addr = format!("127.0.0.1:{port}");
+    let free = || {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (gt06, osmand) = (
+        format!("127.0.0.1:{}", free()),
+        format!("127.0.0.1:{}", free()),
+    );
     let mut c = anxin(dir.path());
-    c.args(["serve", "--demo", "--listen", &addr]);
+    c.args(["serve", "--demo", "--listen", &addr])
+        .env("ANXIN_GPS__ENABLED", "true")
+        .env("ANXIN_GPS__GT06_LISTEN", &gt06)
+        .env("ANXIN_GPS__OSMAND_LISTEN", &osmand);
     let mut child = c
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -251,6 +262,30 @@ fn serve_demo_answers_in_a_browser_way() {
         "{login}"
     );
     assert!(login.contains("Log in"));
+    // The tracker ports are open: a demo box's GT06 login is acknowledged, an unknown
+    // device on the OsmAnd port is refused by name.
+    let mut sock = (0..50)
+        .find_map(|_| {
+            TcpStream::connect(&gt06).ok().or_else(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                None
+            })
+        })
+        .expect("GT06 port");
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    sock.write_all(&anxin_tracker::gt06::encode::login("868120300000001", 1))
+        .unwrap();
+    let mut ack = [0u8; 10];
+    sock.read_exact(&mut ack).unwrap();
+    assert_eq!(&ack[..4], &[0x78, 0x78, 0x05, 0x01], "{ack:02x?}");
+    let refused = http_get(
+        &osmand,
+        "/?id=868120309999999&lat=25.04&lon=102.71&timestamp=1",
+    );
+    assert!(
+        refused.starts_with("HTTP/1.1 404") && refused.contains("not registered"),
+        "{refused}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }

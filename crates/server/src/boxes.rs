@@ -262,7 +262,7 @@ async fn api_loads(
     Ok(Json(Value::Array(out)))
 }
 
-async fn load_of(st: &AppState, me: &CurrentUser, raw: &str) -> AppResult<Load> {
+pub(crate) async fn load_of(st: &AppState, me: &CurrentUser, raw: &str) -> AppResult<Load> {
     let id: i64 = raw
         .parse()
         .map_err(|_| DomainError::invalid("id", "not a number"))?;
@@ -472,6 +472,8 @@ pub async fn return_box(
             st.now(),
         )
         .await?;
+    // Its zone and positions are gone: the GPS pipeline forgets the box too.
+    st.gps.invalidate();
     if !r.opened_without_code.is_empty() || tamper > 0 {
         st.store
             .audit(
@@ -645,7 +647,9 @@ pub mod web {
                     tbody { @for (l, comps) in &rows { tr data-load=(l.id) {
                         td { a href={"/loads/" (l.id) "/sheet"} { (l.id) } } td { (l.start_day) } td { (l.days) } td { (l.state) @if let Some(w) = l.withheld_from { " · " (t.s("box-withhold")) " " (w) } }
                         td { @for (i, _d, mg, rule) in comps { span.muted { (i + 1) ":" (mg) "mg " (rule.trim_start_matches("take_home").trim_start_matches('_')) " " } } }
-                        td.actions { @if may && l.state == "loaded" {
+                        td.actions { @if may && (l.state == "loaded" || l.state == "with_client") {
+                            a.gps href={"/loads/" (l.id) "/gps"} { (t.s("gps-open")) }
+                        } @if may && l.state == "loaded" {
                             form method="post" action={"/loads/" (l.id) "/hand-out"} { (csrf) button type="submit" { (t.s("box-hand-out")) } }
                         } @if may && (l.state == "loaded" || l.state == "with_client") {
                             form method="post" action={"/loads/" (l.id) "/withhold"} { (csrf) input name="reason" placeholder=(t.s("box-withhold-reason")) required; button type="submit" { (t.s("box-withhold")) } }

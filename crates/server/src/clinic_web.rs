@@ -252,7 +252,8 @@ pub(crate) async fn client_details(
                     (csrf(me))
                     label { (t.s("consent-purpose")) select name="kind" {
                         option value="police" { (t.s("consent-kind-police")) }
-                        option value="cdc" { (t.s("consent-kind-cdc")) } } }
+                        option value="cdc" { (t.s("consent-kind-cdc")) }
+                        option value="gps" { (t.s("consent-kind-gps")) } } }
                     label { (t.s("consent-expires")) input name="expires_on" type="date" value=(today + chrono::Duration::days(365)) required; }
                     button type="submit" { (t.s("consent-record")) }
                 }
@@ -570,6 +571,11 @@ async fn form_consent(
             crate::takehome::POLICE_DISCLOSES,
         ),
         "cdc" => ("cdc_figures", "CDC", "de-identified counts"),
+        "gps" => (
+            anxin_storage::gps::GPS_PURPOSE,
+            "centre",
+            "box position compared with the home zone; police see at home / away / unknown only",
+        ),
         other => return back_with(&base, "error", &format!("kind: unknown consent `{other}`")),
     };
     let today = st.today();

@@ -51,6 +51,19 @@
 //! | `clinic.concentration_mg_per_ml` | `ANXIN_CLINIC__CONCENTRATION_MG_PER_ML` | `1.0` | concentration of the centre's methadone oral solution |
 //! | `indicators.suppression_threshold` | `ANXIN_INDICATORS__SUPPRESSION_THRESHOLD` | `5` | counts below this are suppressed in the CDC's figures (with complementary cells) |
 //! | `clinic.variance_threshold_ml` | `ANXIN_CLINIC__VARIANCE_THRESHOLD_ML` | `5.0` | stock close-out variance (mL) that needs a written reason |
+//! | `gps.enabled` | `ANXIN_GPS__ENABLED` | `false` | accept box trackers (GT06, OsmAnd, MQTT) |
+//! | `gps.gt06_listen` | `ANXIN_GPS__GT06_LISTEN` | `0.0.0.0:5023` | TCP address of the GT06 port (empty: off) |
+//! | `gps.osmand_listen` | `ANXIN_GPS__OSMAND_LISTEN` | `0.0.0.0:5055` | HTTP address of the OsmAnd port (empty: off) |
+//! | `gps.mqtt_url` | `ANXIN_GPS__MQTT_URL` | (none: off) | broker, e.g. `mqtt://127.0.0.1:1883` |
+//! | `gps.mqtt_topic_prefix` | `ANXIN_GPS__MQTT_TOPIC_PREFIX` | `anxin/boxes` | topics `<prefix>/<imei>/position` and `<prefix>/<imei>/status` |
+//! | `gps.mqtt_client_id` | `ANXIN_GPS__MQTT_CLIENT_ID` | `anxin-server` | the server's MQTT client id |
+//! | `gps.retention_days` | `ANXIN_GPS__RETENTION_DAYS` | `30` | raw positions older than this are deleted (alarms are kept) |
+//! | `gps.away_after_fixes` | `ANXIN_GPS__AWAY_AFTER_FIXES` | `3` | consecutive fixes outside the home zone before a box is "away" |
+//! | `gps.away_after_minutes` | `ANXIN_GPS__AWAY_AFTER_MINUTES` | `10` | …spanning at least this many minutes |
+//! | `gps.unknown_after_minutes` | `ANXIN_GPS__UNKNOWN_AFTER_MINUTES` | `120` | no fix for this long: "unknown" and an offline alarm |
+//! | `gps.low_battery_percent` | `ANXIN_GPS__LOW_BATTERY_PERCENT` | `20` | battery level that raises a low-battery alarm (GT06 reports sixths: level 1 of 6 = 17%) |
+//! | `gps.max_future_seconds` | `ANXIN_GPS__MAX_FUTURE_SECONDS` | `600` | fixes dated further ahead than this are dropped |
+//! | `gps.reports_per_minute` | `ANXIN_GPS__REPORTS_PER_MINUTE` | `60` | per-device rate limit (a burst of this many, refilled over a minute); the excess is dropped |
 //!
 //! Unknown keys in the file and unknown `ANXIN_*` variables are refused with their name
 //! (variables starting `ANXIN_TEST_` belong to the test suite and are ignored).
@@ -173,6 +186,45 @@ impl Default for IndicatorsConfig {
     }
 }
 
+/// The `[gps]` section: box trackers. See the module documentation.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpsConfig {
+    pub enabled: bool,
+    pub gt06_listen: String,
+    pub osmand_listen: String,
+    pub mqtt_url: Option<String>,
+    pub mqtt_topic_prefix: String,
+    pub mqtt_client_id: String,
+    pub retention_days: u32,
+    pub away_after_fixes: u32,
+    pub away_after_minutes: u32,
+    pub unknown_after_minutes: u32,
+    pub low_battery_percent: u8,
+    pub max_future_seconds: u32,
+    pub reports_per_minute: u32,
+}
+
+impl Default for GpsConfig {
+    fn default() -> Self {
+        GpsConfig {
+            enabled: false,
+            gt06_listen: "0.0.0.0:5023".into(),
+            osmand_listen: "0.0.0.0:5055".into(),
+            mqtt_url: None,
+            mqtt_topic_prefix: "anxin/boxes".into(),
+            mqtt_client_id: "anxin-server".into(),
+            retention_days: 30,
+            away_after_fixes: 3,
+            away_after_minutes: 10,
+            unknown_after_minutes: 120,
+            low_battery_percent: 20,
+            max_future_seconds: 600,
+            reports_per_minute: 60,
+        }
+    }
+}
+
 /// The whole configuration. See the module documentation for every key.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -193,6 +245,7 @@ pub struct Config {
     pub key_file: Option<PathBuf>,
     pub clinic: ClinicConfig,
     pub indicators: IndicatorsConfig,
+    pub gps: GpsConfig,
 }
 
 impl Default for Config {
@@ -212,6 +265,7 @@ impl Default for Config {
             key_file: None,
             clinic: ClinicConfig::default(),
             indicators: IndicatorsConfig::default(),
+            gps: GpsConfig::default(),
         }
     }
 }
@@ -359,6 +413,19 @@ impl Config {
             return Err(key_err(
                 "indicators.suppression_threshold",
                 "must be at least 2: a count of 1 identifies a person",
+            ));
+        }
+        let g = &self.gps;
+        if g.retention_days == 0 || g.away_after_fixes == 0 || g.reports_per_minute == 0 {
+            return Err(key_err(
+                "gps",
+                "retention_days, away_after_fixes and reports_per_minute must be at least 1",
+            ));
+        }
+        if g.unknown_after_minutes <= g.away_after_minutes || g.low_battery_percent > 100 {
+            return Err(key_err(
+                "gps",
+                "unknown_after_minutes must exceed away_after_minutes, and low_battery_percent be 0–100",
             ));
         }
         if self.login.max_failures == 0 {

@@ -712,6 +712,9 @@ async fn takehome_steps(state: &AppState, site: &Site, candidates: &[i64]) -> Ap
                             state.now(),
                         )
                         .await?;
+                    if step <= 6 {
+                        demo_gps(state, &doctor, &l, step == 6).await?;
+                    }
                 }
             }
         }
@@ -720,6 +723,109 @@ async fn takehome_steps(state: &AppState, site: &Site, candidates: &[i64]) -> Ap
             break;
         }
     }
+    Ok(())
+}
+
+/// Box GPS for a handed-out load: a tracker, the client's consent, a 120 m home zone and a few
+/// hours of fixes — at home, or (`away`) gone from home with its alarm.
+async fn demo_gps(
+    state: &AppState,
+    doctor: &CurrentUser,
+    load: &anxin_storage::boxes::Load,
+    away: bool,
+) -> AppResult<()> {
+    use anxin_storage::gps::{Batch, NewAlarm, NewPosition, PresenceRow, GPS_PURPOSE};
+    let store = &state.store;
+    let now = state.now();
+    let today = state.today();
+    let serial = store
+        .boxes(doctor.site.id)
+        .await?
+        .into_iter()
+        .find(|b| b.id == load.box_id)
+        .map(|b| b.serial)
+        .ok_or(crate::error::AppError::Internal)?;
+    crate::gps::api::fit_tracker(
+        state,
+        doctor,
+        &serial,
+        &format!("8681203000{:05}", load.box_id),
+    )
+    .await?;
+    store
+        .add_consent(
+            &doctor.actor(),
+            load.client_id,
+            GPS_PURPOSE,
+            "centre",
+            "box position compared with the home zone; police see at home / away / unknown only",
+            today,
+            today + Duration::days(365),
+            now,
+        )
+        .await?;
+    // Somewhere in Kunming, a different street per box.
+    let (lat, lon) = (
+        25.03 + load.box_id as f64 * 0.004,
+        102.70 + load.box_id as f64 * 0.003,
+    );
+    let zone = anxin_domain::gps::Zone::Circle {
+        lat,
+        lon,
+        radius_m: 120.0,
+    };
+    crate::gps::api::set_zone(state, doctor, &load.id.to_string(), &zone).await?;
+    let now_ms = now.timestamp_millis();
+    let mut batch = Batch::default();
+    for k in 0..12i64 {
+        let at_ms = now_ms - (12 - k) * 15 * 60_000;
+        let gone = away && k >= 9;
+        let (la, lo) = if gone {
+            (lat + 0.004 + k as f64 * 0.0005, lon + 0.002)
+        } else {
+            (
+                lat + ((k * 7) % 5) as f64 * 0.00012,
+                lon - ((k * 3) % 4) as f64 * 0.0001,
+            )
+        };
+        batch.positions.push(NewPosition {
+            box_id: load.box_id,
+            at_ms,
+            lat: la,
+            lon: lo,
+            received_ms: at_ms,
+        });
+    }
+    let last = batch.positions.last().map(|p| p.at_ms).unwrap_or(now_ms);
+    let left_at = now_ms - 3 * 15 * 60_000;
+    batch.presence.push(PresenceRow {
+        box_id: load.box_id,
+        load_id: load.id,
+        presence: if away { "away" } else { "at_home" }.into(),
+        since_ms: if away {
+            left_at + 30 * 60_000
+        } else {
+            now_ms - 12 * 15 * 60_000
+        },
+        last_fix_ms: Some(last),
+        outside_fixes: if away { 3 } else { 0 },
+        first_outside_ms: away.then_some(left_at),
+        battery: Some(if away { 67 } else { 83 }),
+        online: true,
+        last_seen_ms: last,
+    });
+    if away {
+        batch.alarms.push(NewAlarm {
+            box_id: load.box_id,
+            site_id: load.site_id,
+            load_id: Some(load.id),
+            kind: "left_home".into(),
+            at_ms: left_at + 30 * 60_000,
+            at: None,
+        });
+    }
+    store.write_gps_batch(&batch).await?;
+    state.gps.invalidate();
     Ok(())
 }
 
@@ -770,6 +876,20 @@ mod tests {
             state.store.verify_audit().await.unwrap().map(|n| n > 250),
             Ok(true)
         );
+        // Box GPS: one box at home, one away with its alarm on the home page.
+        let alarms = state.store.open_alarms(first.site.id, 10).await.unwrap();
+        assert_eq!(
+            alarms.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>(),
+            vec!["left_home"]
+        );
+        let mut words = vec![];
+        for b in state.store.boxes(first.site.id).await.unwrap() {
+            if let Some(p) = state.store.presence(b.id).await.unwrap() {
+                words.push(p.presence);
+            }
+        }
+        words.sort();
+        assert_eq!(words, vec!["at_home", "away"]);
         db.cleanup().await;
     }
 }

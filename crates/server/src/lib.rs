@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod gps;
 pub mod i18n;
 pub mod json;
 pub mod routes;
@@ -45,6 +46,8 @@ pub fn route_table() -> routes::RouteTable {
     let table = takehome::web::routes(table);
     let table = boxes::routes(table);
     let table = boxes::web::routes(table);
+    let table = gps::api::routes(table);
+    let table = gps::web::routes(table);
     sms::routes(table)
 }
 

@@ -26,6 +26,8 @@ pub struct Settings {
     pub suppression_threshold: u64,
     /// The `[sms]` settings (provider, texts, delivery-report key).
     pub sms: anxin_sms::SmsSettings,
+    /// The `[gps]` settings (tracker ports, home-zone rules, retention).
+    pub gps: crate::config::GpsConfig,
 }
 
 impl Settings {
@@ -39,6 +41,7 @@ impl Settings {
             clinic: c.clinic_policy(),
             suppression_threshold: c.indicators.suppression_threshold,
             sms: anxin_sms::SmsSettings::new(c.sms.clone(), c.data_dir.clone()),
+            gps: c.gps.clone(),
         })
     }
 }
@@ -55,6 +58,8 @@ pub struct Inner {
     pub settings: Settings,
     /// The data key: identity encryption, name search, urine draws.
     pub vault: Vault,
+    /// What the GPS pipeline shares with the routes (caches, counters).
+    pub gps: crate::gps::Shared,
 }
 
 impl std::ops::Deref for AppState {
@@ -78,6 +83,7 @@ impl AppState {
             i18n,
             settings,
             vault,
+            gps: crate::gps::Shared::default(),
         }))
     }
 

@@ -490,7 +490,9 @@ pub mod web {
                     tbody { @for r in &queue { tr data-request=(r["id"]) {
                         td { (r["name"].as_str().unwrap_or("")) } td { (r["national_id"].as_str().unwrap_or("")) } td { (r["requested_days"]) }
                         td { (r["requested_on"].as_str().unwrap_or("")) } td { (r["expires_on"].as_str().unwrap_or("")) } td { (t.s(&format!("psb-status-{}", r["status"].as_str().unwrap_or("pending")))) }
-                        td.actions { @if r["status"] == "pending" {
+                        td.actions { @if r["status"] == "approved" {
+                            a href={"/psb/" (r["id"]) "/box"} { (t.s("gps-police-look")) }
+                        } @if r["status"] == "pending" {
                             form method="post" action={"/psb/" (r["id"]) "/answer"} {
                                 input type="hidden" name="csrf" value=(me.csrf_token);
                                 input name="reason" placeholder=(t.s("psb-reason")) required aria-label=(t.s("psb-reason"));

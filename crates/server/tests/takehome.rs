@@ -3,181 +3,14 @@
 
 use std::collections::BTreeSet;
 
-use anxin_domain::clinic::orders::{DoseOrder, OrderKind};
-use anxin_domain::clinic::urine::{Outcome, Substance};
 use anxin_domain::{Permission, Role};
 use anxin_server::testing::TestApp;
-use anxin_storage::clinic::{HistoricDose, NewDose};
-use anxin_storage::Actor;
 use axum::http::{Method, StatusCode};
 use chrono::Duration;
 use serde_json::{json, Value};
 
-struct World {
-    app: TestApp,
-    doctor: String,
-    counsellor: String,
-    police: String,
-}
-
-async fn world() -> World {
-    world_on(TestApp::new().await).await
-}
-
-/// A centre with a prescriber, a counsellor, a nurse and a police officer, on `app`'s database.
-async fn world_on(app: TestApp) -> World {
-    let site = app.site("YX01").await;
-    app.user(&site, "doctor", Role::Prescriber).await;
-    app.user(&site, "counsellor", Role::Counsellor).await;
-    app.user(&site, "nurse", Role::Dispenser).await;
-    app.user(&site, "police", Role::PsbOfficer).await;
-    World {
-        doctor: app.login("doctor").await,
-        counsellor: app.login("counsellor").await,
-        police: app.login("police").await,
-        app,
-    }
-}
-
-impl World {
-    /// Sends a police request for `days` and has the officer approve it.
-    async fn approved(&self, id: i64, days: i64) -> i64 {
-        let (s, r) = self
-            .call(
-                Method::POST,
-                &self.doctor,
-                &format!("/api/v1/clients/{id}/psb-requests"),
-                Some(json!({"days": days})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{r}");
-        let rid = r["request_id"].as_i64().unwrap();
-        let (s, a) = self
-            .call(
-                Method::POST,
-                &self.police,
-                &format!("/api/v1/psb/requests/{rid}/answer"),
-                Some(json!({"decision": "approve", "reason": "no record"})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{a}");
-        rid
-    }
-
-    async fn call(
-        &self,
-        m: Method,
-        token: &str,
-        path: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let a = self.app.call(m, path, Some(token), body).await;
-        (
-            a.status,
-            if a.text.is_empty() {
-                Value::Null
-            } else {
-                a.json()
-            },
-        )
-    }
-
-    /// A client 400 days in treatment who came every day of the last 120 and tested negative.
-    async fn stable_client(&self, uic: &str, with_consent: bool) -> i64 {
-        let today = self.app.state.today();
-        let start = today - Duration::days(400);
-        let (s, c) = self
-            .call(
-                Method::POST,
-                &self.doctor,
-                "/api/v1/clients",
-                Some(json!({"uic": uic, "enrolled_on": start.to_string()})),
-            )
-            .await;
-        assert_eq!(s, StatusCode::CREATED, "{c}");
-        let id = c["id"].as_i64().unwrap();
-        let store = &self.app.state.store;
-        let doctor = store.user_auth("doctor").await.unwrap().unwrap().user;
-        let actor = Actor {
-            user_id: Some(doctor.id),
-            name: doctor.username.clone(),
-            site_id: Some(doctor.site_id),
-        };
-        let order = DoseOrder {
-            kind: OrderKind::Maintenance,
-            start,
-            mg: 80,
-            steps: vec![],
-            split: 1,
-            reason: "stable".into(),
-        };
-        store
-            .add_order(&actor, id, &order, self.app.state.now())
-            .await
-            .unwrap();
-        let doses: Vec<HistoricDose> = (1..=120)
-            .map(|back| HistoricDose {
-                dose: NewDose {
-                    client_id: id,
-                    day: today - Duration::days(back),
-                    portion: 0,
-                    mg: 80,
-                    site_id: doctor.site_id,
-                    guest: false,
-                    rule: "normal".into(),
-                },
-                given_at: self.app.state.now() - Duration::days(back),
-            })
-            .collect();
-        let negative = Outcome::Tested(
-            [(Substance::Opiates, false), (Substance::Methadone, true)]
-                .into_iter()
-                .collect(),
-        );
-        let urine: Vec<_> = (1..=6)
-            .map(|k| (id, today - Duration::days(10 * k), negative.clone()))
-            .collect();
-        store
-            .import_history(&actor, doctor.site_id, &doses, &urine, self.app.state.now())
-            .await
-            .unwrap();
-        let (s, _) = self
-            .call(Method::POST, &self.counsellor, &format!("/api/v1/clients/{id}/agreements"), Some(json!({"method": "methadone maintenance", "duration_months": 36, "rules": "daily attendance", "signed_by": "client"})))
-            .await;
-        assert_eq!(s, StatusCode::CREATED);
-        let a = self
-            .app
-            .call(Method::PUT, &format!("/api/v1/clients/{id}/identity"), Some(&self.doctor), Some(json!({"name": "Li Wei", "national_id": "53040219800101123X", "phone": "13800138000", "address": "Hongta district"})))
-            .await;
-        assert_eq!(a.status, StatusCode::NO_CONTENT);
-        if with_consent {
-            self.consent(id).await;
-        }
-        id
-    }
-
-    async fn consent(&self, id: i64) -> i64 {
-        let expires = (self.app.state.today() + Duration::days(365)).to_string();
-        let (s, c) = self
-            .call(Method::POST, &self.counsellor, &format!("/api/v1/clients/{id}/consents"), Some(json!({"purpose": "take_home_police_check", "recipient": "PSB", "scope": "name, national ID number, requested days", "expires_on": expires})))
-            .await;
-        assert_eq!(s, StatusCode::CREATED);
-        c["id"].as_i64().unwrap()
-    }
-
-    async fn eligibility(&self, id: i64) -> Value {
-        let (s, e) = self
-            .call(
-                Method::GET,
-                &self.doctor,
-                &format!("/api/v1/clients/{id}/eligibility"),
-                None,
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{e}");
-        e
-    }
-}
+mod common;
+use common::{world, world_on};
 
 fn criterion<'a>(e: &'a Value, id: &str) -> &'a Value {
     e["criteria"]
@@ -721,6 +554,26 @@ async fn journey(app: TestApp) {
         "{e}"
     );
 
+    // While out, the box had GPS: some positions and an alarm.
+    let box_id = w.app.state.store.load(load_id).await.unwrap().box_id;
+    let mut gps = anxin_storage::gps::Batch::default();
+    gps.positions.push(anxin_storage::gps::NewPosition {
+        box_id,
+        at_ms: 1,
+        lat: 25.04,
+        lon: 102.71,
+        received_ms: 1,
+    });
+    gps.alarms.push(anxin_storage::gps::NewAlarm {
+        box_id,
+        site_id,
+        load_id: Some(load_id),
+        kind: "tamper".into(),
+        at_ms: 1,
+        at: None,
+    });
+    w.app.state.store.write_gps_batch(&gps).await.unwrap();
+
     w.app.clock.advance(Duration::days(4));
     let doctor = w.app.login("doctor").await;
     let a = w
@@ -737,6 +590,18 @@ async fn journey(app: TestApp) {
     assert_eq!(rec["reconciliation"]["opened"], json!([0, 1]));
     assert_eq!(rec["reconciliation"]["unopened"], json!([2]));
     assert_eq!(rec["tampering"], false);
+    // Back at the centre: where the box went is deleted, its alarm stays.
+    assert_eq!(w.app.state.store.position_count().await.unwrap(), 0);
+    assert_eq!(
+        w.app
+            .state
+            .store
+            .alarms_of_box(box_id, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // Stock: the unopened compartment's 80 mg came back.
     let stock_after = w
         .app

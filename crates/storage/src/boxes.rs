@@ -497,6 +497,8 @@ impl Store {
             .bind(b.id)
             .execute(&mut *tx)
             .await?;
+        // Back at the centre: where the box has been is nobody's business any more.
+        crate::gps::forget_box_positions(&mut tx, b.id).await?;
         append(
             &mut tx,
             actor,

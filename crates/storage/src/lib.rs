@@ -23,6 +23,7 @@ pub mod audit;
 pub mod boxes;
 pub mod clients;
 pub mod clinic;
+pub mod gps;
 pub mod outbox;
 pub mod services;
 pub mod sessions;

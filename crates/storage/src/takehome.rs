@@ -77,9 +77,9 @@ fn request_row(r: &AnyRow) -> Result<PsbRequest> {
     })
 }
 
-async fn insert_disclosure(
+pub(crate) async fn insert_disclosure(
     conn: &mut sqlx::AnyConnection,
-    client: &Client,
+    (client_id, site_id): (i64, i64),
     on: NaiveDate,
     d: &NewDisclosure<'_>,
     actor: &Actor,
@@ -89,8 +89,8 @@ async fn insert_disclosure(
         "INSERT INTO disclosures (client_id, site_id, on_day, recipient, disclosed, purpose, actor, \
          created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
-    .bind(client.id)
-    .bind(client.site_id)
+    .bind(client_id)
+    .bind(site_id)
     .bind(on.to_string())
     .bind(d.recipient.to_owned())
     .bind(d.disclosed.to_owned())
@@ -204,7 +204,15 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?;
         let id: i64 = col(&row, "id")?;
-        insert_disclosure(&mut tx, c, r.requested_on, &r.disclosure, actor, now).await?;
+        insert_disclosure(
+            &mut tx,
+            (c.id, c.site_id),
+            r.requested_on,
+            &r.disclosure,
+            actor,
+            now,
+        )
+        .await?;
         append(
             &mut tx,
             actor,
@@ -304,7 +312,7 @@ impl Store {
             .await?;
         insert_disclosure(
             &mut tx,
-            &client,
+            (client.id, client.site_id),
             today,
             &NewDisclosure {
                 recipient: "PSB",

@@ -1,0 +1,278 @@
+//! The tracker ports: GT06 over TCP, OsmAnd over HTTP, and MQTT through a broker. Each turns
+//! its protocol into `anxin_tracker::Report`s for the [`Ingest`]; bad frames and unknown
+//! devices are logged and dropped, and never take the connection or the server down.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anxin_tracker::gt06::{self, Body};
+use anxin_tracker::{mqtt as mq, osmand, Report};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::any;
+use axum::Router;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{Ingest, Refusal};
+use crate::config::GpsConfig;
+
+/// A connection that says nothing for this long is closed (trackers heartbeat every few minutes).
+const IDLE: Duration = Duration::from_secs(15 * 60);
+/// Dropped frames a connection may send before it is closed.
+const MAX_BAD_FRAMES: u32 = 100;
+
+/// Accepts GT06 connections until the listener fails.
+pub async fn gt06(ingest: Ingest, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok((sock, peer)) => {
+                let ingest = ingest.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = gt06_connection(&ingest, sock, peer).await {
+                        tracing::debug!(%peer, error = %e, "gt06 connection ended");
+                    }
+                });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "gt06 accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn gt06_connection(
+    ingest: &Ingest,
+    mut sock: TcpStream,
+    peer: SocketAddr,
+) -> std::io::Result<()> {
+    let _ = sock.set_nodelay(true);
+    let mut decoder = gt06::Decoder::default();
+    let mut buf = vec![0u8; 4096];
+    let mut device: Option<anxin_storage::gps::Tracker> = None;
+    let mut bad = 0u32;
+    let mut out = Vec::new();
+    loop {
+        let n = match tokio::time::timeout(IDLE, sock.read(&mut buf)).await {
+            Ok(r) => r?,
+            Err(_) => return Ok(()),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        decoder.push(&buf[..n]);
+        out.clear();
+        while let Some(next) = decoder.next() {
+            let packet = match next {
+                Ok(p) => p,
+                Err(e) => {
+                    bad += 1;
+                    tracing::warn!(%peer, error = %e, "gt06 frame dropped");
+                    if bad > MAX_BAD_FRAMES {
+                        tracing::warn!(%peer, "gt06: too many bad frames; connection closed");
+                        return Ok(());
+                    }
+                    continue;
+                }
+            };
+            let report = match (&packet.body, &device) {
+                (Body::Login { imei }, _) => match ingest.admit(imei).await {
+                    Ok(t) => {
+                        device = Some(t);
+                        None
+                    }
+                    Err(e) => {
+                        tracing::warn!(%peer, error = %e, "gt06 login refused; connection closed");
+                        return Ok(());
+                    }
+                },
+                (_, None) => {
+                    bad += 1;
+                    tracing::warn!(%peer, protocol = packet.protocol, "gt06 packet before login dropped");
+                    continue;
+                }
+                (Body::Location { fix, .. }, Some(t)) => Some(Report {
+                    device: t.imei.clone(),
+                    fix: Some(*fix),
+                    battery_percent: None,
+                    alarm: None,
+                }),
+                (
+                    Body::Status {
+                        battery_percent,
+                        tamper,
+                        ..
+                    },
+                    Some(t),
+                ) => Some(Report {
+                    device: t.imei.clone(),
+                    fix: None,
+                    battery_percent: *battery_percent,
+                    alarm: tamper.then_some(anxin_tracker::Alarm::Tamper),
+                }),
+                (
+                    Body::Alarm {
+                        fix,
+                        alarm,
+                        battery_percent,
+                    },
+                    Some(t),
+                ) => Some(Report {
+                    device: t.imei.clone(),
+                    fix: *fix,
+                    battery_percent: *battery_percent,
+                    alarm: Some(*alarm),
+                }),
+                (Body::Other, Some(_)) => None,
+            };
+            if let (Some(r), Some(t)) = (report, &device) {
+                // The rate limit applies to every packet after login.
+                let admitted = if matches!(packet.body, Body::Login { .. }) {
+                    Ok(t.clone())
+                } else {
+                    ingest.admit(&t.imei).await
+                };
+                match admitted {
+                    Ok(t) => match ingest.submit(t, r).await {
+                        Ok(()) => {}
+                        Err(Refusal::Stopped) => return Ok(()),
+                        Err(e) => tracing::warn!(%peer, error = %e, "gt06 report dropped"),
+                    },
+                    Err(Refusal::Flood(d)) => {
+                        tracing::debug!(%peer, device = %d, "gt06 report over the rate limit dropped")
+                    }
+                    Err(e) => tracing::warn!(%peer, error = %e, "gt06 report dropped"),
+                }
+            }
+            if let Some(ack) = gt06::ack(&packet) {
+                out.extend_from_slice(&ack);
+            }
+        }
+        if !out.is_empty() {
+            sock.write_all(&out).await?;
+        }
+    }
+}
+
+/// Serves the OsmAnd protocol until the listener fails.
+pub async fn osmand(ingest: Ingest, listener: TcpListener) {
+    let app = Router::new()
+        .route("/", any(osmand_report))
+        .with_state(ingest);
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!(error = %e, "OsmAnd port stopped");
+    }
+}
+
+/// One OsmAnd report: the query string (GET or POST), or a JSON body.
+pub async fn osmand_report(
+    State(ingest): State<Ingest>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, String) {
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let parsed = if json || (query.as_deref().unwrap_or("").is_empty() && !body.is_empty()) {
+        if json || body.first() == Some(&b'{') {
+            osmand::parse_json(&body)
+        } else {
+            // A form-encoded body, as some clients POST it.
+            osmand::parse_query(&String::from_utf8_lossy(&body))
+        }
+    } else {
+        osmand::parse_query(query.as_deref().unwrap_or(""))
+    };
+    let report = match parsed {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "osmand report refused");
+            return (StatusCode::BAD_REQUEST, e.to_string());
+        }
+    };
+    match ingest.accept(report).await {
+        Ok(()) => (StatusCode::OK, String::new()),
+        Err(e @ Refusal::UnknownDevice(_)) => {
+            tracing::warn!(error = %e, "osmand report refused");
+            (StatusCode::NOT_FOUND, e.to_string())
+        }
+        Err(e @ Refusal::Flood(_)) => (StatusCode::TOO_MANY_REQUESTS, e.to_string()),
+        Err(e @ Refusal::Invalid(_)) => {
+            tracing::warn!(error = %e, "osmand report refused");
+            (StatusCode::BAD_REQUEST, e.to_string())
+        }
+        Err(e @ Refusal::Stopped) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// Subscribes to the broker at `url` (`mqtt://host:port`) and feeds reports and last wills to
+/// the ingest; reconnects on its own.
+pub fn mqtt(ingest: Ingest, url: &str, cfg: &GpsConfig) -> anyhow::Result<()> {
+    let parsed = url::Url::parse(url).map_err(|e| anyhow::anyhow!("gps.mqtt_url: `{url}`: {e}"))?;
+    if parsed.scheme() != "mqtt" {
+        anyhow::bail!("gps.mqtt_url: `{url}` must start with mqtt://");
+    }
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| anyhow::anyhow!("gps.mqtt_url: `{url}` has no host"))?
+        .to_owned();
+    let port = parsed.port().unwrap_or(1883);
+    let mut opts = rumqttc::MqttOptions::new(cfg.mqtt_client_id.clone(), host, port);
+    opts.set_keep_alive(Duration::from_secs(30));
+    if !parsed.username().is_empty() {
+        opts.set_credentials(parsed.username(), parsed.password().unwrap_or(""));
+    }
+    let (client, mut events) = rumqttc::AsyncClient::new(opts, 1024);
+    let prefix = cfg.mqtt_topic_prefix.trim_end_matches('/').to_owned();
+    tokio::spawn(async move {
+        loop {
+            match events.poll().await {
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                    tracing::info!("MQTT broker connected");
+                    for t in [format!("{prefix}/+/position"), format!("{prefix}/+/status")] {
+                        if let Err(e) = client.subscribe(t, rumqttc::QoS::AtLeastOnce).await {
+                            tracing::error!(error = %e, "MQTT subscribe failed");
+                        }
+                    }
+                }
+                Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                    on_mqtt(&ingest, &prefix, &p.topic, &p.payload).await;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "MQTT connection lost; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn on_mqtt(ingest: &Ingest, prefix: &str, topic: &str, payload: &[u8]) {
+    let r = match mq::parse_topic(prefix, topic) {
+        Some(mq::Topic::Position { device }) => match mq::parse_position(device, payload) {
+            Ok(report) => ingest.accept(report).await,
+            Err(e) => Err(e.into()),
+        },
+        Some(mq::Topic::Status { device }) => match mq::parse_status(payload) {
+            Some(false) => ingest.offline(device).await,
+            Some(true) => Ok(()),
+            None => Err(Refusal::Invalid(anxin_tracker::ReportError::Invalid {
+                field: "status".into(),
+                reason: "expected online or offline".into(),
+            })),
+        },
+        None => {
+            tracing::debug!(topic, "MQTT message on an unknown topic ignored");
+            Ok(())
+        }
+    };
+    if let Err(e) = r {
+        tracing::warn!(topic, error = %e, "MQTT message dropped");
+    }
+}
