@@ -445,6 +445,7 @@ for (const lang of LANGS) {
         const prov = page.locator('#provision');
         assert.ok(await prov.count(), 'the provisioning data for the box is shown');
         s.provision = JSON.parse(await prov.getAttribute('data-provision'));
+        await page.screenshot({ path: path.join(SHOTS, `${lang}-box-loaded-1366x768.png`) });
         s.load = s.provision.load_id;
         await visit(page, lang, 'hand-out sheet', `${server.url}/loads/${s.load}/sheet`);
         shots.push(['doctor', 'hand-out sheet', `/loads/${s.load}/sheet`], ['doctor', 'outbox', '/outbox']);
@@ -514,8 +515,10 @@ for (const lang of LANGS) {
         assert.equal(await page.locator('.flash.error').count(), 0);
         const done = await text(page, `#boxes tr[data-load="${s.load}"]`);
         assert.match(done, zh ? /已归还/ : /returned/, `the load is returned: ${done}`);
-        const rec = await text(page, `#boxes`);
-        assert.ok(/1/.test(rec), `the reconciliation is shown: ${rec}`);
+        // Reconciled from the box's own log: compartment 1 opened with today's code, 2 unopened.
+        t.diagnostic(`returned load: ${done.replace(/\s+/g, ' ')}`);
+        const rec = await text(page, `#boxes tr[data-load="${s.load}"] .reconciliation`);
+        assert.equal(rec, zh ? '已开启：1；未开启（退回库存）：2' : 'opened: 1; unopened (back to stock): 2', rec);
       });
 
       await t.test('the manager opens the indicator dashboard with its charts', async () => {
@@ -536,7 +539,7 @@ for (const lang of LANGS) {
           await anon.evaluate((l) => document.documentElement.lang !== l && document.querySelector('#lang-switch').click(), lang);
           await anon.waitForLoadState('load');
           for (const p of await pageProblems(anon)) problems.push(`login ${size.width}: ${p}`);
-          await anon.screenshot({ path: path.join(SHOTS, `${lang}-login-${size.width}x${size.height}.png`), fullPage: true });
+          await anon.screenshot({ path: path.join(SHOTS, `${lang}-login-${size.width}x${size.height}.png`) });
           await anon.close();
           for (const [role, name, url] of shots) {
             const page = pages[role];
@@ -544,7 +547,7 @@ for (const lang of LANGS) {
             await visit(page, lang, name, `${server.url}${url}`);
             for (const p of await pageProblems(page)) problems.push(`${name} (${role}) ${size.width}: ${p}`);
             const file = `${lang}-${name.replace(/[^a-z0-9]+/gi, '-')}-${size.width}x${size.height}.png`;
-            await page.screenshot({ path: path.join(SHOTS, file), fullPage: true });
+            await page.screenshot({ path: path.join(SHOTS, file) }); // what fits the screen
           }
         }
         for (const role of Object.keys(pages)) await pages[role].setViewportSize(SIZES[0]);

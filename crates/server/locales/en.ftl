@@ -289,3 +289,5 @@ box-comp-pending = not yet due
 box-comp-unopened = unopened
 box-comp-lost = lost
 th-last-negative = last { $n } negative
+box-reconciled = opened: { $opened }; unopened (back to stock): { $unopened }
+box-tampered = ⚠ opened without a code: { $compartments }; tamper events: { $events }

@@ -289,3 +289,5 @@ box-comp-pending = 未到期
 box-comp-unopened = 未开启
 box-comp-lost = 遗失
 th-last-negative = 最近 { $n } 次阴性
+box-reconciled = 已开启：{ $opened }；未开启（退回库存）：{ $unopened }
+box-tampered = ⚠ 无密码开启：{ $compartments }；撬盒记录：{ $events } 次

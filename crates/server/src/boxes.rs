@@ -631,6 +631,45 @@ pub mod web {
         }
     }
 
+    /// What the returned box's log showed, in the user's language (compartments counted from 1).
+    fn reconciliation(t: &T<'_>, json: &str) -> String {
+        let Ok(r) = serde_json::from_str::<serde_json::Value>(json) else {
+            return json.to_owned();
+        };
+        let list = |key: &str| {
+            let v: Vec<String> = r[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|i| i.as_u64())
+                        .map(|i| (i + 1).to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if v.is_empty() {
+                "–".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        let mut s = t.a(
+            "box-reconciled",
+            &[("opened", &list("opened")), ("unopened", &list("unopened"))],
+        );
+        let events = r["tamper_events"].as_u64().unwrap_or(0);
+        if list("opened_without_code") != "–" || events > 0 {
+            s.push(' ');
+            s.push_str(&t.a(
+                "box-tampered",
+                &[
+                    ("compartments", &list("opened_without_code")),
+                    ("events", &events.to_string()),
+                ],
+            ));
+        }
+        s
+    }
+
     /// The boxes of a client, with load, hand-out, withhold and return forms.
     pub(crate) async fn client_section(
         t: &T<'_>,
@@ -652,7 +691,7 @@ pub mod web {
                 table.list {
                     thead { tr { th { "#" } th { (t.s("box-start")) } th { (t.s("box-days")) } th { (t.s("box-state")) } th { (t.s("box-compartments")) } th {} } }
                     tbody { @for (l, comps) in &rows { tr data-load=(l.id) {
-                        td { a href={"/loads/" (l.id) "/sheet"} { (l.id) } } td { (l.start_day) } td { (l.days) } td { (t.s(&format!("box-state-{}", l.state))) @if let Some(w) = l.withheld_from { " · " (t.s("box-withhold")) " " (w) } }
+                        td { a href={"/loads/" (l.id) "/sheet"} { (l.id) } } td { (l.start_day) } td { (l.days) } td { (t.s(&format!("box-state-{}", l.state))) @if let Some(r) = &l.reconciliation { " · " span.reconciliation { (reconciliation(t, r)) } } @if let Some(w) = l.withheld_from { " · " (t.s("box-withhold")) " " (w) } }
                         td { @for (i, _d, mg, rule) in comps { span.muted { (i + 1) ": " (mg) " mg " (compartment_state(t, rule)) " " } } }
                         td.actions { @if may && l.state == "loaded" {
                             form method="post" action={"/loads/" (l.id) "/hand-out"} { (csrf) button type="submit" { (t.s("box-hand-out")) } }

@@ -68,7 +68,7 @@ async fn dispensing_page(
                             td { @if let Some(mg) = r.give_mg { strong { (mg) " mg" } } }
                             td { (t.s(&format!("disp-status-{}", r.status))) @if r.portions > 1 { " (" (r.portions_given) "/" (r.portions) ")" } }
                             td.muted { (explain(&t, r)) }
-                            td { @if r.urine_due.is_some() { "●" } }
+                            td { @if r.urine_due.is_some() { span title=(t.s("disp-urine-due")) { "●" } } }
                         }
                     }
                 }
