@@ -57,6 +57,14 @@ function freePort() {
 
 const servers = [];
 
+/** The server's environment: no ANXIN_* variable (the server reads them as configuration and
+ * refuses unknown ones, e.g. ANXIN_BIN or CI's ANXIN_TEST_POSTGRES_URL); its config file rules. */
+function serverEnv() {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ANXIN_')));
+  env.RUST_LOG ??= 'warn';
+  return env;
+}
+
 /** Starts `anxin serve --demo` on a fresh data directory; resolves once /healthz answers. */
 async function startServer(label) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `anxin-e2e-${label}-`));
@@ -71,7 +79,7 @@ async function startServer(label) {
   const proc = spawn(
     BIN,
     ['--data-dir', path.join(dir, 'data'), '--config', config, 'serve', '--listen', `127.0.0.1:${port}`, '--demo'],
-    { stdio: ['ignore', log, log], env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' } },
+    { stdio: ['ignore', log, log], env: serverEnv() },
   );
   const server = { url, dir, proc, exited: false };
   proc.on('exit', () => (server.exited = true));

@@ -622,7 +622,7 @@ pub mod web {
     use crate::state::AppState;
     use crate::web::{after_form, T};
 
-    /// A compartment's state in the user's language (`take_home_pending` → "not yet opened").
+    /// A compartment's state in the user's language (`take_home_pending` → "not yet confirmed").
     fn compartment_state(t: &T<'_>, rule: &str) -> String {
         match rule.trim_start_matches("take_home").trim_start_matches('_') {
             "" => String::new(),
