@@ -613,7 +613,7 @@ pub mod web {
     use anxin_domain::{Access, DomainError, Permission};
     use anxin_storage::Client;
     use axum::extract::{Form, Path, State};
-    use axum::response::Response;
+    use axum::response::{IntoResponse, Response};
     use maud::{html, Markup};
     use serde::Deserialize;
 
@@ -623,6 +623,54 @@ pub mod web {
     use crate::routes::{RouteSpec, RouteTable, Verb};
     use crate::state::AppState;
     use crate::web::{after_form, T};
+
+    /// A compartment's state in the user's language (`take_home_pending` → "not yet confirmed").
+    fn compartment_state(t: &T<'_>, rule: &str) -> String {
+        match rule.trim_start_matches("take_home").trim_start_matches('_') {
+            "" => String::new(),
+            s @ ("pending" | "unopened" | "lost") => t.s(&format!("box-comp-{s}")),
+            other => other.to_owned(),
+        }
+    }
+
+    /// What the returned box's log showed, in the user's language (compartments counted from 1).
+    fn reconciliation(t: &T<'_>, json: &str) -> String {
+        let Ok(r) = serde_json::from_str::<serde_json::Value>(json) else {
+            return json.to_owned();
+        };
+        let list = |key: &str| {
+            let v: Vec<String> = r[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|i| i.as_u64())
+                        .map(|i| (i + 1).to_string())
+                        .collect()
+                })
+                .unwrap_or_default();
+            if v.is_empty() {
+                "–".to_owned()
+            } else {
+                v.join(", ")
+            }
+        };
+        let mut s = t.a(
+            "box-reconciled",
+            &[("opened", &list("opened")), ("unopened", &list("unopened"))],
+        );
+        let events = r["tamper_events"].as_u64().unwrap_or(0);
+        if list("opened_without_code") != "–" || events > 0 {
+            s.push(' ');
+            s.push_str(&t.a(
+                "box-tampered",
+                &[
+                    ("compartments", &list("opened_without_code")),
+                    ("events", &events.to_string()),
+                ],
+            ));
+        }
+        s
+    }
 
     /// The boxes of a client, with load, hand-out, withhold and return forms.
     pub(crate) async fn client_section(
@@ -645,15 +693,15 @@ pub mod web {
                 table.list {
                     thead { tr { th { "#" } th { (t.s("box-start")) } th { (t.s("box-days")) } th { (t.s("box-state")) } th { (t.s("box-compartments")) } th {} } }
                     tbody { @for (l, comps) in &rows { tr data-load=(l.id) {
-                        td { a href={"/loads/" (l.id) "/sheet"} { (l.id) } } td { (l.start_day) } td { (l.days) } td { (l.state) @if let Some(w) = l.withheld_from { " · " (t.s("box-withhold")) " " (w) } }
-                        td { @for (i, _d, mg, rule) in comps { span.muted { (i + 1) ":" (mg) "mg " (rule.trim_start_matches("take_home").trim_start_matches('_')) " " } } }
+                        td { a href={"/loads/" (l.id) "/sheet"} { (l.id) } } td { (l.start_day) } td { (l.days) } td { (t.s(&format!("box-state-{}", l.state))) @if let Some(r) = &l.reconciliation { " · " span.reconciliation { (reconciliation(t, r)) } } @if let Some(w) = l.withheld_from { " · " (t.s("box-withhold")) " " (w) } }
+                        td { @for (i, _d, mg, rule) in comps { span.muted { (i + 1) ": " (mg) " mg " (compartment_state(t, rule)) " " } } }
                         td.actions { @if may && (l.state == "loaded" || l.state == "with_client") {
                             a.gps href={"/loads/" (l.id) "/gps"} { (t.s("gps-open")) }
                         } @if may && l.state == "loaded" {
                             form method="post" action={"/loads/" (l.id) "/hand-out"} { (csrf) button type="submit" { (t.s("box-hand-out")) } }
                         } @if may && (l.state == "loaded" || l.state == "with_client") {
-                            form method="post" action={"/loads/" (l.id) "/withhold"} { (csrf) input name="reason" placeholder=(t.s("box-withhold-reason")) required; button type="submit" { (t.s("box-withhold")) } }
-                            form method="post" action={"/loads/" (l.id) "/return"} { (csrf) textarea name="log_base64" rows="2" placeholder=(t.s("box-log")) required {} button type="submit" { (t.s("box-return")) } }
+                            form method="post" action={"/loads/" (l.id) "/withhold"} { (csrf) input name="reason" placeholder=(t.s("box-withhold-reason")) aria-label=(t.s("box-withhold-reason")) required; button type="submit" { (t.s("box-withhold")) } }
+                            form method="post" action={"/loads/" (l.id) "/return"} { (csrf) textarea name="log_base64" rows="2" placeholder=(t.s("box-log")) aria-label=(t.s("box-log")) required {} button type="submit" { (t.s("box-return")) } }
                         } }
                     } } }
                 }
@@ -693,7 +741,49 @@ pub mod web {
             code_hour: f.code_hour,
             language: Some(me.user.language.clone()),
         };
-        after_form(&base, load_box(&st, &me, &id, req).await.map(|_| ()))
+        match load_box(&st, &me, &id, req).await {
+            Ok(v) => provision_page(&st, &me, &base, &v),
+            Err(e) => crate::web::form_error(&base, e),
+        }
+    }
+
+    /// After loading: the data the box is programmed with (shown once, never stored in the
+    /// clear), and the way on to the hand-out sheet.
+    fn provision_page(
+        st: &AppState,
+        me: &CurrentUser,
+        base: &str,
+        v: &serde_json::Value,
+    ) -> Response {
+        let t = T {
+            st,
+            lang: crate::i18n::Lang::from_tag(&me.user.language),
+        };
+        let p = &v["provision"];
+        let body = html! {
+            section.card id="provision" data-provision=(p.to_string()) {
+                h1 { (t.s("box-loaded-title")) }
+                p { (t.s("box-provision-help")) }
+                dl {
+                    dt { (t.s("box-provision-box-id")) } dd { (p["box_id"]) }
+                    dt { (t.s("box-provision-load-id")) } dd { (p["load_id"]) }
+                    dt { (t.s("box-provision-start-day")) } dd { (p["start_day"]) }
+                    dt { (t.s("box-compartments")) } dd { (p["compartments"]) }
+                    dt { (t.s("box-provision-digits")) } dd { (p["digits"]) }
+                    dt { (t.s("box-provision-secret")) } dd { code.secret { (p["secret_hex"].as_str().unwrap_or_default()) } }
+                }
+                p {
+                    a href={"/loads/" (p["load_id"]) "/sheet"} id="sheet-link" { (t.s("box-print-sheet")) }
+                    " · "
+                    a href=(base) { (t.s("box-back")) }
+                }
+            }
+        };
+        (
+            [(axum::http::header::CACHE_CONTROL, "no-store")],
+            crate::web::layout(&t, &t.s("box-loaded-title"), Some(me), body),
+        )
+            .into_response()
     }
 
     async fn client_page_of(st: &AppState, raw: &str) -> String {

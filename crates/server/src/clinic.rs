@@ -197,6 +197,21 @@ fn local_time(st: &AppState, d: &Dose) -> String {
         .to_string()
 }
 
+/// Why the window refuses a dose to `uic` today, for a message in the user's language: the
+/// client's day row and the time of today's first dose, if any.
+pub async fn refusal(
+    st: &AppState,
+    me: &CurrentUser,
+    uic: &str,
+) -> AppResult<(DayRow, Option<String>)> {
+    let today = st.today();
+    let client = st.store.client_by_uic(uic.trim()).await?;
+    let guest = client.site_id != me.site.id;
+    let facts = st.store.dose_facts(client, guest, today).await?;
+    let first = facts.doses_today.first().map(|d| local_time(st, d));
+    Ok((day_row(st, &facts, today), first))
+}
+
 /// Records an observed dose from the UIC alone: the rules decide the amount.
 pub async fn record_dose(st: &AppState, me: &CurrentUser, uic: &str) -> AppResult<DoseAnswer> {
     let today = st.today();

@@ -67,8 +67,8 @@ async fn dispensing_page(
                             td { @if let Some(mg) = r.ordered_mg { (mg) " mg" } }
                             td { @if let Some(mg) = r.give_mg { strong { (mg) " mg" } } }
                             td { (t.s(&format!("disp-status-{}", r.status))) @if r.portions > 1 { " (" (r.portions_given) "/" (r.portions) ")" } }
-                            td.muted { @if r.status == "withheld" { (r.explanation) } }
-                            td { @if r.urine_due.is_some() { "●" } }
+                            td.muted { (explain(&t, r)) }
+                            td { @if r.urine_due.is_some() { span title=(t.s("disp-urine-due")) { "●" } } }
                         }
                     }
                 }
@@ -105,17 +105,50 @@ async fn dispensing_submit(
             }
             back_with("/dispensing", "ok", &msg)
         }
+        Err(AppError::Domain(DomainError::Conflict(english))) => {
+            // The rules explain in English; say it in the user's language.
+            let msg = match clinic::refusal(&st, &me, &f.uic).await {
+                Ok((r, first)) => match r.status {
+                    "done" => t.a(
+                        "disp-refused-done",
+                        &[("uic", &r.uic), ("time", &first.unwrap_or_default())],
+                    ),
+                    "withheld" => t.a(
+                        "disp-refused-withheld",
+                        &[("uic", &r.uic), ("why", &explain(&t, &r))],
+                    ),
+                    "no_order" => t.a("disp-refused-no-order", &[("uic", &r.uic)]),
+                    _ => english,
+                },
+                Err(_) => english,
+            };
+            back_with("/dispensing", "error", &msg)
+        }
         Err(e) => form_error("/dispensing", e),
+    }
+}
+
+/// The rule applied to a day row, in the user's language (empty for an ordinary dose).
+fn explain(t: &T<'_>, r: &clinic::DayRow) -> String {
+    let missed = r.missed_days.to_string();
+    match (r.status, r.rule) {
+        ("withheld", Some("reinduction")) => t.a("disp-why-reinduction", &[("missed", &missed)]),
+        ("withheld", _) => t.a("disp-why-review", &[("missed", &missed)]),
+        (_, Some(rule)) if rule != "normal" => {
+            let mg = r.give_mg.map(|m| m.to_string()).unwrap_or_default();
+            t.a("disp-why-reviewed", &[("missed", &missed), ("mg", &mg)])
+        }
+        _ => String::new(),
     }
 }
 
 fn urine_summary(t: &T<'_>, o: &Outcome) -> String {
     match o {
         Outcome::Tested(r) => {
-            let pos: Vec<&str> = r
+            let pos: Vec<String> = r
                 .iter()
                 .filter(|(s, p)| **p && !s.prescribed())
-                .map(|(s, _)| s.as_str())
+                .map(|(s, _)| t.s(&format!("substance-{}", s.as_str())))
                 .collect();
             if pos.is_empty() {
                 "−".into()
@@ -125,6 +158,14 @@ fn urine_summary(t: &T<'_>, o: &Outcome) -> String {
         }
         Outcome::Refused => t.s("client-urine-refused"),
         Outcome::NotProvided => t.s("client-urine-not-provided"),
+    }
+}
+
+/// A consent's purpose in the user's language (the stored code when it is not a known one).
+fn consent_purpose(t: &T<'_>, purpose: &str) -> String {
+    match purpose {
+        "take_home_police_check" | "cdc_figures" => t.s(&format!("consent-purpose-{purpose}")),
+        other => other.to_owned(),
     }
 }
 
@@ -170,7 +211,7 @@ pub(crate) async fn client_details(
     let base = format!("/clients/{}", c.id);
     Ok(html! {
         dl {
-            dt { (t.s("client-stage")) } dd { (c.stage) " · " (c.stage_since) }
+            dt { (t.s("client-stage")) } dd { (t.s(&format!("stage-{}", c.stage.as_str()))) " · " (c.stage_since) }
             dt { (t.s("client-status")) } dd {
                 @if let Some(d) = c.discharged_on { (t.a("client-discharged", &[("day", &d.to_string())])) } @else { (t.s("client-in-treatment")) }
             }
@@ -203,12 +244,12 @@ pub(crate) async fn client_details(
             h2 { (t.s("client-orders")) }
             table.list {
                 thead { tr { th { (t.s("client-order-kind")) } th { (t.s("client-order-start")) } th { (t.s("client-order-mg")) } th { (t.s("client-order-split")) } th { (t.s("client-order-reason")) } } }
-                tbody { @for o in orders.iter().rev() { tr { td { (o.order.kind.as_str()) } td { (o.order.start) } td { (o.order.mg) @for s in &o.order.steps { " → " (s.mg) " (" (s.from) ")" } } td { (o.order.split) } td { (o.order.reason) } } } }
+                tbody { @for o in orders.iter().rev() { tr { td { (t.s(&format!("order-kind-{}", o.order.kind.as_str()))) } td { (o.order.start) } td { (o.order.mg) @for s in &o.order.steps { " → " (s.mg) " (" (s.from) ")" } } td { (o.order.split) } td { (o.order.reason) } } } }
             }
             @if role.has(Permission::Prescribe) {
                 form method="post" action={(base) "/orders"} id="order-form" {
                     (csrf(me))
-                    label { (t.s("client-order-kind")) select name="kind" { option value="maintenance" { "maintenance" } option value="titration" { "titration" } option value="induction" { "induction" } } }
+                    label { (t.s("client-order-kind")) select name="kind" { @for k in ["maintenance", "titration", "induction"] { option value=(k) { (t.s(&format!("order-kind-{k}"))) } } } }
                     label { (t.s("client-order-start")) input name="start" type="date" value=(today); }
                     label { (t.s("client-order-mg")) input name="mg" type="number" min="1" max="1000" required; }
                     label { (t.s("client-order-split")) select name="split" { option value="1" { "1" } option value="2" { "2" } } }
@@ -236,16 +277,16 @@ pub(crate) async fn client_details(
                         option value="not_provided" { (t.s("client-urine-not-provided")) } } }
                     label.inline { input type="checkbox" name="observed" value="true" checked; " " (t.s("client-urine-observed")) }
                     fieldset { legend { (t.s("client-urine-positive")) }
-                        @for s in anxin_domain::clinic::urine::Substance::ALL { label.inline { input type="checkbox" name={"pos_" (s.as_str())} value="true"; " " (s.as_str()) } } }
+                        @for s in anxin_domain::clinic::urine::Substance::ALL { label.inline { input type="checkbox" name={"pos_" (s.as_str())} value="true"; " " (t.s(&format!("substance-{}", s.as_str()))) } } }
                     button type="submit" { (t.s("client-urine-record")) }
                 }
             }
         }
         section.card id="consents" {
             h2 { (t.s("client-consents")) }
-            table.list { tbody { @for x in &consents { tr { td { (x.purpose) } td { (x.recipient) } td { (x.scope) } td { (x.given_on) " – " (x.expires_on) } td { @if x.active_on(today) { "✓" } @else { "✗" } }
+            table.list { tbody { @for x in &consents { tr { td { (consent_purpose(t, &x.purpose)) } td { (x.recipient) } td { (x.scope) } td { (x.given_on) " – " (x.expires_on) } td { @if x.active_on(today) { "✓" } @else { "✗" } }
                 td.actions { @if role.has(Permission::ConsentManage) && x.revoked_on.is_none() {
-                    form method="post" action={"/consents/" (x.id) "/revoke?client=" (c.id)} { (csrf(me)) input name="reason" placeholder=(t.s("consent-revoke-reason")) required; button type="submit" { (t.s("consent-revoke")) } }
+                    form method="post" action={"/consents/" (x.id) "/revoke?client=" (c.id)} { (csrf(me)) input name="reason" placeholder=(t.s("consent-revoke-reason")) aria-label=(t.s("consent-revoke-reason")) required; button type="submit" { (t.s("consent-revoke")) } }
                 } } } } } }
             @if role.has(Permission::ConsentManage) {
                 form method="post" action={(base) "/consents"} id="consent-form" {

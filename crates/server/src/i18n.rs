@@ -68,6 +68,11 @@ const SOURCES: [(Lang, &str); 2] = [
     (Lang::En, include_str!("../locales/en.ftl")),
 ];
 
+/// How a message id without a translation shows on a page.
+fn missing(id: &str) -> String {
+    format!("⟦{id}⟧")
+}
+
 /// The compiled message bundles.
 pub struct I18n {
     bundles: HashMap<Lang, FluentBundle<FluentResource>>,
@@ -104,7 +109,8 @@ impl I18n {
         Ok(I18n { bundles })
     }
 
-    /// The message `id` in `lang`; the id itself if it is missing (tests forbid that).
+    /// The message `id` in `lang`; `⟦id⟧` if it is missing, so that a forgotten translation is
+    /// recognisable on the page (tests forbid that; the end-to-end suite looks for `⟦`).
     pub fn t(&self, lang: Lang, id: &str) -> String {
         self.format(lang, id, None)
     }
@@ -120,10 +126,10 @@ impl I18n {
 
     fn format(&self, lang: Lang, id: &str, args: Option<&FluentArgs>) -> String {
         let Some(bundle) = self.bundles.get(&lang) else {
-            return id.to_owned();
+            return missing(id);
         };
         let Some(pattern) = bundle.get_message(id).and_then(|m| m.value()) else {
-            return id.to_owned();
+            return missing(id);
         };
         let mut errors = vec![];
         bundle
@@ -158,7 +164,7 @@ mod tests {
         assert_eq!(zh, en, "message ids differ between zh-CN.ftl and en.ftl");
         for id in &en {
             for lang in Lang::ALL {
-                assert_ne!(&i18n.t(lang, id), id, "{id} missing in {lang:?}");
+                assert!(!i18n.t(lang, id).contains('⟦'), "{id} missing in {lang:?}");
             }
         }
         for r in anxin_domain::Role::ALL {
@@ -180,5 +186,6 @@ mod tests {
         );
         assert_eq!(Lang::from_accept_language("zh-TW"), Some(Lang::ZhCn));
         assert_eq!(Lang::from_tag("xx"), Lang::ZhCn);
+        assert_eq!(i18n.t(Lang::En, "no-such-message"), "⟦no-such-message⟧");
     }
 }

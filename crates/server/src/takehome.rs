@@ -404,12 +404,23 @@ pub mod web {
         }
     }
 
+    /// A criterion's threshold in the user's language (the policy writes "last N negative").
+    fn threshold(t: &T<'_>, v: &str) -> String {
+        match v
+            .strip_prefix("last ")
+            .and_then(|r| r.strip_suffix(" negative"))
+        {
+            Some(n) => t.a("th-last-negative", &[("n", n)]),
+            None => yes_no(t, v),
+        }
+    }
+
     fn criteria_table(t: &T<'_>, list: &[anxin_domain::takehome::Criterion]) -> Markup {
         html! {
             table.list {
                 thead { tr { th { (t.s("th-criterion")) } th { (t.s("th-value")) } th { (t.s("th-threshold")) } th {} } }
                 tbody { @for c in list { tr class=(if c.passed { "pass" } else { "fail" }) data-criterion=(c.id) {
-                    td { (t.s(&format!("criterion-{}", c.id))) } td { (yes_no(t, &c.value)) } td { (yes_no(t, &c.threshold)) } td { @if c.passed { "✓" } @else { "✗" } } } } }
+                    td { (t.s(&format!("criterion-{}", c.id))) } td { (yes_no(t, &c.value)) } td { (threshold(t, &c.threshold)) } td { @if c.passed { "✓" } @else { "✗" } } } } }
             }
         }
     }

@@ -611,7 +611,7 @@ async fn client_page(
             (clinical)
             (messages)
             h2 { (t.s("client-access")) }
-            table.list {
+            table.list id="access-trail" {
                 thead { tr { th { (t.s("audit-when")) } th { (t.s("audit-who")) } th { (t.s("audit-what")) } th { (t.s("audit-why")) } } }
                 tbody { @for e in trail.iter().rev().take(50) { tr { td { (e.at.with_timezone(&st.settings.utc_offset).format("%Y-%m-%d %H:%M")) } td { (e.actor) } td { (e.action) } td { (e.reason) } } } }
             }
@@ -631,7 +631,7 @@ async fn audit_page(State(st): State<AppState>, me: CurrentUser) -> WebResult<Ma
         Some(&me),
         html! {
             h1 { (t.s("audit-title")) }
-            table.list {
+            table.list id="audit-trail" {
                 thead { tr { th { "#" } th { (t.s("audit-when")) } th { (t.s("audit-who")) } th { (t.s("audit-what")) } th { (t.s("audit-record")) } th { (t.s("audit-why")) } } }
                 tbody { @for e in &entries { tr { td { (e.seq) } td { (e.at.with_timezone(&st.settings.utc_offset).format("%Y-%m-%d %H:%M:%S")) } td { (e.actor) } td { (e.action) } td { (e.record_type) " " (e.record_id) } td { (e.reason) } } } }
             }
