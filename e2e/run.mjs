@@ -539,6 +539,37 @@ for (const lang of LANGS) {
         assert.ok((await page.locator('#indicators tbody tr').count()) >= 10, 'the indicator table');
       });
 
+      await t.test("box GPS: the centre sees the zone and the alarm, the police one word", async () => {
+        // The demo's second box is out with GPS and has left its home zone.
+        const page = pages.doctor;
+        await visit(page, lang, 'home (alarms)', `${server.url}/`);
+        const alarms = await text(page, '#box-alarms');
+        assert.ok(alarms.includes(zh ? '离开住所' : 'Left home'), `alarm on the home page: ${alarms}`);
+        const link = await page.locator('#box-alarms a[href$="/gps"]').first().getAttribute('href');
+        await visit(page, lang, 'box GPS', `${server.url}${link}`);
+        shots.push(['doctor', 'home (alarms)', '/'], ['doctor', 'box GPS', link]);
+        assert.equal(await page.locator('#gps-state [data-presence]').getAttribute('data-presence'), 'away');
+        assert.ok((await page.locator('svg#gps-drawing circle.fix').count()) >= 5, 'recent fixes drawn');
+        assert.equal(await page.locator('img, image').count(), 0, 'no map tiles');
+        // The police: of the approved requests, the one whose box is tracked shows a word.
+        const police = pages.police;
+        await police.goto(`${server.url}/psb`);
+        const looks = await police.locator('#psb-queue a[href$="/box"]').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+        assert.ok(looks.length >= 1, 'approved requests offer a look at the box');
+        let word = null;
+        for (const href of looks) {
+          const r = await police.goto(`${server.url}${href}`);
+          if (r.status() === 200) {
+            word = await police.locator('#box-state').getAttribute('data-presence');
+            shots.push(['police', 'box state', href]);
+            const all = await text(police, 'main');
+            assert.ok(!/\d+\.\d{3,}/.test(all), `no coordinates: ${all}`);
+            break;
+          }
+        }
+        assert.ok(['at_home', 'away', 'unknown'].includes(word), `a state word: ${word}`);
+      });
+
       await t.test('every main page: no horizontal scrolling, a label on every field; screenshots', async () => {
         const problems = [];
         for (const size of SIZES) {

@@ -326,3 +326,5 @@ box-comp-lost = lost
 th-last-negative = last { $n } negative
 box-reconciled = opened: { $opened }; unopened (back to stock): { $unopened }
 box-tampered = ⚠ opened without a code: { $compartments }; tamper events: { $events }
+gps-drawing-label = Home zone and recent fixes
+gps-imei = Tracker IMEI

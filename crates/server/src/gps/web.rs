@@ -74,7 +74,7 @@ fn metres(lat0: f64, lon0: f64, lat: f64, lon: f64) -> (f64, f64) {
 }
 
 /// The zone and the fixes as an SVG drawing centred on the zone, north up.
-fn drawing(zone: &Zone, fixes: &[(f64, f64)]) -> Markup {
+fn drawing(zone: &Zone, fixes: &[(f64, f64)], label: &str) -> Markup {
     let (lat0, lon0) = zone.centre();
     let mut extent: f64 = match zone {
         Zone::Circle { radius_m, .. } => radius_m * 1.5,
@@ -110,7 +110,7 @@ fn drawing(zone: &Zone, fixes: &[(f64, f64)]) -> Markup {
         Zone::Circle { .. } => String::new(),
     };
     html! {
-        svg.gps id="gps-drawing" viewBox="0 0 320 320" width="320" height="320" role="img" aria-label="home zone and recent fixes" xmlns="http://www.w3.org/2000/svg" {
+        svg.gps id="gps-drawing" viewBox="0 0 320 320" width="320" height="320" role="img" aria-label=(label) xmlns="http://www.w3.org/2000/svg" {
             rect x="0" y="0" width="320" height="320" fill="#f7f7f4" {}
             @match zone {
                 Zone::Circle { radius_m, .. } => { circle.zone cx="160" cy="160" r=(format!("{:.1}", radius_m * scale)) fill="#dcefdc" stroke="#2e7d32" {} }
@@ -175,7 +175,7 @@ async fn load_page(
                         dt { (t.s("gps-battery")) } dd { @if let Some(b) = presence["battery_percent"].as_i64() { (b) "%" } @else { "—" } }
                     }
                 }
-                @if let (true, Some(z)) = (watching_this, &zone) { (drawing(z, &fixes)) p.muted { (t.s("gps-drawing-help")) } }
+                @if let (true, Some(z)) = (watching_this, &zone) { (drawing(z, &fixes, &t.s("gps-drawing-label"))) p.muted { (t.s("gps-drawing-help")) } }
                 @if !watching_this { p.muted { (t.s("gps-not-watched")) } }
             }
             @if v["tracker"].is_null() {
@@ -183,7 +183,7 @@ async fn load_page(
                     h2 { (t.s("gps-fit")) }
                     form method="post" action={"/loads/" (load.id) "/tracker"} id="tracker-form" {
                         (csrf)
-                        label { "IMEI" input name="imei" inputmode="numeric" pattern="[0-9]{15}" required; }
+                        label { (t.s("gps-imei")) input name="imei" inputmode="numeric" pattern="[0-9]{15}" required; }
                         button type="submit" { (t.s("gps-fit")) }
                     }
                 }
