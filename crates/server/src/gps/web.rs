@@ -35,6 +35,14 @@ fn local(st: &AppState, ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// An RFC 3339 instant of the API's answers as the centre's local time; "—" when absent.
+fn at(st: &AppState, v: &serde_json::Value) -> String {
+    v.as_str()
+        .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| local(st, t.timestamp_millis()))
+        .unwrap_or_else(|| "—".into())
+}
+
 /// The open alarms of the centre, for the home page of those who manage boxes.
 pub async fn home_alarms(st: &AppState, me: &CurrentUser) -> Markup {
     if !me.role().has(Permission::TakeHomeManage) {
@@ -170,8 +178,8 @@ async fn load_page(
                     dt { (t.s("gps-tracker")) } dd { (v["tracker"].as_str().unwrap_or("—")) }
                     @if watching_this {
                         dt { (t.s("gps-presence")) } dd { strong data-presence=(state_word) { (t.s(&format!("gps-presence-{state_word}"))) } }
-                        dt { (t.s("gps-since")) } dd { (presence["since"].as_str().map(|s| s.get(..16).unwrap_or(s).replace('T', " ")).unwrap_or_default()) }
-                        dt { (t.s("gps-last-fix")) } dd { (presence["last_fix"].as_str().map(|s| s.get(..16).unwrap_or(s).replace('T', " ")).unwrap_or_else(|| "—".into())) }
+                        dt { (t.s("gps-since")) } dd { (at(&st, &presence["since"])) }
+                        dt { (t.s("gps-last-fix")) } dd { (at(&st, &presence["last_fix"])) }
                         dt { (t.s("gps-battery")) } dd { @if let Some(b) = presence["battery_percent"].as_i64() { (b) "%" } @else { "—" } }
                     }
                 }
@@ -209,7 +217,7 @@ async fn load_page(
             @if let Some(alarms) = v["alarms"].as_array().filter(|a| !a.is_empty()) {
                 section.card {
                     h2 { (t.s("gps-alarms")) }
-                    ul { @for a in alarms { li { (t.s(&format!("gps-alarm-{}", a["kind"].as_str().unwrap_or("other")))) " · " (a["at"].as_str().map(|s| s.get(..16).unwrap_or(s).replace('T', " ")).unwrap_or_default()) } } }
+                    ul { @for a in alarms { li { (t.s(&format!("gps-alarm-{}", a["kind"].as_str().unwrap_or("other")))) " · " (at(&st, &a["at"])) } } }
                 }
             }
         },
@@ -312,7 +320,7 @@ async fn police_page(
         html! {
             h1 { (t.s("gps-police-title")) }
             p id="box-state" data-presence=(word) { strong { (t.s(&format!("gps-presence-{word}"))) } }
-            p.muted { (t.s("gps-since")) " " (v["since"].as_str().map(|s| s.get(..16).unwrap_or(s).replace('T', " ")).unwrap_or_default()) }
+            p.muted { (t.s("gps-since")) " " (at(&st, &v["since"])) }
             p.muted { (t.s("gps-police-help")) }
             p { a href="/psb" { (t.s("psb-title")) } }
         },
