@@ -179,6 +179,16 @@ async fn read_some(sock: &mut TcpStream, n: usize) -> Vec<u8> {
     out
 }
 
+/// Waits until everything sent on `sock` is written: the connection handles packets in order and
+/// acknowledges a heartbeat only after submitting what came before it; then the pipeline flushes.
+async fn settle(sock: &mut TcpStream, ingest: &Ingest, serial: u16) {
+    let hb = encode::heartbeat(80, false, serial);
+    sock.write_all(&hb).await.unwrap();
+    let ack = ack_of(&hb);
+    assert_eq!(read_some(sock, ack.len()).await, ack);
+    ingest.flush().await;
+}
+
 fn ack_of(frame: &[u8]) -> Vec<u8> {
     let mut d = gt06::Decoder::default();
     d.push(frame);
@@ -276,7 +286,7 @@ async fn gt06_journey(app: TestApp) {
             .await
             .unwrap();
     }
-    ingest.flush().await;
+    settle(&mut sock, &ingest, 279).await;
     assert_eq!(gps_view(&w).await["presence"]["state"], "at_home");
 
     // Three fixes outside over ten minutes: away, and a "left home" alarm.
@@ -286,8 +296,9 @@ async fn gt06_journey(app: TestApp) {
             .await
             .unwrap();
     }
-    ingest.flush().await;
-    assert_eq!(gps_view(&w).await["presence"]["state"], "away");
+    settle(&mut sock, &ingest, 289).await;
+    let v = gps_view(&w).await;
+    assert_eq!(v["presence"]["state"], "away", "{v:#} {:?}", w.app.state.gps.stats);
     assert!(alarm_kinds(&w).await.contains(&"left_home".to_owned()));
     let police = w.app.login("police").await;
     let (_, p) = w

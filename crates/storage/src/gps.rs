@@ -384,19 +384,32 @@ impl Store {
             q.execute(&mut *tx).await?;
         }
         for a in &batch.alarms {
-            sqlx::query(
-                "INSERT INTO box_alarms (box_id, site_id, load_id, kind, at_ms, lat, lon) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            )
-            .bind(a.box_id)
-            .bind(a.site_id)
-            .bind(a.load_id)
-            .bind(a.kind.clone())
-            .bind(a.at_ms)
-            .bind(a.at.map(|p| p.0))
-            .bind(a.at.map(|p| p.1))
-            .execute(&mut *tx)
-            .await?;
+            // Two statements, not one with NULL coordinates: PostgreSQL keeps the parameter
+            // types of the first execution of a prepared statement, and a NULL bound through
+            // sqlx's Any driver would fix them wrongly for a later real coordinate.
+            let q = match a.at {
+                Some((lat, lon)) => sqlx::query(
+                    "INSERT INTO box_alarms (box_id, site_id, load_id, kind, at_ms, lat, lon) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(a.box_id)
+                .bind(a.site_id)
+                .bind(a.load_id)
+                .bind(a.kind.clone())
+                .bind(a.at_ms)
+                .bind(lat)
+                .bind(lon),
+                None => sqlx::query(
+                    "INSERT INTO box_alarms (box_id, site_id, load_id, kind, at_ms) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(a.box_id)
+                .bind(a.site_id)
+                .bind(a.load_id)
+                .bind(a.kind.clone())
+                .bind(a.at_ms),
+            };
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
