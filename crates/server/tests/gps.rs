@@ -298,7 +298,11 @@ async fn gt06_journey(app: TestApp) {
     }
     settle(&mut sock, &ingest, 289).await;
     let v = gps_view(&w).await;
-    assert_eq!(v["presence"]["state"], "away", "{v:#} {:?}", w.app.state.gps.stats);
+    assert_eq!(
+        v["presence"]["state"], "away",
+        "{v:#} {:?}",
+        w.app.state.gps.stats
+    );
     assert!(alarm_kinds(&w).await.contains(&"left_home".to_owned()));
     let police = w.app.login("police").await;
     let (_, p) = w
