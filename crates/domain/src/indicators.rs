@@ -7,8 +7,6 @@
 //! complementary suppression so that no hidden cell can be recovered from the published totals
 //! by subtraction. No I/O: the caller gathers the facts for a site (or all sites) and a period.
 
-use std::collections::BTreeSet;
-
 use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 
@@ -136,6 +134,142 @@ pub struct Who {
     pub birth_year: Option<i32>,
 }
 
+/// A set of days, kept as a bitmap from its first day: cheap to fill from the database (a
+/// province's month is over a million client-days) and to count over a range.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DaySet {
+    /// The day of bit 0 of `bits[0]`; `None` until a first day is known.
+    first: Option<NaiveDate>,
+    bits: Vec<u64>,
+}
+
+impl DaySet {
+    /// An empty set.
+    pub fn new() -> DaySet {
+        DaySet::default()
+    }
+
+    /// An empty set whose days are expected from `first` on (days before it still fit, at the
+    /// cost of moving the bitmap).
+    pub fn starting(first: NaiveDate) -> DaySet {
+        DaySet {
+            first: Some(first),
+            bits: Vec::new(),
+        }
+    }
+
+    /// The bit position of `d`, or `None` when it lies outside the bitmap.
+    fn position(&self, d: NaiveDate) -> Option<usize> {
+        let off = (d - self.first?).num_days();
+        usize::try_from(off)
+            .ok()
+            .filter(|o| *o < self.bits.len() * 64)
+    }
+
+    /// Adds `d`; answers whether it was new.
+    pub fn insert(&mut self, d: NaiveDate) -> bool {
+        let first = *self.first.get_or_insert(d);
+        let mut off = (d - first).num_days();
+        if off < 0 {
+            // Grow to the left by whole words, so every stored bit keeps its place in a word.
+            let words = (-off + 63) / 64;
+            self.first = Some(first - chrono::Duration::days(words * 64));
+            self.bits
+                .splice(0..0, std::iter::repeat_n(0, words as usize));
+            off += words * 64;
+        }
+        let (w, b) = ((off / 64) as usize, off % 64);
+        if w >= self.bits.len() {
+            self.bits.resize(w + 1, 0);
+        }
+        let was = self.bits[w] & (1 << b) != 0;
+        self.bits[w] |= 1 << b;
+        !was
+    }
+
+    /// Removes `d`; answers whether it was there.
+    pub fn remove(&mut self, d: NaiveDate) -> bool {
+        let Some(pos) = self.position(d) else {
+            return false;
+        };
+        let was = self.bits[pos / 64] & (1 << (pos % 64)) != 0;
+        self.bits[pos / 64] &= !(1 << (pos % 64));
+        was
+    }
+
+    /// Whether `d` is in the set.
+    pub fn contains(&self, d: NaiveDate) -> bool {
+        self.position(d)
+            .is_some_and(|pos| self.bits[pos / 64] & (1 << (pos % 64)) != 0)
+    }
+
+    /// How many days the set holds.
+    pub fn len(&self) -> usize {
+        self.bits.iter().map(|w| w.count_ones() as usize).sum()
+    }
+
+    /// Whether the set holds no day.
+    pub fn is_empty(&self) -> bool {
+        self.bits.iter().all(|w| *w == 0)
+    }
+
+    /// How many days of the set fall from `from` to `to`, both included (0 when `to < from`).
+    pub fn count_in(&self, from: NaiveDate, to: NaiveDate) -> u64 {
+        let Some(first) = self.first else { return 0 };
+        let end = (self.bits.len() * 64) as i64;
+        let lo = (from - first).num_days().max(0);
+        let hi = ((to - first).num_days() + 1).min(end); // exclusive
+        if lo >= hi {
+            return 0;
+        }
+        let (lo, hi) = (lo as usize, hi as usize);
+        let mut n = 0;
+        for w in lo / 64..=(hi - 1) / 64 {
+            let mut word = self.bits[w];
+            if w == lo / 64 {
+                word &= u64::MAX << (lo % 64);
+            }
+            if w == (hi - 1) / 64 && hi % 64 != 0 {
+                word &= u64::MAX >> (64 - hi % 64);
+            }
+            n += u64::from(word.count_ones());
+        }
+        n
+    }
+
+    /// The days, in order.
+    pub fn iter(&self) -> impl Iterator<Item = NaiveDate> + '_ {
+        let first = self.first;
+        self.bits.iter().enumerate().flat_map(move |(w, word)| {
+            (0..64)
+                .filter(move |b| word & (1 << b) != 0)
+                .filter_map(move |b| first.map(|f| f + chrono::Duration::days((w * 64 + b) as i64)))
+        })
+    }
+}
+
+impl Extend<NaiveDate> for DaySet {
+    fn extend<I: IntoIterator<Item = NaiveDate>>(&mut self, days: I) {
+        for d in days {
+            self.insert(d);
+        }
+    }
+}
+
+impl FromIterator<NaiveDate> for DaySet {
+    fn from_iter<I: IntoIterator<Item = NaiveDate>>(days: I) -> DaySet {
+        let mut set = DaySet::new();
+        set.extend(days);
+        set
+    }
+}
+
+impl<const N: usize> From<[NaiveDate; N]> for DaySet {
+    fn from(days: [NaiveDate; N]) -> DaySet {
+        days.into_iter().collect()
+    }
+}
+
 /// What the indicators need to know about one enrolled client.
 #[derive(Debug, Clone)]
 pub struct ClientFacts {
@@ -143,9 +277,9 @@ pub struct ClientFacts {
     pub enrolled_on: NaiveDate,
     pub discharged_on: Option<NaiveDate>,
     /// Days with an observed (or guest) dose.
-    pub dose_days: BTreeSet<NaiveDate>,
+    pub dose_days: DaySet,
     /// Days with a take-home dose.
-    pub take_home_days: BTreeSet<NaiveDate>,
+    pub take_home_days: DaySet,
     /// Urine tests: collection day and whether negative for non-prescribed opioids.
     pub urine: Vec<(NaiveDate, bool)>,
 }
@@ -199,15 +333,32 @@ pub struct Indicator {
     pub numerator: &'static str,
     /// Empty for counts.
     pub denominator: &'static str,
+    /// The same definitions in Simplified Chinese.
+    pub numerator_zh: &'static str,
+    pub denominator_zh: &'static str,
+}
+
+impl Indicator {
+    /// The (numerator, denominator) definitions in the language of `tag` (`zh…` is Simplified
+    /// Chinese, anything else English).
+    pub fn definitions(&self, tag: &str) -> (&'static str, &'static str) {
+        if tag.to_ascii_lowercase().starts_with("zh") {
+            (self.numerator_zh, self.denominator_zh)
+        } else {
+            (self.numerator, self.denominator)
+        }
+    }
 }
 
 macro_rules! ind {
-    ($id:literal, $unit:ident, $num:literal, $den:literal) => {
+    ($id:literal, $unit:ident, $num:literal, $den:literal, $num_zh:literal, $den_zh:literal) => {
         Indicator {
             id: $id,
             unit: Unit::$unit,
             numerator: $num,
             denominator: $den,
+            numerator_zh: $num_zh,
+            denominator_zh: $den_zh,
         }
     };
 }
@@ -216,57 +367,83 @@ macro_rules! ind {
 /// day of the period; "in the period" means on a day from `from` to `to`, both included.
 pub const CATALOGUE: &[Indicator] = &[
     ind!("mmt_clients", Count,
-        "Clients in MMT on the last day of the period: enrolled on or before it and not discharged on or before it.", ""),
+        "Clients in MMT on the last day of the period: enrolled on or before it and not discharged on or before it.", "",
+        "期末最后一天仍在接受美沙酮维持治疗的服务对象：在该日或之前入组，且未在该日或之前出组。", ""),
     ind!("retention_3m", Percent,
         "Of the denominator, clients not discharged on or before their 3-month anniversary.",
-        "Clients whose start date plus 3 months falls in the period (the cohort that started 3 months earlier)."),
+        "Clients whose start date plus 3 months falls in the period (the cohort that started 3 months earlier).",
+        "分母中在入组满 3 个月之日及之前未出组的服务对象。", "入组日期加 3 个月落在本期内的服务对象（3 个月前入组的队列）。"),
     ind!("retention_6m", Percent,
         "Of the denominator, clients not discharged on or before their 6-month anniversary.",
-        "Clients whose start date plus 6 months falls in the period."),
+        "Clients whose start date plus 6 months falls in the period.",
+        "分母中在入组满 6 个月之日及之前未出组的服务对象。", "入组日期加 6 个月落在本期内的服务对象。"),
     ind!("retention_12m", Percent,
         "Of the denominator, clients not discharged on or before their 12-month anniversary.",
-        "Clients whose start date plus 12 months falls in the period."),
+        "Clients whose start date plus 12 months falls in the period.",
+        "分母中在入组满 12 个月之日及之前未出组的服务对象。", "入组日期加 12 个月落在本期内的服务对象。"),
     ind!("mean_attendance", PerPerson,
         "Client-days in the period with a dose, counted while in treatment.",
-        "Clients in MMT on at least one day of the period."),
+        "Clients in MMT on at least one day of the period.",
+        "本期内在治疗期间有服药记录的人日数。", "本期内至少有一天在接受美沙酮维持治疗的服务对象。"),
     ind!("take_home_participation", Percent,
         "Of the denominator, clients with at least one take-home day in the period.",
-        "Clients in MMT on the last day of the period."),
+        "Clients in MMT on the last day of the period.",
+        "分母中本期内至少有一天带药回家的服务对象。", "期末最后一天仍在接受美沙酮维持治疗的服务对象。"),
     ind!("urine_negative_rate", Percent,
         "Urine tests collected in the period negative for every non-prescribed opioid.",
-        "Urine tests of enrolled clients collected in the period."),
-    ind!("hiv_tests", Count, "HIV tests whose test date falls in the period.", ""),
+        "Urine tests of enrolled clients collected in the period.",
+        "本期内采集、所有非处方阿片类均为阴性的尿检。", "本期内采集的在册服务对象尿检。"),
+    ind!("hiv_tests", Count, "HIV tests whose test date falls in the period.", "",
+        "检测日期在本期内的艾滋病病毒检测。", ""),
     ind!("hiv_positivity", Percent,
-        "HIV tests in the period with a positive result.", "HIV tests in the period with a result recorded."),
+        "HIV tests in the period with a positive result.", "HIV tests in the period with a result recorded.",
+        "本期内结果为阳性的艾滋病病毒检测。", "本期内已登记结果的艾滋病病毒检测。"),
     ind!("hiv_told_result", Percent,
-        "HIV tests in the period whose result the person learned.", "HIV tests in the period with a result recorded."),
-    ind!("hcv_tests", Count, "HCV tests whose test date falls in the period.", ""),
+        "HIV tests in the period whose result the person learned.", "HIV tests in the period with a result recorded.",
+        "本期内受检者已得知结果的艾滋病病毒检测。", "本期内已登记结果的艾滋病病毒检测。"),
+    ind!("hcv_tests", Count, "HCV tests whose test date falls in the period.", "",
+        "检测日期在本期内的丙肝检测。", ""),
     ind!("hcv_positivity", Percent,
-        "HCV tests in the period with a positive result.", "HCV tests in the period with a result recorded."),
-    ind!("tb_tests", Count, "TB tests whose test date falls in the period.", ""),
+        "HCV tests in the period with a positive result.", "HCV tests in the period with a result recorded.",
+        "本期内结果为阳性的丙肝检测。", "本期内已登记结果的丙肝检测。"),
+    ind!("tb_tests", Count, "TB tests whose test date falls in the period.", "",
+        "检测日期在本期内的结核病检测。", ""),
     ind!("tb_positivity", Percent,
-        "TB tests in the period with a positive result.", "TB tests in the period with a result recorded."),
+        "TB tests in the period with a positive result.", "TB tests in the period with a result recorded.",
+        "本期内结果为阳性的结核病检测。", "本期内已登记结果的结核病检测。"),
     ind!("arv_linkage", Percent,
         "Referrals to ARV treatment made in the period whose outcome is linked.",
-        "Referrals to ARV treatment made in the period."),
-    ind!("needles_given", Count, "Needles and syringes given out in exchanges in the period.", ""),
-    ind!("needles_returned", Count, "Needles and syringes taken back in exchanges in the period.", ""),
+        "Referrals to ARV treatment made in the period.",
+        "本期内转介且结果为已接受治疗的抗病毒治疗转介。", "本期内的抗病毒治疗转介。"),
+    ind!("needles_given", Count, "Needles and syringes given out in exchanges in the period.", "",
+        "本期内针具交换中发放的针具。", ""),
+    ind!("needles_returned", Count, "Needles and syringes taken back in exchanges in the period.", "",
+        "本期内针具交换中回收的针具。", ""),
     ind!("needle_return_rate", Percent,
-        "Needles returned in the period.", "Needles given in the period."),
-    ind!("naloxone_kits", Count, "Naloxone kits handed out in the period.", ""),
-    ind!("referrals_police", Count, "Referrals into treatment received from the police in the period.", ""),
-    ind!("referrals_outreach", Count, "Referrals into treatment received from outreach in the period.", ""),
-    ind!("referrals_family", Count, "Referrals into treatment received from families in the period.", ""),
-    ind!("referrals_self", Count, "Self-referrals into treatment in the period.", ""),
+        "Needles returned in the period.", "Needles given in the period.",
+        "本期内回收的针具。", "本期内发放的针具。"),
+    ind!("naloxone_kits", Count, "Naloxone kits handed out in the period.", "",
+        "本期内发放的纳洛酮包。", ""),
+    ind!("referrals_police", Count, "Referrals into treatment received from the police in the period.", "",
+        "本期内由公安转介入治疗的人次。", ""),
+    ind!("referrals_outreach", Count, "Referrals into treatment received from outreach in the period.", "",
+        "本期内由外展转介入治疗的人次。", ""),
+    ind!("referrals_family", Count, "Referrals into treatment received from families in the period.", "",
+        "本期内由家属转介入治疗的人次。", ""),
+    ind!("referrals_self", Count, "Self-referrals into treatment in the period.", "",
+        "本期内主动求治的人次。", ""),
     ind!("tc_completion", Percent,
         "Therapeutic-community residences that ended in the period by completion.",
-        "Therapeutic-community residences that ended (completed or dropped out) in the period."),
+        "Therapeutic-community residences that ended (completed or dropped out) in the period.",
+        "本期内以完成结束的治疗社区住院。", "本期内结束（完成或脱失）的治疗社区住院。"),
     ind!("tc_relapse_6m", Percent,
         "Of the denominator, those whose 6-month urine was positive.",
-        "Completed residences whose leaving day plus 6 months falls in the period and whose 6-month urine is recorded."),
+        "Completed residences whose leaving day plus 6 months falls in the period and whose 6-month urine is recorded.",
+        "分母中 6 个月随访尿检为阳性者。", "离开日期加 6 个月落在本期内、且已登记 6 个月尿检结果的已完成住院。"),
     ind!("tc_relapse_12m", Percent,
         "Of the denominator, those whose 12-month urine was positive.",
-        "Completed residences whose leaving day plus 12 months falls in the period and whose 12-month urine is recorded."),
+        "Completed residences whose leaving day plus 12 months falls in the period and whose 12-month urine is recorded.",
+        "分母中 12 个月随访尿检为阳性者。", "离开日期加 12 个月落在本期内、且已登记 12 个月尿检结果的已完成住院。"),
 ];
 
 /// The catalogue entry with this id.
@@ -350,7 +527,7 @@ pub fn compute(p: &Period, inputs: &Inputs) -> Vec<Figure> {
     let (mut mmt, mut th) = (Grid::default(), Grid::default());
     for c in inputs.clients.iter().filter(|c| c.in_treatment_on(end)) {
         mmt.add(c.who, end, 1);
-        if c.take_home_days.iter().any(|d| p.contains(*d)) {
+        if c.take_home_days.count_in(p.from, p.to) > 0 {
             th.add(c.who, end, 1);
         }
     }
@@ -384,11 +561,14 @@ pub fn compute(p: &Period, inputs: &Inputs) -> Vec<Figure> {
             continue;
         }
         clients.add(c.who, end, 1);
-        let n = c
-            .dose_days
-            .iter()
-            .filter(|d| p.contains(**d) && c.in_treatment_on(**d))
-            .count() as u64;
+        // Days of the period while in treatment: from the later of the period's start and
+        // enrolment to the earlier of its end and the day before discharge.
+        let first = p.from.max(c.enrolled_on);
+        let last = c
+            .discharged_on
+            .and_then(|x| x.pred_opt())
+            .map_or(p.to, |x| x.min(p.to));
+        let n = c.dose_days.count_in(first, last);
         days.add(c.who, end, n);
     }
     push("mean_attendance", days, Some(clients));
@@ -720,8 +900,8 @@ mod tests {
             who,
             enrolled_on: enrolled,
             discharged_on: discharged,
-            dose_days: BTreeSet::new(),
-            take_home_days: BTreeSet::new(),
+            dose_days: DaySet::new(),
+            take_home_days: DaySet::new(),
             urine: Vec::new(),
         }
     }
@@ -740,7 +920,7 @@ mod tests {
         (f.numerator.total(), f.denominator.map(|g| g.total()))
     }
 
-    fn days(from: NaiveDate, n: i64) -> BTreeSet<NaiveDate> {
+    fn days(from: NaiveDate, n: i64) -> DaySet {
         (0..n).map(|i| from + chrono::Duration::days(i)).collect()
     }
 
@@ -1009,6 +1189,43 @@ mod tests {
     }
 
     #[test]
+    fn a_day_set_counts_like_a_set_of_days() {
+        use std::collections::BTreeSet;
+        // Days spread over ~300 days, inserted out of order so the bitmap grows to the left.
+        let picks: Vec<NaiveDate> = [200i64, 3, 64, 63, 128, 0, 299, 127, 3, 65, 190]
+            .iter()
+            .map(|n| d(2026, 1, 1) + chrono::Duration::days(*n))
+            .collect();
+        let mut set = DaySet::starting(d(2026, 4, 1));
+        let mut reference = BTreeSet::new();
+        for day in &picks {
+            assert_eq!(set.insert(*day), reference.insert(*day));
+        }
+        assert_eq!(set.len(), reference.len());
+        assert_eq!(
+            set.iter().collect::<Vec<_>>(),
+            reference.iter().copied().collect::<Vec<_>>()
+        );
+        for a in (-5..310).step_by(7) {
+            for b in (a - 3..315).step_by(11) {
+                let (from, to) = (
+                    d(2026, 1, 1) + chrono::Duration::days(a),
+                    d(2026, 1, 1) + chrono::Duration::days(b),
+                );
+                let expected = reference
+                    .iter()
+                    .filter(|x| from <= **x && **x <= to)
+                    .count();
+                assert_eq!(set.count_in(from, to), expected as u64, "{from}..{to}");
+            }
+        }
+        assert!(set.contains(picks[0]) && !set.contains(d(2026, 1, 3)));
+        assert!(set.remove(picks[0]) && !set.remove(picks[0]));
+        assert_eq!(set.len(), reference.len() - 1);
+        assert!(DaySet::new().is_empty() && DaySet::new().count_in(picks[1], picks[0]) == 0);
+    }
+
+    #[test]
     fn tests_arv_needles_naloxone_and_referrals() {
         let f = compute(&nov(), &clinic());
         assert_eq!(nd(&f, "hiv_tests"), (4, None));
@@ -1050,6 +1267,15 @@ mod tests {
         for (fig, ind) in f.iter().zip(CATALOGUE) {
             assert_eq!(fig.id, ind.id);
             assert!(!ind.numerator.is_empty());
+            assert!(!ind.numerator_zh.is_empty(), "{}", ind.id);
+            assert_eq!(
+                ind.denominator.is_empty(),
+                ind.denominator_zh.is_empty(),
+                "{}",
+                ind.id
+            );
+            assert_eq!(ind.definitions("zh-CN").0, ind.numerator_zh);
+            assert_eq!(ind.definitions("en").1, ind.denominator);
             assert_eq!(
                 ind.unit == Unit::Count,
                 ind.denominator.is_empty(),

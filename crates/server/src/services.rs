@@ -13,11 +13,11 @@ use std::fmt::Write as _;
 use anxin_domain::indicators::{
     self, compute, suppress, value, AgeBand, Figure, Period, Sex, Suppressed, Unit,
 };
-use anxin_domain::services::{Service, TcEpisode};
+use anxin_domain::services::{ArvOutcome, Service, TcEpisode};
 use anxin_domain::{Access, DomainError, Permission};
 use anxin_storage::services::{Dhis2Entry, NewEncounter, Subject};
 use anxin_storage::AuditEvent;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -34,7 +34,7 @@ use crate::i18n::Lang;
 use crate::json::ApiJson;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
-use crate::web::{layout, WebResult, T};
+use crate::web::{after_form, flash, layout, Flash, WebResult, T};
 
 /// Cells below this are suppressed in what the CDC receives.
 /// (A configuration key for it belongs in `config.rs`; until then this is the CDC's rule of 5.)
@@ -64,6 +64,161 @@ pub struct EncounterRequest {
     /// "pre_counselled": true, "post_counselled": true, "told_result": true}`,
     /// `{"kind": "arv_referral", "referred_on": "…", "outcome": "linked", "outcome_on": "…"}`.
     pub service: Value,
+}
+
+/// The outcome of an ARV referral, learned after it was recorded.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ArvOutcomeRequest {
+    /// pending, linked, not_linked or lost.
+    pub outcome: String,
+    /// The day treatment started (required for `linked`), or the day the outcome was known;
+    /// `YYYY-MM-DD`, not before the referral.
+    #[serde(default)]
+    pub outcome_on: Option<String>,
+}
+
+/// An ARV outcome by its stable name (as in the encounter JSON); refused naming `outcome`.
+fn parse_arv_outcome(raw: &str) -> Result<ArvOutcome, DomainError> {
+    serde_json::from_value(Value::String(raw.trim().to_owned()))
+        .map_err(|_| DomainError::invalid("outcome", "use pending, linked, not_linked or lost"))
+}
+
+/// The stable name of an ARV outcome.
+fn arv_outcome_name(o: ArvOutcome) -> &'static str {
+    match o {
+        ArvOutcome::Pending => "pending",
+        ArvOutcome::Linked => "linked",
+        ArvOutcome::NotLinked => "not_linked",
+        ArvOutcome::Lost => "lost",
+    }
+}
+
+/// Checks an outcome update's fields and stores it (API and form share this).
+async fn set_arv_outcome(
+    st: &AppState,
+    me: &CurrentUser,
+    id: i64,
+    outcome: &str,
+    outcome_on: Option<&str>,
+) -> AppResult<anxin_storage::services::Encounter> {
+    let outcome = parse_arv_outcome(outcome)?;
+    let outcome_on = outcome_on
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_date("outcome_on", s))
+        .transpose()?;
+    Ok(st
+        .store
+        .set_arv_outcome(&me.actor(), id, outcome, outcome_on, st.today(), st.now())
+        .await?)
+}
+
+async fn api_arv_outcome(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<i64>,
+    ApiJson(req): ApiJson<ArvOutcomeRequest>,
+) -> AppResult<Json<Value>> {
+    let e = set_arv_outcome(&st, &me, id, &req.outcome, req.outcome_on.as_deref()).await?;
+    Ok(Json(json!(e)))
+}
+
+/// How many referrals the referrals page lists.
+const REFERRALS_SHOWN: i64 = 200;
+
+async fn referrals_page(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Query(f): Query<Flash>,
+) -> WebResult<Markup> {
+    let t = T {
+        st: &st,
+        lang: Lang::from_tag(&me.user.language),
+    };
+    let list = st.store.arv_referrals(&me.actor(), REFERRALS_SHOWN).await?;
+    let outcomes = [
+        ArvOutcome::Pending,
+        ArvOutcome::Linked,
+        ArvOutcome::NotLinked,
+        ArvOutcome::Lost,
+    ];
+    Ok(layout(
+        &t,
+        &t.s("arv-title"),
+        Some(&me),
+        html! {
+            h1 { (t.s("arv-title")) }
+            (flash(&f))
+            @if list.is_empty() {
+                p.muted { (t.s("arv-none")) }
+            } @else {
+                table.list id="arv-referrals" {
+                    thead { tr {
+                        th { (t.s("arv-who")) } th { (t.s("arv-referred-on")) }
+                        th { (t.s("arv-outcome")) } th { (t.s("arv-update")) }
+                    } }
+                    tbody {
+                        @for e in &list {
+                            @if let Service::ArvReferral { referred_on, outcome, outcome_on } = &e.service {
+                                tr id={"arv-" (e.id)} {
+                                    td {
+                                        @if let Some(c) = e.client_id {
+                                            a href={"/clients/" (c)} { (t.a("arv-client", &[("id", &c.to_string())])) }
+                                        } @else {
+                                            code { (e.uic.as_deref().unwrap_or("")) }
+                                        }
+                                    }
+                                    td { (referred_on) }
+                                    td {
+                                        (t.s(&format!("arv-outcome-{}", arv_outcome_name(*outcome))))
+                                        @if let Some(d) = outcome_on { " · " (d) }
+                                    }
+                                    td {
+                                        form method="post" action={"/referrals/" (e.id) "/outcome"} {
+                                            input type="hidden" name="csrf" value=(me.csrf_token);
+                                            select name="outcome" aria-label=(t.s("arv-outcome")) {
+                                                @for o in outcomes {
+                                                    option value=(arv_outcome_name(o)) selected[o == *outcome] {
+                                                        (t.s(&format!("arv-outcome-{}", arv_outcome_name(o))))
+                                                    }
+                                                }
+                                            }
+                                            label { (t.s("arv-outcome-on")) " "
+                                                input type="date" name="outcome_on" min=(referred_on)
+                                                    value=(outcome_on.map(|d| d.to_string()).unwrap_or_default());
+                                            }
+                                            button type="submit" { (t.s("arv-save")) }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+/// The referrals page's outcome form.
+#[derive(Debug, Deserialize)]
+struct ArvOutcomeForm {
+    outcome: String,
+    #[serde(default)]
+    outcome_on: Option<String>,
+}
+
+async fn referral_outcome_form(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<i64>,
+    Form(f): Form<ArvOutcomeForm>,
+) -> Response {
+    after_form(
+        "/referrals",
+        set_arv_outcome(&st, &me, id, &f.outcome, f.outcome_on.as_deref()).await,
+    )
 }
 
 /// A client's sex and year of birth.
@@ -762,12 +917,15 @@ async fn indicators_page(
                 thead { tr { th { (t.s("ind-indicator")) } th { (t.s("ind-value")) } th { (t.s("ind-definition")) } } }
                 tbody {
                     @for s in &shown {
+                        // The definitions in the page's language (the API answers in English).
+                        @let (num_def, den_def) = indicators::indicator(s.id)
+                            .map_or((s.numerator_definition, s.denominator_definition), |i| i.definitions(t.lang.tag()));
                         tr id={"ind-" (s.id)} {
                             td { code { (s.id) } }
                             td.value { (fmt_value(s)) }
                             td {
-                                (s.numerator_definition)
-                                @if !s.denominator_definition.is_empty() { br; span.muted { "÷ " (s.denominator_definition) } }
+                                (num_def)
+                                @if !den_def.is_empty() { br; span.muted { "÷ " (den_def) } }
                                 details {
                                     summary { (t.s("ind-breakdown")) }
                                     (grid(&t, &s.numerator))
@@ -821,6 +979,35 @@ pub fn routes(table: RouteTable) -> RouteTable {
             .body::<DemographicsRequest>()
             .status(204),
             api_demographics,
+        )
+        .add(
+            RouteSpec::api(
+                Put,
+                "/api/v1/encounters/{id}/arv-outcome",
+                Needs(ServiceRecord),
+                "services",
+                "Set or update the outcome of an ARV referral",
+            )
+            .body::<ArvOutcomeRequest>(),
+            api_arv_outcome,
+        )
+        .add(
+            RouteSpec::web(
+                Get,
+                "/referrals",
+                Needs(ServiceRecord),
+                "ARV referrals and their outcomes",
+            ),
+            referrals_page,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/referrals/{id}/outcome",
+                Needs(ServiceRecord),
+                "Set the outcome of an ARV referral",
+            ),
+            referral_outcome_form,
         )
         .add(
             RouteSpec::api(

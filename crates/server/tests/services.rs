@@ -347,6 +347,189 @@ async fn managers_see_full_tables_and_the_cdc_sees_suppressed_aggregates_recorde
         .await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.text);
     assert!(page.text.contains("<svg"));
+    // The definitions follow the page's language: English, then Chinese.
+    assert!(page
+        .text
+        .contains("HIV tests whose test date falls in the period."));
     assert!(page.text.contains("id=\"ind-hiv_tests\""));
+    let a = app
+        .call(
+            Method::PUT,
+            "/api/v1/me/language",
+            Some(&tm),
+            Some(json!({"language": "zh-CN"})),
+        )
+        .await;
+    assert!(a.status.is_success(), "{}", a.text);
+    let page = app
+        .call(Method::GET, &format!("/indicators?{q}"), Some(&tm), None)
+        .await;
+    assert!(page.text.contains("检测日期在本期内的艾滋病病毒检测。"));
+    assert!(!page
+        .text
+        .contains("HIV tests whose test date falls in the period."));
     app.cleanup().await;
+}
+
+/// An ARV referral is recorded first and its outcome weeks later, through the API and through
+/// the referrals page's form; bad input names its field; every change is audited.
+async fn arv_outcome_is_set_after_the_referral(app: TestApp) {
+    let site = app.site("YX01").await;
+    let other = app.site("KM01").await;
+    app.user(&site, "peer.li", Role::PeerEducator).await;
+    app.user(&other, "peer.km", Role::PeerEducator).await;
+    let t = app.login("peer.li").await;
+    let a = post(
+        &app,
+        &t,
+        "/api/v1/encounters",
+        json!({"uic": "OUT-7", "on": "2026-11-05",
+               "service": {"kind": "arv_referral", "referred_on": "2026-11-05",
+                           "outcome": "pending"}}),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    let id = a.json()["id"].as_i64().unwrap();
+    let path = format!("/api/v1/encounters/{id}/arv-outcome");
+    let put = |body: Value, token: String, path: String| {
+        let app = &app;
+        async move { app.call(Method::PUT, &path, Some(&token), Some(body)).await }
+    };
+
+    // Bad input: a date before the referral, "linked" without a date, an unknown outcome.
+    for (body, expected) in [
+        (
+            json!({"outcome": "linked", "outcome_on": "2026-11-01"}),
+            "outcome_on",
+        ),
+        (json!({"outcome": "linked"}), "outcome_on"),
+        (json!({"outcome": "cured"}), "outcome"),
+        (
+            json!({"outcome": "lost", "outcome_on": "2026-12-30"}),
+            "outcome_on",
+        ),
+    ] {
+        let a = put(body.clone(), t.clone(), path.clone()).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            a.text
+        );
+        assert_eq!(field(&a), expected, "{body}: {}", a.text);
+    }
+    // An unknown referral, and an encounter that is not a referral: 404.
+    let a = put(
+        json!({"outcome": "lost"}),
+        t.clone(),
+        "/api/v1/encounters/999999/arv-outcome".into(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
+    let kits = post(
+        &app,
+        &t,
+        "/api/v1/encounters",
+        json!({"uic": "OUT-7", "service": {"kind": "naloxone", "kits": 1}}),
+    )
+    .await;
+    let kits = kits.json()["id"].as_i64().unwrap();
+    let a = put(
+        json!({"outcome": "lost"}),
+        t.clone(),
+        format!("/api/v1/encounters/{kits}/arv-outcome"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND, "{}", a.text);
+    // Another centre's staff may not touch it.
+    let tk = app.login("peer.km").await;
+    let a = put(json!({"outcome": "lost"}), tk, path.clone()).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.text);
+
+    // Linked on 11-20: the referral keeps its date and counts as linked in November.
+    let a = put(
+        json!({"outcome": "linked", "outcome_on": "2026-11-20"}),
+        t.clone(),
+        path.clone(),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let v = a.json();
+    assert_eq!(v["service"]["referred_on"], "2026-11-05");
+    assert_eq!(v["service"]["outcome"], "linked");
+    assert_eq!(v["service"]["outcome_on"], "2026-11-20");
+    app.user(&site, "boss", Role::Manager).await;
+    let tm = app.login("boss").await;
+    let ind = app
+        .call(
+            Method::GET,
+            "/api/v1/indicators?from=2026-11-01&to=2026-11-30",
+            Some(&tm),
+            None,
+        )
+        .await;
+    let arv = ind.json()["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "arv_linkage")
+        .unwrap()
+        .clone();
+    assert_eq!(arv["numerator"]["total"], 1, "{arv}");
+    assert_eq!(arv["denominator"]["total"], 1, "{arv}");
+
+    // The referrals page lists it with a form; the form changes the outcome to lost.
+    let page = app.call(Method::GET, "/referrals", Some(&t), None).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page
+        .text
+        .contains(&format!("action=\"/referrals/{id}/outcome\"")));
+    assert!(page.text.contains("OUT-7"));
+    let form = |body: &str| {
+        axum::http::Request::builder()
+            .method(Method::POST)
+            .uri(format!("/referrals/{id}/outcome"))
+            .header(header::AUTHORIZATION, format!("Bearer {t}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap()
+    };
+    let a = app.send(form("outcome=lost&outcome_on=2026-11-21")).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.text);
+    assert_eq!(a.headers[header::LOCATION], "/referrals");
+    // A bad date goes back to the page with the message.
+    let a = app.send(form("outcome=lost&outcome_on=2026-11-01")).await;
+    assert_eq!(a.status, StatusCode::SEE_OTHER, "{}", a.text);
+    let back = a.headers[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(back.starts_with("/referrals?error="), "{back}");
+    assert!(back.contains("outcome_on"), "{back}");
+
+    let trail: Vec<String> = app
+        .state
+        .store
+        .audit_of_record("encounter", &id.to_string())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        trail,
+        [
+            "encounter.create",
+            "encounter.arv_outcome",
+            "encounter.arv_outcome"
+        ]
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn arv_outcome_is_set_after_the_referral_sqlite() {
+    arv_outcome_is_set_after_the_referral(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn arv_outcome_is_set_after_the_referral_postgres() {
+    arv_outcome_is_set_after_the_referral(TestApp::postgres().await).await;
 }

@@ -49,6 +49,8 @@ on_both_backends!(
     encounters_are_validated_scoped_and_audited,
     tc_episodes_move_forward_only,
     indicator_facts_per_site_and_for_the_deployment,
+    dose_days_follow_rules_portions_and_the_clients_site,
+    arv_outcomes_are_set_later_checked_scoped_and_audited,
     dhis2_mapping_round_trips,
 );
 
@@ -464,6 +466,174 @@ async fn indicator_facts_per_site_and_for_the_deployment(s: &Store) {
     assert_eq!(g("mmt_clients")[1][1], 1);
     assert_eq!(g("referrals_police")[0][0], 1);
     assert_eq!(g("needles_given"), [[10, 0, 0], [0, 0, 0], [0, 0, 30]]);
+}
+
+async fn dose_days_follow_rules_portions_and_the_clients_site(s: &Store) {
+    let a = site_with_staff(s, "YX01").await;
+    let b = site_with_staff(s, "KM01").await;
+    // Client 1 of site A, enrolled 10-01, still in. November doses (day: portions and rules):
+    //   11-04 two portions, both normal            → attended once, no take-home
+    //   11-05 take_home (opened)                   → attended, take-home
+    //   11-06 take_home_pending alone              → not attended, take-home
+    //   11-07 take_home_lost + a normal portion    → attended, take-home
+    //   11-08 take_home_unopened + take_home_lost  → not attended, take-home
+    //   11-09 normal, given as a guest at site B   → attended (counts at the client's site A)
+    //   10-31 and 12-01 normal                     → outside the period
+    // Client 2 of site B, enrolled 10-01, discharged 11-03: doses 11-01, 11-02 count; 11-03
+    // and 11-04 (on and after discharge) do not.
+    let c1 = s
+        .create_client(&a, "YX-0101", d(2026, 10, 1), now())
+        .await
+        .unwrap();
+    let c2 = s
+        .create_client(&b, "KM-0102", d(2026, 10, 1), now())
+        .await
+        .unwrap();
+    let dose = |actor: &Actor, client: i64, site: i64, on: NaiveDate, portion: u8, rule: &str| {
+        let (actor, rule) = (actor.clone(), rule.to_owned());
+        async move {
+            s.insert_dose(
+                &actor,
+                &NewDose {
+                    client_id: client,
+                    day: on,
+                    portion,
+                    mg: 40,
+                    site_id: site,
+                    guest: site != c1.site_id && client == c1.id,
+                    rule,
+                },
+                now(),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let (sa, sb) = (c1.site_id, c2.site_id);
+    dose(&a, c1.id, sa, d(2026, 11, 4), 0, "normal").await;
+    dose(&a, c1.id, sa, d(2026, 11, 4), 1, "normal").await;
+    dose(&a, c1.id, sa, d(2026, 11, 5), 0, "take_home").await;
+    dose(&a, c1.id, sa, d(2026, 11, 6), 0, "take_home_pending").await;
+    dose(&a, c1.id, sa, d(2026, 11, 7), 0, "take_home_lost").await;
+    dose(&a, c1.id, sa, d(2026, 11, 7), 1, "normal").await;
+    dose(&a, c1.id, sa, d(2026, 11, 8), 0, "take_home_unopened").await;
+    dose(&a, c1.id, sa, d(2026, 11, 8), 1, "take_home_lost").await;
+    dose(&b, c1.id, sb, d(2026, 11, 9), 0, "normal").await;
+    dose(&a, c1.id, sa, d(2026, 10, 31), 0, "normal").await;
+    dose(&a, c1.id, sa, d(2026, 12, 1), 0, "normal").await;
+    for day in 1..=4 {
+        dose(&b, c2.id, sb, d(2026, 11, day), 0, "normal").await;
+    }
+    s.discharge(&b, c2.id, d(2026, 11, 3), "moved", now())
+        .await
+        .unwrap();
+
+    let nov = Period::new(d(2026, 11, 1), d(2026, 11, 30)).unwrap();
+    let site_a = s.indicator_inputs(a.site_id, &nov).await.unwrap();
+    assert_eq!(site_a.clients.len(), 1);
+    let days = |set: &anxin_domain::indicators::DaySet| {
+        set.iter().map(|x| x.to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        days(&site_a.clients[0].dose_days),
+        ["2026-11-04", "2026-11-05", "2026-11-07", "2026-11-09"]
+    );
+    assert_eq!(
+        days(&site_a.clients[0].take_home_days),
+        ["2026-11-05", "2026-11-06", "2026-11-07", "2026-11-08"]
+    );
+    let fa = by_id(compute(&nov, &site_a));
+    assert_eq!(fa["mean_attendance"], (4, Some(1)));
+    assert_eq!(fa["take_home_participation"], (1, Some(1)));
+
+    let site_b = by_id(compute(
+        &nov,
+        &s.indicator_inputs(b.site_id, &nov).await.unwrap(),
+    ));
+    assert_eq!(site_b["mean_attendance"], (2, Some(1)));
+    assert_eq!(site_b["mmt_clients"], (0, None));
+
+    let all = by_id(compute(
+        &nov,
+        &s.indicator_inputs(None, &nov).await.unwrap(),
+    ));
+    assert_eq!(all["mean_attendance"], (6, Some(2)));
+    assert_eq!(all["take_home_participation"], (1, Some(1)));
+    // A period without any dose.
+    let june = Period::new(d(2026, 6, 1), d(2026, 6, 30)).unwrap();
+    let none = by_id(compute(
+        &june,
+        &s.indicator_inputs(None, &june).await.unwrap(),
+    ));
+    assert_eq!(none["mean_attendance"], (0, Some(0)));
+}
+
+async fn arv_outcomes_are_set_later_checked_scoped_and_audited(s: &Store) {
+    let a = site_with_staff(s, "YX01").await;
+    let b = site_with_staff(s, "KM01").await;
+    let referral = s
+        .record_encounter(
+            &a,
+            &NewEncounter {
+                subject: Subject::Anonymous {
+                    uic: "OUT-3".into(),
+                    sex: Sex::Female,
+                    birth_year: None,
+                },
+                on: d(2026, 11, 5),
+                service: Service::ArvReferral {
+                    referred_on: d(2026, 11, 4),
+                    outcome: ArvOutcome::Pending,
+                    outcome_on: None,
+                },
+            },
+            today(),
+            now(),
+        )
+        .await
+        .unwrap();
+    let set = |actor: &Actor, id: i64, outcome, on: Option<NaiveDate>| {
+        let actor = actor.clone();
+        async move {
+            s.set_arv_outcome(&actor, id, outcome, on, today(), now())
+                .await
+        }
+    };
+    let early = set(&a, referral.id, ArvOutcome::Linked, Some(d(2026, 11, 3)));
+    assert_eq!(invalid_field(early.await.unwrap_err()), "outcome_on");
+    let undated = set(&a, referral.id, ArvOutcome::Linked, None);
+    assert_eq!(invalid_field(undated.await.unwrap_err()), "outcome_on");
+    let missing = set(&a, referral.id + 1000, ArvOutcome::Lost, None).await;
+    assert!(matches!(
+        missing.unwrap_err(),
+        StoreError::Domain(DomainError::NotFound(_))
+    ));
+    let elsewhere = set(&b, referral.id, ArvOutcome::Lost, None).await;
+    assert!(matches!(
+        elsewhere.unwrap_err(),
+        StoreError::Domain(DomainError::Forbidden(_))
+    ));
+    let linked = set(&a, referral.id, ArvOutcome::Linked, Some(d(2026, 11, 20)))
+        .await
+        .unwrap();
+    let expected = Service::ArvReferral {
+        referred_on: d(2026, 11, 4),
+        outcome: ArvOutcome::Linked,
+        outcome_on: Some(d(2026, 11, 20)),
+    };
+    assert_eq!(linked.service, expected);
+    let listed = s.arv_referrals(&a, 10).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].service, expected);
+    assert!(s.arv_referrals(&b, 10).await.unwrap().is_empty());
+    let actions: Vec<String> = s
+        .audit_of_record("encounter", &referral.id.to_string())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(actions, ["encounter.create", "encounter.arv_outcome"]);
 }
 
 async fn dhis2_mapping_round_trips(s: &Store) {
