@@ -225,8 +225,7 @@ const RECORD_TEXT = [
   '#access-trail td',
   '#ledger td', // the disclosure ledger: what was disclosed, as recorded
   '#consents td:nth-child(3)', // a consent's scope, as written with the client
-  '#indicators td', // indicator ids and definitions: domain text, English only for now
-  'svg.chart text',
+  '#indicators td code', // indicator ids (codes shared with DHIS2 mappings), shown under the translated name
 ];
 
 /** Text that looks untranslated in a Chinese page: raw message ids, and English UI words. */
@@ -532,7 +531,7 @@ for (const lang of LANGS) {
       await t.test('the manager opens the indicator dashboard with its charts', async () => {
         const page = (pages.manager = await login(server, 'manager', lang));
         await visit(page, lang, 'indicators', `${server.url}/indicators`);
-        shots.push(['manager', 'indicators', '/indicators'], ['manager', 'staff', '/staff'], ['manager', 'audit', '/audit'], ['manager', 'outbox (texts)', '/outbox']);
+        shots.push(['manager', 'indicators', '/indicators'], ['manager', 'referrals', '/referrals'], ['manager', 'staff', '/staff'], ['manager', 'audit', '/audit'], ['manager', 'outbox (texts)', '/outbox']);
         const svg = page.locator('svg.chart');
         assert.ok((await svg.count()) >= 1, 'a chart');
         assert.ok((await svg.first().locator('rect').count()) >= 3, 'the chart has bars');

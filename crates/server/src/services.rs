@@ -883,10 +883,15 @@ async fn indicators_page(
         scope.period.to,
         scope.site_label()
     );
+    let names: Vec<String> = shown
+        .iter()
+        .map(|s| t.s(&format!("ind-name-{}", s.id)))
+        .collect();
     let rates: Vec<(&str, Option<f64>)> = shown
         .iter()
-        .filter(|s| s.unit == Unit::Percent)
-        .map(|s| (s.id, s.value))
+        .zip(&names)
+        .filter(|(s, _)| s.unit == Unit::Percent)
+        .map(|(s, n)| (n.as_str(), s.value))
         .collect();
     Ok(layout(
         &t,
@@ -916,12 +921,12 @@ async fn indicators_page(
             table.list id="indicators" {
                 thead { tr { th { (t.s("ind-indicator")) } th { (t.s("ind-value")) } th { (t.s("ind-definition")) } } }
                 tbody {
-                    @for s in &shown {
+                    @for (s, name) in shown.iter().zip(&names) {
                         // The definitions in the page's language (the API answers in English).
                         @let (num_def, den_def) = indicators::indicator(s.id)
                             .map_or((s.numerator_definition, s.denominator_definition), |i| i.definitions(t.lang.tag()));
                         tr id={"ind-" (s.id)} {
-                            td { code { (s.id) } }
+                            td { (name) br; code.muted { (s.id) } }
                             td.value { (fmt_value(s)) }
                             td {
                                 (num_def)

@@ -71,6 +71,7 @@ pub(crate) fn layout(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup)
                             a href="/" { (t.s("nav-home")) }
                             @if me.role().has(Permission::PsbQueue) { a href="/psb" id="nav-psb" { (t.s("psb-title")) } }
                             @if me.role().has(Permission::IndicatorsRead) { a href="/indicators" id="nav-indicators" { (t.s("ind-title")) } }
+                            @if me.role().has(Permission::ServiceRecord) { a href="/referrals" id="nav-referrals" { (t.s("nav-referrals")) } }
                             @if me.role().has(Permission::DoseRecord) { a href="/dispensing" { (t.s("nav-dispensing")) } }
                             @if me.role().has(Permission::ClientRead) { a href="/clients" { (t.s("nav-clients")) } }
                             @if me.role().has(Permission::StockManage) { a href="/stock" { (t.s("nav-stock")) } }
