@@ -306,6 +306,7 @@ async fn api_hand_out(
             st.now(),
         )
         .await?;
+    st.gps.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -361,6 +362,7 @@ async fn api_lost(
             st.now(),
         )
         .await?;
+    st.gps.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -818,6 +820,7 @@ pub mod web {
                     st.now(),
                 )
                 .await?;
+            st.gps.invalidate();
             Ok(())
         }
         .await;

@@ -27,6 +27,8 @@ use crate::state::AppState;
 
 /// How long a device lookup is trusted before the database is asked again.
 const DEVICE_CACHE_MS: i64 = 60_000;
+/// Device lookups kept at most (known and unknown ids).
+const DEVICE_CACHE_MAX: usize = 100_000;
 /// Messages the writer takes at most per batch.
 const BATCH_MAX: usize = 4096;
 
@@ -188,9 +190,12 @@ impl Ingest {
                     tracing::error!(error = %e, "tracker lookup failed");
                     Refusal::Stopped
                 })?;
-                lock(&shared.devices)
-                    .known
-                    .insert(device.to_owned(), (t.clone(), now));
+                let mut c = lock(&shared.devices);
+                // Made-up IMEIs from a hostile peer must not grow the cache without bound.
+                if c.known.len() >= DEVICE_CACHE_MAX {
+                    c.known.clear();
+                }
+                c.known.insert(device.to_owned(), (t.clone(), now));
                 t
             }
         };
