@@ -273,6 +273,17 @@ pub(crate) async fn load_of(st: &AppState, me: &CurrentUser, raw: &str) -> AppRe
     Ok(load)
 }
 
+/// The serial of the box a load is in.
+pub(crate) async fn serial_of(st: &AppState, load: &Load) -> AppResult<String> {
+    st.store
+        .boxes(load.site_id)
+        .await?
+        .into_iter()
+        .find(|b| b.id == load.box_id)
+        .map(|b| b.serial)
+        .ok_or(AppError::Internal)
+}
+
 /// Hand-out: the phone number for the codes was confirmed with the client.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -885,14 +896,7 @@ pub mod web {
             .read_client(&me.actor(), load.client_id, "hand-out sheet", st.now())
             .await?;
         let comps = st.store.compartments(load.id).await?;
-        let serial = st
-            .store
-            .boxes(me.site.id)
-            .await?
-            .into_iter()
-            .find(|b| b.id == load.box_id)
-            .map(|b| b.serial)
-            .unwrap_or_default();
+        let serial = super::serial_of(&st, &load).await?;
         let t = T {
             st: &st,
             lang: crate::i18n::Lang::from_tag(&me.user.language),

@@ -738,13 +738,7 @@ async fn demo_gps(
     let store = &state.store;
     let now = state.now();
     let today = state.today();
-    let serial = store
-        .boxes(doctor.site.id)
-        .await?
-        .into_iter()
-        .find(|b| b.id == load.box_id)
-        .map(|b| b.serial)
-        .ok_or(crate::error::AppError::Internal)?;
+    let serial = crate::boxes::serial_of(state, load).await?;
     crate::gps::api::fit_tracker(
         state,
         doctor,

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::api::{clear_zone, fit_tracker, police_box_state, set_zone, ZoneBody};
 use crate::auth::CurrentUser;
-use crate::boxes::load_of;
+use crate::boxes::{load_of, serial_of};
 use crate::i18n::Lang;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
@@ -141,14 +141,7 @@ async fn load_page(
     axum::extract::Query(f): axum::extract::Query<crate::web::Flash>,
 ) -> WebResult<Markup> {
     let load = load_of(&st, &me, &id).await?;
-    let serial = st
-        .store
-        .boxes(me.site.id)
-        .await?
-        .into_iter()
-        .find(|b| b.id == load.box_id)
-        .map(|b| b.serial)
-        .unwrap_or_default();
+    let serial = serial_of(&st, &load).await?;
     let v = super::api::box_view(&st, &me, &serial).await?;
     let t = t_of(&st, &me);
     let zone: Option<Zone> = serde_json::from_value(v["zone"].clone()).ok();
@@ -238,14 +231,7 @@ async fn tracker_form(
     let base = format!("/loads/{id}/gps");
     let r = async {
         let load = load_of(&st, &me, &id).await?;
-        let serial = st
-            .store
-            .boxes(me.site.id)
-            .await?
-            .into_iter()
-            .find(|b| b.id == load.box_id)
-            .map(|b| b.serial)
-            .unwrap_or_default();
+        let serial = serial_of(&st, &load).await?;
         fit_tracker(&st, &me, &serial, &f.imei).await
     }
     .await;
