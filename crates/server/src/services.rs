@@ -132,10 +132,7 @@ async fn referrals_page(
     me: CurrentUser,
     Query(f): Query<Flash>,
 ) -> WebResult<Markup> {
-    let t = T {
-        st: &st,
-        lang: Lang::from_tag(&me.user.language),
-    };
+    let t = T::of(&st, &me);
     let list = st.store.arv_referrals(&me.actor(), REFERRALS_SHOWN).await?;
     let outcomes = [
         ArvOutcome::Pending,

@@ -41,7 +41,14 @@ pub(crate) struct T<'a> {
     pub(crate) lang: Lang,
 }
 
-impl T<'_> {
+impl<'a> T<'a> {
+    /// Messages in the language of the signed-in user.
+    pub(crate) fn of(st: &'a AppState, me: &CurrentUser) -> Self {
+        T {
+            st,
+            lang: Lang::from_tag(&me.user.language),
+        }
+    }
     pub(crate) fn s(&self, id: &str) -> String {
         self.st.i18n.t(self.lang, id)
     }

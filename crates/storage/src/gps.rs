@@ -125,6 +125,12 @@ fn presence_row(r: &AnyRow) -> Result<PresenceRow> {
 const PRESENCE_COLUMNS: &str = "box_id, load_id, presence, since_ms, last_fix_ms, outside_fixes, \
      first_outside_ms, battery, online, last_seen_ms";
 
+/// An alarm with its box's serial and the load's client, for [`alarm_row`].
+const ALARM_SELECT: &str =
+    "SELECT a.id, a.box_id, b.serial, a.load_id, l.client_id, a.kind, a.at_ms, \
+     a.acknowledged_at FROM box_alarms a JOIN boxes b ON b.id = a.box_id \
+     LEFT JOIN box_loads l ON l.id = a.load_id";
+
 /// Rows per multi-row INSERT (10 columns at most: well under both engines' bind limits).
 const CHUNK: usize = 200;
 
@@ -274,15 +280,6 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
-    }
-
-    /// The home zone (JSON) of a load, if one is set.
-    pub async fn home_zone(&self, load_id: i64) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT zone FROM home_zones WHERE load_id = $1")
-            .bind(load_id)
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| col(&r, "zone")).transpose()
     }
 
     /// What box `box_id` is being watched for: its load out with a client under a home zone.
@@ -454,12 +451,10 @@ impl Store {
 
     /// Open alarms of a site (newest first), or of every site (`None`).
     pub async fn open_alarms(&self, site_id: i64, limit: i64) -> Result<Vec<Alarm>> {
-        let rows = sqlx::query(
-            "SELECT a.id, a.box_id, b.serial, a.load_id, l.client_id, a.kind, a.at_ms, \
-             a.acknowledged_at FROM box_alarms a JOIN boxes b ON b.id = a.box_id \
-             LEFT JOIN box_loads l ON l.id = a.load_id \
-             WHERE a.site_id = $1 AND a.acknowledged_at IS NULL ORDER BY a.at_ms DESC, a.id DESC LIMIT $2",
-        )
+        let rows = sqlx::query(&format!(
+            "{ALARM_SELECT} WHERE a.site_id = $1 AND a.acknowledged_at IS NULL \
+             ORDER BY a.at_ms DESC, a.id DESC LIMIT $2"
+        ))
         .bind(site_id)
         .bind(limit)
         .fetch_all(self.pool())
@@ -469,12 +464,9 @@ impl Store {
 
     /// Every alarm of box `box_id`, newest first.
     pub async fn alarms_of_box(&self, box_id: i64, limit: i64) -> Result<Vec<Alarm>> {
-        let rows = sqlx::query(
-            "SELECT a.id, a.box_id, b.serial, a.load_id, l.client_id, a.kind, a.at_ms, \
-             a.acknowledged_at FROM box_alarms a JOIN boxes b ON b.id = a.box_id \
-             LEFT JOIN box_loads l ON l.id = a.load_id \
-             WHERE a.box_id = $1 ORDER BY a.at_ms DESC, a.id DESC LIMIT $2",
-        )
+        let rows = sqlx::query(&format!(
+            "{ALARM_SELECT} WHERE a.box_id = $1 ORDER BY a.at_ms DESC, a.id DESC LIMIT $2"
+        ))
         .bind(box_id)
         .bind(limit)
         .fetch_all(self.pool())

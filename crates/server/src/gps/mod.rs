@@ -161,11 +161,6 @@ pub async fn start(st: AppState) -> anyhow::Result<Ingest> {
 }
 
 impl Ingest {
-    /// The server state this pipeline writes to.
-    pub fn state(&self) -> &AppState {
-        &self.st
-    }
-
     /// Checks that `device` is a registered tracker and within its rate. Unknown devices and
     /// floods are counted and refused (the caller logs and drops).
     pub async fn admit(&self, device: &str) -> Result<Tracker, Refusal> {

@@ -13,17 +13,9 @@ use serde::Deserialize;
 use super::api::{clear_zone, fit_tracker, police_box_state, set_zone, ZoneBody};
 use crate::auth::CurrentUser;
 use crate::boxes::{load_of, serial_of};
-use crate::i18n::Lang;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
 use crate::web::{after_form, layout, WebResult, T};
-
-fn t_of<'a>(st: &'a AppState, me: &CurrentUser) -> T<'a> {
-    T {
-        st,
-        lang: Lang::from_tag(&me.user.language),
-    }
-}
 
 fn local(st: &AppState, ms: i64) -> String {
     DateTime::from_timestamp_millis(ms)
@@ -58,7 +50,7 @@ pub async fn home_alarms(st: &AppState, me: &CurrentUser) -> Markup {
     if alarms.is_empty() {
         return html! {};
     }
-    let t = t_of(st, me);
+    let t = T::of(st, me);
     html! {
         section.card.alert id="box-alarms" role="alert" {
             h2 { (t.a("gps-alarms-title", &[("n", &alarms.len().to_string())])) }
@@ -143,7 +135,7 @@ async fn load_page(
     let load = load_of(&st, &me, &id).await?;
     let serial = serial_of(&st, &load).await?;
     let v = super::api::box_view(&st, &me, &serial).await?;
-    let t = t_of(&st, &me);
+    let t = T::of(&st, &me);
     let zone: Option<Zone> = serde_json::from_value(v["zone"].clone()).ok();
     let watching_this = v["load"].as_i64() == Some(load.id);
     let fixes: Vec<(f64, f64)> = v["fixes"]
@@ -297,7 +289,7 @@ async fn police_page(
     Path(id): Path<String>,
 ) -> WebResult<Markup> {
     let v = police_box_state(&st, &me, &id).await?;
-    let t = t_of(&st, &me);
+    let t = T::of(&st, &me);
     let word = v["state"].as_str().unwrap_or("unknown");
     Ok(layout(
         &t,
