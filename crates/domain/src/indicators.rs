@@ -187,6 +187,35 @@ impl DaySet {
         !was
     }
 
+    /// Adds the day `start + i` for every bit `i` set in `mask`: a month of days in one step
+    /// (the database keeps a client's month of doses as such a mask).
+    pub fn insert_bits(&mut self, start: NaiveDate, mask: u64) {
+        if mask == 0 {
+            return;
+        }
+        // Inserting the lowest day grows the bitmap to the left if it must, and sets `first`.
+        self.insert(start + chrono::Duration::days(i64::from(mask.trailing_zeros())));
+        let Some(first) = self.first else { return };
+        let off = (start - first).num_days();
+        // A start before `first` has no set bit there (the lowest day is inside the bitmap).
+        let (mask, off) = if off < 0 {
+            (mask >> (-off).min(63), 0)
+        } else {
+            (mask, off as usize)
+        };
+        let (w, b) = (off / 64, off % 64);
+        // The part of the mask that spills into the next word.
+        let spill = if b == 0 { 0 } else { mask >> (64 - b) };
+        let need = if spill == 0 { w + 1 } else { w + 2 };
+        if need > self.bits.len() {
+            self.bits.resize(need, 0);
+        }
+        self.bits[w] |= mask << b;
+        if spill != 0 {
+            self.bits[w + 1] |= spill;
+        }
+    }
+
     /// Removes `d`; answers whether it was there.
     pub fn remove(&mut self, d: NaiveDate) -> bool {
         let Some(pos) = self.position(d) else {
@@ -1223,6 +1252,32 @@ mod tests {
         assert!(set.remove(picks[0]) && !set.remove(picks[0]));
         assert_eq!(set.len(), reference.len() - 1);
         assert!(DaySet::new().is_empty() && DaySet::new().count_in(picks[1], picks[0]) == 0);
+    }
+
+    proptest::proptest! {
+        /// A month's mask ORed in at once holds the same days as inserting them one by one,
+        /// wherever the set started and whatever it held before.
+        #[test]
+        fn a_month_mask_adds_the_same_days_as_single_inserts(
+            start_off in -200i64..200,
+            before in proptest::collection::vec(-150i64..250, 0..8),
+            mask in proptest::prelude::any::<u64>(),
+            starting in proptest::prelude::any::<bool>(),
+        ) {
+            let base = d(2026, 3, 1);
+            let start = base + chrono::Duration::days(start_off);
+            let mut fast = if starting { DaySet::starting(base) } else { DaySet::new() };
+            for b in &before {
+                fast.insert(base + chrono::Duration::days(*b));
+            }
+            let mut slow = fast.clone();
+            fast.insert_bits(start, mask);
+            for i in (0..64).filter(|i| mask & (1 << i) != 0) {
+                slow.insert(start + chrono::Duration::days(i));
+            }
+            proptest::prop_assert_eq!(fast.iter().collect::<Vec<_>>(), slow.iter().collect::<Vec<_>>());
+            proptest::prop_assert_eq!(fast.len(), slow.len());
+        }
     }
 
     #[test]
