@@ -31,7 +31,22 @@ pub struct Client {
 pub(crate) const CLIENT_COLUMNS: &str = "id, site_id, uic, enrolled_on, created_at, stage, \
      stage_since, discharged_on, discharge_reason";
 
+/// A stored `YYYY-MM-DD` day. The exact form is read by hand (reports read a million of them);
+/// anything else goes through chrono's parser, which says what is wrong.
 pub(crate) fn parse_day(field: &str, raw: &str) -> Result<NaiveDate> {
+    let b = raw.as_bytes();
+    let digits = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    if b.len() == 10 && b[4] == b'-' && b[7] == b'-' {
+        if let (Some(y), Some(m), Some(d)) = (digits(0..4), digits(5..7), digits(8..10)) {
+            if let Some(day) = NaiveDate::from_ymd_opt(y as i32, m, d) {
+                return Ok(day);
+            }
+        }
+    }
     raw.parse()
         .map_err(|_| StoreError::Corrupt(format!("{field} `{raw}`")))
 }
@@ -187,5 +202,34 @@ impl Store {
             .fetch_one(self.pool())
             .await?;
         col(&row, "n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_day;
+
+    #[test]
+    fn a_stored_day_reads_as_chrono_reads_it() {
+        for raw in [
+            "2026-10-01",
+            "2024-02-29",
+            "1999-12-31",
+            "2026-02-29",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-1-05",
+            "2026-10-1x",
+            "+2026-10-01",
+            "",
+        ] {
+            assert_eq!(
+                parse_day("day", raw).ok(),
+                raw.parse::<chrono::NaiveDate>().ok(),
+                "{raw}"
+            );
+        }
+        assert!(parse_day("enrolled_on", "2026-02-30")
+            .is_err_and(|e| e.to_string().contains("enrolled_on `2026-02-30`")));
     }
 }
