@@ -634,6 +634,18 @@ async fn journey(app: TestApp) {
         "{:?}",
         &timeline[n - 6..]
     );
+    // The report's month table followed the return's rewrites of the box doses: it still
+    // equals what the doses themselves say (both ways round).
+    for sql in [
+        "SELECT COUNT(*) AS n FROM (SELECT * FROM dose_months EXCEPT SELECT * FROM dose_month_bits) x",
+        "SELECT COUNT(*) AS n FROM (SELECT * FROM dose_month_bits EXCEPT SELECT * FROM dose_months) x",
+    ] {
+        let row = sqlx::query(sql)
+            .fetch_one(w.app.state.store.pool())
+            .await
+            .unwrap();
+        assert_eq!(sqlx::Row::get::<i64, _>(&row, "n"), 0, "{sql}");
+    }
     // The ledger shows exactly the request and the answer.
     let (_, ledger) = {
         let a = w

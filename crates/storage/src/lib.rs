@@ -3,7 +3,9 @@
 //! SQLite (WAL, `synchronous=FULL`) is the embedded default, for one centre on one laptop;
 //! PostgreSQL serves many centres from one server. Both are reached through sqlx's `Any`
 //! driver with one set of portable SQL statements (`$1` placeholders work on both); only the
-//! migrations differ per backend and are embedded in the binary, run at start.
+//! migrations differ per backend and are embedded in the binary, run at start. One read is the
+//! exception: the province-sized indicator report ([`report`]) reads a SQLite file through a
+//! read-only `rusqlite` connection, where sqlx's per-row cost would dominate.
 //!
 //! Invariants this crate keeps:
 //! - every audited write happens in one transaction with its audit entry ([`Store::begin_write`]),
@@ -11,7 +13,8 @@
 //! - every read of a client record goes through [`Store::read_client`], which writes the audit entry;
 //! - database error text never leaves this crate inside a domain error (it is logged, not shown).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use anxin_domain::DomainError;
@@ -25,6 +28,7 @@ pub mod clients;
 pub mod clinic;
 pub mod gps;
 pub mod outbox;
+pub mod report;
 pub mod services;
 pub mod sessions;
 pub mod sites;
@@ -97,6 +101,8 @@ pub fn redact_url(raw: &str) -> String {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The database file of a SQLite store, which the report reads directly ([`report`]).
+    sqlite_file: Option<PathBuf>,
 }
 
 impl Store {
@@ -151,7 +157,18 @@ impl Store {
                 url: redact_url(url),
                 source,
             })?;
-        Ok(Store { pool, backend })
+        let sqlite_file = match backend {
+            Backend::Sqlite => sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                .ok()
+                .map(|o| o.get_filename().to_owned())
+                .filter(|f| f.as_os_str() != ":memory:" && !url.contains("mode=memory")),
+            Backend::Postgres => None,
+        };
+        Ok(Store {
+            pool,
+            backend,
+            sqlite_file,
+        })
     }
 
     /// Applies the embedded migrations of this backend that are not yet applied.
@@ -168,6 +185,11 @@ impl Store {
         let store = Store::connect(url).await?;
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The file of a SQLite store (`None` for PostgreSQL or an in-memory database).
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        self.sqlite_file.as_deref()
     }
 
     /// The engine behind this store.

@@ -1,30 +1,22 @@
 //! The one-stop shop in the database: service encounters (of enrolled clients, or of anonymous
 //! outreach contacts known only by a UIC), therapeutic-community episodes, clients' sex and
-//! birth year, the DHIS2 mapping of indicators, and the query that gathers the facts the
-//! indicators are computed from for one site (or every site) and a period.
+//! birth year, and the DHIS2 mapping of indicators. The facts the indicators are computed from
+//! are gathered in [`crate::report`].
 //!
 //! Every write is site-scoped, validated by `anxin_domain::services`, and audited in the same
-//! transaction. The indicator query returns plain facts without UICs or identities.
-
-use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
+//! transaction.
 
 use anxin_domain::access::check_same_site;
-use anxin_domain::indicators::{
-    ClientFacts, DaySet, EncounterFact, Inputs, Period, Sex, TcFact, Who,
-};
+use anxin_domain::indicators::{Sex, Who};
 use anxin_domain::services::{ArvOutcome, Service, TcEpisode, TcExit, TcPhase};
 use anxin_domain::{validate, DomainError};
-use chrono::{DateTime, Months, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 
 use crate::audit::{append, Actor, AuditEvent};
-use crate::boxes::{RULE_LOST, RULE_PENDING, RULE_UNOPENED};
 use crate::clients::parse_day;
-use crate::{col, from_ms, to_ms, Backend, Result, Store, StoreError};
+use crate::{col, from_ms, to_ms, Result, Store, StoreError};
 
 /// Whom an encounter is with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,16 +71,20 @@ pub struct Dhis2Entry {
     pub category_option_combo: String,
 }
 
-fn corrupt(e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-fn who(row: &AnyRow, sex: &str, birth_year: &str) -> Result<Who> {
+pub(crate) fn who(row: &AnyRow, sex: &str, birth_year: &str) -> Result<Who> {
     let raw: Option<String> = col(row, sex)?;
-    let year: Option<i64> = col(row, birth_year)?;
+    who_of(raw.as_deref(), col(row, birth_year)?)
+}
+
+/// Sex and year of birth as stored, for disaggregation.
+pub(crate) fn who_of(sex: Option<&str>, birth_year: Option<i64>) -> Result<Who> {
     Ok(Who {
-        sex: Sex::parse(sex, raw.as_deref()).map_err(corrupt)?,
-        birth_year: year.map(i32::try_from).transpose().map_err(corrupt)?,
+        sex: Sex::parse("sex", sex).map_err(corrupt)?,
+        birth_year: birth_year.map(i32::try_from).transpose().map_err(corrupt)?,
     })
 }
 
@@ -122,7 +118,7 @@ fn encounter_row(r: &AnyRow) -> Result<Encounter> {
     })
 }
 
-fn episode_row(row: &AnyRow) -> Result<StoredEpisode> {
+pub(crate) fn episode_row(row: &AnyRow) -> Result<StoredEpisode> {
     let phase: String = col(row, "phase")?;
     let exit: Option<String> = col(row, "exit_kind")?;
     let u6: Option<i64> = col(row, "urine_negative_6m")?;
@@ -155,97 +151,6 @@ fn staff(actor: &Actor) -> Result<(i64, i64)> {
             Err(DomainError::Forbidden("services are recorded by staff of a centre".into()).into())
         }
     }
-}
-
-/// Every take-home dose's rule starts so; the unconfirmed ones do not count as attendance.
-const TAKE_HOME: &str = "take_home";
-/// The first string after every one that starts with [`TAKE_HOME`] (its last letter plus one),
-/// so `rule >= TAKE_HOME AND rule < TAKE_HOME_END` is "starts with" under a binary collation.
-const TAKE_HOME_END: &str = "take_homf";
-const UNCONFIRMED: [&str; 3] = [RULE_PENDING, RULE_UNOPENED, RULE_LOST];
-
-/// Where a client id sits in the indicator inputs: a table over the id range when the ids are
-/// dense enough (the usual case), a hash map otherwise. A report looks up every client-day.
-enum Positions {
-    Table { min: i64, at: Vec<u32> },
-    Map(HashMap<i64, usize>),
-}
-
-impl Positions {
-    fn new(ids: &[i64]) -> Positions {
-        let (Some(&min), Some(&max)) = (ids.iter().min(), ids.iter().max()) else {
-            return Positions::Map(HashMap::new());
-        };
-        let span = usize::try_from(max - min).unwrap_or(usize::MAX);
-        if span < ids.len().saturating_mul(8).saturating_add(4096) && ids.len() < u32::MAX as usize
-        {
-            let mut at = vec![u32::MAX; span + 1];
-            for (i, id) in ids.iter().enumerate() {
-                at[(id - min) as usize] = i as u32;
-            }
-            Positions::Table { min, at }
-        } else {
-            Positions::Map(ids.iter().enumerate().map(|(i, id)| (*id, i)).collect())
-        }
-    }
-
-    fn get(&self, id: i64) -> Option<usize> {
-        match self {
-            Positions::Table { min, at } => {
-                let slot = usize::try_from(id.checked_sub(*min)?).ok()?;
-                at.get(slot)
-                    .filter(|i| **i != u32::MAX)
-                    .map(|i| *i as usize)
-            }
-            Positions::Map(map) => map.get(&id).copied(),
-        }
-    }
-}
-
-/// The site filter of the indicator queries: `""` for every site, or one site's condition.
-fn site_filter(column: &str, site: Option<i64>) -> String {
-    match site {
-        Some(id) => format!(" AND {column} = {id}"),
-        None => String::new(),
-    }
-}
-
-/// A query under way.
-type Pending<'a> = Pin<Box<dyn Future<Output = Result<Vec<AnyRow>>> + Send + 'a>>;
-
-/// `sql` with its text parameters, as a query under way.
-fn fetch<'a>(pool: &'a sqlx::AnyPool, sql: &'a str, binds: &[&String]) -> Pending<'a> {
-    let mut q = sqlx::query(sql);
-    for b in binds {
-        q = q.bind((*b).clone());
-    }
-    Box::pin(async move { Ok(q.fetch_all(pool).await?) })
-}
-
-/// Runs `queries` at once (each takes its own connection from the pool) and answers their rows
-/// in order, or the first error.
-async fn at_once(mut queries: Vec<Pending<'_>>) -> Result<Vec<Vec<AnyRow>>> {
-    let mut done: Vec<Option<Vec<AnyRow>>> = queries.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut waiting = false;
-        for (query, rows) in queries.iter_mut().zip(done.iter_mut()) {
-            if rows.is_some() {
-                continue;
-            }
-            match query.as_mut().poll(cx) {
-                Poll::Ready(Ok(r)) => *rows = Some(r),
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => waiting = true,
-            }
-        }
-        if waiting {
-            Poll::Pending
-        } else {
-            Poll::Ready(Ok(()))
-        }
-    })
-    .await?;
-    Ok(done.into_iter().map(Option::unwrap_or_default).collect())
 }
 
 impl Store {
@@ -604,203 +509,6 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(episode_row).collect()
-    }
-
-    /// The facts every indicator of a period is computed from, for `site` or every site
-    /// (`None`). Clients count at their own site (their guest doses elsewhere included);
-    /// encounters and episodes at the site that recorded them. No UIC leaves this call.
-    ///
-    /// A province's month is over a million doses: the database aggregates them per day (see
-    /// [`Store::doses_per_day`]), and the independent queries run at once on separate
-    /// connections of the pool, the doses in two halves of the period.
-    pub async fn indicator_inputs(&self, site: Option<i64>, period: &Period) -> Result<Inputs> {
-        // Cohorts and follow-ups look back up to 12 months before the period.
-        let back = period
-            .from
-            .checked_sub_months(Months::new(12))
-            .unwrap_or(period.from)
-            .to_string();
-        let (from, to) = (period.from.to_string(), period.to.to_string());
-        let half = period.from + chrono::Duration::days((period.to - period.from).num_days() / 2);
-        let clients = format!(
-            "SELECT id, enrolled_on, discharged_on, sex, birth_year FROM clients \
-             WHERE enrolled_on <= $1 AND (discharged_on IS NULL OR discharged_on >= $2){} \
-             ORDER BY id",
-            site_filter("site_id", site)
-        );
-        // Without a site, every test's client is looked up among the clients anyway.
-        let urine = match site {
-            Some(id) => format!(
-                "SELECT u.client_id, u.collected_on, u.negative FROM urine_tests u \
-                 JOIN clients c ON c.id = u.client_id \
-                 WHERE u.collected_on >= $1 AND u.collected_on <= $2 AND c.site_id = {id}"
-            ),
-            None => "SELECT client_id, collected_on, negative FROM urine_tests \
-                     WHERE collected_on >= $1 AND collected_on <= $2"
-                .to_owned(),
-        };
-        // Test and referral dates are on or before the day they were recorded, so an encounter
-        // about the period was recorded on or after its first day.
-        let encounters = format!(
-            "SELECT e.on_day, e.detail, COALESCE(c.sex, e.sex) AS who_sex, \
-             COALESCE(c.birth_year, e.birth_year) AS who_birth_year \
-             FROM encounters e LEFT JOIN clients c ON c.id = e.client_id \
-             WHERE e.on_day >= $1{} ORDER BY e.id",
-            site_filter("e.site_id", site)
-        );
-        let tc = format!(
-            "SELECT t.id, t.site_id, t.client_id, t.admitted_on, t.phase, t.left_on, t.exit_kind, \
-             t.urine_negative_6m, t.urine_negative_12m, c.sex, c.birth_year \
-             FROM tc_episodes t JOIN clients c ON c.id = t.client_id \
-             WHERE t.left_on >= $1{} ORDER BY t.id",
-            site_filter("t.site_id", site)
-        );
-        let fetch = |sql, binds| fetch(self.pool(), sql, binds);
-        let [clients, first_half, second_half, urine, encounters, tc]: [Vec<AnyRow>; 6] =
-            at_once(vec![
-                fetch(&clients, &[&to, &back]),
-                Box::pin(self.doses_per_day(site, period.from, half)),
-                Box::pin(self.doses_per_day(site, half + chrono::Duration::days(1), period.to)),
-                fetch(&urine, &[&from, &to]),
-                fetch(&encounters, &[&from]),
-                fetch(&tc, &[&back]),
-            ])
-            .await?
-            .try_into()
-            .map_err(|_| corrupt("six queries, six answers"))?;
-
-        let mut ids = Vec::with_capacity(clients.len());
-        let mut facts = Vec::with_capacity(clients.len());
-        for r in &clients {
-            ids.push(col::<i64>(r, "id")?);
-            facts.push(ClientFacts {
-                who: who(r, "sex", "birth_year")?,
-                enrolled_on: day(r, "enrolled_on")?,
-                discharged_on: opt_day(r, "discharged_on")?,
-                dose_days: DaySet::starting(period.from),
-                take_home_days: DaySet::starting(period.from),
-                urine: Vec::new(),
-            });
-        }
-        let index = Positions::new(&ids);
-        // Per day: clients whose every dose that day is an unconfirmed take-home (pending,
-        // unopened, lost) did not attend; (unconfirmed doses, all doses) of each such client.
-        let mut unconfirmed: HashMap<usize, (u32, u32)> = HashMap::new();
-        for r in first_half.iter().chain(&second_half) {
-            let on = day(r, "day")?;
-            let take_home: Option<String> = col(r, "take_home")?;
-            unconfirmed.clear();
-            for entry in take_home.as_deref().unwrap_or("").split(',') {
-                if entry.is_empty() {
-                    continue;
-                }
-                let digits = entry
-                    .find(|ch: char| !ch.is_ascii_digit())
-                    .unwrap_or(entry.len());
-                let id = entry[..digits].parse::<i64>().map_err(corrupt)?;
-                if let Some(i) = index.get(id) {
-                    facts[i].take_home_days.insert(on);
-                    if UNCONFIRMED
-                        .iter()
-                        .any(|rule| rule.strip_prefix(TAKE_HOME) == Some(&entry[digits..]))
-                    {
-                        unconfirmed.entry(i).or_default().0 += 1;
-                    }
-                }
-            }
-            let ids: String = col(r, "ids")?;
-            for id in ids.split(',') {
-                let id = id.parse::<i64>().map_err(corrupt)?;
-                if let Some(i) = index.get(id) {
-                    facts[i].dose_days.insert(on);
-                    if let Some(u) = unconfirmed.get_mut(&i) {
-                        u.1 += 1;
-                    }
-                }
-            }
-            for (&i, &(unconfirmed, all)) in &unconfirmed {
-                if unconfirmed == all {
-                    facts[i].dose_days.remove(on);
-                }
-            }
-        }
-        for r in &urine {
-            if let Some(i) = index.get(col::<i64>(r, "client_id")?) {
-                let negative: i64 = col(r, "negative")?;
-                facts[i]
-                    .urine
-                    .push((day(r, "collected_on")?, negative != 0));
-            }
-        }
-        let encounters = encounters
-            .iter()
-            .map(|r| {
-                Ok(EncounterFact {
-                    who: who(r, "who_sex", "who_birth_year")?,
-                    on: day(r, "on_day")?,
-                    service: service(r)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let tc = tc
-            .iter()
-            .map(|r| {
-                Ok(TcFact {
-                    who: who(r, "sex", "birth_year")?,
-                    episode: episode_row(r)?.episode,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Inputs {
-            clients: facts,
-            encounters,
-            tc,
-        })
-    }
-
-    /// The doses from `first` to `last` of the clients of `site` (or of every client), one row
-    /// per day with a dose, read in day order straight from the covering index
-    /// `doses_day_client`: `day`; `ids`, the ids of the clients dosed that day, comma-separated
-    /// (once per portion); and `take_home`, the take-home doses of the day as the client's id
-    /// followed by the rest of the rule after `take_home` (`17`, `17_pending`, …), or NULL.
-    async fn doses_per_day(
-        &self,
-        site: Option<i64>,
-        first: NaiveDate,
-        last: NaiveDate,
-    ) -> Result<Vec<AnyRow>> {
-        if last < first {
-            return Ok(Vec::new());
-        }
-        let (join, site_cond) = match site {
-            Some(id) => (
-                " JOIN clients c ON c.id = d.client_id",
-                format!(" AND c.site_id = {id}"),
-            ),
-            None => ("", String::new()),
-        };
-        let sql = match self.backend() {
-            Backend::Sqlite => format!(
-                "SELECT d.day, group_concat(d.client_id) AS ids, \
-                 group_concat(CASE WHEN d.rule >= '{TAKE_HOME}' AND d.rule < '{TAKE_HOME_END}' \
-                 THEN d.client_id || substr(d.rule, {suffix}) END) AS take_home \
-                 FROM doses d{join} WHERE d.day >= $1 AND d.day <= $2{site_cond} GROUP BY d.day",
-                suffix = TAKE_HOME.len() + 1,
-            ),
-            Backend::Postgres => format!(
-                "SELECT d.day, string_agg(d.client_id::text, ',') AS ids, \
-                 string_agg(CASE WHEN left(d.rule, {len}) = '{TAKE_HOME}' \
-                 THEN d.client_id::text || substr(d.rule, {suffix}) END, ',') AS take_home \
-                 FROM doses d{join} WHERE d.day >= $1 AND d.day <= $2{site_cond} GROUP BY d.day",
-                len = TAKE_HOME.len(),
-                suffix = TAKE_HOME.len() + 1,
-            ),
-        };
-        Ok(sqlx::query(&sql)
-            .bind(first.to_string())
-            .bind(last.to_string())
-            .fetch_all(self.pool())
-            .await?)
     }
 
     /// The DHIS2 mapping, ordered by indicator.

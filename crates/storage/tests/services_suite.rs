@@ -50,6 +50,7 @@ on_both_backends!(
     tc_episodes_move_forward_only,
     indicator_facts_per_site_and_for_the_deployment,
     dose_days_follow_rules_portions_and_the_clients_site,
+    the_month_table_follows_every_write_to_doses,
     arv_outcomes_are_set_later_checked_scoped_and_audited,
     dhis2_mapping_round_trips,
 );
@@ -426,6 +427,26 @@ async fn indicator_facts_per_site_and_for_the_deployment(s: &Store) {
         },
     )
     .await;
+    // A former client of site A (male, born 2003), discharged in February 2025 — long before
+    // the report's look-back, so not among its clients — comes back for 2 naloxone kits on
+    // 11-12: they count, as male <25 (his record's sex and age, not the encounter's).
+    let c3 = s
+        .create_client(&a, "YX-0003", d(2024, 1, 10), now())
+        .await
+        .unwrap();
+    s.set_demographics(&a, c3.id, Sex::Male, Some(2003), now())
+        .await
+        .unwrap();
+    s.discharge(&a, c3.id, d(2025, 2, 1), "moved", now())
+        .await
+        .unwrap();
+    rec(
+        &a,
+        Subject::Client(c3.id),
+        d(2026, 11, 12),
+        Service::Naloxone { kits: 2 },
+    )
+    .await;
     // An encounter in December is outside the period.
     rec(
         &a,
@@ -448,7 +469,7 @@ async fn indicator_facts_per_site_and_for_the_deployment(s: &Store) {
     assert_eq!(fa["arv_linkage"], (1, Some(1)));
     assert_eq!(fa["needles_given"], (30, None));
     assert_eq!(fa["needles_returned"], (12, None));
-    assert_eq!(fa["naloxone_kits"], (0, None));
+    assert_eq!(fa["naloxone_kits"], (2, None));
     assert_eq!(fa["referrals_police"], (0, None));
 
     let all = s.indicator_inputs(None, &nov).await.unwrap();
@@ -466,6 +487,12 @@ async fn indicator_facts_per_site_and_for_the_deployment(s: &Store) {
     assert_eq!(g("mmt_clients")[1][1], 1);
     assert_eq!(g("referrals_police")[0][0], 1);
     assert_eq!(g("needles_given"), [[10, 0, 0], [0, 0, 0], [0, 0, 30]]);
+    assert_eq!(g("naloxone_kits"), [[2, 0, 0], [0, 0, 0], [0, 0, 0]]);
+    assert_eq!(
+        all.clients.len(),
+        2,
+        "the former client is not one of the report's clients"
+    );
 }
 
 async fn dose_days_follow_rules_portions_and_the_clients_site(s: &Store) {
@@ -566,6 +593,144 @@ async fn dose_days_follow_rules_portions_and_the_clients_site(s: &Store) {
         &s.indicator_inputs(None, &june).await.unwrap(),
     ));
     assert_eq!(none["mean_attendance"], (0, Some(0)));
+}
+
+/// The client-months kept by the triggers of migration 0009: `(month, client, attended,
+/// take_home)`, bit d-1 standing for day d.
+async fn month_table(s: &Store) -> Vec<(String, i64, i64, i64)> {
+    use sqlx::Row;
+    let rows = |sql: &'static str| async move {
+        sqlx::query(sql)
+            .fetch_all(s.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<String, _>(0),
+                    r.get::<i64, _>(1),
+                    r.get::<i64, _>(2),
+                    r.get::<i64, _>(3),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let kept = rows(
+        "SELECT month, client_id, attended, take_home FROM dose_months ORDER BY month, client_id",
+    )
+    .await;
+    // The table is a cache of its definition: recomputed from the doses, it must be the same.
+    let defined = rows(
+        "SELECT month, client_id, attended, take_home FROM dose_month_bits \
+         ORDER BY month, client_id",
+    )
+    .await;
+    assert_eq!(kept, defined, "dose_months differs from the doses");
+    kept
+}
+
+async fn the_month_table_follows_every_write_to_doses(s: &Store) {
+    let a = site_with_staff(s, "YX01").await;
+    let c = s
+        .create_client(&a, "YX-0201", d(2026, 9, 1), now())
+        .await
+        .unwrap();
+    let dose = |on: NaiveDate, portion: u8, rule: &str| {
+        let (a, rule) = (a.clone(), rule.to_owned());
+        async move {
+            s.insert_dose(
+                &a,
+                &NewDose {
+                    client_id: c.id,
+                    day: on,
+                    portion,
+                    mg: 40,
+                    site_id: c.site_id,
+                    guest: false,
+                    rule,
+                },
+                now(),
+            )
+            .await
+            .unwrap();
+        }
+    };
+    let exec = |sql: String| async move {
+        sqlx::query(&sql).execute(s.pool()).await.unwrap();
+    };
+    let month = |m: &str, attended: i64, take_home: i64| (m.to_owned(), c.id, attended, take_home);
+    // October: the 1st and the 31st observed. November: the 2nd observed twice (two portions),
+    // a box of three days 3rd-5th handed out (pending), the 6th lost.
+    dose(d(2026, 10, 1), 0, "normal").await;
+    dose(d(2026, 10, 31), 0, "normal").await;
+    dose(d(2026, 11, 2), 0, "normal").await;
+    dose(d(2026, 11, 2), 1, "normal").await;
+    for day in 3..=5 {
+        dose(d(2026, 11, day), 0, "take_home_pending").await;
+    }
+    dose(d(2026, 11, 6), 0, "take_home_lost").await;
+    assert_eq!(
+        month_table(s).await,
+        [
+            month("2026-10", 1 | 1 << 30, 0),
+            month("2026-11", 1 << 1, 0b1111 << 2),
+        ]
+    );
+
+    // The box comes back: the 3rd and 4th opened, the 5th unopened.
+    let id = c.id;
+    exec(format!(
+        "UPDATE doses SET rule = 'take_home' WHERE client_id = {id} AND day IN ('2026-11-03', '2026-11-04')"
+    ))
+    .await;
+    exec(format!(
+        "UPDATE doses SET rule = 'take_home_unopened' WHERE client_id = {id} AND day = '2026-11-05'"
+    ))
+    .await;
+    assert_eq!(
+        month_table(s).await[1],
+        month("2026-11", 1 << 1 | 1 << 2 | 1 << 3, 0b1111 << 2)
+    );
+    // A dose recorded on the wrong day is moved to another month, and a portion removed: the
+    // 2nd keeps its other portion.
+    exec(format!(
+        "UPDATE doses SET day = '2026-12-01' WHERE client_id = {id} AND day = '2026-10-31'"
+    ))
+    .await;
+    exec(format!(
+        "DELETE FROM doses WHERE client_id = {id} AND day = '2026-11-02' AND portion = 1"
+    ))
+    .await;
+    assert_eq!(
+        month_table(s).await,
+        [
+            month("2026-10", 1, 0),
+            month("2026-11", 1 << 1 | 1 << 2 | 1 << 3, 0b1111 << 2),
+            month("2026-12", 1, 0),
+        ]
+    );
+    // The last dose of a month gone: so is the month.
+    exec(format!(
+        "DELETE FROM doses WHERE client_id = {id} AND day = '2026-10-01'"
+    ))
+    .await;
+    let kept = month_table(s).await;
+    assert_eq!(kept.len(), 2);
+    assert_eq!(kept[0].0, "2026-11");
+    // The report reads the same days: attended 2nd, 3rd, 4th; take-home 3rd to 6th.
+    let nov = Period::new(d(2026, 11, 1), d(2026, 11, 30)).unwrap();
+    let inputs = s.indicator_inputs(a.site_id, &nov).await.unwrap();
+    let days = |set: &anxin_domain::indicators::DaySet| {
+        set.iter()
+            .map(|x| chrono::Datelike::day(&x))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(days(&inputs.clients[0].dose_days), [2, 3, 4]);
+    assert_eq!(days(&inputs.clients[0].take_home_days), [3, 4, 5, 6]);
+    // A bulk load with the triggers off is mended by a rebuild.
+    exec("DELETE FROM dose_months".into()).await;
+    assert_eq!(s.rebuild_dose_months().await.unwrap(), 2);
+    assert_eq!(month_table(s).await, kept);
 }
 
 async fn arv_outcomes_are_set_later_checked_scoped_and_audited(s: &Store) {
