@@ -76,6 +76,10 @@ pub enum StoreError {
     /// Any other database failure. Its text is for logs, never for HTTP answers.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// A failure of the indicator report's direct read of the SQLite file ([`report`]). Its text
+    /// is for logs, never for HTTP answers.
+    #[error("database error (report read): {0}")]
+    ReportRead(#[from] rusqlite::Error),
     /// Stored data that cannot be read back (a corrupted row).
     #[error("corrupt stored data: {0}")]
     Corrupt(String),

@@ -19,6 +19,7 @@ use anxin_domain::indicators::{ClientFacts, DaySet, EncounterFact, Inputs, Perio
 use chrono::{Datelike, Months, NaiveDate};
 use sqlx::any::AnyRow;
 
+use crate::clients::parse_day;
 use crate::services::{corrupt, episode_row, who, who_of};
 use crate::{Backend, Result, Store, StoreError};
 
@@ -286,14 +287,14 @@ trait Fields {
     }
 
     fn day(&self, i: usize, what: &str) -> Result<NaiveDate> {
-        crate::clients::parse_day(what, self.req_text(i, what)?)
+        parse_day(what, self.req_text(i, what)?)
     }
 }
 
 impl Fields for rusqlite::Row<'_> {
     fn text(&self, i: usize) -> Result<Option<&str>> {
         use rusqlite::types::ValueRef;
-        match self.get_ref(i).map_err(sqlite_error)? {
+        match self.get_ref(i)? {
             ValueRef::Null => Ok(None),
             ValueRef::Text(t) => std::str::from_utf8(t).map(Some).map_err(corrupt),
             other => Err(corrupt(format!(
@@ -304,7 +305,7 @@ impl Fields for rusqlite::Row<'_> {
     }
 
     fn int(&self, i: usize) -> Result<Option<i64>> {
-        self.get::<_, Option<i64>>(i).map_err(sqlite_error)
+        self.get::<_, Option<i64>>(i).map_err(StoreError::from)
     }
 }
 
@@ -384,7 +385,7 @@ fn client_row(period: &Period, r: &impl Fields) -> Result<ClientRow> {
             period,
             r.day(1, "enrolled_on")?,
             r.text(2)?
-                .map(|d| crate::clients::parse_day("discharged_on", d))
+                .map(|d| parse_day("discharged_on", d))
                 .transpose()?,
             who_of(r.text(3)?, r.int(4)?)?,
         ),
@@ -487,10 +488,6 @@ async fn read_pool(store: &Store, period: &Period, q: &Queries) -> Result<Rows> 
     })
 }
 
-fn sqlite_error(e: rusqlite::Error) -> StoreError {
-    StoreError::Corrupt(format!("reading the report from SQLite: {e}"))
-}
-
 /// Runs `sql` with `binds` as `$1`, `$2`… and maps every row with `each`.
 fn sqlite_rows<T>(
     conn: &rusqlite::Connection,
@@ -498,17 +495,16 @@ fn sqlite_rows<T>(
     binds: &[String],
     each: impl Fn(&rusqlite::Row<'_>) -> Result<T>,
 ) -> Result<Vec<T>> {
-    let mut stmt = conn.prepare(sql).map_err(sqlite_error)?;
+    let mut stmt = conn.prepare(sql)?;
     for (i, b) in binds.iter().enumerate() {
         let at = stmt
-            .parameter_index(&format!("${}", i + 1))
-            .map_err(sqlite_error)?
+            .parameter_index(&format!("${}", i + 1))?
             .ok_or_else(|| corrupt(format!("report query without ${}", i + 1)))?;
-        stmt.raw_bind_parameter(at, b).map_err(sqlite_error)?;
+        stmt.raw_bind_parameter(at, b)?;
     }
     let mut rows = stmt.raw_query();
     let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(sqlite_error)? {
+    while let Some(row) = rows.next()? {
         out.push(each(row)?);
     }
     Ok(out)
@@ -520,10 +516,8 @@ fn open_sqlite(path: &Path) -> Result<rusqlite::Connection> {
     let conn = rusqlite::Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(sqlite_error)?;
-    conn.busy_timeout(Duration::from_secs(10))
-        .map_err(sqlite_error)?;
+    )?;
+    conn.busy_timeout(Duration::from_secs(10))?;
     Ok(conn)
 }
 
@@ -541,7 +535,7 @@ async fn read_sqlite(path: &Path, period: &Period, q: &Queries) -> Result<Rows> 
     let (file, period, q1) = (path.to_owned(), *period, q.clone());
     let clients = blocking(move || {
         let conn = open_sqlite(&file)?;
-        let tx = conn.unchecked_transaction().map_err(sqlite_error)?;
+        let tx = conn.unchecked_transaction()?;
         Ok((
             sqlite_rows(&tx, &q1.clients.0, &q1.clients.1, |r| {
                 client_row(&period, r)
