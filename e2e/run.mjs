@@ -470,6 +470,8 @@ for (const lang of LANGS) {
         // Hand the box out (phone number confirmed).
         await page.goto(`${server.url}/clients/${s.client}`);
         const row = page.locator(`#boxes tr[data-load="${s.load}"]`);
+        // The phone for the codes must be confirmed with the client first.
+        await row.locator('form[action$="/hand-out"] input[name=phone_confirmed]').check();
         await Promise.all([page.waitForNavigation(), row.locator('form[action$="/hand-out"] button').click()]);
         assert.match(await text(page, `#boxes tr[data-load="${s.load}"]`), zh ? /在服务对象处/ : /with the client/);
       });

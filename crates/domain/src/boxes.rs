@@ -5,6 +5,7 @@
 use chrono::{Duration, NaiveDate};
 use serde::Serialize;
 
+use crate::problem::{Code, Problem};
 use crate::DomainError;
 
 /// Where a box is.
@@ -73,6 +74,50 @@ impl BoxState {
     }
 }
 
+/// Where a load is in its life: loaded in the clinic, out with the client, back, or lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadState {
+    Loaded,
+    WithClient,
+    Returned,
+    Lost,
+}
+
+impl LoadState {
+    pub const ALL: [LoadState; 4] = [
+        LoadState::Loaded,
+        LoadState::WithClient,
+        LoadState::Returned,
+        LoadState::Lost,
+    ];
+
+    /// The stored and serialised name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LoadState::Loaded => "loaded",
+            LoadState::WithClient => "with_client",
+            LoadState::Returned => "returned",
+            LoadState::Lost => "lost",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LoadState> {
+        LoadState::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+
+    /// Whether the load's doses are still in the box (loaded, or with the client).
+    pub fn is_out(self) -> bool {
+        matches!(self, LoadState::Loaded | LoadState::WithClient)
+    }
+}
+
+impl std::fmt::Display for LoadState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One compartment of a planned load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Compartment {
@@ -91,30 +136,38 @@ pub fn plan_load(
     mg_on: impl Fn(NaiveDate) -> Option<u32>,
 ) -> Result<Vec<Compartment>, DomainError> {
     let Some(approved) = approved else {
-        return Err(DomainError::Conflict(
-            "no police approval is in force for this client".into(),
-        ));
+        return Err(Problem::new(Code::LoadNotApproved).field("days").into());
     };
     if !(2..=6).contains(&days) {
-        return Err(DomainError::invalid("days", "a box holds 2 to 6 days"));
+        return Err(Problem::new(Code::LoadDaysOutOfRange)
+            .field("days")
+            .arg("days", days)
+            .into());
     }
     if days > eligible {
-        return Err(DomainError::invalid(
-            "days",
-            format!("the client is eligible for {eligible} days, not {days}"),
-        ));
+        return Err(Problem::new(Code::LoadOverEligible)
+            .field("days")
+            .arg("days", days)
+            .arg("eligible", eligible)
+            .into());
     }
     if days > approved {
-        return Err(DomainError::invalid(
-            "days",
-            format!("the police approved {approved} days, not {days}"),
-        ));
+        return Err(Problem::new(Code::LoadOverApproved)
+            .field("days")
+            .arg("days", days)
+            .arg("approved", approved)
+            .into());
     }
     (0..days)
         .map(|i| {
             let day = first_day + Duration::days(i64::from(i));
-            let mg = mg_on(day)
-                .ok_or_else(|| DomainError::Conflict(format!("no dose order covers {day}")))?;
+            let mg = mg_on(day).ok_or_else(|| {
+                DomainError::from(
+                    Problem::new(Code::LoadNoOrder)
+                        .field("days")
+                        .arg("day", day),
+                )
+            })?;
             Ok(Compartment { index: i, day, mg })
         })
         .collect()
@@ -175,18 +228,23 @@ mod tests {
             plan.iter().map(|c| (c.index, c.day)).collect::<Vec<_>>(),
             vec![(0, d(23)), (1, d(24)), (2, d(25))]
         );
-        assert!(plan_load(5, 5, Some(4), d(23), |_| Some(80))
-            .unwrap_err()
-            .to_string()
-            .contains("police approved 4"));
-        assert!(plan_load(5, 3, Some(6), d(23), |_| Some(80))
-            .unwrap_err()
-            .to_string()
-            .contains("eligible for 3"));
-        assert!(matches!(
-            plan_load(3, 5, None, d(23), |_| Some(80)),
-            Err(DomainError::Conflict(_))
-        ));
+        let refused = |r: Result<Vec<Compartment>, DomainError>| match r {
+            Err(DomainError::Refused(p)) => p,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let p = refused(plan_load(5, 5, Some(4), d(23), |_| Some(80)));
+        assert_eq!(
+            (p.code, p.get("approved")),
+            (Code::LoadOverApproved, Some("4"))
+        );
+        let p = refused(plan_load(5, 3, Some(6), d(23), |_| Some(80)));
+        assert_eq!(
+            (p.code, p.get("eligible")),
+            (Code::LoadOverEligible, Some("3"))
+        );
+        assert_eq!(p.field.as_deref(), Some("days"));
+        let p = refused(plan_load(3, 5, None, d(23), |_| Some(80)));
+        assert_eq!(p.code, Code::LoadNotApproved);
         assert!(plan_load(1, 5, Some(5), d(23), |_| Some(80)).is_err());
         // Titration during the load: each compartment gets its day's dose.
         let plan = plan_load(3, 3, Some(3), d(23), |day| {

@@ -1,5 +1,6 @@
 //! The one error type of the domain: what went wrong in terms a user understands.
-//! The HTTP layer maps each variant to a status code exactly once.
+//! The HTTP layer maps each variant to a status code exactly once. Refusals by code
+//! ([`crate::problem`]) are the way forward; the free-text variants are being moved over.
 
 /// A rule was broken. Messages name the field and the reason, never internal details.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,6 +25,15 @@ pub enum DomainError {
     Locked {
         until: chrono::DateTime<chrono::Utc>,
     },
+    /// A refusal by code, field and arguments, translated by the adapters.
+    #[error(transparent)]
+    Refused(#[from] crate::problem::Problem),
+}
+
+impl From<crate::problem::Code> for DomainError {
+    fn from(code: crate::problem::Code) -> Self {
+        DomainError::Refused(crate::problem::Problem::new(code))
+    }
 }
 
 impl DomainError {

@@ -15,6 +15,7 @@ pub mod error;
 pub mod gps;
 pub mod indicators;
 pub mod phone;
+pub mod problem;
 pub mod services;
 pub mod sms;
 pub mod takehome;
@@ -22,3 +23,4 @@ pub mod validate;
 
 pub use access::{Access, Permission, Role};
 pub use error::DomainError;
+pub use problem::{Code, Problem};

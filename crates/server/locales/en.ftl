@@ -217,7 +217,7 @@ box-hour = Code hour
 box-load = Load the box
 box-loads = Boxes loaded
 box-state = State
-box-hand-out = Hand out (phone number confirmed)
+box-hand-out = Hand out
 box-return = Take the box back
 box-log = Box log (base64 from the box reader)
 box-withhold = Withhold codes
@@ -368,3 +368,47 @@ ind-name-referrals_self = Self-referrals
 ind-name-tc_completion = TC completion
 ind-name-tc_relapse_6m = TC relapse at 6 months
 ind-name-tc_relapse_12m = TC relapse at 12 months
+
+# Refusals by code (anxin_domain::Code): err-<code>
+err-id-malformed = “{ $value }” is not a number.
+err-uic-malformed = “{ $uic }” is not a UIC (letters, digits and - only).
+err-uic-unknown = No client has the UIC { $uic }.
+err-client-other-centre = { $uic } belongs to another centre and has no guest dosing arrangement here today.
+err-client-not-here = No such client at this centre.
+err-client-discharged = { $uic } was discharged on { $day } and is not dosed.
+err-client-in-cit = { $uic } is in compulsory isolated treatment and is not dosed here.
+err-dose-no-order = { $uic }: no dose order in force today.
+err-dose-withheld = { $uic }: no dose. { $rule ->
+    [reinduction] { $missed } consecutive days missed: a prescriber must write a new induction order.
+   *[other] { $missed } consecutive days missed: withheld until a prescriber reviews the client.
+    }
+err-dose-already-given = { $uic } was already dosed today at { $at }
+err-phone-invalid = “{ $value }” is not a phone number: write one like 13812345678 or +8613812345678.
+err-national-id-invalid = A national ID number has 18 characters: 17 digits and a digit or X.
+err-identity-empty = Fill in at least one identifying field; saving an empty form would wipe the identity.
+err-text-too-long = Too long: at most { $max } characters.
+err-order-reason-required = { $mg } mg is above the ceiling of { $ceiling } mg: write the clinical reason ({ $min } characters or more).
+err-order-mg-out-of-range = { $mg } mg is not a plausible daily dose (1 to { $max } mg).
+err-order-split-invalid = A day's dose is given in 1 or 2 portions.
+err-order-start-too-early = An order may not start more than { $days } days in the past.
+err-order-steps-out-of-order = Steps must follow the start date and each other.
+err-order-kind-unknown = There is no order kind “{ $kind }”: choose induction, titration or maintenance.
+err-date-malformed = “{ $value }” is not a date like 2026-11-22.
+err-number-invalid = “{ $value }” is not a valid number.
+err-handout-phone-unconfirmed = Confirm the phone number for the codes with the client before handing the box out.
+err-load-days-out-of-range = A box holds 2 to 6 days, not { $days }.
+err-load-over-eligible = The client is eligible for { $eligible } days, not { $days }.
+err-load-over-approved = The police approved { $approved } days, not { $days }.
+err-load-not-approved = No police approval is in force for this client.
+err-load-no-order = No dose order covers { $day }.
+err-load-start-out-of-window = The first day in the box must be between { $from } and { $to }.
+err-load-code-hour-invalid = The hour for the codes is 0 to 23.
+err-load-no-phone = The client has no phone number for the codes; record one first.
+err-load-treatment-ended = The treatment of { $uic } has ended: no box can be loaded.
+err-box-unknown = No box { $serial } at this centre.
+err-box-not-in-clinic = Box { $serial } is not in the clinic (out with a client, lost or retired).
+err-load-wrong-state = Load { $id } is { $state }: this cannot be done now.
+err-load-not-here = No load { $id } at this centre.
+box-hand-out-phone-confirmed = Phone number for the codes confirmed with the client
+client-identity-saved = Identity saved.
+client-order-written = Order written.

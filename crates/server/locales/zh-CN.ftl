@@ -217,7 +217,7 @@ box-hour = 密码发送时间（时）
 box-load = 装盒
 box-loads = 已装药盒
 box-state = 状态
-box-hand-out = 交付（已核对手机号）
+box-hand-out = 交付
 box-return = 回收药盒
 box-log = 药盒记录（读取器导出的 base64）
 box-withhold = 暂停发送密码
@@ -368,3 +368,47 @@ ind-name-referrals_self = 自愿就诊
 ind-name-tc_completion = 治疗社区完成率
 ind-name-tc_relapse_6m = 治疗社区 6 个月复吸率
 ind-name-tc_relapse_12m = 治疗社区 12 个月复吸率
+
+# Refusals by code (anxin_domain::Code): err-<code>
+err-id-malformed = 编号“{ $value }”不是数字。
+err-uic-malformed = “{ $uic }”不是有效的服务对象编码（UIC 只含字母、数字和 -）。
+err-uic-unknown = 没有编码为 { $uic } 的服务对象。
+err-client-other-centre = { $uic } 属于其他门诊，今天在本门诊没有临时服药安排。
+err-client-not-here = 本门诊没有这位服务对象。
+err-client-discharged = { $uic } 已于 { $day } 出组，不能给药。
+err-client-in-cit = { $uic } 正在强制隔离戒毒，不在本门诊服药。
+err-dose-no-order = { $uic }：今天没有有效的剂量医嘱。
+err-dose-withheld = { $uic }：不给药。{ $rule ->
+    [reinduction] 已连续 { $missed } 天未服药，须由处方医生开具新的诱导期医嘱。
+   *[other] 已连续 { $missed } 天未服药，须经处方医生复核。
+    }
+err-dose-already-given = { $uic } 今天已于 { $at } 服药，不得再次给药。
+err-phone-invalid = “{ $value }”不是有效的手机号码：请填写 13812345678 或 +8613812345678 这样的号码。
+err-national-id-invalid = 身份证号码应为 18 位：17 位数字加 1 位数字或 X。
+err-identity-empty = 请至少填写一项身份信息；保存空白表单会清除全部身份信息。
+err-text-too-long = 内容过长：最多 { $max } 个字。
+err-order-reason-required = { $mg } mg 超过上限 { $ceiling } mg：请填写临床理由（至少 { $min } 个字）。
+err-order-mg-out-of-range = { $mg } mg 不是合理的日剂量（应为 1 至 { $max } mg）。
+err-order-split-invalid = 每天分 1 次或 2 次服用。
+err-order-start-too-early = 医嘱的开始日期最早只能是 { $days } 天前。
+err-order-steps-out-of-order = 调整剂量的日期必须晚于开始日期，并依次排列。
+err-order-kind-unknown = 医嘱类型“{ $kind }”不存在：请选择诱导期、调整期或维持期。
+err-date-malformed = “{ $value }”不是日期，请按 2026-11-22 的格式填写。
+err-number-invalid = “{ $value }”不是有效的数字。
+err-handout-phone-unconfirmed = 交付前请与服务对象核对接收密码的手机号码，并勾选确认。
+err-load-days-out-of-range = 药盒可装 2 至 6 天，不能装 { $days } 天。
+err-load-over-eligible = 该服务对象目前可带药 { $eligible } 天，不能装 { $days } 天。
+err-load-over-approved = 公安批准的是 { $approved } 天，不能装 { $days } 天。
+err-load-not-approved = 该服务对象目前没有有效的公安批准。
+err-load-no-order = { $day } 没有有效的剂量医嘱，不能装药。
+err-load-start-out-of-window = 药盒的第一天须在 { $from } 至 { $to } 之间。
+err-load-code-hour-invalid = 发送密码的时间应为 0 至 23 点。
+err-load-no-phone = 该服务对象没有接收密码的手机号码，请先登记。
+err-load-treatment-ended = { $uic } 的治疗已结束，不能再装药盒。
+err-box-unknown = 本门诊没有编号为 { $serial } 的药盒。
+err-box-not-in-clinic = 药盒 { $serial } 不在门诊（在服务对象处、已遗失或已停用）。
+err-load-wrong-state = 第 { $id } 次装盒当前状态为“{ $state }”，不能进行此操作。
+err-load-not-here = 本门诊没有第 { $id } 次装盒记录。
+box-hand-out-phone-confirmed = 已与服务对象核对接收密码的手机号码
+client-identity-saved = 身份信息已保存。
+client-order-written = 医嘱已开具。

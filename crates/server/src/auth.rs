@@ -111,6 +111,16 @@ impl CurrentUser {
     pub fn role(&self) -> Role {
         self.user.role
     }
+
+    /// The caller as the application core knows it.
+    pub fn app_actor(&self) -> anxin_app::Actor {
+        anxin_app::Actor {
+            user_id: self.user.id,
+            username: self.user.username.clone(),
+            role: self.user.role,
+            site_id: self.user.site_id,
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {

@@ -3,18 +3,15 @@
 //! SMS outbox at the client's hour), hand-out, withholding codes, revealing today's code to a
 //! caller, loss, and return with the box's verified log reconciled against what was sent.
 
-use anxin_domain::boxes::{plan_load, reconcile, BoxState};
-use anxin_domain::sms::{TextKind, TextLang};
+use anxin_domain::boxes::{reconcile, BoxState};
 use anxin_domain::{Access, DomainError, Permission};
-use anxin_storage::boxes::{code_key, Load, NewCompartment};
-use anxin_storage::outbox::NewMessage;
+use anxin_storage::boxes::Load;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use base64::Engine;
-use chrono::{Duration, NaiveDate, TimeZone};
+use chrono::Duration;
 use lockcode::{derive_code, verify_log, Digits, EventKind, Secret};
-use rand::RngCore;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -25,12 +22,6 @@ use crate::error::{AppError, AppResult};
 use crate::json::ApiJson;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
-use crate::takehome::{approval_of, eligibility_of};
-
-/// Day number (days since 1970-01-01) as the box counts days.
-pub fn day_number(d: NaiveDate) -> u32 {
-    u32::try_from((d - NaiveDate::default()).num_days()).unwrap_or(0)
-}
 
 fn secret_of(st: &AppState, load: &Load) -> AppResult<Secret> {
     let bytes = st
@@ -77,160 +68,17 @@ async fn api_boxes(State(st): State<AppState>, me: CurrentUser) -> AppResult<Jso
     Ok(Json(json!(st.store.boxes(me.site.id).await?)))
 }
 
-/// Loading a box.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct LoadRequest {
-    /// The box's serial.
-    pub serial: String,
-    /// Days (2–6; at most eligible and approved).
-    pub days: u8,
-    /// First day in the box (YYYY-MM-DD), default tomorrow.
-    #[serde(default)]
-    pub start: Option<String>,
-    /// Hour (0–23, centre time) at which each day's code is sent; default 7.
-    #[serde(default)]
-    pub code_hour: Option<u8>,
-    /// Language of the code messages: zh-CN (default) or en.
-    #[serde(default)]
-    pub language: Option<String>,
-}
+pub use anxin_app::boxes::{day_number, HandOut, LoadAnswer, LoadRequest};
 
-/// Loads a box for a client and queues its codes. Returns the load and the provisioning data
-/// the box is programmed with (shown once).
+/// Loads a box for a client and queues its codes, in one unit of work (see `anxin_app::boxes`).
 pub async fn load_box(
     st: &AppState,
     me: &CurrentUser,
     raw_id: &str,
     req: LoadRequest,
-) -> AppResult<Value> {
-    let today = st.today();
-    let c = open_client(st, me, raw_id, "load a take-home box").await?;
-    let start = match req.start.as_deref() {
-        None | Some("") => today + Duration::days(1),
-        Some(s) => parse_date("start", s)?,
-    };
-    if start < today || start > today + Duration::days(7) {
-        return Err(DomainError::invalid(
-            "start",
-            "the first day in the box must be within the coming week",
-        )
-        .into());
-    }
-    let hour = req.code_hour.unwrap_or(7);
-    if hour > 23 {
-        return Err(DomainError::invalid("code_hour", "an hour from 0 to 23").into());
-    }
-    let lockbox = st.store.box_by_serial(&me.actor(), &req.serial).await?;
-    if !lockbox.state.loadable() {
-        return Err(DomainError::Conflict(format!(
-            "box {} is {}, not in the clinic",
-            lockbox.serial,
-            lockbox.state.as_str()
-        ))
-        .into());
-    }
-    let identity = st
-        .store
-        .read_identity(&me.actor(), c.id, "code messages", &st.vault, st.now())
-        .await?;
-    let Some(phone) = identity.phone else {
-        return Err(DomainError::invalid(
-            "phone",
-            "the client has no phone number for the codes; record one first",
-        )
-        .into());
-    };
-    let (eligibility, _) = eligibility_of(st, &c).await?;
-    let approval = approval_of(st, &c).await?;
-    let orders = st.store.orders(c.id).await?;
-    let orders: Vec<_> = orders.into_iter().map(|o| o.order).collect();
-    let plan = plan_load(
-        req.days,
-        eligibility.days,
-        approval.map(|a| u8::try_from(a.requested_days).unwrap_or(0)),
-        start,
-        |d| anxin_domain::clinic::orders::order_on(&orders, d).and_then(|o| o.mg_on(d)),
-    )?;
-    let mut secret_bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut secret_bytes);
-    let compartments: Vec<NewCompartment> = plan
-        .iter()
-        .map(|p| NewCompartment {
-            index: p.index,
-            day: p.day,
-            mg: p.mg,
-        })
-        .collect();
-    let vault = st.vault.clone();
-    let load = st
-        .store
-        .create_load(
-            &me.actor(),
-            &lockbox,
-            c.id,
-            &compartments,
-            hour,
-            |id| vault.seal_box_secret(id, &secret_bytes),
-            st.now(),
-        )
-        .await?;
-    let secret = Secret::from_bytes(&secret_bytes).map_err(|_| AppError::Internal)?;
-    let sms = &st.settings.sms.config;
-    let templates = sms.templates();
-    let lang = TextLang::from_tag(req.language.as_deref().unwrap_or("zh-CN"));
-    let offset = st.settings.utc_offset;
-    let mut messages = Vec::with_capacity(plan.len());
-    for p in &plan {
-        let at = |d: NaiveDate, h: u32| {
-            offset
-                .from_local_datetime(&d.and_hms_opt(h, 0, 0).unwrap_or_default())
-                .single()
-                .map(|t| t.to_utc())
-        };
-        let (Some(not_before), Some(expires_at)) =
-            (at(p.day, u32::from(hour)), at(p.day + Duration::days(1), 0))
-        else {
-            return Err(AppError::Internal);
-        };
-        messages.push(NewMessage {
-            idempotency_key: code_key(load.id, i64::from(p.index)),
-            client_id: Some(c.id),
-            site_id: c.site_id,
-            recipient_e164: phone.clone(),
-            text: templates.render(
-                TextKind::DailyCode,
-                lang,
-                &sms.sender_name,
-                &code_text(&secret, &load, p.index),
-            ),
-            not_before,
-            expires_at,
-        });
-    }
-    st.store
-        .enqueue_sms_batch(&me.actor(), &messages, st.now())
-        .await?;
-    st.store
-        .audit(
-            &me.actor(),
-            anxin_storage::AuditEvent::new("box.provision", "client", c.id)
-                .site(c.site_id)
-                .reason(format!(
-                    "load {}: secret written to box {}",
-                    load.id, lockbox.serial
-                )),
-            st.now(),
-        )
-        .await?;
-    Ok(json!({
-        "load": load,
-        "compartments": plan,
-        "provision": {
-            "box_id": load.box_id, "load_id": load.id, "secret_hex": hex::encode(secret_bytes),
-            "start_day": day_number(start), "compartments": plan.len(), "digits": Digits::DEFAULT.get(),
-        },
-    }))
+) -> AppResult<LoadAnswer> {
+    let id = anxin_app::identity::client_id(raw_id)?;
+    Ok(anxin_app::boxes::load_box(&st.app, &me.app_actor(), id, &req).await?)
 }
 
 async fn api_load(
@@ -238,7 +86,7 @@ async fn api_load(
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<LoadRequest>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<LoadAnswer>)> {
     Ok((
         StatusCode::CREATED,
         Json(load_box(&st, &me, &id, req).await?),
@@ -284,39 +132,13 @@ pub(crate) async fn serial_of(st: &AppState, load: &Load) -> AppResult<String> {
         .ok_or(AppError::Internal)
 }
 
-/// Hand-out: the phone number for the codes was confirmed with the client.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HandOut {
-    pub phone_confirmed: bool,
-}
-
 async fn api_hand_out(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<HandOut>,
 ) -> AppResult<StatusCode> {
-    let load = load_of(&st, &me, &id).await?;
-    if !req.phone_confirmed {
-        return Err(DomainError::invalid(
-            "phone_confirmed",
-            "confirm the phone number for the codes with the client",
-        )
-        .into());
-    }
-    if load.state != "loaded" {
-        return Err(DomainError::Conflict(format!("load {} is {}", load.id, load.state)).into());
-    }
-    st.store
-        .move_load(
-            &me.actor(),
-            &load,
-            BoxState::WithClient,
-            "phone confirmed",
-            st.now(),
-        )
-        .await?;
+    anxin_app::boxes::hand_out(&st.app, &me.app_actor(), &id, &req).await?;
     st.gps.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -401,8 +223,7 @@ async fn api_reveal(
     }
     let today = st.today();
     let offset = (today - load.start_day).num_days();
-    if !(0..load.days).contains(&offset) || !matches!(load.state.as_str(), "loaded" | "with_client")
-    {
+    if !(0..load.days).contains(&offset) || !load.state.is_out() {
         return Err(DomainError::Conflict("this box has no compartment for today".into()).into());
     }
     if load.withheld_from.is_some_and(|w| w <= today) {
@@ -630,12 +451,14 @@ pub mod web {
     use maud::{html, Markup};
     use serde::Deserialize;
 
-    use super::{load_box, return_box, LoadRequest};
+    use super::{load_box, return_box, HandOut, LoadAnswer, LoadRequest};
     use crate::auth::CurrentUser;
     use crate::error::AppError;
     use crate::routes::{RouteSpec, RouteTable, Verb};
     use crate::state::AppState;
-    use crate::web::{after_form, T};
+    use crate::web::{after_form, field_error, form_notice, refused_form, Flash, T};
+    use anxin_domain::boxes::LoadState;
+    use axum::response::Redirect;
 
     /// A compartment's state in the user's language (`take_home_pending` → "not yet confirmed").
     fn compartment_state(t: &T<'_>, rule: &str) -> String {
@@ -690,6 +513,7 @@ pub mod web {
         t: &T<'_>,
         me: &CurrentUser,
         c: &Client,
+        f: &Flash,
     ) -> Result<Markup, AppError> {
         let st = t.st;
         let loads = st.store.loads_of_client(c.id).await?;
@@ -708,11 +532,11 @@ pub mod web {
                     tbody { @for (l, comps) in &rows { tr data-load=(l.id) {
                         td { a href={"/loads/" (l.id) "/sheet"} { (l.id) } } td { (l.start_day) } td { (l.days) } td { (t.s(&format!("box-state-{}", l.state))) @if let Some(r) = &l.reconciliation { " · " span.reconciliation { (reconciliation(t, r)) } } @if let Some(w) = l.withheld_from { " · " (t.s("box-withhold")) " " (w) } }
                         td { @for (i, _d, mg, rule) in comps { span.muted { (i + 1) ": " (mg) " mg " (compartment_state(t, rule)) " " } } }
-                        td.actions { @if may && (l.state == "loaded" || l.state == "with_client") {
+                        td.actions { @if may && l.state.is_out() {
                             a.gps href={"/loads/" (l.id) "/gps"} { (t.s("gps-open")) }
-                        } @if may && l.state == "loaded" {
-                            form method="post" action={"/loads/" (l.id) "/hand-out"} { (csrf) button type="submit" { (t.s("box-hand-out")) } }
-                        } @if may && (l.state == "loaded" || l.state == "with_client") {
+                        } @if may && l.state == LoadState::Loaded {
+                            form method="post" action={"/loads/" (l.id) "/hand-out"} class="hand-out-form" { (csrf) (form_notice(f, &format!("hand-out-{}", l.id), &["phone_confirmed"])) label.check { input type="checkbox" name="phone_confirmed" value="true" required; " " (t.s("box-hand-out-phone-confirmed")) (field_error(f, &format!("hand-out-{}", l.id), "phone_confirmed")) } button type="submit" { (t.s("box-hand-out")) } }
+                        } @if may && l.state.is_out() {
                             form method="post" action={"/loads/" (l.id) "/withhold"} { (csrf) input name="reason" placeholder=(t.s("box-withhold-reason")) aria-label=(t.s("box-withhold-reason")) required; button type="submit" { (t.s("box-withhold")) } }
                             form method="post" action={"/loads/" (l.id) "/return"} { (csrf) textarea name="log_base64" rows="2" placeholder=(t.s("box-log")) aria-label=(t.s("box-log")) required {} button type="submit" { (t.s("box-return")) } }
                         } }
@@ -721,10 +545,11 @@ pub mod web {
                 @if may {
                     form method="post" action={"/clients/" (c.id) "/load"} id="load-form" {
                         (csrf)
-                        label { (t.s("box-serial")) input name="serial" required; }
-                        label { (t.s("box-days")) input name="days" type="number" min="2" max="6" value="2" required; }
-                        label { (t.s("box-start")) input name="start" type="date" value=(tomorrow); }
-                        label { (t.s("box-hour")) input name="code_hour" type="number" min="0" max="23" value="7"; }
+                        (form_notice(f, "load", &LOAD_FIELDS))
+                        label { (t.s("box-serial")) input name="serial" required value=[f.value("load", "serial")]; (field_error(f, "load", "serial")) }
+                        label { (t.s("box-days")) input name="days" type="number" min="2" max="6" value=(f.value("load", "days").unwrap_or("2")) required aria-invalid=[f.error_at("load", "days").map(|_| "true")]; (field_error(f, "load", "days")) }
+                        label { (t.s("box-start")) input name="start" type="date" value=(f.value("load", "start").map(str::to_owned).unwrap_or_else(|| tomorrow.to_string())); (field_error(f, "load", "start")) }
+                        label { (t.s("box-hour")) input name="code_hour" type="number" min="0" max="23" value=(f.value("load", "code_hour").unwrap_or("7")); (field_error(f, "load", "code_hour")) }
                         button type="submit" { (t.s("box-load")) }
                     }
                 }
@@ -732,61 +557,78 @@ pub mod web {
         })
     }
 
-    #[derive(Deserialize)]
-    struct LoadForm {
-        serial: String,
-        days: u8,
-        start: Option<String>,
-        code_hour: Option<u8>,
-    }
+    /// The fields of the load form.
+    const LOAD_FIELDS: [&str; 4] = ["serial", "days", "start", "code_hour"];
 
     async fn load_form(
         State(st): State<AppState>,
         me: CurrentUser,
         Path(id): Path<String>,
-        Form(f): Form<LoadForm>,
+        Form(f): Form<std::collections::BTreeMap<String, String>>,
     ) -> Response {
         let base = format!("/clients/{id}");
-        let req = LoadRequest {
-            serial: f.serial,
-            days: f.days,
-            start: f.start,
-            code_hour: f.code_hour,
-            language: Some(me.user.language.clone()),
+        let get = |k: &str| f.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
+        let values: Vec<(String, String)> = LOAD_FIELDS
+            .iter()
+            .map(|k| ((*k).to_owned(), get(k)))
+            .collect();
+        let number = |k: &str| {
+            get(k).parse::<u8>().map_err(|_| {
+                AppError::from(
+                    anxin_domain::Problem::new(anxin_domain::Code::NumberInvalid)
+                        .field(k)
+                        .arg("value", get(k)),
+                )
+            })
+        };
+        let req = match (number("days"), get("code_hour")) {
+            (Err(e), _) => return refused_form(&st, &base, "load", e, values),
+            (Ok(days), hour) => {
+                let code_hour = if hour.is_empty() {
+                    None
+                } else {
+                    match number("code_hour") {
+                        Ok(h) => Some(h),
+                        Err(e) => return refused_form(&st, &base, "load", e, values),
+                    }
+                };
+                LoadRequest {
+                    serial: get("serial"),
+                    days,
+                    start: Some(get("start")),
+                    code_hour,
+                    language: Some(me.user.language.clone()),
+                }
+            }
         };
         match load_box(&st, &me, &id, req).await {
             Ok(v) => provision_page(&st, &me, &base, &v),
-            Err(e) => crate::web::form_error(&base, e),
+            Err(e) => refused_form(&st, &base, "load", e, values),
         }
     }
 
     /// After loading: the data the box is programmed with (shown once, never stored in the
     /// clear), and the way on to the hand-out sheet.
-    fn provision_page(
-        st: &AppState,
-        me: &CurrentUser,
-        base: &str,
-        v: &serde_json::Value,
-    ) -> Response {
+    fn provision_page(st: &AppState, me: &CurrentUser, base: &str, v: &LoadAnswer) -> Response {
         let t = T {
             st,
             lang: crate::i18n::Lang::from_tag(&me.user.language),
         };
-        let p = &v["provision"];
+        let p = &v.provision;
         let body = html! {
-            section.card id="provision" data-provision=(p.to_string()) {
+            section.card id="provision" data-provision=(serde_json::to_string(p).unwrap_or_default()) {
                 h1 { (t.s("box-loaded-title")) }
                 p { (t.s("box-provision-help")) }
                 dl {
-                    dt { (t.s("box-provision-box-id")) } dd { (p["box_id"]) }
-                    dt { (t.s("box-provision-load-id")) } dd { (p["load_id"]) }
-                    dt { (t.s("box-provision-start-day")) } dd { (p["start_day"]) }
-                    dt { (t.s("box-compartments")) } dd { (p["compartments"]) }
-                    dt { (t.s("box-provision-digits")) } dd { (p["digits"]) }
-                    dt { (t.s("box-provision-secret")) } dd { code.secret { (p["secret_hex"].as_str().unwrap_or_default()) } }
+                    dt { (t.s("box-provision-box-id")) } dd { (p.box_id) }
+                    dt { (t.s("box-provision-load-id")) } dd { (p.load_id) }
+                    dt { (t.s("box-provision-start-day")) } dd { (p.start_day) }
+                    dt { (t.s("box-compartments")) } dd { (p.compartments) }
+                    dt { (t.s("box-provision-digits")) } dd { (p.digits) }
+                    dt { (t.s("box-provision-secret")) } dd { code.secret { (p.secret_hex) } }
                 }
                 p {
-                    a href={"/loads/" (p["load_id"]) "/sheet"} id="sheet-link" { (t.s("box-print-sheet")) }
+                    a href={"/loads/" (p.load_id) "/sheet"} id="sheet-link" { (t.s("box-print-sheet")) }
                     " · "
                     a href=(base) { (t.s("box-back")) }
                 }
@@ -813,29 +655,22 @@ pub mod web {
         State(st): State<AppState>,
         me: CurrentUser,
         Path(id): Path<String>,
+        Form(form): Form<std::collections::BTreeMap<String, String>>,
     ) -> Response {
         let base = client_page_of(&st, &id).await;
-        let r: Result<(), AppError> = async {
-            let load = super::load_of(&st, &me, &id).await?;
-            if load.state != "loaded" {
-                return Err(
-                    DomainError::Conflict(format!("load {} is {}", load.id, load.state)).into(),
-                );
+        let f = HandOut {
+            phone_confirmed: form.get("phone_confirmed").map(String::as_str) == Some("true"),
+        };
+        match anxin_app::boxes::hand_out(&st.app, &me.app_actor(), &id, &f).await {
+            Ok(()) => {
+                st.gps.invalidate();
+                Redirect::to(&base).into_response()
             }
-            st.store
-                .move_load(
-                    &me.actor(),
-                    &load,
-                    anxin_domain::boxes::BoxState::WithClient,
-                    "phone confirmed",
-                    st.now(),
-                )
-                .await?;
-            st.gps.invalidate();
-            Ok(())
+            Err(e) => {
+                let values = vec![("phone_confirmed".to_owned(), f.phone_confirmed.to_string())];
+                refused_form(&st, &base, &format!("hand-out-{id}"), e.into(), values)
+            }
         }
-        .await;
-        after_form(&base, r)
     }
 
     #[derive(Deserialize)]

@@ -3,23 +3,21 @@
 //! dosing), agreements and consents, urine tests, adherence, and methadone stock.
 //! Rules come from `anxin_domain::clinic`; this module gathers facts, applies them, and answers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use anxin_domain::clinic::adherence::{adherence, Adherence};
-use anxin_domain::clinic::missed::{missed_days, Decision};
-use anxin_domain::clinic::orders::{order_on, DoseOrder, OrderKind, Step};
+use anxin_domain::clinic::adherence::Adherence;
 use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::stock::{close_out, expected_ml, Receipt};
-use anxin_domain::clinic::urine::{self, DueInput, DueReason, Outcome, Substance};
+use anxin_domain::clinic::urine::{Outcome, Substance};
 use anxin_domain::{Access, DomainError, Permission};
-use anxin_storage::clinic::{Dose, DoseFacts, DoseWrite, Identity, NewDose, NewUrineTest};
+use anxin_storage::clinic::{DoseFacts, Identity, NewUrineTest};
 use anxin_storage::Client;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{Duration, NaiveDate};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
@@ -30,8 +28,7 @@ use crate::state::AppState;
 
 /// Parses a `YYYY-MM-DD` field.
 pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, DomainError> {
-    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
-        .map_err(|_| DomainError::invalid(field, format!("`{raw}` is not a date like 2026-11-22")))
+    Ok(anxin_app::parse_date(field, raw)?)
 }
 
 /// Parses an optional date field, defaulting to `today`, and refuses the future.
@@ -50,280 +47,24 @@ pub fn past_or_today(
     Ok(d)
 }
 
-/// One line of the dispensing window's day list.
-#[derive(Debug, Clone, Serialize)]
-pub struct DayRow {
-    pub client_id: i64,
-    pub uic: String,
-    pub guest: bool,
-    /// Daily dose ordered for today, if an order is in force.
-    pub ordered_mg: Option<u32>,
-    /// `give`, `withheld`, `no_order`, `done`.
-    pub status: &'static str,
-    /// The dose to give now (for the next portion), when status is `give`.
-    pub give_mg: Option<u32>,
-    pub rule: Option<&'static str>,
-    pub explanation: String,
-    pub missed_days: u32,
-    pub portions: u8,
-    pub portions_given: u8,
-    pub urine_due: Option<DueReason>,
-}
+pub use anxin_app::dispensing::{DayRow, DayStatus, DoseAnswer, DoseRequest};
 
 /// Applies the dispensing rules to one client's facts.
 pub fn day_row(st: &AppState, f: &DoseFacts, today: NaiveDate) -> DayRow {
-    let policy = st.settings.clinic;
-    let order = order_on(&f.orders, today);
-    let induction = f
-        .orders
-        .iter()
-        .filter(|o| o.kind == OrderKind::Induction && o.start <= today)
-        .map(|o| o.start)
-        .max();
-    let missed = missed_days(f.last_dose_before, induction, today);
-    let reviewed = match (f.last_review, f.last_dose_before) {
-        (Some(r), Some(d)) => r > d,
-        (Some(_), None) => true,
-        _ => false,
-    };
-    let portions_given = f.doses_today.len() as u8;
-    let urine_due = urine_due(st, f, today);
-    let base = DayRow {
-        client_id: f.client.id,
-        uic: f.client.uic.clone(),
-        guest: f.guest,
-        ordered_mg: None,
-        status: "no_order",
-        give_mg: None,
-        rule: None,
-        explanation: "no dose order in force".into(),
-        missed_days: missed,
-        portions: 1,
-        portions_given,
-        urine_due,
-    };
-    let Some(order) = order else {
-        return base;
-    };
-    let Some(ordered) = order.mg_on(today) else {
-        return base;
-    };
-    let decision = policy.missed.decide(ordered, missed, reviewed);
-    let mut row = DayRow {
-        ordered_mg: Some(ordered),
-        portions: order.split,
-        rule: Some(decision.rule().code()),
-        explanation: decision.explain(),
-        ..base
-    };
-    match decision {
-        Decision::Withhold { .. } => row.status = "withheld",
-        Decision::Give { mg, .. } => {
-            if portions_given >= order.split {
-                row.status = "done";
-            } else {
-                row.status = "give";
-                row.give_mg = Some(order.portion_mg(mg, portions_given));
-            }
-        }
-    }
-    row
-}
-
-fn urine_due(st: &AppState, f: &DoseFacts, today: NaiveDate) -> Option<DueReason> {
-    let community_since =
-        (f.client.stage == Stage::CommunityTreatment).then_some(f.client.stage_since);
-    let period_start = community_since.map(|s| {
-        let years = (today - s).num_days() / 365;
-        if years == 0 {
-            s
-        } else {
-            s + Duration::days(365)
-        }
-    });
-    let tests_this_period = period_start
-        .map(|p| f.urine_dates.iter().filter(|d| **d >= p).count() as u32)
-        .unwrap_or(0);
-    urine::due(
-        &st.vault.urine_draw_key(),
-        DueInput {
-            client_id: f.client.id,
-            today,
-            rate: st.settings.clinic.urine_random_rate,
-            community_since,
-            tests_this_period,
-            tested_today: f.urine_dates.contains(&today),
-        },
-    )
+    anxin_app::dispensing::day_row(&st.app, f, today)
 }
 
 /// The day list of `me`'s site.
 pub async fn day_list(st: &AppState, me: &CurrentUser) -> AppResult<Vec<DayRow>> {
-    let today = st.today();
-    let facts = st.store.day_facts(me.site.id, today).await?;
-    Ok(facts
-        .iter()
-        .filter(|f| f.client.stage.doses_at_centre())
-        .map(|f| day_row(st, f, today))
-        .collect())
-}
-
-/// A dose at the window.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DoseRequest {
-    /// The client's UIC.
-    pub uic: String,
-}
-
-/// What the window shows after a dose request.
-#[derive(Debug, Serialize)]
-pub struct DoseAnswer {
-    pub dose_id: i64,
-    pub uic: String,
-    pub mg: u32,
-    pub portion: u8,
-    pub portions: u8,
-    pub guest: bool,
-    pub rule: String,
-    pub given_at: String,
-    pub urine_due: Option<DueReason>,
-}
-
-fn local_time(st: &AppState, d: &Dose) -> String {
-    d.given_at
-        .with_timezone(&st.settings.utc_offset)
-        .format("%H:%M")
-        .to_string()
-}
-
-/// Why the window refuses a dose to `uic` today, for a message in the user's language: the
-/// client's day row and the time of today's first dose, if any.
-pub async fn refusal(
-    st: &AppState,
-    me: &CurrentUser,
-    uic: &str,
-) -> AppResult<(DayRow, Option<String>)> {
-    let today = st.today();
-    let client = st.store.client_by_uic(uic.trim()).await?;
-    let guest = client.site_id != me.site.id;
-    let facts = st.store.dose_facts(client, guest, today).await?;
-    let first = facts.doses_today.first().map(|d| local_time(st, d));
-    Ok((day_row(st, &facts, today), first))
+    Ok(anxin_app::dispensing::day_list(&st.app, &me.app_actor()).await?)
 }
 
 /// Records an observed dose from the UIC alone: the rules decide the amount.
 pub async fn record_dose(st: &AppState, me: &CurrentUser, uic: &str) -> AppResult<DoseAnswer> {
-    let today = st.today();
-    let now = st.now();
-    anxin_domain::validate::uic(uic.trim())?;
-    let client = st.store.client_by_uic(uic).await?;
-    if let Some(day) = client.discharged_on {
-        return Err(DomainError::invalid(
-            "uic",
-            format!("client {} was discharged on {day}", client.uic),
-        )
-        .into());
-    }
-    if !client.stage.doses_at_centre() {
-        return Err(DomainError::invalid(
-            "uic",
-            format!("client {} is in compulsory isolated treatment", client.uic),
-        )
-        .into());
-    }
-    let guest = if client.site_id == me.site.id {
-        false
-    } else if st.store.is_guest(client.id, me.site.id, today).await? {
-        true
-    } else {
-        st.store
-            .audit(
-                &me.actor(),
-                anxin_storage::AuditEvent::new("dose.denied", "client", client.id)
-                    .site(me.site.id)
-                    .reason("other centre, no guest arrangement"),
-                now,
-            )
-            .await?;
-        return Err(DomainError::Forbidden(
-            "this client belongs to another centre and has no guest dosing arrangement here today"
-                .into(),
-        )
-        .into());
+    let req = DoseRequest {
+        uic: uic.to_owned(),
     };
-    let facts = st.store.dose_facts(client.clone(), guest, today).await?;
-    let row = day_row(st, &facts, today);
-    match row.status {
-        "no_order" => {
-            return Err(DomainError::Conflict(format!(
-                "{}: no dose order in force today",
-                client.uic
-            ))
-            .into())
-        }
-        "withheld" => {
-            st.store
-                .audit(
-                    &me.actor(),
-                    anxin_storage::AuditEvent::new("dose.withheld", "client", client.id)
-                        .site(me.site.id)
-                        .reason(row.explanation.clone()),
-                    now,
-                )
-                .await?;
-            return Err(
-                DomainError::Conflict(format!("{}: {}", client.uic, row.explanation)).into(),
-            );
-        }
-        "done" => {
-            let first = facts.doses_today.first();
-            let when = first.map(|d| local_time(st, d)).unwrap_or_default();
-            return Err(DomainError::Conflict(format!(
-                "{} was already dosed today at {when}",
-                client.uic
-            ))
-            .into());
-        }
-        _ => {}
-    }
-    let mg = row.give_mg.unwrap_or(0);
-    let written = st
-        .store
-        .insert_dose(
-            &me.actor(),
-            &NewDose {
-                client_id: client.id,
-                day: today,
-                portion: row.portions_given,
-                mg,
-                site_id: me.site.id,
-                guest,
-                rule: row.rule.unwrap_or("normal").to_owned(),
-            },
-            now,
-        )
-        .await?;
-    match written {
-        DoseWrite::Given(d) => Ok(DoseAnswer {
-            dose_id: d.id,
-            uic: client.uic,
-            mg: d.mg,
-            portion: d.portion + 1,
-            portions: row.portions,
-            guest,
-            rule: d.rule.clone(),
-            given_at: local_time(st, &d),
-            urine_due: row.urine_due,
-        }),
-        // Another window got there first (a race the unique key settles).
-        DoseWrite::AlreadyGiven(first) => Err(DomainError::Conflict(format!(
-            "{} was already dosed today at {}",
-            client.uic,
-            local_time(st, &first)
-        ))
-        .into()),
-    }
+    Ok(anxin_app::dispensing::record_dose(&st.app, &me.app_actor(), &req).await?)
 }
 
 async fn api_day_list(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Vec<DayRow>>> {
@@ -341,9 +82,12 @@ async fn api_record_dose(
     ))
 }
 
+fn clean(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+}
+
 fn client_id(raw: &str) -> Result<i64, DomainError> {
-    raw.parse()
-        .map_err(|_| DomainError::invalid("id", format!("`{raw}` is not a number")))
+    anxin_app::identity::client_id(raw)
 }
 
 /// Opens a client record for `me` (site-scoped, audited with `purpose`).
@@ -359,74 +103,17 @@ pub async fn open_client(
         .await?)
 }
 
-/// A dose order.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OrderRequest {
-    /// induction, titration or maintenance
-    pub kind: String,
-    /// YYYY-MM-DD
-    pub start: String,
-    pub mg: u32,
-    #[serde(default)]
-    pub steps: Vec<StepRequest>,
-    /// 1 (default) or 2 portions a day
-    #[serde(default)]
-    pub split: Option<u8>,
-    #[serde(default)]
-    pub reason: String,
-}
+pub use anxin_app::orders::{OrderRequest, OrderView, StepRequest};
 
-/// A titration step.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StepRequest {
-    pub from: String,
-    pub mg: u32,
-}
-
-/// Writes an order for a client (prescribers only, by route).
+/// Writes an order for a client (prescribers only).
 pub async fn write_order(
     st: &AppState,
     me: &CurrentUser,
     id: &str,
     req: OrderRequest,
-) -> AppResult<Value> {
-    let mut steps = vec![];
-    for (i, s) in req.steps.iter().enumerate() {
-        steps.push(Step {
-            from: parse_date(&format!("steps[{i}].from"), &s.from)?,
-            mg: s.mg,
-        });
-    }
-    let order = DoseOrder {
-        kind: OrderKind::parse(&req.kind)?,
-        start: parse_date("start", &req.start)?,
-        mg: req.mg,
-        steps,
-        split: req.split.unwrap_or(1),
-        reason: req.reason,
-    };
-    order.validate(st.settings.clinic.orders, st.today())?;
-    let stored = st
-        .store
-        .add_order(&me.actor(), client_id(id)?, &order, st.now())
-        .await?;
-    Ok(order_json(&stored))
-}
-
-fn order_json(o: &anxin_storage::clinic::StoredOrder) -> Value {
-    json!({
-        "id": o.id,
-        "kind": o.order.kind.as_str(),
-        "start": o.order.start,
-        "mg": o.order.mg,
-        "steps": o.order.steps,
-        "split": o.order.split,
-        "reason": o.order.reason,
-        "prescriber_id": o.prescriber_id,
-        "written_at": o.created_at.to_rfc3339(),
-    })
+) -> AppResult<OrderView> {
+    let id = anxin_app::identity::client_id(id)?;
+    Ok(anxin_app::orders::write_order(&st.app, &me.app_actor(), id, &req).await?)
 }
 
 async fn api_write_order(
@@ -434,7 +121,7 @@ async fn api_write_order(
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<OrderRequest>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<OrderView>)> {
     Ok((
         StatusCode::CREATED,
         Json(write_order(&st, &me, &id, req).await?),
@@ -445,10 +132,10 @@ async fn api_orders(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Vec<OrderView>>> {
     let c = open_client(&st, &me, &id, "orders").await?;
     let orders = st.store.orders(c.id).await?;
-    Ok(Json(Value::Array(orders.iter().map(order_json).collect())))
+    Ok(Json(orders.iter().map(OrderView::from).collect()))
 }
 
 /// A prescriber's review after missed doses.
@@ -474,36 +161,7 @@ async fn api_review(
     Ok(StatusCode::CREATED)
 }
 
-/// Identifying fields (all optional).
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IdentityRequest {
-    pub name: Option<String>,
-    pub national_id: Option<String>,
-    pub phone: Option<String>,
-    pub address: Option<String>,
-}
-
-fn clean(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
-}
-
-fn check_national_id(id: &str) -> Result<(), DomainError> {
-    // Resident identity card: 17 digits and a digit or X check character.
-    let ok = id.len() == 18
-        && id[..17].chars().all(|c| c.is_ascii_digit())
-        && id[17..]
-            .chars()
-            .all(|c| c.is_ascii_digit() || c == 'X' || c == 'x');
-    if ok {
-        Ok(())
-    } else {
-        Err(DomainError::invalid(
-            "national_id",
-            "must be 18 characters: 17 digits and a digit or X",
-        ))
-    }
-}
+pub use anxin_app::identity::IdentityRequest;
 
 async fn api_set_identity(
     State(st): State<AppState>,
@@ -511,26 +169,8 @@ async fn api_set_identity(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<IdentityRequest>,
 ) -> AppResult<StatusCode> {
-    let identity = Identity {
-        name: clean(req.name),
-        national_id: clean(req.national_id).map(|s| s.to_uppercase()),
-        phone: clean(req.phone),
-        address: clean(req.address),
-    };
-    if let Some(n) = &identity.national_id {
-        check_national_id(n)?;
-    }
-    let identity = Identity {
-        phone: identity
-            .phone
-            .map(|p| anxin_domain::phone::normalize("phone", &p).map(|e| e.as_str().to_owned()))
-            .transpose()?,
-        ..identity
-    };
     let c = client_id(&id)?;
-    st.store
-        .set_identity(&me.actor(), c, &identity, &st.vault, st.now())
-        .await?;
+    anxin_app::identity::set_identity(&st.app, &me.app_actor(), c, &req).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -1035,33 +675,9 @@ async fn api_urine(
 }
 
 /// Adherence and urine figures of a client as of today.
+/// Adherence over the last 90 days and the current run of negative urine tests.
 pub async fn client_adherence(st: &AppState, c: &Client) -> AppResult<(Adherence, u32)> {
-    let today = st.today();
-    let doses = st
-        .store
-        .doses_between(c.id, today - Duration::days(120), today)
-        .await?;
-    // Take-home days count as attended only once the returned box's log confirms them.
-    let attended: BTreeSet<NaiveDate> = doses
-        .iter()
-        .filter(|d| {
-            !matches!(
-                d.rule.as_str(),
-                "take_home_pending" | "take_home_unopened" | "take_home_lost"
-            )
-        })
-        .map(|d| d.day)
-        .collect();
-    let orders = st.store.orders(c.id).await?;
-    let first = orders
-        .iter()
-        .map(|o| o.order.start)
-        .min()
-        .unwrap_or(c.enrolled_on)
-        .max(c.enrolled_on);
-    let tests = st.store.urine_tests(c.id).await?;
-    let streak = urine::negative_streak(tests.iter().map(|t| &t.outcome));
-    Ok((adherence(first, &attended, today), streak))
+    Ok(anxin_app::takehome::client_adherence(&st.app, c).await?)
 }
 
 async fn api_adherence(

@@ -16,13 +16,14 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
-use crate::clinic::{self, OrderRequest, UrineRequest};
+use crate::clinic::{self, DayStatus, OrderRequest, UrineRequest};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
 use crate::web::{
-    after_form, back_with, error_page, flash, form_error, layout, Flash, WebResult, T,
+    after_form, back_with, error_page, field_error, flash, form_error, form_notice, layout,
+    refused_form, Flash, WebResult, T,
 };
 
 fn tr<'a>(st: &'a AppState, me: &CurrentUser) -> T<'a> {
@@ -39,11 +40,11 @@ fn csrf(me: &CurrentUser) -> Markup {
 async fn dispensing_page(
     State(st): State<AppState>,
     me: CurrentUser,
-    Query(f): Query<Flash>,
+    f: Flash,
 ) -> WebResult<Markup> {
     let t = tr(&st, &me);
     let rows = clinic::day_list(&st, &me).await?;
-    let done = rows.iter().filter(|r| r.status == "done").count();
+    let done = rows.iter().filter(|r| r.status == DayStatus::Done).count();
     let today = st.today().to_string();
     Ok(layout(
         &t,
@@ -62,11 +63,11 @@ async fn dispensing_page(
                 thead { tr { th { (t.s("disp-uic")) } th { (t.s("disp-ordered")) } th { (t.s("disp-give")) } th { (t.s("disp-status")) } th { (t.s("disp-rule")) } th { (t.s("disp-urine")) } } }
                 tbody {
                     @for r in &rows {
-                        tr class={"status-" (r.status)} data-uic=(r.uic) {
+                        tr class={"status-" (r.status.as_str())} data-uic=(r.uic) {
                             td { a href={"/clients/" (r.client_id)} { (r.uic) } @if r.guest { " · " span.muted { (t.s("disp-guest")) } } }
                             td { @if let Some(mg) = r.ordered_mg { (mg) " mg" } }
                             td { @if let Some(mg) = r.give_mg { strong { (mg) " mg" } } }
-                            td { (t.s(&format!("disp-status-{}", r.status))) @if r.portions > 1 { " (" (r.portions_given) "/" (r.portions) ")" } }
+                            td { (t.s(&format!("disp-status-{}", r.status.as_str()))) @if r.portions > 1 { " (" (r.portions_given) "/" (r.portions) ")" } }
                             td.muted { (explain(&t, r)) }
                             td { @if r.urine_due.is_some() { span title=(t.s("disp-urine-due")) { "●" } } }
                         }
@@ -105,25 +106,6 @@ async fn dispensing_submit(
             }
             back_with("/dispensing", "ok", &msg)
         }
-        Err(AppError::Domain(DomainError::Conflict(english))) => {
-            // The rules explain in English; say it in the user's language.
-            let msg = match clinic::refusal(&st, &me, &f.uic).await {
-                Ok((r, first)) => match r.status {
-                    "done" => t.a(
-                        "disp-refused-done",
-                        &[("uic", &r.uic), ("time", &first.unwrap_or_default())],
-                    ),
-                    "withheld" => t.a(
-                        "disp-refused-withheld",
-                        &[("uic", &r.uic), ("why", &explain(&t, &r))],
-                    ),
-                    "no_order" => t.a("disp-refused-no-order", &[("uic", &r.uic)]),
-                    _ => english,
-                },
-                Err(_) => english,
-            };
-            back_with("/dispensing", "error", &msg)
-        }
         Err(e) => form_error("/dispensing", e),
     }
 }
@@ -132,8 +114,10 @@ async fn dispensing_submit(
 fn explain(t: &T<'_>, r: &clinic::DayRow) -> String {
     let missed = r.missed_days.to_string();
     match (r.status, r.rule) {
-        ("withheld", Some("reinduction")) => t.a("disp-why-reinduction", &[("missed", &missed)]),
-        ("withheld", _) => t.a("disp-why-review", &[("missed", &missed)]),
+        (DayStatus::Withheld, Some("reinduction")) => {
+            t.a("disp-why-reinduction", &[("missed", &missed)])
+        }
+        (DayStatus::Withheld, _) => t.a("disp-why-review", &[("missed", &missed)]),
         (_, Some(rule)) if rule != "normal" => {
             let mg = r.give_mg.map(|m| m.to_string()).unwrap_or_default();
             t.a("disp-why-reviewed", &[("missed", &missed), ("mg", &mg)])
@@ -183,6 +167,7 @@ pub(crate) async fn client_details(
     t: &T<'_>,
     me: &CurrentUser,
     c: &Client,
+    f: &Flash,
 ) -> Result<Markup, AppError> {
     let st = t.st;
     let role = me.role();
@@ -219,12 +204,12 @@ pub(crate) async fn client_details(
         @if let Some(id) = &identity {
             section.card id="identity" {
                 h2 { (t.s("client-identity")) }
-                form method="post" action={(base) "/identity"} {
+                form method="post" action={(base) "/identity"} id="identity-form" {
                     (csrf(me))
-                    label { (t.s("client-name")) input name="name" value=(id.name.clone().unwrap_or_default()); }
-                    label { (t.s("client-national-id")) input name="national_id" value=(id.national_id.clone().unwrap_or_default()); }
-                    label { (t.s("client-phone")) input name="phone" value=(id.phone.clone().unwrap_or_default()); }
-                    label { (t.s("client-address")) input name="address" value=(id.address.clone().unwrap_or_default()); }
+                    (form_notice(f, "identity", &IDENTITY_FIELDS))
+                    @for (field, label, stored) in [("name", "client-name", &id.name), ("national_id", "client-national-id", &id.national_id), ("phone", "client-phone", &id.phone), ("address", "client-address", &id.address)] {
+                        label { (t.s(label)) input name=(field) value=(f.value("identity", field).map(str::to_owned).or_else(|| stored.clone()).unwrap_or_default()) aria-invalid=[f.error_at("identity", field).map(|_| "true")]; (field_error(f, "identity", field)) }
+                    }
                     @if role.has(Permission::ClientWrite) { button type="submit" { (t.s("client-identity-save")) } }
                 }
             }
@@ -249,11 +234,12 @@ pub(crate) async fn client_details(
             @if role.has(Permission::Prescribe) {
                 form method="post" action={(base) "/orders"} id="order-form" {
                     (csrf(me))
-                    label { (t.s("client-order-kind")) select name="kind" { @for k in ["maintenance", "titration", "induction"] { option value=(k) { (t.s(&format!("order-kind-{k}"))) } } } }
-                    label { (t.s("client-order-start")) input name="start" type="date" value=(today); }
-                    label { (t.s("client-order-mg")) input name="mg" type="number" min="1" max="1000" required; }
-                    label { (t.s("client-order-split")) select name="split" { option value="1" { "1" } option value="2" { "2" } } }
-                    label { (t.s("client-order-reason")) input name="reason"; }
+                    (form_notice(f, "order", &ORDER_FIELDS))
+                    label { (t.s("client-order-kind")) select name="kind" { @for k in ["maintenance", "titration", "induction"] { option value=(k) selected[f.value("order", "kind") == Some(k)] { (t.s(&format!("order-kind-{k}"))) } } } (field_error(f, "order", "kind")) }
+                    label { (t.s("client-order-start")) input name="start" type="date" value=(f.value("order", "start").map(str::to_owned).unwrap_or_else(|| today.to_string())); (field_error(f, "order", "start")) }
+                    label { (t.s("client-order-mg")) input name="mg" type="number" min="1" max="1000" required value=[f.value("order", "mg")]; (field_error(f, "order", "mg")) }
+                    label { (t.s("client-order-split")) select name="split" { option value="1" { "1" } option value="2" selected[f.value("order", "split") == Some("2")] { "2" } } (field_error(f, "order", "split")) }
+                    label { (t.s("client-order-reason")) input name="reason" value=[f.value("order", "reason")] aria-invalid=[f.error_at("order", "reason").map(|_| "true")]; (field_error(f, "order", "reason")) }
                     button type="submit" { (t.s("client-order-write")) }
                 }
                 form method="post" action={(base) "/reviews"} {
@@ -317,57 +303,68 @@ async fn form_identity(
     Form(f): Form<BTreeMap<String, String>>,
 ) -> Response {
     let base = format!("/clients/{id}");
-    let Ok(cid) = id.parse::<i64>() else {
-        return error_page(DomainError::invalid("id", "not a number").into());
-    };
-    let get = |k: &str| {
-        f.get(k)
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-    };
-    let identity = Identity {
+    let get = |k: &str| f.get(k).cloned();
+    let req = anxin_app::identity::IdentityRequest {
         name: get("name"),
-        national_id: get("national_id").map(|s| s.to_uppercase()),
+        national_id: get("national_id"),
         phone: get("phone"),
         address: get("address"),
     };
-    after_form(
-        &base,
-        st.store
-            .set_identity(&me.actor(), cid, &identity, &st.vault, st.now())
-            .await,
-    )
+    let r = match anxin_app::identity::client_id(&id) {
+        Ok(cid) => anxin_app::identity::set_identity(&st.app, &me.app_actor(), cid, &req)
+            .await
+            .map_err(AppError::from),
+        Err(e) => Err(e.into()),
+    };
+    match r {
+        Ok(()) => back_with(&base, "ok", &tr(&st, &me).s("client-identity-saved")),
+        Err(e) => refused_form(&st, &base, "identity", e, typed(&f, &IDENTITY_FIELDS)),
+    }
 }
 
-#[derive(Deserialize)]
-struct OrderForm {
-    kind: String,
-    start: String,
-    mg: String,
-    split: Option<u8>,
-    #[serde(default)]
-    reason: String,
+/// The fields of the identity form.
+const IDENTITY_FIELDS: [&str; 4] = ["name", "national_id", "phone", "address"];
+/// The fields of the order form.
+const ORDER_FIELDS: [&str; 5] = ["kind", "start", "mg", "split", "reason"];
+
+/// What was typed into `fields` of a form, to show again after a refusal.
+fn typed(f: &BTreeMap<String, String>, fields: &[&str]) -> Vec<(String, String)> {
+    fields
+        .iter()
+        .filter_map(|k| f.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+        .collect()
 }
 
 async fn form_order(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-    Form(f): Form<OrderForm>,
+    Form(f): Form<BTreeMap<String, String>>,
 ) -> Response {
     let base = format!("/clients/{id}");
-    let Ok(mg) = f.mg.trim().parse::<u32>() else {
-        return back_with(&base, "error", "mg: must be a whole number of milligrams");
+    let get = |k: &str| f.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
+    let values = typed(&f, &ORDER_FIELDS);
+    let mg = match get("mg").parse::<u32>() {
+        Ok(mg) => mg,
+        Err(_) => {
+            let p = anxin_domain::Problem::new(anxin_domain::Code::NumberInvalid)
+                .field("mg")
+                .arg("value", get("mg"));
+            return refused_form(&st, &base, "order", p.into(), values);
+        }
     };
     let req = OrderRequest {
-        kind: f.kind,
-        start: f.start,
+        kind: get("kind"),
+        start: get("start"),
         mg,
         steps: vec![],
-        split: f.split,
-        reason: f.reason,
+        split: get("split").parse().ok(),
+        reason: get("reason"),
     };
-    after_form(&base, clinic::write_order(&st, &me, &id, req).await)
+    match clinic::write_order(&st, &me, &id, req).await {
+        Ok(_) => back_with(&base, "ok", &tr(&st, &me).s("client-order-written")),
+        Err(e) => refused_form(&st, &base, "order", e, values),
+    }
 }
 
 #[derive(Deserialize)]
@@ -473,11 +470,7 @@ async fn form_discharge(
     )
 }
 
-async fn stock_page(
-    State(st): State<AppState>,
-    me: CurrentUser,
-    Query(f): Query<Flash>,
-) -> WebResult<Markup> {
+async fn stock_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> WebResult<Markup> {
     let t = tr(&st, &me);
     let now = clinic::stock_now(&st, &me).await?;
     let closeouts = st.store.closeouts(me.site.id, 14).await?;

@@ -75,14 +75,8 @@ use chrono::{DateTime, FixedOffset, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-/// The clinical rules in force.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct ClinicPolicy {
-    pub orders: anxin_domain::clinic::orders::OrderPolicy,
-    pub missed: anxin_domain::clinic::missed::MissedDosePolicy,
-    pub urine_random_rate: f64,
-    pub stock: anxin_domain::clinic::stock::StockPolicy,
-}
+/// The clinical rules in force (defined with the use cases that apply them).
+pub use anxin_app::ClinicPolicy;
 
 /// A configuration problem, naming the key and the reason.
 #[derive(Debug, thiserror::Error)]

@@ -701,7 +701,8 @@ async fn takehome_steps(state: &AppState, site: &Site, candidates: &[i64]) -> Ap
                 language: None,
             };
             let load = crate::boxes::load_box(state, &doctor, &id.to_string(), req).await?;
-            if let Some(load_id) = load["load"]["id"].as_i64() {
+            {
+                let load_id = load.load.id;
                 if let Ok(l) = store.load(load_id).await {
                     store
                         .move_load(

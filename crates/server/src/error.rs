@@ -1,14 +1,19 @@
 //! The one mapping from errors to HTTP answers.
 //!
 //! Every failure becomes `{"error": {"code", "message", "field"?}}` with its status (API), or
-//! the same message on an HTML page (web). Database text and stack traces are logged, never sent.
+//! the same message on an HTML page (web). Refusals by code ([`anxin_domain::Problem`]) carry a
+//! stable code such as `dose.already_given` and a message in the caller's language. Database
+//! text and stack traces are logged, never sent.
 
-use anxin_domain::DomainError;
+use anxin_domain::problem::Kind;
+use anxin_domain::{DomainError, Problem};
 use anxin_storage::StoreError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+
+use crate::i18n::{I18n, Lang};
 
 /// An error as the HTTP layer sees it.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +34,21 @@ pub enum AppError {
     Internal,
 }
 
+impl From<anxin_app::Error> for AppError {
+    fn from(e: anxin_app::Error) -> Self {
+        match e {
+            anxin_app::Error::Domain(d) => AppError::Domain(d),
+            anxin_app::Error::Internal(_) => AppError::Internal,
+        }
+    }
+}
+
+impl From<Problem> for AppError {
+    fn from(p: Problem) -> Self {
+        AppError::Domain(DomainError::Refused(p))
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -41,10 +61,21 @@ impl From<StoreError> for AppError {
     }
 }
 
-/// Status, stable code, message and field of an error: the single table of answers.
-pub fn describe(e: &AppError) -> (StatusCode, &'static str, String, Option<String>) {
+/// Status, stable code, message (in `lang`) and field of an error: the single table of answers.
+pub fn describe(e: &AppError, lang: Lang) -> (StatusCode, &'static str, String, Option<String>) {
     match e {
         AppError::Domain(d) => match d {
+            DomainError::Refused(p) => (
+                match p.kind() {
+                    Kind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+                    Kind::Forbidden => StatusCode::FORBIDDEN,
+                    Kind::NotFound => StatusCode::NOT_FOUND,
+                    Kind::Conflict => StatusCode::CONFLICT,
+                },
+                p.code.as_str(),
+                I18n::global().problem(lang, p),
+                p.field.clone(),
+            ),
             DomainError::Invalid { field, message } => (
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid",
@@ -86,11 +117,38 @@ pub fn error_body(code: &str, message: &str, field: Option<&str>) -> serde_json:
     json!({ "error": inner })
 }
 
+/// A refusal carried on its answer, so that the route guard can say it again in the caller's
+/// language ([`localise`]).
+#[derive(Clone)]
+struct Refusal(Problem);
+
 impl IntoResponse for AppError {
+    /// The JSON answer in English; the route guard re-renders a refusal in the caller's language.
     fn into_response(self) -> Response {
-        let (status, code, message, field) = describe(&self);
-        (status, Json(error_body(code, &message, field.as_deref()))).into_response()
+        let (status, code, message, field) = describe(&self, Lang::En);
+        let mut r = (status, Json(error_body(code, &message, field.as_deref()))).into_response();
+        if let AppError::Domain(DomainError::Refused(p)) = self {
+            r.extensions_mut().insert(Refusal(p));
+        }
+        r
     }
+}
+
+/// Says a JSON refusal in `lang` (the caller's `Accept-Language`, else their account's).
+pub fn localise(mut r: Response, lang: Lang) -> Response {
+    let Some(Refusal(p)) = r.extensions_mut().remove::<Refusal>() else {
+        return r;
+    };
+    if lang == Lang::En {
+        return r;
+    }
+    let status = r.status();
+    let body = error_body(
+        p.code.as_str(),
+        &I18n::global().problem(lang, &p),
+        p.field.as_deref(),
+    );
+    (status, Json(body)).into_response()
 }
 
 /// Result alias for handlers.

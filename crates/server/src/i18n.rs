@@ -124,6 +124,28 @@ impl I18n {
         self.format(lang, id, Some(&fa))
     }
 
+    /// A refusal in `lang`: the message of its code with its arguments.
+    pub fn problem(&self, lang: Lang, p: &anxin_domain::Problem) -> String {
+        let args: Vec<(&str, &str)> = p.args.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        self.t_args(lang, &p.code.message_id(), &args)
+    }
+
+    /// The messages compiled into the binary, loaded once (error answers are rendered where no
+    /// application state is at hand).
+    pub fn global() -> &'static I18n {
+        static GLOBAL: std::sync::OnceLock<I18n> = std::sync::OnceLock::new();
+        GLOBAL.get_or_init(|| match I18n::load() {
+            Ok(i) => i,
+            Err(e) => {
+                // The files are compiled in and checked by tests; an empty set shows ⟦ids⟧.
+                tracing::error!(error = %e, "message files do not load");
+                I18n {
+                    bundles: HashMap::new(),
+                }
+            }
+        })
+    }
+
     fn format(&self, lang: Lang, id: &str, args: Option<&FluentArgs>) -> String {
         let Some(bundle) = self.bundles.get(&lang) else {
             return missing(id);
@@ -170,6 +192,32 @@ mod tests {
         for r in anxin_domain::Role::ALL {
             assert!(en.contains(&format!("role-{}", r.as_str())));
         }
+    }
+
+    #[test]
+    fn every_refusal_code_reads_in_both_languages() {
+        let i18n = I18n::load().unwrap();
+        for code in anxin_domain::Code::ALL {
+            for lang in Lang::ALL {
+                let text = i18n.t(lang, &code.message_id());
+                assert!(
+                    !text.contains('⟦'),
+                    "{} has no message in {lang:?}",
+                    code.as_str()
+                );
+            }
+        }
+        let p = anxin_domain::Problem::new(anxin_domain::Code::DoseAlreadyGiven)
+            .arg("uic", "YX-0043-IY")
+            .arg("at", "07:58");
+        assert_eq!(
+            i18n.problem(Lang::ZhCn, &p),
+            "YX-0043-IY 今天已于 07:58 服药，不得再次给药。"
+        );
+        assert_eq!(
+            i18n.problem(Lang::En, &p),
+            "YX-0043-IY was already dosed today at 07:58"
+        );
     }
 
     #[test]

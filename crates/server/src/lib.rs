@@ -8,13 +8,14 @@
 
 pub mod api;
 pub mod auth;
+pub use anxin_app::clock;
 pub mod boxes;
 pub mod clinic;
 pub mod clinic_web;
-pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod error;
+pub mod flash;
 pub mod gps;
 pub mod i18n;
 pub mod json;

@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 
 use crate::auth::{authenticate, same_token, CurrentUser, Via};
 use crate::error::{AppError, AppResult};
+use crate::i18n::Lang;
 use crate::state::AppState;
 
 /// HTTP methods the table knows.
@@ -299,8 +300,25 @@ async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> Resp
         req
     };
     let mut req = req;
+    let lang = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Lang::from_accept_language)
+        .unwrap_or_else(|| Lang::from_tag(&me.user.language));
+    let had_flash =
+        crate::flash::present(req.headers()) || crate::flash::form_present(req.headers());
     req.extensions_mut().insert::<CurrentUser>(me);
-    next.run(req).await
+    let r = next.run(req).await;
+    let r = match surface {
+        Surface::Api => crate::error::localise(r, lang),
+        Surface::Web => r,
+    };
+    if had_flash {
+        crate::flash::consumed(r)
+    } else {
+        r
+    }
 }
 
 /// Forms carry the session's CSRF token in a `csrf` field; scripts send `X-CSRF-Token`.

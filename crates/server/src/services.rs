@@ -130,7 +130,7 @@ const REFERRALS_SHOWN: i64 = 200;
 async fn referrals_page(
     State(st): State<AppState>,
     me: CurrentUser,
-    Query(f): Query<Flash>,
+    f: Flash,
 ) -> WebResult<Markup> {
     let t = T::of(&st, &me);
     let list = st.store.arv_referrals(&me.actor(), REFERRALS_SHOWN).await?;

@@ -52,6 +52,8 @@ pub struct AppState(Arc<Inner>);
 
 /// The contents of [`AppState`].
 pub struct Inner {
+    /// The application core: every use case moved out of the handlers runs through it.
+    pub app: anxin_app::App,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub i18n: I18n,
@@ -77,7 +79,18 @@ impl AppState {
         settings: Settings,
         vault: Vault,
     ) -> Self {
+        let app = anxin_app::App::new(
+            store.clone(),
+            clock.clone(),
+            anxin_app::AppSettings {
+                utc_offset: settings.utc_offset,
+                clinic: settings.clinic,
+                sms: settings.sms.clone(),
+            },
+            vault.clone(),
+        );
         AppState(Arc::new(Inner {
+            app,
             store,
             clock,
             i18n,

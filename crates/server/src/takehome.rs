@@ -3,8 +3,7 @@
 //! active consent, the police queue that shows only what a record check needs, and the
 //! disclosure ledger. (Boxes, codes and return come with the lock-box work.)
 
-use anxin_domain::clinic::stage::Stage;
-use anxin_domain::takehome::{approval_holds, decide, Eligibility, Facts, Policy};
+use anxin_domain::takehome::{Eligibility, Policy};
 use anxin_domain::{Access, DomainError, Permission, Role};
 use anxin_storage::clinic::Consent;
 use anxin_storage::takehome::{NewDisclosure, NewPsbRequest, PsbRequest};
@@ -18,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
-use crate::clinic::{client_adherence, day_row, open_client};
+use crate::clinic::open_client;
 use crate::error::AppResult;
 use crate::i18n::Lang;
 use crate::json::ApiJson;
@@ -26,7 +25,7 @@ use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
 
 /// The consent a police check needs.
-pub const POLICE_PURPOSE: &str = "take_home_police_check";
+pub const POLICE_PURPOSE: &str = anxin_app::takehome::POLICE_PURPOSE;
 /// What a police request discloses, and nothing more.
 pub const POLICE_DISCLOSES: &str = "name, national ID number, requested take-home days";
 /// Days the police have to answer a request.
@@ -34,56 +33,12 @@ pub const REQUEST_VALID_DAYS: i64 = 14;
 
 /// The policy in force at a site: its latest adopted one, or the default.
 pub async fn policy_of(st: &AppState, site_id: i64) -> AppResult<Policy> {
-    Ok(match st.store.current_policy(site_id).await? {
-        Some(body) => serde_json::from_str(&body).map_err(|e| {
-            tracing::error!(error = %e, site_id, "stored take-home policy does not parse");
-            crate::error::AppError::Internal
-        })?,
-        None => Policy::default(),
-    })
-}
-
-fn police_consent(consents: &[Consent], today: chrono::NaiveDate) -> Option<&Consent> {
-    consents
-        .iter()
-        .find(|c| c.purpose == POLICE_PURPOSE && c.recipient == "PSB" && c.active_on(today))
+    Ok(anxin_app::takehome::policy_of(&st.app, site_id).await?)
 }
 
 /// Everything the eligibility rules need about a client, gathered from the record.
 pub async fn eligibility_of(st: &AppState, c: &Client) -> AppResult<(Eligibility, Option<i64>)> {
-    let today = st.today();
-    let (adh, _) = client_adherence(st, c).await?;
-    let tests = st.store.urine_tests(c.id).await?;
-    let consents = st.store.consents(c.id).await?;
-    let agreements = st.store.agreements(c.id).await?;
-    let orders = st.store.orders(c.id).await?;
-    let first = orders
-        .iter()
-        .map(|o| o.order.start)
-        .min()
-        .unwrap_or(c.enrolled_on)
-        .max(c.enrolled_on);
-    let facts = st.store.dose_facts(c.clone(), false, today).await?;
-    let row = day_row(st, &facts, today);
-    let recent = st
-        .store
-        .doses_between(c.id, today - Duration::days(14), today)
-        .await?;
-    let missed_rule_in_force =
-        row.status == "withheld" || recent.iter().any(|d| d.rule != "normal");
-    let consent = police_consent(&consents, today);
-    let f = Facts {
-        days_in_treatment: u32::try_from((today - first).num_days().max(0)).unwrap_or(0),
-        attendance_30: adh.last_30,
-        attendance_90: adh.last_90,
-        urine_negative_newest_first: tests.iter().map(|t| t.outcome.negative()).collect(),
-        missed_rule_in_force,
-        agreement_signed: !agreements.is_empty(),
-        police_consent_active: consent.is_some(),
-        in_treatment: c.discharged_on.is_none() && c.stage != Stage::CompulsoryIsolated,
-    };
-    let policy = policy_of(st, c.site_id).await?;
-    Ok((decide(&policy, &f), consent.map(|x| x.id)))
+    Ok(anxin_app::takehome::eligibility_of(&st.app, c).await?)
 }
 
 /// The decision as JSON, each criterion labelled in both interface languages.
@@ -299,23 +254,7 @@ async fn api_answer(
 
 /// The approval in force for a client today, if any (approved, within validity, consent active).
 pub async fn approval_of(st: &AppState, c: &Client) -> AppResult<Option<PsbRequest>> {
-    let today = st.today();
-    let policy = policy_of(st, c.site_id).await?;
-    let consents = st.store.consents(c.id).await?;
-    for r in st.store.psb_requests_of_client(c.id).await? {
-        if r.status != "approved" {
-            continue;
-        }
-        let consent_active = consents
-            .iter()
-            .any(|x| x.id == r.consent_id && x.active_on(today));
-        if let Some(on) = r.answered_on {
-            if approval_holds(&policy, on, consent_active, today) {
-                return Ok(Some(r));
-            }
-        }
-    }
-    Ok(None)
+    Ok(anxin_app::takehome::approval_of(&st.app, c).await?)
 }
 
 async fn api_takehome(

@@ -166,6 +166,104 @@ impl TestApp {
     }
 }
 
+/// A browser session of one account: the session cookie, its CSRF token, and the flash and form
+/// cookies a redirect leaves for the next page.
+pub struct Browser<'a> {
+    app: &'a TestApp,
+    session: String,
+    pub csrf: String,
+    carried: Vec<String>,
+}
+
+impl TestApp {
+    /// Logs `username` in as a browser would, its account set to `language` (`zh-CN`, `en`).
+    pub async fn browser(&self, username: &str, language: &str) -> Browser<'_> {
+        let user = self
+            .state
+            .store
+            .user_auth(username)
+            .await
+            .unwrap()
+            .unwrap()
+            .user;
+        self.state
+            .store
+            .set_language(user.id, language)
+            .await
+            .unwrap();
+        let token = self.login(username).await;
+        let me = self
+            .call(Method::GET, "/api/v1/me", Some(&token), None)
+            .await;
+        Browser {
+            app: self,
+            session: format!("{}={token}", crate::auth::SESSION_COOKIE),
+            csrf: me.json()["csrf_token"].as_str().unwrap().to_owned(),
+            carried: vec![],
+        }
+    }
+}
+
+impl Browser<'_> {
+    fn cookies(&self) -> String {
+        std::iter::once(self.session.clone())
+            .chain(self.carried.iter().cloned())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    fn keep_cookies(&mut self, a: &Answer) {
+        for v in a.headers.get_all(header::SET_COOKIE) {
+            let v = v.to_str().unwrap_or_default();
+            let pair = v.split(';').next().unwrap_or_default().to_owned();
+            let name = pair.split('=').next().unwrap_or_default().to_owned();
+            if name == crate::auth::SESSION_COOKIE {
+                continue;
+            }
+            self.carried.retain(|c| !c.starts_with(&format!("{name}=")));
+            if !v.contains("Max-Age=0") {
+                self.carried.push(pair);
+            }
+        }
+    }
+
+    /// A page.
+    pub async fn get(&mut self, path: &str) -> Answer {
+        let req = Request::get(path)
+            .header(header::COOKIE, self.cookies())
+            .body(Body::empty())
+            .unwrap();
+        let a = self.app.send(req).await;
+        self.keep_cookies(&a);
+        a
+    }
+
+    /// Submits a form (the CSRF token added) and follows the redirect, as a browser does.
+    pub async fn submit(&mut self, path: &str, fields: &[(&str, &str)]) -> Answer {
+        let mut body = url::form_urlencoded::Serializer::new(String::new());
+        body.append_pair("csrf", &self.csrf);
+        for (k, v) in fields {
+            body.append_pair(k, v);
+        }
+        let req = Request::post(path)
+            .header(header::COOKIE, self.cookies())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body.finish()))
+            .unwrap();
+        let a = self.app.send(req).await;
+        self.keep_cookies(&a);
+        if a.status.is_redirection() {
+            let to = a.headers[header::LOCATION].to_str().unwrap().to_owned();
+            assert!(
+                !to.contains('?'),
+                "a form answered with a message in the URL: {to}"
+            );
+            return self.get(&to).await;
+        }
+        a
+    }
+}
+
 /// A state over a fresh database (for unit tests that build their own router).
 pub async fn test_state() -> (AppState, TestDb) {
     let app = TestApp::new().await;

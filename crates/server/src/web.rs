@@ -3,7 +3,7 @@
 //! carries the session's CSRF token, which the route guard checks.
 
 use anxin_domain::{Access, DomainError, Permission, Role};
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -129,7 +129,7 @@ pub fn plain_page(title: &str, message: &str) -> Markup {
 
 /// An error as a page, with its proper status.
 pub fn error_page(e: AppError) -> Response {
-    let (status, _, message, _) = describe(&e);
+    let (status, _, message, _) = describe(&e, Lang::ZhCn);
     (
         status,
         plain_page(
@@ -161,10 +161,17 @@ pub(crate) type WebResult<T> = Result<T, WebError>;
 /// refusals (forbidden, logged out) that the form cannot fix.
 pub(crate) fn form_error(path: &str, e: AppError) -> Response {
     match e {
+        AppError::Domain(DomainError::Refused(p))
+            if p.kind() != anxin_domain::problem::Kind::Forbidden =>
+        {
+            flash::redirect(path, Tone::Error, Message::problem(&p))
+        }
         AppError::Domain(d)
             if !matches!(
                 d,
-                DomainError::Forbidden(_) | DomainError::Unauthenticated(_)
+                DomainError::Forbidden(_)
+                    | DomainError::Unauthenticated(_)
+                    | DomainError::Refused(_)
             ) =>
         {
             back_with(path, "error", &d.to_string())
@@ -181,23 +188,52 @@ pub(crate) fn after_form<T, E: Into<AppError>>(base: &str, r: Result<T, E>) -> R
     }
 }
 
-/// Where a form sends the browser back to, with a message to show.
+/// Where a form sends the browser back to, with a message (already in the user's language) to
+/// show there; `key` is `ok` or `error`. The message travels in the signed flash cookie.
 pub(crate) fn back_with(path: &str, key: &str, message: &str) -> Response {
-    let q: String = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair(key, message)
-        .finish();
-    Redirect::to(&format!("{path}?{q}")).into_response()
+    let tone = if key == "ok" { Tone::Ok } else { Tone::Error };
+    flash::redirect(path, tone, Message::Text(message.to_owned()))
 }
 
-#[derive(Deserialize, Default)]
-pub(crate) struct Flash {
-    #[serde(default)]
-    ok: Option<String>,
-    #[serde(default)]
-    error: Option<String>,
-    #[serde(default)]
-    q: Option<String>,
+pub(crate) use crate::flash::Flash;
+
+/// The answer to a refused form on a page: back to `base`, where the form `form` shows a
+/// refusal by code at its field with `values` kept; other failures as [`form_error`].
+pub(crate) fn refused_form(
+    st: &AppState,
+    base: &str,
+    form: &str,
+    e: AppError,
+    values: Vec<(String, String)>,
+) -> Response {
+    match e {
+        AppError::Domain(DomainError::Refused(p))
+            if p.kind() != anxin_domain::problem::Kind::Forbidden =>
+        {
+            flash::form_redirect(st, base, form, &p, values)
+        }
+        other => form_error(base, other),
+    }
 }
+
+/// The refusal of `form` at `field`, if the form came back refused there.
+pub(crate) fn field_error(f: &Flash, form: &str, field: &str) -> Markup {
+    html! {
+        @if let Some(m) = f.error_at(form, field) {
+            span.field-error role="alert" data-field=(field) { (m) }
+        }
+    }
+}
+
+/// The refusal of `form` that names none of its `fields`, shown above it.
+pub(crate) fn form_notice(f: &Flash, form: &str, fields: &[&str]) -> Markup {
+    html! {
+        @if let Some(m) = f.error_of(form, fields) {
+            p.flash.error role="alert" { (m) }
+        }
+    }
+}
+use crate::flash::{self, Message, Tone};
 
 pub(crate) fn flash(f: &Flash) -> Markup {
     html! {
@@ -206,11 +242,7 @@ pub(crate) fn flash(f: &Flash) -> Markup {
     }
 }
 
-async fn login_page(
-    State(st): State<AppState>,
-    headers: HeaderMap,
-    Query(f): Query<Flash>,
-) -> Response {
+async fn login_page(State(st): State<AppState>, headers: HeaderMap, f: Flash) -> Response {
     let t = T {
         st: &st,
         lang: lang_of(&headers, None),
@@ -371,11 +403,7 @@ async fn home(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> 
     ))
 }
 
-async fn staff_page(
-    State(st): State<AppState>,
-    me: CurrentUser,
-    Query(f): Query<Flash>,
-) -> WebResult<Markup> {
+async fn staff_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> WebResult<Markup> {
     let t = T {
         st: &st,
         lang: Lang::from_tag(&me.user.language),
@@ -505,11 +533,7 @@ async fn staff_activate(
     staff_act(st, me, id, StaffAction::Activate).await
 }
 
-async fn clients_page(
-    State(st): State<AppState>,
-    me: CurrentUser,
-    Query(f): Query<Flash>,
-) -> WebResult<Markup> {
+async fn clients_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> WebResult<Markup> {
     let t = T {
         st: &st,
         lang: Lang::from_tag(&me.user.language),
@@ -584,6 +608,7 @@ async fn client_page(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
+    f: Flash,
 ) -> WebResult<Markup> {
     let t = T {
         st: &st,
@@ -601,15 +626,16 @@ async fn client_page(
         .audit_of_record("client", &c.id.to_string())
         .await?;
     let messages = crate::sms::client_messages(&st, &me, c.id).await;
-    let clinical = crate::clinic_web::client_details(&t, &me, &c).await?;
+    let clinical = crate::clinic_web::client_details(&t, &me, &c, &f).await?;
     let takehome = crate::takehome::web::client_section(&t, &me, &c).await?;
-    let boxes = crate::boxes::web::client_section(&t, &me, &c).await?;
+    let boxes = crate::boxes::web::client_section(&t, &me, &c, &f).await?;
     Ok(layout(
         &t,
         &c.uic,
         Some(&me),
         html! {
             h1 { (t.a("client-title", &[("uic", &c.uic)])) }
+            (flash(&f))
             dl {
                 dt { (t.s("client-site")) } dd { (me.site.name) }
                 dt { (t.s("clients-enrolled")) } dd { (c.enrolled_on) }

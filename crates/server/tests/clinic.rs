@@ -710,10 +710,30 @@ async fn consents_are_recorded_and_revoked_from_the_client_page() {
             "kind=police&expires_on=2020-01-01",
         ))
         .await;
-    assert!(bad.headers["location"]
-        .to_str()
-        .unwrap()
-        .contains("expires_on"));
+    // Refused: back to the record, the message in the flash cookie (never in the URL), shown
+    // on the page that follows.
+    let back = bad.headers["location"].to_str().unwrap().to_owned();
+    assert_eq!(back, format!("/clients/{id}"));
+    let flash = bad.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        flash.starts_with("anxin_flash=") && flash.contains("HttpOnly"),
+        "{flash}"
+    );
+    let shown = c
+        .app
+        .send(
+            axum::http::Request::get(&back)
+                .header("authorization", format!("Bearer {counsellor}"))
+                .header("cookie", flash.split(';').next().unwrap())
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(
+        shown.text.contains("class=\"flash error\""),
+        "the refusal is shown"
+    );
+    assert!(shown.text.contains("expires_on"), "naming the field");
     let consent = list[0]["id"].as_i64().unwrap();
     let a = c
         .app

@@ -2,11 +2,12 @@
 //! take-home doses, so stock is deducted and no window dose can double them), hand-out,
 //! withholding future codes, loss, and return with reconciliation.
 
-use anxin_domain::boxes::BoxState;
-use anxin_domain::DomainError;
+use anxin_domain::boxes::{BoxState, LoadState};
+use anxin_domain::{Code, DomainError, Problem};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
 
 use crate::audit::{append, Actor, AuditEvent};
 use crate::clients::parse_day;
@@ -37,7 +38,7 @@ pub struct Load {
     pub start_day: NaiveDate,
     pub days: i64,
     pub code_hour: i64,
-    pub state: String,
+    pub state: LoadState,
     pub withheld_from: Option<NaiveDate>,
     pub withhold_reason: Option<String>,
     pub reconciliation: Option<String>,
@@ -79,7 +80,11 @@ fn load_row(r: &AnyRow) -> Result<Load> {
         start_day: parse_day("start_day", &col::<String>(r, "start_day")?)?,
         days: col(r, "days")?,
         code_hour: col(r, "code_hour")?,
-        state: col(r, "state")?,
+        state: {
+            let raw: String = col(r, "state")?;
+            LoadState::parse(&raw)
+                .ok_or_else(|| StoreError::Corrupt(format!("load state `{raw}`")))?
+        },
         withheld_from: withheld
             .map(|w| parse_day("withheld_from", &w))
             .transpose()?,
@@ -152,7 +157,11 @@ impl Store {
         .fetch_optional(self.pool())
         .await?
         .ok_or_else(|| {
-            DomainError::invalid("serial", format!("no box {} at this centre", serial.trim()))
+            DomainError::from(
+                Problem::new(Code::BoxUnknown)
+                    .field("serial")
+                    .arg("serial", serial.trim()),
+            )
         })?;
         box_row(&row)
     }
@@ -171,91 +180,20 @@ impl Store {
         seal: impl FnOnce(i64) -> Vec<u8>,
         now: DateTime<Utc>,
     ) -> Result<Load> {
-        let site = site_of(actor)?;
-        let by = actor
-            .user_id
-            .ok_or_else(|| DomainError::Forbidden("staff only".into()))?;
-        let next = lockbox.state.to(BoxState::Loaded)?;
-        let first = compartments
-            .first()
-            .ok_or_else(|| DomainError::invalid("days", "a load needs compartments"))?;
         let mut tx = self.begin_write().await?;
-        // The box must still be loadable (another window may have loaded it meanwhile).
-        let moved = sqlx::query(
-            "UPDATE boxes SET state = $1 WHERE id = $2 AND state IN ('in_clinic', 'returned')",
-        )
-        .bind(next.as_str().to_owned())
-        .bind(lockbox.id)
-        .execute(&mut *tx)
-        .await?;
-        if moved.rows_affected() != 1 {
-            return Err(DomainError::Conflict(format!(
-                "box {} is not in the clinic",
-                lockbox.serial
-            ))
-            .into());
-        }
-        let row = sqlx::query(
-            "INSERT INTO box_loads (box_id, client_id, site_id, start_day, days, code_hour, state, loaded_by, loaded_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'loaded', $7, $8) RETURNING id",
-        )
-        .bind(lockbox.id)
-        .bind(client_id)
-        .bind(site)
-        .bind(first.day.to_string())
-        .bind(compartments.len() as i64)
-        .bind(i64::from(code_hour))
-        .bind(by)
-        .bind(to_ms(now))
-        .fetch_one(&mut *tx)
-        .await?;
-        let load_id: i64 = col(&row, "id")?;
-        sqlx::query("UPDATE box_loads SET secret = $1 WHERE id = $2")
-            .bind(seal(load_id))
-            .bind(load_id)
-            .execute(&mut *tx)
-            .await?;
-        for c in compartments {
-            let dose = sqlx::query(
-                "INSERT INTO doses (client_id, day, portion, mg, site_id, guest, rule, given_by, given_at) \
-                 VALUES ($1, $2, 0, $3, $4, 0, $5, $6, $7) RETURNING id",
-            )
-            .bind(client_id)
-            .bind(c.day.to_string())
-            .bind(i64::from(c.mg))
-            .bind(site)
-            .bind(RULE_PENDING.to_owned())
-            .bind(by)
-            .bind(to_ms(now))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(|e| conflict_on_unique(e, format!("a dose is already recorded for {}", c.day)))?;
-            let dose_id: i64 = col(&dose, "id")?;
-            sqlx::query("INSERT INTO load_compartments (load_id, idx, day, mg, dose_id) VALUES ($1, $2, $3, $4, $5)")
-                .bind(load_id)
-                .bind(i64::from(c.index))
-                .bind(c.day.to_string())
-                .bind(i64::from(c.mg))
-                .bind(dose_id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        append(
+        let load = create_load_in(
             &mut tx,
             actor,
-            &AuditEvent::new("box.load", "client", client_id)
-                .site(site)
-                .reason(format!(
-                    "box {} load {load_id}: {} days from {}",
-                    lockbox.serial,
-                    compartments.len(),
-                    first.day
-                )),
+            lockbox,
+            client_id,
+            compartments,
+            code_hour,
+            seal,
             now,
         )
         .await?;
         tx.commit().await?;
-        self.load(load_id).await
+        Ok(load)
     }
 
     /// One load.
@@ -444,7 +382,7 @@ impl Store {
     ) -> Result<()> {
         let b = self.box_of(load.box_id).await?;
         b.state.to(BoxState::Returned)?;
-        if !matches!(load.state.as_str(), "loaded" | "with_client") {
+        if !load.state.is_out() {
             return Err(DomainError::Conflict(format!(
                 "load {} is already {}",
                 load.id, load.state
@@ -527,4 +465,115 @@ impl Store {
 /// The outbox key of a load's compartment code: one message per compartment, ever.
 pub fn code_key(load_id: i64, compartment: i64) -> String {
     format!("code:{load_id}:{compartment}")
+}
+
+/// [`Store::create_load`] inside a transaction that already holds the audit chain's lock (a
+/// use case's unit of work); the caller commits.
+#[allow(clippy::too_many_arguments)]
+pub async fn create_load_in(
+    conn: &mut AnyConnection,
+    actor: &Actor,
+    lockbox: &LockBox,
+    client_id: i64,
+    compartments: &[NewCompartment],
+    code_hour: u8,
+    seal: impl FnOnce(i64) -> Vec<u8>,
+    now: DateTime<Utc>,
+) -> Result<Load> {
+    let site = site_of(actor)?;
+    let by = actor
+        .user_id
+        .ok_or_else(|| DomainError::Forbidden("staff only".into()))?;
+    let next = lockbox.state.to(BoxState::Loaded)?;
+    let first = compartments
+        .first()
+        .ok_or_else(|| DomainError::invalid("days", "a load needs compartments"))?;
+    // The box must still be loadable (another window may have loaded it meanwhile).
+    let moved = sqlx::query(
+        "UPDATE boxes SET state = $1 WHERE id = $2 AND state IN ('in_clinic', 'returned')",
+    )
+    .bind(next.as_str().to_owned())
+    .bind(lockbox.id)
+    .execute(&mut *conn)
+    .await?;
+    if moved.rows_affected() != 1 {
+        return Err(DomainError::from(
+            Problem::new(Code::BoxNotInClinic)
+                .field("serial")
+                .arg("serial", &lockbox.serial),
+        )
+        .into());
+    }
+    let row = sqlx::query(
+        "INSERT INTO box_loads (box_id, client_id, site_id, start_day, days, code_hour, state, loaded_by, loaded_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, 'loaded', $7, $8) RETURNING id",
+    )
+    .bind(lockbox.id)
+    .bind(client_id)
+    .bind(site)
+    .bind(first.day.to_string())
+    .bind(compartments.len() as i64)
+    .bind(i64::from(code_hour))
+    .bind(by)
+    .bind(to_ms(now))
+    .fetch_one(&mut *conn)
+    .await?;
+    let load_id: i64 = col(&row, "id")?;
+    sqlx::query("UPDATE box_loads SET secret = $1 WHERE id = $2")
+        .bind(seal(load_id))
+        .bind(load_id)
+        .execute(&mut *conn)
+        .await?;
+    for c in compartments {
+        let dose = sqlx::query(
+            "INSERT INTO doses (client_id, day, portion, mg, site_id, guest, rule, given_by, given_at) \
+             VALUES ($1, $2, 0, $3, $4, 0, $5, $6, $7) RETURNING id",
+        )
+        .bind(client_id)
+        .bind(c.day.to_string())
+        .bind(i64::from(c.mg))
+        .bind(site)
+        .bind(RULE_PENDING.to_owned())
+        .bind(by)
+        .bind(to_ms(now))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| conflict_on_unique(e, format!("a dose is already recorded for {}", c.day)))?;
+        let dose_id: i64 = col(&dose, "id")?;
+        sqlx::query("INSERT INTO load_compartments (load_id, idx, day, mg, dose_id) VALUES ($1, $2, $3, $4, $5)")
+            .bind(load_id)
+            .bind(i64::from(c.index))
+            .bind(c.day.to_string())
+            .bind(i64::from(c.mg))
+            .bind(dose_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    append(
+        &mut *conn,
+        actor,
+        &AuditEvent::new("box.load", "client", client_id)
+            .site(site)
+            .reason(format!(
+                "box {} load {load_id}: {} days from {}",
+                lockbox.serial,
+                compartments.len(),
+                first.day
+            )),
+        now,
+    )
+    .await?;
+    load_in(conn, load_id).await
+}
+
+/// One load, read inside `conn`'s transaction (it sees the transaction's own writes).
+pub async fn load_in(conn: &mut AnyConnection, id: i64) -> Result<Load> {
+    let row = sqlx::query(&format!(
+        "SELECT {LOAD_COLUMNS} FROM box_loads WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| DomainError::NotFound(format!("load {id}")))?;
+    load_row(&row)
 }

@@ -279,9 +279,10 @@ impl Store {
         .await?;
         match row {
             Some(r) => client(&r),
-            None => Err(DomainError::invalid(
-                "uic",
-                format!("no client has the UIC `{}`", uic.trim()),
+            None => Err(DomainError::from(
+                anxin_domain::Problem::new(anxin_domain::Code::UicUnknown)
+                    .field("uic")
+                    .arg("uic", uic.trim()),
             )
             .into()),
         }
@@ -1458,5 +1459,56 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+impl crate::Work {
+    /// A client of the actor's site, read inside the unit of work; the use case's own audit
+    /// entry records why it was opened.
+    pub async fn client_for_write(&mut self, id: i64) -> Result<Client> {
+        let row = sqlx::query(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.conn())
+        .await?
+        .ok_or_else(|| DomainError::NotFound(format!("client {id}")))?;
+        let c = client(&row)?;
+        let site = self.actor().site_id.ok_or_else(|| {
+            DomainError::Forbidden("client records are reached from a site".into())
+        })?;
+        check_same_site(site, c.site_id)?;
+        Ok(c)
+    }
+
+    /// Decrypts a client's identifying fields inside the unit of work, with its
+    /// `client.identity.read` entry in the same transaction.
+    pub async fn read_identity(
+        &mut self,
+        client_id: i64,
+        purpose: &str,
+        vault: &Vault,
+    ) -> Result<Identity> {
+        let c = self.client_for_write(client_id).await?;
+        self.audit(
+            AuditEvent::new("client.identity.read", "client", client_id)
+                .site(c.site_id)
+                .reason(purpose),
+        )
+        .await?;
+        let row = sqlx::query("SELECT identity FROM clients WHERE id = $1")
+            .bind(client_id)
+            .fetch_one(self.conn())
+            .await?;
+        let sealed: Option<Vec<u8>> = col(&row, "identity")?;
+        match sealed {
+            None => Ok(Identity::default()),
+            Some(s) => {
+                let plain = vault
+                    .open(client_id, &s)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))
+            }
+        }
     }
 }

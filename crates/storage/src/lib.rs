@@ -37,12 +37,14 @@ pub mod takehome;
 pub mod testing;
 pub mod users;
 pub mod vault;
+pub mod work;
 
 pub use audit::{Actor, AuditEvent, AuditView};
 pub use clients::Client;
 pub use sessions::Session;
 pub use sites::Site;
 pub use users::{NewUser, User, UserAuth};
+pub use work::Work;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");

@@ -17,6 +17,7 @@ use anxin_domain::sms::{after_report, MessageState, Report};
 use anxin_domain::DomainError;
 use chrono::{DateTime, Duration, Utc};
 use sqlx::any::AnyRow;
+use sqlx::AnyConnection;
 
 use crate::audit::{append, Actor, AuditEvent};
 use crate::{col, from_ms, to_ms, Backend, Result, Store, StoreError};
@@ -252,71 +253,8 @@ impl Store {
         messages: &[NewMessage],
         now: DateTime<Utc>,
     ) -> Result<u64> {
-        let mut checked = Vec::with_capacity(messages.len());
-        for (i, m) in messages.iter().enumerate() {
-            let to = check(m).map_err(|e| match e {
-                StoreError::Domain(DomainError::Invalid { field, message }) => {
-                    DomainError::invalid(format!("messages[{i}].{field}"), message).into()
-                }
-                other => other,
-            })?;
-            checked.push(to);
-        }
-        let now_ms = to_ms(now);
-        let sqlite = self.backend() == Backend::Sqlite;
         let mut tx = self.begin_write().await?;
-        let mut added = 0u64;
-        for (chunk, tos) in messages.chunks(BATCH_ROWS).zip(checked.chunks(BATCH_ROWS)) {
-            let mut sql = String::with_capacity(chunk.len() * 64 + 256);
-            sql.push_str(
-                "INSERT INTO sms_outbox (idempotency_key, client_id, site_id, recipient, body, \
-                 not_before, expires_at, next_attempt_at, created_at, updated_at) VALUES ",
-            );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                if sqlite {
-                    // Positional parameters: SQLite resolves numbered ones by name, which is
-                    // quadratic in a statement of thousands of parameters.
-                    sql.push_str("(?,?,?,?,?,?,?,?,?,?)");
-                } else {
-                    let b = i * 10;
-                    sql.push('(');
-                    for k in 1..=10 {
-                        if k > 1 {
-                            sql.push(',');
-                        }
-                        sql.push_str(&format!("${}", b + k));
-                    }
-                    sql.push(')');
-                }
-            }
-            sql.push_str(" ON CONFLICT (idempotency_key) DO NOTHING");
-            let mut q = sqlx::query(&sql);
-            for (m, to) in chunk.iter().zip(tos) {
-                q = q
-                    .bind(m.idempotency_key.trim().to_owned())
-                    .bind(m.client_id)
-                    .bind(m.site_id)
-                    .bind(to.clone())
-                    .bind(m.text.clone())
-                    .bind(to_ms(m.not_before))
-                    .bind(to_ms(m.expires_at))
-                    .bind(to_ms(m.not_before))
-                    .bind(now_ms)
-                    .bind(now_ms);
-            }
-            added += q.execute(&mut *tx).await?.rows_affected();
-        }
-        let mut event = AuditEvent::new("sms.enqueue.batch", "sms", "").reason(format!(
-            "{added} queued, {} already queued",
-            messages.len() as u64 - added
-        ));
-        if let Some(site) = actor.site_id {
-            event = event.site(site);
-        }
-        append(&mut tx, actor, &event, now).await?;
+        let added = enqueue_batch_in(&mut tx, self.backend(), actor, messages, now).await?;
         tx.commit().await?;
         Ok(added)
     }
@@ -703,4 +641,80 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// [`Store::enqueue_sms_batch`] inside a transaction that already holds the audit chain's lock
+/// (a use case's unit of work): the messages and their audit entry, committed by the caller.
+pub async fn enqueue_batch_in(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    actor: &Actor,
+    messages: &[NewMessage],
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    let mut checked = Vec::with_capacity(messages.len());
+    for (i, m) in messages.iter().enumerate() {
+        let to = check(m).map_err(|e| match e {
+            StoreError::Domain(DomainError::Invalid { field, message }) => {
+                DomainError::invalid(format!("messages[{i}].{field}"), message).into()
+            }
+            other => other,
+        })?;
+        checked.push(to);
+    }
+    let now_ms = to_ms(now);
+    let sqlite = backend == Backend::Sqlite;
+    let mut added = 0u64;
+    for (chunk, tos) in messages.chunks(BATCH_ROWS).zip(checked.chunks(BATCH_ROWS)) {
+        let mut sql = String::with_capacity(chunk.len() * 64 + 256);
+        sql.push_str(
+            "INSERT INTO sms_outbox (idempotency_key, client_id, site_id, recipient, body, \
+             not_before, expires_at, next_attempt_at, created_at, updated_at) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push(',');
+            }
+            if sqlite {
+                // Positional parameters: SQLite resolves numbered ones by name, which is
+                // quadratic in a statement of thousands of parameters.
+                sql.push_str("(?,?,?,?,?,?,?,?,?,?)");
+            } else {
+                let b = i * 10;
+                sql.push('(');
+                for k in 1..=10 {
+                    if k > 1 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!("${}", b + k));
+                }
+                sql.push(')');
+            }
+        }
+        sql.push_str(" ON CONFLICT (idempotency_key) DO NOTHING");
+        let mut q = sqlx::query(&sql);
+        for (m, to) in chunk.iter().zip(tos) {
+            q = q
+                .bind(m.idempotency_key.trim().to_owned())
+                .bind(m.client_id)
+                .bind(m.site_id)
+                .bind(to.clone())
+                .bind(m.text.clone())
+                .bind(to_ms(m.not_before))
+                .bind(to_ms(m.expires_at))
+                .bind(to_ms(m.not_before))
+                .bind(now_ms)
+                .bind(now_ms);
+        }
+        added += q.execute(&mut *conn).await?.rows_affected();
+    }
+    let mut event = AuditEvent::new("sms.enqueue.batch", "sms", "").reason(format!(
+        "{added} queued, {} already queued",
+        messages.len() as u64 - added
+    ));
+    if let Some(site) = actor.site_id {
+        event = event.site(site);
+    }
+    append(conn, actor, &event, now).await?;
+    Ok(added)
 }

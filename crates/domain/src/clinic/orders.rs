@@ -4,7 +4,12 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::problem::{Code, Problem};
 use crate::DomainError;
+
+/// The shortest clinical reason accepted for a dose above the ceiling (characters, so that a
+/// Chinese reason such as "量杯误差，已复核" passes).
+pub const MIN_REASON_CHARS: usize = 4;
 
 /// Highest daily dose anyone may order, whatever the reason (a typing-error guard).
 pub const ABSURD_MG: u32 = 1_000;
@@ -35,10 +40,10 @@ impl OrderKind {
             "induction" => Ok(OrderKind::Induction),
             "titration" => Ok(OrderKind::Titration),
             "maintenance" => Ok(OrderKind::Maintenance),
-            _ => Err(DomainError::invalid(
-                "kind",
-                format!("unknown order kind `{s}`; expected induction, titration or maintenance"),
-            )),
+            _ => Err(Problem::new(Code::OrderKindUnknown)
+                .field("kind")
+                .arg("kind", s)
+                .into()),
         }
     }
 }
@@ -78,23 +83,20 @@ impl Default for OrderPolicy {
 }
 
 fn check_mg(field: &str, mg: u32, reason: &str, policy: OrderPolicy) -> Result<(), DomainError> {
-    if mg == 0 {
-        return Err(DomainError::invalid(field, "must be more than 0 mg"));
+    if mg == 0 || mg > ABSURD_MG {
+        return Err(Problem::new(Code::OrderMgOutOfRange)
+            .field(field)
+            .arg("mg", mg)
+            .arg("max", ABSURD_MG)
+            .into());
     }
-    if mg > ABSURD_MG {
-        return Err(DomainError::invalid(
-            field,
-            format!("{mg} mg is not a plausible daily dose (at most {ABSURD_MG})"),
-        ));
-    }
-    if mg > policy.ceiling_mg && reason.trim().chars().count() < 10 {
-        return Err(DomainError::invalid(
-            "reason",
-            format!(
-                "{mg} mg is above the ceiling of {} mg: write the clinical reason (10 characters or more)",
-                policy.ceiling_mg
-            ),
-        ));
+    if mg > policy.ceiling_mg && reason.trim().chars().count() < MIN_REASON_CHARS {
+        return Err(Problem::new(Code::OrderReasonRequired)
+            .field("reason")
+            .arg("mg", mg)
+            .arg("ceiling", policy.ceiling_mg)
+            .arg("min", MIN_REASON_CHARS)
+            .into());
     }
     Ok(())
 }
@@ -104,21 +106,20 @@ impl DoseOrder {
     pub fn validate(&self, policy: OrderPolicy, today: NaiveDate) -> Result<(), DomainError> {
         check_mg("mg", self.mg, &self.reason, policy)?;
         if !(1..=2).contains(&self.split) {
-            return Err(DomainError::invalid("split", "must be 1 or 2 portions"));
+            return Err(Problem::new(Code::OrderSplitInvalid).field("split").into());
         }
         if self.start < today - chrono::Duration::days(7) {
-            return Err(DomainError::invalid(
-                "start",
-                "an order may not start more than 7 days in the past",
-            ));
+            return Err(Problem::new(Code::OrderStartTooEarly)
+                .field("start")
+                .arg("days", 7)
+                .into());
         }
         let mut prev = self.start;
         for (i, s) in self.steps.iter().enumerate() {
             if s.from <= prev {
-                return Err(DomainError::invalid(
-                    format!("steps[{i}].from"),
-                    "steps must follow the start date and each other",
-                ));
+                return Err(Problem::new(Code::OrderStepsOutOfOrder)
+                    .field(format!("steps[{i}].from"))
+                    .into());
             }
             check_mg(&format!("steps[{i}].mg"), s.mg, &self.reason, policy)?;
             prev = s.from;
@@ -200,35 +201,42 @@ mod tests {
         let p = OrderPolicy::default();
         let mut o = order(160);
         o.steps.clear();
-        let e = o.validate(p, d(1)).unwrap_err();
-        assert!(e
-            .to_string()
-            .starts_with("reason: 160 mg is above the ceiling of 150 mg"));
+        let refusal = |o: &DoseOrder| match o.validate(p, d(1)) {
+            Err(DomainError::Refused(p)) => p,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        let e = refusal(&o);
+        assert_eq!(e.code, Code::OrderReasonRequired);
+        assert_eq!(e.field.as_deref(), Some("reason"));
+        assert_eq!((e.get("mg"), e.get("ceiling")), (Some("160"), Some("150")));
+        // Three characters are not a reason; an ordinary Chinese one of 4+ is.
+        o.reason = "加量吧".into();
+        assert_eq!(refusal(&o).code, Code::OrderReasonRequired);
+        o.reason = "量杯误差，已复核".into();
+        assert!(o.validate(p, d(1)).is_ok());
         o.reason = "rapid metaboliser, trough level low".into();
         assert!(o.validate(p, d(1)).is_ok());
         o.mg = 0;
-        assert!(o
-            .validate(p, d(1))
-            .unwrap_err()
-            .to_string()
-            .starts_with("mg:"));
+        let e = refusal(&o);
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            (Code::OrderMgOutOfRange, Some("mg"))
+        );
         o.mg = 5000;
-        assert!(o
-            .validate(p, d(1))
-            .unwrap_err()
-            .to_string()
-            .contains("not a plausible"));
+        assert_eq!(refusal(&o).code, Code::OrderMgOutOfRange);
     }
 
     #[test]
     fn bad_steps_are_named() {
         let mut o = order(30);
         o.steps[1].from = d(2);
-        assert!(o
-            .validate(OrderPolicy::default(), d(1))
-            .unwrap_err()
-            .to_string()
-            .starts_with("steps[1].from"));
+        match o.validate(OrderPolicy::default(), d(1)) {
+            Err(DomainError::Refused(p)) => {
+                assert_eq!(p.code, Code::OrderStepsOutOfOrder);
+                assert_eq!(p.field.as_deref(), Some("steps[1].from"));
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 
     #[test]

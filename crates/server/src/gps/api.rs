@@ -108,7 +108,7 @@ impl ZoneBody {
 /// Sets the home zone of load `raw` (a box out with its client), under an active GPS consent.
 pub async fn set_zone(st: &AppState, me: &CurrentUser, raw: &str, zone: &Zone) -> AppResult<()> {
     let load = load_of(st, me, raw).await?;
-    if !matches!(load.state.as_str(), "loaded" | "with_client") {
+    if !load.state.is_out() {
         return Err(DomainError::Conflict(format!(
             "load {} is {}: a home zone is set for a box that goes out",
             load.id, load.state

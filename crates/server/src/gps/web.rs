@@ -130,7 +130,7 @@ async fn load_page(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-    axum::extract::Query(f): axum::extract::Query<crate::web::Flash>,
+    f: crate::web::Flash,
 ) -> WebResult<Markup> {
     let load = load_of(&st, &me, &id).await?;
     let serial = serial_of(&st, &load).await?;
@@ -180,7 +180,7 @@ async fn load_page(
                         button type="submit" { (t.s("gps-fit")) }
                     }
                 }
-            } @else if matches!(load.state.as_str(), "loaded" | "with_client") {
+            } @else if load.state.is_out() {
                 section.card {
                     h2 { (t.s("gps-zone")) }
                     p.muted { (t.s("gps-zone-help")) }

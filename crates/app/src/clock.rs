@@ -1,4 +1,4 @@
-//! The server's one clock. Handlers ask [`Clock::now`]; domain rules receive the answer.
+//! The one clock of the application. Use cases ask [`Clock::now`]; domain rules receive the answer.
 //! Tests use [`ManualClock`] to move time (idle timeouts, lockouts) without waiting, and demos
 //! start the clock at a chosen instant with [`ShiftedClock`].
 

@@ -1,0 +1,301 @@
+//! The dispensing window: the day list of a centre and the one-action dose from a UIC, where
+//! the rules (order in force, missed-dose rule, split portions, guest arrangements) decide the
+//! amount. Refusals carry codes with the values their messages need (`dose.already_given`
+//! names the time of the first dose), so every adapter can say them in its user's language.
+
+use anxin_domain::clinic::missed::{missed_days, Decision};
+use anxin_domain::clinic::orders::{order_on, OrderKind};
+use anxin_domain::clinic::stage::Stage;
+use anxin_domain::clinic::urine::{self, DueInput, DueReason};
+use anxin_domain::{Code, Permission, Problem};
+use anxin_storage::clinic::{Dose, DoseFacts, DoseWrite, NewDose};
+use chrono::{Duration, NaiveDate};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Actor, App, Result};
+
+/// Where a client stands at the window today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DayStatus {
+    /// A dose (or the next portion) is to be given.
+    Give,
+    /// The missed-dose rule withholds it until a prescriber acts.
+    Withheld,
+    /// No dose order is in force.
+    NoOrder,
+    /// Every portion of today was given.
+    Done,
+}
+
+impl DayStatus {
+    /// The serde name, also the suffix of the page message `disp-status-…`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DayStatus::Give => "give",
+            DayStatus::Withheld => "withheld",
+            DayStatus::NoOrder => "no_order",
+            DayStatus::Done => "done",
+        }
+    }
+}
+
+/// One line of the dispensing window's day list.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DayRow {
+    pub client_id: i64,
+    pub uic: String,
+    pub guest: bool,
+    /// Daily dose ordered for today, if an order is in force.
+    pub ordered_mg: Option<u32>,
+    pub status: DayStatus,
+    /// The dose to give now (for the next portion), when status is `give`.
+    pub give_mg: Option<u32>,
+    /// The missed-dose rule that decided (`normal`, `half_after_review`, …).
+    pub rule: Option<&'static str>,
+    pub explanation: String,
+    pub missed_days: u32,
+    pub portions: u8,
+    pub portions_given: u8,
+    #[schemars(with = "Option<String>")]
+    pub urine_due: Option<DueReason>,
+}
+
+/// Applies the dispensing rules to one client's facts.
+pub fn day_row(app: &App, f: &DoseFacts, today: NaiveDate) -> DayRow {
+    let policy = app.settings.clinic;
+    let order = order_on(&f.orders, today);
+    let induction = f
+        .orders
+        .iter()
+        .filter(|o| o.kind == OrderKind::Induction && o.start <= today)
+        .map(|o| o.start)
+        .max();
+    let missed = missed_days(f.last_dose_before, induction, today);
+    let reviewed = match (f.last_review, f.last_dose_before) {
+        (Some(r), Some(d)) => r > d,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    let portions_given = f.doses_today.len() as u8;
+    let urine_due = urine_due(app, f, today);
+    let base = DayRow {
+        client_id: f.client.id,
+        uic: f.client.uic.clone(),
+        guest: f.guest,
+        ordered_mg: None,
+        status: DayStatus::NoOrder,
+        give_mg: None,
+        rule: None,
+        explanation: "no dose order in force".into(),
+        missed_days: missed,
+        portions: 1,
+        portions_given,
+        urine_due,
+    };
+    let Some(order) = order else {
+        return base;
+    };
+    let Some(ordered) = order.mg_on(today) else {
+        return base;
+    };
+    let decision = policy.missed.decide(ordered, missed, reviewed);
+    let mut row = DayRow {
+        ordered_mg: Some(ordered),
+        portions: order.split,
+        rule: Some(decision.rule().code()),
+        explanation: decision.explain(),
+        ..base
+    };
+    match decision {
+        Decision::Withhold { .. } => row.status = DayStatus::Withheld,
+        Decision::Give { mg, .. } => {
+            if portions_given >= order.split {
+                row.status = DayStatus::Done;
+            } else {
+                row.status = DayStatus::Give;
+                row.give_mg = Some(order.portion_mg(mg, portions_given));
+            }
+        }
+    }
+    row
+}
+
+fn urine_due(app: &App, f: &DoseFacts, today: NaiveDate) -> Option<DueReason> {
+    let community_since =
+        (f.client.stage == Stage::CommunityTreatment).then_some(f.client.stage_since);
+    let period_start = community_since.map(|s| {
+        let years = (today - s).num_days() / 365;
+        if years == 0 {
+            s
+        } else {
+            s + Duration::days(365)
+        }
+    });
+    let tests_this_period = period_start
+        .map(|p| f.urine_dates.iter().filter(|d| **d >= p).count() as u32)
+        .unwrap_or(0);
+    urine::due(
+        &app.vault.urine_draw_key(),
+        DueInput {
+            client_id: f.client.id,
+            today,
+            rate: app.settings.clinic.urine_random_rate,
+            community_since,
+            tests_this_period,
+            tested_today: f.urine_dates.contains(&today),
+        },
+    )
+}
+
+/// The day list of the actor's centre.
+pub async fn day_list(app: &App, me: &Actor) -> Result<Vec<DayRow>> {
+    me.require(Permission::DoseRecord)?;
+    let today = app.today();
+    let facts = app.store.day_facts(me.site_id, today).await?;
+    Ok(facts
+        .iter()
+        .filter(|f| f.client.stage.doses_at_centre())
+        .map(|f| day_row(app, f, today))
+        .collect())
+}
+
+/// A dose at the window.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DoseRequest {
+    /// The client's UIC (any case; spaces around it are ignored).
+    pub uic: String,
+}
+
+/// What the window shows after a dose.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DoseAnswer {
+    pub dose_id: i64,
+    pub uic: String,
+    pub mg: u32,
+    /// This portion's number, from 1.
+    pub portion: u8,
+    pub portions: u8,
+    pub guest: bool,
+    pub rule: String,
+    /// Centre time, `HH:MM`.
+    pub given_at: String,
+    #[schemars(with = "Option<String>")]
+    pub urine_due: Option<DueReason>,
+}
+
+fn local_time(app: &App, d: &Dose) -> String {
+    d.given_at
+        .with_timezone(&app.settings.utc_offset)
+        .format("%H:%M")
+        .to_string()
+}
+
+/// A UIC as typed at the window: trimmed and in capitals.
+pub fn normalise_uic(raw: &str) -> Result<String> {
+    let uic = raw.trim().to_uppercase();
+    if anxin_domain::validate::uic(&uic).is_err() {
+        return Err(Problem::new(Code::UicMalformed)
+            .field("uic")
+            .arg("uic", raw.trim())
+            .into());
+    }
+    Ok(uic)
+}
+
+/// Records an observed dose from the UIC alone: the rules decide the amount.
+pub async fn record_dose(app: &App, me: &Actor, req: &DoseRequest) -> Result<DoseAnswer> {
+    me.require(Permission::DoseRecord)?;
+    let today = app.today();
+    let now = app.now();
+    let uic = normalise_uic(&req.uic)?;
+    let client = app.store.client_by_uic(&uic).await?;
+    let refused = |code: Code| Problem::new(code).field("uic").arg("uic", &client.uic);
+    if let Some(day) = client.discharged_on {
+        return Err(refused(Code::ClientDischarged).arg("day", day).into());
+    }
+    if !client.stage.doses_at_centre() {
+        return Err(refused(Code::ClientInCit).into());
+    }
+    let guest = if client.site_id == me.site_id {
+        false
+    } else if app.store.is_guest(client.id, me.site_id, today).await? {
+        true
+    } else {
+        app.store
+            .audit(
+                &me.audit(),
+                anxin_storage::AuditEvent::new("dose.denied", "client", client.id)
+                    .site(me.site_id)
+                    .reason("other centre, no guest arrangement"),
+                now,
+            )
+            .await?;
+        return Err(refused(Code::ClientOtherCentre).into());
+    };
+    let facts = app.store.dose_facts(client.clone(), guest, today).await?;
+    let row = day_row(app, &facts, today);
+    match row.status {
+        DayStatus::NoOrder => return Err(refused(Code::DoseNoOrder).into()),
+        DayStatus::Withheld => {
+            app.store
+                .audit(
+                    &me.audit(),
+                    anxin_storage::AuditEvent::new("dose.withheld", "client", client.id)
+                        .site(me.site_id)
+                        .reason(row.explanation.clone()),
+                    now,
+                )
+                .await?;
+            return Err(refused(Code::DoseWithheld)
+                .arg("rule", row.rule.unwrap_or("awaiting_review"))
+                .arg("missed", row.missed_days)
+                .into());
+        }
+        DayStatus::Done => {
+            let at = facts
+                .doses_today
+                .first()
+                .map(|d| local_time(app, d))
+                .unwrap_or_default();
+            return Err(refused(Code::DoseAlreadyGiven).arg("at", at).into());
+        }
+        DayStatus::Give => {}
+    }
+    let mg = row.give_mg.unwrap_or(0);
+    let written = app
+        .store
+        .insert_dose(
+            &me.audit(),
+            &NewDose {
+                client_id: client.id,
+                day: today,
+                portion: row.portions_given,
+                mg,
+                site_id: me.site_id,
+                guest,
+                rule: row.rule.unwrap_or("normal").to_owned(),
+            },
+            now,
+        )
+        .await?;
+    match written {
+        DoseWrite::Given(d) => Ok(DoseAnswer {
+            dose_id: d.id,
+            uic: client.uic,
+            mg: d.mg,
+            portion: d.portion + 1,
+            portions: row.portions,
+            guest,
+            rule: d.rule.clone(),
+            given_at: local_time(app, &d),
+            urine_due: row.urine_due,
+        }),
+        // Another window got there first (a race the unique key settles).
+        DoseWrite::AlreadyGiven(first) => Err(refused(Code::DoseAlreadyGiven)
+            .arg("at", local_time(app, &first))
+            .into()),
+    }
+}

@@ -1,0 +1,115 @@
+//! A client's identifying fields (name, national ID number, phone, address): checked once here
+//! for the API and the page alike, then stored only encrypted (`anxin_storage::vault`).
+
+use anxin_domain::{Code, DomainError, Permission, Problem};
+use anxin_storage::clinic::Identity;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{Actor, App, Result};
+
+/// Longest name or address accepted (characters).
+pub const MAX_FIELD_CHARS: usize = 200;
+
+/// Identifying fields as typed (each optional; at least one must be given).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityRequest {
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Resident identity card number: 17 digits and a digit or X.
+    #[serde(default)]
+    pub national_id: Option<String>,
+    /// E.164 (`+8613812345678`) or a mainland mobile number (`13812345678`).
+    #[serde(default)]
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+}
+
+fn clean(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+}
+
+/// Checks the shape of a resident identity card number (17 digits and a digit or X).
+pub fn check_national_id(id: &str) -> std::result::Result<(), Problem> {
+    let ok = id.len() == 18
+        && id[..17].chars().all(|c| c.is_ascii_digit())
+        && id[17..]
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == 'X' || c == 'x');
+    if ok {
+        Ok(())
+    } else {
+        Err(Problem::new(Code::NationalIdInvalid).field("national_id"))
+    }
+}
+
+/// Normalises a phone number, refusing by code with the field named.
+pub fn check_phone(field: &str, raw: &str) -> std::result::Result<String, Problem> {
+    anxin_domain::phone::normalize(field, raw)
+        .map(|e| e.as_str().to_owned())
+        .map_err(|_| {
+            Problem::new(Code::PhoneInvalid)
+                .field(field)
+                .arg("value", raw.trim())
+        })
+}
+
+/// Turns a request into the fields to store, or the first refusal.
+pub fn validate(req: &IdentityRequest) -> std::result::Result<Identity, Problem> {
+    let identity = Identity {
+        name: clean(&req.name),
+        national_id: clean(&req.national_id).map(|s| s.to_uppercase()),
+        phone: clean(&req.phone),
+        address: clean(&req.address),
+    };
+    if identity == Identity::default() {
+        return Err(Problem::new(Code::IdentityEmpty).field("name"));
+    }
+    for (field, v) in [("name", &identity.name), ("address", &identity.address)] {
+        if v.as_deref()
+            .is_some_and(|s| s.chars().count() > MAX_FIELD_CHARS)
+        {
+            return Err(Problem::new(Code::TextTooLong)
+                .field(field)
+                .arg("max", MAX_FIELD_CHARS));
+        }
+    }
+    if let Some(n) = &identity.national_id {
+        check_national_id(n)?;
+    }
+    let phone = identity
+        .phone
+        .as_deref()
+        .map(|p| check_phone("phone", p))
+        .transpose()?;
+    Ok(Identity { phone, ..identity })
+}
+
+/// Replaces a client's identifying fields (audited, names of the fields set only).
+pub async fn set_identity(
+    app: &App,
+    me: &Actor,
+    client_id: i64,
+    req: &IdentityRequest,
+) -> Result<()> {
+    me.require(Permission::ClientWrite)?;
+    let identity = validate(req)?;
+    app.store
+        .set_identity(&me.audit(), client_id, &identity, &app.vault, app.now())
+        .await?;
+    Ok(())
+}
+
+/// Parses a client id from a path or form.
+pub fn client_id(raw: &str) -> std::result::Result<i64, DomainError> {
+    raw.trim().parse().map_err(|_| {
+        Problem::new(Code::IdMalformed)
+            .field("id")
+            .arg("value", raw.trim())
+            .into()
+    })
+}

@@ -1,0 +1,144 @@
+//! Anxin's application core: each use case of the centre written once.
+//!
+//! A use case is a function of [`App`] (the store, the clock, the settings, the data key), an
+//! [`Actor`] (who acts, in which role, at which centre) and a typed request; it answers a typed
+//! view (`Serialize` + `JsonSchema`) or an [`Error`] whose refusals carry a stable code
+//! ([`anxin_domain::problem`]). A use case that writes runs in one unit of work
+//! ([`anxin_storage::Work`]): every write and its audit entries commit together or not at all.
+//!
+//! The HTTP API, the pages, the CLI, the demo and background jobs are adapters over these
+//! functions: they translate requests in and answers out, and hold no rule of their own.
+//! Feature modules: [`dispensing`] (the window), [`orders`] (dose orders), [`identity`]
+//! (a client's identifying fields), [`boxes`] (loading a take-home box and handing it out).
+
+use std::sync::Arc;
+
+use anxin_storage::vault::Vault;
+use anxin_storage::Store;
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+
+pub mod actor;
+pub mod boxes;
+pub mod clock;
+pub mod dispensing;
+pub mod error;
+pub mod identity;
+pub mod orders;
+pub mod takehome;
+
+pub use actor::Actor;
+pub use error::{Error, Result};
+
+use clock::Clock;
+
+/// Dose, urine and stock rules of the centre (the `[clinic]` configuration).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClinicPolicy {
+    pub orders: anxin_domain::clinic::orders::OrderPolicy,
+    pub missed: anxin_domain::clinic::missed::MissedDosePolicy,
+    pub urine_random_rate: f64,
+    pub stock: anxin_domain::clinic::stock::StockPolicy,
+}
+
+/// What the use cases need of the configuration.
+#[derive(Debug, Clone)]
+pub struct AppSettings {
+    /// The centre's offset from UTC, which decides what "today" is.
+    pub utc_offset: FixedOffset,
+    /// Dose, urine and stock rules.
+    pub clinic: ClinicPolicy,
+    /// The `[sms]` settings (texts, sender name).
+    pub sms: anxin_sms::SmsSettings,
+}
+
+/// The application context, cheap to clone.
+#[derive(Clone)]
+pub struct App(Arc<Inner>);
+
+/// The contents of [`App`].
+pub struct Inner {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub settings: AppSettings,
+    /// The data key: identity encryption, name search, urine draws, box secrets.
+    pub vault: Vault,
+    #[cfg(feature = "testing")]
+    failpoints: std::sync::Mutex<std::collections::HashSet<&'static str>>,
+}
+
+impl std::ops::Deref for App {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl App {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, settings: AppSettings, vault: Vault) -> App {
+        App(Arc::new(Inner {
+            store,
+            clock,
+            settings,
+            vault,
+            #[cfg(feature = "testing")]
+            failpoints: Default::default(),
+        }))
+    }
+
+    /// The one reading of the clock for a use case.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Today's date at the centre.
+    pub fn today(&self) -> NaiveDate {
+        self.now()
+            .with_timezone(&self.settings.utc_offset)
+            .date_naive()
+    }
+
+    /// Makes the named step of a use case fail (tests of the unit of work).
+    #[cfg(feature = "testing")]
+    pub fn arm_failpoint(&self, name: &'static str) {
+        if let Ok(mut f) = self.failpoints.lock() {
+            f.insert(name);
+        }
+    }
+
+    /// Disarms every failpoint.
+    #[cfg(feature = "testing")]
+    pub fn disarm_failpoints(&self) {
+        if let Ok(mut f) = self.failpoints.lock() {
+            f.clear();
+        }
+    }
+
+    /// Fails here when a test armed `name`; nothing in production builds.
+    #[cfg(feature = "testing")]
+    pub(crate) fn failpoint(&self, name: &'static str) -> Result<()> {
+        let armed = self
+            .failpoints
+            .lock()
+            .map(|f| f.contains(name))
+            .unwrap_or(false);
+        if armed {
+            return Err(Error::Internal(format!("failpoint {name}")));
+        }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "testing"))]
+    #[inline(always)]
+    pub(crate) fn failpoint(&self, _name: &'static str) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Parses a `YYYY-MM-DD` field.
+pub fn parse_date(field: &str, raw: &str) -> std::result::Result<NaiveDate, anxin_domain::Problem> {
+    NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d").map_err(|_| {
+        anxin_domain::Problem::new(anxin_domain::Code::DateMalformed)
+            .field(field)
+            .arg("value", raw.trim())
+    })
+}

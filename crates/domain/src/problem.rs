@@ -1,0 +1,222 @@
+//! Refusals as stable codes: what was refused ([`Code`]), which input field it concerns, and
+//! the values a message needs (`uic`, `at`, …). Adapters translate a code into the user's
+//! language (Fluent messages `err-<code>` in the server's locales); the code itself never
+//! changes once published, so programs can match on it.
+//!
+//! New rules and use cases refuse with a [`Problem`]; the older free-text
+//! [`crate::DomainError`] variants are being moved over to codes.
+
+use std::fmt;
+
+/// How a refusal is classed: the HTTP adapter maps each class to one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Input that breaks a rule (422).
+    Invalid,
+    /// Not allowed for this caller (403).
+    Forbidden,
+    /// Nothing of that name (404).
+    NotFound,
+    /// Contradicts the current state (409).
+    Conflict,
+}
+
+macro_rules! codes {
+    ($( $(#[$doc:meta])* $variant:ident => ($code:literal, $kind:ident), )*) => {
+        /// Every refusal Anxin can give by code.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code { $( $(#[$doc])* $variant, )* }
+
+        impl Code {
+            /// Every code, for the translation tests.
+            pub const ALL: &'static [Code] = &[ $( Code::$variant, )* ];
+
+            /// The stable code, e.g. `dose.already_given`.
+            pub fn as_str(self) -> &'static str {
+                match self { $( Code::$variant => $code, )* }
+            }
+
+            /// Its class.
+            pub fn kind(self) -> Kind {
+                match self { $( Code::$variant => Kind::$kind, )* }
+            }
+        }
+    };
+}
+
+codes! {
+    /// A path or form id that is not a number.
+    IdMalformed => ("id.malformed", Invalid),
+    /// A UIC with characters a UIC never has.
+    UicMalformed => ("uic.malformed", Invalid),
+    /// No client has this UIC (in any centre of the deployment).
+    UicUnknown => ("uic.unknown", Invalid),
+    /// The client belongs to another centre and has no guest arrangement here today.
+    ClientOtherCentre => ("client.other_centre", Forbidden),
+    /// The client's record is at another centre.
+    ClientNotHere => ("client.not_here", NotFound),
+    /// The client left treatment.
+    ClientDischarged => ("client.discharged", Invalid),
+    /// The client is in compulsory isolated treatment (not dosed at the centre).
+    ClientInCit => ("client.in_cit", Invalid),
+    /// No dose order in force today.
+    DoseNoOrder => ("dose.no_order", Conflict),
+    /// The missed-dose rule withholds today's dose until a prescriber acts.
+    DoseWithheld => ("dose.withheld", Conflict),
+    /// Today's dose (every portion) was already given.
+    DoseAlreadyGiven => ("dose.already_given", Conflict),
+    /// A phone number that is not one.
+    PhoneInvalid => ("phone.invalid", Invalid),
+    /// A national ID number that is not 18 characters with a valid check character.
+    NationalIdInvalid => ("national_id.invalid", Invalid),
+    /// An identity form with nothing in it (it would wipe the identity).
+    IdentityEmpty => ("identity.empty", Invalid),
+    /// A field longer than its limit.
+    TextTooLong => ("text.too_long", Invalid),
+    /// A dose above the ceiling without a clinical reason.
+    OrderReasonRequired => ("order.reason_required", Invalid),
+    /// A dose of 0 mg or an implausible amount.
+    OrderMgOutOfRange => ("order.mg_out_of_range", Invalid),
+    /// Not 1 or 2 portions.
+    OrderSplitInvalid => ("order.split_invalid", Invalid),
+    /// An order starting more than a week ago.
+    OrderStartTooEarly => ("order.start_too_early", Invalid),
+    /// Steps that do not follow the start and each other.
+    OrderStepsOutOfOrder => ("order.steps_out_of_order", Invalid),
+    /// A kind of order that does not exist.
+    OrderKindUnknown => ("order.kind_unknown", Invalid),
+    /// A date field that is not `YYYY-MM-DD`.
+    DateMalformed => ("date.malformed", Invalid),
+    /// A number field that is not a number in range.
+    NumberInvalid => ("number.invalid", Invalid),
+    /// The hand-out without the client confirming the phone for the codes.
+    HandOutPhoneUnconfirmed => ("handout.phone_unconfirmed", Invalid),
+    /// A load of other than 2 to 6 days.
+    LoadDaysOutOfRange => ("load.days_out_of_range", Invalid),
+    /// More days than the client is eligible for.
+    LoadOverEligible => ("load.over_eligible", Invalid),
+    /// More days than the police approved.
+    LoadOverApproved => ("load.over_approved", Invalid),
+    /// No police approval in force.
+    LoadNotApproved => ("load.not_approved", Conflict),
+    /// A day of the load not covered by a dose order.
+    LoadNoOrder => ("load.no_order", Conflict),
+    /// The first day in the box is not within the coming week.
+    LoadStartOutOfWindow => ("load.start_out_of_window", Invalid),
+    /// An hour for the codes outside 0–23.
+    LoadCodeHourInvalid => ("load.code_hour_invalid", Invalid),
+    /// The client has no phone number for the codes.
+    LoadNoPhone => ("load.no_phone", Invalid),
+    /// The client's treatment has ended (discharge, CIT).
+    LoadTreatmentEnded => ("load.treatment_ended", Conflict),
+    /// No box of that serial at this centre.
+    BoxUnknown => ("box.unknown", Invalid),
+    /// The box is not in the clinic (out with a client, lost, retired).
+    BoxNotInClinic => ("box.not_in_clinic", Conflict),
+    /// A load in a state that does not allow the action.
+    LoadWrongState => ("load.wrong_state", Conflict),
+    /// A load of another centre.
+    LoadNotHere => ("load.not_here", NotFound),
+}
+
+impl Code {
+    /// The Fluent message id of this code: `err-` and the code with `.` and `_` as `-`.
+    pub fn message_id(self) -> String {
+        format!("err-{}", self.as_str().replace(['.', '_'], "-"))
+    }
+}
+
+/// One refusal: its code, the input field it concerns and the values its message names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub code: Code,
+    pub field: Option<String>,
+    pub args: Vec<(&'static str, String)>,
+}
+
+impl Problem {
+    /// A refusal with `code`.
+    pub fn new(code: Code) -> Self {
+        Problem {
+            code,
+            field: None,
+            args: Vec::new(),
+        }
+    }
+
+    /// The input field it concerns.
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// A value its message names.
+    pub fn arg(mut self, name: &'static str, value: impl ToString) -> Self {
+        self.args.push((name, value.to_string()));
+        self
+    }
+
+    /// The value of argument `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.args
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Its class.
+    pub fn kind(&self) -> Kind {
+        self.code.kind()
+    }
+}
+
+impl fmt::Display for Problem {
+    /// The code, field and arguments, for logs (users read the translated message).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(self.code.as_str())?;
+        if !self.args.is_empty() {
+            let args: Vec<String> = self.args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            write!(f, " ({})", args.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Problem {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_dotted_and_have_message_ids() {
+        let mut seen = std::collections::HashSet::new();
+        for c in Code::ALL {
+            assert!(seen.insert(c.as_str()), "duplicate code {}", c.as_str());
+            assert!(
+                c.as_str().contains('.'),
+                "{} has no feature prefix",
+                c.as_str()
+            );
+            assert!(c.message_id().starts_with("err-"));
+            assert!(!c.message_id().contains(['.', '_']));
+        }
+    }
+
+    #[test]
+    fn display_names_field_code_and_args() {
+        let p = Problem::new(Code::DoseAlreadyGiven)
+            .field("uic")
+            .arg("uic", "YX-0001")
+            .arg("at", "07:58");
+        assert_eq!(
+            p.to_string(),
+            "uic: dose.already_given (uic=YX-0001, at=07:58)"
+        );
+        assert_eq!(p.get("at"), Some("07:58"));
+        assert_eq!(p.kind(), Kind::Conflict);
+    }
+}

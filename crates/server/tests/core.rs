@@ -1,0 +1,422 @@
+//! The application core seen from both adapters: a form and the API refuse the same input with
+//! the same code; the page shows the refusal at its field, in Chinese, keeping what was typed;
+//! a use case that fails half-way leaves nothing behind; the window answers in the page's
+//! language. Each scenario runs on SQLite and on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use anxin_server::testing::TestApp;
+use axum::http::{Method, StatusCode};
+use common::{world_on, World};
+use serde_json::{json, Value};
+
+/// The API's refusal: status, code and field.
+async fn api_refusal(
+    w: &World,
+    m: Method,
+    path: &str,
+    body: Value,
+) -> (StatusCode, String, String) {
+    let (s, r) = w.call(m, &w.doctor, path, Some(body)).await;
+    let e = &r["error"];
+    (
+        s,
+        e["code"].as_str().unwrap_or_default().to_owned(),
+        e["field"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+/// The refusal a page shows at `field`: its text, from `<span class="field-error" data-field=…>`.
+fn error_at(page: &str, field: &str) -> Option<String> {
+    let marker = format!("data-field=\"{field}\">");
+    let start = page.find(&marker)? + marker.len();
+    let end = page[start..].find("</span>")? + start;
+    Some(page[start..end].to_owned())
+}
+
+async fn same_refusals_in_form_and_api(app: TestApp) {
+    let w = world_on(app).await;
+    let id = w.stable_client("YX-0043-IY", true).await;
+    let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    let page = format!("/clients/{id}");
+
+    // Identity: a phone that is not one, a national ID of 3 digits, and nothing at all.
+    let identity = format!("/api/v1/clients/{id}/identity");
+    let form = format!("/clients/{id}/identity");
+    let cases: [(&[(&str, &str)], &str, &str, &str); 3] = [
+        (
+            &[("name", "李伟"), ("phone", "abc")],
+            "phone.invalid",
+            "phone",
+            "不是有效的手机号码",
+        ),
+        (
+            &[("name", "李伟"), ("national_id", "123")],
+            "national_id.invalid",
+            "national_id",
+            "身份证号码应为 18 位",
+        ),
+        (
+            &[
+                ("name", ""),
+                ("phone", ""),
+                ("national_id", ""),
+                ("address", ""),
+            ],
+            "identity.empty",
+            "name",
+            "请至少填写一项身份信息",
+        ),
+    ];
+    for (fields, code, field, chinese) in cases {
+        let body: serde_json::Map<String, Value> = fields
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect();
+        let (s, c, f) = api_refusal(&w, Method::PUT, &identity, Value::Object(body)).await;
+        assert_eq!(
+            (s, c.as_str(), f.as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, code, field)
+        );
+        let a = doctor.submit(&form, fields).await;
+        assert_eq!(a.status, StatusCode::OK);
+        let shown = error_at(&a.text, field).unwrap_or_else(|| panic!("no error at {field}"));
+        assert!(
+            shown.contains(chinese),
+            "{code} at the field in Chinese: {shown}"
+        );
+        for (k, v) in fields.iter().filter(|(_, v)| !v.is_empty()) {
+            assert!(
+                a.text.contains(&format!("name=\"{k}\" value=\"{v}\"")),
+                "{k} keeps what was typed"
+            );
+        }
+    }
+    // Nothing of it was stored: the identity is the one set at enrolment.
+    let (s, stored) = w.call(Method::GET, &w.doctor, &identity, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(stored["phone"], "+8613800138000");
+    assert_eq!(stored["national_id"], "53040219800101123X");
+
+    // A 200 mg order without a reason.
+    let (s, c, f) = api_refusal(
+        &w,
+        Method::POST,
+        &format!("/api/v1/clients/{id}/orders"),
+        json!({"kind": "maintenance", "start": "2026-11-22", "mg": 200}),
+    )
+    .await;
+    assert_eq!(
+        (s, c.as_str(), f.as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "order.reason_required",
+            "reason"
+        )
+    );
+    let a = doctor
+        .submit(
+            &format!("/clients/{id}/orders"),
+            &[
+                ("kind", "maintenance"),
+                ("start", "2026-11-22"),
+                ("mg", "200"),
+                ("split", "1"),
+                ("reason", ""),
+            ],
+        )
+        .await;
+    let shown = error_at(&a.text, "reason").expect("the order form shows the refusal at reason");
+    assert!(shown.contains("200 mg 超过上限 150 mg"), "{shown}");
+    assert!(a.text.contains("value=\"200\""), "the dose typed is kept");
+    // An ordinary Chinese reason of 4+ characters is enough.
+    let a = doctor
+        .submit(
+            &format!("/clients/{id}/orders"),
+            &[
+                ("kind", "maintenance"),
+                ("start", "2026-11-22"),
+                ("mg", "160"),
+                ("split", "1"),
+                ("reason", "量杯误差，已复核"),
+            ],
+        )
+        .await;
+    assert!(a.text.contains("医嘱已开具"), "the order is written");
+    let a = doctor
+        .submit(
+            &format!("/clients/{id}/orders"),
+            &[
+                ("kind", "maintenance"),
+                ("start", "2026-11-22"),
+                ("mg", "80"),
+                ("split", "1"),
+                ("reason", "back to 80"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+
+    // A load of more days than the police approved.
+    w.approved(id, 2).await;
+    let (s, b) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            "/api/v1/boxes",
+            Some(json!({"serial": "BOX-0004"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let (s, c, f) = api_refusal(
+        &w,
+        Method::POST,
+        &format!("/api/v1/clients/{id}/loads"),
+        json!({"serial": "BOX-0004", "days": 3}),
+    )
+    .await;
+    assert_eq!(
+        (s, c.as_str(), f.as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "load.over_approved",
+            "days"
+        )
+    );
+    let a = doctor
+        .submit(
+            &format!("/clients/{id}/load"),
+            &[
+                ("serial", "BOX-0004"),
+                ("days", "3"),
+                ("start", ""),
+                ("code_hour", "7"),
+            ],
+        )
+        .await;
+    let shown = error_at(&a.text, "days").expect("the load form shows the refusal at days");
+    assert!(shown.contains("公安批准的是 2 天"), "{shown}");
+    assert!(
+        a.text.contains("value=\"BOX-0004\""),
+        "the serial typed is kept"
+    );
+
+    // A hand-out without the phone confirmed.
+    let (s, l) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/loads"),
+            Some(json!({"serial": "BOX-0004", "days": 2})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    let load = l["load"]["id"].as_i64().unwrap();
+    let (s, c, f) = api_refusal(
+        &w,
+        Method::POST,
+        &format!("/api/v1/loads/{load}/hand-out"),
+        json!({"phone_confirmed": false}),
+    )
+    .await;
+    assert_eq!(
+        (s, c.as_str(), f.as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "handout.phone_unconfirmed",
+            "phone_confirmed"
+        )
+    );
+    let a = doctor.submit(&format!("/loads/{load}/hand-out"), &[]).await;
+    let shown = error_at(&a.text, "phone_confirmed").expect("the hand-out shows the refusal");
+    assert!(shown.contains("核对"), "{shown}");
+    let stored = w.app.state.store.load(load).await.unwrap();
+    assert_eq!(stored.state.as_str(), "loaded", "not handed out");
+    let a = doctor
+        .submit(
+            &format!("/loads/{load}/hand-out"),
+            &[("phone_confirmed", "true")],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let stored = w.app.state.store.load(load).await.unwrap();
+    assert_eq!(stored.state.as_str(), "with_client");
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn form_and_api_refuse_alike_on_sqlite() {
+    same_refusals_in_form_and_api(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn form_and_api_refuse_alike_on_postgres() {
+    same_refusals_in_form_and_api(TestApp::postgres().await).await;
+}
+
+async fn count(w: &World, sql: &str) -> i64 {
+    use sqlx::Row;
+    let row = sqlx::query(sql)
+        .fetch_one(w.app.state.store.pool())
+        .await
+        .unwrap();
+    row.try_get::<i64, _>("n").unwrap()
+}
+
+async fn a_failed_load_leaves_nothing(app: TestApp) {
+    let w = world_on(app).await;
+    let id = w.stable_client("YX-0050-AB", true).await;
+    w.approved(id, 2).await;
+    let (s, _) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            "/api/v1/boxes",
+            Some(json!({"serial": "BOX-0007"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let body = json!({"serial": "BOX-0007", "days": 2});
+    let path = format!("/api/v1/clients/{id}/loads");
+    for step in [
+        "load_box.after_load",
+        "load_box.after_codes",
+        "load_box.before_commit",
+    ] {
+        let head = w.app.state.store.audit_head().await.unwrap();
+        let doses = count(&w, "SELECT COUNT(*) AS n FROM doses").await;
+        w.app.state.app.arm_failpoint(step);
+        let (s, r) = w
+            .call(Method::POST, &w.doctor, &path, Some(body.clone()))
+            .await;
+        w.app.state.app.disarm_failpoints();
+        assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{step}: {r}");
+        assert_eq!(
+            count(&w, "SELECT COUNT(*) AS n FROM box_loads").await,
+            0,
+            "{step}: no load"
+        );
+        assert_eq!(
+            count(&w, "SELECT COUNT(*) AS n FROM sms_outbox").await,
+            0,
+            "{step}: no codes"
+        );
+        assert_eq!(
+            count(&w, "SELECT COUNT(*) AS n FROM doses").await,
+            doses,
+            "{step}: no box doses"
+        );
+        assert_eq!(
+            w.app.state.store.audit_head().await.unwrap(),
+            head,
+            "{step}: no audit entry"
+        );
+        let b = w.app.state.store.boxes(1).await.unwrap();
+        assert!(
+            b.iter().all(|b| b.state.as_str() == "in_clinic"),
+            "{step}: box untouched"
+        );
+    }
+    // Without a failure the same request loads the box, its codes and its entries at once.
+    let (s, r) = w.call(Method::POST, &w.doctor, &path, Some(body)).await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(count(&w, "SELECT COUNT(*) AS n FROM box_loads").await, 1);
+    assert_eq!(count(&w, "SELECT COUNT(*) AS n FROM sms_outbox").await, 2);
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_failure_between_the_steps_of_loading_writes_nothing_on_sqlite() {
+    a_failed_load_leaves_nothing(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn a_failure_between_the_steps_of_loading_writes_nothing_on_postgres() {
+    a_failed_load_leaves_nothing(TestApp::postgres().await).await;
+}
+
+async fn window_in_chinese(app: TestApp) {
+    let w = world_on(app).await;
+    let id = w.stable_client("YX-0002-GP", false).await;
+    // A client of another centre, without a guest arrangement here.
+    let other = w.app.site("YX02").await;
+    w.app
+        .user(&other, "doctor2", anxin_domain::Role::Prescriber)
+        .await;
+    let t2 = w.app.login("doctor2").await;
+    let (s, r) = w
+        .call(
+            Method::POST,
+            &t2,
+            "/api/v1/clients",
+            Some(json!({"uic": "YX-0900-ZZ", "enrolled_on": "2026-01-05"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let mut nurse = w.app.browser("nurse", "zh-CN").await;
+    let cases = [
+        ("NO-SUCH-1", "没有编码为 NO-SUCH-1 的服务对象"),
+        ("YX-0900-ZZ", "YX-0900-ZZ 属于其他门诊"),
+        ("yx_0002", "不是有效的服务对象编码"),
+    ];
+    for (typed, chinese) in cases {
+        let a = nurse.submit("/dispensing", &[("uic", typed)]).await;
+        assert!(
+            a.text.contains(chinese),
+            "{typed}: {}",
+            &a.text[..a.text.len().min(4000)]
+        );
+    }
+    // A lower-case UIC is the same client: dosed, and confirmed in Chinese.
+    let a = nurse
+        .submit("/dispensing", &[("uic", " yx-0002-gp ")])
+        .await;
+    assert!(
+        a.text.contains("class=\"flash ok\""),
+        "dosed from a lower-case UIC"
+    );
+    assert!(a.text.contains("YX-0002-GP"));
+    let a = nurse.submit("/dispensing", &[("uic", "yx-0002-gp")]).await;
+    assert!(
+        a.text.contains("YX-0002-GP 今天已于"),
+        "a second dose refused in Chinese"
+    );
+    // The API says the same by code, in the caller's language.
+    let nurse_token = w.app.login("nurse").await;
+    let req = |lang: &'static str| {
+        axum::http::Request::post("/api/v1/doses")
+            .header("authorization", format!("Bearer {nurse_token}"))
+            .header("content-type", "application/json")
+            .header("accept-language", lang)
+            .body(axum::body::Body::from(
+                json!({"uic": "NO-SUCH-1"}).to_string(),
+            ))
+            .unwrap()
+    };
+    let zh = w.app.send(req("zh-CN")).await;
+    assert_eq!(zh.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(zh.json()["error"]["code"], "uic.unknown");
+    assert_eq!(zh.json()["error"]["field"], "uic");
+    assert_eq!(
+        zh.json()["error"]["message"],
+        "没有编码为 NO-SUCH-1 的服务对象。"
+    );
+    let en = w.app.send(req("en")).await;
+    assert_eq!(
+        en.json()["error"]["message"],
+        "No client has the UIC NO-SUCH-1."
+    );
+    let _ = id;
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_chinese_window_answers_in_chinese_on_sqlite() {
+    window_in_chinese(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn the_chinese_window_answers_in_chinese_on_postgres() {
+    window_in_chinese(TestApp::postgres().await).await;
+}
