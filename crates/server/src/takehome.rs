@@ -5,7 +5,6 @@
 
 use anxin_domain::takehome::{Eligibility, Policy};
 use anxin_domain::{Access, DomainError, Permission, Role};
-use anxin_storage::clinic::Consent;
 use anxin_storage::takehome::{NewDisclosure, NewPsbRequest, PsbRequest};
 use anxin_storage::Client;
 use axum::extract::{Path, State};

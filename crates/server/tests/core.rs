@@ -39,12 +39,12 @@ async fn same_refusals_in_form_and_api(app: TestApp) {
     let w = world_on(app).await;
     let id = w.stable_client("YX-0043-IY", true).await;
     let mut doctor = w.app.browser("doctor", "zh-CN").await;
-    let page = format!("/clients/{id}");
 
     // Identity: a phone that is not one, a national ID of 3 digits, and nothing at all.
     let identity = format!("/api/v1/clients/{id}/identity");
     let form = format!("/clients/{id}/identity");
-    let cases: [(&[(&str, &str)], &str, &str, &str); 3] = [
+    type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, &'a str, &'a str);
+    let cases: [Case; 3] = [
         (
             &[("name", "李伟"), ("phone", "abc")],
             "phone.invalid",
