@@ -1,0 +1,451 @@
+//! Firmware of the Anxin take-home lock box (Cortex-M3).
+//!
+//! It runs the shared `lockcode` crate unchanged: keypad input, one
+//! compartment's latch per accepted code, write-ahead failure counting and the
+//! persistent lockout, and the MAC-chained event log. It speaks the box wire
+//! protocol (`boxproto`, `docs/box-protocol.md`) on UART0 to the clinic's box
+//! station: identify, provision, status, keys, export with the centre's
+//! challenge, wipe. The state lives in two alternating flash slots
+//! (`store`); in emulation (QEMU `lm3s6965evb`) a semihosting file,
+//! `anxin-box.flash` in QEMU's working directory, stands for the flash pages
+//! and latch events are printed on the semihosting console.
+#![no_std]
+#![no_main]
+
+mod hw;
+mod store;
+
+use boxproto::{
+    msg::{KIND_EXPORT, KIND_KEYS, KIND_STATUS, SECRET_MAX},
+    seal_frame_in_place, BoxState, BoxStatus, Decoder, ErrorCode, FrameError, Identity, KeyOutcome,
+    KeyResult, Progress, Request, Response, Session, FRAME_OVERHEAD, HEADER_LEN,
+};
+use cortex_m_rt::entry;
+use cortex_m_semihosting::hprintln;
+use lockcode::{
+    BoxConfig, Digits, KeyEvent, Keypad, LockBox, Outcome, Secret, EXPORT_MAX_LEN, STATE_LEN,
+};
+use panic_semihosting as _;
+
+use hw::{Latches, SemihostingFlash, Uart};
+use store::Store;
+
+/// The box's serial (its `box_id`). On hardware: the factory page.
+const SERIAL: u64 = 4;
+/// Firmware version.
+const FIRMWARE: [u8; 3] = [0, 1, 0];
+const FLASH_FILE: &[u8] = b"anxin-box.flash\0";
+/// Test hook: if this host file exists at power-up, the first write-ahead
+/// after it is followed by a simulated power cut (the firmware stops).
+const CUT_FILE: &[u8] = b"anxin-box.cut\0";
+
+/// Largest request frame (a provision with a 64-byte secret).
+const RX_CAP: usize = 128;
+/// Largest response frame (an export).
+const TX_CAP: usize = FRAME_OVERHEAD + 4 + EXPORT_MAX_LEN;
+
+/// A loaded box.
+struct Loaded {
+    lock: LockBox,
+    store: Store<SemihostingFlash>,
+    keypad: Keypad,
+    exported: bool,
+}
+
+enum Box {
+    Empty(SemihostingFlash),
+    Loaded(Loaded),
+    /// Storage unusable (the host file could not be opened).
+    Broken,
+}
+
+struct Firmware {
+    state: Box,
+    session: Session,
+    latches: Latches,
+    /// The box clock: never goes back (lockcode clamps it as well).
+    clock: u64,
+    cut_armed: bool,
+}
+
+/// Marks the start and end of one code entry for the instruction count
+/// (`.ci/firmware.sh`, `docs/lockcode.md` §10): never inlined, so their
+/// addresses appear in the symbol table and in an execution trace.
+#[inline(never)]
+#[no_mangle]
+pub extern "C" fn anxin_mark_entry_begin() {
+    cortex_m::asm::nop();
+}
+
+/// See [`anxin_mark_entry_begin`].
+#[inline(never)]
+#[no_mangle]
+pub extern "C" fn anxin_mark_entry_end() {
+    cortex_m::asm::nop();
+}
+
+impl Firmware {
+    fn status(&self) -> BoxStatus {
+        match &self.state {
+            Box::Loaded(l) => {
+                let s = l.lock.status(self.clock);
+                let c = l.lock.config();
+                BoxStatus {
+                    state: if l.exported {
+                        BoxState::Exported
+                    } else {
+                        BoxState::Loaded
+                    },
+                    box_id: c.box_id,
+                    load_id: c.load_id,
+                    compartments: c.compartments,
+                    digits: c.digits.get(),
+                    start_day: c.start_day,
+                    opened: s.opened_mask,
+                    consecutive_failures: s.consecutive_failures,
+                    lifetime_failures: s.lifetime_failures,
+                    locked_until: s.locked_until.unwrap_or(0),
+                    log_records: s.log_records,
+                    now: self.clock,
+                }
+            }
+            _ => BoxStatus {
+                state: BoxState::Empty,
+                box_id: SERIAL,
+                load_id: 0,
+                compartments: 0,
+                digits: 0,
+                start_day: 0,
+                opened: 0,
+                consecutive_failures: 0,
+                lifetime_failures: 0,
+                locked_until: 0,
+                log_records: 0,
+                now: self.clock,
+            },
+        }
+    }
+
+    fn tick(&mut self, now: u64) {
+        self.clock = self.clock.max(now);
+    }
+
+    /// Handles one request; writes the response payload at `tx[HEADER_LEN..]`
+    /// and returns (kind, payload length).
+    fn handle(&mut self, req: Request<'_>, tx: &mut [u8; TX_CAP]) -> (u8, usize) {
+        let kind = req.kind();
+        let resp = match self.dispatch(req, tx) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                // The export was written in place.
+                return (KIND_EXPORT | boxproto::RESPONSE_BIT, tx_export_len(tx));
+            }
+            Err(code) => Response::Error { code, kind },
+        };
+        let n = resp.encode(&mut tx[HEADER_LEN..]).unwrap_or(0);
+        (resp.kind(), n)
+    }
+
+    fn dispatch(
+        &mut self,
+        req: Request<'_>,
+        tx: &mut [u8; TX_CAP],
+    ) -> Result<Option<Response<'static>>, ErrorCode> {
+        match req {
+            Request::Identify => {
+                let s = self.status();
+                Ok(Some(Response::Identity(Identity {
+                    serial: SERIAL,
+                    firmware: FIRMWARE,
+                    state: s.state,
+                    load_id: s.load_id,
+                })))
+            }
+            Request::Status => Ok(Some(Response::Status(self.status()))),
+            Request::Provision(p) => {
+                self.provision(p)?;
+                Ok(Some(Response::Status(self.status())))
+            }
+            Request::Keys { now, keys } => {
+                self.tick(now);
+                let clock = self.clock;
+                let latches = &mut self.latches;
+                let Box::Loaded(l) = &mut self.state else {
+                    return Err(ErrorCode::Empty);
+                };
+                if keys
+                    .iter()
+                    .any(|&k| !matches!(k, b'0'..=b'9' | b'*' | b'#'))
+                {
+                    return Err(ErrorCode::BadValue);
+                }
+                let mut r = KeyResult {
+                    entries: 0,
+                    outcome: KeyOutcome::None,
+                    compartment: 0xFF,
+                    failures: l.lock.status(clock).consecutive_failures,
+                    until: 0,
+                };
+                for &k in keys {
+                    match l.keypad.press_ascii(k) {
+                        Ok(KeyEvent::Submitted(code)) => {
+                            r.entries = r.entries.saturating_add(1);
+                            anxin_mark_entry_begin();
+                            let res = l.lock.enter(clock, &code, &mut l.store);
+                            if let Ok(Outcome::Opened { compartment }) = res {
+                                latches.pulse(compartment);
+                            }
+                            anxin_mark_entry_end();
+                            r = key_result(r.entries, res.map_err(|()| ErrorCode::Storage)?);
+                            r.failures = l.lock.status(clock).consecutive_failures;
+                        }
+                        Ok(_) => {}
+                        Err(_) => {
+                            r.entries = r.entries.saturating_add(1);
+                            r.outcome = KeyOutcome::Keypad;
+                            r.compartment = 0xFF;
+                        }
+                    }
+                }
+                Ok(Some(Response::Keys(r)))
+            }
+            Request::Export { now, challenge } => {
+                self.tick(now);
+                let clock = self.clock;
+                let Box::Loaded(l) = &mut self.state else {
+                    return Err(ErrorCode::Empty);
+                };
+                let was = l.exported;
+                l.store.set_exported(&l.lock);
+                let at = HEADER_LEN + 4;
+                let out: &mut [u8; EXPORT_MAX_LEN] = (&mut tx[at..at + EXPORT_MAX_LEN])
+                    .try_into()
+                    .map_err(|_| ErrorCode::Length)?;
+                match l.lock.export_log(clock, challenge, out, &mut l.store) {
+                    Ok(n) => {
+                        l.exported = true;
+                        tx[HEADER_LEN..at].copy_from_slice(&challenge.to_be_bytes());
+                        set_tx_export_len(tx, 4 + n);
+                        Ok(None)
+                    }
+                    Err(()) => {
+                        if !was {
+                            l.store.clear_exported(&l.lock);
+                        }
+                        Err(ErrorCode::Storage)
+                    }
+                }
+            }
+            Request::Wipe { load_id } => {
+                let st = core::mem::replace(&mut self.state, Box::Broken);
+                match st {
+                    Box::Loaded(l) if l.lock.config().load_id != load_id => {
+                        self.state = Box::Loaded(l);
+                        Err(ErrorCode::WrongId)
+                    }
+                    Box::Loaded(l) if !l.exported => {
+                        self.state = Box::Loaded(l);
+                        Err(ErrorCode::NotExported)
+                    }
+                    Box::Loaded(l) => match l.store.wipe() {
+                        Ok(flash) => {
+                            self.state = Box::Empty(flash);
+                            Ok(Some(Response::Wiped))
+                        }
+                        Err(store) => {
+                            self.state = Box::Loaded(Loaded { store, ..l });
+                            Err(ErrorCode::Storage)
+                        }
+                    },
+                    other => {
+                        self.state = other;
+                        Err(ErrorCode::Empty)
+                    }
+                }
+            }
+        }
+    }
+
+    fn provision(&mut self, p: boxproto::Provision<'_>) -> Result<(), ErrorCode> {
+        match &self.state {
+            Box::Loaded(_) => return Err(ErrorCode::Loaded),
+            Box::Broken => return Err(ErrorCode::Storage),
+            Box::Empty(_) => {}
+        }
+        if p.box_id != SERIAL {
+            return Err(ErrorCode::WrongId);
+        }
+        if p.secret.len() > SECRET_MAX {
+            return Err(ErrorCode::BadValue);
+        }
+        let secret = Secret::from_bytes(p.secret).map_err(|_| ErrorCode::BadValue)?;
+        let digits = Digits::new(p.digits).map_err(|_| ErrorCode::BadValue)?;
+        let config = BoxConfig {
+            secret,
+            box_id: p.box_id,
+            load_id: p.load_id,
+            start_day: p.start_day,
+            compartments: p.compartments,
+            digits,
+            day_binding: None,
+        };
+        self.tick(p.now);
+        let lock = LockBox::provision(config, self.clock).map_err(|_| ErrorCode::BadValue)?;
+        let Box::Empty(flash) = core::mem::replace(&mut self.state, Box::Broken) else {
+            return Err(ErrorCode::Storage);
+        };
+        match Store::provision(flash, &lock) {
+            Ok(mut store) => {
+                store.cut_after_charge = self.cut_armed;
+                self.state = Box::Loaded(Loaded {
+                    keypad: Keypad::new(digits),
+                    lock,
+                    store,
+                    exported: false,
+                });
+                Ok(())
+            }
+            Err(flash) => {
+                self.state = Box::Empty(flash);
+                Err(ErrorCode::Storage)
+            }
+        }
+    }
+}
+
+fn key_result(entries: u8, o: Outcome) -> KeyResult {
+    let (outcome, compartment, until) = match o {
+        Outcome::Opened { compartment } => (KeyOutcome::Opened, compartment, 0),
+        Outcome::WrongCode { locked_until, .. } => {
+            (KeyOutcome::WrongCode, 0xFF, locked_until.unwrap_or(0))
+        }
+        Outcome::LockedOut { until } => (KeyOutcome::LockedOut, 0xFF, until),
+        Outcome::AlreadyUsed { compartment } => (KeyOutcome::AlreadyUsed, compartment, 0),
+        Outcome::WrongDay { compartment, .. } => (KeyOutcome::WrongDay, compartment, 0),
+    };
+    KeyResult {
+        entries,
+        outcome,
+        compartment,
+        failures: 0,
+        until,
+    }
+}
+
+/// The export's payload length is parked in the (not yet written) frame
+/// header bytes 5..7 until the frame is sealed.
+fn set_tx_export_len(tx: &mut [u8; TX_CAP], n: usize) {
+    tx[5..7].copy_from_slice(&(n as u16).to_be_bytes());
+}
+
+fn tx_export_len(tx: &[u8; TX_CAP]) -> usize {
+    usize::from(u16::from_be_bytes([tx[5], tx[6]]))
+}
+
+fn frame_error_code(e: FrameError) -> ErrorCode {
+    match e {
+        FrameError::BadCrc => ErrorCode::BadCrc,
+        FrameError::Version(_) => ErrorCode::Version,
+        FrameError::Length(_) => ErrorCode::Length,
+    }
+}
+
+/// Power-up: open the flash file and resume the load it holds, if any.
+#[inline(never)]
+fn power_up() -> Box {
+    let Some(flash) = SemihostingFlash::open(FLASH_FILE) else {
+        hprintln!("BOOT storage unavailable");
+        return Box::Broken;
+    };
+    let mut scratch = [0u8; STATE_LEN];
+    match Store::resume(flash, &mut scratch) {
+        Ok(r) => {
+            let s = r.lock.status(0);
+            hprintln!(
+                "BOOT loaded load={} failures={} opened={:#04x}",
+                r.lock.config().load_id,
+                s.consecutive_failures,
+                s.opened_mask
+            );
+            let digits = r.lock.config().digits;
+            Box::Loaded(Loaded {
+                keypad: Keypad::new(digits),
+                lock: r.lock,
+                store: r.store,
+                exported: r.exported,
+            })
+        }
+        Err(flash) => {
+            hprintln!("BOOT empty");
+            Box::Empty(flash)
+        }
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    hw::paint_stack();
+    let latches = Latches::init();
+    let cut_armed = SemihostingFlash::exists(CUT_FILE);
+    let mut fw = Firmware {
+        state: power_up(),
+        session: Session::new(),
+        latches,
+        clock: 0,
+        cut_armed,
+    };
+    if let Box::Loaded(l) = &mut fw.state {
+        l.store.cut_after_charge = cut_armed;
+    }
+    hprintln!("READY serial={} firmware=0.1.0", SERIAL);
+    let mut uart = Uart;
+    let mut rx = Decoder::<RX_CAP>::new();
+    let mut tx = [0u8; TX_CAP];
+    loop {
+        let Some(b) = uart.read() else {
+            continue;
+        };
+        let mut p = rx.push(b);
+        loop {
+            let (seq, kind, n) = match p {
+                Progress::Pending => break,
+                Progress::Error(e, head) => {
+                    let resp = Response::Error {
+                        code: frame_error_code(e),
+                        kind: head.kind,
+                    };
+                    let n = resp.encode(&mut tx[HEADER_LEN..]).unwrap_or(0);
+                    (head.seq, resp.kind(), n)
+                }
+                Progress::Frame(head) => {
+                    let (kind, n) = if !fw.session.accept(head.kind, head.seq) {
+                        let resp = Response::Error {
+                            code: ErrorCode::OutOfOrder,
+                            kind: head.kind,
+                        };
+                        (resp.kind(), resp.encode(&mut tx[HEADER_LEN..]).unwrap_or(0))
+                    } else {
+                        match Request::decode(head.kind, rx.payload()) {
+                            Ok(req) => fw.handle(req, &mut tx),
+                            Err(code) => {
+                                let resp = Response::Error {
+                                    code,
+                                    kind: head.kind,
+                                };
+                                (resp.kind(), resp.encode(&mut tx[HEADER_LEN..]).unwrap_or(0))
+                            }
+                        }
+                    };
+                    (head.seq, kind, n)
+                }
+            };
+            if let Some(len) = seal_frame_in_place(kind, seq, n, &mut tx) {
+                uart.write(&tx[..len]);
+            }
+            if matches!(kind, k if k == (KIND_KEYS | 0x80) || k == (KIND_STATUS | 0x80)) {
+                hprintln!("STACK used={}", hw::stack_high_water());
+            }
+            p = rx.poll();
+        }
+    }
+}
