@@ -44,4 +44,4 @@ echo "flash=$((text + data)) bytes, static RAM=$((data + bss)) bytes"
 [ $((text + data)) -le 65536 ] || { echo "firmware flash $((text + data)) > 65536" >&2; exit 1; }
 
 echo "== firmware: QEMU tests"
-ANXIN_FIRMWARE="$FW" cargo test -p boxproto --test qemu --locked -- --test-threads=1 --nocapture
+ANXIN_FIRMWARE="$FW" ANXIN_ENTRY_BUDGET=15000 cargo test -p boxproto --test qemu --locked -- --test-threads=1 --nocapture

@@ -14,6 +14,13 @@ const UART_DR: usize = 0x000;
 const UART_FR: usize = 0x018;
 const FR_RXFE: u32 = 1 << 4;
 const FR_TXFF: u32 = 1 << 5;
+const UART_IMSC: usize = 0x038;
+const IM_RX: u32 = 1 << 4;
+const IM_RT: u32 = 1 << 6;
+/// UART0's interrupt number on the LM3S6965 (on the STM32F103: USART1, 37).
+const UART0_IRQ: u32 = 5;
+const NVIC_ISER0: usize = 0xE000_E100;
+const NVIC_ICPR0: usize = 0xE000_E280;
 
 fn reg(addr: usize) -> *mut u32 {
     addr as *mut u32
@@ -23,6 +30,29 @@ fn reg(addr: usize) -> *mut u32 {
 pub struct Uart;
 
 impl Uart {
+    /// Lets UART0's receive interrupt wake the core from `wfi`. Interrupts stay
+    /// masked (PRIMASK): no handler runs, the pending line only ends the sleep.
+    pub fn init() -> Uart {
+        cortex_m::interrupt::disable();
+        // SAFETY: UART0's interrupt mask and the NVIC's enable register.
+        unsafe {
+            write_volatile(reg(UART0 + UART_IMSC), IM_RX | IM_RT);
+            write_volatile(reg(NVIC_ISER0), 1 << UART0_IRQ);
+        }
+        Uart
+    }
+
+    /// Sleeps until a byte is received (returns at once if one is waiting).
+    pub fn wait(&mut self) {
+        // SAFETY: clears UART0's pending bit in the NVIC, then reads the flags.
+        unsafe {
+            write_volatile(reg(NVIC_ICPR0), 1 << UART0_IRQ);
+            if read_volatile(reg(UART0 + UART_FR)) & FR_RXFE != 0 {
+                cortex_m::asm::wfi();
+            }
+        }
+    }
+
     /// The next received byte, if any.
     pub fn read(&mut self) -> Option<u8> {
         // SAFETY: UART0's flag and data registers, always mapped on this part.

@@ -13,10 +13,11 @@
 #![no_main]
 
 mod hw;
+mod mem;
 mod store;
 
 use boxproto::{
-    msg::{KIND_EXPORT, KIND_KEYS, KIND_STATUS, SECRET_MAX},
+    msg::{KIND_EXPORT, KIND_STATUS, SECRET_MAX},
     seal_frame_in_place, BoxState, BoxStatus, Decoder, ErrorCode, FrameError, Identity, KeyOutcome,
     KeyResult, Progress, Request, Response, Session, FRAME_OVERHEAD, HEADER_LEN,
 };
@@ -42,7 +43,11 @@ const CUT_FILE: &[u8] = b"anxin-box.cut\0";
 /// Largest request frame (a provision with a 64-byte secret).
 const RX_CAP: usize = 128;
 /// Largest response frame (an export).
-const TX_CAP: usize = FRAME_OVERHEAD + 4 + EXPORT_MAX_LEN;
+const TX_CAP: usize = if FRAME_OVERHEAD + 4 + EXPORT_MAX_LEN > STATE_LEN {
+    FRAME_OVERHEAD + 4 + EXPORT_MAX_LEN
+} else {
+    STATE_LEN
+};
 
 /// A loaded box.
 struct Loaded {
@@ -81,6 +86,8 @@ pub extern "C" fn anxin_mark_entry_begin() {
 #[inline(never)]
 #[no_mangle]
 pub extern "C" fn anxin_mark_entry_end() {
+    // Not the same body as the begin mark, so the linker cannot fold them.
+    cortex_m::asm::nop();
     cortex_m::asm::nop();
 }
 
@@ -166,106 +173,125 @@ impl Firmware {
                 self.provision(p)?;
                 Ok(Some(Response::Status(self.status())))
             }
-            Request::Keys { now, keys } => {
-                self.tick(now);
-                let clock = self.clock;
-                let latches = &mut self.latches;
-                let Box::Loaded(l) = &mut self.state else {
-                    return Err(ErrorCode::Empty);
-                };
-                if keys
-                    .iter()
-                    .any(|&k| !matches!(k, b'0'..=b'9' | b'*' | b'#'))
-                {
-                    return Err(ErrorCode::BadValue);
+            Request::Keys { now, keys } => self.keys(now, keys),
+            Request::Export { now, challenge } => self.export(now, challenge, tx),
+            Request::Wipe { load_id } => self.wipe(load_id),
+        }
+    }
+
+    /// Keys typed (one frame's worth). Not inlined: each handler gets its own
+    /// stack frame, so the deepest one alone sets the stack high-water mark.
+    #[inline(never)]
+    fn keys(&mut self, now: u64, keys: &[u8]) -> Result<Option<Response<'static>>, ErrorCode> {
+        self.tick(now);
+        let clock = self.clock;
+        let latches = &mut self.latches;
+        let Box::Loaded(l) = &mut self.state else {
+            return Err(ErrorCode::Empty);
+        };
+        if keys
+            .iter()
+            .any(|&k| !matches!(k, b'0'..=b'9' | b'*' | b'#'))
+        {
+            return Err(ErrorCode::BadValue);
+        }
+        let mut r = KeyResult {
+            entries: 0,
+            outcome: KeyOutcome::None,
+            compartment: 0xFF,
+            failures: l.lock.status(clock).consecutive_failures,
+            until: 0,
+        };
+        for &k in keys {
+            match l.keypad.press_ascii(k) {
+                Ok(KeyEvent::Submitted(code)) => {
+                    r.entries = r.entries.saturating_add(1);
+                    anxin_mark_entry_begin();
+                    let res = l.lock.enter(clock, &code, &mut l.store);
+                    anxin_mark_entry_end();
+                    if let Ok(Outcome::Opened { compartment }) = res {
+                        latches.pulse(compartment);
+                    }
+                    r = key_result(r.entries, res.map_err(|()| ErrorCode::Storage)?);
+                    r.failures = l.lock.status(clock).consecutive_failures;
                 }
-                let mut r = KeyResult {
-                    entries: 0,
-                    outcome: KeyOutcome::None,
-                    compartment: 0xFF,
-                    failures: l.lock.status(clock).consecutive_failures,
-                    until: 0,
-                };
-                for &k in keys {
-                    match l.keypad.press_ascii(k) {
-                        Ok(KeyEvent::Submitted(code)) => {
-                            r.entries = r.entries.saturating_add(1);
-                            anxin_mark_entry_begin();
-                            let res = l.lock.enter(clock, &code, &mut l.store);
-                            if let Ok(Outcome::Opened { compartment }) = res {
-                                latches.pulse(compartment);
-                            }
-                            anxin_mark_entry_end();
-                            r = key_result(r.entries, res.map_err(|()| ErrorCode::Storage)?);
-                            r.failures = l.lock.status(clock).consecutive_failures;
-                        }
-                        Ok(_) => {}
-                        Err(_) => {
-                            r.entries = r.entries.saturating_add(1);
-                            r.outcome = KeyOutcome::Keypad;
-                            r.compartment = 0xFF;
-                        }
-                    }
-                }
-                Ok(Some(Response::Keys(r)))
-            }
-            Request::Export { now, challenge } => {
-                self.tick(now);
-                let clock = self.clock;
-                let Box::Loaded(l) = &mut self.state else {
-                    return Err(ErrorCode::Empty);
-                };
-                let was = l.exported;
-                l.store.set_exported(&l.lock);
-                let at = HEADER_LEN + 4;
-                let out: &mut [u8; EXPORT_MAX_LEN] = (&mut tx[at..at + EXPORT_MAX_LEN])
-                    .try_into()
-                    .map_err(|_| ErrorCode::Length)?;
-                match l.lock.export_log(clock, challenge, out, &mut l.store) {
-                    Ok(n) => {
-                        l.exported = true;
-                        tx[HEADER_LEN..at].copy_from_slice(&challenge.to_be_bytes());
-                        set_tx_export_len(tx, 4 + n);
-                        Ok(None)
-                    }
-                    Err(()) => {
-                        if !was {
-                            l.store.clear_exported(&l.lock);
-                        }
-                        Err(ErrorCode::Storage)
-                    }
+                Ok(_) => {}
+                Err(_) => {
+                    r.entries = r.entries.saturating_add(1);
+                    r.outcome = KeyOutcome::Keypad;
+                    r.compartment = 0xFF;
                 }
             }
-            Request::Wipe { load_id } => {
-                let st = core::mem::replace(&mut self.state, Box::Broken);
-                match st {
-                    Box::Loaded(l) if l.lock.config().load_id != load_id => {
-                        self.state = Box::Loaded(l);
-                        Err(ErrorCode::WrongId)
-                    }
-                    Box::Loaded(l) if !l.exported => {
-                        self.state = Box::Loaded(l);
-                        Err(ErrorCode::NotExported)
-                    }
-                    Box::Loaded(l) => match l.store.wipe() {
-                        Ok(flash) => {
-                            self.state = Box::Empty(flash);
-                            Ok(Some(Response::Wiped))
-                        }
-                        Err(store) => {
-                            self.state = Box::Loaded(Loaded { store, ..l });
-                            Err(ErrorCode::Storage)
-                        }
-                    },
-                    other => {
-                        self.state = other;
-                        Err(ErrorCode::Empty)
-                    }
+        }
+        Ok(Some(Response::Keys(r)))
+    }
+
+    /// The export, written in place into `tx`.
+    #[inline(never)]
+    fn export(
+        &mut self,
+        now: u64,
+        challenge: u32,
+        tx: &mut [u8; TX_CAP],
+    ) -> Result<Option<Response<'static>>, ErrorCode> {
+        self.tick(now);
+        let clock = self.clock;
+        let Box::Loaded(l) = &mut self.state else {
+            return Err(ErrorCode::Empty);
+        };
+        let was = l.exported;
+        l.store.set_exported(&l.lock);
+        let at = HEADER_LEN + 4;
+        let out: &mut [u8; EXPORT_MAX_LEN] = (&mut tx[at..at + EXPORT_MAX_LEN])
+            .try_into()
+            .map_err(|_| ErrorCode::Length)?;
+        match l.lock.export_log(clock, challenge, out, &mut l.store) {
+            Ok(n) => {
+                l.exported = true;
+                tx[HEADER_LEN..at].copy_from_slice(&challenge.to_be_bytes());
+                set_tx_export_len(tx, 4 + n);
+                Ok(None)
+            }
+            Err(()) => {
+                if !was {
+                    l.store.clear_exported(&l.lock);
                 }
+                Err(ErrorCode::Storage)
             }
         }
     }
 
+    /// Forgets an exported load.
+    #[inline(never)]
+    fn wipe(&mut self, load_id: u64) -> Result<Option<Response<'static>>, ErrorCode> {
+        let st = core::mem::replace(&mut self.state, Box::Broken);
+        match st {
+            Box::Loaded(l) if l.lock.config().load_id != load_id => {
+                self.state = Box::Loaded(l);
+                Err(ErrorCode::WrongId)
+            }
+            Box::Loaded(l) if !l.exported => {
+                self.state = Box::Loaded(l);
+                Err(ErrorCode::NotExported)
+            }
+            Box::Loaded(l) => match l.store.wipe() {
+                Ok(flash) => {
+                    self.state = Box::Empty(flash);
+                    Ok(Some(Response::Wiped))
+                }
+                Err(store) => {
+                    self.state = Box::Loaded(Loaded { store, ..l });
+                    Err(ErrorCode::Storage)
+                }
+            },
+            other => {
+                self.state = other;
+                Err(ErrorCode::Empty)
+            }
+        }
+    }
+
+    #[inline(never)]
     fn provision(&mut self, p: boxproto::Provision<'_>) -> Result<(), ErrorCode> {
         match &self.state {
             Box::Loaded(_) => return Err(ErrorCode::Loaded),
@@ -352,32 +378,32 @@ fn frame_error_code(e: FrameError) -> ErrorCode {
 
 /// Power-up: open the flash file and resume the load it holds, if any.
 #[inline(never)]
-fn power_up() -> Box {
+fn power_up(state: &mut Box, scratch: &mut [u8; STATE_LEN]) {
     let Some(flash) = SemihostingFlash::open(FLASH_FILE) else {
         hprintln!("BOOT storage unavailable");
-        return Box::Broken;
+        return;
     };
-    let mut scratch = [0u8; STATE_LEN];
-    match Store::resume(flash, &mut scratch) {
-        Ok(r) => {
-            let s = r.lock.status(0);
+    let mut lock = None;
+    match Store::resume(flash, scratch, &mut lock) {
+        Ok((store, exported)) => {
+            let Some(lock) = lock else { return };
+            let s = lock.status(0);
             hprintln!(
                 "BOOT loaded load={} failures={} opened={:#04x}",
-                r.lock.config().load_id,
+                lock.config().load_id,
                 s.consecutive_failures,
                 s.opened_mask
             );
-            let digits = r.lock.config().digits;
-            Box::Loaded(Loaded {
-                keypad: Keypad::new(digits),
-                lock: r.lock,
-                store: r.store,
-                exported: r.exported,
-            })
+            *state = Box::Loaded(Loaded {
+                keypad: Keypad::new(lock.config().digits),
+                lock,
+                store,
+                exported,
+            });
         }
         Err(flash) => {
             hprintln!("BOOT empty");
-            Box::Empty(flash)
+            *state = Box::Empty(flash);
         }
     }
 }
@@ -387,22 +413,30 @@ fn main() -> ! {
     hw::paint_stack();
     let latches = Latches::init();
     let cut_armed = SemihostingFlash::exists(CUT_FILE);
+    let mut tx = [0u8; TX_CAP];
     let mut fw = Firmware {
-        state: power_up(),
+        state: Box::Broken,
         session: Session::new(),
         latches,
         clock: 0,
         cut_armed,
     };
+    {
+        // The transmit buffer doubles as the boot scratch (it is larger).
+        let scratch: &mut [u8; STATE_LEN] = (&mut tx[..STATE_LEN])
+            .try_into()
+            .unwrap_or_else(|_| loop {});
+        power_up(&mut fw.state, scratch);
+    }
     if let Box::Loaded(l) = &mut fw.state {
         l.store.cut_after_charge = cut_armed;
     }
     hprintln!("READY serial={} firmware=0.1.0", SERIAL);
-    let mut uart = Uart;
+    let mut uart = Uart::init();
     let mut rx = Decoder::<RX_CAP>::new();
-    let mut tx = [0u8; TX_CAP];
     loop {
         let Some(b) = uart.read() else {
+            uart.wait();
             continue;
         };
         let mut p = rx.push(b);
@@ -442,7 +476,7 @@ fn main() -> ! {
             if let Some(len) = seal_frame_in_place(kind, seq, n, &mut tx) {
                 uart.write(&tx[..len]);
             }
-            if matches!(kind, k if k == (KIND_KEYS | 0x80) || k == (KIND_STATUS | 0x80)) {
+            if kind == KIND_STATUS | boxproto::RESPONSE_BIT {
                 hprintln!("STACK used={}", hw::stack_high_water());
             }
             p = rx.poll();

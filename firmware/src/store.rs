@@ -90,16 +90,6 @@ pub struct Store<F: Flash> {
     writes: u32,
 }
 
-/// A load found at power-up.
-pub struct Resumed<F: Flash> {
-    /// The box.
-    pub lock: LockBox,
-    /// Exported at least once.
-    pub exported: bool,
-    /// Its store.
-    pub store: Store<F>,
-}
-
 impl<F: Flash> Store<F> {
     /// Writes one record (state, then header with generation `gen+1`) to the
     /// slot not holding generation `gen`.
@@ -158,39 +148,48 @@ impl<F: Flash> Store<F> {
 
     /// Finds the newest slot that holds a complete load and resumes it
     /// (falling back to the other slot); `Err(flash)` if the box is empty.
-    pub fn resume(mut flash: F, scratch: &mut [u8; STATE_LEN]) -> Result<Resumed<F>, F> {
-        let mut found: [Option<(BoxConfig, bool, u32)>; 2] = [None, None];
-        for (i, f) in found.iter_mut().enumerate() {
+    /// The load is resumed straight into `out` (no multi-KiB moves on the
+    /// stack: the state alone is 2632 bytes).
+    #[inline(never)]
+    pub fn resume(
+        mut flash: F,
+        scratch: &mut [u8; STATE_LEN],
+        out: &mut Option<LockBox>,
+    ) -> Result<(Store<F>, bool), F> {
+        let mut gens: [Option<u32>; 2] = [None, None];
+        for (i, g) in gens.iter_mut().enumerate() {
             let mut h = [0u8; HDR_LEN];
             if flash.read(i as u32 * SLOT_LEN, &mut h) {
-                *f = StoredConfig::parse(&h);
+                *g = StoredConfig::parse(&h).map(|(_, _, gen)| gen);
             }
         }
-        let order = match (&found[0], &found[1]) {
-            (Some(a), Some(b)) if b.2 > a.2 => [1, 0],
-            (Some(_), _) => [0, 1],
+        let order = match gens {
+            [Some(a), Some(b)] if b > a => [1, 0],
+            [Some(_), _] => [0, 1],
             _ => [1, 0],
         };
         for i in order {
-            let Some((config, exported, gen)) = found[i].clone() else {
+            let mut h = [0u8; HDR_LEN];
+            if gens[i].is_none() || !flash.read(i as u32 * SLOT_LEN, &mut h) {
+                continue;
+            }
+            let Some((config, exported, gen)) = StoredConfig::parse(&h) else {
                 continue;
             };
             if !flash.read(i as u32 * SLOT_LEN + HDR_LEN as u32, scratch) {
                 continue;
             }
             let cfg = StoredConfig::new(&config, exported);
-            if let Ok(lock) = LockBox::resume(config, &scratch[..]) {
-                return Ok(Resumed {
-                    lock,
-                    exported,
-                    store: Store {
-                        flash,
-                        cfg,
-                        gen,
-                        cut_after_charge: false,
-                        writes: 0,
-                    },
-                });
+            *out = LockBox::resume(config, &scratch[..]).ok();
+            if out.is_some() {
+                let store = Store {
+                    flash,
+                    cfg,
+                    gen,
+                    cut_after_charge: false,
+                    writes: 0,
+                };
+                return Ok((store, exported));
             }
         }
         Err(flash)

@@ -52,6 +52,10 @@ struct Qemu {
 
 impl Qemu {
     fn start(fw: &Path, dir: &Path) -> Qemu {
+        Qemu::start_with(fw, dir, &[])
+    }
+
+    fn start_with(fw: &Path, dir: &Path, extra: &[&str]) -> Qemu {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -64,6 +68,7 @@ impl Qemu {
             .arg(fw)
             .arg("-serial")
             .arg(format!("tcp:127.0.0.1:{port},server=on"))
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -493,4 +498,128 @@ fn a_power_cut_mid_entry_keeps_the_failure_count() {
     assert!(kinds.contains(&EventKind::Interrupted), "{kinds:?}");
     assert_eq!(v.summary().lifetime_failures, 3);
     q.kill();
+}
+
+/// Instructions for one code entry (`LockBox::enter`, with its log record,
+/// its two state writes and the constant-time compare of all 6 codes),
+/// counted in a single-step execution trace: QEMU runs one guest instruction
+/// per translation block (`-singlestep`) and logs every block executed
+/// (`-d exec,nochain`); the count is the number of logged blocks from the
+/// firmware's `anxin_mark_entry_begin` to `anxin_mark_entry_end`.
+#[test]
+fn instructions_per_code_entry() {
+    let Some(fw) = firmware() else { return };
+    let nm = Command::new("arm-none-eabi-nm")
+        .arg(&fw)
+        .output()
+        .expect("arm-none-eabi-nm runs");
+    let syms = String::from_utf8_lossy(&nm.stdout);
+    let addr = |name: &str| {
+        syms.lines()
+            .find(|l| l.ends_with(name))
+            .and_then(|l| u32::from_str_radix(l.split(' ').next()?, 16).ok())
+            .expect("mark symbol")
+    };
+    let (begin, end) = (
+        addr(" anxin_mark_entry_begin"),
+        addr(" anxin_mark_entry_end"),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trace = dir.path().join("trace.log");
+    let trace_arg = trace.to_str().expect("utf-8 path").to_owned();
+    let mut q = Qemu::start_with(
+        &fw,
+        dir.path(),
+        &["-singlestep", "-d", "exec,nochain", "-D", &trace_arg],
+    );
+    q.call(Request::Identify);
+    status(&mut q);
+    let secret = fresh_secret();
+    provision(&mut q, &secret, 5);
+    status(&mut q);
+    let wrong = format!("{}#", wrong_code(&secret, 5));
+    let cases = [
+        ("wrong code", wrong.clone()),
+        ("wrong code", wrong.clone()),
+        ("wrong code", wrong.clone()),
+        ("wrong code", wrong.clone()),
+        ("wrong code starting a lockout (2 log records)", wrong),
+        (
+            "locked out (not compared)",
+            format!("{}#", code(&secret, 5, 1)),
+        ),
+        ("right code, opens", format!("{}#", code(&secret, 5, 0))),
+    ];
+    for (i, (_, k)) in cases.iter().enumerate() {
+        let t = if i == 6 { T0 + 100 } else { T0 };
+        keys(&mut q, t, k);
+        status(&mut q);
+    }
+    q.call(Request::Export {
+        now: T0 + 200,
+        challenge: 1,
+    });
+    status(&mut q);
+    let stack = q.wait_console("STACK used=");
+    let stack_line = q
+        .console()
+        .into_iter()
+        .rfind(|l| l.starts_with("STACK used="))
+        .unwrap_or(stack);
+    for l in q.console().iter().filter(|l| l.starts_with("STACK")) {
+        eprintln!("  after each step: {l}");
+    }
+    eprintln!("RAM: {stack_line} bytes of stack at most (statics: see arm-none-eabi-size)");
+    q.kill();
+    let log = std::fs::read_to_string(&trace).expect("trace");
+    let mut counts = Vec::new();
+    let mut n: Option<u64> = None;
+    let mut profile = std::collections::HashMap::new();
+    for line in log.lines().filter(|l| l.starts_with("Trace ")) {
+        let pc = line
+            .split('[')
+            .nth(1)
+            .and_then(|r| r.split('/').nth(1))
+            .and_then(|p| u32::from_str_radix(p, 16).ok());
+        let Some(pc) = pc else { continue };
+        if pc == begin {
+            n = Some(0);
+        } else if pc == end {
+            counts.extend(n.take());
+        }
+        if let Some(c) = n.as_mut() {
+            *c += 1;
+            if counts.is_empty() {
+                let f = line.rsplit(' ').next().unwrap_or("?").to_owned();
+                *profile.entry(f).or_insert(0u64) += 1;
+            }
+        }
+    }
+    let mut top: Vec<_> = profile.into_iter().collect();
+    top.sort_by_key(|(_, c)| std::cmp::Reverse(*c));
+    eprintln!("first entry by function:");
+    for (f, c) in top.iter().take(12) {
+        eprintln!("  {c:>7}  {f}");
+    }
+    assert_eq!(counts.len(), cases.len(), "one count per entry: {counts:?}");
+    eprintln!("instructions per code entry (6 compartments, Cortex-M3, QEMU single-step trace):");
+    for ((what, _), c) in cases.iter().zip(&counts) {
+        eprintln!("  {c:>7}  {what}");
+    }
+    let budget: u64 = std::env::var("ANXIN_ENTRY_BUDGET")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(u64::MAX);
+    // Entries that write one log record (wrong code, opened) are held to the
+    // budget; one that also starts a lockout writes two records, so two.
+    let one = counts[0].max(counts[6]);
+    assert!(
+        one <= budget,
+        "a code entry took {one} > {budget} instructions"
+    );
+    assert!(
+        counts[4] <= budget.saturating_mul(2),
+        "a lockout entry took {}",
+        counts[4]
+    );
 }
