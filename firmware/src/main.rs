@@ -29,7 +29,7 @@ use lockcode::{
 use panic_semihosting as _;
 
 use hw::{Latches, SemihostingFlash, Uart};
-use store::Store;
+use store::{Persist, Store};
 
 /// The box's serial (its `box_id`). On hardware: the factory page.
 const SERIAL: u64 = 4;
@@ -49,23 +49,18 @@ const TX_CAP: usize = if FRAME_OVERHEAD + 4 + EXPORT_MAX_LEN > STATE_LEN {
     STATE_LEN
 };
 
-/// A loaded box.
-struct Loaded {
-    lock: LockBox,
-    store: Store<SemihostingFlash>,
+/// The box. Its big values (the `LockBox`, 2.9 KiB) sit in fields that are
+/// written in place and never moved: on the Cortex-M every move of a
+/// multi-KiB value is a stack temporary, and RAM is the scarce resource.
+struct Firmware {
+    /// The load, if the box holds one.
+    lock: Option<LockBox>,
+    /// Its slot bookkeeping (`Some` iff `lock` is).
+    store: Option<Store>,
+    /// The flash pages; `None` if unusable (the host file could not be opened).
+    flash: Option<SemihostingFlash>,
     keypad: Keypad,
     exported: bool,
-}
-
-enum Box {
-    Empty(SemihostingFlash),
-    Loaded(Loaded),
-    /// Storage unusable (the host file could not be opened).
-    Broken,
-}
-
-struct Firmware {
-    state: Box,
     session: Session,
     latches: Latches,
     /// The box clock: never goes back (lockcode clamps it as well).
@@ -93,12 +88,12 @@ pub extern "C" fn anxin_mark_entry_end() {
 
 impl Firmware {
     fn status(&self) -> BoxStatus {
-        match &self.state {
-            Box::Loaded(l) => {
-                let s = l.lock.status(self.clock);
-                let c = l.lock.config();
+        match &self.lock {
+            Some(lock) => {
+                let s = lock.status(self.clock);
+                let c = lock.config();
                 BoxStatus {
-                    state: if l.exported {
+                    state: if self.exported {
                         BoxState::Exported
                     } else {
                         BoxState::Loaded
@@ -116,7 +111,7 @@ impl Firmware {
                     now: self.clock,
                 }
             }
-            _ => BoxStatus {
+            None => BoxStatus {
                 state: BoxState::Empty,
                 box_id: SERIAL,
                 load_id: 0,
@@ -179,14 +174,15 @@ impl Firmware {
         }
     }
 
-    /// Keys typed (one frame's worth). Not inlined: each handler gets its own
-    /// stack frame, so the deepest one alone sets the stack high-water mark.
+    /// Keys typed (one frame's worth). The handlers are not inlined: each gets
+    /// its own stack frame, so only the deepest sets the high-water mark.
     #[inline(never)]
     fn keys(&mut self, now: u64, keys: &[u8]) -> Result<Option<Response<'static>>, ErrorCode> {
         self.tick(now);
         let clock = self.clock;
-        let latches = &mut self.latches;
-        let Box::Loaded(l) = &mut self.state else {
+        let (Some(lock), Some(store), Some(flash)) =
+            (self.lock.as_mut(), self.store.as_mut(), self.flash.as_mut())
+        else {
             return Err(ErrorCode::Empty);
         };
         if keys
@@ -199,21 +195,25 @@ impl Firmware {
             entries: 0,
             outcome: KeyOutcome::None,
             compartment: 0xFF,
-            failures: l.lock.status(clock).consecutive_failures,
+            failures: lock.status(clock).consecutive_failures,
             until: 0,
         };
         for &k in keys {
-            match l.keypad.press_ascii(k) {
+            match self.keypad.press_ascii(k) {
                 Ok(KeyEvent::Submitted(code)) => {
                     r.entries = r.entries.saturating_add(1);
+                    let mut p = Persist {
+                        store: &mut *store,
+                        flash: &mut *flash,
+                    };
                     anxin_mark_entry_begin();
-                    let res = l.lock.enter(clock, &code, &mut l.store);
+                    let res = lock.enter(clock, &code, &mut p);
                     anxin_mark_entry_end();
                     if let Ok(Outcome::Opened { compartment }) = res {
-                        latches.pulse(compartment);
+                        self.latches.pulse(compartment);
                     }
                     r = key_result(r.entries, res.map_err(|()| ErrorCode::Storage)?);
-                    r.failures = l.lock.status(clock).consecutive_failures;
+                    r.failures = lock.status(clock).consecutive_failures;
                 }
                 Ok(_) => {}
                 Err(_) => {
@@ -236,26 +236,29 @@ impl Firmware {
     ) -> Result<Option<Response<'static>>, ErrorCode> {
         self.tick(now);
         let clock = self.clock;
-        let Box::Loaded(l) = &mut self.state else {
+        let (Some(lock), Some(store), Some(flash)) =
+            (self.lock.as_mut(), self.store.as_mut(), self.flash.as_mut())
+        else {
             return Err(ErrorCode::Empty);
         };
-        let was = l.exported;
-        l.store.set_exported(&l.lock);
+        store.set_exported(lock, true);
         let at = HEADER_LEN + 4;
         let out: &mut [u8; EXPORT_MAX_LEN] = (&mut tx[at..at + EXPORT_MAX_LEN])
             .try_into()
             .map_err(|_| ErrorCode::Length)?;
-        match l.lock.export_log(clock, challenge, out, &mut l.store) {
+        let mut p = Persist {
+            store: &mut *store,
+            flash,
+        };
+        match lock.export_log(clock, challenge, out, &mut p) {
             Ok(n) => {
-                l.exported = true;
+                self.exported = true;
                 tx[HEADER_LEN..at].copy_from_slice(&challenge.to_be_bytes());
                 set_tx_export_len(tx, 4 + n);
                 Ok(None)
             }
             Err(()) => {
-                if !was {
-                    l.store.clear_exported(&l.lock);
-                }
+                store.set_exported(lock, self.exported);
                 Err(ErrorCode::Storage)
             }
         }
@@ -264,40 +267,32 @@ impl Firmware {
     /// Forgets an exported load.
     #[inline(never)]
     fn wipe(&mut self, load_id: u64) -> Result<Option<Response<'static>>, ErrorCode> {
-        let st = core::mem::replace(&mut self.state, Box::Broken);
-        match st {
-            Box::Loaded(l) if l.lock.config().load_id != load_id => {
-                self.state = Box::Loaded(l);
-                Err(ErrorCode::WrongId)
-            }
-            Box::Loaded(l) if !l.exported => {
-                self.state = Box::Loaded(l);
-                Err(ErrorCode::NotExported)
-            }
-            Box::Loaded(l) => match l.store.wipe() {
-                Ok(flash) => {
-                    self.state = Box::Empty(flash);
-                    Ok(Some(Response::Wiped))
-                }
-                Err(store) => {
-                    self.state = Box::Loaded(Loaded { store, ..l });
-                    Err(ErrorCode::Storage)
-                }
-            },
-            other => {
-                self.state = other;
-                Err(ErrorCode::Empty)
-            }
+        let (Some(lock), Some(flash)) = (self.lock.as_ref(), self.flash.as_mut()) else {
+            return Err(ErrorCode::Empty);
+        };
+        if lock.config().load_id != load_id {
+            return Err(ErrorCode::WrongId);
         }
+        if !self.exported {
+            return Err(ErrorCode::NotExported);
+        }
+        if !Store::wipe(flash) {
+            return Err(ErrorCode::Storage);
+        }
+        self.lock = None;
+        self.store = None;
+        self.exported = false;
+        Ok(Some(Response::Wiped))
     }
 
     #[inline(never)]
     fn provision(&mut self, p: boxproto::Provision<'_>) -> Result<(), ErrorCode> {
-        match &self.state {
-            Box::Loaded(_) => return Err(ErrorCode::Loaded),
-            Box::Broken => return Err(ErrorCode::Storage),
-            Box::Empty(_) => {}
+        if self.lock.is_some() {
+            return Err(ErrorCode::Loaded);
         }
+        let Some(flash) = self.flash.as_mut() else {
+            return Err(ErrorCode::Storage);
+        };
         if p.box_id != SERIAL {
             return Err(ErrorCode::WrongId);
         }
@@ -315,28 +310,31 @@ impl Firmware {
             digits,
             day_binding: None,
         };
-        self.tick(p.now);
-        let lock = LockBox::provision(config, self.clock).map_err(|_| ErrorCode::BadValue)?;
-        let Box::Empty(flash) = core::mem::replace(&mut self.state, Box::Broken) else {
-            return Err(ErrorCode::Storage);
+        self.clock = self.clock.max(p.now);
+        provision_into(config, self.clock, &mut self.lock);
+        let Some(lock) = self.lock.as_ref() else {
+            return Err(ErrorCode::BadValue);
         };
-        match Store::provision(flash, &lock) {
-            Ok(mut store) => {
+        match Store::provision(flash, lock) {
+            Some(mut store) => {
                 store.cut_after_charge = self.cut_armed;
-                self.state = Box::Loaded(Loaded {
-                    keypad: Keypad::new(digits),
-                    lock,
-                    store,
-                    exported: false,
-                });
+                self.store = Some(store);
+                self.keypad = Keypad::new(digits);
+                self.exported = false;
                 Ok(())
             }
-            Err(flash) => {
-                self.state = Box::Empty(flash);
+            None => {
+                self.lock = None;
                 Err(ErrorCode::Storage)
             }
         }
     }
+}
+
+/// `LockBox::provision` in its own stack frame, straight into `out`.
+#[inline(never)]
+fn provision_into(config: BoxConfig, now: u64, out: &mut Option<LockBox>) {
+    *out = LockBox::provision(config, now).ok();
 }
 
 fn key_result(entries: u8, o: Outcome) -> KeyResult {
@@ -378,32 +376,31 @@ fn frame_error_code(e: FrameError) -> ErrorCode {
 
 /// Power-up: open the flash file and resume the load it holds, if any.
 #[inline(never)]
-fn power_up(state: &mut Box, scratch: &mut [u8; STATE_LEN]) {
-    let Some(flash) = SemihostingFlash::open(FLASH_FILE) else {
+fn power_up(fw: &mut Firmware, scratch: &mut [u8; STATE_LEN]) {
+    fw.flash = SemihostingFlash::open(FLASH_FILE);
+    let Some(flash) = fw.flash.as_mut() else {
         hprintln!("BOOT storage unavailable");
         return;
     };
-    let mut lock = None;
-    match Store::resume(flash, scratch, &mut lock) {
-        Ok((store, exported)) => {
-            let Some(lock) = lock else { return };
-            let s = lock.status(0);
-            hprintln!(
-                "BOOT loaded load={} failures={} opened={:#04x}",
-                lock.config().load_id,
-                s.consecutive_failures,
-                s.opened_mask
-            );
-            *state = Box::Loaded(Loaded {
-                keypad: Keypad::new(lock.config().digits),
-                lock,
-                store,
-                exported,
-            });
+    match Store::resume(flash, scratch, &mut fw.lock) {
+        Some((mut store, exported)) => {
+            store.cut_after_charge = fw.cut_armed;
+            fw.store = Some(store);
+            fw.exported = exported;
+            if let Some(lock) = fw.lock.as_ref() {
+                let s = lock.status(0);
+                fw.keypad = Keypad::new(lock.config().digits);
+                hprintln!(
+                    "BOOT loaded load={} failures={} opened={:#04x}",
+                    lock.config().load_id,
+                    s.consecutive_failures,
+                    s.opened_mask
+                );
+            }
         }
-        Err(flash) => {
+        None => {
+            fw.lock = None;
             hprintln!("BOOT empty");
-            *state = Box::Empty(flash);
         }
     }
 }
@@ -415,7 +412,11 @@ fn main() -> ! {
     let cut_armed = SemihostingFlash::exists(CUT_FILE);
     let mut tx = [0u8; TX_CAP];
     let mut fw = Firmware {
-        state: Box::Broken,
+        lock: None,
+        store: None,
+        flash: None,
+        keypad: Keypad::new(Digits::DEFAULT),
+        exported: false,
         session: Session::new(),
         latches,
         clock: 0,
@@ -426,10 +427,7 @@ fn main() -> ! {
         let scratch: &mut [u8; STATE_LEN] = (&mut tx[..STATE_LEN])
             .try_into()
             .unwrap_or_else(|_| loop {});
-        power_up(&mut fw.state, scratch);
-    }
-    if let Box::Loaded(l) = &mut fw.state {
-        l.store.cut_after_charge = cut_armed;
+        power_up(&mut fw, scratch);
     }
     hprintln!("READY serial={} firmware=0.1.0", SERIAL);
     let mut uart = Uart::init();

@@ -79,30 +79,37 @@ impl StoredConfig {
     }
 }
 
-/// The slot store: implements [`lockcode::Storage`] for the box state.
-pub struct Store<F: Flash> {
-    flash: F,
+/// The slot store's bookkeeping for the load in the box (the flash itself
+/// is passed in, so the box's big values never move: see `main.rs`).
+pub struct Store {
     cfg: StoredConfig,
     /// Generation of the newest record written.
     gen: u32,
     /// Test hook: stop dead after the next write-ahead (simulated power cut).
     pub cut_after_charge: bool,
-    writes: u32,
 }
 
-impl<F: Flash> Store<F> {
+/// A [`Store`] with its flash: what [`lockcode::LockBox`] persists through.
+pub struct Persist<'a, F: Flash> {
+    /// The bookkeeping.
+    pub store: &'a mut Store,
+    /// The pages.
+    pub flash: &'a mut F,
+}
+
+impl Store {
     /// Writes one record (state, then header with generation `gen+1`) to the
     /// slot not holding generation `gen`.
-    fn write_record(&mut self, state: &[u8; STATE_LEN]) -> bool {
+    fn write_record<F: Flash>(&mut self, flash: &mut F, state: &[u8; STATE_LEN]) -> bool {
         let gen = self.gen.wrapping_add(1);
         let slot = (gen % 2) * SLOT_LEN;
         let mut h = self.cfg.hdr;
         h[GEN_AT..GEN_AT + 4].copy_from_slice(&gen.to_be_bytes());
         h[GEN_AT + 4..GEN_AT + 8].copy_from_slice(&(!gen).to_be_bytes());
         // Invalidate the slot's old generation first, then state, then header.
-        let ok = self.flash.write(slot + GEN_AT as u32, &[0xFF; 8])
-            && self.flash.write(slot + HDR_LEN as u32, state)
-            && self.flash.write(slot, &h);
+        let ok = flash.write(slot + GEN_AT as u32, &[0xFF; 8])
+            && flash.write(slot + HDR_LEN as u32, state)
+            && flash.write(slot, &h);
         if ok {
             self.gen = gen;
         }
@@ -110,52 +117,36 @@ impl<F: Flash> Store<F> {
     }
 
     /// Starts a fresh load: writes its first record.
-    pub fn provision(flash: F, lock: &LockBox) -> Result<Store<F>, F> {
+    #[inline(never)]
+    pub fn provision<F: Flash>(flash: &mut F, lock: &LockBox) -> Option<Store> {
         let mut s = Store {
-            flash,
             cfg: StoredConfig::new(lock.config(), false),
             gen: 0,
             cut_after_charge: false,
-            writes: 0,
         };
-        if s.write_record(&lock.state().to_bytes()) {
-            Ok(s)
-        } else {
-            Err(s.flash)
-        }
+        s.write_record(flash, &lock.state().to_bytes()).then_some(s)
     }
 
     /// Marks the load exported (the next record carries the flag).
-    pub fn set_exported(&mut self, lock: &LockBox) {
-        self.cfg = StoredConfig::new(lock.config(), true);
+    pub fn set_exported(&mut self, lock: &LockBox, exported: bool) {
+        self.cfg = StoredConfig::new(lock.config(), exported);
     }
 
-    /// Unmarks it (an export whose write failed).
-    pub fn clear_exported(&mut self, lock: &LockBox) {
-        self.cfg = StoredConfig::new(lock.config(), false);
-    }
-
-    /// Erases both slots; gives the flash back.
-    pub fn wipe(mut self) -> Result<F, Store<F>> {
+    /// Erases both slots.
+    pub fn wipe<F: Flash>(flash: &mut F) -> bool {
         let blank = [0u8; HDR_LEN];
-        let ok = self.flash.write(0, &blank) && self.flash.write(SLOT_LEN, &blank);
-        if ok {
-            Ok(self.flash)
-        } else {
-            Err(self)
-        }
+        flash.write(0, &blank) && flash.write(SLOT_LEN, &blank)
     }
 
-    /// Finds the newest slot that holds a complete load and resumes it
-    /// (falling back to the other slot); `Err(flash)` if the box is empty.
-    /// The load is resumed straight into `out` (no multi-KiB moves on the
-    /// stack: the state alone is 2632 bytes).
+    /// Finds the newest slot that holds a complete load and resumes it into
+    /// `out` (falling back to the other slot); `None` if the box is empty.
+    /// Returns the store and the exported flag.
     #[inline(never)]
-    pub fn resume(
-        mut flash: F,
+    pub fn resume<F: Flash>(
+        flash: &mut F,
         scratch: &mut [u8; STATE_LEN],
         out: &mut Option<LockBox>,
-    ) -> Result<(Store<F>, bool), F> {
+    ) -> Option<(Store, bool)> {
         let mut gens: [Option<u32>; 2] = [None, None];
         for (i, g) in gens.iter_mut().enumerate() {
             let mut h = [0u8; HDR_LEN];
@@ -180,31 +171,34 @@ impl<F: Flash> Store<F> {
                 continue;
             }
             let cfg = StoredConfig::new(&config, exported);
-            *out = LockBox::resume(config, &scratch[..]).ok();
+            resume_into(config, scratch, out);
             if out.is_some() {
                 let store = Store {
-                    flash,
                     cfg,
                     gen,
                     cut_after_charge: false,
-                    writes: 0,
                 };
-                return Ok((store, exported));
+                return Some((store, exported));
             }
         }
-        Err(flash)
+        None
     }
 }
 
-impl<F: Flash> Storage for Store<F> {
+/// `LockBox::resume` in its own stack frame, straight into `out`.
+#[inline(never)]
+fn resume_into(config: BoxConfig, bytes: &[u8; STATE_LEN], out: &mut Option<LockBox>) {
+    *out = LockBox::resume(config, &bytes[..]).ok();
+}
+
+impl<F: Flash> Storage for Persist<'_, F> {
     type Error = ();
 
     fn persist(&mut self, state: &[u8; STATE_LEN]) -> Result<(), ()> {
-        if !self.write_record(state) {
+        if !self.store.write_record(self.flash, state) {
             return Err(());
         }
-        self.writes = self.writes.wrapping_add(1);
-        if self.cut_after_charge && state[21] & 1 == 1 {
+        if self.store.cut_after_charge && state[21] & 1 == 1 {
             // The write-ahead (pending flag set) is durable: "pull the power".
             cortex_m_semihosting::hprintln!("POWER-CUT after write-ahead");
             loop {
