@@ -478,6 +478,7 @@ fn a_power_cut_mid_entry_keeps_the_failure_count() {
         (s.consecutive_failures, s.lifetime_failures, s.opened),
         (3, 3, 0)
     );
+    eprintln!("after resuming a load: {}", q.wait_console("STACK used="));
     assert!(latches(&q).is_empty(), "nothing opened");
     // The code itself was never compared: typed again, it opens.
     let r = keys(&mut q, T0 + 20, &code0);
