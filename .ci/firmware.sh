@@ -37,7 +37,7 @@ export FIRMWARE_TARGET_DIR="${FIRMWARE_TARGET_DIR:-$PWD/firmware/target}"
 FW="$FIRMWARE_TARGET_DIR/thumbv7m-none-eabi/release/anxin-box-firmware"
 test -f "$FW" || { echo "missing $FW" >&2; exit 1; }
 
-echo "== firmware: size (budget: flash 65536, static RAM + stack 16384)"
+echo "== firmware: size (budget: flash 65536; RAM 16384 = statics below + the stack high-water mark the QEMU tests print)"
 arm-none-eabi-size -A "$FW" | grep -E '^\.(vector_table|text|rodata|data|bss|uninit) ' || true
 read -r text data bss _ < <(arm-none-eabi-size "$FW" | awk 'NR==2 {print $1, $2, $3}')
 echo "flash=$((text + data)) bytes, static RAM=$((data + bss)) bytes"

@@ -469,6 +469,25 @@ fn a_power_cut_mid_entry_keeps_the_failure_count() {
     q.kill();
     std::fs::remove_file(dir.path().join("anxin-box.cut")).expect("cut file");
 
+    // A corrupt newest slot (as a write torn by the power cut would leave it):
+    // the box falls back to the other slot, the record before the write-ahead
+    // (whose code was never compared).
+    let flash = dir.path().join("anxin-box.flash");
+    let good = std::fs::read(&flash).expect("flash file");
+    let gen = |slot: usize| {
+        let at = slot * 4096 + 120;
+        u32::from_be_bytes([good[at], good[at + 1], good[at + 2], good[at + 3]])
+    };
+    let newest = if gen(1) > gen(0) { 1 } else { 0 };
+    let mut torn = good.clone();
+    torn[newest * 4096 + 128 + 10] ^= 0xFF;
+    std::fs::write(&flash, &torn).expect("flash file");
+    let q = Qemu::start(&fw, dir.path());
+    let boot = q.wait_console("BOOT");
+    assert!(boot.contains("load=91 failures=2"), "{boot}");
+    q.kill();
+    std::fs::write(&flash, &good).expect("flash file");
+
     let mut q = Qemu::start(&fw, dir.path());
     let boot = q.wait_console("BOOT");
     assert!(boot.contains("failures=3 opened=0x00"), "{boot}");
