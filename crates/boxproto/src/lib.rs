@@ -10,12 +10,16 @@
 //! * [`msg`]: the requests ([`Request`]) and responses ([`Response`]) carried in
 //!   frames, with their fixed byte layouts;
 //! * [`Session`]: the box's ordering rule (identify first, then consecutive
-//!   sequence numbers).
-#![no_std]
+//!   sequence numbers);
+//! * `station` (feature `std`, on by default; the firmware turns it off): the
+//!   station's end, a blocking client over any byte stream.
+#![cfg_attr(not(feature = "std"), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod frame;
 pub mod msg;
+#[cfg(feature = "std")]
+pub mod station;
 
 pub use frame::{
     crc32, encode_frame, seal_frame_in_place, Decoder, FrameError, FrameHead, Progress,

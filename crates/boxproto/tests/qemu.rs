@@ -643,3 +643,55 @@ fn instructions_per_code_entry() {
         counts[4]
     );
 }
+
+/// The box station's client (`boxproto::station`) loads and returns a box:
+/// provision and check the status, the client opens a compartment, export
+/// with a fresh challenge and verify, wipe.
+#[test]
+fn a_station_loads_and_returns_a_box() {
+    use boxproto::station::{Station, StationError};
+    let Some(fw) = firmware() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let q = Qemu::start(&fw, dir.path());
+    let mut st = Station::new(q.uart.try_clone().expect("uart clone"));
+    let id = st.identify().expect("identify");
+    assert_eq!((id.serial, id.state), (SERIAL, BoxState::Empty));
+    let secret = fresh_secret();
+    let p = Provision {
+        load_id: 31,
+        box_id: id.serial,
+        start_day: START_DAY,
+        compartments: 4,
+        digits: 8,
+        now: T0,
+        secret: &secret,
+    };
+    let s = st.provision(&p).expect("provision");
+    assert_eq!(
+        (s.state, s.load_id, s.compartments, s.start_day, s.opened),
+        (BoxState::Loaded, 31, 4, START_DAY, 0)
+    );
+    assert!(matches!(
+        st.provision(&p),
+        Err(StationError::Refused(ErrorCode::Loaded))
+    ));
+    let k = st
+        .keys(T0 + 86_400, format!("{}#", code(&secret, 31, 1)).as_bytes())
+        .expect("keys");
+    assert_eq!((k.outcome, k.compartment), (KeyOutcome::Opened, 1));
+    assert!(matches!(
+        st.wipe(31),
+        Err(StationError::Refused(ErrorCode::NotExported))
+    ));
+    let challenge = 0xC0FF_EE01;
+    let log = st.export(T0 + 2 * 86_400, challenge).expect("export");
+    let sec = Secret::from_bytes(&secret).expect("secret");
+    let v = verify_log(&sec, SERIAL, 31, &log).expect("verifies");
+    assert_eq!(
+        (v.summary().challenge, v.summary().opened_mask),
+        (challenge, 0b10)
+    );
+    st.wipe(31).expect("wipe");
+    assert_eq!(st.identify().expect("identify").state, BoxState::Empty);
+    q.kill();
+}
