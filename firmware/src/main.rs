@@ -42,7 +42,7 @@ const CUT_FILE: &[u8] = b"anxin-box.cut\0";
 
 /// Largest request frame (a provision with a 64-byte secret).
 const RX_CAP: usize = 128;
-/// Largest response frame (an export).
+/// Largest response frame (an export); also the boot scratch (one state).
 const TX_CAP: usize = if FRAME_OVERHEAD + 4 + EXPORT_MAX_LEN > STATE_LEN {
     FRAME_OVERHEAD + 4 + EXPORT_MAX_LEN
 } else {
