@@ -6,6 +6,7 @@
 //!
 //! The library exposes [`BoxSimArgs`] and [`run`] so the main `anxin` binary
 //! can offer `anxin box-sim ...`; the `anxin-box-sim` binary wraps the same.
+//! [`serve`] is the box on a TCP port, speaking the box wire protocol.
 
 use std::fmt;
 use std::io::Write;
@@ -18,6 +19,8 @@ use lockcode::{
     LogError, Outcome, ResumeError, Secret, Storage, EXPORT_MAX_LEN, STATE_LEN,
 };
 use serde::{Deserialize, Serialize};
+
+pub mod serve;
 
 /// Value of the `format` field of a box file.
 pub const BOX_FILE_FORMAT: &str = "anxin-box-sim/1";
@@ -58,6 +61,8 @@ pub enum BoxSimCommand {
     ExportLog(ExportArgs),
     /// Verify an exported log (as the server does at return).
     VerifyLog(VerifyArgs),
+    /// Be a box on a TCP port, speaking the box wire protocol (docs/box-protocol.md).
+    Serve(serve::ServeArgs),
 }
 
 /// `provision` arguments.
@@ -520,6 +525,7 @@ pub fn run(args: BoxSimArgs) -> Result<(), BoxSimError> {
             )
         }
         BoxSimCommand::VerifyLog(a) => verify(a, &mut out),
+        BoxSimCommand::Serve(a) => serve::serve(a, &mut out),
     }
 }
 
