@@ -3,12 +3,13 @@
 //! amount. Refusals carry codes with the values their messages need (`dose.already_given`
 //! names the time of the first dose), so every adapter can say them in its user's language.
 
+use anxin_domain::boxes::compartment_covers_today;
 use anxin_domain::clinic::missed::{missed_days, Decision};
 use anxin_domain::clinic::orders::{order_on, OrderKind};
 use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::urine::{self, DueInput, DueReason};
 use anxin_domain::{Code, Permission, Problem};
-use anxin_storage::clinic::{Dose, DoseFacts, DoseWrite, NewDose};
+use anxin_storage::clinic::{BoxDose, Dose, DoseFacts, DoseWrite, NewDose};
 use chrono::{Duration, NaiveDate};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,8 @@ pub enum DayStatus {
     NoOrder,
     /// Every portion of today was given.
     Done,
+    /// Today's dose is in the client's take-home box (its code went out or is still to come).
+    InBox,
 }
 
 impl DayStatus {
@@ -37,6 +40,7 @@ impl DayStatus {
             DayStatus::Withheld => "withheld",
             DayStatus::NoOrder => "no_order",
             DayStatus::Done => "done",
+            DayStatus::InBox => "in_box",
         }
     }
 }
@@ -60,6 +64,27 @@ pub struct DayRow {
     pub portions_given: u8,
     #[schemars(with = "Option<String>")]
     pub urine_due: Option<DueReason>,
+    /// When the dose is in a box: its serial, and the code's time (centre time, `HH:MM`).
+    pub box_serial: Option<String>,
+    pub code_at: Option<String>,
+    /// Whether the code already went out (else it goes out at `code_at`).
+    pub code_sent: bool,
+}
+
+/// Today's box compartment that holds the dose, if any.
+pub fn covering_box<'a>(app: &App, f: &'a DoseFacts) -> Option<&'a BoxDose> {
+    let now = app.now();
+    f.box_today
+        .iter()
+        .find(|b| compartment_covers_today(b.load_state, b.withheld, b.code_state, b.code_due, now))
+}
+
+/// Today's box compartment whose code will not open it: the window doses in its stead.
+pub fn replaced_box<'a>(app: &App, f: &'a DoseFacts) -> Option<&'a BoxDose> {
+    let now = app.now();
+    f.box_today.iter().find(|b| {
+        !compartment_covers_today(b.load_state, b.withheld, b.code_state, b.code_due, now)
+    })
 }
 
 /// Applies the dispensing rules to one client's facts.
@@ -78,7 +103,13 @@ pub fn day_row(app: &App, f: &DoseFacts, today: NaiveDate) -> DayRow {
         (Some(_), None) => true,
         _ => false,
     };
-    let portions_given = f.doses_today.len() as u8;
+    // Box compartments are among today's dose rows, but only one that holds today's dose counts:
+    // a withheld, unsent or lost one leaves the client to be dosed here.
+    let portions_given = f
+        .doses_today
+        .iter()
+        .filter(|d| !f.box_today.iter().any(|b| b.dose_id == d.id))
+        .count() as u8;
     let urine_due = urine_due(app, f, today);
     let base = DayRow {
         client_id: f.client.id,
@@ -93,7 +124,23 @@ pub fn day_row(app: &App, f: &DoseFacts, today: NaiveDate) -> DayRow {
         portions: 1,
         portions_given,
         urine_due,
+        box_serial: None,
+        code_at: None,
+        code_sent: false,
     };
+    if let Some(b) = covering_box(app, f) {
+        let offset = app.settings.utc_offset;
+        let sent = !matches!(b.code_state, Some(anxin_domain::sms::MessageState::Queued));
+        let at = if sent { b.code_at } else { b.code_due };
+        return DayRow {
+            status: DayStatus::InBox,
+            explanation: format!("today's dose is in box {}", b.serial),
+            box_serial: Some(b.serial.clone()),
+            code_at: at.map(|t| t.with_timezone(&offset).format("%H:%M").to_string()),
+            code_sent: sent,
+            ..base
+        };
+    }
     let Some(order) = order else {
         return base;
     };
@@ -262,31 +309,41 @@ pub async fn record_dose(app: &App, me: &Actor, req: &DoseRequest) -> Result<Dos
                 .unwrap_or_default();
             return Err(refused(Code::DoseAlreadyGiven).arg("at", at).into());
         }
+        DayStatus::InBox => {
+            return Err(refused(Code::DoseInBox)
+                .arg("serial", row.box_serial.clone().unwrap_or_default())
+                .arg("at", row.code_at.clone().unwrap_or_default())
+                .arg("sent", if row.code_sent { "yes" } else { "no" })
+                .into());
+        }
         DayStatus::Give => {}
     }
     let mg = row.give_mg.unwrap_or(0);
-    let written = app
-        .store
-        .insert_dose(
-            &me.audit(),
-            &NewDose {
-                client_id: client.id,
-                day: today,
-                portion: row.portions_given,
-                mg,
-                site_id: me.site_id,
-                guest,
-                rule: row.rule.unwrap_or("normal").to_owned(),
-            },
-            now,
-        )
-        .await?;
+    let dose = NewDose {
+        client_id: client.id,
+        day: today,
+        // The next free portion of the day: a box compartment that the window replaces keeps
+        // its own row (for the box's reconciliation).
+        portion: u8::try_from(facts.doses_today.len()).unwrap_or(u8::MAX),
+        mg,
+        site_id: me.site_id,
+        guest,
+        rule: row.rule.unwrap_or("normal").to_owned(),
+    };
+    let written = match replaced_box(app, &facts) {
+        Some(b) => {
+            app.store
+                .insert_dose_replacing_box(&me.audit(), &dose, b, now)
+                .await?
+        }
+        None => app.store.insert_dose(&me.audit(), &dose, now).await?,
+    };
     match written {
         DoseWrite::Given(d) => Ok(DoseAnswer {
             dose_id: d.id,
             uic: client.uic,
             mg: d.mg,
-            portion: d.portion + 1,
+            portion: row.portions_given + 1,
             portions: row.portions,
             guest,
             rule: d.rule.clone(),

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use anxin_domain::clinic::adherence::{adherence, Adherence};
+use anxin_domain::clinic::missed::Rule;
 use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::urine;
 use anxin_domain::takehome::{approval_holds, decide, Eligibility, Facts, Policy};
@@ -73,24 +74,23 @@ pub async fn eligibility_of(app: &App, c: &Client) -> Result<(Eligibility, Optio
     let tests = app.store.urine_tests(c.id).await?;
     let consents = app.store.consents(c.id).await?;
     let agreements = app.store.agreements(c.id).await?;
-    let orders = app.store.orders(c.id).await?;
-    let first = orders
-        .iter()
-        .map(|o| o.order.start)
-        .min()
-        .unwrap_or(c.enrolled_on)
-        .max(c.enrolled_on);
     let facts = app.store.dose_facts(c.clone(), false, today).await?;
     let row = day_row(app, &facts, today);
     let recent = app
         .store
         .doses_between(c.id, today - Duration::days(14), today)
         .await?;
-    let missed_rule_in_force =
-        row.status == DayStatus::Withheld || recent.iter().any(|d| d.rule != "normal");
+    // Only a dose lowered after missed days is a missed-dose rule: take-home compartments
+    // (`take_home`, …) are not, so a second take-home period can follow the first.
+    let missed_rule_in_force = row.status == DayStatus::Withheld
+        || recent
+            .iter()
+            .any(|d| Rule::parse(&d.rule).is_some_and(Rule::after_missed_days));
     let consent = police_consent(&consents, today);
     let f = Facts {
-        days_in_treatment: u32::try_from((today - first).num_days().max(0)).unwrap_or(0),
+        // From enrolment (recorded at intake), not from the first order written in Anxin: a
+        // long-term client moved in keeps the time already in treatment.
+        days_in_treatment: u32::try_from((today - c.enrolled_on).num_days().max(0)).unwrap_or(0),
         attendance_30: adh.last_30,
         attendance_90: adh.last_90,
         urine_negative_newest_first: tests.iter().map(|t| t.outcome.negative()).collect(),

@@ -118,6 +118,29 @@ impl std::fmt::Display for LoadState {
     }
 }
 
+/// Whether today's pending compartment of a box holds the client's dose for today, so that the
+/// window must not give one: the load is loaded or out with the client, its codes are not
+/// withheld, and today's code went out (or may have: sending, uncertain) or is still to come at
+/// its hour. A lost or ended box, a withheld code, and a code that was never sent (failed,
+/// expired, overdue in the queue) leave the client to be dosed at the window.
+pub fn compartment_covers_today(
+    load: LoadState,
+    withheld: bool,
+    code: Option<crate::sms::MessageState>,
+    code_due: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    use crate::sms::MessageState::*;
+    if !load.is_out() || withheld {
+        return false;
+    }
+    match code {
+        Some(Sending | Uncertain | Sent | Delivered) => true,
+        Some(Queued) => code_due.is_some_and(|due| due > now),
+        Some(Failed | Expired) | None => false,
+    }
+}
+
 /// One compartment of a planned load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Compartment {
@@ -219,6 +242,46 @@ mod tests {
 
     fn d(n: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, n).unwrap()
+    }
+
+    #[test]
+    fn a_compartment_covers_today_only_if_its_code_went_out_or_is_to_come() {
+        use crate::sms::MessageState::*;
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let later = Some(now + Duration::hours(1));
+        let earlier = Some(now - Duration::hours(1));
+        let covers = |l, w, c, due| compartment_covers_today(l, w, c, due, now);
+        assert!(covers(
+            LoadState::WithClient,
+            false,
+            Some(Delivered),
+            earlier
+        ));
+        assert!(covers(LoadState::WithClient, false, Some(Sending), earlier));
+        assert!(
+            covers(LoadState::Loaded, false, Some(Queued), later),
+            "code still to come"
+        );
+        assert!(
+            !covers(LoadState::WithClient, false, Some(Queued), earlier),
+            "never sent"
+        );
+        assert!(
+            !covers(LoadState::WithClient, true, Some(Expired), earlier),
+            "withheld"
+        );
+        assert!(
+            !covers(LoadState::Lost, false, Some(Delivered), earlier),
+            "box lost"
+        );
+        assert!(!covers(
+            LoadState::Returned,
+            false,
+            Some(Delivered),
+            earlier
+        ));
+        assert!(!covers(LoadState::WithClient, false, Some(Failed), earlier));
+        assert!(!covers(LoadState::WithClient, false, None, None));
     }
 
     #[test]

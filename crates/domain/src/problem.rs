@@ -63,6 +63,8 @@ codes! {
     DoseNoOrder => ("dose.no_order", Conflict),
     /// The missed-dose rule withholds today's dose until a prescriber acts.
     DoseWithheld => ("dose.withheld", Conflict),
+    /// Today's dose is in the client's take-home box and its code went out (or goes out later).
+    DoseInBox => ("dose.in_box", Conflict),
     /// Today's dose (every portion) was already given.
     DoseAlreadyGiven => ("dose.already_given", Conflict),
     /// A phone number that is not one.

@@ -412,3 +412,12 @@ err-load-not-here = No load { $id } at this centre.
 box-hand-out-phone-confirmed = Phone number for the codes confirmed with the client
 client-identity-saved = Identity saved.
 client-order-written = Order written.
+err-dose-in-box = { $uic }: today's dose is in box { $serial } (code { $sent ->
+    [yes] sent at { $at }
+   *[other] going out at { $at }
+    }); no dose at the window.
+disp-status-in_box = in the box
+disp-why-in-box = box { $serial } (code { $sent ->
+    [yes] sent at { $at }
+   *[other] going out at { $at }
+    })

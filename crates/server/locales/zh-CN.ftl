@@ -412,3 +412,12 @@ err-load-not-here = 本门诊没有第 { $id } 次装盒记录。
 box-hand-out-phone-confirmed = 已与服务对象核对接收密码的手机号码
 client-identity-saved = 身份信息已保存。
 client-order-written = 医嘱已开具。
+err-dose-in-box = { $uic } 今天的剂量在药盒 { $serial } 中（密码{ $sent ->
+    [yes] 已于 { $at } 发送
+   *[other] 将于 { $at } 发送
+    }），不在窗口给药。
+disp-status-in_box = 药盒中
+disp-why-in-box = 药盒 { $serial }（密码{ $sent ->
+    [yes] 已于 { $at } 发送
+   *[other] 将于 { $at } 发送
+    }）

@@ -118,6 +118,14 @@ fn explain(t: &T<'_>, r: &clinic::DayRow) -> String {
             t.a("disp-why-reinduction", &[("missed", &missed)])
         }
         (DayStatus::Withheld, _) => t.a("disp-why-review", &[("missed", &missed)]),
+        (DayStatus::InBox, _) => t.a(
+            "disp-why-in-box",
+            &[
+                ("serial", r.box_serial.as_deref().unwrap_or_default()),
+                ("at", r.code_at.as_deref().unwrap_or_default()),
+                ("sent", if r.code_sent { "yes" } else { "no" }),
+            ],
+        ),
         (_, Some(rule)) if rule != "normal" => {
             let mg = r.give_mg.map(|m| m.to_string()).unwrap_or_default();
             t.a("disp-why-reviewed", &[("missed", &missed), ("mg", &mg)])

@@ -420,3 +420,163 @@ async fn the_chinese_window_answers_in_chinese_on_sqlite() {
 async fn the_chinese_window_answers_in_chinese_on_postgres() {
     window_in_chinese(TestApp::postgres().await).await;
 }
+
+/// A stable, approved client with `serial` loaded for 2 days from tomorrow (codes at `hour`)
+/// and handed out. Returns (client id, load id).
+async fn box_out(w: &World, uic: &str, serial: &str, hour: u8) -> (i64, i64) {
+    let id = w.stable_client(uic, true).await;
+    w.approved(id, 2).await;
+    let (s, _) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            "/api/v1/boxes",
+            Some(json!({"serial": serial})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, l) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/loads"),
+            Some(json!({"serial": serial, "days": 2, "code_hour": hour})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    let load = l["load"]["id"].as_i64().unwrap();
+    let (s, r) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/loads/{load}/hand-out"),
+            Some(json!({"phone_confirmed": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{r}");
+    (id, load)
+}
+
+async fn dose(w: &World, nurse: &str, uic: &str) -> (StatusCode, Value) {
+    w.call(
+        Method::POST,
+        nurse,
+        "/api/v1/doses",
+        Some(json!({"uic": uic})),
+    )
+    .await
+}
+
+async fn box_and_window_together(app: TestApp) {
+    let w = world_on(app).await;
+    let (_, withheld) = box_out(&w, "YX-0043-IY", "BOX-0001", 7).await;
+    let (_, lost) = box_out(&w, "YX-0044-AA", "BOX-0002", 7).await;
+    let (_, sent) = box_out(&w, "YX-0045-BB", "BOX-0003", 7).await;
+    let (_, later) = box_out(&w, "YX-0046-CC", "BOX-0004", 10).await;
+    let (s, r) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/loads/{withheld}/withhold"),
+            Some(json!({"reason": "尿检阳性"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    let (s, r) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/loads/{lost}/lost"),
+            Some(json!({"reason": "reported lost by the client"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{r}");
+    // The next morning, 09:00: BOX-0003's code went out at 07:00 (the gateway reported it).
+    w.app.clock.advance(chrono::Duration::days(1));
+    let delivered = sqlx::query(
+        "UPDATE sms_outbox SET state = 'delivered', updated_at = $1 WHERE idempotency_key = $2",
+    )
+    .bind((w.app.state.now() - chrono::Duration::hours(2)).timestamp_millis())
+    .bind(format!("code:{sent}:0"))
+    .execute(w.app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(delivered.rows_affected(), 1);
+    let nurse = w.app.login("nurse").await;
+
+    // Withheld codes and a lost box: the client is dosed at the window, not refused.
+    for (uic, load) in [("YX-0043-IY", withheld), ("YX-0044-AA", lost)] {
+        let (s, d) = dose(&w, &nurse, uic).await;
+        assert_eq!(s, StatusCode::CREATED, "{uic} is dosed at the window: {d}");
+        assert_eq!(d["mg"], 80);
+        let (s, again) = dose(&w, &nurse, uic).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+        assert_eq!(again["error"]["code"], "dose.already_given", "{again}");
+        let trail = w
+            .app
+            .state
+            .store
+            .audit_of_record(
+                "client",
+                &w.app
+                    .state
+                    .store
+                    .load(load)
+                    .await
+                    .unwrap()
+                    .client_id
+                    .to_string(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            trail.iter().any(|e| e.action == "box.compartment.replaced"),
+            "{uic}: the compartment is marked for the box's reconciliation"
+        );
+    }
+    // The code went out: the dose is in the box, and the window says which and when.
+    let (s, e) = dose(&w, &nurse, "YX-0045-BB").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["error"]["code"], "dose.in_box");
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("BOX-0003") && msg.contains("07:00"), "{msg}");
+    // The code is still to come (10:00): in the box too; never a window dose beside it.
+    let (s, e) = dose(&w, &nurse, "YX-0046-CC").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("10:00"),
+        "{e}"
+    );
+    // An overdue code that never went out: the window doses and stops the code in the same
+    // transaction, so the box cannot give a second dose.
+    w.app.clock.advance(chrono::Duration::hours(2));
+    let nurse = w.app.login("nurse").await;
+    let (s, d) = dose(&w, &nurse, "YX-0046-CC").await;
+    assert_eq!(s, StatusCode::CREATED, "{d}");
+    let row = sqlx::query("SELECT state FROM sms_outbox WHERE idempotency_key = $1")
+        .bind(format!("code:{later}:0"))
+        .fetch_one(w.app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(sqlx::Row::get::<String, _>(&row, "state"), "expired");
+    // The Chinese window says where the dose is.
+    let mut zh = w.app.browser("nurse", "zh-CN").await;
+    let a = zh.submit("/dispensing", &[("uic", "YX-0045-BB")]).await;
+    assert!(
+        a.text
+            .contains("今天的剂量在药盒 BOX-0003 中（密码已于 07:00 发送）"),
+        "{}",
+        a.text
+    );
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_withheld_lost_or_unsent_box_sends_the_client_to_the_window_on_sqlite() {
+    box_and_window_together(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn a_withheld_lost_or_unsent_box_sends_the_client_to_the_window_on_postgres() {
+    box_and_window_together(TestApp::postgres().await).await;
+}

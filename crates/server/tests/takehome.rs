@@ -660,7 +660,79 @@ async fn journey(app: TestApp) {
         (a.status, a.json())
     };
     assert_eq!(ledger.as_array().unwrap().len(), 2);
+    // A second take-home period right after the first: the box's doses are no missed-dose
+    // rule, so the client stays eligible.
+    let e = w
+        .app
+        .call(
+            Method::GET,
+            &format!("/api/v1/clients/{id}/eligibility"),
+            Some(&doctor),
+            None,
+        )
+        .await
+        .json();
+    let gate = e["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == "no_missed_dose_rule")
+        .unwrap_or_else(|| panic!("{e}"));
+    assert_eq!(gate["passed"], true, "{e}");
+    assert!(
+        e["days"].as_u64().unwrap() >= 2,
+        "still eligible after a period: {e}"
+    );
     let _ = &w.counsellor;
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn days_in_treatment_count_from_enrolment_not_from_the_first_order_here() {
+    let w = world().await;
+    // A long-term client moved in: enrolled 2024-03-23, first order in Anxin 30 days ago.
+    let (s, c) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            "/api/v1/clients",
+            Some(json!({"uic": "YX-0043-IY", "enrolled_on": "2024-03-23"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let id = c["id"].as_i64().unwrap();
+    let store = &w.app.state.store;
+    let doctor = store.user_auth("doctor").await.unwrap().unwrap().user;
+    let actor = anxin_storage::Actor {
+        user_id: Some(doctor.id),
+        name: doctor.username.clone(),
+        site_id: Some(doctor.site_id),
+    };
+    let order = anxin_domain::clinic::orders::DoseOrder {
+        kind: anxin_domain::clinic::orders::OrderKind::Maintenance,
+        start: w.app.state.today() - Duration::days(30),
+        mg: 60,
+        steps: vec![],
+        split: 1,
+        reason: String::new(),
+    };
+    store
+        .add_order(&actor, id, &order, w.app.state.now())
+        .await
+        .unwrap();
+    let e = w.eligibility(id).await;
+    let all: Vec<&Value> = e["criteria"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(e["next_tier"]["criteria"].as_array().into_iter().flatten())
+        .collect();
+    let days = all
+        .iter()
+        .find(|c| c["id"] == "days_in_treatment")
+        .unwrap_or_else(|| panic!("{e}"));
+    // 2024-03-23 to 2026-11-22.
+    assert_eq!(days["value"], "974", "{e}");
     w.app.cleanup().await;
 }
 

@@ -153,6 +153,26 @@ pub struct DoseFacts {
     pub urine_dates: Vec<NaiveDate>,
     /// Dosed here as a guest (the client belongs to another site).
     pub guest: bool,
+    /// Today's take-home compartments still pending or lost (their doses are among `doses_today`).
+    pub box_today: Vec<BoxDose>,
+}
+
+/// A pending take-home compartment of one day: where the dose is, and what became of its code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoxDose {
+    pub dose_id: i64,
+    pub load_id: i64,
+    /// From 0.
+    pub compartment: u8,
+    pub serial: String,
+    pub load_state: anxin_domain::boxes::LoadState,
+    /// The codes were withheld from this day on.
+    pub withheld: bool,
+    /// The day's code message: its state (`None`: never queued) and when it was last updated.
+    pub code_state: Option<anxin_domain::sms::MessageState>,
+    pub code_at: Option<DateTime<Utc>>,
+    /// When the code is due to go out.
+    pub code_due: Option<DateTime<Utc>>,
 }
 
 fn day(row: &AnyRow, name: &str) -> Result<NaiveDate> {
@@ -956,6 +976,31 @@ impl Store {
         d: &NewDose,
         now: DateTime<Utc>,
     ) -> Result<DoseWrite> {
+        self.insert_dose_replacing(actor, d, None, now).await
+    }
+
+    /// Records a window dose that stands in for a box compartment whose code will not open it
+    /// (withheld, never sent, box lost): in the same transaction the compartment's queued code
+    /// is stopped (so the box cannot open a second dose) and the event is audited, naming it
+    /// for the box's reconciliation.
+    pub async fn insert_dose_replacing_box(
+        &self,
+        actor: &Actor,
+        d: &NewDose,
+        replaced: &BoxDose,
+        now: DateTime<Utc>,
+    ) -> Result<DoseWrite> {
+        self.insert_dose_replacing(actor, d, Some(replaced), now)
+            .await
+    }
+
+    async fn insert_dose_replacing(
+        &self,
+        actor: &Actor,
+        d: &NewDose,
+        replaced: Option<&BoxDose>,
+        now: DateTime<Utc>,
+    ) -> Result<DoseWrite> {
         let given_by = actor
             .user_id
             .ok_or_else(|| DomainError::Forbidden("staff only".into()))?;
@@ -1006,6 +1051,44 @@ impl Store {
             now,
         )
         .await?;
+        if let Some(b) = replaced {
+            let stopped = sqlx::query(
+                "UPDATE sms_outbox SET state = 'expired', last_error = $1, updated_at = $2, final_at = $2 \
+                 WHERE idempotency_key = $3 AND state = 'queued'",
+            )
+            .bind("dosed at the window instead".to_owned())
+            .bind(to_ms(now))
+            .bind(crate::boxes::code_key(b.load_id, i64::from(b.compartment)))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if stopped == 0 && b.code_state == Some(anxin_domain::sms::MessageState::Queued) {
+                // The worker took the code meanwhile: it may open the box, so no window dose.
+                return Err(DomainError::from(
+                    anxin_domain::Problem::new(anxin_domain::Code::DoseInBox)
+                        .field("uic")
+                        .arg("uic", "")
+                        .arg("serial", &b.serial)
+                        .arg("at", "")
+                        .arg("sent", "yes"),
+                )
+                .into());
+            }
+            append(
+                &mut tx,
+                actor,
+                &AuditEvent::new("box.compartment.replaced", "client", d.client_id)
+                    .site(d.site_id)
+                    .reason(format!(
+                        "load {} compartment {} ({}): dosed at the window; check it at return",
+                        b.load_id,
+                        b.compartment + 1,
+                        b.serial
+                    )),
+                now,
+            )
+            .await?;
+        }
         tx.commit().await?;
         Ok(DoseWrite::Given(dose))
     }
@@ -1069,6 +1152,17 @@ impl Store {
         .bind((on - chrono::Duration::days(3 * 366)).to_string())
         .fetch_all(self.pool())
         .await?;
+        let boxed = sqlx::query(&format!(
+            "SELECT d.id AS dose_id, d.client_id, l.id AS load_id, c.idx, b.serial, l.state, l.withheld_from, \
+             o.state AS code_state, o.updated_at AS code_at, o.not_before AS code_due \
+             FROM doses d JOIN load_compartments c ON c.dose_id = d.id \
+             JOIN box_loads l ON l.id = c.load_id JOIN boxes b ON b.id = l.box_id \
+             LEFT JOIN sms_outbox o ON o.idempotency_key = 'code:' || CAST(l.id AS TEXT) || ':' || CAST(c.idx AS TEXT) \
+             WHERE d.client_id IN ({in_list}) AND d.day = $1 AND d.rule IN ('take_home_pending', 'take_home_lost')"
+        ))
+        .bind(on.to_string())
+        .fetch_all(self.pool())
+        .await?;
         let mut out = Vec::with_capacity(clients.len());
         let mut by_id = std::collections::HashMap::new();
         for (i, (c, guest)) in clients.into_iter().enumerate() {
@@ -1081,6 +1175,7 @@ impl Store {
                 last_review: None,
                 urine_dates: vec![],
                 guest,
+                box_today: vec![],
             });
         }
         for r in &orders {
@@ -1098,6 +1193,33 @@ impl Store {
             let d = dose_row(r)?;
             if let Some(&i) = by_id.get(&d.client_id) {
                 out[i].doses_today.push(d);
+            }
+        }
+        for r in &boxed {
+            if let Some(&i) = by_id.get(&col::<i64>(r, "client_id")?) {
+                let state: String = col(r, "state")?;
+                let code_state: Option<String> = col(r, "code_state")?;
+                let withheld = opt_day(r, "withheld_from")?.is_some_and(|w| w <= on);
+                out[i].box_today.push(BoxDose {
+                    dose_id: col(r, "dose_id")?,
+                    load_id: col(r, "load_id")?,
+                    compartment: u8::try_from(col::<i64>(r, "idx")?)
+                        .map_err(|_| StoreError::Corrupt("compartment".into()))?,
+                    serial: col(r, "serial")?,
+                    load_state: anxin_domain::boxes::LoadState::parse(&state)
+                        .ok_or_else(|| StoreError::Corrupt(format!("load state `{state}`")))?,
+                    withheld,
+                    code_state: code_state
+                        .map(|c| {
+                            c.parse::<anxin_domain::sms::MessageState>()
+                                .map_err(|_| StoreError::Corrupt(format!("message state `{c}`")))
+                        })
+                        .transpose()?,
+                    code_at: col::<Option<i64>>(r, "code_at")?.map(from_ms).transpose()?,
+                    code_due: col::<Option<i64>>(r, "code_due")?
+                        .map(from_ms)
+                        .transpose()?,
+                });
             }
         }
         for r in &reviews {

@@ -51,6 +51,25 @@ pub enum Rule {
 }
 
 impl Rule {
+    pub const ALL: [Rule; 5] = [
+        Rule::Normal,
+        Rule::HalfAfterReview,
+        Rule::CappedAfterReview,
+        Rule::AwaitingReview,
+        Rule::Reinduction,
+    ];
+
+    /// The rule of a stored dose's rule code; `None` for codes that are not missed-dose rules
+    /// (take-home compartments: `take_home`, `take_home_pending`, …).
+    pub fn parse(code: &str) -> Option<Rule> {
+        Rule::ALL.into_iter().find(|r| r.code() == code)
+    }
+
+    /// Whether a dose given under this rule was lowered because of missed days.
+    pub fn after_missed_days(self) -> bool {
+        matches!(self, Rule::HalfAfterReview | Rule::CappedAfterReview)
+    }
+
     /// A stable code, also the suffix of the UI message `missed-rule-…`.
     pub fn code(self) -> &'static str {
         match self {
@@ -256,5 +275,26 @@ mod tests {
             .decide(80, 5, true)
             .explain()
             .contains("new induction order"));
+    }
+
+    #[test]
+    fn only_missed_dose_rules_parse_as_such() {
+        for r in Rule::ALL {
+            assert_eq!(Rule::parse(r.code()), Some(r));
+        }
+        for take_home in [
+            "take_home",
+            "take_home_pending",
+            "take_home_unopened",
+            "take_home_lost",
+        ] {
+            assert_eq!(
+                Rule::parse(take_home),
+                None,
+                "{take_home} is no missed-dose rule"
+            );
+        }
+        assert!(Rule::HalfAfterReview.after_missed_days());
+        assert!(!Rule::Normal.after_missed_days());
     }
 }
