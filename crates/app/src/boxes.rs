@@ -336,3 +336,178 @@ pub async fn hand_out(app: &App, me: &Actor, load_id: &str, req: &HandOut) -> Re
         .await?;
     Ok(())
 }
+
+/// Withholding a box's codes or reporting it lost: a reason, and for withholding the first day
+/// (default today).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Withhold {
+    pub reason: String,
+    #[serde(default)]
+    pub from: Option<String>,
+}
+
+/// How many queued codes were stopped.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+pub struct CodesStopped {
+    pub codes_stopped: u64,
+}
+
+fn reason_of(req: &Withhold) -> Result<String> {
+    let reason = req.reason.trim();
+    if reason.is_empty() {
+        return Err(Problem::new(Code::ReasonRequired).field("reason").into());
+    }
+    if reason.chars().count() > crate::identity::MAX_FIELD_CHARS {
+        return Err(Problem::new(Code::TextTooLong)
+            .field("reason")
+            .arg("max", crate::identity::MAX_FIELD_CHARS)
+            .into());
+    }
+    Ok(reason.to_owned())
+}
+
+/// Stops a load's codes from a day on (the box stays with the client; the window doses).
+pub async fn withhold(
+    app: &App,
+    me: &Actor,
+    load_id: &str,
+    req: &Withhold,
+) -> Result<CodesStopped> {
+    me.require(Permission::TakeHomeManage)?;
+    let load = load_of(app, me, load_id).await?;
+    let reason = reason_of(req)?;
+    let from = match req.from.as_deref().map(str::trim) {
+        None | Some("") => app.today(),
+        Some(f) => parse_date("from", f)?,
+    };
+    if !load.state.is_out() {
+        return Err(Problem::new(Code::LoadWrongState)
+            .arg("id", load.id)
+            .arg("state", load.state)
+            .into());
+    }
+    let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
+    let stopped = work.withhold_codes(&load, from, &reason).await?;
+    work.commit().await?;
+    Ok(CodesStopped {
+        codes_stopped: stopped,
+    })
+}
+
+/// Reports a box lost: its codes stop from today and the load and box become lost, in one unit
+/// of work.
+pub async fn report_lost(app: &App, me: &Actor, load_id: &str, req: &Withhold) -> Result<()> {
+    me.require(Permission::TakeHomeManage)?;
+    let load = load_of(app, me, load_id).await?;
+    let reason = reason_of(req)?;
+    if !load.state.is_out() {
+        return Err(Problem::new(Code::LoadWrongState)
+            .arg("id", load.id)
+            .arg("state", load.state)
+            .into());
+    }
+    let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
+    work.withhold_codes(&load, app.today(), "box lost").await?;
+    app.failpoint("report_lost.after_codes")?;
+    work.move_load(&load, anxin_domain::boxes::BoxState::Lost, &reason)
+        .await?;
+    work.commit().await?;
+    Ok(())
+}
+
+/// The returned box's exported log.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReturnRequest {
+    /// The exported log file, base64.
+    pub log_base64: String,
+}
+
+/// What the box's verified log said at its return.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ReturnAnswer {
+    #[schemars(with = "serde_json::Value")]
+    pub reconciliation: anxin_domain::boxes::Reconciliation,
+    pub failed_attempts: u32,
+    pub tampering: bool,
+}
+
+/// The sealed secret of a load, opened.
+pub fn secret_of(app: &App, load: &Load) -> Result<Secret> {
+    let bytes = app
+        .vault
+        .open_box_secret(load.id, &load.sealed_secret)
+        .map_err(|e| Error::Internal(format!("box secret of load {}: {e}", load.id)))?;
+    Secret::from_bytes(&bytes).map_err(|_| Error::Internal("box secret of the wrong size".into()))
+}
+
+/// Takes a box back: verifies its log against the load's secret, reconciles and records the
+/// return (and any tampering) in one unit of work.
+pub async fn return_box(
+    app: &App,
+    me: &Actor,
+    load_id: &str,
+    req: &ReturnRequest,
+) -> Result<ReturnAnswer> {
+    use base64_engine::decode;
+    me.require(Permission::TakeHomeManage)?;
+    let load = load_of(app, me, load_id).await?;
+    let bytes = decode(req.log_base64.trim())
+        .ok_or_else(|| Error::from(Problem::new(Code::ExportMalformed).field("log_base64")))?;
+    let secret = secret_of(app, &load)?;
+    let log =
+        lockcode::verify_log(&secret, load.box_id as u64, load.id as u64, &bytes).map_err(|e| {
+            Error::from(
+                Problem::new(Code::ExportDoesNotVerify)
+                    .field("log_base64")
+                    .arg("load", load.id)
+                    .arg("why", e),
+            )
+        })?;
+    let summary = log.summary();
+    let tamper = log
+        .entries()
+        .filter(|e| e.kind == lockcode::EventKind::Tamper)
+        .count() as u32;
+    let released = app.store.codes_released(&load).await?;
+    let r = anxin_domain::boxes::reconcile(
+        u8::try_from(load.days).unwrap_or(0),
+        summary.opened_mask,
+        &released,
+        tamper,
+    );
+    let json_r =
+        serde_json::to_string(&r).map_err(|e| Error::Internal(format!("reconciliation: {e}")))?;
+    let text = format!(
+        "opened {:?}, unopened {:?}, opened without a code {:?}, tamper events {}, failed attempts {}",
+        r.opened, r.unopened, r.opened_without_code, r.tamper_events, summary.lifetime_failures
+    );
+    let tampering = !r.opened_without_code.is_empty() || tamper > 0;
+    let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
+    work.return_load(&load, &r.opened, app.today(), &json_r, &text)
+        .await?;
+    if tampering {
+        work.audit(
+            anxin_storage::AuditEvent::new("box.tamper", "client", load.client_id)
+                .site(load.site_id)
+                .reason(text.clone()),
+        )
+        .await?;
+    }
+    work.commit().await?;
+    Ok(ReturnAnswer {
+        reconciliation: r,
+        failed_attempts: summary.lifetime_failures,
+        tampering,
+    })
+}
+
+/// Standard base64 without pulling an engine into every caller.
+mod base64_engine {
+    /// Decodes standard base64 (with padding); `None` when it is not.
+    pub fn decode(s: &str) -> Option<Vec<u8>> {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(s).ok()
+    }
+}

@@ -73,6 +73,8 @@ codes! {
     NationalIdInvalid => ("national_id.invalid", Invalid),
     /// An identity form with nothing in it (it would wipe the identity).
     IdentityEmpty => ("identity.empty", Invalid),
+    /// A reason that must be given was left empty.
+    ReasonRequired => ("reason.required", Invalid),
     /// A field longer than its limit.
     TextTooLong => ("text.too_long", Invalid),
     /// A dose above the ceiling without a clinical reason.
@@ -117,6 +119,10 @@ codes! {
     BoxNotInClinic => ("box.not_in_clinic", Conflict),
     /// A load in a state that does not allow the action.
     LoadWrongState => ("load.wrong_state", Conflict),
+    /// A box export that is not base64.
+    ExportMalformed => ("export.malformed", Invalid),
+    /// A box export whose MAC chain does not verify for this load.
+    ExportDoesNotVerify => ("export.does_not_verify", Invalid),
     /// A load of another centre.
     LoadNotHere => ("load.not_here", NotFound),
 }

@@ -421,3 +421,6 @@ disp-why-in-box = box { $serial } (code { $sent ->
     [yes] sent at { $at }
    *[other] going out at { $at }
     })
+err-reason-required = Say why.
+err-export-malformed = The box export is not base64.
+err-export-does-not-verify = The box log does not verify for load { $load }: { $why }

@@ -421,3 +421,6 @@ disp-why-in-box = 药盒 { $serial }（密码{ $sent ->
     [yes] 已于 { $at } 发送
    *[other] 将于 { $at } 发送
     }）
+err-reason-required = 请写明原因。
+err-export-malformed = 药盒导出的记录不是 base64 格式。
+err-export-does-not-verify = 药盒记录与第 { $load } 次装盒不符，校验失败（{ $why }）。

@@ -3,21 +3,19 @@
 //! SMS outbox at the client's hour), hand-out, withholding codes, revealing today's code to a
 //! caller, loss, and return with the box's verified log reconciled against what was sent.
 
-use anxin_domain::boxes::{reconcile, BoxState};
 use anxin_domain::{Access, DomainError, Permission};
 use anxin_storage::boxes::Load;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use base64::Engine;
 use chrono::Duration;
-use lockcode::{derive_code, verify_log, Digits, EventKind, Secret};
+use lockcode::{derive_code, Digits, Secret};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::CurrentUser;
-use crate::clinic::{open_client, parse_date};
+use crate::clinic::open_client;
 use crate::error::{AppError, AppResult};
 use crate::json::ApiJson;
 use crate::routes::{RouteSpec, RouteTable, Verb};
@@ -143,34 +141,17 @@ async fn api_hand_out(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Withholding or losing: a reason, and for withholding the first day (default today).
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Withhold {
-    pub reason: String,
-    #[serde(default)]
-    pub from: Option<String>,
-}
+pub use anxin_app::boxes::{CodesStopped, ReturnAnswer, ReturnRequest, Withhold};
 
 async fn api_withhold(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Withhold>,
-) -> AppResult<Json<Value>> {
-    let load = load_of(&st, &me, &id).await?;
-    if req.reason.trim().is_empty() {
-        return Err(DomainError::invalid("reason", "say why the codes are withheld").into());
-    }
-    let from = match req.from.as_deref() {
-        None | Some("") => st.today(),
-        Some(f) => parse_date("from", f)?,
-    };
-    let stopped = st
-        .store
-        .withhold_codes(&me.actor(), &load, from, req.reason.trim(), st.now())
-        .await?;
-    Ok(Json(json!({"codes_stopped": stopped})))
+) -> AppResult<Json<CodesStopped>> {
+    Ok(Json(
+        anxin_app::boxes::withhold(&st.app, &me.app_actor(), &id, &req).await?,
+    ))
 }
 
 async fn api_lost(
@@ -179,22 +160,7 @@ async fn api_lost(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Withhold>,
 ) -> AppResult<StatusCode> {
-    let load = load_of(&st, &me, &id).await?;
-    if req.reason.trim().is_empty() {
-        return Err(DomainError::invalid("reason", "say how the box was lost").into());
-    }
-    st.store
-        .withhold_codes(&me.actor(), &load, st.today(), "box lost", st.now())
-        .await?;
-    st.store
-        .move_load(
-            &me.actor(),
-            &load,
-            BoxState::Lost,
-            req.reason.trim(),
-            st.now(),
-        )
-        .await?;
+    anxin_app::boxes::report_lost(&st.app, &me.app_actor(), &id, &req).await?;
     st.gps.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
@@ -252,76 +218,20 @@ async fn api_reveal(
     Ok(Json(json!({"compartment": offset + 1, "code": code})))
 }
 
-/// The returned box's exported log.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReturnRequest {
-    /// The exported log file, base64.
-    pub log_base64: String,
-}
-
-/// Takes a box back: verifies its log against the load's secret, reconciles, records.
+/// Takes a box back (see `anxin_app::boxes::return_box`); the GPS pipeline forgets the box.
 pub async fn return_box(
     st: &AppState,
     me: &CurrentUser,
     raw: &str,
     log_b64: &str,
-) -> AppResult<Value> {
-    let load = load_of(st, me, raw).await?;
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(log_b64.trim())
-        .map_err(|_| DomainError::invalid("log_base64", "not base64"))?;
-    let secret = secret_of(st, &load)?;
-    let log = verify_log(&secret, load.box_id as u64, load.id as u64, &bytes).map_err(|e| {
-        DomainError::invalid(
-            "log_base64",
-            format!("the box log does not verify for load {}: {e}", load.id),
-        )
-    })?;
-    let summary = log.summary();
-    let tamper = log
-        .entries()
-        .filter(|e| e.kind == EventKind::Tamper)
-        .count() as u32;
-    let released = st.store.codes_released(&load).await?;
-    let r = reconcile(
-        u8::try_from(load.days).unwrap_or(0),
-        summary.opened_mask,
-        &released,
-        tamper,
-    );
-    let json_r = serde_json::to_string(&r).unwrap_or_default();
-    let text = format!(
-        "opened {:?}, unopened {:?}, opened without a code {:?}, tamper events {}, failed attempts {}",
-        r.opened, r.unopened, r.opened_without_code, r.tamper_events, summary.lifetime_failures
-    );
-    st.store
-        .return_load(
-            &me.actor(),
-            &load,
-            &r.opened,
-            st.today(),
-            &json_r,
-            &text,
-            st.now(),
-        )
-        .await?;
+) -> AppResult<ReturnAnswer> {
+    let req = ReturnRequest {
+        log_base64: log_b64.to_owned(),
+    };
+    let answer = anxin_app::boxes::return_box(&st.app, &me.app_actor(), raw, &req).await?;
     // Its zone and positions are gone: the GPS pipeline forgets the box too.
     st.gps.invalidate();
-    if !r.opened_without_code.is_empty() || tamper > 0 {
-        st.store
-            .audit(
-                &me.actor(),
-                anxin_storage::AuditEvent::new("box.tamper", "client", load.client_id)
-                    .site(load.site_id)
-                    .reason(text.clone()),
-                st.now(),
-            )
-            .await?;
-    }
-    Ok(
-        json!({"reconciliation": r, "failed_attempts": summary.lifetime_failures, "tampering": !r.opened_without_code.is_empty() || tamper > 0}),
-    )
+    Ok(answer)
 }
 
 async fn api_return(
@@ -329,7 +239,7 @@ async fn api_return(
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ReturnRequest>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ReturnAnswer>> {
     Ok(Json(return_box(&st, &me, &id, &req.log_base64).await?))
 }
 
@@ -444,7 +354,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
 
 /// The box section of a client's page and its form targets.
 pub mod web {
-    use anxin_domain::{Access, DomainError, Permission};
+    use anxin_domain::{Access, Permission};
     use anxin_storage::Client;
     use axum::extract::{Form, Path, State};
     use axum::response::{IntoResponse, Response};
@@ -685,20 +595,14 @@ pub mod web {
         Form(f): Form<ReasonForm>,
     ) -> Response {
         let base = client_page_of(&st, &id).await;
-        let r: Result<(), AppError> = async {
-            let load = super::load_of(&st, &me, &id).await?;
-            if f.reason.trim().is_empty() {
-                return Err(
-                    DomainError::invalid("reason", "say why the codes are withheld").into(),
-                );
-            }
-            st.store
-                .withhold_codes(&me.actor(), &load, st.today(), f.reason.trim(), st.now())
-                .await?;
-            Ok(())
-        }
-        .await;
-        after_form(&base, r)
+        let req = super::Withhold {
+            reason: f.reason,
+            from: None,
+        };
+        after_form(
+            &base,
+            anxin_app::boxes::withhold(&st.app, &me.app_actor(), &id, &req).await,
+        )
     }
 
     #[derive(Deserialize)]

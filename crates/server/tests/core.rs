@@ -580,3 +580,57 @@ async fn a_withheld_lost_or_unsent_box_sends_the_client_to_the_window_on_sqlite(
 async fn a_withheld_lost_or_unsent_box_sends_the_client_to_the_window_on_postgres() {
     box_and_window_together(TestApp::postgres().await).await;
 }
+
+async fn a_failed_loss_report_leaves_nothing(app: TestApp) {
+    let w = world_on(app).await;
+    let (_, load) = box_out(&w, "YX-0047-DD", "BOX-0005", 7).await;
+    let head = w.app.state.store.audit_head().await.unwrap();
+    w.app.state.app.arm_failpoint("report_lost.after_codes");
+    let path = format!("/api/v1/loads/{load}/lost");
+    let body = json!({"reason": "the client says it was stolen"});
+    let (s, r) = w
+        .call(Method::POST, &w.doctor, &path, Some(body.clone()))
+        .await;
+    w.app.state.app.disarm_failpoints();
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{r}");
+    assert_eq!(
+        w.app.state.store.audit_head().await.unwrap(),
+        head,
+        "no audit entry"
+    );
+    let l = w.app.state.store.load(load).await.unwrap();
+    assert_eq!(l.state.as_str(), "with_client", "the box is not lost");
+    assert!(l.withheld_from.is_none(), "no code withheld");
+    assert_eq!(
+        count(
+            &w,
+            "SELECT COUNT(*) AS n FROM sms_outbox WHERE state = 'queued'"
+        )
+        .await,
+        2,
+        "both codes still queued"
+    );
+    let (s, r) = w.call(Method::POST, &w.doctor, &path, Some(body)).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{r}");
+    let l = w.app.state.store.load(load).await.unwrap();
+    assert_eq!(l.state.as_str(), "lost");
+    assert_eq!(
+        count(
+            &w,
+            "SELECT COUNT(*) AS n FROM sms_outbox WHERE state = 'queued'"
+        )
+        .await,
+        0
+    );
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_failure_while_reporting_a_box_lost_writes_nothing_on_sqlite() {
+    a_failed_loss_report_leaves_nothing(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn a_failure_while_reporting_a_box_lost_writes_nothing_on_postgres() {
+    a_failed_loss_report_leaves_nothing(TestApp::postgres().await).await;
+}

@@ -251,55 +251,10 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let (to_load, action) = match to_box {
-            BoxState::WithClient => ("with_client", "box.hand_out"),
-            BoxState::Lost => ("lost", "box.lost"),
-            other => {
-                return Err(DomainError::Conflict(format!(
-                    "a load cannot move to {}",
-                    other.as_str()
-                ))
-                .into())
-            }
-        };
-        let b = self.box_of(load.box_id).await?;
-        b.state.to(to_box)?;
-        let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE box_loads SET state = $1 WHERE id = $2")
-            .bind(to_load.to_owned())
-            .bind(load.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE boxes SET state = $1 WHERE id = $2")
-            .bind(to_box.as_str().to_owned())
-            .bind(b.id)
-            .execute(&mut *tx)
-            .await?;
-        if to_box == BoxState::Lost {
-            sqlx::query(&format!("UPDATE doses SET rule = '{RULE_LOST}' WHERE id IN (SELECT dose_id FROM load_compartments WHERE load_id = $1)"))
-                .bind(load.id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        append(
-            &mut tx,
-            actor,
-            &AuditEvent::new(action, "client", load.client_id)
-                .site(load.site_id)
-                .reason(format!("load {}: {reason}", load.id)),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn box_of(&self, id: i64) -> Result<LockBox> {
-        let row = sqlx::query("SELECT id, site_id, serial, state FROM boxes WHERE id = $1")
-            .bind(id)
-            .fetch_one(self.pool())
-            .await?;
-        box_row(&row)
+        let mut work = self.begin_work(actor, now).await?;
+        let out = work.move_load(load, to_box, reason).await?;
+        work.commit().await?;
+        Ok(out)
     }
 
     /// Withholds the codes of a load from `from` on: queued messages for those days expire.
@@ -311,41 +266,10 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<u64> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE box_loads SET withheld_from = $1, withhold_reason = $2 WHERE id = $3")
-            .bind(from.to_string())
-            .bind(reason.to_owned())
-            .bind(load.id)
-            .execute(&mut *tx)
-            .await?;
-        let mut stopped = 0;
-        for offset in 0..load.days {
-            let day = load.start_day + chrono::Duration::days(offset);
-            if day < from {
-                continue;
-            }
-            let r = sqlx::query(
-                "UPDATE sms_outbox SET state = 'expired', last_error = $1, updated_at = $2, final_at = $2 \
-                 WHERE idempotency_key = $3 AND state = 'queued'",
-            )
-            .bind(format!("withheld: {reason}"))
-            .bind(to_ms(now))
-            .bind(code_key(load.id, offset))
-            .execute(&mut *tx)
-            .await?;
-            stopped += r.rows_affected();
-        }
-        append(
-            &mut tx,
-            actor,
-            &AuditEvent::new("codes.withhold", "client", load.client_id)
-                .site(load.site_id)
-                .reason(format!("load {} from {from}: {reason}", load.id)),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(stopped)
+        let mut work = self.begin_work(actor, now).await?;
+        let out = work.withhold_codes(load, from, reason).await?;
+        work.commit().await?;
+        Ok(out)
     }
 
     /// Indices of the compartments whose code was released (its message not withheld/expired).
@@ -380,74 +304,12 @@ impl Store {
         summary: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let b = self.box_of(load.box_id).await?;
-        b.state.to(BoxState::Returned)?;
-        if !load.state.is_out() {
-            return Err(DomainError::Conflict(format!(
-                "load {} is already {}",
-                load.id, load.state
-            ))
-            .into());
-        }
-        let mut tx = self.begin_write().await?;
-        for offset in 0..load.days {
-            let idx = u8::try_from(offset).unwrap_or(u8::MAX);
-            let taken = opened.contains(&idx);
-            let day = load.start_day + chrono::Duration::days(offset);
-            if !taken && day >= today {
-                let row = sqlx::query(
-                    "SELECT dose_id FROM load_compartments WHERE load_id = $1 AND idx = $2",
-                )
-                .bind(load.id)
-                .bind(offset)
-                .fetch_one(&mut *tx)
-                .await?;
-                let dose_id: i64 = col(&row, "dose_id")?;
-                sqlx::query("DELETE FROM load_compartments WHERE load_id = $1 AND idx = $2")
-                    .bind(load.id)
-                    .bind(offset)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM doses WHERE id = $1")
-                    .bind(dose_id)
-                    .execute(&mut *tx)
-                    .await?;
-                continue;
-            }
-            let sql = if taken {
-                format!("UPDATE doses SET rule = '{RULE_TAKEN}' WHERE id = (SELECT dose_id FROM load_compartments WHERE load_id = $1 AND idx = $2)")
-            } else {
-                format!("UPDATE doses SET rule = '{RULE_UNOPENED}', mg = 0 WHERE id = (SELECT dose_id FROM load_compartments WHERE load_id = $1 AND idx = $2)")
-            };
-            sqlx::query(&sql)
-                .bind(load.id)
-                .bind(offset)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("UPDATE box_loads SET state = 'returned', reconciliation = $1, returned_at = $2 WHERE id = $3")
-            .bind(reconciliation_json.to_owned())
-            .bind(to_ms(now))
-            .bind(load.id)
-            .execute(&mut *tx)
+        let mut work = self.begin_work(actor, now).await?;
+        let out = work
+            .return_load(load, opened, today, reconciliation_json, summary)
             .await?;
-        sqlx::query("UPDATE boxes SET state = 'returned' WHERE id = $1")
-            .bind(b.id)
-            .execute(&mut *tx)
-            .await?;
-        // Back at the centre: where the box has been is nobody's business any more.
-        crate::gps::forget_box_positions(&mut tx, b.id).await?;
-        append(
-            &mut tx,
-            actor,
-            &AuditEvent::new("box.return", "client", load.client_id)
-                .site(load.site_id)
-                .reason(format!("load {}: {summary}", load.id)),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        work.commit().await?;
+        Ok(out)
     }
 
     /// When a load was returned.
@@ -576,4 +438,188 @@ pub async fn load_in(conn: &mut AnyConnection, id: i64) -> Result<Load> {
     .await?
     .ok_or_else(|| DomainError::NotFound(format!("load {id}")))?;
     load_row(&row)
+}
+
+/// A box by id, read inside `conn`'s transaction.
+async fn box_in(conn: &mut AnyConnection, id: i64) -> Result<LockBox> {
+    let row = sqlx::query("SELECT id, site_id, serial, state FROM boxes WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+    box_row(&row)
+}
+
+/// The box steps of the take-home use cases inside one unit of work.
+impl crate::Work {
+    /// Moves a load and its box on: handed out to the client, or lost. Audited.
+    pub async fn move_load(&mut self, load: &Load, to_box: BoxState, reason: &str) -> Result<()> {
+        let actor = self.actor().clone();
+        let now = self.now();
+        let (to_load, action) = match to_box {
+            BoxState::WithClient => ("with_client", "box.hand_out"),
+            BoxState::Lost => ("lost", "box.lost"),
+            other => {
+                return Err(DomainError::Conflict(format!(
+                    "a load cannot move to {}",
+                    other.as_str()
+                ))
+                .into())
+            }
+        };
+        let b = box_in(self.conn(), load.box_id).await?;
+        b.state.to(to_box)?;
+        sqlx::query("UPDATE box_loads SET state = $1 WHERE id = $2")
+            .bind(to_load.to_owned())
+            .bind(load.id)
+            .execute(self.conn())
+            .await?;
+        sqlx::query("UPDATE boxes SET state = $1 WHERE id = $2")
+            .bind(to_box.as_str().to_owned())
+            .bind(b.id)
+            .execute(self.conn())
+            .await?;
+        if to_box == BoxState::Lost {
+            sqlx::query(&format!("UPDATE doses SET rule = '{RULE_LOST}' WHERE id IN (SELECT dose_id FROM load_compartments WHERE load_id = $1)"))
+                .bind(load.id)
+                .execute(self.conn())
+                .await?;
+        }
+        append(
+            self.conn(),
+            &actor,
+            &AuditEvent::new(action, "client", load.client_id)
+                .site(load.site_id)
+                .reason(format!("load {}: {reason}", load.id)),
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Withholds the codes of a load from `from` on: queued messages for those days expire.
+    pub async fn withhold_codes(
+        &mut self,
+        load: &Load,
+        from: NaiveDate,
+        reason: &str,
+    ) -> Result<u64> {
+        let actor = self.actor().clone();
+        let now = self.now();
+        sqlx::query("UPDATE box_loads SET withheld_from = $1, withhold_reason = $2 WHERE id = $3")
+            .bind(from.to_string())
+            .bind(reason.to_owned())
+            .bind(load.id)
+            .execute(self.conn())
+            .await?;
+        let mut stopped = 0;
+        for offset in 0..load.days {
+            let day = load.start_day + chrono::Duration::days(offset);
+            if day < from {
+                continue;
+            }
+            let r = sqlx::query(
+                "UPDATE sms_outbox SET state = 'expired', last_error = $1, updated_at = $2, final_at = $2 \
+                 WHERE idempotency_key = $3 AND state = 'queued'",
+            )
+            .bind(format!("withheld: {reason}"))
+            .bind(to_ms(now))
+            .bind(code_key(load.id, offset))
+            .execute(self.conn())
+            .await?;
+            stopped += r.rows_affected();
+        }
+        append(
+            self.conn(),
+            &actor,
+            &AuditEvent::new("codes.withhold", "client", load.client_id)
+                .site(load.site_id)
+                .reason(format!("load {} from {from}: {reason}", load.id)),
+            now,
+        )
+        .await?;
+        Ok(stopped)
+    }
+
+    /// Closes a load with its reconciliation: opened compartments become taken doses, unopened
+    /// ones return their methadone to stock (dose mg 0) and count as missed days. All or nothing.
+    /// Compartments of days from `today` on that were not opened are simply not given: the box
+    /// came back early, and the client may be dosed at the window instead.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn return_load(
+        &mut self,
+        load: &Load,
+        opened: &[u8],
+        today: NaiveDate,
+        reconciliation_json: &str,
+        summary: &str,
+    ) -> Result<()> {
+        let actor = self.actor().clone();
+        let now = self.now();
+        let b = box_in(self.conn(), load.box_id).await?;
+        b.state.to(BoxState::Returned)?;
+        if !load.state.is_out() {
+            return Err(DomainError::Conflict(format!(
+                "load {} is already {}",
+                load.id, load.state
+            ))
+            .into());
+        }
+        for offset in 0..load.days {
+            let idx = u8::try_from(offset).unwrap_or(u8::MAX);
+            let taken = opened.contains(&idx);
+            let day = load.start_day + chrono::Duration::days(offset);
+            if !taken && day >= today {
+                let row = sqlx::query(
+                    "SELECT dose_id FROM load_compartments WHERE load_id = $1 AND idx = $2",
+                )
+                .bind(load.id)
+                .bind(offset)
+                .fetch_one(self.conn())
+                .await?;
+                let dose_id: i64 = col(&row, "dose_id")?;
+                sqlx::query("DELETE FROM load_compartments WHERE load_id = $1 AND idx = $2")
+                    .bind(load.id)
+                    .bind(offset)
+                    .execute(self.conn())
+                    .await?;
+                sqlx::query("DELETE FROM doses WHERE id = $1")
+                    .bind(dose_id)
+                    .execute(self.conn())
+                    .await?;
+                continue;
+            }
+            let sql = if taken {
+                format!("UPDATE doses SET rule = '{RULE_TAKEN}' WHERE id = (SELECT dose_id FROM load_compartments WHERE load_id = $1 AND idx = $2)")
+            } else {
+                format!("UPDATE doses SET rule = '{RULE_UNOPENED}', mg = 0 WHERE id = (SELECT dose_id FROM load_compartments WHERE load_id = $1 AND idx = $2)")
+            };
+            sqlx::query(&sql)
+                .bind(load.id)
+                .bind(offset)
+                .execute(self.conn())
+                .await?;
+        }
+        sqlx::query("UPDATE box_loads SET state = 'returned', reconciliation = $1, returned_at = $2 WHERE id = $3")
+            .bind(reconciliation_json.to_owned())
+            .bind(to_ms(now))
+            .bind(load.id)
+            .execute(self.conn())
+            .await?;
+        sqlx::query("UPDATE boxes SET state = 'returned' WHERE id = $1")
+            .bind(b.id)
+            .execute(self.conn())
+            .await?;
+        // Back at the centre: where the box has been is nobody's business any more.
+        crate::gps::forget_box_positions(self.conn(), b.id).await?;
+        append(
+            self.conn(),
+            &actor,
+            &AuditEvent::new("box.return", "client", load.client_id)
+                .site(load.site_id)
+                .reason(format!("load {}: {summary}", load.id)),
+            now,
+        )
+        .await?;
+        Ok(())
+    }
 }
