@@ -204,6 +204,11 @@ async fn serve(config: Config, listen: Option<String>, load_demo: bool) -> anyho
         .parse()
         .with_context(|| format!("--listen: `{listen}` is not an address like 127.0.0.1:8080"))?;
     let store = open_store(&config).await?;
+    anxin_server::throttle::configure(config.login.hash_permits, config.login.hash_wait_ms);
+    tracing::info!(
+        permits = anxin_server::throttle::gate().permits(),
+        "password hashes computed at once"
+    );
     let state = AppState::new(
         store,
         clock_of(&config)?,

@@ -179,9 +179,10 @@ fn me_view(me: &CurrentUser) -> serde_json::Value {
 
 async fn login(
     State(st): State<AppState>,
+    address: crate::throttle::ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> AppResult<Response> {
-    let done = auth::login(&st, &req.username, &req.password).await?;
+    let done = auth::login(&st, &address, &req.username, &req.password).await?;
     let site = st.store.site(done.user.site_id).await?;
     Ok(Json(json!({
         "token": done.token,

@@ -1,8 +1,10 @@
 //! Authentication: Argon2id password hashes, session tokens (cookie or bearer), the login
-//! procedure with lockout, and the [`CurrentUser`] every guarded handler receives.
+//! procedure with throttling and lockout, and the [`CurrentUser`] every guarded handler
+//! receives.
 
-use anxin_domain::auth::check_new_password;
+use anxin_domain::auth::{account_key, check_new_password, Admission};
 use anxin_domain::{DomainError, Role};
+use anxin_storage::users::LoginAttempt;
 use anxin_storage::{Actor, Session, Site, User};
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -16,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::throttle::{self, ClientAddr};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "anxin_session";
@@ -32,8 +35,9 @@ pub async fn hash_password(password: &str) -> AppResult<String> {
     hash_any(password).await
 }
 
-/// Hashes without the policy check (also used to spend a login's time on unknown usernames).
+/// Hashes without the policy check, in one of the process's hashing slots.
 async fn hash_any(password: &str) -> AppResult<String> {
+    let _slot = throttle::gate().slot().await?;
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
@@ -199,47 +203,94 @@ pub struct LoggedIn {
     pub csrf_token: String,
 }
 
-/// Checks a username and password, applying the lockout policy; every attempt is audited.
-pub async fn login(state: &AppState, username: &str, password: &str) -> AppResult<LoggedIn> {
+/// A well-formed Argon2id hash (same parameters as real ones) that no password matches:
+/// an unknown username is verified against it, so it costs exactly what a known one costs.
+const NO_ACCOUNT_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+/// Seconds to announce in `Retry-After` for a wait until `until` (at least 1).
+fn retry_after(until: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> u64 {
+    let ms = (until - now).num_milliseconds().max(0);
+    u64::try_from((ms + 999) / 1000).unwrap_or(1).max(1)
+}
+
+/// Checks a username and password from `address`, under the throttling policy
+/// ([`anxin_domain::auth::LoginPolicy`]) and the hashing bound ([`crate::throttle`]).
+///
+/// An unknown username takes the same path as a known one with a wrong password: the same
+/// reads, one Argon2id verification, the same counts and the same answers (401, then 429 with
+/// `Retry-After` while delayed, 423 once the account-wide limit is reached). Attempts answered
+/// 429 are not checked, counted or audited (a flood must not become a flood of writes); every
+/// other attempt is audited.
+pub async fn login(
+    state: &AppState,
+    address: &ClientAddr,
+    username: &str,
+    password: &str,
+) -> AppResult<LoggedIn> {
     let refused = || {
         AppError::from(DomainError::Unauthenticated(
             "wrong username or password".into(),
         ))
     };
+    let gate = throttle::gate();
+    let _in_flight = gate.enter()?;
     let now = state.now();
-    let Some(found) = state.store.user_auth(username.trim()).await? else {
-        // Spend the same time as a real check so that timing does not reveal usernames.
-        let _ = hash_any(password).await?;
-        state.store.login_unknown(username, now).await?;
-        return Err(refused());
-    };
-    let user = found.user;
     let policy = state.settings.login;
-    if !user.active {
-        state
-            .store
-            .login_failed(&user, user.standing, "inactive account", now)
-            .await?;
-        return Err(refused());
-    }
-    if let Err(locked) = policy.check_not_locked(user.standing, now) {
-        state
-            .store
-            .login_failed(&user, user.standing, "account locked", now)
-            .await?;
-        return Err(locked.into());
-    }
-    if !verify_password(&found.password_hash, password).await? {
-        let standing = policy.after_failure(user.standing, now);
-        state
-            .store
-            .login_failed(&user, standing, "wrong password", now)
-            .await?;
-        if let Err(locked) = policy.check_not_locked(standing, now) {
-            return Err(locked.into());
+    let name = username.trim();
+    let key = account_key(name);
+    let attempt = LoginAttempt {
+        username: name,
+        account_key: &key,
+        address: &address.0,
+    };
+    let throttles = state.store.login_throttles(&key, &address.0).await?;
+    let found = state.store.user_auth(name).await?;
+    let user = found.as_ref().map(|f| &f.user);
+    match policy.admit(&throttles, now) {
+        Admission::Go => {}
+        Admission::Wait { until } => {
+            tracing::info!(address = %address.0, "login attempt delayed by throttling");
+            return Err(AppError::TooManyRequests {
+                retry_after_secs: retry_after(until, now),
+            });
         }
-        return Err(refused());
+        Admission::Locked { until } => {
+            state
+                .store
+                .login_refused_locked(user, &attempt, now)
+                .await?;
+            return Err(DomainError::Locked { until }.into());
+        }
     }
+    let matches = {
+        let _slot = gate.login_slot().await?;
+        let hash = found.as_ref().map_or(NO_ACCOUNT_HASH, |f| &f.password_hash);
+        verify_password(hash, password).await?
+    };
+    let why = match user {
+        None => "unknown username",
+        Some(u) if !u.active => "inactive account",
+        Some(_) if !matches => "wrong password",
+        Some(u) => {
+            let user = u.clone();
+            return start_session(state, user, &address.0, now).await;
+        }
+    };
+    let standing = state
+        .store
+        .login_failed(user, &attempt, &policy, why, now)
+        .await?;
+    policy.check_not_locked(standing, now)?;
+    Err(refused())
+}
+
+async fn start_session(
+    state: &AppState,
+    user: User,
+    address: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<LoggedIn> {
     let token = new_token();
     let csrf_token = new_token();
     let session = Session {
@@ -249,7 +300,10 @@ pub async fn login(state: &AppState, username: &str, password: &str) -> AppResul
         created_at: now,
         last_seen_at: now,
     };
-    state.store.login_succeeded(&user, &session, now).await?;
+    state
+        .store
+        .login_succeeded(&user, &session, address, now)
+        .await?;
     Ok(LoggedIn {
         user,
         token,
@@ -284,4 +338,28 @@ pub fn session_cookie(state: &AppState, token: &str) -> String {
 /// The `Set-Cookie` value that removes the session cookie.
 pub fn clear_session_cookie() -> String {
     format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_no_account_hash_is_well_formed_so_it_costs_a_full_verification() {
+        let parsed = PasswordHash::new(NO_ACCOUNT_HASH).unwrap();
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        let params = Params::try_from(&parsed).unwrap();
+        let ours = argon2().unwrap();
+        let cost = |p: &Params| (p.m_cost(), p.t_cost(), p.p_cost());
+        assert_eq!(cost(&params), cost(ours.params()));
+        assert_eq!(parsed.hash.map(|h| h.len()), Some(32));
+    }
+
+    #[test]
+    fn retry_after_rounds_up_and_is_never_zero() {
+        let t = chrono::Utc::now();
+        assert_eq!(retry_after(t, t), 1);
+        assert_eq!(retry_after(t + chrono::Duration::milliseconds(1001), t), 2);
+        assert_eq!(retry_after(t + chrono::Duration::seconds(900), t), 900);
+    }
 }

@@ -24,6 +24,9 @@ pub enum AppError {
     /// A form or cookie-authenticated call without the right CSRF token.
     #[error("missing or wrong CSRF token; reload the page and try again")]
     Csrf,
+    /// Too many login attempts, or hashing is saturated: try again after this many seconds.
+    #[error("too many attempts; try again in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
     /// Something the client cannot fix; details went to the log.
     #[error("internal error")]
     Internal,
@@ -68,6 +71,12 @@ pub fn describe(e: &AppError) -> (StatusCode, &'static str, String, Option<Strin
             field.clone(),
         ),
         AppError::Csrf => (StatusCode::FORBIDDEN, "csrf", e.to_string(), None),
+        AppError::TooManyRequests { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            e.to_string(),
+            None,
+        ),
         AppError::Internal => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -89,7 +98,12 @@ pub fn error_body(code: &str, message: &str, field: Option<&str>) -> serde_json:
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code, message, field) = describe(&self);
-        (status, Json(error_body(code, &message, field.as_deref()))).into_response()
+        let mut res = (status, Json(error_body(code, &message, field.as_deref()))).into_response();
+        if let AppError::TooManyRequests { retry_after_secs } = self {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+        }
+        res
     }
 }
 
