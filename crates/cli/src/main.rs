@@ -299,7 +299,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open_store(&config).await?;
             let site = store.site_by_code(&site).await?;
             let password = read_password()?;
-            let password_hash = anxin_server::auth::hash_password(&password)
+            let context = anxin_domain::auth::PasswordContext {
+                username: &username,
+                centre_name: &site.name,
+                centre_code: &site.code,
+            };
+            let password_hash = anxin_server::auth::hash_password(&password, &context)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let user = store

@@ -83,6 +83,32 @@ fn sites_users_backup_and_audit_verify() {
         "{}",
         text(&o.stderr)
     );
+    for (pw, why) in [
+        ("password1234", "password: is too common"),
+        (
+            "aaaaaaaaaaaa",
+            "password: must not be one character repeated",
+        ),
+        (
+            "nurse.wu-at-the-window",
+            "password: must not contain the username",
+        ),
+    ] {
+        let mut c = anxin(d);
+        c.args([
+            "user",
+            "add",
+            "--site",
+            "YX01",
+            "--username",
+            "nurse.wu",
+            "--role",
+            "dispenser",
+        ]);
+        let o = run(c, &format!("{pw}\n"));
+        assert!(!o.status.success(), "{pw}");
+        assert!(text(&o.stderr).contains(why), "{pw}: {}", text(&o.stderr));
+    }
     let mut c = anxin(d);
     c.args([
         "user",

@@ -12,19 +12,108 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 /// Longest password accepted (a bound on hashing work).
 pub const MAX_PASSWORD_CHARS: usize = 256;
 
-/// Checks a new password against the policy.
-pub fn check_new_password(password: &str) -> Result<(), DomainError> {
-    let n = password.chars().count();
+/// The words a new password must not contain: the account's own name and its centre's.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PasswordContext<'a> {
+    pub username: &'a str,
+    pub centre_name: &'a str,
+    pub centre_code: &'a str,
+}
+
+/// The name of the system, refused inside passwords like the other context words (and so is
+/// its Chinese name, 安心).
+pub const SYSTEM_NAME: &str = "anxin";
+
+static COMMON_LIST: &str = include_str!("common_passwords.txt");
+
+/// Whether `candidate` (already lowercase) is on the shipped list of common and breached
+/// passwords (`common_passwords.txt`, about 10,000 entries).
+pub fn is_common_password(candidate: &str) -> bool {
+    static SET: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    SET.get_or_init(|| {
+        COMMON_LIST
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .collect()
+    })
+    .contains(candidate)
+}
+
+/// Checks a new password against the policy of NIST SP 800-63B §5.1.1.2, in this order:
+/// 12 to 256 characters (any characters: a passphrase of words and spaces is welcome); not one
+/// character repeated nor a short pattern repeated (`abcabcabcabc`); not a run of consecutive
+/// characters (`123456789012`, `abcdefghijkl`); not containing the username, the centre's name
+/// or code, or the system's name; not on the list of common and breached passwords, also once
+/// the digits and symbols around it are taken off (`Password2026!`). Comparisons ignore case.
+/// Every refusal names the `password` field and the reason.
+pub fn check_new_password(password: &str, ctx: &PasswordContext<'_>) -> Result<(), DomainError> {
+    let refuse = |why: String| Err(DomainError::invalid("password", why));
+    let chars: Vec<char> = password.chars().collect();
+    let n = chars.len();
     if n < MIN_PASSWORD_CHARS {
-        return Err(DomainError::invalid(
-            "password",
-            format!("must be at least {MIN_PASSWORD_CHARS} characters (got {n})"),
+        return refuse(format!(
+            "must be at least {MIN_PASSWORD_CHARS} characters (got {n})"
         ));
     }
     if n > MAX_PASSWORD_CHARS {
-        return Err(DomainError::invalid(
-            "password",
-            format!("must be at most {MAX_PASSWORD_CHARS} characters"),
+        return refuse(format!("must be at most {MAX_PASSWORD_CHARS} characters"));
+    }
+    if chars.iter().all(|c| *c == chars[0]) {
+        return refuse("must not be one character repeated".into());
+    }
+    if (2..=4).any(|unit| {
+        let mut parts = chars.chunks_exact(unit);
+        parts.all(|c| c == &chars[..unit]) && parts.remainder().is_empty()
+    }) {
+        return refuse("must not be a short pattern repeated".into());
+    }
+    // Each character the next (or previous) one; digits wrap around (…8901…, …1098…).
+    let step = |a: char, b: char| match (a, b) {
+        ('9', '0') => 1,
+        ('0', '9') => -1,
+        _ => i64::from(u32::from(b)) - i64::from(u32::from(a)),
+    };
+    let run = |dir: i64| chars.windows(2).all(|w| step(w[0], w[1]) == dir);
+    if run(1) || run(-1) {
+        return refuse("must not be a run of consecutive characters".into());
+    }
+    let lower = password.to_lowercase();
+    let compact = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let lower_compact = compact(password);
+    let contains = |word: &str| {
+        let w = word.trim().to_lowercase();
+        let wc = compact(word);
+        (w.chars().count() >= 3 && lower.contains(&w))
+            || (wc.chars().count() >= 3 && lower_compact.contains(&wc))
+    };
+    if contains(ctx.username) {
+        return refuse("must not contain the username".into());
+    }
+    let mut name_words = ctx
+        .centre_name
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 4);
+    if contains(ctx.centre_name) || contains(ctx.centre_code) || name_words.any(contains) {
+        return refuse("must not contain the centre's name or code".into());
+    }
+    if lower.contains(SYSTEM_NAME) || lower.contains("安心") {
+        return refuse(format!(
+            "must not contain the name of this system ({SYSTEM_NAME}, 安心)"
+        ));
+    }
+    if is_common_password(&lower) {
+        return refuse("is too common: it is on the list of common and breached passwords".into());
+    }
+    let core = lower.trim_matches(|c: char| !c.is_alphabetic());
+    if core.chars().count() >= 4 && is_common_password(core) {
+        return refuse(format!(
+            "is a common password (`{core}`) with digits or symbols added"
         ));
     }
     Ok(())
@@ -348,15 +437,113 @@ mod tests {
         assert!(!p.is_live(c, busy, c + Duration::hours(12)));
     }
 
+    fn ctx() -> PasswordContext<'static> {
+        PasswordContext {
+            username: "nurse.li",
+            centre_name: "Yuxi Ping An Centre No. 1",
+            centre_code: "YX01",
+        }
+    }
+
+    fn why(pw: &str) -> String {
+        check_new_password(pw, &ctx()).unwrap_err().to_string()
+    }
+
     #[test]
     fn password_length_rule_names_the_field() {
-        let e = check_new_password("short").unwrap_err();
         assert_eq!(
-            e.to_string(),
+            why("short"),
             "password: must be at least 12 characters (got 5)"
         );
-        assert!(check_new_password("twelve-chars").is_ok());
+        assert_eq!(
+            why(&"ab1".repeat(90)),
+            "password: must be at most 256 characters"
+        );
+        assert!(check_new_password("twelve-chars", &ctx()).is_ok());
         // Characters, not bytes: 12 Chinese characters pass.
-        assert!(check_new_password("安心安心安心安心安心安心").is_ok());
+        assert!(check_new_password("每天都有进步真好我们一起", &ctx()).is_ok());
+        // A passphrase with spaces is welcome.
+        assert!(check_new_password("tea at four by the river", &ctx()).is_ok());
+    }
+
+    #[test]
+    fn one_character_or_a_short_pattern_repeated_is_refused() {
+        for pw in ["aaaaaaaaaaaa", "            ", "111111111111111"] {
+            assert_eq!(
+                why(pw),
+                "password: must not be one character repeated",
+                "{pw:?}"
+            );
+        }
+        for pw in [
+            "abcabcabcabc",
+            "1212121212121212",
+            "ab12ab12ab12",
+            "安心安心安心安心安心安心",
+        ] {
+            assert_eq!(
+                why(pw),
+                "password: must not be a short pattern repeated",
+                "{pw}"
+            );
+        }
+        for pw in ["123456789012", "abcdefghijklm", "zyxwvutsrqpo"] {
+            assert_eq!(
+                why(pw),
+                "password: must not be a run of consecutive characters",
+                "{pw}"
+            );
+        }
+    }
+
+    #[test]
+    fn common_and_breached_passwords_are_refused() {
+        assert!(is_common_password("password"));
+        assert_eq!(
+            why("password1234"),
+            "password: is too common: it is on the list of common and breached passwords"
+        );
+        assert_eq!(
+            why("QWERTYUIOP123"),
+            "password: is too common: it is on the list of common and breached passwords"
+        );
+        assert_eq!(
+            why("Sunshine2026!!"),
+            "password: is a common password (`sunshine`) with digits or symbols added"
+        );
+        assert_eq!(
+            why("2026-dragon-2026"),
+            "password: is a common password (`dragon`) with digits or symbols added"
+        );
+        assert!(check_new_password("dragon fruit at dawn", &ctx()).is_ok());
+    }
+
+    #[test]
+    fn the_username_the_centre_and_the_system_name_are_refused() {
+        assert_eq!(
+            why("Nurse.Li-2026-spring"),
+            "password: must not contain the username"
+        );
+        assert_eq!(
+            why("nurseli-2026-spring"),
+            "password: must not contain the username"
+        );
+        let centre = "password: must not contain the centre's name or code";
+        assert_eq!(why("yx01-spring-tea"), centre);
+        assert_eq!(why("my PING AN CENTRE NO. 1"), centre);
+        assert_eq!(why("walking-in-yuxi"), centre);
+        for pw in ["anxin-demo-2026", "我的安心密码很长很长很长"] {
+            assert_eq!(
+                why(pw),
+                "password: must not contain the name of this system (anxin, 安心)"
+            );
+        }
+        // Short names are not context words ("li" alone is not refused).
+        let short = PasswordContext {
+            username: "li",
+            centre_name: "",
+            centre_code: "",
+        };
+        assert!(check_new_password("li-spring-tea-garden", &short).is_ok());
     }
 }

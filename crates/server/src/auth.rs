@@ -2,7 +2,7 @@
 //! procedure with throttling and lockout, and the [`CurrentUser`] every guarded handler
 //! receives.
 
-use anxin_domain::auth::{account_key, check_new_password, Admission};
+use anxin_domain::auth::{account_key, check_new_password, Admission, PasswordContext};
 use anxin_domain::{DomainError, Role};
 use anxin_storage::users::LoginAttempt;
 use anxin_storage::{Actor, Session, Site, User};
@@ -29,9 +29,18 @@ fn argon2() -> AppResult<Argon2<'static>> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
-/// Checks the password policy and hashes the password (on a blocking thread).
-pub async fn hash_password(password: &str) -> AppResult<String> {
-    check_new_password(password)?;
+/// Checks the password policy (`anxin_domain::auth::check_new_password`: length, repetition,
+/// the username and centre, the common and breached list) and hashes the password (on a
+/// blocking thread).
+pub async fn hash_password(password: &str, context: &PasswordContext<'_>) -> AppResult<String> {
+    check_new_password(password, context)?;
+    hash_any(password).await
+}
+
+/// Hashes the demo centre's published password **without the policy check**: it is the one
+/// password the policy must refuse (it is printed in the README and names the system), and
+/// only `serve --demo` (`crate::demo`) may use it, for the demo accounts it creates.
+pub async fn hash_demo_password(password: &str) -> AppResult<String> {
     hash_any(password).await
 }
 

@@ -100,7 +100,14 @@ impl TestApp {
 
     /// Adds a staff account with [`PASSWORD`].
     pub async fn user(&self, site: &Site, username: &str, role: Role) -> User {
-        let hash = crate::auth::hash_password(PASSWORD).await.unwrap();
+        let context = anxin_domain::auth::PasswordContext {
+            username,
+            centre_name: &site.name,
+            centre_code: &site.code,
+        };
+        let hash = crate::auth::hash_password(PASSWORD, &context)
+            .await
+            .unwrap();
         self.state
             .store
             .create_user(

@@ -671,6 +671,36 @@ async fn bad_input_names_the_field_and_writes_nothing() {
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(a.json()["error"]["field"], "password");
 
+    // The password policy (NIST SP 800-63B): each refusal names the field and the reason.
+    for (pw, why) in [
+        ("aaaaaaaaaaaa", "must not be one character repeated"),
+        ("            ", "must not be one character repeated"),
+        ("password1234", "is too common"),
+        ("Nurse.X-spring-tea", "must not contain the username"),
+        (
+            "tea-at-the-centre-yx01",
+            "must not contain the centre's name",
+        ),
+        (
+            "anxin-demo-2026",
+            "must not contain the name of this system",
+        ),
+    ] {
+        let a = post(json!({"username": "nurse.x", "role": "dispenser", "password": pw})).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{pw:?}: {}",
+            a.text
+        );
+        assert_eq!(a.json()["error"]["field"], "password");
+        let message = a.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.starts_with("password: ") && message.contains(why),
+            "{pw:?}: {message}"
+        );
+    }
+
     let a = post(json!({"username": "nurse.x", "role": "dispenser"})).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert_eq!(a.json()["error"]["field"], "password");
