@@ -146,8 +146,60 @@ enum PolicyCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Check the hash chain; exits non-zero and names the first altered or removed entry.
-    Verify,
+    /// Check the hash chain (keyed with the data key file) and the signed checkpoints; exits 2
+    /// and names the first altered, removed, reordered or forged entry.
+    Verify {
+        /// Directory of signed checkpoints to check the log against (default:
+        /// `<data_dir>/audit-checkpoints` when it exists). Keep a copy somewhere else too.
+        #[arg(long, value_name = "DIR")]
+        checkpoints: Option<PathBuf>,
+    },
+    /// Sign a checkpoint of the chain head (sequence, hash, time) and write it to DIR
+    /// (default `<data_dir>/audit-checkpoints`); `serve` does it at start and daily. Also
+    /// prints it, to hand to a second party.
+    Checkpoint {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// Where `serve` and `anxin audit checkpoint` put signed checkpoints unless told otherwise.
+fn checkpoint_dir(config: &Config) -> PathBuf {
+    config.data_dir.join("audit-checkpoints")
+}
+
+/// Writes a checkpoint as `checkpoint-<seq>-<ms>.txt` in `dir` (made if missing).
+fn write_checkpoint(
+    dir: &std::path::Path,
+    cp: &anxin_domain::audit::Checkpoint,
+) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("checkpoint-{:012}-{}.txt", cp.seq, cp.at_ms));
+    std::fs::write(&path, cp.to_text()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Every `checkpoint-*.txt` in `dir`; a file that is not one is an error naming it.
+fn read_checkpoints(dir: &std::path::Path) -> anyhow::Result<Vec<anxin_domain::audit::Checkpoint>> {
+    let mut out = Vec::new();
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if !(name.starts_with("checkpoint-") && name.ends_with(".txt")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let cp = anxin_domain::audit::Checkpoint::parse(&text)
+            .with_context(|| format!("{}", path.display()))?;
+        out.push(cp);
+    }
+    out.sort_by_key(|c| (c.seq, c.at_ms));
+    Ok(out)
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -159,6 +211,14 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    open_store_keyed(config, true).await
+}
+
+/// Opens the store and gives the audit trail its key, derived from the data key file (outside
+/// the database). With `make_key` a fresh deployment gets a new key file, as `serve` would;
+/// without it (verifying, say, a restored backup) a missing key file leaves keyed entries
+/// uncheckable, and the verifier says so.
+async fn open_store_keyed(config: &Config, make_key: bool) -> anyhow::Result<Store> {
     let store = match &config.database_url {
         Some(url) => Store::open(url.expose_secret()).await?,
         None => {
@@ -167,6 +227,11 @@ async fn open_store(config: &Config) -> anyhow::Result<Store> {
             store
         }
     };
+    let key_path = config.key_path();
+    if make_key || key_path.exists() {
+        let vault = Vault::from_key_file(&key_path, make_key)?;
+        anxin_storage::audit::use_audit_key(vault.audit_key());
+    }
     Ok(store)
 }
 
@@ -204,6 +269,11 @@ async fn serve(config: Config, listen: Option<String>, load_demo: bool) -> anyho
         .parse()
         .with_context(|| format!("--listen: `{listen}` is not an address like 127.0.0.1:8080"))?;
     let store = open_store(&config).await?;
+    anxin_server::throttle::configure(config.login.hash_permits, config.login.hash_wait_ms);
+    tracing::info!(
+        permits = anxin_server::throttle::gate().permits(),
+        "password hashes computed at once"
+    );
     let state = AppState::new(
         store,
         clock_of(&config)?,
@@ -235,12 +305,35 @@ async fn serve(config: Config, listen: Option<String>, load_demo: bool) -> anyho
     );
     tracing::info!(ms = started.elapsed().as_millis() as u64, "ready");
     let _sms_worker = anxin_server::sms::spawn_worker(state.clone(), &url, std::future::pending())?;
+    // A signed checkpoint of the audit chain at start and every day, outside the database.
+    let checkpoints = {
+        let (state, dir) = (state.clone(), checkpoint_dir(&config));
+        tokio::spawn(async move {
+            let mut every_day = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
+            loop {
+                every_day.tick().await;
+                match state.store.audit_checkpoint(state.now()).await {
+                    Ok(Some(cp)) => match write_checkpoint(&dir, &cp) {
+                        Ok(path) => {
+                            tracing::info!(seq = cp.seq, path = %path.display(), "audit checkpoint")
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "AUDIT ALARM: checkpoint not written")
+                        }
+                    },
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "AUDIT ALARM: checkpoint not taken"),
+                }
+            }
+        })
+    };
     let _gps = if config.gps.enabled {
         Some(anxin_server::gps::start(state.clone()).await?)
     } else {
         None
     };
     anxin_server::serve(state, listener).await?;
+    checkpoints.abort();
     Ok(())
 }
 
@@ -294,7 +387,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open_store(&config).await?;
             let site = store.site_by_code(&site).await?;
             let password = read_password()?;
-            let password_hash = anxin_server::auth::hash_password(&password)
+            let context = anxin_domain::auth::PasswordContext {
+                username: &username,
+                centre_name: &site.name,
+                centre_code: &site.code,
+            };
+            let password_hash = anxin_server::auth::hash_password(&password, &context)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let user = store
@@ -360,16 +458,51 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("Backup written to {}.", to.display());
         }
         Command::Audit {
-            command: AuditCommand::Verify,
+            command: AuditCommand::Verify { checkpoints },
         } => {
-            let store = open_store(&config).await?;
-            match store.verify_audit().await? {
-                Ok(n) => println!("Audit trail intact: {n} entries."),
+            let store = open_store_keyed(&config, false).await?;
+            let dir = checkpoints.or_else(|| {
+                let d = checkpoint_dir(&config);
+                d.is_dir().then_some(d)
+            });
+            let signed = match &dir {
+                Some(d) => {
+                    let found = read_checkpoints(d)?;
+                    if found.is_empty() {
+                        bail!("--checkpoints: no checkpoint-*.txt in {}", d.display());
+                    }
+                    found
+                }
+                None => Vec::new(),
+            };
+            match store.verify_audit_against(&signed).await? {
+                Ok(n) => match (&dir, signed.last()) {
+                    (Some(d), Some(last)) => println!(
+                        "Audit trail intact: {n} entries; {} signed checkpoints in {} match \
+                         (the latest at entry {}).",
+                        signed.len(),
+                        d.display(),
+                        last.seq
+                    ),
+                    _ => println!("Audit trail intact: {n} entries."),
+                },
                 Err(broken) => {
                     eprintln!("AUDIT TRAIL BROKEN: {broken}");
                     return Ok(ExitCode::from(2));
                 }
             }
+        }
+        Command::Audit {
+            command: AuditCommand::Checkpoint { dir },
+        } => {
+            let store = open_store(&config).await?;
+            let dir = dir.unwrap_or_else(|| checkpoint_dir(&config));
+            let Some(cp) = store.audit_checkpoint(clock_of(&config)?.now()).await? else {
+                bail!("no audit key: the data key file could not be used");
+            };
+            let path = write_checkpoint(&dir, &cp)?;
+            print!("{}", cp.to_text());
+            println!("Written to {}.", path.display());
         }
         Command::Sms {
             command: SmsCommand::Test { to, site, language },

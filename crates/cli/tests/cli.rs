@@ -83,6 +83,32 @@ fn sites_users_backup_and_audit_verify() {
         "{}",
         text(&o.stderr)
     );
+    for (pw, why) in [
+        ("password1234", "password: is too common"),
+        (
+            "aaaaaaaaaaaa",
+            "password: must not be one character repeated",
+        ),
+        (
+            "nurse.wu-at-the-window",
+            "password: must not contain the username",
+        ),
+    ] {
+        let mut c = anxin(d);
+        c.args([
+            "user",
+            "add",
+            "--site",
+            "YX01",
+            "--username",
+            "nurse.wu",
+            "--role",
+            "dispenser",
+        ]);
+        let o = run(c, &format!("{pw}\n"));
+        assert!(!o.status.success(), "{pw}");
+        assert!(text(&o.stderr).contains(why), "{pw}: {}", text(&o.stderr));
+    }
     let mut c = anxin(d);
     c.args([
         "user",
@@ -133,6 +159,19 @@ fn sites_users_backup_and_audit_verify() {
     let restored = d.join("restored");
     std::fs::create_dir(&restored).unwrap();
     std::fs::copy(&backup, restored.join("anxin.sqlite3")).unwrap();
+    // Its audit chain is keyed: without the data key file it cannot be checked (and says so)…
+    let mut c = anxin(&restored);
+    c.args(["audit", "verify"]);
+    let o = run(c, "");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o.stderr).contains("needs the audit key"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!restored.join("anxin.key").exists());
+    // …with it, it verifies.
+    std::fs::copy(d.join("anxin.key"), restored.join("anxin.key")).unwrap();
     let mut c = anxin(&restored);
     c.args(["audit", "verify"]);
     assert!(run(c, "").status.success());
@@ -336,6 +375,77 @@ fn a_take_home_policy_is_adopted_from_a_toml_file() {
     assert!(!o.status.success());
     assert!(
         text(&o.stderr).contains("min_attendence_30"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[test]
+fn signed_audit_checkpoints_catch_a_wiped_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut c = anxin(d);
+    c.args(["site", "add", "--code", "YX01", "--name", "Yuxi"]);
+    assert!(run(c, "").status.success());
+    let mut c = anxin(d);
+    c.args(["audit", "checkpoint"]);
+    let o = run(c, "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).starts_with("anxin-audit-checkpoint v1\nseq=1\n"),
+        "{}",
+        text(&o.stdout)
+    );
+    assert_eq!(
+        std::fs::read_dir(d.join("audit-checkpoints"))
+            .unwrap()
+            .count(),
+        1
+    );
+    let mut c = anxin(d);
+    c.args(["audit", "verify"]);
+    let o = run(c, "");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stdout).contains("1 signed checkpoints"),
+        "{}",
+        text(&o.stdout)
+    );
+
+    // Someone with the database wipes the log and resets the head: the chain alone is
+    // "intact: 0 entries", the checkpoint is not.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let s = anxin_storage::Store::open_data_dir(d).await.unwrap();
+        for q in [
+            "DROP TRIGGER audit_log_append_only_delete",
+            "DELETE FROM audit_log",
+            "UPDATE audit_head SET seq = 0, \
+             hash = '0000000000000000000000000000000000000000000000000000000000000000'",
+        ] {
+            sqlx::query(q).execute(s.pool()).await.unwrap();
+        }
+        s.close().await;
+    });
+    let mut c = anxin(d);
+    c.args(["audit", "verify"]);
+    let o = run(c, "");
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stdout));
+    assert!(
+        text(&o.stderr).contains("AUDIT TRAIL BROKEN: audit entry 1: missing")
+            && text(&o.stderr).contains("signed checkpoint records entry 1"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Pointing at an empty directory is refused rather than passed.
+    let empty = tempfile::tempdir().unwrap();
+    let mut c = anxin(d);
+    c.args(["audit", "verify", "--checkpoints"])
+        .arg(empty.path());
+    let o = run(c, "");
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr).contains("no checkpoint-*.txt"),
         "{}",
         text(&o.stderr)
     );

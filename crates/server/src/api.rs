@@ -179,9 +179,10 @@ fn me_view(me: &CurrentUser) -> serde_json::Value {
 
 async fn login(
     State(st): State<AppState>,
+    address: crate::throttle::ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> AppResult<Response> {
-    let done = auth::login(&st, &req.username, &req.password).await?;
+    let done = auth::login(&st, &address, &req.username, &req.password).await?;
     let site = st.store.site(done.user.site_id).await?;
     Ok(Json(json!({
         "token": done.token,
@@ -267,18 +268,24 @@ pub async fn create_staff_as(
         ))
         .into());
     }
-    let site_id = match req.site.as_deref() {
-        None | Some("") => me.user.site_id,
+    let site = match req.site.as_deref() {
+        None | Some("") => me.site.clone(),
         Some(code) => {
             let site = st.store.site_by_code(code).await?;
             if me.role() != Role::Admin {
                 check_same_site(me.user.site_id, site.id)?;
             }
-            site.id
+            site
         }
     };
+    let site_id = site.id;
     anxin_domain::validate::username(&req.username)?;
-    let password_hash = auth::hash_password(&req.password).await?;
+    let context = anxin_domain::auth::PasswordContext {
+        username: &req.username,
+        centre_name: &site.name,
+        centre_code: &site.code,
+    };
+    let password_hash = auth::hash_password(&req.password, &context).await?;
     let user = st
         .store
         .create_user(

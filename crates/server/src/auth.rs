@@ -1,12 +1,14 @@
 //! Authentication: Argon2id password hashes, session tokens (cookie or bearer), the login
-//! procedure with lockout, and the [`CurrentUser`] every guarded handler receives.
+//! procedure with throttling and lockout, and the [`CurrentUser`] every guarded handler
+//! receives.
 
-use anxin_domain::auth::check_new_password;
+use anxin_domain::auth::{account_key, check_new_password, Admission, PasswordContext};
 use anxin_domain::{DomainError, Role};
+use anxin_storage::users::LoginAttempt;
 use anxin_storage::{Actor, Session, Site, User};
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
@@ -16,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
+use crate::throttle::{self, ClientAddr};
 
 /// Name of the session cookie.
 pub const SESSION_COOKIE: &str = "anxin_session";
@@ -26,14 +29,24 @@ fn argon2() -> AppResult<Argon2<'static>> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
-/// Checks the password policy and hashes the password (on a blocking thread).
-pub async fn hash_password(password: &str) -> AppResult<String> {
-    check_new_password(password)?;
+/// Checks the password policy (`anxin_domain::auth::check_new_password`: length, repetition,
+/// the username and centre, the common and breached list) and hashes the password (on a
+/// blocking thread).
+pub async fn hash_password(password: &str, context: &PasswordContext<'_>) -> AppResult<String> {
+    check_new_password(password, context)?;
     hash_any(password).await
 }
 
-/// Hashes without the policy check (also used to spend a login's time on unknown usernames).
+/// Hashes the demo centre's published password **without the policy check**: it is the one
+/// password the policy must refuse (it is printed in the README and names the system), and
+/// only `serve --demo` (`crate::demo`) may use it, for the demo accounts it creates.
+pub async fn hash_demo_password(password: &str) -> AppResult<String> {
+    hash_any(password).await
+}
+
+/// Hashes without the policy check, in one of the process's hashing slots.
 async fn hash_any(password: &str) -> AppResult<String> {
+    let _slot = throttle::gate().slot().await?;
     let password = password.to_owned();
     tokio::task::spawn_blocking(move || {
         let salt = SaltString::generate(&mut OsRng);
@@ -46,19 +59,66 @@ async fn hash_any(password: &str) -> AppResult<String> {
     .map_err(|_| AppError::Internal)?
 }
 
+/// Argon2 working memory (19 MiB a hash) kept for reuse. Allocated and freed per hash, the
+/// allocator's growing mmap threshold left it in the heap: a flood of 2,000 logins with only
+/// two hashes at a time still ended at 390 MB resident; reused, the memory stays at
+/// "hashing slots × 19 MiB". At most one buffer per hashing slot is ever out at once.
+static ARGON2_MEMORY: std::sync::Mutex<Vec<Vec<Block>>> = std::sync::Mutex::new(Vec::new());
+
+fn with_argon2_memory<R>(blocks: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
+    let mut memory = ARGON2_MEMORY
+        .lock()
+        .ok()
+        .and_then(|mut pool| pool.pop())
+        .unwrap_or_default();
+    memory.resize(blocks, Block::default());
+    let out = f(&mut memory);
+    if let Ok(mut pool) = ARGON2_MEMORY.lock() {
+        if pool.len() < throttle::gate().permits() {
+            pool.push(memory);
+        }
+    }
+    out
+}
+
+/// Whether `password` matches the PHC string `hash`, computed in reused memory. A malformed
+/// hash never matches. Same computation as `argon2`'s `PasswordVerifier`.
+fn verify_in_place(hash: &str, password: &[u8]) -> bool {
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(expected), Some(salt)) = (parsed.hash, parsed.salt) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let computed = with_argon2_memory(params.block_count(), |memory| {
+        Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(password, salt, &mut out, memory)
+    });
+    use subtle::ConstantTimeEq;
+    computed.is_ok() && bool::from(expected.as_bytes().ct_eq(&out))
+}
+
 /// Whether `password` matches `hash` (on a blocking thread). A malformed hash never matches.
 pub async fn verify_password(hash: &str, password: &str) -> AppResult<bool> {
     let (hash, password) = (hash.to_owned(), password.to_owned());
-    tokio::task::spawn_blocking(move || {
-        let Ok(parsed) = PasswordHash::new(&hash) else {
-            return Ok(false);
-        };
-        Ok(argon2()?
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await
-    .map_err(|_| AppError::Internal)?
+    tokio::task::spawn_blocking(move || verify_in_place(&hash, password.as_bytes()))
+        .await
+        .map_err(|_| AppError::Internal)
 }
 
 /// A fresh random token (256 bits, URL-safe base64).
@@ -209,47 +269,94 @@ pub struct LoggedIn {
     pub csrf_token: String,
 }
 
-/// Checks a username and password, applying the lockout policy; every attempt is audited.
-pub async fn login(state: &AppState, username: &str, password: &str) -> AppResult<LoggedIn> {
+/// A well-formed Argon2id hash (same parameters as real ones) that no password matches:
+/// an unknown username is verified against it, so it costs exactly what a known one costs.
+const NO_ACCOUNT_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+/// Seconds to announce in `Retry-After` for a wait until `until` (at least 1).
+fn retry_after(until: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> u64 {
+    let ms = (until - now).num_milliseconds().max(0);
+    u64::try_from((ms + 999) / 1000).unwrap_or(1).max(1)
+}
+
+/// Checks a username and password from `address`, under the throttling policy
+/// ([`anxin_domain::auth::LoginPolicy`]) and the hashing bound ([`crate::throttle`]).
+///
+/// An unknown username takes the same path as a known one with a wrong password: the same
+/// reads, one Argon2id verification, the same counts and the same answers (401, then 429 with
+/// `Retry-After` while delayed, 423 once the account-wide limit is reached). Attempts answered
+/// 429 are not checked, counted or audited (a flood must not become a flood of writes); every
+/// other attempt is audited.
+pub async fn login(
+    state: &AppState,
+    address: &ClientAddr,
+    username: &str,
+    password: &str,
+) -> AppResult<LoggedIn> {
     let refused = || {
         AppError::from(DomainError::Unauthenticated(
             "wrong username or password".into(),
         ))
     };
+    let gate = throttle::gate();
+    let _in_flight = gate.enter()?;
     let now = state.now();
-    let Some(found) = state.store.user_auth(username.trim()).await? else {
-        // Spend the same time as a real check so that timing does not reveal usernames.
-        let _ = hash_any(password).await?;
-        state.store.login_unknown(username, now).await?;
-        return Err(refused());
-    };
-    let user = found.user;
     let policy = state.settings.login;
-    if !user.active {
-        state
-            .store
-            .login_failed(&user, user.standing, "inactive account", now)
-            .await?;
-        return Err(refused());
-    }
-    if let Err(locked) = policy.check_not_locked(user.standing, now) {
-        state
-            .store
-            .login_failed(&user, user.standing, "account locked", now)
-            .await?;
-        return Err(locked.into());
-    }
-    if !verify_password(&found.password_hash, password).await? {
-        let standing = policy.after_failure(user.standing, now);
-        state
-            .store
-            .login_failed(&user, standing, "wrong password", now)
-            .await?;
-        if let Err(locked) = policy.check_not_locked(standing, now) {
-            return Err(locked.into());
+    let name = username.trim();
+    let key = account_key(name);
+    let attempt = LoginAttempt {
+        username: name,
+        account_key: &key,
+        address: &address.0,
+    };
+    let throttles = state.store.login_throttles(&key, &address.0).await?;
+    let found = state.store.user_auth(name).await?;
+    let user = found.as_ref().map(|f| &f.user);
+    match policy.admit(&throttles, now) {
+        Admission::Go => {}
+        Admission::Wait { until } => {
+            tracing::info!(address = %address.0, "login attempt delayed by throttling");
+            return Err(AppError::TooManyRequests {
+                retry_after_secs: retry_after(until, now),
+            });
         }
-        return Err(refused());
+        Admission::Locked { until } => {
+            state
+                .store
+                .login_refused_locked(user, &attempt, now)
+                .await?;
+            return Err(DomainError::Locked { until }.into());
+        }
     }
+    let matches = {
+        let _slot = gate.login_slot().await?;
+        let hash = found.as_ref().map_or(NO_ACCOUNT_HASH, |f| &f.password_hash);
+        verify_password(hash, password).await?
+    };
+    let why = match user {
+        None => "unknown username",
+        Some(u) if !u.active => "inactive account",
+        Some(_) if !matches => "wrong password",
+        Some(u) => {
+            let user = u.clone();
+            return start_session(state, user, &address.0, now).await;
+        }
+    };
+    let standing = state
+        .store
+        .login_failed(user, &attempt, &policy, why, now)
+        .await?;
+    policy.check_not_locked(standing, now)?;
+    Err(refused())
+}
+
+async fn start_session(
+    state: &AppState,
+    user: User,
+    address: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> AppResult<LoggedIn> {
     let token = new_token();
     let csrf_token = new_token();
     let session = Session {
@@ -259,7 +366,10 @@ pub async fn login(state: &AppState, username: &str, password: &str) -> AppResul
         created_at: now,
         last_seen_at: now,
     };
-    state.store.login_succeeded(&user, &session, now).await?;
+    state
+        .store
+        .login_succeeded(&user, &session, address, now)
+        .await?;
     Ok(LoggedIn {
         user,
         token,
@@ -294,4 +404,56 @@ pub fn session_cookie(state: &AppState, token: &str) -> String {
 /// The `Set-Cookie` value that removes the session cookie.
 pub fn clear_session_cookie() -> String {
     format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_no_account_hash_is_well_formed_so_it_costs_a_full_verification() {
+        let parsed = PasswordHash::new(NO_ACCOUNT_HASH).unwrap();
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        let params = Params::try_from(&parsed).unwrap();
+        let ours = argon2().unwrap();
+        let cost = |p: &Params| (p.m_cost(), p.t_cost(), p.p_cost());
+        assert_eq!(cost(&params), cost(ours.params()));
+        assert_eq!(parsed.hash.map(|h| h.len()), Some(32));
+    }
+
+    #[tokio::test]
+    async fn verifying_in_reused_memory_matches_only_the_right_password() {
+        let hash = hash_any("correct-horse-battery").await.unwrap();
+        for _ in 0..3 {
+            assert!(verify_password(&hash, "correct-horse-battery")
+                .await
+                .unwrap());
+            assert!(!verify_password(&hash, "correct-horse-batterx")
+                .await
+                .unwrap());
+        }
+        // The crate's own verifier agrees.
+        use argon2::password_hash::PasswordVerifier;
+        let parsed = PasswordHash::new(&hash).unwrap();
+        assert!(argon2()
+            .unwrap()
+            .verify_password(b"correct-horse-battery", &parsed)
+            .is_ok());
+        assert!(!verify_password("$argon2id$v=19$garbage", "x")
+            .await
+            .unwrap());
+        assert!(!verify_password(NO_ACCOUNT_HASH, "anything").await.unwrap());
+        let other = hash.replace("m=19456", "m=8192");
+        assert!(!verify_password(&other, "correct-horse-battery")
+            .await
+            .unwrap());
+    }
+
+    #[test]
+    fn retry_after_rounds_up_and_is_never_zero() {
+        let t = chrono::Utc::now();
+        assert_eq!(retry_after(t, t), 1);
+        assert_eq!(retry_after(t + chrono::Duration::milliseconds(1001), t), 2);
+        assert_eq!(retry_after(t + chrono::Duration::seconds(900), t), 900);
+    }
 }

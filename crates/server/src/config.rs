@@ -14,8 +14,13 @@
 //! | `demo_seed` | `ANXIN_DEMO_SEED` | `20261122` | seed of the deterministic demo centre |
 //! | `session.idle_minutes` | `ANXIN_SESSION__IDLE_MINUTES` | `15` | session idle timeout |
 //! | `session.absolute_hours` | `ANXIN_SESSION__ABSOLUTE_HOURS` | `12` | session absolute lifetime |
-//! | `login.max_failures` | `ANXIN_LOGIN__MAX_FAILURES` | `10` | wrong passwords in a row that lock an account |
-//! | `login.lock_minutes` | `ANXIN_LOGIN__LOCK_MINUTES` | `30` | how long a locked account stays locked |
+//! | `login.max_failures` | `ANXIN_LOGIN__MAX_FAILURES` | `100` | wrong passwords in a row on one account, from any address, that lock it (NIST SP 800-63B's ceiling); each further failure locks it again |
+//! | `login.lock_minutes` | `ANXIN_LOGIN__LOCK_MINUTES` | `30` | how long a locked account stays locked (a manager can unlock it at once) |
+//! | `login.pair_free_failures` | `ANXIN_LOGIN__PAIR_FREE_FAILURES` | `5` | wrong passwords for one account from one address before that address must wait 1 s, 2 s, 4 s, … between attempts on it |
+//! | `login.address_free_failures` | `ANXIN_LOGIN__ADDRESS_FREE_FAILURES` | `20` | failed logins from one address (any usernames) before every attempt from it is delayed the same way |
+//! | `login.max_delay_seconds` | `ANXIN_LOGIN__MAX_DELAY_SECONDS` | `900` | the longest of those delays |
+//! | `login.hash_permits` | `ANXIN_LOGIN__HASH_PERMITS` | `0` (auto: max(1, min(cores, available memory / 64 MiB))) | password hashes computed at once (each Argon2id hash holds 19 MiB); process-wide |
+//! | `login.hash_wait_ms` | `ANXIN_LOGIN__HASH_WAIT_MS` | `1000` | how long a login waits for a hashing slot before it is answered 429 with `Retry-After` |
 //! | `sms.provider` | `ANXIN_SMS__PROVIDER` | `file` | `file` (one line per message in `sms.file_path`), `console`, `kannel` or `none` (no worker) |
 //! | `sms.sender_name` | `ANXIN_SMS__SENDER_NAME` | `Anxin` | name put in the texts' `{sender}`; must name no drug, clinic or treatment |
 //! | `sms.file_path` | `ANXIN_SMS__FILE_PATH` | `<data_dir>/sms-outbox.log` | where the file provider appends |
@@ -117,19 +122,32 @@ impl Default for SessionConfig {
     }
 }
 
-/// Login lockout.
+/// Login throttling and lockout (see `anxin_domain::auth::LoginPolicy`) and the bound on
+/// concurrent password hashing (see `crate::throttle`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoginConfig {
     pub max_failures: u32,
     pub lock_minutes: u32,
+    pub pair_free_failures: u32,
+    pub address_free_failures: u32,
+    pub max_delay_seconds: u32,
+    /// 0: sized from the machine's cores and memory.
+    pub hash_permits: u32,
+    pub hash_wait_ms: u64,
 }
 
 impl Default for LoginConfig {
     fn default() -> Self {
+        let p = LoginPolicy::default();
         LoginConfig {
-            max_failures: 10,
+            max_failures: p.max_failures,
             lock_minutes: 30,
+            pair_free_failures: p.pair_free_failures,
+            address_free_failures: p.address_free_failures,
+            max_delay_seconds: 900,
+            hash_permits: 0,
+            hash_wait_ms: 1000,
         }
     }
 }
@@ -425,6 +443,9 @@ impl Config {
         if self.login.max_failures == 0 {
             return Err(key_err("login.max_failures", "must be at least 1"));
         }
+        if self.login.max_delay_seconds == 0 {
+            return Err(key_err("login.max_delay_seconds", "must be at least 1"));
+        }
         Ok(())
     }
 
@@ -493,11 +514,15 @@ impl Config {
         }
     }
 
-    /// The lockout policy these settings describe.
+    /// The login throttling policy these settings describe.
     pub fn login_policy(&self) -> LoginPolicy {
         LoginPolicy {
             max_failures: self.login.max_failures,
             lock_for: chrono::Duration::minutes(i64::from(self.login.lock_minutes)),
+            pair_free_failures: self.login.pair_free_failures,
+            address_free_failures: self.login.address_free_failures,
+            max_delay: chrono::Duration::seconds(i64::from(self.login.max_delay_seconds)),
+            ..LoginPolicy::default()
         }
     }
 }

@@ -123,7 +123,8 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
             now,
         )
         .await?;
-    let hash = crate::auth::hash_password(DEMO_PASSWORD).await?;
+    // The published demo password fails the policy on purpose; the demo alone bypasses it.
+    let hash = crate::auth::hash_demo_password(DEMO_PASSWORD).await?;
     let mut actors = std::collections::HashMap::new();
     for (username, role, language) in DEMO_LOGINS {
         let u = store

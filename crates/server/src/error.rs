@@ -29,6 +29,9 @@ pub enum AppError {
     /// A form or cookie-authenticated call without the right CSRF token.
     #[error("missing or wrong CSRF token; reload the page and try again")]
     Csrf,
+    /// Too many login attempts, or hashing is saturated: try again after this many seconds.
+    #[error("too many attempts; try again in {retry_after_secs} s")]
+    TooManyRequests { retry_after_secs: u64 },
     /// Something the client cannot fix; details went to the log.
     #[error("internal error")]
     Internal,
@@ -99,6 +102,12 @@ pub fn describe(e: &AppError, lang: Lang) -> (StatusCode, &'static str, String, 
             field.clone(),
         ),
         AppError::Csrf => (StatusCode::FORBIDDEN, "csrf", e.to_string(), None),
+        AppError::TooManyRequests { .. } => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            e.to_string(),
+            None,
+        ),
         AppError::Internal => (
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
@@ -127,8 +136,15 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code, message, field) = describe(&self, Lang::En);
         let mut r = (status, Json(error_body(code, &message, field.as_deref()))).into_response();
-        if let AppError::Domain(DomainError::Refused(p)) = self {
-            r.extensions_mut().insert(Refusal(p));
+        match self {
+            AppError::Domain(DomainError::Refused(p)) => {
+                r.extensions_mut().insert(Refusal(p));
+            }
+            AppError::TooManyRequests { retry_after_secs } => {
+                r.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+            }
+            _ => {}
         }
         r
     }

@@ -26,6 +26,7 @@ pub mod state;
 pub mod takehome;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod throttle;
 pub mod web;
 
 use std::net::SocketAddr;

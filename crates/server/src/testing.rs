@@ -55,7 +55,16 @@ impl TestApp {
         TestApp::on(TestDb::postgres().await).await
     }
 
+    /// A fresh application (SQLite) with this configuration's settings.
+    pub async fn with_config(config: &Config) -> TestApp {
+        TestApp::on_with(TestDb::sqlite().await, config).await
+    }
+
     async fn on(db: TestDb) -> TestApp {
+        TestApp::on_with(db, &Config::default()).await
+    }
+
+    async fn on_with(db: TestDb, config: &Config) -> TestApp {
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 11, 22, 1, 0, 0).unwrap(),
         ));
@@ -63,7 +72,7 @@ impl TestApp {
             db.store.clone(),
             clock.clone(),
             I18n::load().unwrap(),
-            Settings::from_config(&Config::default()).unwrap(),
+            Settings::from_config(config).unwrap(),
             anxin_storage::vault::Vault::from_key([42; 32]),
         );
         let router = crate::app(state.clone());
@@ -91,7 +100,14 @@ impl TestApp {
 
     /// Adds a staff account with [`PASSWORD`].
     pub async fn user(&self, site: &Site, username: &str, role: Role) -> User {
-        let hash = crate::auth::hash_password(PASSWORD).await.unwrap();
+        let context = anxin_domain::auth::PasswordContext {
+            username,
+            centre_name: &site.name,
+            centre_code: &site.code,
+        };
+        let hash = crate::auth::hash_password(PASSWORD, &context)
+            .await
+            .unwrap();
         self.state
             .store
             .create_user(
@@ -144,6 +160,37 @@ impl TestApp {
             None => b.body(Body::empty()).unwrap(),
         };
         self.send(req).await
+    }
+
+    /// A JSON call as if from the client at `addr` (what `ConnectInfo` carries in a served app).
+    pub async fn call_from(
+        &self,
+        addr: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let peer: std::net::SocketAddr = addr.parse().unwrap();
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .extension(axum::extract::ConnectInfo(peer));
+        b = b.header(header::CONTENT_TYPE, "application/json");
+        let req = b
+            .body(Body::from(body.map(|v| v.to_string()).unwrap_or_default()))
+            .unwrap();
+        self.send(req).await
+    }
+
+    /// A login attempt through the API from the client at `addr`.
+    pub async fn login_from(&self, addr: &str, username: &str, password: &str) -> Answer {
+        self.call_from(
+            addr,
+            Method::POST,
+            "/api/v1/auth/login",
+            Some(serde_json::json!({"username": username, "password": password})),
+        )
+        .await
     }
 
     /// Logs in through the API and returns the bearer token.

@@ -290,6 +290,7 @@ struct LoginForm {
 
 async fn login_submit(
     State(st): State<AppState>,
+    address: crate::throttle::ClientAddr,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
@@ -299,7 +300,7 @@ async fn login_submit(
     if cookie_token.is_empty() || !auth::same_token(&cookie_token, &f.csrf) {
         return error_page(AppError::Csrf);
     }
-    match auth::login(&st, &f.username, &f.password).await {
+    match auth::login(&st, &address, &f.username, &f.password).await {
         Ok(done) => (
             [(header::SET_COOKIE, auth::session_cookie(&st, &done.token))],
             Redirect::to("/"),
@@ -318,6 +319,12 @@ async fn login_submit(
         }
         Err(AppError::Domain(DomainError::Unauthenticated(_))) => {
             back_with("/login", "error", &st.i18n.t(lang, "login-failed"))
+        }
+        Err(e @ AppError::TooManyRequests { retry_after_secs }) => {
+            let mut page = error_page(e);
+            page.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_secs.into());
+            page
         }
         Err(e) => error_page(e),
     }

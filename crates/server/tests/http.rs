@@ -209,60 +209,219 @@ async fn cdc_and_police_get_403_on_every_client_route() {
     app.cleanup().await;
 }
 
+/// The account-wide limit (100 failures in a row, NIST SP 800-63B's ceiling) still locks the
+/// account everywhere; it takes many addresses to get there, each slowed by its own delays.
 #[tokio::test]
-async fn the_eleventh_attempt_after_ten_wrong_passwords_is_locked_out() {
+async fn the_account_is_locked_after_a_hundred_wrong_passwords_from_many_addresses() {
     let app = TestApp::new().await;
     let site = app.site("YX01").await;
     app.user(&site, "nurse.li", Role::Dispenser).await;
-    let attempt = |pw: &'static str| {
-        let app = &app;
-        async move {
-            app.call(
-                Method::POST,
-                "/api/v1/auth/login",
-                None,
-                Some(json!({"username": "nurse.li", "password": pw})),
-            )
-            .await
+    // 20 addresses × 5 failures: none of them is ever delayed.
+    for i in 1..=100 {
+        let addr = format!("10.9.0.{}:40000", (i - 1) / 5 + 1);
+        let a = app
+            .login_from(&addr, "nurse.li", "wrong-password-123")
+            .await;
+        if i < 100 {
+            assert_eq!(
+                a.status,
+                StatusCode::UNAUTHORIZED,
+                "attempt {i}: {}",
+                a.text
+            );
+            assert_eq!(a.json()["error"]["message"], "wrong username or password");
+        } else {
+            assert_eq!(a.status, StatusCode::LOCKED, "attempt {i}: {}", a.text);
         }
-    };
-    for i in 1..=9 {
-        let a = attempt("wrong-password-123").await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "attempt {i}");
-        assert_eq!(a.json()["error"]["message"], "wrong username or password");
     }
-    let tenth = attempt("wrong-password-123").await;
-    assert_eq!(tenth.status, StatusCode::LOCKED);
-    // The 11th attempt is refused even with the right password.
-    let eleventh = attempt(PASSWORD).await;
-    assert_eq!(eleventh.status, StatusCode::LOCKED);
-    assert_eq!(eleventh.json()["error"]["code"], "account_locked");
+    // The next attempt is refused even with the right password, from a fresh address too.
+    let next = app
+        .login_from("192.168.1.20:50000", "nurse.li", PASSWORD)
+        .await;
+    assert_eq!(next.status, StatusCode::LOCKED);
+    assert_eq!(next.json()["error"]["code"], "account_locked");
     app.clock.advance(Duration::minutes(29));
-    assert_eq!(attempt(PASSWORD).await.status, StatusCode::LOCKED);
+    assert_eq!(
+        app.login_from("192.168.1.20:50000", "nurse.li", PASSWORD)
+            .await
+            .status,
+        StatusCode::LOCKED
+    );
     app.clock.advance(Duration::minutes(1));
-    assert_eq!(attempt(PASSWORD).await.status, StatusCode::OK);
-    let trail = app.state.store.recent_audit(site.id, 100).await.unwrap();
+    assert_eq!(
+        app.login_from("192.168.1.20:50000", "nurse.li", PASSWORD)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let trail = app.state.store.recent_audit(site.id, 200).await.unwrap();
     assert_eq!(
         trail.iter().filter(|e| e.action == "login.failed").count(),
-        12
+        102
     );
     assert!(trail.iter().any(|e| e.reason.contains("locked until")));
     app.cleanup().await;
 }
 
+/// An outsider hammering an account from one address is delayed (429 with growing
+/// `Retry-After`), never locks it, and its owner logs in from another address meanwhile.
+#[tokio::test]
+async fn guessing_from_one_address_is_slowed_without_locking_the_owner_out() {
+    let app = TestApp::new().await;
+    let site = app.site("YX01").await;
+    app.user(&site, "manager.he", Role::Manager).await;
+    app.user(&site, "nurse.li", Role::Dispenser).await;
+    let outsider = "203.0.113.66:41000";
+    for i in 1..=6 {
+        let a = app
+            .login_from(outsider, "nurse.li", "wrong-password-123")
+            .await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNAUTHORIZED,
+            "attempt {i}: {}",
+            a.text
+        );
+    }
+    // Six failures: the seventh attempt must wait a second; not even checked meanwhile.
+    for pw in ["wrong-password-123", PASSWORD] {
+        let a = app.login_from(outsider, "nurse.li", pw).await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{}", a.text);
+        assert_eq!(a.json()["error"]["code"], "too_many_requests");
+        assert_eq!(a.headers[header::RETRY_AFTER], "1");
+    }
+    // The owner, at the window's computer, is not touched.
+    let owner = app
+        .login_from("192.168.1.20:50000", "nurse.li", PASSWORD)
+        .await;
+    assert_eq!(owner.status, StatusCode::OK, "{}", owner.text);
+    // Each further failure doubles the wait: 2 s, 4 s, 8 s, …
+    for wait in [1, 2, 4, 8, 16, 32] {
+        app.clock.advance(Duration::seconds(wait));
+        let a = app
+            .login_from(outsider, "nurse.li", "wrong-password-123")
+            .await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNAUTHORIZED,
+            "after {wait} s: {}",
+            a.text
+        );
+        let b = app
+            .login_from(outsider, "nurse.li", "wrong-password-123")
+            .await;
+        assert_eq!(b.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(
+            b.headers[header::RETRY_AFTER],
+            (wait * 2).to_string().as_str()
+        );
+    }
+    // Twelve failures, never a lock: the owner still logs in, and so does a second browser.
+    let owner = app
+        .login_from("192.168.1.21:50000", "nurse.li", PASSWORD)
+        .await;
+    assert_eq!(owner.status, StatusCode::OK, "{}", owner.text);
+    let tm = app.login("manager.he").await;
+    let staff = app
+        .call(Method::GET, "/api/v1/staff", Some(&tm), None)
+        .await
+        .json();
+    let li = staff
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "nurse.li")
+        .unwrap()
+        .clone();
+    assert!(li["locked_until"].is_null(), "{li}");
+    // Delayed attempts are neither checked nor audited: 12 failures in the trail.
+    let trail = app.state.store.recent_audit(site.id, 200).await.unwrap();
+    assert_eq!(
+        trail.iter().filter(|e| e.action == "login.failed").count(),
+        12
+    );
+    app.cleanup().await;
+}
+
+/// An address spraying many usernames is delayed after 20 failures, whatever the names.
+#[tokio::test]
+async fn an_address_spraying_usernames_is_delayed() {
+    let app = TestApp::new().await;
+    let site = app.site("YX01").await;
+    app.user(&site, "nurse.li", Role::Dispenser).await;
+    let sprayer = "198.51.100.7:1234";
+    for i in 0..20 {
+        let a = app
+            .login_from(sprayer, &format!("guess{i}"), "wrong-password-123")
+            .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{i}");
+    }
+    app.login_from(sprayer, "nurse.li", "wrong-password-123")
+        .await;
+    let a = app
+        .login_from(sprayer, "guess99", "wrong-password-123")
+        .await;
+    assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(a.headers[header::RETRY_AFTER], "1");
+    // Elsewhere, nothing changed.
+    assert_eq!(
+        app.login_from("192.168.1.20:1", "nurse.li", PASSWORD)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    app.cleanup().await;
+}
+
+/// An unknown username answers exactly like a known one with a wrong password, at every step:
+/// refused, delayed, locked. (It is also verified against an Argon2id hash of the same cost.)
 #[tokio::test]
 async fn unknown_usernames_are_refused_like_wrong_passwords() {
-    let app = TestApp::new().await;
-    let a = app
-        .call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "nobody", "password": PASSWORD})),
-        )
-        .await;
-    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(a.json()["error"]["message"], "wrong username or password");
+    let mut config = anxin_server::Config::default();
+    config.login.max_failures = 7;
+    let app = TestApp::with_config(&config).await;
+    let site = app.site("YX01").await;
+    app.user(&site, "nurse.li", Role::Dispenser).await;
+    let mut answers = Vec::new();
+    for step in 1..=10 {
+        let known = app
+            .login_from("10.0.0.1:9", "nurse.li", "wrong-password-123")
+            .await;
+        let unknown = app
+            .login_from("10.0.0.2:9", "nobody", "wrong-password-123")
+            .await;
+        let seen = |a: &anxin_server::testing::Answer| {
+            (
+                a.status,
+                a.text.clone(),
+                a.headers
+                    .get(header::RETRY_AFTER)
+                    .map(|v| v.to_str().unwrap().to_owned()),
+            )
+        };
+        assert_eq!(seen(&known), seen(&unknown), "step {step}");
+        answers.push(known.status);
+        // Step 7 comes right after step 6, with no time to wait out the first delay.
+        if step != 6 {
+            app.clock.advance(Duration::seconds(2));
+        }
+    }
+    use StatusCode as S;
+    assert_eq!(
+        answers,
+        [
+            S::UNAUTHORIZED,
+            S::UNAUTHORIZED,
+            S::UNAUTHORIZED,
+            S::UNAUTHORIZED,
+            S::UNAUTHORIZED,
+            S::UNAUTHORIZED,
+            S::TOO_MANY_REQUESTS,
+            S::LOCKED, // the 7th failure reaches the account-wide limit
+            S::LOCKED,
+            S::LOCKED,
+        ]
+    );
     app.cleanup().await;
 }
 
@@ -512,6 +671,36 @@ async fn bad_input_names_the_field_and_writes_nothing() {
     assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(a.json()["error"]["field"], "password");
 
+    // The password policy (NIST SP 800-63B): each refusal names the field and the reason.
+    for (pw, why) in [
+        ("aaaaaaaaaaaa", "must not be one character repeated"),
+        ("            ", "must not be one character repeated"),
+        ("password1234", "is too common"),
+        ("Nurse.X-spring-tea", "must not contain the username"),
+        (
+            "tea-at-the-centre-yx01",
+            "must not contain the centre's name",
+        ),
+        (
+            "anxin-demo-2026",
+            "must not contain the name of this system",
+        ),
+    ] {
+        let a = post(json!({"username": "nurse.x", "role": "dispenser", "password": pw})).await;
+        assert_eq!(
+            a.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{pw:?}: {}",
+            a.text
+        );
+        assert_eq!(a.json()["error"]["field"], "password");
+        let message = a.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.starts_with("password: ") && message.contains(why),
+            "{pw:?}: {message}"
+        );
+    }
+
     let a = post(json!({"username": "nurse.x", "role": "dispenser"})).await;
     assert_eq!(a.status, StatusCode::BAD_REQUEST);
     assert_eq!(a.json()["error"]["field"], "password");
@@ -657,7 +846,9 @@ async fn healthz_and_unknown_routes() {
 
 #[tokio::test]
 async fn deactivated_accounts_lose_their_sessions_and_managers_can_unlock() {
-    let app = TestApp::new().await;
+    let mut config = anxin_server::Config::default();
+    config.login.max_failures = 10;
+    let app = TestApp::with_config(&config).await;
     let site = app.site("YX01").await;
     app.user(&site, "manager.he", Role::Manager).await;
     let nurse = app.user(&site, "nurse.li", Role::Dispenser).await;
@@ -694,15 +885,17 @@ async fn deactivated_accounts_lose_their_sessions_and_managers_can_unlock() {
         None,
     )
     .await;
-    for _ in 0..10 {
-        app.call(
-            Method::POST,
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "nurse.li", "password": "not-the-password"})),
-        )
-        .await;
+    // Ten failures from two addresses (five each, so none is delayed) lock the account.
+    for i in 0..10 {
+        let from = format!("10.0.0.{}:9", i % 2 + 1);
+        app.login_from(&from, "nurse.li", "not-the-password").await;
     }
+    assert_eq!(
+        app.login_from("10.0.0.3:9", "nurse.li", PASSWORD)
+            .await
+            .status,
+        StatusCode::LOCKED
+    );
     let staff = app
         .call(Method::GET, "/api/v1/staff", Some(&tm), None)
         .await

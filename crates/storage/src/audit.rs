@@ -1,12 +1,41 @@
 //! The append-only, hash-chained audit trail: appending inside a write transaction,
-//! reading it back, and verifying the chain.
+//! reading it back, verifying the chain, and signing checkpoints of its head.
+//!
+//! Entries are keyed (chain version 2, `anxin_domain::audit`) once the process has been given
+//! the audit key with [`use_audit_key`] (the command line does it from the data key file before
+//! it opens the store); without it they are written unkeyed (version 1), as before.
+//!
+//! An entry found beyond the chain head (forged, or left by a write outside [`append`]) does not
+//! stop appends: the next entry goes after it, chained to the head, an alarm is logged, and the
+//! verifier names the intruder. So logins and every other audited write keep working.
 
-use anxin_domain::audit::{verify_chain, AuditRecord, ChainBreak, ChainHead, StoredEntry};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use anxin_domain::audit::{
+    check_checkpoints, verify_chain, AuditRecord, ChainBreak, ChainHead, Checkpoint, StoredEntry,
+    CHAIN_V1, CHAIN_V2,
+};
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::AnyConnection;
 
 use crate::{col, from_ms, to_ms, Result, Store, StoreError};
+
+static AUDIT_KEY: OnceLock<[u8; 32]> = OnceLock::new();
+
+/// Keys every entry this process appends from now on, and lets it verify keyed entries and
+/// sign checkpoints. Process-wide because one process serves one deployment with one data key
+/// file ([`crate::vault::Vault::audit_key`]); only the first call counts, and it returns whether
+/// `key` is the key in use.
+pub fn use_audit_key(key: [u8; 32]) -> bool {
+    *AUDIT_KEY.get_or_init(|| key) == key
+}
+
+/// The audit key, once [`use_audit_key`] was called.
+pub fn audit_key() -> Option<&'static [u8; 32]> {
+    AUDIT_KEY.get()
+}
 
 /// Who is acting: a staff account, or the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,8 +124,24 @@ pub async fn append(
     let head_seq: i64 = col(&row, "seq")?;
     let head_hash: String = col(&row, "hash")?;
     let prev = hash_from_hex(&head_hash)?;
+    let last: Option<i64> = col(
+        &sqlx::query("SELECT MAX(seq) AS last FROM audit_log")
+            .fetch_one(&mut *conn)
+            .await?,
+        "last",
+    )?;
+    let last = last.unwrap_or(0);
+    if last > head_seq {
+        // Someone wrote entries the chain head does not know: step over them, and say so.
+        tracing::error!(
+            head = head_seq,
+            last,
+            "AUDIT ALARM: entries beyond the chain head (forged or written outside the chain); \
+             appending after them; run `anxin audit verify`"
+        );
+    }
     let record = AuditRecord {
-        seq: head_seq + 1,
+        seq: last.max(head_seq) + 1,
         at_ms: to_ms(now),
         actor_id: actor.user_id,
         actor: actor.name.clone(),
@@ -106,10 +151,15 @@ pub async fn append(
         record_id: event.record_id.clone(),
         reason: event.reason.clone(),
     };
-    let hash = hex::encode(record.chain_hash(&prev));
+    let (version, hash) = match audit_key() {
+        Some(key) => (CHAIN_V2, record.keyed_chain_hash(&prev, key)),
+        None => (CHAIN_V1, record.chain_hash(&prev)),
+    };
+    let hash = hex::encode(hash);
     sqlx::query(
         "INSERT INTO audit_log (seq, at_ms, actor_id, actor, site_id, action, record_type, \
-         record_id, reason, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         record_id, reason, prev_hash, hash, chain_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
     )
     .bind(record.seq)
     .bind(record.at_ms)
@@ -122,6 +172,7 @@ pub async fn append(
     .bind(record.reason.clone())
     .bind(head_hash)
     .bind(hash.clone())
+    .bind(version)
     .execute(&mut *conn)
     .await?;
     sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1")
@@ -147,6 +198,7 @@ fn stored_entry(row: &AnyRow) -> Result<StoredEntry> {
             record_id: col(row, "record_id")?,
             reason: col(row, "reason")?,
         },
+        version: col(row, "chain_version")?,
         prev_hash: hash_from_hex(&prev)?,
         hash: hash_from_hex(&hash)?,
     })
@@ -187,9 +239,20 @@ impl Store {
         })
     }
 
-    /// Reads the whole trail in pages and checks the chain. `Ok(n)` is the number of entries;
-    /// the inner `Err` names the first entry that was altered or removed.
+    /// Reads the whole trail in pages and checks the chain (with the audit key, if this
+    /// process has it). `Ok(n)` is the number of entries; the inner `Err` names the first entry
+    /// that was altered or removed.
     pub async fn verify_audit(&self) -> Result<Result<i64, ChainBreak>> {
+        self.verify_audit_against(&[]).await
+    }
+
+    /// [`Store::verify_audit`], and then the log against signed checkpoints taken outside the
+    /// database: a cut tail with the head moved back, a wiped or rebuilt log, or a forged
+    /// checkpoint is found up to the latest checkpoint. Checkpoints need the audit key.
+    pub async fn verify_audit_against(
+        &self,
+        checkpoints: &[Checkpoint],
+    ) -> Result<Result<i64, ChainBreak>> {
         // Read the head first: entries appended while we read only lengthen the log past it.
         let head = self.audit_head().await?;
         let mut entries = Vec::new();
@@ -197,8 +260,8 @@ impl Store {
         loop {
             let rows = sqlx::query(
                 "SELECT seq, at_ms, actor_id, actor, site_id, action, record_type, record_id, \
-                 reason, prev_hash, hash FROM audit_log WHERE seq > $1 AND seq <= $2 \
-                 ORDER BY seq LIMIT $3",
+                 reason, prev_hash, hash, chain_version FROM audit_log \
+                 WHERE seq > $1 AND seq <= $2 ORDER BY seq LIMIT $3",
             )
             .bind(after)
             .bind(head.seq)
@@ -215,7 +278,47 @@ impl Store {
                 break;
             }
         }
-        Ok(verify_chain(entries, head))
+        let hashes: HashMap<i64, [u8; 32]> =
+            entries.iter().map(|e| (e.record.seq, e.hash)).collect();
+        let key = audit_key();
+        let n = match verify_chain(entries, head, key) {
+            Ok(n) => n,
+            Err(broken) => return Ok(Err(broken)),
+        };
+        // Entries beyond the head, in one snapshot with the head (a real append moves both).
+        let row = sqlx::query(
+            "SELECT seq, (SELECT MAX(seq) FROM audit_log) AS last FROM audit_head WHERE id = 1",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let (now_head, last): (i64, Option<i64>) = (col(&row, "seq")?, col(&row, "last")?);
+        if last.unwrap_or(0) > now_head {
+            return Ok(Err(ChainBreak {
+                seq: now_head + 1,
+                problem: "forged (an entry beyond the chain head)".into(),
+            }));
+        }
+        if checkpoints.is_empty() {
+            return Ok(Ok(n));
+        }
+        let Some(key) = key else {
+            return Ok(Err(ChainBreak {
+                seq: 0,
+                problem: "checkpoints cannot be checked without the audit key (the data key file)"
+                    .into(),
+            }));
+        };
+        Ok(check_checkpoints(checkpoints, key, n, |seq| hashes.get(&seq).copied()).map(|()| n))
+    }
+
+    /// A checkpoint of the chain head signed with the audit key, to be kept outside the
+    /// database; `None` when this process has no audit key.
+    pub async fn audit_checkpoint(&self, now: DateTime<Utc>) -> Result<Option<Checkpoint>> {
+        let Some(key) = audit_key() else {
+            return Ok(None);
+        };
+        let head = self.audit_head().await?;
+        Ok(Some(Checkpoint::sign(head, to_ms(now), key)))
     }
 
     /// The latest entries concerning `site_id`, newest first.

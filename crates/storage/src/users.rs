@@ -1,6 +1,7 @@
-//! Staff accounts: creation, login standing (failed attempts, lockout), language, activation.
+//! Staff accounts: creation, login standing (failed attempts, throttling, lockout), language,
+//! activation.
 
-use anxin_domain::auth::LoginStanding;
+use anxin_domain::auth::{account_key, LoginPolicy, LoginStanding, Strikes, Throttles};
 use anxin_domain::{validate, DomainError, Role};
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
@@ -74,6 +75,25 @@ fn user(row: &AnyRow) -> Result<User> {
         },
         created_at: from_ms(col(row, "created_at")?)?,
     })
+}
+
+fn strikes(row: &AnyRow) -> Result<Strikes> {
+    let failures: i64 = col(row, "failures")?;
+    Ok(Strikes {
+        failures: u32::try_from(failures).unwrap_or(u32::MAX),
+        last_failure_at: from_ms(col(row, "last_failure_at")?)?,
+    })
+}
+
+/// Who a login attempt named and where it came from, as throttling counts them.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginAttempt<'a> {
+    /// The username as typed.
+    pub username: &'a str,
+    /// [`account_key`] of `username`.
+    pub account_key: &'a str,
+    /// The client address (see `anxin_server::throttle::ClientAddr`), never empty.
+    pub address: &'a str,
 }
 
 fn check_language(lang: &str) -> Result<()> {
@@ -169,65 +189,171 @@ impl Store {
         rows.iter().map(user).collect()
     }
 
-    /// Records a refused login (wrong password, locked or inactive account) with the new standing.
+    /// The failure counts that decide whether a login attempt for `account_key` (see
+    /// [`anxin_domain::auth::account_key`]) from `address` may go ahead.
+    pub async fn login_throttles(&self, account_key: &str, address: &str) -> Result<Throttles> {
+        let rows = sqlx::query(
+            "SELECT account, address, failures, last_failure_at FROM login_throttle \
+             WHERE (account = $1 AND (address = $2 OR address = '')) \
+                OR (account = '' AND address = $2)",
+        )
+        .bind(account_key.to_owned())
+        .bind(address.to_owned())
+        .fetch_all(self.pool())
+        .await?;
+        let mut t = Throttles::default();
+        for r in &rows {
+            let (account, addr): (String, String) = (col(r, "account")?, col(r, "address")?);
+            let s = strikes(r)?;
+            match (account.is_empty(), addr.is_empty()) {
+                (false, false) => t.pair = Some(s),
+                (false, true) => t.account = Some(s),
+                (true, false) => t.address = Some(s),
+                (true, true) => {}
+            }
+        }
+        Ok(t)
+    }
+
+    /// Records a refused login: counts it at the three throttling levels, mirrors the
+    /// account-wide standing onto a known account (what managers see and unlock), and audits
+    /// it. Known and unknown usernames do the same work. Returns the account-wide standing.
     pub async fn login_failed(
         &self,
-        user: &User,
-        standing: LoginStanding,
+        user: Option<&User>,
+        attempt: &LoginAttempt<'_>,
+        policy: &LoginPolicy,
         why: &str,
         now: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<LoginStanding> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE users SET failed_logins = $1, locked_until = $2 WHERE id = $3")
-            .bind(i64::from(standing.failed_logins))
-            .bind(standing.locked_until.map(to_ms))
-            .bind(user.id)
+        let forget_before = to_ms(now - policy.forget_after);
+        let mut account = None;
+        for (acc, addr) in [
+            (attempt.account_key, attempt.address),
+            (attempt.account_key, ""),
+            ("", attempt.address),
+        ] {
+            let row = sqlx::query(
+                "INSERT INTO login_throttle (account, address, failures, last_failure_at) \
+                 VALUES ($1, $2, 1, $3) ON CONFLICT (account, address) DO UPDATE SET \
+                 failures = CASE WHEN login_throttle.last_failure_at <= $4 THEN 1 \
+                                 ELSE login_throttle.failures + 1 END, \
+                 last_failure_at = $3 RETURNING failures, last_failure_at",
+            )
+            .bind(acc.to_owned())
+            .bind(addr.to_owned())
+            .bind(to_ms(now))
+            .bind(forget_before)
+            .fetch_one(&mut *tx)
+            .await?;
+            if addr.is_empty() {
+                account = Some(strikes(&row)?);
+            }
+        }
+        // Counts nobody would read any more (bounded by the index).
+        sqlx::query("DELETE FROM login_throttle WHERE last_failure_at <= $1")
+            .bind(forget_before)
             .execute(&mut *tx)
             .await?;
-        let actor = Actor {
-            user_id: Some(user.id),
-            name: user.username.clone(),
-            site_id: Some(user.site_id),
+        let standing = match account {
+            Some(a) => policy.standing(a),
+            None => policy.after_success(),
         };
-        let mut reason = format!("{why}; {} failed in a row", standing.failed_logins);
+        let (actor, record_id, mut reason) = match user {
+            Some(user) => {
+                sqlx::query("UPDATE users SET failed_logins = $1, locked_until = $2 WHERE id = $3")
+                    .bind(i64::from(standing.failed_logins))
+                    .bind(standing.locked_until.map(to_ms))
+                    .bind(user.id)
+                    .execute(&mut *tx)
+                    .await?;
+                (
+                    Actor {
+                        user_id: Some(user.id),
+                        name: user.username.clone(),
+                        site_id: Some(user.site_id),
+                    },
+                    user.id.to_string(),
+                    why.to_owned(),
+                )
+            }
+            None => {
+                // The attempted name is kept short: people sometimes type a password into it.
+                let shown: String = attempt.username.chars().take(3).collect();
+                (
+                    Actor {
+                        user_id: None,
+                        name: "unknown".into(),
+                        site_id: None,
+                    },
+                    String::new(),
+                    format!("unknown username {shown}…"),
+                )
+            }
+        };
+        reason.push_str(&format!("; {} failed in a row", standing.failed_logins));
         if let Some(until) = standing.locked_until {
             reason.push_str(&format!("; locked until {}", until.to_rfc3339()));
         }
         append(
             &mut tx,
             &actor,
-            &AuditEvent::new("login.failed", "user", user.id).reason(reason),
+            &AuditEvent::new("login.failed", "user", record_id).reason(reason),
             now,
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(standing)
     }
 
-    /// Records a login with an unknown username (no account to update).
-    pub async fn login_unknown(&self, username: &str, now: DateTime<Utc>) -> Result<()> {
-        let actor = Actor {
-            user_id: None,
-            name: "unknown".into(),
-            site_id: None,
+    /// Records an attempt refused before any password check because the account is locked
+    /// (audited, uncounted: the lock already holds it).
+    pub async fn login_refused_locked(
+        &self,
+        user: Option<&User>,
+        attempt: &LoginAttempt<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let (actor, record_id) = match user {
+            Some(u) => (
+                Actor {
+                    user_id: Some(u.id),
+                    name: u.username.clone(),
+                    site_id: Some(u.site_id),
+                },
+                u.id.to_string(),
+            ),
+            None => (
+                Actor {
+                    user_id: None,
+                    name: "unknown".into(),
+                    site_id: None,
+                },
+                String::new(),
+            ),
         };
-        // The attempted name is kept short: people sometimes type a password into it.
-        let shown: String = username.chars().take(3).collect();
+        let shown: String = attempt.username.chars().take(3).collect();
+        let reason = match user {
+            Some(_) => "account locked".to_owned(),
+            None => format!("account locked; unknown username {shown}…"),
+        };
         self.audit(
             &actor,
-            AuditEvent::new("login.failed", "user", "")
-                .reason(format!("unknown username {shown}…")),
+            AuditEvent::new("login.failed", "user", record_id).reason(reason),
             now,
         )
         .await?;
         Ok(())
     }
 
-    /// Records a successful login: clears the failure count, stores the session, audits it.
+    /// Records a successful login: clears the failure counts of the account (everywhere and
+    /// from this address), stores the session, audits it.
     pub async fn login_succeeded(
         &self,
         user: &User,
         session: &Session,
+        address: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.begin_write().await?;
@@ -235,6 +361,13 @@ impl Store {
             .bind(user.id)
             .execute(&mut *tx)
             .await?;
+        sqlx::query(
+            "DELETE FROM login_throttle WHERE account = $1 AND (address = $2 OR address = '')",
+        )
+        .bind(account_key(&user.username))
+        .bind(address.to_owned())
+        .execute(&mut *tx)
+        .await?;
         insert_session(&mut tx, session).await?;
         let actor = Actor {
             user_id: Some(user.id),
@@ -273,6 +406,11 @@ impl Store {
         let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1")
             .bind(target.id)
+            .execute(&mut *tx)
+            .await?;
+        // Every count of the account, from every address: the owner can log in at once.
+        sqlx::query("DELETE FROM login_throttle WHERE account = $1")
+            .bind(account_key(&target.username))
             .execute(&mut *tx)
             .await?;
         append(

@@ -149,6 +149,13 @@ impl Vault {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// The key of the audit chain's keyed hashes and of its signed checkpoints
+    /// (`anxin_domain::audit`): outside the database, so someone who can write the database
+    /// cannot recompute the chain or sign a checkpoint.
+    pub fn audit_key(&self) -> [u8; 32] {
+        self.subkey(b"anxin-audit-chain-key-v2")
+    }
+
     /// The key of the random urine-test draw (staff cannot predict it without the key file).
     pub fn urine_draw_key(&self) -> [u8; 32] {
         self.subkey(b"anxin-urine-draw-key-v1")

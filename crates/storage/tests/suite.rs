@@ -1,8 +1,9 @@
 //! The storage suite: every scenario runs once on SQLite and once on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use anxin_domain::auth::{LoginPolicy, LoginStanding};
+use anxin_domain::auth::{account_key, LoginPolicy, Strikes};
 use anxin_domain::{DomainError, Role};
+use anxin_storage::users::LoginAttempt;
 use anxin_storage::{Actor, AuditEvent, NewUser, Session, Store, StoreError};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 
@@ -214,20 +215,72 @@ async fn login_standing_and_sessions(s: &Store) {
         )
         .await
         .unwrap();
-    let p = LoginPolicy::default();
-    let mut standing = LoginStanding {
-        failed_logins: 0,
-        locked_until: None,
+    let p = LoginPolicy {
+        max_failures: 10,
+        ..LoginPolicy::default()
     };
-    for _ in 0..10 {
-        standing = p.after_failure(standing, now());
-        s.login_failed(&u, standing, "wrong password", now())
+    let key = account_key("dr.wang");
+    let from = |address| LoginAttempt {
+        username: "dr.wang",
+        account_key: &key,
+        address,
+    };
+    // Seven failures from one address, three from another: counted per pair, per address and
+    // for the account as a whole.
+    let mut standing = p.after_success();
+    for i in 0..10 {
+        let addr = if i < 7 { "10.0.0.1" } else { "10.0.0.2" };
+        standing = s
+            .login_failed(Some(&u), &from(addr), &p, "wrong password", now())
             .await
             .unwrap();
     }
+    assert_eq!(standing.failed_logins, 10);
     let stored = s.user(u.id).await.unwrap().standing;
-    assert_eq!(stored.failed_logins, 10);
+    assert_eq!(stored, standing);
     assert_eq!(stored.locked_until, Some(now() + Duration::minutes(30)));
+    let t = s.login_throttles(&key, "10.0.0.1").await.unwrap();
+    let count = |x: Option<Strikes>| x.map(|x| x.failures);
+    assert_eq!(count(t.pair), Some(7));
+    assert_eq!(count(t.account), Some(10));
+    assert_eq!(count(t.address), Some(7));
+    let t2 = s.login_throttles(&key, "10.0.0.2").await.unwrap();
+    assert_eq!((count(t2.pair), count(t2.address)), (Some(3), Some(3)));
+    // An unknown username is counted the same way, under its own key.
+    let ghost = account_key("ghost");
+    let g = LoginAttempt {
+        username: "ghost",
+        account_key: &ghost,
+        address: "10.0.0.2",
+    };
+    let gs = s
+        .login_failed(None, &g, &p, "unknown username", now())
+        .await
+        .unwrap();
+    assert_eq!(gs.failed_logins, 1);
+    let t2 = s.login_throttles(&key, "10.0.0.2").await.unwrap();
+    assert_eq!(count(t2.address), Some(4));
+    // A day later the counts start again.
+    let later = s
+        .login_failed(
+            None,
+            &g,
+            &p,
+            "unknown username",
+            now() + Duration::hours(24),
+        )
+        .await
+        .unwrap();
+    assert_eq!(later.failed_logins, 1);
+    // A manager's unlock clears every count of the account.
+    s.unlock_user(&Actor::cli(), &u, now()).await.unwrap();
+    let t = s.login_throttles(&key, "10.0.0.1").await.unwrap();
+    assert_eq!((t.pair, t.account), (None, None));
+    for _ in 0..2 {
+        s.login_failed(Some(&u), &from("10.0.0.1"), &p, "wrong password", now())
+            .await
+            .unwrap();
+    }
 
     let session = Session {
         token_hash: "ab".repeat(32),
@@ -236,8 +289,12 @@ async fn login_standing_and_sessions(s: &Store) {
         created_at: now(),
         last_seen_at: now(),
     };
-    s.login_succeeded(&u, &session, now()).await.unwrap();
+    s.login_succeeded(&u, &session, "10.0.0.1", now())
+        .await
+        .unwrap();
     assert_eq!(s.user(u.id).await.unwrap().standing, p.after_success());
+    let t = s.login_throttles(&key, "10.0.0.1").await.unwrap();
+    assert_eq!((t.pair, t.account), (None, None));
     assert_eq!(
         s.session(&session.token_hash).await.unwrap(),
         Some(session.clone())
