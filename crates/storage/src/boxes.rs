@@ -252,9 +252,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut work = self.begin_work(actor, now).await?;
-        let out = work.move_load(load, to_box, reason).await?;
-        work.commit().await?;
-        Ok(out)
+        work.move_load(load, to_box, reason).await?;
+        work.commit().await
     }
 
     /// Withholds the codes of a load from `from` on: queued messages for those days expire.
@@ -305,11 +304,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut work = self.begin_work(actor, now).await?;
-        let out = work
-            .return_load(load, opened, today, reconciliation_json, summary)
+        work.return_load(load, opened, today, reconciliation_json, summary)
             .await?;
-        work.commit().await?;
-        Ok(out)
+        work.commit().await
     }
 
     /// When a load was returned.
