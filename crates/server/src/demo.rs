@@ -704,16 +704,19 @@ async fn takehome_steps(state: &AppState, site: &Site, candidates: &[i64]) -> Ap
             let load = crate::boxes::load_box(state, &doctor, &id.to_string(), req).await?;
             {
                 let load_id = load.load.id;
+                // Handed out through the same use case as the page (the demo's clients
+                // confirmed their phone numbers).
+                let confirmed = anxin_app::boxes::HandOut {
+                    phone_confirmed: true,
+                };
+                anxin_app::boxes::hand_out(
+                    &state.app,
+                    &doctor.app_actor(),
+                    &load_id.to_string(),
+                    &confirmed,
+                )
+                .await?;
                 if let Ok(l) = store.load(load_id).await {
-                    store
-                        .move_load(
-                            &doctor.actor(),
-                            &l,
-                            anxin_domain::boxes::BoxState::WithClient,
-                            "phone confirmed",
-                            state.now(),
-                        )
-                        .await?;
                     if step <= 6 {
                         demo_gps(state, &doctor, &l, step == 6).await?;
                     }
