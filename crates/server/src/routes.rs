@@ -91,6 +91,8 @@ pub enum Answer {
     Json(fn(&mut SchemaGenerator) -> schemars::Schema),
     /// Text of this media type (`text/csv`, `text/plain`).
     Text(&'static str),
+    /// Deliberately no body (a 201 whose client needs nothing back).
+    Empty,
 }
 
 /// Where a parameter goes.
@@ -195,6 +197,12 @@ impl RouteSpec {
         self
     }
 
+    /// Declares that a successful answer has no body although its status is not 204.
+    pub fn answers_nothing(mut self) -> Self {
+        self.answer = Some(Answer::Empty);
+        self
+    }
+
     /// Declares an optional query parameter of JSON Schema type `ty`.
     pub fn query(
         mut self,
@@ -273,20 +281,23 @@ impl RouteTable {
         &self.specs
     }
 
+    /// Every declared route and `/api/v1/openapi.json`, which [`RouteTable::into_router`] adds.
+    pub fn specs_with_openapi(&self) -> Vec<RouteSpec> {
+        let mut specs = self.specs.clone();
+        specs.push(openapi_spec());
+        specs
+    }
+
+    /// The OpenAPI document the finished router serves at `/api/v1/openapi.json`.
+    pub fn openapi(&self) -> Value {
+        openapi_document(&self.specs_with_openapi())
+    }
+
     /// The finished router: the guard in front of every route, the fallback, the state.
     /// `/api/v1/openapi.json` is added here, describing every API route of the table.
     pub fn into_router(self, state: AppState) -> Router {
-        let spec = RouteSpec::api(
-            Verb::Get,
-            "/api/v1/openapi.json",
-            Access::Public,
-            "system",
-            "This OpenAPI document",
-        )
-        .answers::<Value>();
-        let mut specs = self.specs.clone();
-        specs.push(spec.clone());
-        let doc = Arc::new(openapi_document(&specs));
+        let spec = openapi_spec();
+        let doc = Arc::new(self.openapi());
         let this = self.add(spec, move || {
             let doc = doc.clone();
             async move { axum::Json((*doc).clone()) }
@@ -315,6 +326,17 @@ impl RouteTable {
         self.router = self.router.route(path, get(|| async { "secret" }));
         self
     }
+}
+
+fn openapi_spec() -> RouteSpec {
+    RouteSpec::api(
+        Verb::Get,
+        "/api/v1/openapi.json",
+        Access::Public,
+        "system",
+        "This OpenAPI document",
+    )
+    .answers::<Value>()
 }
 
 #[derive(Clone)]
@@ -503,6 +525,7 @@ pub fn openapi_document(specs: &[RouteSpec]) -> Value {
             Some(Answer::Text(media)) => {
                 json!({"description": "success", "content": {media: {"schema": {"type": "string"}}}})
             }
+            Some(Answer::Empty) => json!({"description": "success, no body"}),
             None => json!({"description": "success"}),
         };
         let (security, permission) = match s.access {
@@ -560,6 +583,80 @@ mod tests {
     use super::*;
     use crate::testing::test_state;
     use tower::ServiceExt;
+
+    /// Every API route with a body in its successful answer says what that body is, and every
+    /// `{param}` of a path is declared with a type.
+    #[test]
+    fn every_api_answer_and_parameter_is_declared() {
+        let specs = crate::route_table().specs_with_openapi();
+        let mut missing = Vec::new();
+        for s in specs.iter().filter(|s| s.surface == Surface::Api) {
+            if (200..300).contains(&s.ok) && s.ok != 204 && s.answer.is_none() {
+                missing.push(format!(
+                    "{} {} ({}) has no answer schema",
+                    s.verb.openapi(),
+                    s.path,
+                    s.ok
+                ));
+            }
+            for name in path_param_names(s.path) {
+                let declared = s
+                    .params
+                    .iter()
+                    .any(|p| p.name == name && p.location == ParamIn::Path && !p.ty.is_empty());
+                if !declared {
+                    missing.push(format!(
+                        "{} {}: {{{name}}} not declared",
+                        s.verb.openapi(),
+                        s.path
+                    ));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+
+        let doc = crate::route_table().openapi();
+        let paths = doc["paths"].as_object().expect("paths");
+        for (path, ops) in paths {
+            for (verb, op) in ops.as_object().expect("operations") {
+                for name in path_param_names(path) {
+                    let typed = op["parameters"].as_array().is_some_and(|ps| {
+                        ps.iter().any(|p| {
+                            p["name"] == name
+                                && p["in"] == "path"
+                                && p["schema"]["type"].is_string()
+                        })
+                    });
+                    assert!(typed, "{verb} {path}: {{{name}}} has no typed parameter");
+                }
+                let ok = op["responses"]
+                    .as_object()
+                    .expect("responses")
+                    .iter()
+                    .find(|(status, _)| status.starts_with('2'))
+                    .map(|(status, r)| (status.clone(), r.clone()));
+                if let Some((status, r)) = ok {
+                    if status != "204"
+                        && !r["description"]
+                            .as_str()
+                            .is_some_and(|d| d.contains("no body"))
+                    {
+                        assert!(
+                            r["content"].as_object().is_some_and(|c| !c.is_empty()),
+                            "{verb} {path}: {status} answer has no content schema"
+                        );
+                    }
+                }
+            }
+        }
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        let text = doc.to_string();
+        for (i, _) in text.match_indices("\"#/components/schemas/") {
+            let rest = &text[i + 22..];
+            let name = &rest[..rest.find('"').unwrap_or(0)];
+            assert!(schemas.contains_key(name), "$ref to missing schema {name}");
+        }
+    }
 
     #[tokio::test]
     async fn a_route_without_a_declared_permission_is_refused() {
