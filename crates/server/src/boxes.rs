@@ -3,9 +3,9 @@
 //! SMS outbox at the client's hour), hand-out, withholding codes, revealing today's code to a
 //! caller, loss, and return with the box's verified log reconciled against what was sent.
 
-use anxin_domain::boxes::{reconcile, BoxState};
+use anxin_domain::boxes::{reconcile, BoxState, Reconciliation};
 use anxin_domain::{Access, DomainError, Permission};
-use anxin_storage::boxes::Load;
+use anxin_storage::boxes::{Load, LockBox};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -13,8 +13,7 @@ use base64::Engine;
 use chrono::Duration;
 use lockcode::{derive_code, verify_log, Digits, EventKind, Secret};
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::CurrentUser;
 use crate::clinic::{open_client, parse_date};
@@ -59,16 +58,98 @@ async fn api_add_box(
     State(st): State<AppState>,
     me: CurrentUser,
     ApiJson(req): ApiJson<BoxRequest>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<BoxView>)> {
     let b = st.store.add_box(&me.actor(), &req.serial, st.now()).await?;
-    Ok((StatusCode::CREATED, Json(json!(b))))
+    Ok((StatusCode::CREATED, Json(BoxView::from(&b))))
 }
 
-async fn api_boxes(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Value>> {
-    Ok(Json(json!(st.store.boxes(me.site.id).await?)))
+async fn api_boxes(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Vec<BoxView>>> {
+    let boxes = st.store.boxes(me.site.id).await?;
+    Ok(Json(boxes.iter().map(BoxView::from).collect()))
 }
 
-pub use anxin_app::boxes::{day_number, HandOut, LoadAnswer, LoadRequest};
+/// A box in the registry.
+#[derive(Serialize, JsonSchema)]
+pub struct BoxView {
+    pub id: i64,
+    pub site_id: i64,
+    pub serial: String,
+    /// in_clinic, loaded, with_client, lost, retired …
+    #[schemars(with = "String")]
+    pub state: BoxState,
+}
+
+impl From<&LockBox> for BoxView {
+    fn from(b: &LockBox) -> Self {
+        BoxView {
+            id: b.id,
+            site_id: b.site_id,
+            serial: b.serial.clone(),
+            state: b.state,
+        }
+    }
+}
+
+/// One compartment of a load.
+#[derive(Serialize, JsonSchema)]
+pub struct LoadCompartment {
+    pub index: u8,
+    pub day: chrono::NaiveDate,
+    pub mg: u32,
+    /// The rule of the dose it holds.
+    pub status: String,
+}
+
+/// A load with its compartments.
+#[derive(Serialize, JsonSchema)]
+pub struct LoadWithCompartments {
+    pub load: LoadView,
+    pub compartments: Vec<LoadCompartment>,
+}
+
+/// How many queued codes a withholding stopped.
+#[derive(Serialize, JsonSchema)]
+pub struct Withheld {
+    pub codes_stopped: u64,
+}
+
+/// Today's code, told to a checked caller.
+#[derive(Serialize, JsonSchema)]
+pub struct Revealed {
+    /// 1 for the first day of the load.
+    pub compartment: i64,
+    pub code: String,
+}
+
+/// What a returned box's verified log says about each compartment.
+#[derive(Serialize, JsonSchema)]
+pub struct ReconciliationView {
+    pub opened: Vec<u8>,
+    pub unopened: Vec<u8>,
+    pub opened_without_code: Vec<u8>,
+    pub tamper_events: u32,
+}
+
+impl From<&Reconciliation> for ReconciliationView {
+    fn from(r: &Reconciliation) -> Self {
+        ReconciliationView {
+            opened: r.opened.clone(),
+            unopened: r.unopened.clone(),
+            opened_without_code: r.opened_without_code.clone(),
+            tamper_events: r.tamper_events,
+        }
+    }
+}
+
+/// The box is back: reconciliation, failed code attempts, whether it was tampered with.
+#[derive(Serialize, JsonSchema)]
+pub struct Returned {
+    pub reconciliation: ReconciliationView,
+    pub failed_attempts: u32,
+    pub tampering: bool,
+}
+
+pub use anxin_app::boxes::{day_number, HandOut, LoadAnswer, LoadRequest, LoadView};
 
 /// Loads a box for a client and queues its codes, in one unit of work (see `anxin_app::boxes`).
 pub async fn load_box(
@@ -97,17 +178,25 @@ async fn api_loads(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Vec<LoadWithCompartments>>> {
     let c = open_client(&st, &me, &id, "take-home loads").await?;
     let mut out = vec![];
     for l in st.store.loads_of_client(c.id).await? {
         let comps = st.store.compartments(l.id).await?;
-        out.push(json!({
-            "load": l,
-            "compartments": comps.iter().map(|(i, d, mg, rule)| json!({"index": i, "day": d, "mg": mg, "status": rule})).collect::<Vec<_>>(),
-        }));
+        out.push(LoadWithCompartments {
+            load: LoadView::from(&l),
+            compartments: comps
+                .into_iter()
+                .map(|(index, day, mg, status)| LoadCompartment {
+                    index,
+                    day,
+                    mg,
+                    status,
+                })
+                .collect(),
+        });
     }
-    Ok(Json(Value::Array(out)))
+    Ok(Json(out))
 }
 
 pub(crate) async fn load_of(st: &AppState, me: &CurrentUser, raw: &str) -> AppResult<Load> {
@@ -157,7 +246,7 @@ async fn api_withhold(
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Withhold>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Withheld>> {
     let load = load_of(&st, &me, &id).await?;
     if req.reason.trim().is_empty() {
         return Err(DomainError::invalid("reason", "say why the codes are withheld").into());
@@ -170,7 +259,9 @@ async fn api_withhold(
         .store
         .withhold_codes(&me.actor(), &load, from, req.reason.trim(), st.now())
         .await?;
-    Ok(Json(json!({"codes_stopped": stopped})))
+    Ok(Json(Withheld {
+        codes_stopped: stopped,
+    }))
 }
 
 async fn api_lost(
@@ -212,7 +303,7 @@ async fn api_reveal(
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Reveal>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Revealed>> {
     let load = load_of(&st, &me, &id).await?;
     if req.identity_check.trim().len() < 5 {
         return Err(DomainError::invalid(
@@ -249,7 +340,10 @@ async fn api_reveal(
             st.now(),
         )
         .await?;
-    Ok(Json(json!({"compartment": offset + 1, "code": code})))
+    Ok(Json(Revealed {
+        compartment: offset + 1,
+        code,
+    }))
 }
 
 /// The returned box's exported log.
@@ -266,7 +360,7 @@ pub async fn return_box(
     me: &CurrentUser,
     raw: &str,
     log_b64: &str,
-) -> AppResult<Value> {
+) -> AppResult<Returned> {
     let load = load_of(st, me, raw).await?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(log_b64.trim())
@@ -319,9 +413,11 @@ pub async fn return_box(
             )
             .await?;
     }
-    Ok(
-        json!({"reconciliation": r, "failed_attempts": summary.lifetime_failures, "tampering": !r.opened_without_code.is_empty() || tamper > 0}),
-    )
+    Ok(Returned {
+        reconciliation: ReconciliationView::from(&r),
+        failed_attempts: summary.lifetime_failures,
+        tampering: !r.opened_without_code.is_empty() || tamper > 0,
+    })
 }
 
 async fn api_return(
@@ -329,7 +425,7 @@ async fn api_return(
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ReturnRequest>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Returned>> {
     Ok(Json(return_box(&st, &me, &id, &req.log_base64).await?))
 }
 
@@ -346,7 +442,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(TakeHomeManage),
                 "boxes",
                 "The centre's boxes and their states",
-            ),
+            )
+            .answers::<Vec<BoxView>>(),
             api_boxes,
         )
         .add(
@@ -357,6 +454,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "boxes",
                 "Register a box",
             )
+            .answers::<BoxView>()
             .body::<BoxRequest>()
             .status(201),
             api_add_box,
@@ -368,7 +466,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(ClientRead),
                 "boxes",
                 "The client's box loads and compartments",
-            ),
+            )
+            .answers::<Vec<LoadWithCompartments>>(),
             api_loads,
         )
         .add(
@@ -379,6 +478,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "boxes",
                 "Load a box: fresh secret, codes queued",
             )
+            .answers::<LoadAnswer>()
             .body::<LoadRequest>()
             .status(201),
             api_load,
@@ -403,6 +503,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "boxes",
                 "Withhold future codes",
             )
+            .answers::<Withheld>()
             .body::<Withhold>(),
             api_withhold,
         )
@@ -414,6 +515,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "boxes",
                 "Tell a checked caller today's code (audited)",
             )
+            .answers::<Revealed>()
             .body::<Reveal>(),
             api_reveal,
         )
@@ -437,6 +539,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "boxes",
                 "Take the box back with its log and reconcile",
             )
+            .answers::<Returned>()
             .body::<ReturnRequest>(),
             api_return,
         )
