@@ -74,7 +74,7 @@ pub struct BoxView {
     pub id: i64,
     pub site_id: i64,
     pub serial: String,
-    /// in_clinic, loaded, with_client, lost, retired …
+    /// in_clinic, loaded, with_client, returned, lost or retired
     #[schemars(with = "String")]
     pub state: BoxState,
 }
