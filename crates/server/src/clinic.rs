@@ -781,6 +781,7 @@ pub struct UrineRecorded {
 
 /// The JSON shape of a urine test's outcome (schema only; the domain type writes it).
 #[derive(JsonSchema)]
+#[schemars(rename = "UrineOutcome")]
 #[allow(dead_code)]
 struct OutcomeShape {
     /// tested, refused or not_provided

@@ -261,6 +261,7 @@ pub struct MappingRequest {
 /// the other fields depend on it (needle_exchange: given, returned, reason; naloxone: kits;
 /// condoms: count; peer_education: educator, topic; hiv_test, arv_referral, …).
 #[derive(JsonSchema)]
+#[schemars(rename = "Service")]
 #[allow(dead_code)]
 struct ServiceShape {
     kind: String,
@@ -268,6 +269,7 @@ struct ServiceShape {
 
 /// The JSON shape of a therapeutic-community episode (schema only; [`TcEpisode`] writes it).
 #[derive(JsonSchema)]
+#[schemars(rename = "TcEpisode")]
 #[allow(dead_code)]
 struct TcEpisodeShape {
     admitted_on: chrono::NaiveDate,
@@ -391,6 +393,7 @@ pub struct DataValueSet {
 
 /// The JSON shape of a table after suppression (schema only): `null` is a hidden cell.
 #[derive(JsonSchema)]
+#[schemars(rename = "SuppressedTable")]
 #[allow(dead_code)]
 struct SuppressedShape {
     /// Rows by sex, columns by age band.

@@ -202,6 +202,7 @@ fn time(ms: i64) -> Option<String> {
 
 /// The JSON shape of a home zone (schema only; [`Zone`] writes it).
 #[derive(JsonSchema)]
+#[schemars(rename = "HomeZone")]
 #[allow(dead_code)]
 struct ZoneShape {
     /// `circle` or `polygon`.
