@@ -424,11 +424,33 @@ pub struct ReturnRequest {
     pub log_base64: String,
 }
 
-/// What the box's verified log said at its return.
+/// What a returned box's verified log says about each compartment (indices from 0).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ReconciliationView {
+    /// Opened: their doses count as taken.
+    pub opened: Vec<u8>,
+    /// Still closed: their methadone goes back to stock.
+    pub unopened: Vec<u8>,
+    /// Opened although their code was never sent.
+    pub opened_without_code: Vec<u8>,
+    pub tamper_events: u32,
+}
+
+impl From<&anxin_domain::boxes::Reconciliation> for ReconciliationView {
+    fn from(r: &anxin_domain::boxes::Reconciliation) -> Self {
+        ReconciliationView {
+            opened: r.opened.clone(),
+            unopened: r.unopened.clone(),
+            opened_without_code: r.opened_without_code.clone(),
+            tamper_events: r.tamper_events,
+        }
+    }
+}
+
+/// The box is back: reconciliation, failed code attempts, whether it was tampered with.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ReturnAnswer {
-    #[schemars(with = "serde_json::Value")]
-    pub reconciliation: anxin_domain::boxes::Reconciliation,
+    pub reconciliation: ReconciliationView,
     pub failed_attempts: u32,
     pub tampering: bool,
 }
@@ -497,7 +519,7 @@ pub async fn return_box(
     }
     work.commit().await?;
     Ok(ReturnAnswer {
-        reconciliation: r,
+        reconciliation: ReconciliationView::from(&r),
         failed_attempts: summary.lifetime_failures,
         tampering,
     })

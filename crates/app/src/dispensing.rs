@@ -64,8 +64,9 @@ pub struct DayRow {
     pub portions_given: u8,
     #[schemars(with = "Option<String>")]
     pub urine_due: Option<DueReason>,
-    /// When the dose is in a box: its serial, and the code's time (centre time, `HH:MM`).
+    /// When the dose is in a box: the box's serial.
     pub box_serial: Option<String>,
+    /// When the dose is in a box: the time its code went (or goes) out, centre time `HH:MM`.
     pub code_at: Option<String>,
     /// Whether the code already went out (else it goes out at `code_at`).
     pub code_sent: bool,

@@ -11,7 +11,6 @@ use axum::Json;
 use chrono::NaiveDate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::auth::{self, CurrentUser};
 use crate::error::AppResult;
@@ -80,7 +79,8 @@ struct LimitQuery {
     limit: Option<i64>,
 }
 
-#[derive(Serialize)]
+/// A centre.
+#[derive(Serialize, JsonSchema)]
 struct SiteView {
     id: i64,
     code: String,
@@ -97,11 +97,14 @@ impl From<&Site> for SiteView {
     }
 }
 
-#[derive(Serialize)]
+/// A staff account.
+#[derive(Serialize, JsonSchema)]
 struct StaffView {
     id: i64,
     site_id: i64,
     username: String,
+    /// admin, manager, prescriber, dispenser, counsellor, peer_educator, cdc_analyst, psb_officer
+    #[schemars(with = "String")]
     role: Role,
     language: String,
     active: bool,
@@ -122,7 +125,8 @@ impl From<&User> for StaffView {
     }
 }
 
-#[derive(Serialize)]
+/// A client record (no identifying fields).
+#[derive(Serialize, JsonSchema)]
 struct ClientView {
     id: i64,
     uic: String,
@@ -141,7 +145,8 @@ impl From<&Client> for ClientView {
     }
 }
 
-#[derive(Serialize)]
+/// One audit entry.
+#[derive(Serialize, JsonSchema)]
 struct AuditEntryView {
     seq: i64,
     at: String,
@@ -166,15 +171,48 @@ impl From<&AuditView> for AuditEntryView {
     }
 }
 
-fn me_view(me: &CurrentUser) -> serde_json::Value {
-    json!({
-        "id": me.user.id,
-        "username": me.user.username,
-        "role": me.user.role,
-        "language": me.user.language,
-        "site": SiteView::from(&me.site),
-        "csrf_token": me.csrf_token,
-    })
+/// The logged-in account, with the CSRF token scripts send on unsafe requests.
+#[derive(Serialize, JsonSchema)]
+struct MeView {
+    id: i64,
+    username: String,
+    #[schemars(with = "String")]
+    role: Role,
+    language: String,
+    site: SiteView,
+    csrf_token: String,
+}
+
+fn me_view(me: &CurrentUser) -> MeView {
+    MeView {
+        id: me.user.id,
+        username: me.user.username.clone(),
+        role: me.user.role,
+        language: me.user.language.clone(),
+        site: SiteView::from(&me.site),
+        csrf_token: me.csrf_token.clone(),
+    }
+}
+
+/// The answer to a successful login (schema only: the login handler writes it).
+#[derive(Serialize, JsonSchema)]
+struct LoginAnswer {
+    /// Bearer token for `Authorization: Bearer`.
+    token: String,
+    csrf_token: String,
+    idle_timeout_minutes: i64,
+    user: LoginUser,
+}
+
+/// The account that logged in.
+#[derive(Serialize, JsonSchema)]
+struct LoginUser {
+    id: i64,
+    username: String,
+    #[schemars(with = "String")]
+    role: Role,
+    language: String,
+    site: SiteView,
 }
 
 async fn login(
@@ -184,18 +222,18 @@ async fn login(
 ) -> AppResult<Response> {
     let done = auth::login(&st, &address, &req.username, &req.password).await?;
     let site = st.store.site(done.user.site_id).await?;
-    Ok(Json(json!({
-        "token": done.token,
-        "csrf_token": done.csrf_token,
-        "idle_timeout_minutes": st.settings.session.idle.num_minutes(),
-        "user": {
-            "id": done.user.id,
-            "username": done.user.username,
-            "role": done.user.role,
-            "language": done.user.language,
-            "site": SiteView::from(&site),
-        }
-    }))
+    Ok(Json(LoginAnswer {
+        token: done.token,
+        csrf_token: done.csrf_token,
+        idle_timeout_minutes: st.settings.session.idle.num_minutes(),
+        user: LoginUser {
+            id: done.user.id,
+            username: done.user.username,
+            role: done.user.role,
+            language: done.user.language,
+            site: SiteView::from(&site),
+        },
+    })
     .into_response())
 }
 
@@ -208,7 +246,7 @@ async fn logout(State(st): State<AppState>, me: CurrentUser) -> AppResult<Respon
         .into_response())
 }
 
-async fn me(me: CurrentUser) -> Json<serde_json::Value> {
+async fn me(me: CurrentUser) -> Json<MeView> {
     Json(me_view(&me))
 }
 
@@ -216,7 +254,7 @@ async fn set_language(
     State(st): State<AppState>,
     mut me: CurrentUser,
     ApiJson(req): ApiJson<LanguageRequest>,
-) -> AppResult<Json<serde_json::Value>> {
+) -> AppResult<Json<MeView>> {
     st.store.set_language(me.user.id, &req.language).await?;
     me.user.language = req.language;
     Ok(Json(me_view(&me)))
@@ -463,21 +501,51 @@ async fn audit_recent(
     Ok(Json(entries.iter().map(AuditEntryView::from).collect()))
 }
 
-async fn audit_verify(State(st): State<AppState>) -> AppResult<Json<serde_json::Value>> {
+/// The result of checking the audit chain: intact with its length, or where it breaks.
+#[derive(Serialize, JsonSchema)]
+#[serde(untagged)]
+enum AuditCheck {
+    /// Every entry links to the one before.
+    Intact { intact: bool, entries: i64 },
+    /// The first entry whose link does not hold.
+    Broken {
+        intact: bool,
+        first_bad_entry: i64,
+        problem: String,
+    },
+}
+
+async fn audit_verify(State(st): State<AppState>) -> AppResult<Json<AuditCheck>> {
     Ok(Json(match st.store.verify_audit().await? {
-        Ok(n) => json!({"intact": true, "entries": n}),
-        Err(b) => json!({"intact": false, "first_bad_entry": b.seq, "problem": b.problem}),
+        Ok(n) => AuditCheck::Intact {
+            intact: true,
+            entries: n,
+        },
+        Err(b) => AuditCheck::Broken {
+            intact: false,
+            first_bad_entry: b.seq,
+            problem: b.problem,
+        },
     }))
+}
+
+/// The health check's answer.
+#[derive(Serialize, JsonSchema)]
+struct Health {
+    /// `ok`, or `database unavailable` (with 503).
+    status: &'static str,
 }
 
 async fn healthz(State(st): State<AppState>) -> Response {
     match st.store.ping().await {
-        Ok(()) => Json(json!({"status": "ok"})).into_response(),
+        Ok(()) => Json(Health { status: "ok" }).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check: database does not answer");
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "database unavailable"})),
+                Json(Health {
+                    status: "database unavailable",
+                }),
             )
                 .into_response()
         }
@@ -497,7 +565,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Public,
                 "system",
                 "Answers 200 when the database answers",
-            ),
+            )
+            .answers::<Health>(),
             healthz,
         )
         .add(
@@ -508,7 +577,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "auth",
                 "Log in; returns a bearer token",
             )
-            .body::<LoginRequest>(),
+            .body::<LoginRequest>()
+            .answers::<LoginAnswer>(),
             login,
         )
         .add(
@@ -523,7 +593,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
             logout,
         )
         .add(
-            RouteSpec::api(Get, "/api/v1/me", LoggedIn, "auth", "The logged-in account"),
+            RouteSpec::api(Get, "/api/v1/me", LoggedIn, "auth", "The logged-in account")
+                .answers::<MeView>(),
             me,
         )
         .add(
@@ -534,7 +605,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "auth",
                 "Remember the interface language",
             )
-            .body::<LanguageRequest>(),
+            .body::<LanguageRequest>()
+            .answers::<MeView>(),
             set_language,
         )
         .add(
@@ -544,7 +616,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(SiteManage),
                 "sites",
                 "All centres of the deployment",
-            ),
+            )
+            .answers::<Vec<SiteView>>(),
             list_sites,
         )
         .add(
@@ -556,6 +629,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "Add a centre",
             )
             .body::<NewSiteRequest>()
+            .answers::<SiteView>()
             .status(201),
             create_site,
         )
@@ -566,7 +640,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(StaffManage),
                 "staff",
                 "Staff accounts of my centre",
-            ),
+            )
+            .answers::<Vec<StaffView>>(),
             list_staff,
         )
         .add(
@@ -578,6 +653,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "Create a staff account",
             )
             .body::<NewStaffRequest>()
+            .answers::<StaffView>()
             .status(201),
             create_staff,
         )
@@ -621,7 +697,9 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(ClientRead),
                 "clients",
                 "Find clients of my centre by UIC (?q=)",
-            ),
+            )
+            .query("q", "string", "part of the UIC")
+            .answers::<Vec<ClientView>>(),
             search_clients,
         )
         .add(
@@ -633,6 +711,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "Enrol a client",
             )
             .body::<NewClientRequest>()
+            .answers::<ClientView>()
             .status(201),
             enrol_client,
         )
@@ -643,7 +722,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(ClientRead),
                 "clients",
                 "One client record (audited)",
-            ),
+            )
+            .answers::<ClientView>(),
             get_client,
         )
         .add(
@@ -653,7 +733,9 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(AuditRead),
                 "audit",
                 "Latest audit entries of my centre (?limit=)",
-            ),
+            )
+            .query("limit", "integer", "1 to 1000, default 100")
+            .answers::<Vec<AuditEntryView>>(),
             audit_recent,
         )
         .add(
@@ -663,7 +745,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(AuditRead),
                 "audit",
                 "Check the audit chain",
-            ),
+            )
+            .answers::<AuditCheck>(),
             audit_verify,
         )
 }

@@ -3,16 +3,16 @@
 //! SMS outbox at the client's hour), hand-out, withholding codes, revealing today's code to a
 //! caller, loss, and return with the box's verified log reconciled against what was sent.
 
+use anxin_domain::boxes::BoxState;
 use anxin_domain::{Access, DomainError, Permission};
-use anxin_storage::boxes::Load;
+use anxin_storage::boxes::{Load, LockBox};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Duration;
 use lockcode::{derive_code, Digits, Secret};
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::CurrentUser;
 use crate::clinic::open_client;
@@ -57,16 +57,64 @@ async fn api_add_box(
     State(st): State<AppState>,
     me: CurrentUser,
     ApiJson(req): ApiJson<BoxRequest>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<BoxView>)> {
     let b = st.store.add_box(&me.actor(), &req.serial, st.now()).await?;
-    Ok((StatusCode::CREATED, Json(json!(b))))
+    Ok((StatusCode::CREATED, Json(BoxView::from(&b))))
 }
 
-async fn api_boxes(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Value>> {
-    Ok(Json(json!(st.store.boxes(me.site.id).await?)))
+async fn api_boxes(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Vec<BoxView>>> {
+    let boxes = st.store.boxes(me.site.id).await?;
+    Ok(Json(boxes.iter().map(BoxView::from).collect()))
 }
 
-pub use anxin_app::boxes::{day_number, HandOut, LoadAnswer, LoadRequest};
+/// A box in the registry.
+#[derive(Serialize, JsonSchema)]
+pub struct BoxView {
+    pub id: i64,
+    pub site_id: i64,
+    pub serial: String,
+    /// in_clinic, loaded, with_client, returned, lost or retired
+    #[schemars(with = "String")]
+    pub state: BoxState,
+}
+
+impl From<&LockBox> for BoxView {
+    fn from(b: &LockBox) -> Self {
+        BoxView {
+            id: b.id,
+            site_id: b.site_id,
+            serial: b.serial.clone(),
+            state: b.state,
+        }
+    }
+}
+
+/// One compartment of a load.
+#[derive(Serialize, JsonSchema)]
+pub struct LoadCompartment {
+    pub index: u8,
+    pub day: chrono::NaiveDate,
+    pub mg: u32,
+    /// The rule of the dose it holds.
+    pub status: String,
+}
+
+/// A load with its compartments.
+#[derive(Serialize, JsonSchema)]
+pub struct LoadWithCompartments {
+    pub load: LoadView,
+    pub compartments: Vec<LoadCompartment>,
+}
+
+/// Today's code, told to a checked caller.
+#[derive(Serialize, JsonSchema)]
+pub struct Revealed {
+    /// 1 for the first day of the load.
+    pub compartment: i64,
+    pub code: String,
+}
+
+pub use anxin_app::boxes::{day_number, HandOut, LoadAnswer, LoadRequest, LoadView};
 
 /// Loads a box for a client and queues its codes, in one unit of work (see `anxin_app::boxes`).
 pub async fn load_box(
@@ -95,17 +143,25 @@ async fn api_loads(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Vec<LoadWithCompartments>>> {
     let c = open_client(&st, &me, &id, "take-home loads").await?;
     let mut out = vec![];
     for l in st.store.loads_of_client(c.id).await? {
         let comps = st.store.compartments(l.id).await?;
-        out.push(json!({
-            "load": l,
-            "compartments": comps.iter().map(|(i, d, mg, rule)| json!({"index": i, "day": d, "mg": mg, "status": rule})).collect::<Vec<_>>(),
-        }));
+        out.push(LoadWithCompartments {
+            load: LoadView::from(&l),
+            compartments: comps
+                .into_iter()
+                .map(|(index, day, mg, status)| LoadCompartment {
+                    index,
+                    day,
+                    mg,
+                    status,
+                })
+                .collect(),
+        });
     }
-    Ok(Json(Value::Array(out)))
+    Ok(Json(out))
 }
 
 pub(crate) async fn load_of(st: &AppState, me: &CurrentUser, raw: &str) -> AppResult<Load> {
@@ -178,7 +234,7 @@ async fn api_reveal(
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Reveal>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Revealed>> {
     let load = load_of(&st, &me, &id).await?;
     if req.identity_check.trim().len() < 5 {
         return Err(DomainError::invalid(
@@ -215,7 +271,10 @@ async fn api_reveal(
             st.now(),
         )
         .await?;
-    Ok(Json(json!({"compartment": offset + 1, "code": code})))
+    Ok(Json(Revealed {
+        compartment: offset + 1,
+        code,
+    }))
 }
 
 /// Takes a box back (see `anxin_app::boxes::return_box`); the GPS pipeline forgets the box.
@@ -256,7 +315,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(TakeHomeManage),
                 "boxes",
                 "The centre's boxes and their states",
-            ),
+            )
+            .answers::<Vec<BoxView>>(),
             api_boxes,
         )
         .add(
@@ -267,6 +327,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "boxes",
                 "Register a box",
             )
+            .answers::<BoxView>()
             .body::<BoxRequest>()
             .status(201),
             api_add_box,
@@ -278,7 +339,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(ClientRead),
                 "boxes",
                 "The client's box loads and compartments",
-            ),
+            )
+            .answers::<Vec<LoadWithCompartments>>(),
             api_loads,
         )
         .add(
@@ -289,6 +351,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "boxes",
                 "Load a box: fresh secret, codes queued",
             )
+            .answers::<LoadAnswer>()
             .body::<LoadRequest>()
             .status(201),
             api_load,
@@ -313,6 +376,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "boxes",
                 "Withhold future codes",
             )
+            .answers::<CodesStopped>()
             .body::<Withhold>(),
             api_withhold,
         )
@@ -324,6 +388,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "boxes",
                 "Tell a checked caller today's code (audited)",
             )
+            .answers::<Revealed>()
             .body::<Reveal>(),
             api_reveal,
         )
@@ -347,6 +412,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "boxes",
                 "Take the box back with its log and reconcile",
             )
+            .answers::<ReturnAnswer>()
             .body::<ReturnRequest>(),
             api_return,
         )

@@ -5,20 +5,19 @@
 
 use std::collections::BTreeMap;
 
-use anxin_domain::clinic::adherence::Adherence;
+use anxin_domain::clinic::adherence::{Adherence, Day, Ratio};
 use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::stock::{close_out, expected_ml, Receipt};
 use anxin_domain::clinic::urine::{Outcome, Substance};
 use anxin_domain::{Access, DomainError, Permission};
-use anxin_storage::clinic::{DoseFacts, Identity, NewUrineTest};
+use anxin_storage::clinic::{Agreement, Consent, DoseFacts, Identity, NewUrineTest};
 use anxin_storage::Client;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{Duration, NaiveDate};
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::CurrentUser;
 use crate::error::AppResult;
@@ -178,13 +177,40 @@ async fn api_identity(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Identity>> {
+) -> AppResult<Json<IdentityView>> {
     let c = client_id(&id)?;
-    Ok(Json(
+    Ok(Json(IdentityView::from(
         st.store
             .read_identity(&me.actor(), c, "identity view", &st.vault, st.now())
             .await?,
-    ))
+    )))
+}
+
+/// The decrypted identifying fields of a client.
+#[derive(Serialize, JsonSchema)]
+pub struct IdentityView {
+    pub name: Option<String>,
+    pub national_id: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+}
+
+impl From<Identity> for IdentityView {
+    fn from(i: Identity) -> Self {
+        IdentityView {
+            name: i.name,
+            national_id: i.national_id,
+            phone: i.phone,
+            address: i.address,
+        }
+    }
+}
+
+/// The masked phone number after a change.
+#[derive(Serialize, JsonSchema)]
+pub struct PhoneAnswer {
+    /// Masked, e.g. `138****8000`.
+    pub phone: String,
 }
 
 /// A new phone number for the client's codes.
@@ -236,9 +262,9 @@ async fn api_change_phone(
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PhoneRequest>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<PhoneAnswer>> {
     let masked = change_phone(&st, &me, &id, &req.phone).await?;
-    Ok(Json(json!({"phone": masked})))
+    Ok(Json(PhoneAnswer { phone: masked }))
 }
 
 /// Search by full name (sent in the body, so it stays out of URLs and access logs).
@@ -252,7 +278,7 @@ async fn api_find_by_name(
     State(st): State<AppState>,
     me: CurrentUser,
     ApiJson(req): ApiJson<NameSearch>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Vec<ClientRecord>>> {
     if req.name.trim().is_empty() {
         return Err(DomainError::invalid("name", "must not be blank").into());
     }
@@ -260,21 +286,104 @@ async fn api_find_by_name(
         .store
         .find_by_name(&me.actor(), &req.name, &st.vault, st.now())
         .await?;
-    Ok(Json(Value::Array(found.iter().map(client_json).collect())))
+    Ok(Json(found.iter().map(ClientRecord::from).collect()))
 }
 
 /// The record fields of a client (no identity).
-pub fn client_json(c: &Client) -> Value {
-    json!({
-        "id": c.id,
-        "uic": c.uic,
-        "site_id": c.site_id,
-        "enrolled_on": c.enrolled_on,
-        "stage": c.stage,
-        "stage_since": c.stage_since,
-        "discharged_on": c.discharged_on,
-        "discharge_reason": c.discharge_reason,
-    })
+#[derive(Serialize, JsonSchema)]
+pub struct ClientRecord {
+    pub id: i64,
+    pub uic: String,
+    pub site_id: i64,
+    pub enrolled_on: NaiveDate,
+    /// voluntary, community_treatment, compulsory_isolated, community_rehabilitation
+    #[schemars(with = "String")]
+    pub stage: Stage,
+    pub stage_since: NaiveDate,
+    pub discharged_on: Option<NaiveDate>,
+    pub discharge_reason: Option<String>,
+}
+
+impl From<&Client> for ClientRecord {
+    fn from(c: &Client) -> Self {
+        ClientRecord {
+            id: c.id,
+            uic: c.uic.clone(),
+            site_id: c.site_id,
+            enrolled_on: c.enrolled_on,
+            stage: c.stage,
+            stage_since: c.stage_since,
+            discharged_on: c.discharged_on,
+            discharge_reason: c.discharge_reason.clone(),
+        }
+    }
+}
+
+/// A treatment agreement version.
+#[derive(Serialize, JsonSchema)]
+pub struct AgreementView {
+    pub id: i64,
+    pub client_id: i64,
+    pub version: i64,
+    pub method: String,
+    pub duration_months: i64,
+    pub rules: String,
+    /// client or guardian
+    pub signed_by: String,
+    pub guardian_name: Option<String>,
+    pub prescriber_id: i64,
+    pub signed_on: NaiveDate,
+}
+
+impl From<&Agreement> for AgreementView {
+    fn from(a: &Agreement) -> Self {
+        AgreementView {
+            id: a.id,
+            client_id: a.client_id,
+            version: a.version,
+            method: a.method.clone(),
+            duration_months: a.duration_months,
+            rules: a.rules.clone(),
+            signed_by: a.signed_by.clone(),
+            guardian_name: a.guardian_name.clone(),
+            prescriber_id: a.prescriber_id,
+            signed_on: a.signed_on,
+        }
+    }
+}
+
+/// A consent to a disclosure.
+#[derive(Serialize, JsonSchema)]
+pub struct ConsentView {
+    pub id: i64,
+    pub client_id: i64,
+    pub purpose: String,
+    pub recipient: String,
+    pub scope: String,
+    pub given_on: NaiveDate,
+    pub expires_on: NaiveDate,
+    pub revoked_on: Option<NaiveDate>,
+    pub revoked_reason: Option<String>,
+    /// In force today (in the list of a client's consents only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+}
+
+impl From<&Consent> for ConsentView {
+    fn from(c: &Consent) -> Self {
+        ConsentView {
+            id: c.id,
+            client_id: c.client_id,
+            purpose: c.purpose.clone(),
+            recipient: c.recipient.clone(),
+            scope: c.scope.clone(),
+            given_on: c.given_on,
+            expires_on: c.expires_on,
+            revoked_on: c.revoked_on,
+            revoked_reason: c.revoked_reason.clone(),
+            active: None,
+        }
+    }
 }
 
 /// A change of stage.
@@ -408,7 +517,7 @@ async fn api_add_agreement(
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AgreementRequest>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<AgreementView>)> {
     if req.method.trim().is_empty() {
         return Err(DomainError::invalid(
             "method",
@@ -456,16 +565,17 @@ async fn api_add_agreement(
             st.now(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!(a))))
+    Ok((StatusCode::CREATED, Json(AgreementView::from(&a))))
 }
 
 async fn api_agreements(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Vec<AgreementView>>> {
     let c = open_client(&st, &me, &id, "agreements").await?;
-    Ok(Json(json!(st.store.agreements(c.id).await?)))
+    let list = st.store.agreements(c.id).await?;
+    Ok(Json(list.iter().map(AgreementView::from).collect()))
 }
 
 /// A consent to a disclosure.
@@ -488,7 +598,7 @@ async fn api_add_consent(
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ConsentRequest>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<ConsentView>)> {
     for (field, v) in [
         ("purpose", &req.purpose),
         ("recipient", &req.recipient),
@@ -520,7 +630,7 @@ async fn api_add_consent(
             st.now(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!(c))))
+    Ok((StatusCode::CREATED, Json(ConsentView::from(&c))))
 }
 
 /// Revocation of a consent.
@@ -535,7 +645,7 @@ async fn api_revoke_consent(
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<RevokeRequest>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<ConsentView>> {
     let consent_id: i64 = id
         .parse()
         .map_err(|_| DomainError::invalid("id", "not a number"))?;
@@ -549,28 +659,27 @@ async fn api_revoke_consent(
             st.now(),
         )
         .await?;
-    Ok(Json(json!(c)))
+    Ok(Json(ConsentView::from(&c)))
 }
 
 async fn api_consents(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Vec<ConsentView>>> {
     let c = open_client(&st, &me, &id, "consents").await?;
     let today = st.today();
-    let list: Vec<Value> = st
+    let list = st
         .store
         .consents(c.id)
         .await?
         .iter()
-        .map(|x| {
-            let mut v = json!(x);
-            v["active"] = json!(x.active_on(today));
-            v
+        .map(|x| ConsentView {
+            active: Some(x.active_on(today)),
+            ..ConsentView::from(x)
         })
         .collect();
-    Ok(Json(Value::Array(list)))
+    Ok(Json(list))
 }
 
 /// A urine test result.
@@ -630,7 +739,7 @@ async fn api_add_urine(
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<UrineRequest>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<UrineRecorded>)> {
     let outcome = urine_outcome(&req)?;
     let collected = past_or_today("collected_on", req.collected_on.as_deref(), st.today())?;
     let reason = req.reason.clone().unwrap_or_else(|| "random".into());
@@ -655,23 +764,65 @@ async fn api_add_urine(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": t.id, "negative": t.outcome.negative()})),
+        Json(UrineRecorded {
+            id: t.id,
+            negative: t.outcome.negative(),
+        }),
     ))
+}
+
+/// A urine test just recorded.
+#[derive(Serialize, JsonSchema)]
+pub struct UrineRecorded {
+    pub id: i64,
+    /// No unprescribed substance found.
+    pub negative: bool,
+}
+
+/// The JSON shape of a urine test's outcome (schema only; the domain type writes it).
+#[derive(JsonSchema)]
+#[schemars(rename = "UrineOutcome")]
+#[allow(dead_code)]
+struct OutcomeShape {
+    /// tested, refused or not_provided
+    outcome: String,
+    /// substance → `true` when positive (tested only)
+    results: Option<BTreeMap<String, bool>>,
+}
+
+/// A urine test result.
+#[derive(Serialize, JsonSchema)]
+pub struct UrineView {
+    pub id: i64,
+    pub collected_on: NaiveDate,
+    pub observed: bool,
+    #[schemars(with = "OutcomeShape")]
+    pub outcome: Outcome,
+    pub negative: bool,
+    /// random, scheduled or clinical
+    pub reason: String,
 }
 
 async fn api_urine(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Vec<UrineView>>> {
     let c = open_client(&st, &me, &id, "urine tests").await?;
     let tests = st.store.urine_tests(c.id).await?;
-    Ok(Json(Value::Array(
+    Ok(Json(
         tests
             .iter()
-            .map(|t| json!({"id": t.id, "collected_on": t.collected_on, "observed": t.observed, "outcome": t.outcome, "negative": t.outcome.negative(), "reason": t.reason}))
+            .map(|t| UrineView {
+                id: t.id,
+                collected_on: t.collected_on,
+                observed: t.observed,
+                outcome: t.outcome.clone(),
+                negative: t.outcome.negative(),
+                reason: t.reason.clone(),
+            })
             .collect(),
-    )))
+    ))
 }
 
 /// Adherence and urine figures of a client as of today.
@@ -684,34 +835,91 @@ async fn api_adherence(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<AdherenceView>> {
     let c = open_client(&st, &me, &id, "adherence").await?;
     let (a, streak) = client_adherence(&st, &c).await?;
-    Ok(Json(json!({
-        "last_30": a.last_30, "last_90": a.last_90,
-        "last_30_percent": a.last_30.percent(), "last_90_percent": a.last_90.percent(),
-        "current_streak": a.current_streak, "longest_gap_90": a.longest_gap_90,
-        "urine_negative_streak": streak, "timeline": a.timeline,
-    })))
+    Ok(Json(AdherenceView {
+        last_30: RatioView::from(a.last_30),
+        last_90: RatioView::from(a.last_90),
+        last_30_percent: a.last_30.percent(),
+        last_90_percent: a.last_90.percent(),
+        current_streak: a.current_streak,
+        longest_gap_90: a.longest_gap_90,
+        urine_negative_streak: streak,
+        timeline: a.timeline,
+    }))
+}
+
+/// Attended out of expected days in a window.
+#[derive(Serialize, JsonSchema)]
+pub struct RatioView {
+    pub attended: u32,
+    pub expected: u32,
+}
+
+impl From<Ratio> for RatioView {
+    fn from(r: Ratio) -> Self {
+        RatioView {
+            attended: r.attended,
+            expected: r.expected,
+        }
+    }
+}
+
+/// A client's adherence figures and 90-day timeline.
+#[derive(Serialize, JsonSchema)]
+pub struct AdherenceView {
+    pub last_30: RatioView,
+    pub last_90: RatioView,
+    /// `null` when no day was expected.
+    pub last_30_percent: Option<f64>,
+    pub last_90_percent: Option<f64>,
+    pub current_streak: u32,
+    pub longest_gap_90: u32,
+    pub urine_negative_streak: u32,
+    /// The last 90 days, oldest first: not_expected, attended, missed or pending.
+    #[schemars(with = "Vec<String>")]
+    pub timeline: Vec<Day>,
+}
+
+/// A dose given.
+#[derive(Serialize, JsonSchema)]
+pub struct DoseView {
+    pub day: NaiveDate,
+    /// 1 for the first portion of the day.
+    pub portion: u16,
+    pub mg: u32,
+    pub site_id: i64,
+    pub guest: bool,
+    pub rule: String,
+    pub given_at: String,
 }
 
 async fn api_doses(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Vec<DoseView>>> {
     let c = open_client(&st, &me, &id, "dose history").await?;
     let today = st.today();
     let doses = st
         .store
         .doses_between(c.id, today - Duration::days(90), today)
         .await?;
-    Ok(Json(Value::Array(
+    Ok(Json(
         doses
             .iter()
-            .map(|d| json!({"day": d.day, "portion": d.portion + 1, "mg": d.mg, "site_id": d.site_id, "guest": d.guest, "rule": d.rule, "given_at": d.given_at.to_rfc3339()}))
+            .map(|d| DoseView {
+                day: d.day,
+                portion: u16::from(d.portion) + 1,
+                mg: d.mg,
+                site_id: d.site_id,
+                guest: d.guest,
+                rule: d.rule.clone(),
+                given_at: d.given_at.to_rfc3339(),
+            })
             .collect(),
-    )))
+    ))
 }
 
 /// A stock delivery.
@@ -730,7 +938,7 @@ async fn api_receipt(
     State(st): State<AppState>,
     me: CurrentUser,
     ApiJson(req): ApiJson<ReceiptRequest>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<ReceiptAnswer>)> {
     let r = Receipt {
         bottles: req.bottles,
         ml_per_bottle: req.ml_per_bottle,
@@ -743,36 +951,92 @@ async fn api_receipt(
         .store
         .add_stock_receipt(&me.actor(), on, &r, st.now())
         .await?;
-    Ok((StatusCode::CREATED, Json(json!({"id": id, "ml": r.ml()}))))
+    Ok((StatusCode::CREATED, Json(ReceiptAnswer { id, ml: r.ml() })))
+}
+
+/// A stock delivery just recorded.
+#[derive(Serialize, JsonSchema)]
+pub struct ReceiptAnswer {
+    pub id: i64,
+    /// Volume delivered.
+    pub ml: f64,
+}
+
+/// The stock expected now at a site.
+#[derive(Serialize, JsonSchema)]
+pub struct StockNow {
+    pub day: NaiveDate,
+    pub opening_ml: f64,
+    /// The day of the close-out the opening volume comes from.
+    pub opening_day: Option<NaiveDate>,
+    pub received_ml: f64,
+    pub dosed_mg: f64,
+    pub expected_ml: f64,
+    pub concentration_mg_per_ml: f64,
+}
+
+/// A past close-out.
+#[derive(Serialize, JsonSchema)]
+pub struct CloseOutView {
+    pub day: NaiveDate,
+    pub expected_ml: f64,
+    pub measured_ml: f64,
+    pub variance_ml: f64,
+    pub reason: String,
+}
+
+/// The stock now and the close-outs of the last 30 days.
+#[derive(Serialize, JsonSchema)]
+pub struct StockView {
+    #[serde(flatten)]
+    pub now: StockNow,
+    pub closeouts: Vec<CloseOutView>,
+}
+
+/// Today's close-out just saved.
+#[derive(Serialize, JsonSchema)]
+pub struct CloseOutAnswer {
+    pub day: NaiveDate,
+    pub expected_ml: f64,
+    pub measured_ml: f64,
+    pub variance_ml: f64,
+    /// The variance is beyond the tolerance.
+    pub flagged: bool,
 }
 
 /// The stock expected now at `me`'s site.
-pub async fn stock_now(st: &AppState, me: &CurrentUser) -> AppResult<Value> {
+pub async fn stock_now(st: &AppState, me: &CurrentUser) -> AppResult<StockNow> {
     let today = st.today();
     let (last, received, dosed) = st.store.stock_position(me.site.id, today).await?;
     let opening = last.as_ref().map_or(0.0, |c| c.measured_ml);
     let expected = expected_ml(opening, received, dosed, &st.settings.clinic.stock);
-    Ok(json!({
-        "day": today,
-        "opening_ml": opening,
-        "opening_day": last.as_ref().map(|c| c.day),
-        "received_ml": received,
-        "dosed_mg": dosed,
-        "expected_ml": expected,
-        "concentration_mg_per_ml": st.settings.clinic.stock.concentration_mg_per_ml,
-    }))
+    Ok(StockNow {
+        day: today,
+        opening_ml: opening,
+        opening_day: last.as_ref().map(|c| c.day),
+        received_ml: received,
+        dosed_mg: dosed,
+        expected_ml: expected,
+        concentration_mg_per_ml: st.settings.clinic.stock.concentration_mg_per_ml,
+    })
 }
 
-async fn api_stock(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Value>> {
-    let mut v = stock_now(&st, &me).await?;
+async fn api_stock(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<StockView>> {
+    let now = stock_now(&st, &me).await?;
     let closeouts = st.store.closeouts(me.site.id, 30).await?;
-    v["closeouts"] = Value::Array(
-        closeouts
+    Ok(Json(StockView {
+        now,
+        closeouts: closeouts
             .iter()
-            .map(|c| json!({"day": c.day, "expected_ml": c.expected_ml, "measured_ml": c.measured_ml, "variance_ml": c.variance_ml, "reason": c.reason}))
+            .map(|c| CloseOutView {
+                day: c.day,
+                expected_ml: c.expected_ml,
+                measured_ml: c.measured_ml,
+                variance_ml: c.variance_ml,
+                reason: c.reason.clone(),
+            })
             .collect(),
-    );
-    Ok(Json(v))
+    }))
 }
 
 /// The day's close-out.
@@ -790,7 +1054,7 @@ pub async fn close_stock(
     me: &CurrentUser,
     measured_ml: f64,
     reason: &str,
-) -> AppResult<Value> {
+) -> AppResult<CloseOutAnswer> {
     let today = st.today();
     let (last, received, dosed) = st.store.stock_position(me.site.id, today).await?;
     let opening = last.as_ref().map_or(0.0, |c| c.measured_ml);
@@ -799,16 +1063,20 @@ pub async fn close_stock(
     st.store
         .save_closeout(&me.actor(), today, &c, reason.trim(), st.now())
         .await?;
-    Ok(
-        json!({"day": today, "expected_ml": c.expected_ml, "measured_ml": c.measured_ml, "variance_ml": c.variance_ml, "flagged": c.flagged}),
-    )
+    Ok(CloseOutAnswer {
+        day: today,
+        expected_ml: c.expected_ml,
+        measured_ml: c.measured_ml,
+        variance_ml: c.variance_ml,
+        flagged: c.flagged,
+    })
 }
 
 async fn api_closeout(
     State(st): State<AppState>,
     me: CurrentUser,
     ApiJson(req): ApiJson<CloseOutRequest>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<CloseOutAnswer>)> {
     Ok((
         StatusCode::CREATED,
         Json(close_stock(&st, &me, req.measured_ml, &req.reason).await?),
@@ -828,6 +1096,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
             "clients",
             "Change the phone number codes go to (audited)",
         )
+        .answers::<PhoneAnswer>()
         .body::<PhoneRequest>(),
         api_change_phone,
     );
@@ -839,7 +1108,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(DoseRecord),
                 "dispensing",
                 "Today's day list of my centre",
-            ),
+            )
+            .answers::<Vec<DayRow>>(),
             api_day_list,
         )
         .add(
@@ -850,6 +1120,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "dispensing",
                 "Record an observed dose from the UIC",
             )
+            .answers::<DoseAnswer>()
             .body::<DoseRequest>()
             .status(201),
             api_record_dose,
@@ -861,7 +1132,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(ClientRead),
                 "dispensing",
                 "Doses of the last 90 days",
-            ),
+            )
+            .answers::<Vec<DoseView>>(),
             api_doses,
         )
         .add(
@@ -871,7 +1143,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(ClientRead),
                 "orders",
                 "Dose order history",
-            ),
+            )
+            .answers::<Vec<OrderView>>(),
             api_orders,
         )
         .add(
@@ -882,6 +1155,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "orders",
                 "Write a dose order",
             )
+            .answers::<OrderView>()
             .body::<OrderRequest>()
             .status(201),
             api_write_order,
@@ -894,6 +1168,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "orders",
                 "Record a prescriber review after missed doses",
             )
+            .answers_nothing()
             .body::<ReviewRequest>()
             .status(201),
             api_review,
@@ -905,7 +1180,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(IdentityRead),
                 "clients",
                 "Decrypted identifying fields (audited)",
-            ),
+            )
+            .answers::<IdentityView>(),
             api_identity,
         )
         .add(
@@ -928,6 +1204,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "clients",
                 "Find clients of my centre by full name",
             )
+            .answers::<Vec<ClientRecord>>()
             .body::<NameSearch>(),
             api_find_by_name,
         )
@@ -986,6 +1263,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "dispensing",
                 "Let the client dose at another centre for a while",
             )
+            .answers_nothing()
             .body::<SiteMove>()
             .status(201),
             api_guest,
@@ -997,7 +1275,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(ClientRead),
                 "agreements",
                 "Treatment agreement versions",
-            ),
+            )
+            .answers::<Vec<AgreementView>>(),
             api_agreements,
         )
         .add(
@@ -1008,6 +1287,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "agreements",
                 "Record a signed agreement version",
             )
+            .answers::<AgreementView>()
             .body::<AgreementRequest>()
             .status(201),
             api_add_agreement,
@@ -1019,7 +1299,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(ClientRead),
                 "agreements",
                 "Consents and whether each is in force",
-            ),
+            )
+            .answers::<Vec<ConsentView>>(),
             api_consents,
         )
         .add(
@@ -1030,6 +1311,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "agreements",
                 "Record a consent",
             )
+            .answers::<ConsentView>()
             .body::<ConsentRequest>()
             .status(201),
             api_add_consent,
@@ -1042,6 +1324,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "agreements",
                 "Revoke a consent",
             )
+            .answers::<ConsentView>()
             .body::<RevokeRequest>(),
             api_revoke_consent,
         )
@@ -1052,7 +1335,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(ClientRead),
                 "urine",
                 "Urine test results",
-            ),
+            )
+            .answers::<Vec<UrineView>>(),
             api_urine,
         )
         .add(
@@ -1063,6 +1347,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "urine",
                 "Record a urine test",
             )
+            .answers::<UrineRecorded>()
             .body::<UrineRequest>()
             .status(201),
             api_add_urine,
@@ -1074,7 +1359,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(ClientRead),
                 "dispensing",
                 "Adherence figures and 90-day timeline",
-            ),
+            )
+            .answers::<AdherenceView>(),
             api_adherence,
         )
         .add(
@@ -1084,7 +1370,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(StockManage),
                 "stock",
                 "Expected stock now and recent close-outs",
-            ),
+            )
+            .answers::<StockView>(),
             api_stock,
         )
         .add(
@@ -1095,6 +1382,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "stock",
                 "Record a stock delivery",
             )
+            .answers::<ReceiptAnswer>()
             .body::<ReceiptRequest>()
             .status(201),
             api_receipt,
@@ -1107,6 +1395,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "stock",
                 "Close today's stock with the measured volume",
             )
+            .answers::<CloseOutAnswer>()
             .body::<CloseOutRequest>()
             .status(201),
             api_closeout,

@@ -482,7 +482,6 @@ async fn stock_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> We
     let t = tr(&st, &me);
     let now = clinic::stock_now(&st, &me).await?;
     let closeouts = st.store.closeouts(me.site.id, 14).await?;
-    let num = |k: &str| now[k].as_f64().unwrap_or(0.0);
     Ok(layout(
         &t,
         &t.s("stock-title"),
@@ -491,10 +490,10 @@ async fn stock_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> We
             h1 { (t.s("stock-title")) }
             (flash(&f))
             dl id="stock-now" {
-                dt { (t.s("stock-opening")) } dd { (format!("{:.1}", num("opening_ml"))) " mL" }
-                dt { (t.s("stock-received")) } dd { (format!("{:.1}", num("received_ml"))) " mL" }
-                dt { (t.s("stock-dosed")) } dd { (format!("{:.0}", num("dosed_mg"))) " mg" }
-                dt { (t.s("stock-expected")) } dd { strong { (format!("{:.1}", num("expected_ml"))) " mL" } }
+                dt { (t.s("stock-opening")) } dd { (format!("{:.1}", now.opening_ml)) " mL" }
+                dt { (t.s("stock-received")) } dd { (format!("{:.1}", now.received_ml)) " mL" }
+                dt { (t.s("stock-dosed")) } dd { (format!("{:.0}", now.dosed_mg)) " mg" }
+                dt { (t.s("stock-expected")) } dd { strong { (format!("{:.1}", now.expected_ml)) " mL" } }
             }
             section.card {
                 h2 { (t.s("stock-close")) }

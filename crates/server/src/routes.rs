@@ -19,6 +19,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post, put};
 use axum::Router;
+use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::{json, Value};
 
 use crate::auth::{authenticate, same_token, CurrentUser, Via};
@@ -76,6 +77,67 @@ pub struct RouteSpec {
     pub body: Option<fn() -> Value>,
     /// Status of a successful answer (200, 201, 204, 303).
     pub ok: u16,
+    /// Schema of the successful answer's body, if it has one.
+    pub answer: Option<Answer>,
+    /// Path and query parameters; every `{name}` of the path is declared when the spec is made.
+    pub params: Vec<Param>,
+}
+
+/// The body of a successful answer.
+#[derive(Debug, Clone, Copy)]
+pub enum Answer {
+    /// JSON described by the JSON Schema this function adds to the generator (a `$ref` for
+    /// named types, their definitions going to `components/schemas`).
+    Json(fn(&mut SchemaGenerator) -> schemars::Schema),
+    /// Text of this media type (`text/csv`, `text/plain`).
+    Text(&'static str),
+    /// Deliberately no body (a 201 whose client needs nothing back).
+    Empty,
+}
+
+/// Where a parameter goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamIn {
+    Path,
+    Query,
+}
+
+/// One declared parameter.
+#[derive(Debug, Clone)]
+pub struct Param {
+    pub name: &'static str,
+    pub location: ParamIn,
+    /// JSON Schema type: `integer`, `string`, `boolean`.
+    pub ty: &'static str,
+    pub required: bool,
+    pub description: &'static str,
+}
+
+/// The `{name}` segments of a route path.
+pub fn path_param_names(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|x| x.strip_suffix('}')))
+}
+
+/// Path parameters as the handlers read them: `id` (and `*_id`) are numeric ids, the rest text.
+fn path_params(path: &'static str) -> Vec<Param> {
+    path_param_names(path)
+        .map(|name| Param {
+            name,
+            location: ParamIn::Path,
+            ty: if name == "id" || name.ends_with("_id") {
+                "integer"
+            } else {
+                "string"
+            },
+            required: true,
+            description: if name == "id" || name.ends_with("_id") {
+                "numeric id"
+            } else {
+                ""
+            },
+        })
+        .collect()
 }
 
 impl RouteSpec {
@@ -96,6 +158,8 @@ impl RouteSpec {
             tag,
             body: None,
             ok: 200,
+            answer: None,
+            params: path_params(path),
         }
     }
 
@@ -110,12 +174,63 @@ impl RouteSpec {
             tag: "web",
             body: None,
             ok: if verb == Verb::Get { 200 } else { 303 },
+            answer: None,
+            params: path_params(path),
         }
     }
 
     /// Declares the request body's schema.
     pub fn body<T: schemars::JsonSchema>(mut self) -> Self {
         self.body = Some(|| serde_json::to_value(schemars::schema_for!(T)).unwrap_or(Value::Null));
+        self
+    }
+
+    /// Declares the JSON body of a successful answer.
+    pub fn answers<T: schemars::JsonSchema>(mut self) -> Self {
+        self.answer = Some(Answer::Json(|generator| generator.subschema_for::<T>()));
+        self
+    }
+
+    /// Declares a successful answer that is text of `media` type (`text/csv`, `text/plain`).
+    pub fn answers_text(mut self, media: &'static str) -> Self {
+        self.answer = Some(Answer::Text(media));
+        self
+    }
+
+    /// Declares that a successful answer has no body although its status is not 204.
+    pub fn answers_nothing(mut self) -> Self {
+        self.answer = Some(Answer::Empty);
+        self
+    }
+
+    /// Declares an optional query parameter of JSON Schema type `ty`.
+    pub fn query(
+        mut self,
+        name: &'static str,
+        ty: &'static str,
+        description: &'static str,
+    ) -> Self {
+        self.params.push(Param {
+            name,
+            location: ParamIn::Query,
+            ty,
+            required: false,
+            description,
+        });
+        self
+    }
+
+    /// Declares a query parameter the route cannot do without.
+    pub fn required_query(
+        mut self,
+        name: &'static str,
+        ty: &'static str,
+        description: &'static str,
+    ) -> Self {
+        self = self.query(name, ty, description);
+        if let Some(p) = self.params.last_mut() {
+            p.required = true;
+        }
         self
     }
 
@@ -166,19 +281,23 @@ impl RouteTable {
         &self.specs
     }
 
+    /// Every declared route and `/api/v1/openapi.json`, which [`RouteTable::into_router`] adds.
+    pub fn specs_with_openapi(&self) -> Vec<RouteSpec> {
+        let mut specs = self.specs.clone();
+        specs.push(openapi_spec());
+        specs
+    }
+
+    /// The OpenAPI document the finished router serves at `/api/v1/openapi.json`.
+    pub fn openapi(&self) -> Value {
+        openapi_document(&self.specs_with_openapi())
+    }
+
     /// The finished router: the guard in front of every route, the fallback, the state.
     /// `/api/v1/openapi.json` is added here, describing every API route of the table.
     pub fn into_router(self, state: AppState) -> Router {
-        let spec = RouteSpec::api(
-            Verb::Get,
-            "/api/v1/openapi.json",
-            Access::Public,
-            "system",
-            "This OpenAPI document",
-        );
-        let mut specs = self.specs.clone();
-        specs.push(spec.clone());
-        let doc = Arc::new(openapi_document(&specs));
+        let spec = openapi_spec();
+        let doc = Arc::new(self.openapi());
         let this = self.add(spec, move || {
             let doc = doc.clone();
             async move { axum::Json((*doc).clone()) }
@@ -207,6 +326,17 @@ impl RouteTable {
         self.router = self.router.route(path, get(|| async { "secret" }));
         self
     }
+}
+
+fn openapi_spec() -> RouteSpec {
+    RouteSpec::api(
+        Verb::Get,
+        "/api/v1/openapi.json",
+        Access::Public,
+        "system",
+        "This OpenAPI document",
+    )
+    .answers::<Value>()
 }
 
 #[derive(Clone)]
@@ -359,15 +489,45 @@ async fn check_csrf(req: Request, expected: &str) -> AppResult<Request> {
 }
 
 /// The OpenAPI 3.1 document of the API routes.
+///
+/// Answer schemas are generated for serialisation (what the server writes); named types go to
+/// `components/schemas` and are referenced with `$ref`.
 pub fn openapi_document(specs: &[RouteSpec]) -> Value {
+    let mut generator = SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        })
+        .for_serialize()
+        .into_generator();
     let mut paths = serde_json::Map::new();
     for s in specs.iter().filter(|s| s.surface == Surface::Api) {
         let params: Vec<Value> = s
-            .path
-            .split('/')
-            .filter_map(|seg| seg.strip_prefix('{').and_then(|x| x.strip_suffix('}')))
-            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .params
+            .iter()
+            .map(|p| {
+                let mut v = json!({
+                    "name": p.name,
+                    "in": match p.location { ParamIn::Path => "path", ParamIn::Query => "query" },
+                    "required": p.required,
+                    "schema": {"type": p.ty},
+                });
+                if !p.description.is_empty() {
+                    v["description"] = json!(p.description);
+                }
+                v
+            })
             .collect();
+        let success = match s.answer {
+            Some(Answer::Json(schema)) => {
+                json!({"description": "success", "content": {"application/json": {"schema": schema(&mut generator)}}})
+            }
+            Some(Answer::Text(media)) => {
+                json!({"description": "success", "content": {media: {"schema": {"type": "string"}}}})
+            }
+            Some(Answer::Empty) => json!({"description": "success, no body"}),
+            None => json!({"description": "success"}),
+        };
         let (security, permission) = match s.access {
             Access::Public => (json!([]), Value::Null),
             Access::LoggedIn => (json!([{"bearer": []}, {"cookie": []}]), json!("logged_in")),
@@ -380,7 +540,7 @@ pub fn openapi_document(specs: &[RouteSpec]) -> Value {
             "security": security,
             "x-anxin-permission": permission,
             "responses": {
-                s.ok.to_string(): {"description": "success"},
+                s.ok.to_string(): success,
                 "default": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             }
         });
@@ -398,6 +558,11 @@ pub fn openapi_document(specs: &[RouteSpec]) -> Value {
             m.insert(s.verb.openapi().to_owned(), op);
         }
     }
+    let mut schemas = generator.take_definitions(true);
+    schemas.insert(
+        "Error".to_owned(),
+        json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}}),
+    );
     json!({
         "openapi": "3.1.0",
         "info": {"title": "Anxin API", "version": env!("CARGO_PKG_VERSION"),
@@ -408,9 +573,7 @@ pub fn openapi_document(specs: &[RouteSpec]) -> Value {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "token from POST /api/v1/auth/login"},
                 "cookie": {"type": "apiKey", "in": "cookie", "name": crate::auth::SESSION_COOKIE, "description": "browser session; unsafe methods also need X-CSRF-Token"}
             },
-            "schemas": {
-                "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {"code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}}
-            }
+            "schemas": schemas
         }
     })
 }
@@ -420,6 +583,80 @@ mod tests {
     use super::*;
     use crate::testing::test_state;
     use tower::ServiceExt;
+
+    /// Every API route with a body in its successful answer says what that body is, and every
+    /// `{param}` of a path is declared with a type.
+    #[test]
+    fn every_api_answer_and_parameter_is_declared() {
+        let specs = crate::route_table().specs_with_openapi();
+        let mut missing = Vec::new();
+        for s in specs.iter().filter(|s| s.surface == Surface::Api) {
+            if (200..300).contains(&s.ok) && s.ok != 204 && s.answer.is_none() {
+                missing.push(format!(
+                    "{} {} ({}) has no answer schema",
+                    s.verb.openapi(),
+                    s.path,
+                    s.ok
+                ));
+            }
+            for name in path_param_names(s.path) {
+                let declared = s
+                    .params
+                    .iter()
+                    .any(|p| p.name == name && p.location == ParamIn::Path && !p.ty.is_empty());
+                if !declared {
+                    missing.push(format!(
+                        "{} {}: {{{name}}} not declared",
+                        s.verb.openapi(),
+                        s.path
+                    ));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+
+        let doc = crate::route_table().openapi();
+        let paths = doc["paths"].as_object().expect("paths");
+        for (path, ops) in paths {
+            for (verb, op) in ops.as_object().expect("operations") {
+                for name in path_param_names(path) {
+                    let typed = op["parameters"].as_array().is_some_and(|ps| {
+                        ps.iter().any(|p| {
+                            p["name"] == name
+                                && p["in"] == "path"
+                                && p["schema"]["type"].is_string()
+                        })
+                    });
+                    assert!(typed, "{verb} {path}: {{{name}}} has no typed parameter");
+                }
+                let ok = op["responses"]
+                    .as_object()
+                    .expect("responses")
+                    .iter()
+                    .find(|(status, _)| status.starts_with('2'))
+                    .map(|(status, r)| (status.clone(), r.clone()));
+                if let Some((status, r)) = ok {
+                    if status != "204"
+                        && !r["description"]
+                            .as_str()
+                            .is_some_and(|d| d.contains("no body"))
+                    {
+                        assert!(
+                            r["content"].as_object().is_some_and(|c| !c.is_empty()),
+                            "{verb} {path}: {status} answer has no content schema"
+                        );
+                    }
+                }
+            }
+        }
+        let schemas = doc["components"]["schemas"].as_object().expect("schemas");
+        let text = doc.to_string();
+        for (i, _) in text.match_indices("\"#/components/schemas/") {
+            let rest = &text[i + 22..];
+            let name = &rest[..rest.find('"').unwrap_or(0)];
+            assert!(schemas.contains_key(name), "$ref to missing schema {name}");
+        }
+    }
 
     #[tokio::test]
     async fn a_route_without_a_declared_permission_is_refused() {

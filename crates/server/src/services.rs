@@ -15,7 +15,7 @@ use anxin_domain::indicators::{
 };
 use anxin_domain::services::{ArvOutcome, Service, TcEpisode};
 use anxin_domain::{Access, DomainError, Permission};
-use anxin_storage::services::{Dhis2Entry, NewEncounter, Subject};
+use anxin_storage::services::{Dhis2Entry, Encounter, NewEncounter, StoredEpisode, Subject};
 use anxin_storage::AuditEvent;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, StatusCode};
@@ -24,8 +24,8 @@ use axum::Json;
 use chrono::Datelike;
 use maud::{html, Markup};
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::auth::CurrentUser;
 use crate::clinic::{parse_date, past_or_today};
@@ -119,9 +119,9 @@ async fn api_arv_outcome(
     me: CurrentUser,
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<ArvOutcomeRequest>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<EncounterView>> {
     let e = set_arv_outcome(&st, &me, id, &req.outcome, req.outcome_on.as_deref()).await?;
-    Ok(Json(json!(e)))
+    Ok(Json(EncounterView::from(&e)))
 }
 
 /// How many referrals the referrals page lists.
@@ -257,6 +257,169 @@ pub struct MappingRequest {
     pub entries: Vec<MappingEntry>,
 }
 
+/// The JSON shape of a service (schema only; [`Service`] writes it): `kind` names the service,
+/// the other fields depend on it (needle_exchange: given, returned, reason; naloxone: kits;
+/// condoms: count; peer_education: educator, topic; hiv_test, arv_referral, …).
+#[derive(JsonSchema)]
+#[schemars(rename = "Service")]
+#[allow(dead_code)]
+struct ServiceShape {
+    kind: String,
+}
+
+/// The JSON shape of a therapeutic-community episode (schema only; [`TcEpisode`] writes it).
+#[derive(JsonSchema)]
+#[schemars(rename = "TcEpisode")]
+#[allow(dead_code)]
+struct TcEpisodeShape {
+    admitted_on: chrono::NaiveDate,
+    /// entry, primary, re_entry or aftercare
+    phase: String,
+    left_on: Option<chrono::NaiveDate>,
+    /// completed or dropped_out
+    exit: Option<String>,
+    /// Urine at 6 months after leaving: `true` is negative for non-prescribed opioids.
+    urine_negative_6m: Option<bool>,
+    urine_negative_12m: Option<bool>,
+}
+
+/// A service encounter as stored.
+#[derive(Serialize, JsonSchema)]
+pub struct EncounterView {
+    pub id: i64,
+    pub site_id: i64,
+    /// The enrolled client, or `null` for an outreach contact.
+    pub client_id: Option<i64>,
+    /// The outreach contact's UIC.
+    pub uic: Option<String>,
+    pub on: chrono::NaiveDate,
+    #[schemars(with = "ServiceShape")]
+    pub service: Service,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<&Encounter> for EncounterView {
+    fn from(e: &Encounter) -> Self {
+        EncounterView {
+            id: e.id,
+            site_id: e.site_id,
+            client_id: e.client_id,
+            uic: e.uic.clone(),
+            on: e.on,
+            service: e.service.clone(),
+            created_at: e.created_at,
+        }
+    }
+}
+
+/// A client's service encounters.
+#[derive(Serialize, JsonSchema)]
+pub struct EncounterList {
+    pub encounters: Vec<EncounterView>,
+}
+
+/// A therapeutic-community episode as stored.
+#[derive(Serialize, JsonSchema)]
+pub struct EpisodeView {
+    pub id: i64,
+    pub site_id: i64,
+    pub client_id: i64,
+    #[schemars(with = "TcEpisodeShape")]
+    pub episode: TcEpisode,
+}
+
+impl From<&StoredEpisode> for EpisodeView {
+    fn from(e: &StoredEpisode) -> Self {
+        EpisodeView {
+            id: e.id,
+            site_id: e.site_id,
+            client_id: e.client_id,
+            episode: e.episode.clone(),
+        }
+    }
+}
+
+/// The therapeutic-community episodes of a centre.
+#[derive(Serialize, JsonSchema)]
+pub struct EpisodeList {
+    pub episodes: Vec<EpisodeView>,
+}
+
+/// One line of the DHIS2 mapping.
+#[derive(Serialize, JsonSchema)]
+pub struct Dhis2EntryView {
+    pub indicator: String,
+    pub sex: String,
+    pub age_band: String,
+    pub data_element: String,
+    pub category_option_combo: String,
+}
+
+impl From<&Dhis2Entry> for Dhis2EntryView {
+    fn from(e: &Dhis2Entry) -> Self {
+        Dhis2EntryView {
+            indicator: e.indicator.clone(),
+            sex: e.sex.clone(),
+            age_band: e.age_band.clone(),
+            data_element: e.data_element.clone(),
+            category_option_combo: e.category_option_combo.clone(),
+        }
+    }
+}
+
+/// The DHIS2 mapping in force.
+#[derive(Serialize, JsonSchema)]
+pub struct MappingView {
+    pub entries: Vec<Dhis2EntryView>,
+}
+
+/// One DHIS2 data value.
+#[derive(Debug, Serialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataValue {
+    pub data_element: String,
+    pub category_option_combo: String,
+    pub period: String,
+    pub org_unit: String,
+    pub value: String,
+}
+
+/// A DHIS2 `dataValueSets` payload.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DataValueSet {
+    #[serde(rename = "dataValues")]
+    pub data_values: Vec<DataValue>,
+}
+
+/// The JSON shape of a table after suppression (schema only): `null` is a hidden cell.
+#[derive(JsonSchema)]
+#[schemars(rename = "SuppressedTable")]
+#[allow(dead_code)]
+struct SuppressedShape {
+    /// Rows by sex, columns by age band.
+    cells: Vec<Vec<Option<u64>>>,
+    row_totals: Vec<Option<u64>>,
+    col_totals: Vec<Option<u64>>,
+    total: Option<u64>,
+}
+
+/// The indicators of a period.
+#[derive(Serialize, JsonSchema)]
+pub struct IndicatorsView {
+    pub from: chrono::NaiveDate,
+    pub to: chrono::NaiveDate,
+    /// A centre's code, or `all`.
+    pub site: String,
+    pub suppressed: bool,
+    /// Cells below it are hidden (suppressed reports only).
+    pub threshold: Option<u64>,
+    /// The sexes of the table rows.
+    pub rows: Vec<&'static str>,
+    /// The age bands of the table columns.
+    pub columns: Vec<&'static str>,
+    pub indicators: Vec<Shown>,
+}
+
 /// Where one indicator cell goes in DHIS2.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -291,7 +454,7 @@ async fn api_record_encounter(
     State(st): State<AppState>,
     me: CurrentUser,
     ApiJson(req): ApiJson<EncounterRequest>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<EncounterView>)> {
     let today = st.today();
     let on = past_or_today("on", req.on.as_deref(), today)?;
     let service = parse_service(&req.service)?;
@@ -339,20 +502,22 @@ async fn api_record_encounter(
             st.now(),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(json!(e))))
+    Ok((StatusCode::CREATED, Json(EncounterView::from(&e))))
 }
 
 async fn api_client_encounters(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<i64>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<EncounterList>> {
     // The audited, site-scoped read of the record comes first.
     st.store
         .read_client(&me.actor(), id, "service encounters", st.now())
         .await?;
     let list = st.store.client_encounters(&me.actor(), id).await?;
-    Ok(Json(json!({ "encounters": list })))
+    Ok(Json(EncounterList {
+        encounters: list.iter().map(EncounterView::from).collect(),
+    }))
 }
 
 async fn api_demographics(
@@ -394,7 +559,7 @@ async fn api_open_tc(
     State(st): State<AppState>,
     me: CurrentUser,
     ApiJson(req): ApiJson<TcRequest>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<EpisodeView>)> {
     let client_id = req
         .client_id
         .ok_or_else(|| DomainError::invalid("client_id", "name the resident's client id"))?;
@@ -403,7 +568,7 @@ async fn api_open_tc(
         .store
         .open_tc_episode(&me.actor(), client_id, &ep, st.today(), st.now())
         .await?;
-    Ok((StatusCode::CREATED, Json(json!(stored))))
+    Ok((StatusCode::CREATED, Json(EpisodeView::from(&stored))))
 }
 
 async fn api_update_tc(
@@ -411,7 +576,7 @@ async fn api_update_tc(
     me: CurrentUser,
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<TcRequest>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<EpisodeView>> {
     if req.client_id.is_some() {
         return Err(
             DomainError::invalid("client_id", "an episode's resident does not change").into(),
@@ -422,12 +587,14 @@ async fn api_update_tc(
         .store
         .update_tc_episode(&me.actor(), id, &ep, st.today(), st.now())
         .await?;
-    Ok(Json(json!(stored)))
+    Ok(Json(EpisodeView::from(&stored)))
 }
 
-async fn api_list_tc(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Value>> {
+async fn api_list_tc(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<EpisodeList>> {
     let list = st.store.tc_episodes(&me.actor()).await?;
-    Ok(Json(json!({ "episodes": list })))
+    Ok(Json(EpisodeList {
+        episodes: list.iter().map(EpisodeView::from).collect(),
+    }))
 }
 
 /// What a report is about: a period, and one site or the whole deployment.
@@ -493,15 +660,19 @@ pub async fn scope(
 }
 
 /// One indicator as shown: its definition and its (possibly suppressed) tables.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, JsonSchema)]
 pub struct Shown {
     pub id: &'static str,
+    /// count, percent or per_person
+    #[schemars(with = "String")]
     pub unit: Unit,
     pub numerator_definition: &'static str,
     pub denominator_definition: &'static str,
     /// Over everybody; `None` when a part is suppressed or the denominator is zero.
     pub value: Option<f64>,
+    #[schemars(with = "SuppressedShape")]
     pub numerator: Suppressed,
+    #[schemars(with = "Option<SuppressedShape>")]
     pub denominator: Option<Suppressed>,
 }
 
@@ -566,19 +737,21 @@ async fn api_indicators(
     State(st): State<AppState>,
     me: CurrentUser,
     Query(q): Query<HashMap<String, String>>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<IndicatorsView>> {
     let scope = scope(&st, &me, &q).await?;
     let shown = report(&st, &me, &scope, "json").await?;
-    Ok(Json(json!({
-        "from": scope.period.from,
-        "to": scope.period.to,
-        "site": scope.site_label(),
-        "suppressed": scope.suppressed,
-        "threshold": scope.suppressed.then_some(st.settings.suppression_threshold),
-        "rows": Sex::ALL.map(Sex::as_str),
-        "columns": AgeBand::ALL.map(AgeBand::as_str),
-        "indicators": shown,
-    })))
+    Ok(Json(IndicatorsView {
+        from: scope.period.from,
+        to: scope.period.to,
+        site: scope.site_label().to_owned(),
+        suppressed: scope.suppressed,
+        threshold: scope
+            .suppressed
+            .then_some(st.settings.suppression_threshold),
+        rows: Sex::ALL.map(Sex::as_str).to_vec(),
+        columns: AgeBand::ALL.map(AgeBand::as_str).to_vec(),
+        indicators: shown,
+    }))
 }
 
 fn cell_text(v: Option<u64>) -> String {
@@ -671,7 +844,7 @@ pub fn data_value_set(
     org_unit: &str,
     shown: &[Shown],
     mapping: &[Dhis2Entry],
-) -> Value {
+) -> DataValueSet {
     let mut values = Vec::new();
     for m in mapping {
         let (id, part) = match m.indicator.strip_suffix(".denominator") {
@@ -692,23 +865,25 @@ pub fn data_value_set(
             .find(|(sex, band, _)| *sex == m.sex && *band == m.age_band)
             .and_then(|(_, _, v)| v);
         if let Some(v) = cell {
-            values.push(json!({
-                "dataElement": m.data_element,
-                "categoryOptionCombo": m.category_option_combo,
-                "period": period,
-                "orgUnit": org_unit,
-                "value": v.to_string(),
-            }));
+            values.push(DataValue {
+                data_element: m.data_element.clone(),
+                category_option_combo: m.category_option_combo.clone(),
+                period: period.to_owned(),
+                org_unit: org_unit.to_owned(),
+                value: v.to_string(),
+            });
         }
     }
-    json!({ "dataValues": values })
+    DataValueSet {
+        data_values: values,
+    }
 }
 
 async fn api_export_dhis2(
     State(st): State<AppState>,
     me: CurrentUser,
     Query(q): Query<HashMap<String, String>>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<DataValueSet>> {
     let scope = scope(&st, &me, &q).await?;
     let period = scope.period.dhis2().ok_or_else(|| {
         DomainError::invalid(
@@ -733,8 +908,14 @@ async fn api_export_dhis2(
     Ok(Json(data_value_set(&period, &org_unit, &shown, &mapping)))
 }
 
-async fn api_get_mapping(State(st): State<AppState>, _me: CurrentUser) -> AppResult<Json<Value>> {
-    Ok(Json(json!({ "entries": st.store.dhis2_mapping().await? })))
+async fn api_get_mapping(
+    State(st): State<AppState>,
+    _me: CurrentUser,
+) -> AppResult<Json<MappingView>> {
+    let entries = st.store.dhis2_mapping().await?;
+    Ok(Json(MappingView {
+        entries: entries.iter().map(Dhis2EntryView::from).collect(),
+    }))
 }
 
 fn check_entry(i: usize, e: &MappingEntry) -> Result<Dhis2Entry, DomainError> {
@@ -956,6 +1137,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "services",
                 "Record a service encounter (client or anonymous outreach contact)",
             )
+            .answers::<EncounterView>()
             .body::<EncounterRequest>()
             .status(201),
             api_record_encounter,
@@ -967,7 +1149,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(ServiceRecord),
                 "services",
                 "A client's service encounters (audited read)",
-            ),
+            )
+            .answers::<EncounterList>(),
             api_client_encounters,
         )
         .add(
@@ -990,6 +1173,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "services",
                 "Set or update the outcome of an ARV referral",
             )
+            .answers::<EncounterView>()
             .body::<ArvOutcomeRequest>(),
             api_arv_outcome,
         )
@@ -1018,7 +1202,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(ServiceRecord),
                 "services",
                 "Therapeutic-community episodes of my centre",
-            ),
+            )
+            .answers::<EpisodeList>(),
             api_list_tc,
         )
         .add(
@@ -1029,6 +1214,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "services",
                 "Admit a client to the therapeutic community",
             )
+            .answers::<EpisodeView>()
             .body::<TcRequest>()
             .status(201),
             api_open_tc,
@@ -1041,6 +1227,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "services",
                 "Change phase, record the exit or a follow-up urine",
             )
+            .answers::<EpisodeView>()
             .body::<TcRequest>(),
             api_update_tc,
         )
@@ -1051,7 +1238,19 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(IndicatorsRead),
                 "indicators",
                 "Indicators of a period (suppressed for the CDC)",
-            ),
+            )
+            .query(
+                "from",
+                "string",
+                "first day, YYYY-MM-DD; default the 1st of this month",
+            )
+            .query("to", "string", "last day, YYYY-MM-DD; default today")
+            .query(
+                "site",
+                "string",
+                "a centre code or all (outside roles only)",
+            )
+            .answers::<IndicatorsView>(),
             api_indicators,
         )
         .add(
@@ -1061,7 +1260,19 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(IndicatorsRead),
                 "indicators",
                 "Indicators as CSV",
-            ),
+            )
+            .query(
+                "from",
+                "string",
+                "first day, YYYY-MM-DD; default the 1st of this month",
+            )
+            .query("to", "string", "last day, YYYY-MM-DD; default today")
+            .query(
+                "site",
+                "string",
+                "a centre code or all (outside roles only)",
+            )
+            .answers_text("text/csv"),
             api_export_csv,
         )
         .add(
@@ -1071,7 +1282,24 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(IndicatorsRead),
                 "indicators",
                 "Indicators as a DHIS2 dataValueSets payload",
-            ),
+            )
+            .query(
+                "from",
+                "string",
+                "first day, YYYY-MM-DD; default the 1st of this month",
+            )
+            .query("to", "string", "last day, YYYY-MM-DD; default today")
+            .query(
+                "site",
+                "string",
+                "a centre code or all (outside roles only)",
+            )
+            .query(
+                "org_unit",
+                "string",
+                "DHIS2 organisation unit; default the site code",
+            )
+            .answers::<DataValueSet>(),
             api_export_dhis2,
         )
         .add(
@@ -1081,7 +1309,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(IndicatorsRead),
                 "indicators",
                 "The mapping of indicators to DHIS2 ids",
-            ),
+            )
+            .answers::<MappingView>(),
             api_get_mapping,
         )
         .add(
@@ -1111,6 +1340,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
 mod tests {
     use super::*;
     use chrono::NaiveDate;
+    use serde_json::json;
 
     fn scope() -> Scope {
         Scope {
@@ -1159,7 +1389,8 @@ mod tests {
                 category_option_combo: "CT".into(),
             },
         ];
-        let v = data_value_set("202611", "OU1", &shown, &mapping);
+        let v = serde_json::to_value(data_value_set("202611", "OU1", &shown, &mapping))
+            .expect("serialises");
         assert_eq!(
             v,
             json!({"dataValues": [{"dataElement": "DE1", "categoryOptionCombo": "CT",

@@ -105,7 +105,7 @@ fn parse_state(raw: Option<&str>) -> AppResult<Option<MessageState>> {
 }
 
 /// A message as staff see it.
-#[derive(Serialize)]
+#[derive(Serialize, JsonSchema)]
 pub struct MessageView {
     pub id: i64,
     pub client_id: Option<i64>,
@@ -433,7 +433,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Public,
                 "sms",
                 "Delivery report from the SMS gateway (authenticated by the token in its URL)",
-            ),
+            ).required_query("id", "integer", "outbox message id").required_query("a", "integer", "attempt").required_query("t", "string", "the attempt's HMAC token").required_query("type", "integer", "Kannel report type: 1, 2, 4, 8, 16").query("fid", "string", "gateway message id").query("kid", "string", "gateway message id (Kannel)").query("ts", "string", "gateway time").answers_text("text/plain"),
             dlr,
         )
         .add(
@@ -443,7 +443,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(MessagesRead),
                 "sms",
                 "The centre's text messages, newest first (?state=&before=&limit=); texts only with message_text_read",
-            ),
+            ).query("state", "string", "message state, or all").query("before", "integer", "only messages with a smaller id").query("limit", "integer", "1 to 500, default 100").answers::<Vec<MessageView>>(),
             outbox_api,
         )
         .add(
@@ -453,7 +453,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 Needs(StaffManage),
                 "sms",
                 "Queue a neutral test message to a number",
-            )
+            ).answers::<MessageView>()
             .body::<TestMessageRequest>()
             .status(201),
             test_message,

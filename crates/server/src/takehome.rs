@@ -3,17 +3,16 @@
 //! active consent, the police queue that shows only what a record check needs, and the
 //! disclosure ledger. (Boxes, codes and return come with the lock-box work.)
 
-use anxin_domain::takehome::{Eligibility, Policy};
+use anxin_domain::takehome::{Criterion, Eligibility, Policy, Tier};
 use anxin_domain::{Access, DomainError, Permission, Role};
-use anxin_storage::takehome::{NewDisclosure, NewPsbRequest, PsbRequest};
+use anxin_storage::takehome::{Disclosure, NewDisclosure, NewPsbRequest, PsbRequest};
 use anxin_storage::Client;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::Duration;
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::CurrentUser;
 use crate::clinic::open_client;
@@ -40,32 +39,201 @@ pub async fn eligibility_of(st: &AppState, c: &Client) -> AppResult<(Eligibility
     Ok(anxin_app::takehome::eligibility_of(&st.app, c).await?)
 }
 
+/// A text in both interface languages.
+#[derive(Serialize, JsonSchema)]
+pub struct Bilingual {
+    #[serde(rename = "zh-CN")]
+    pub zh_cn: String,
+    pub en: String,
+}
+
+/// One criterion of the decision, explained.
+#[derive(Serialize, JsonSchema)]
+pub struct CriterionView {
+    /// Stable id, also the suffix of the UI message `criterion-…`.
+    pub id: &'static str,
+    pub label: Bilingual,
+    pub value: String,
+    pub threshold: String,
+    pub passed: bool,
+}
+
+/// What the next tier would need.
+#[derive(Serialize, JsonSchema)]
+pub struct NextTierView {
+    pub days: u8,
+    pub criteria: Vec<CriterionView>,
+}
+
+/// The eligibility decision, each criterion labelled in both interface languages.
+#[derive(Serialize, JsonSchema)]
+pub struct EligibilityView {
+    /// 0 when not eligible, else 2–6.
+    pub days: u8,
+    pub policy_version: String,
+    pub criteria: Vec<CriterionView>,
+    pub next_tier: Option<NextTierView>,
+}
+
 /// The decision as JSON, each criterion labelled in both interface languages.
-pub fn eligibility_json(st: &AppState, e: &Eligibility) -> Value {
-    let label = |id: &str| {
-        json!({
-            "zh-CN": st.i18n.t(Lang::ZhCn, &format!("criterion-{id}")),
-            "en": st.i18n.t(Lang::En, &format!("criterion-{id}")),
-        })
+pub fn eligibility_json(st: &AppState, e: &Eligibility) -> EligibilityView {
+    let label = |id: &str| Bilingual {
+        zh_cn: st.i18n.t(Lang::ZhCn, &format!("criterion-{id}")),
+        en: st.i18n.t(Lang::En, &format!("criterion-{id}")),
     };
-    let crit = |list: &[anxin_domain::takehome::Criterion]| -> Vec<Value> {
+    let crit = |list: &[Criterion]| -> Vec<CriterionView> {
         list.iter()
-            .map(|c| json!({"id": c.id, "label": label(c.id), "value": c.value, "threshold": c.threshold, "passed": c.passed}))
+            .map(|c| CriterionView {
+                id: c.id,
+                label: label(c.id),
+                value: c.value.clone(),
+                threshold: c.threshold.clone(),
+                passed: c.passed,
+            })
             .collect()
     };
-    json!({
-        "days": e.days,
-        "policy_version": e.policy_version,
-        "criteria": crit(&e.criteria),
-        "next_tier": e.next_tier.as_ref().map(|(d, c)| json!({"days": d, "criteria": crit(c)})),
-    })
+    EligibilityView {
+        days: e.days,
+        policy_version: e.policy_version.clone(),
+        criteria: crit(&e.criteria),
+        next_tier: e.next_tier.as_ref().map(|(d, c)| NextTierView {
+            days: *d,
+            criteria: crit(c),
+        }),
+    }
+}
+
+/// A police request just sent.
+#[derive(Serialize, JsonSchema)]
+pub struct RequestSent {
+    pub request_id: i64,
+}
+
+/// What the police see of one request: only what a record check needs.
+#[derive(Serialize, JsonSchema)]
+pub struct PoliceRequestView {
+    pub id: i64,
+    pub name: Option<String>,
+    pub national_id: Option<String>,
+    pub requested_days: i64,
+    pub requested_on: chrono::NaiveDate,
+    pub expires_on: chrono::NaiveDate,
+    /// pending, approved, denied or expired
+    pub status: String,
+    pub answered_on: Option<chrono::NaiveDate>,
+}
+
+/// A police approval request as the centre sees it.
+#[derive(Serialize, JsonSchema)]
+pub struct PsbRequestView {
+    pub id: i64,
+    pub client_id: i64,
+    pub site_id: i64,
+    pub requested_days: i64,
+    pub consent_id: i64,
+    pub requested_on: chrono::NaiveDate,
+    pub expires_on: chrono::NaiveDate,
+    pub status: String,
+    pub answered_on: Option<chrono::NaiveDate>,
+    pub answer_reason: Option<String>,
+}
+
+impl From<&PsbRequest> for PsbRequestView {
+    fn from(r: &PsbRequest) -> Self {
+        PsbRequestView {
+            id: r.id,
+            client_id: r.client_id,
+            site_id: r.site_id,
+            requested_days: r.requested_days,
+            consent_id: r.consent_id,
+            requested_on: r.requested_on,
+            expires_on: r.expires_on,
+            status: r.status.clone(),
+            answered_on: r.answered_on,
+            answer_reason: r.answer_reason.clone(),
+        }
+    }
+}
+
+/// The approval in force and the request history of a client.
+#[derive(Serialize, JsonSchema)]
+pub struct TakeHomeStatus {
+    pub approved_days: Option<i64>,
+    pub approval: Option<PsbRequestView>,
+    pub requests: Vec<PsbRequestView>,
+}
+
+/// One line of the disclosure ledger.
+#[derive(Serialize, JsonSchema)]
+pub struct DisclosureView {
+    pub on_day: chrono::NaiveDate,
+    pub recipient: String,
+    pub disclosed: String,
+    pub purpose: String,
+    pub actor: String,
+}
+
+impl From<&Disclosure> for DisclosureView {
+    fn from(d: &Disclosure) -> Self {
+        DisclosureView {
+            on_day: d.on_day,
+            recipient: d.recipient.clone(),
+            disclosed: d.disclosed.clone(),
+            purpose: d.purpose.clone(),
+            actor: d.actor.clone(),
+        }
+    }
+}
+
+/// One tier of the eligibility policy.
+#[derive(Serialize, JsonSchema)]
+pub struct TierView {
+    pub days: u8,
+    pub min_days_in_treatment: u32,
+    /// Attendance over the last 30 days, percent.
+    pub min_attendance_30: f64,
+    /// Attendance over the last 90 days, percent.
+    pub min_attendance_90: f64,
+    /// The most recent N urine tests must all be negative for non-prescribed drugs.
+    pub last_urine_negative: u32,
+}
+
+impl From<&Tier> for TierView {
+    fn from(t: &Tier) -> Self {
+        TierView {
+            days: t.days,
+            min_days_in_treatment: t.min_days_in_treatment,
+            min_attendance_30: t.min_attendance_30,
+            min_attendance_90: t.min_attendance_90,
+            last_urine_negative: t.last_urine_negative,
+        }
+    }
+}
+
+/// The eligibility policy in force.
+#[derive(Serialize, JsonSchema)]
+pub struct PolicyView {
+    pub version: String,
+    /// Days a police approval stays valid.
+    pub approval_valid_days: u32,
+    pub tiers: Vec<TierView>,
+}
+
+impl From<&Policy> for PolicyView {
+    fn from(p: &Policy) -> Self {
+        PolicyView {
+            version: p.version.clone(),
+            approval_valid_days: p.approval_valid_days,
+            tiers: p.tiers.iter().map(TierView::from).collect(),
+        }
+    }
 }
 
 async fn api_eligibility(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<EligibilityView>> {
     let c = open_client(&st, &me, &id, "take-home eligibility").await?;
     let (e, _) = eligibility_of(&st, &c).await?;
     Ok(Json(eligibility_json(&st, &e)))
@@ -144,13 +312,17 @@ async fn api_send_request(
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PsbRequestBody>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<RequestSent>)> {
     let rid = send_psb_request(&st, &me, &id, req.days).await?;
-    Ok((StatusCode::CREATED, Json(json!({"request_id": rid}))))
+    Ok((StatusCode::CREATED, Json(RequestSent { request_id: rid })))
 }
 
 /// What the police see of one request: only what a record check needs.
-pub async fn police_view(st: &AppState, me: &CurrentUser, r: &PsbRequest) -> AppResult<Value> {
+pub async fn police_view(
+    st: &AppState,
+    me: &CurrentUser,
+    r: &PsbRequest,
+) -> AppResult<PoliceRequestView> {
     // The police are not staff of the client's centre: the identity is opened for them by the
     // centre's standing under the consent, and the view itself is audited as a disclosure.
     let identity = st
@@ -166,20 +338,20 @@ pub async fn police_view(st: &AppState, me: &CurrentUser, r: &PsbRequest) -> App
             st.now(),
         )
         .await?;
-    Ok(json!({
-        "id": r.id,
-        "name": identity.name,
-        "national_id": identity.national_id,
-        "requested_days": r.requested_days,
-        "requested_on": r.requested_on,
-        "expires_on": r.expires_on,
-        "status": r.status,
-        "answered_on": r.answered_on,
-    }))
+    Ok(PoliceRequestView {
+        id: r.id,
+        name: identity.name,
+        national_id: identity.national_id,
+        requested_days: r.requested_days,
+        requested_on: r.requested_on,
+        expires_on: r.expires_on,
+        status: r.status.clone(),
+        answered_on: r.answered_on,
+    })
 }
 
 /// The police queue of the officer's office (their site).
-pub async fn police_queue(st: &AppState, me: &CurrentUser) -> AppResult<Vec<Value>> {
+pub async fn police_queue(st: &AppState, me: &CurrentUser) -> AppResult<Vec<PoliceRequestView>> {
     let reqs = st.store.psb_requests_of_site(me.site.id, 100).await?;
     let mut out = Vec::with_capacity(reqs.len());
     for r in &reqs {
@@ -188,7 +360,10 @@ pub async fn police_queue(st: &AppState, me: &CurrentUser) -> AppResult<Vec<Valu
     Ok(out)
 }
 
-async fn api_queue(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Vec<Value>>> {
+async fn api_queue(
+    State(st): State<AppState>,
+    me: CurrentUser,
+) -> AppResult<Json<Vec<PoliceRequestView>>> {
     Ok(Json(police_queue(&st, &me).await?))
 }
 
@@ -208,7 +383,7 @@ pub async fn answer(
     id: &str,
     decision: &str,
     reason: &str,
-) -> AppResult<Value> {
+) -> AppResult<PoliceRequestView> {
     let rid: i64 = id
         .parse()
         .map_err(|_| DomainError::invalid("id", "not a number"))?;
@@ -245,7 +420,7 @@ async fn api_answer(
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AnswerBody>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<PoliceRequestView>> {
     Ok(Json(
         answer(&st, &me, &id, &req.decision, &req.reason).await?,
     ))
@@ -260,28 +435,29 @@ async fn api_takehome(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<TakeHomeStatus>> {
     let c = open_client(&st, &me, &id, "take-home status").await?;
     let approval = approval_of(&st, &c).await?;
     let requests = st.store.psb_requests_of_client(c.id).await?;
-    Ok(Json(json!({
-        "approved_days": approval.as_ref().map(|a| a.requested_days),
-        "approval": approval,
-        "requests": requests,
-    })))
+    Ok(Json(TakeHomeStatus {
+        approved_days: approval.as_ref().map(|a| a.requested_days),
+        approval: approval.as_ref().map(PsbRequestView::from),
+        requests: requests.iter().map(PsbRequestView::from).collect(),
+    }))
 }
 
 async fn api_disclosures(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<Vec<DisclosureView>>> {
     let c = open_client(&st, &me, &id, "disclosure ledger").await?;
-    Ok(Json(json!(st.store.disclosures(c.id).await?)))
+    let ledger = st.store.disclosures(c.id).await?;
+    Ok(Json(ledger.iter().map(DisclosureView::from).collect()))
 }
 
-async fn api_policy(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Policy>> {
-    Ok(Json(policy_of(&st, me.site.id).await?))
+async fn api_policy(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<PolicyView>> {
+    Ok(Json(PolicyView::from(&policy_of(&st, me.site.id).await?)))
 }
 
 async fn api_adopt_policy(
@@ -308,14 +484,14 @@ pub fn routes(table: RouteTable) -> RouteTable {
     use Permission::*;
     use Verb::*;
     table
-        .add(RouteSpec::api(Get, "/api/v1/clients/{id}/eligibility", Needs(ClientRead), "takehome", "Take-home eligibility with every criterion explained"), api_eligibility)
-        .add(RouteSpec::api(Get, "/api/v1/clients/{id}/takehome", Needs(ClientRead), "takehome", "Police approval in force and request history"), api_takehome)
-        .add(RouteSpec::api(Post, "/api/v1/clients/{id}/psb-requests", Needs(TakeHomeManage), "takehome", "Ask the police to approve take-home days").body::<PsbRequestBody>().status(201), api_send_request)
-        .add(RouteSpec::api(Get, "/api/v1/clients/{id}/disclosures", Needs(ClientRead), "takehome", "The client's disclosure ledger"), api_disclosures)
-        .add(RouteSpec::api(Get, "/api/v1/takehome/policy", Needs(TakeHomeManage), "takehome", "The eligibility policy in force at my centre"), api_policy)
+        .add(RouteSpec::api(Get, "/api/v1/clients/{id}/eligibility", Needs(ClientRead), "takehome", "Take-home eligibility with every criterion explained").answers::<EligibilityView>(), api_eligibility)
+        .add(RouteSpec::api(Get, "/api/v1/clients/{id}/takehome", Needs(ClientRead), "takehome", "Police approval in force and request history").answers::<TakeHomeStatus>(), api_takehome)
+        .add(RouteSpec::api(Post, "/api/v1/clients/{id}/psb-requests", Needs(TakeHomeManage), "takehome", "Ask the police to approve take-home days").answers::<RequestSent>().body::<PsbRequestBody>().status(201), api_send_request)
+        .add(RouteSpec::api(Get, "/api/v1/clients/{id}/disclosures", Needs(ClientRead), "takehome", "The client's disclosure ledger").answers::<Vec<DisclosureView>>(), api_disclosures)
+        .add(RouteSpec::api(Get, "/api/v1/takehome/policy", Needs(TakeHomeManage), "takehome", "The eligibility policy in force at my centre").answers::<PolicyView>(), api_policy)
         .add(RouteSpec::api(Put, "/api/v1/takehome/policy", Needs(TakeHomePolicy), "takehome", "Adopt a new eligibility policy version (JSON of version, approval_valid_days, tiers)").status(204), api_adopt_policy)
-        .add(RouteSpec::api(Get, "/api/v1/psb/requests", Needs(PsbQueue), "police", "Police queue: only what a record check needs"), api_queue)
-        .add(RouteSpec::api(Post, "/api/v1/psb/requests/{id}/answer", Needs(PsbQueue), "police", "Approve or deny a request").body::<AnswerBody>(), api_answer)
+        .add(RouteSpec::api(Get, "/api/v1/psb/requests", Needs(PsbQueue), "police", "Police queue: only what a record check needs").answers::<Vec<PoliceRequestView>>(), api_queue)
+        .add(RouteSpec::api(Post, "/api/v1/psb/requests/{id}/answer", Needs(PsbQueue), "police", "Approve or deny a request").answers::<PoliceRequestView>().body::<AnswerBody>(), api_answer)
 }
 
 /// The take-home pages: the eligibility section of a client's page and the police queue page.
@@ -436,13 +612,13 @@ pub mod web {
                 h1 { (t.s("psb-title")) }
                 table.list id="psb-queue" {
                     thead { tr { th { (t.s("psb-name")) } th { (t.s("psb-national-id")) } th { (t.s("psb-days")) } th { (t.s("psb-requested")) } th { (t.s("psb-expires")) } th { (t.s("psb-status")) } th {} } }
-                    tbody { @for r in &queue { tr data-request=(r["id"]) {
-                        td { (r["name"].as_str().unwrap_or("")) } td { (r["national_id"].as_str().unwrap_or("")) } td { (r["requested_days"]) }
-                        td { (r["requested_on"].as_str().unwrap_or("")) } td { (r["expires_on"].as_str().unwrap_or("")) } td { (t.s(&format!("psb-status-{}", r["status"].as_str().unwrap_or("pending")))) }
-                        td.actions { @if r["status"] == "approved" {
-                            a href={"/psb/" (r["id"]) "/box"} { (t.s("gps-police-look")) }
-                        } @if r["status"] == "pending" {
-                            form method="post" action={"/psb/" (r["id"]) "/answer"} {
+                    tbody { @for r in &queue { tr data-request=(r.id) {
+                        td { (r.name.as_deref().unwrap_or("")) } td { (r.national_id.as_deref().unwrap_or("")) } td { (r.requested_days) }
+                        td { (r.requested_on) } td { (r.expires_on) } td { (t.s(&format!("psb-status-{}", r.status))) }
+                        td.actions { @if r.status == "approved" {
+                            a href={"/psb/" (r.id) "/box"} { (t.s("gps-police-look")) }
+                        } @if r.status == "pending" {
+                            form method="post" action={"/psb/" (r.id) "/answer"} {
                                 input type="hidden" name="csrf" value=(me.csrf_token);
                                 input name="reason" placeholder=(t.s("psb-reason")) required aria-label=(t.s("psb-reason"));
                                 button type="submit" name="decision" value="approve" { (t.s("psb-approve")) }

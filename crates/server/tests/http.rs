@@ -774,6 +774,38 @@ async fn bad_input_names_the_field_and_writes_nothing() {
     app.cleanup().await;
 }
 
+/// The whole API contract, committed: a change to any route, parameter, body or answer shows
+/// up in review as a change to `snapshots/http__openapi.snap`. The crate version is blanked so
+/// that a release alone does not change it.
+#[test]
+fn the_openapi_document_matches_its_snapshot() {
+    let mut doc = anxin_server::route_table().openapi();
+    doc["info"]["version"] = json!("[version]");
+    insta::assert_json_snapshot!("openapi", doc);
+}
+
+/// The document the server serves is the one the snapshot holds.
+#[tokio::test]
+async fn the_served_openapi_document_is_the_route_tables() {
+    let app = TestApp::new().await;
+    let served = app
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await
+        .json();
+    assert_eq!(served, anxin_server::route_table().openapi());
+    // Answers are typed: a client search answers a list of client records.
+    let search = &served["paths"]["/api/v1/clients"]["get"];
+    assert_eq!(
+        search["responses"]["200"]["content"]["application/json"]["schema"]["type"],
+        "array"
+    );
+    assert_eq!(search["parameters"][0]["name"], "q");
+    assert_eq!(search["parameters"][0]["in"], "query");
+    let one = &served["paths"]["/api/v1/clients/{id}"]["get"];
+    assert_eq!(one["parameters"][0]["schema"]["type"], "integer");
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn every_api_route_is_in_the_openapi_document() {
     let app = TestApp::new().await;

@@ -11,8 +11,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::auth::CurrentUser;
 use crate::boxes::load_of;
@@ -35,7 +35,7 @@ pub async fn fit_tracker(
     me: &CurrentUser,
     serial: &str,
     imei: &str,
-) -> AppResult<Value> {
+) -> AppResult<TrackerFitted> {
     let imei = imei.trim();
     if !anxin_tracker::valid_imei(imei) {
         return Err(DomainError::invalid("imei", "must be the tracker's 15-digit IMEI").into());
@@ -46,7 +46,19 @@ pub async fn fit_tracker(
         .register_tracker(&me.actor(), b.id, imei, st.now())
         .await?;
     st.gps.invalidate();
-    Ok(json!({ "imei": t.imei, "box": b.serial }))
+    Ok(TrackerFitted {
+        imei: t.imei,
+        r#box: b.serial,
+    })
+}
+
+/// A tracker just fitted.
+#[derive(Serialize, JsonSchema)]
+pub struct TrackerFitted {
+    pub imei: String,
+    /// The box's serial.
+    #[serde(rename = "box")]
+    pub r#box: String,
 }
 
 async fn api_fit(
@@ -54,7 +66,7 @@ async fn api_fit(
     me: CurrentUser,
     Path(serial): Path<String>,
     ApiJson(req): ApiJson<TrackerBody>,
-) -> AppResult<(StatusCode, Json<Value>)> {
+) -> AppResult<(StatusCode, Json<TrackerFitted>)> {
     Ok((
         StatusCode::CREATED,
         Json(fit_tracker(&st, &me, &serial, &req.imei).await?),
@@ -188,75 +200,184 @@ fn time(ms: i64) -> Option<String> {
     DateTime::<Utc>::from_timestamp_millis(ms).map(|t| t.to_rfc3339())
 }
 
+/// The JSON shape of a home zone (schema only; [`Zone`] writes it).
+#[derive(JsonSchema)]
+#[schemars(rename = "HomeZone")]
+#[allow(dead_code)]
+struct ZoneShape {
+    /// `circle` or `polygon`.
+    kind: String,
+    /// Circle only.
+    lat: Option<f64>,
+    /// Circle only.
+    lon: Option<f64>,
+    /// Circle only.
+    radius_m: Option<f64>,
+    /// Polygon only: `[lat, lon]` pairs.
+    points: Option<Vec<[f64; 2]>>,
+}
+
+/// One position fix.
+#[derive(Serialize, JsonSchema)]
+pub struct FixView {
+    pub at: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// Where the box is compared with the home zone.
+#[derive(Serialize, JsonSchema)]
+pub struct PresenceView {
+    /// at_home, away or unknown
+    pub state: String,
+    pub since: Option<String>,
+    pub last_fix: Option<String>,
+    pub last_seen: Option<String>,
+    pub battery_percent: Option<i64>,
+    pub online: bool,
+}
+
+/// An alarm of one box.
+#[derive(Serialize, JsonSchema)]
+pub struct BoxAlarmView {
+    pub id: i64,
+    pub kind: String,
+    pub at: Option<String>,
+    pub acknowledged: bool,
+}
+
+/// Everything staff see of a box's GPS.
+#[derive(Serialize, JsonSchema)]
+pub struct BoxGpsView {
+    /// The box's serial.
+    #[serde(rename = "box")]
+    pub r#box: String,
+    pub box_state: String,
+    /// The fitted tracker's IMEI.
+    pub tracker: Option<String>,
+    pub presence: Option<PresenceView>,
+    #[schemars(with = "Option<ZoneShape>")]
+    pub zone: Option<Value>,
+    pub fixes: Vec<FixView>,
+    /// The watched load (only while the box is watched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<i64>,
+    /// The client of the watched load (only while the box is watched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<i64>,
+    pub alarms: Vec<BoxAlarmView>,
+}
+
 /// Everything staff see of a box's GPS: state, last fix, zone, recent fixes, alarms. When the
 /// box is out with a client, this is a read of that client's record (audited).
-pub async fn box_view(st: &AppState, me: &CurrentUser, serial: &str) -> AppResult<Value> {
+pub async fn box_view(st: &AppState, me: &CurrentUser, serial: &str) -> AppResult<BoxGpsView> {
     let b = st.store.box_by_serial(&me.actor(), serial).await?;
     let imei = st.store.tracker_of_box(b.id).await?;
     let watch = st.store.watch(b.id).await?;
-    let mut out = json!({
-        "box": b.serial,
-        "box_state": b.state.as_str(),
-        "tracker": imei,
-        "presence": null,
-        "zone": null,
-        "fixes": [],
-    });
+    let mut out = BoxGpsView {
+        r#box: b.serial.clone(),
+        box_state: b.state.as_str().to_owned(),
+        tracker: imei,
+        presence: None,
+        zone: None,
+        fixes: Vec::new(),
+        load: None,
+        client: None,
+        alarms: Vec::new(),
+    };
     if let Some(w) = watch {
         st.store
             .read_client(&me.actor(), w.client_id, "box location", st.now())
             .await?;
-        let zone: Option<Value> = serde_json::from_str(&w.zone_json).ok();
-        let fixes: Vec<Value> = st
+        out.zone = serde_json::from_str::<Value>(&w.zone_json)
+            .ok()
+            .filter(|z| !z.is_null());
+        out.fixes = st
             .store
             .recent_positions(b.id, 50)
             .await?
             .into_iter()
-            .map(|p| json!({ "at": time(p.at_ms), "lat": p.lat, "lon": p.lon }))
+            .map(|p| FixView {
+                at: time(p.at_ms),
+                lat: p.lat,
+                lon: p.lon,
+            })
             .collect();
-        out["load"] = json!(w.load_id);
-        out["client"] = json!(w.client_id);
-        out["zone"] = zone.unwrap_or(Value::Null);
-        out["fixes"] = json!(fixes);
+        out.load = Some(w.load_id);
+        out.client = Some(w.client_id);
         if let Some(p) = st.store.presence(b.id).await? {
-            out["presence"] = json!({
-                "state": p.presence,
-                "since": time(p.since_ms),
-                "last_fix": p.last_fix_ms.and_then(time),
-                "last_seen": time(p.last_seen_ms),
-                "battery_percent": p.battery,
-                "online": p.online,
+            out.presence = Some(PresenceView {
+                state: p.presence,
+                since: time(p.since_ms),
+                last_fix: p.last_fix_ms.and_then(time),
+                last_seen: time(p.last_seen_ms),
+                battery_percent: p.battery,
+                online: p.online,
             });
         }
     }
-    let alarms: Vec<Value> = st
+    out.alarms = st
         .store
         .alarms_of_box(b.id, 20)
         .await?
         .into_iter()
-        .map(|a| json!({ "id": a.id, "kind": a.kind, "at": time(a.at_ms), "acknowledged": a.acknowledged }))
+        .map(|a| BoxAlarmView {
+            id: a.id,
+            kind: a.kind,
+            at: time(a.at_ms),
+            acknowledged: a.acknowledged,
+        })
         .collect();
-    out["alarms"] = json!(alarms);
     Ok(out)
+}
+
+/// An open alarm of the centre.
+#[derive(Serialize, JsonSchema)]
+pub struct AlarmView {
+    pub id: i64,
+    /// The box's serial.
+    #[serde(rename = "box")]
+    pub r#box: String,
+    pub load: Option<i64>,
+    pub kind: String,
+    pub at: Option<String>,
+}
+
+/// What the police see of a box: a state word and since when, never a position.
+#[derive(Serialize, JsonSchema)]
+pub struct PoliceBoxState {
+    pub request_id: i64,
+    /// at_home, away or unknown
+    pub state: String,
+    pub since: Option<String>,
 }
 
 async fn api_box(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(serial): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<BoxGpsView>> {
     Ok(Json(box_view(&st, &me, &serial).await?))
 }
 
-async fn api_alarms(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Value>> {
-    let alarms: Vec<Value> = st
+async fn api_alarms(
+    State(st): State<AppState>,
+    me: CurrentUser,
+) -> AppResult<Json<Vec<AlarmView>>> {
+    let alarms = st
         .store
         .open_alarms(me.site.id, 200)
         .await?
         .into_iter()
-        .map(|a| json!({ "id": a.id, "box": a.serial, "load": a.load_id, "kind": a.kind, "at": time(a.at_ms) }))
+        .map(|a| AlarmView {
+            id: a.id,
+            r#box: a.serial,
+            load: a.load_id,
+            kind: a.kind,
+            at: time(a.at_ms),
+        })
         .collect();
-    Ok(Json(json!(alarms)))
+    Ok(Json(alarms))
 }
 
 fn alarm_id(raw: &str) -> Result<i64, DomainError> {
@@ -277,7 +398,11 @@ async fn api_ack(
 
 /// What the police learn of the box under approved request `raw`: the state word and the time
 /// it last changed. Written to the disclosure ledger.
-pub async fn police_box_state(st: &AppState, me: &CurrentUser, raw: &str) -> AppResult<Value> {
+pub async fn police_box_state(
+    st: &AppState,
+    me: &CurrentUser,
+    raw: &str,
+) -> AppResult<PoliceBoxState> {
     let id: i64 = raw
         .parse()
         .map_err(|_| DomainError::invalid("id", "not a number"))?;
@@ -290,14 +415,18 @@ pub async fn police_box_state(st: &AppState, me: &CurrentUser, raw: &str) -> App
         .police_box_state(&me.actor(), &r, st.today(), st.now())
         .await?
         .ok_or_else(|| DomainError::NotFound(format!("a tracked box for request {id}")))?;
-    Ok(json!({ "request_id": id, "state": state, "since": time(since) }))
+    Ok(PoliceBoxState {
+        request_id: id,
+        state,
+        since: time(since),
+    })
 }
 
 async fn api_police(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
+) -> AppResult<Json<PoliceBoxState>> {
     Ok(Json(police_box_state(&st, &me, &id).await?))
 }
 
@@ -308,13 +437,13 @@ pub fn routes(table: RouteTable) -> RouteTable {
     use Verb::*;
     table
         .add(
-            RouteSpec::api(Post, "/api/v1/boxes/{serial}/tracker", Needs(TakeHomeManage), "gps", "Fit a GPS tracker (by IMEI) to a box")
+            RouteSpec::api(Post, "/api/v1/boxes/{serial}/tracker", Needs(TakeHomeManage), "gps", "Fit a GPS tracker (by IMEI) to a box").answers::<TrackerFitted>()
                 .body::<TrackerBody>()
                 .status(201),
             api_fit,
         )
         .add(
-            RouteSpec::api(Get, "/api/v1/boxes/{serial}/gps", Needs(TakeHomeManage), "gps", "A box's presence, zone, recent fixes and alarms (audited)"),
+            RouteSpec::api(Get, "/api/v1/boxes/{serial}/gps", Needs(TakeHomeManage), "gps", "A box's presence, zone, recent fixes and alarms (audited)").answers::<BoxGpsView>(),
             api_box,
         )
         .add(
@@ -329,7 +458,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
             api_clear_zone,
         )
         .add(
-            RouteSpec::api(Get, "/api/v1/box-alarms", Needs(TakeHomeManage), "gps", "Open box alarms of the centre"),
+            RouteSpec::api(Get, "/api/v1/box-alarms", Needs(TakeHomeManage), "gps", "Open box alarms of the centre").answers::<Vec<AlarmView>>(),
             api_alarms,
         )
         .add(
@@ -338,7 +467,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
             api_ack,
         )
         .add(
-            RouteSpec::api(Get, "/api/v1/psb/requests/{id}/box-state", Needs(PsbQueue), "police", "At home / away / unknown for the box under an approved request, and since when; no position"),
+            RouteSpec::api(Get, "/api/v1/psb/requests/{id}/box-state", Needs(PsbQueue), "police", "At home / away / unknown for the box under an approved request, and since when; no position").answers::<PoliceBoxState>(),
             api_police,
         )
 }

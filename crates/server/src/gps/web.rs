@@ -134,7 +134,8 @@ async fn load_page(
 ) -> WebResult<Markup> {
     let load = load_of(&st, &me, &id).await?;
     let serial = serial_of(&st, &load).await?;
-    let v = super::api::box_view(&st, &me, &serial).await?;
+    let v = serde_json::to_value(super::api::box_view(&st, &me, &serial).await?)
+        .map_err(|_| crate::error::AppError::Internal)?;
     let t = T::of(&st, &me);
     let zone: Option<Zone> = serde_json::from_value(v["zone"].clone()).ok();
     let watching_this = v["load"].as_i64() == Some(load.id);
@@ -288,7 +289,8 @@ async fn police_page(
     me: CurrentUser,
     Path(id): Path<String>,
 ) -> WebResult<Markup> {
-    let v = police_box_state(&st, &me, &id).await?;
+    let v = serde_json::to_value(police_box_state(&st, &me, &id).await?)
+        .map_err(|_| crate::error::AppError::Internal)?;
     let t = T::of(&st, &me);
     let word = v["state"].as_str().unwrap_or("unknown");
     Ok(layout(
