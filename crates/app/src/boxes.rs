@@ -367,6 +367,18 @@ fn reason_of(req: &Withhold) -> Result<String> {
     Ok(reason.to_owned())
 }
 
+/// Refuses unless the load is loaded or out with its client.
+fn must_be_out(load: &Load) -> Result<()> {
+    if load.state.is_out() {
+        Ok(())
+    } else {
+        Err(Problem::new(Code::LoadWrongState)
+            .arg("id", load.id)
+            .arg("state", load.state)
+            .into())
+    }
+}
+
 /// Stops a load's codes from a day on (the box stays with the client; the window doses).
 pub async fn withhold(
     app: &App,
@@ -381,12 +393,7 @@ pub async fn withhold(
         None | Some("") => app.today(),
         Some(f) => parse_date("from", f)?,
     };
-    if !load.state.is_out() {
-        return Err(Problem::new(Code::LoadWrongState)
-            .arg("id", load.id)
-            .arg("state", load.state)
-            .into());
-    }
+    must_be_out(&load)?;
     let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
     let stopped = work.withhold_codes(&load, from, &reason).await?;
     work.commit().await?;
@@ -401,12 +408,7 @@ pub async fn report_lost(app: &App, me: &Actor, load_id: &str, req: &Withhold) -
     me.require(Permission::TakeHomeManage)?;
     let load = load_of(app, me, load_id).await?;
     let reason = reason_of(req)?;
-    if !load.state.is_out() {
-        return Err(Problem::new(Code::LoadWrongState)
-            .arg("id", load.id)
-            .arg("state", load.state)
-            .into());
-    }
+    must_be_out(&load)?;
     let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
     work.withhold_codes(&load, app.today(), "box lost").await?;
     app.failpoint("report_lost.after_codes")?;

@@ -100,15 +100,13 @@ impl AppState {
         }))
     }
 
-    /// The one reading of the clock for this request.
+    /// The one reading of the clock for this request (the application core's clock).
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+        self.app.now()
     }
 
     /// Today's date at the centre.
     pub fn today(&self) -> NaiveDate {
-        self.now()
-            .with_timezone(&self.settings.utc_offset)
-            .date_naive()
+        self.app.today()
     }
 }

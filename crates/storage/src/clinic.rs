@@ -142,6 +142,19 @@ pub struct CloseOutRow {
     pub reason: String,
 }
 
+/// Decrypts a stored identity (`None`: nothing recorded yet).
+fn open_identity(vault: &Vault, client_id: i64, sealed: Option<Vec<u8>>) -> Result<Identity> {
+    match sealed {
+        None => Ok(Identity::default()),
+        Some(s) => {
+            let plain = vault
+                .open(client_id, &s)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))
+        }
+    }
+}
+
 /// The facts the dispensing rules need about one client on one day.
 #[derive(Debug, Clone)]
 pub struct DoseFacts {
@@ -379,16 +392,7 @@ impl Store {
             .bind(client_id)
             .fetch_one(self.pool())
             .await?;
-        let sealed: Option<Vec<u8>> = col(&row, "identity")?;
-        match sealed {
-            None => Ok(Identity::default()),
-            Some(s) => {
-                let plain = vault
-                    .open(client_id, &s)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))
-            }
-        }
+        open_identity(vault, client_id, col(&row, "identity")?)
     }
 
     /// Clients of the actor's site with exactly this name (after normalisation); audited.
@@ -1622,15 +1626,6 @@ impl crate::Work {
             .bind(client_id)
             .fetch_one(self.conn())
             .await?;
-        let sealed: Option<Vec<u8>> = col(&row, "identity")?;
-        match sealed {
-            None => Ok(Identity::default()),
-            Some(s) => {
-                let plain = vault
-                    .open(client_id, &s)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                serde_json::from_slice(&plain).map_err(|e| StoreError::Corrupt(e.to_string()))
-            }
-        }
+        open_identity(vault, client_id, col(&row, "identity")?)
     }
 }
