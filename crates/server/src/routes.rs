@@ -235,6 +235,21 @@ impl RouteSpec {
     }
 
     /// Declares the success status.
+    /// The query parameters of an indicator period: `from`, `to` and `site`.
+    pub fn period_query(self) -> Self {
+        self.query(
+            "from",
+            "string",
+            "first day, YYYY-MM-DD; default the 1st of this month",
+        )
+        .query("to", "string", "last day, YYYY-MM-DD; default today")
+        .query(
+            "site",
+            "string",
+            "a centre code or all (outside roles only)",
+        )
+    }
+
     pub fn status(mut self, ok: u16) -> Self {
         self.ok = ok;
         self

@@ -1239,17 +1239,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "indicators",
                 "Indicators of a period (suppressed for the CDC)",
             )
-            .query(
-                "from",
-                "string",
-                "first day, YYYY-MM-DD; default the 1st of this month",
-            )
-            .query("to", "string", "last day, YYYY-MM-DD; default today")
-            .query(
-                "site",
-                "string",
-                "a centre code or all (outside roles only)",
-            )
+            .period_query()
             .answers::<IndicatorsView>(),
             api_indicators,
         )
@@ -1261,17 +1251,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "indicators",
                 "Indicators as CSV",
             )
-            .query(
-                "from",
-                "string",
-                "first day, YYYY-MM-DD; default the 1st of this month",
-            )
-            .query("to", "string", "last day, YYYY-MM-DD; default today")
-            .query(
-                "site",
-                "string",
-                "a centre code or all (outside roles only)",
-            )
+            .period_query()
             .answers_text("text/csv"),
             api_export_csv,
         )
@@ -1283,17 +1263,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "indicators",
                 "Indicators as a DHIS2 dataValueSets payload",
             )
-            .query(
-                "from",
-                "string",
-                "first day, YYYY-MM-DD; default the 1st of this month",
-            )
-            .query("to", "string", "last day, YYYY-MM-DD; default today")
-            .query(
-                "site",
-                "string",
-                "a centre code or all (outside roles only)",
-            )
+            .period_query()
             .query(
                 "org_unit",
                 "string",
