@@ -106,10 +106,5 @@ pub async fn set_identity(
 
 /// Parses a client id from a path or form.
 pub fn client_id(raw: &str) -> std::result::Result<i64, DomainError> {
-    raw.trim().parse().map_err(|_| {
-        Problem::new(Code::IdMalformed)
-            .field("id")
-            .arg("value", raw.trim())
-            .into()
-    })
+    crate::parse_id(raw)
 }

@@ -27,6 +27,7 @@ pub mod orders;
 pub mod takehome;
 
 pub use actor::Actor;
+pub use anxin_storage::Client;
 pub use error::{Error, Result};
 
 use clock::Clock;
@@ -132,6 +133,16 @@ impl App {
     pub(crate) fn failpoint(&self, _name: &'static str) -> Result<()> {
         Ok(())
     }
+}
+
+/// Parses a record id from a path or form (`id.malformed` at field `id` otherwise).
+pub fn parse_id(raw: &str) -> std::result::Result<i64, anxin_domain::DomainError> {
+    raw.trim().parse().map_err(|_| {
+        anxin_domain::Problem::new(anxin_domain::Code::IdMalformed)
+            .field("id")
+            .arg("value", raw.trim())
+            .into()
+    })
 }
 
 /// Parses a `YYYY-MM-DD` field.

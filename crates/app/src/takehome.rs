@@ -1,5 +1,7 @@
-//! Take-home facts gathered from a client's record: adherence, the eligibility decision under
-//! the site's policy in force, and the police approval that holds today.
+//! The take-home programme: adherence and the eligibility decision under the site's versioned
+//! policy, police approval requests sent only under an active consent, the police queue that
+//! shows only what a record check needs (each view a disclosure, audited), the police answer,
+//! and the disclosure ledger.
 
 use std::collections::BTreeSet;
 
@@ -7,14 +9,18 @@ use anxin_domain::clinic::adherence::{adherence, Adherence};
 use anxin_domain::clinic::missed::Rule;
 use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::urine;
-use anxin_domain::takehome::{approval_holds, decide, Eligibility, Facts, Policy};
-use anxin_storage::clinic::Consent;
-use anxin_storage::takehome::PsbRequest;
+use anxin_domain::takehome::{approval_holds, decide, Eligibility, Facts, Policy, Tier};
+use anxin_domain::{Code, Permission, Problem};
+use anxin_storage::clinic::{Consent, Identity};
+pub use anxin_storage::takehome::{Disclosure, PsbRequest};
+use anxin_storage::takehome::{NewDisclosure, NewPsbRequest};
 use anxin_storage::Client;
 use chrono::{Duration, NaiveDate};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
 use crate::dispensing::{day_row, DayStatus};
-use crate::{App, Error, Result};
+use crate::{Actor, App, Error, Result};
 
 /// The consent a police check needs.
 pub const POLICE_PURPOSE: &str = "take_home_police_check";
@@ -122,4 +128,325 @@ pub async fn approval_of(app: &App, c: &Client) -> Result<Option<PsbRequest>> {
         }
     }
     Ok(None)
+}
+
+/// What a police request discloses, and nothing more.
+pub const POLICE_DISCLOSES: &str = "name, national ID number, requested take-home days";
+/// Days the police have to answer a request.
+pub const REQUEST_VALID_DAYS: i64 = 14;
+
+/// A police request just sent.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct RequestSent {
+    pub request_id: i64,
+}
+
+/// What the police see of one request: only what a record check needs.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PoliceRequestView {
+    pub id: i64,
+    pub name: Option<String>,
+    pub national_id: Option<String>,
+    pub requested_days: i64,
+    pub requested_on: chrono::NaiveDate,
+    pub expires_on: chrono::NaiveDate,
+    /// pending, approved, denied or expired
+    pub status: String,
+    pub answered_on: Option<chrono::NaiveDate>,
+}
+
+/// A police approval request as the centre sees it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PsbRequestView {
+    pub id: i64,
+    pub client_id: i64,
+    pub site_id: i64,
+    pub requested_days: i64,
+    pub consent_id: i64,
+    pub requested_on: chrono::NaiveDate,
+    pub expires_on: chrono::NaiveDate,
+    pub status: String,
+    pub answered_on: Option<chrono::NaiveDate>,
+    pub answer_reason: Option<String>,
+}
+
+impl From<&PsbRequest> for PsbRequestView {
+    fn from(r: &PsbRequest) -> Self {
+        PsbRequestView {
+            id: r.id,
+            client_id: r.client_id,
+            site_id: r.site_id,
+            requested_days: r.requested_days,
+            consent_id: r.consent_id,
+            requested_on: r.requested_on,
+            expires_on: r.expires_on,
+            status: r.status.clone(),
+            answered_on: r.answered_on,
+            answer_reason: r.answer_reason.clone(),
+        }
+    }
+}
+
+/// The approval in force and the request history of a client.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TakeHomeStatus {
+    pub approved_days: Option<i64>,
+    pub approval: Option<PsbRequestView>,
+    pub requests: Vec<PsbRequestView>,
+}
+
+/// One line of the disclosure ledger.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct DisclosureView {
+    pub on_day: chrono::NaiveDate,
+    pub recipient: String,
+    pub disclosed: String,
+    pub purpose: String,
+    pub actor: String,
+}
+
+impl From<&Disclosure> for DisclosureView {
+    fn from(d: &Disclosure) -> Self {
+        DisclosureView {
+            on_day: d.on_day,
+            recipient: d.recipient.clone(),
+            disclosed: d.disclosed.clone(),
+            purpose: d.purpose.clone(),
+            actor: d.actor.clone(),
+        }
+    }
+}
+
+/// One tier of the eligibility policy.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct TierView {
+    pub days: u8,
+    pub min_days_in_treatment: u32,
+    /// Attendance over the last 30 days, percent.
+    pub min_attendance_30: f64,
+    /// Attendance over the last 90 days, percent.
+    pub min_attendance_90: f64,
+    /// The most recent N urine tests must all be negative for non-prescribed drugs.
+    pub last_urine_negative: u32,
+}
+
+impl From<&Tier> for TierView {
+    fn from(t: &Tier) -> Self {
+        TierView {
+            days: t.days,
+            min_days_in_treatment: t.min_days_in_treatment,
+            min_attendance_30: t.min_attendance_30,
+            min_attendance_90: t.min_attendance_90,
+            last_urine_negative: t.last_urine_negative,
+        }
+    }
+}
+
+/// The eligibility policy in force.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct PolicyView {
+    pub version: String,
+    /// Days a police approval stays valid.
+    pub approval_valid_days: u32,
+    pub tiers: Vec<TierView>,
+}
+
+impl From<&Policy> for PolicyView {
+    fn from(p: &Policy) -> Self {
+        PolicyView {
+            version: p.version.clone(),
+            approval_valid_days: p.approval_valid_days,
+            tiers: p.tiers.iter().map(TierView::from).collect(),
+        }
+    }
+}
+
+/// What the take-home section of a client's record shows.
+#[derive(Debug)]
+pub struct TakeHomeSection {
+    pub eligibility: Eligibility,
+    pub approval: Option<PsbRequest>,
+    pub ledger: Vec<Disclosure>,
+}
+
+/// Reads a client for a take-home purpose (audited as a record read).
+async fn open(app: &App, me: &Actor, client_id: i64, purpose: &str) -> Result<Client> {
+    me.require(Permission::ClientRead)?;
+    Ok(app
+        .store
+        .read_client(&me.audit(), client_id, purpose, app.now())
+        .await?)
+}
+
+/// The eligibility decision for a client today, every criterion explained.
+pub async fn eligibility(app: &App, me: &Actor, client_id: i64) -> Result<Eligibility> {
+    let c = open(app, me, client_id, "take-home eligibility").await?;
+    Ok(eligibility_of(app, &c).await?.0)
+}
+
+/// The take-home section of a record the caller has already opened.
+pub async fn section(app: &App, c: &Client) -> Result<TakeHomeSection> {
+    let (eligibility, _) = eligibility_of(app, c).await?;
+    Ok(TakeHomeSection {
+        eligibility,
+        approval: approval_of(app, c).await?,
+        ledger: app.store.disclosures(c.id).await?,
+    })
+}
+
+/// Asks the police to approve `days` take-home days: refused without an active consent to
+/// the check, when the client is not eligible today, or for more days than eligible. The
+/// decision behind it, the request and its disclosure are written together.
+pub async fn send_request(app: &App, me: &Actor, client_id: i64, days: i64) -> Result<RequestSent> {
+    me.require(Permission::TakeHomeManage)?;
+    let c = open(app, me, client_id, "police request").await?;
+    let (e, consent) = eligibility_of(app, &c).await?;
+    let Some(consent_id) = consent else {
+        return Err(Problem::new(Code::RequestNoConsent)
+            .arg("uic", &c.uic)
+            .into());
+    };
+    if e.days == 0 {
+        return Err(Problem::new(Code::RequestNotEligible)
+            .arg("uic", &c.uic)
+            .into());
+    }
+    if !(2..=i64::from(e.days)).contains(&days) {
+        return Err(Problem::new(Code::RequestDaysOutOfRange)
+            .field("days")
+            .arg("max", e.days.to_string())
+            .into());
+    }
+    let today = app.today();
+    let criteria = serde_json::to_string(&e.criteria)
+        .map_err(|e| Error::Internal(format!("criteria do not serialise: {e}")))?;
+    let request_id = app
+        .store
+        .create_psb_request(
+            &me.audit(),
+            &NewPsbRequest {
+                client: &c,
+                requested_days: days,
+                eligible_days: i64::from(e.days),
+                policy_version: &e.policy_version,
+                criteria_json: &criteria,
+                consent_id,
+                requested_on: today,
+                expires_on: today + Duration::days(REQUEST_VALID_DAYS),
+                disclosure: NewDisclosure {
+                    recipient: "PSB",
+                    disclosed: POLICE_DISCLOSES,
+                    purpose: "take-home police check",
+                },
+            },
+            app.now(),
+        )
+        .await?;
+    Ok(RequestSent { request_id })
+}
+
+fn police_view(r: &PsbRequest, identity: Identity) -> PoliceRequestView {
+    PoliceRequestView {
+        id: r.id,
+        name: identity.name,
+        national_id: identity.national_id,
+        requested_days: r.requested_days,
+        requested_on: r.requested_on,
+        expires_on: r.expires_on,
+        status: r.status.clone(),
+        answered_on: r.answered_on,
+    }
+}
+
+/// The police queue of the officer's office (their site): name and national ID of each request,
+/// every one a disclosure audited in the same transaction as the reading.
+pub async fn police_queue(app: &App, me: &Actor) -> Result<Vec<PoliceRequestView>> {
+    me.require(Permission::PsbQueue)?;
+    let reqs = app.store.psb_requests_of_site(me.site_id, 100).await?;
+    let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
+    let mut out = Vec::with_capacity(reqs.len());
+    for r in &reqs {
+        let identity = work.identity_for_police(r, &app.vault).await?;
+        out.push(police_view(r, identity));
+    }
+    app.failpoint("police_queue.before_commit")?;
+    work.commit().await?;
+    Ok(out)
+}
+
+/// The police answer.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnswerBody {
+    /// approve or deny
+    pub decision: String,
+    pub reason: String,
+}
+
+/// Records the police answer to request `request_id` and shows the request as answered.
+pub async fn answer(
+    app: &App,
+    me: &Actor,
+    request_id: i64,
+    a: &AnswerBody,
+) -> Result<PoliceRequestView> {
+    me.require(Permission::PsbQueue)?;
+    let approve = match a.decision.trim() {
+        "approve" => true,
+        "deny" => false,
+        other => {
+            return Err(Problem::new(Code::RequestDecisionInvalid)
+                .field("decision")
+                .arg("value", other)
+                .into())
+        }
+    };
+    let reason = a.reason.trim();
+    if reason.is_empty() {
+        return Err(Problem::new(Code::ReasonRequired).field("reason").into());
+    }
+    let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
+    let r = work
+        .answer_psb_request(request_id, approve, reason, app.today())
+        .await?;
+    let identity = work.identity_for_police(&r, &app.vault).await?;
+    work.commit().await?;
+    Ok(police_view(&r, identity))
+}
+
+/// The approval in force and the request history of a client.
+pub async fn status(app: &App, me: &Actor, client_id: i64) -> Result<TakeHomeStatus> {
+    let c = open(app, me, client_id, "take-home status").await?;
+    let approval = approval_of(app, &c).await?;
+    let requests = app.store.psb_requests_of_client(c.id).await?;
+    Ok(TakeHomeStatus {
+        approved_days: approval.as_ref().map(|a| a.requested_days),
+        approval: approval.as_ref().map(PsbRequestView::from),
+        requests: requests.iter().map(PsbRequestView::from).collect(),
+    })
+}
+
+/// The client's disclosure ledger: every piece of their data that left the centre.
+pub async fn disclosures(app: &App, me: &Actor, client_id: i64) -> Result<Vec<DisclosureView>> {
+    let c = open(app, me, client_id, "disclosure ledger").await?;
+    let ledger = app.store.disclosures(c.id).await?;
+    Ok(ledger.iter().map(DisclosureView::from).collect())
+}
+
+/// The eligibility policy in force at the actor's centre.
+pub async fn policy(app: &App, me: &Actor) -> Result<PolicyView> {
+    me.require(Permission::TakeHomeManage)?;
+    Ok(PolicyView::from(&policy_of(app, me.site_id).await?))
+}
+
+/// Adopts a new version of the eligibility policy at the actor's centre.
+pub async fn adopt_policy(app: &App, me: &Actor, p: &Policy) -> Result<()> {
+    me.require(Permission::TakeHomePolicy)?;
+    p.validate()?;
+    let body = serde_json::to_string(p)
+        .map_err(|e| Error::Internal(format!("policy does not serialise: {e}")))?;
+    app.store
+        .adopt_policy(&me.audit(), me.site_id, p.version.trim(), &body, app.now())
+        .await?;
+    Ok(())
 }

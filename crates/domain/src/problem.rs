@@ -125,6 +125,20 @@ codes! {
     ExportDoesNotVerify => ("export.does_not_verify", Invalid),
     /// A load of another centre.
     LoadNotHere => ("load.not_here", NotFound),
+    /// A police request without the client's active consent to the check.
+    RequestNoConsent => ("request.no_consent", Conflict),
+    /// A police request for a client not eligible for take-home doses today.
+    RequestNotEligible => ("request.not_eligible", Conflict),
+    /// Requested days outside 2 to the eligible days.
+    RequestDaysOutOfRange => ("request.days_out_of_range", Invalid),
+    /// A police answer other than approve or deny.
+    RequestDecisionInvalid => ("request.decision_invalid", Invalid),
+    /// A police answer to a request already answered.
+    RequestAnswered => ("request.answered", Conflict),
+    /// A police answer after the request expired.
+    RequestExpired => ("request.expired", Conflict),
+    /// A request addressed to another police office.
+    RequestOtherOffice => ("request.other_office", Forbidden),
 }
 
 impl Code {

@@ -424,3 +424,14 @@ disp-why-in-box = 药盒 { $serial }（密码{ $sent ->
 err-reason-required = 请写明原因。
 err-export-malformed = 药盒导出的记录不是 base64 格式。
 err-export-does-not-verify = 药盒记录与第 { $load } 次装盒不符，校验失败（{ $why }）。
+err-request-no-consent = { $uic } 尚未同意公安核查；请先登记服务对象的知情同意。
+err-request-not-eligible = { $uic } 今天不符合带药回家的条件。
+err-request-days-out-of-range = 申请天数应为 2 至 { $max } 天（服务对象符合条件的天数）。
+err-request-decision-invalid = 请选择批准或不批准。
+err-request-answered = 第 { $id } 号申请已答复（{ $status ->
+    [approved] 已批准
+    [denied] 未批准
+   *[other] { $status }
+}）。
+err-request-expired = 第 { $id } 号申请已于 { $on } 过期，需由中心重新发送。
+err-request-other-office = 该申请发给的是另一个公安部门。

@@ -676,19 +676,22 @@ async fn takehome_steps(state: &AppState, site: &Site, candidates: &[i64]) -> Ap
         let c = store
             .read_client(&doctor.actor(), *id, "demo", state.now())
             .await?;
-        let (e, _) = crate::takehome::eligibility_of(state, &c).await?;
+        let (e, _) = anxin_app::takehome::eligibility_of(&state.app, &c).await?;
         if e.days < 2 {
             continue;
         }
         let days = i64::from(e.days.min(3));
-        let rid = crate::takehome::send_psb_request(state, &doctor, &id.to_string(), days).await?;
+        let sent =
+            anxin_app::takehome::send_request(&state.app, &doctor.app_actor(), *id, days).await?;
         if step >= 2 {
-            crate::takehome::answer(
-                state,
-                &police,
-                &rid.to_string(),
-                "approve",
-                "no criminal record",
+            anxin_app::takehome::answer(
+                &state.app,
+                &police.app_actor(),
+                sent.request_id,
+                &anxin_app::takehome::AnswerBody {
+                    decision: "approve".into(),
+                    reason: "no criminal record".into(),
+                },
             )
             .await?;
         }

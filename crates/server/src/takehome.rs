@@ -1,43 +1,28 @@
 //! The take-home programme over HTTP, first half: eligibility under the site's versioned policy
-//! (each criterion explained in both languages), police approval requests sent only under an
-//! active consent, the police queue that shows only what a record check needs, and the
-//! disclosure ledger. (Boxes, codes and return come with the lock-box work.)
+//! (each criterion explained in both languages), police approval requests, the police queue and
+//! answer, and the disclosure ledger. The use cases are `anxin_app::takehome`; these handlers
+//! only translate. (Boxes, codes and return come with the lock-box work.)
 
-use anxin_domain::takehome::{Criterion, Eligibility, Policy, Tier};
-use anxin_domain::{Access, DomainError, Permission, Role};
-use anxin_storage::takehome::{Disclosure, NewDisclosure, NewPsbRequest, PsbRequest};
-use anxin_storage::Client;
+use anxin_app::takehome as uc;
+use anxin_domain::takehome::{Criterion, Eligibility, Policy};
+use anxin_domain::{Access, Permission};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::Duration;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use anxin_app::takehome::{
+    AnswerBody, DisclosureView, PoliceRequestView, PolicyView, PsbRequestView, RequestSent,
+    TakeHomeStatus, TierView, POLICE_DISCLOSES, POLICE_PURPOSE, REQUEST_VALID_DAYS,
+};
+
 use crate::auth::CurrentUser;
-use crate::clinic::open_client;
 use crate::error::AppResult;
 use crate::i18n::Lang;
 use crate::json::ApiJson;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
-
-/// The consent a police check needs.
-pub const POLICE_PURPOSE: &str = anxin_app::takehome::POLICE_PURPOSE;
-/// What a police request discloses, and nothing more.
-pub const POLICE_DISCLOSES: &str = "name, national ID number, requested take-home days";
-/// Days the police have to answer a request.
-pub const REQUEST_VALID_DAYS: i64 = 14;
-
-/// The policy in force at a site: its latest adopted one, or the default.
-pub async fn policy_of(st: &AppState, site_id: i64) -> AppResult<Policy> {
-    Ok(anxin_app::takehome::policy_of(&st.app, site_id).await?)
-}
-
-/// Everything the eligibility rules need about a client, gathered from the record.
-pub async fn eligibility_of(st: &AppState, c: &Client) -> AppResult<(Eligibility, Option<i64>)> {
-    Ok(anxin_app::takehome::eligibility_of(&st.app, c).await?)
-}
 
 /// A text in both interface languages.
 #[derive(Serialize, JsonSchema)]
@@ -103,139 +88,13 @@ pub fn eligibility_json(st: &AppState, e: &Eligibility) -> EligibilityView {
     }
 }
 
-/// A police request just sent.
-#[derive(Serialize, JsonSchema)]
-pub struct RequestSent {
-    pub request_id: i64,
-}
-
-/// What the police see of one request: only what a record check needs.
-#[derive(Serialize, JsonSchema)]
-pub struct PoliceRequestView {
-    pub id: i64,
-    pub name: Option<String>,
-    pub national_id: Option<String>,
-    pub requested_days: i64,
-    pub requested_on: chrono::NaiveDate,
-    pub expires_on: chrono::NaiveDate,
-    /// pending, approved, denied or expired
-    pub status: String,
-    pub answered_on: Option<chrono::NaiveDate>,
-}
-
-/// A police approval request as the centre sees it.
-#[derive(Serialize, JsonSchema)]
-pub struct PsbRequestView {
-    pub id: i64,
-    pub client_id: i64,
-    pub site_id: i64,
-    pub requested_days: i64,
-    pub consent_id: i64,
-    pub requested_on: chrono::NaiveDate,
-    pub expires_on: chrono::NaiveDate,
-    pub status: String,
-    pub answered_on: Option<chrono::NaiveDate>,
-    pub answer_reason: Option<String>,
-}
-
-impl From<&PsbRequest> for PsbRequestView {
-    fn from(r: &PsbRequest) -> Self {
-        PsbRequestView {
-            id: r.id,
-            client_id: r.client_id,
-            site_id: r.site_id,
-            requested_days: r.requested_days,
-            consent_id: r.consent_id,
-            requested_on: r.requested_on,
-            expires_on: r.expires_on,
-            status: r.status.clone(),
-            answered_on: r.answered_on,
-            answer_reason: r.answer_reason.clone(),
-        }
-    }
-}
-
-/// The approval in force and the request history of a client.
-#[derive(Serialize, JsonSchema)]
-pub struct TakeHomeStatus {
-    pub approved_days: Option<i64>,
-    pub approval: Option<PsbRequestView>,
-    pub requests: Vec<PsbRequestView>,
-}
-
-/// One line of the disclosure ledger.
-#[derive(Serialize, JsonSchema)]
-pub struct DisclosureView {
-    pub on_day: chrono::NaiveDate,
-    pub recipient: String,
-    pub disclosed: String,
-    pub purpose: String,
-    pub actor: String,
-}
-
-impl From<&Disclosure> for DisclosureView {
-    fn from(d: &Disclosure) -> Self {
-        DisclosureView {
-            on_day: d.on_day,
-            recipient: d.recipient.clone(),
-            disclosed: d.disclosed.clone(),
-            purpose: d.purpose.clone(),
-            actor: d.actor.clone(),
-        }
-    }
-}
-
-/// One tier of the eligibility policy.
-#[derive(Serialize, JsonSchema)]
-pub struct TierView {
-    pub days: u8,
-    pub min_days_in_treatment: u32,
-    /// Attendance over the last 30 days, percent.
-    pub min_attendance_30: f64,
-    /// Attendance over the last 90 days, percent.
-    pub min_attendance_90: f64,
-    /// The most recent N urine tests must all be negative for non-prescribed drugs.
-    pub last_urine_negative: u32,
-}
-
-impl From<&Tier> for TierView {
-    fn from(t: &Tier) -> Self {
-        TierView {
-            days: t.days,
-            min_days_in_treatment: t.min_days_in_treatment,
-            min_attendance_30: t.min_attendance_30,
-            min_attendance_90: t.min_attendance_90,
-            last_urine_negative: t.last_urine_negative,
-        }
-    }
-}
-
-/// The eligibility policy in force.
-#[derive(Serialize, JsonSchema)]
-pub struct PolicyView {
-    pub version: String,
-    /// Days a police approval stays valid.
-    pub approval_valid_days: u32,
-    pub tiers: Vec<TierView>,
-}
-
-impl From<&Policy> for PolicyView {
-    fn from(p: &Policy) -> Self {
-        PolicyView {
-            version: p.version.clone(),
-            approval_valid_days: p.approval_valid_days,
-            tiers: p.tiers.iter().map(TierView::from).collect(),
-        }
-    }
-}
-
 async fn api_eligibility(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
 ) -> AppResult<Json<EligibilityView>> {
-    let c = open_client(&st, &me, &id, "take-home eligibility").await?;
-    let (e, _) = eligibility_of(&st, &c).await?;
+    let id = anxin_app::parse_id(&id)?;
+    let e = uc::eligibility(&st.app, &me.app_actor(), id).await?;
     Ok(Json(eligibility_json(&st, &e)))
 }
 
@@ -247,172 +106,22 @@ pub struct PsbRequestBody {
     pub days: i64,
 }
 
-/// Sends a police request for `days` (checked against eligibility and consent).
-pub async fn send_psb_request(
-    st: &AppState,
-    me: &CurrentUser,
-    raw_id: &str,
-    days: i64,
-) -> AppResult<i64> {
-    let c = open_client(st, me, raw_id, "police request").await?;
-    let (e, consent) = eligibility_of(st, &c).await?;
-    let Some(consent_id) = consent else {
-        return Err(DomainError::Conflict(format!(
-            "{} has no active consent to the police check; record the client's consent first",
-            c.uic
-        ))
-        .into());
-    };
-    if e.days == 0 {
-        return Err(DomainError::Conflict(format!(
-            "{} is not eligible for take-home doses today",
-            c.uic
-        ))
-        .into());
-    }
-    if !(2..=i64::from(e.days)).contains(&days) {
-        return Err(DomainError::invalid(
-            "days",
-            format!(
-                "between 2 and the {} days the client is eligible for",
-                e.days
-            ),
-        )
-        .into());
-    }
-    let today = st.today();
-    let criteria = serde_json::to_string(&e.criteria).unwrap_or_default();
-    let id = st
-        .store
-        .create_psb_request(
-            &me.actor(),
-            &NewPsbRequest {
-                client: &c,
-                requested_days: days,
-                eligible_days: i64::from(e.days),
-                policy_version: &e.policy_version,
-                criteria_json: &criteria,
-                consent_id,
-                requested_on: today,
-                expires_on: today + Duration::days(REQUEST_VALID_DAYS),
-                disclosure: NewDisclosure {
-                    recipient: "PSB",
-                    disclosed: POLICE_DISCLOSES,
-                    purpose: "take-home police check",
-                },
-            },
-            st.now(),
-        )
-        .await?;
-    Ok(id)
-}
-
 async fn api_send_request(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<PsbRequestBody>,
 ) -> AppResult<(StatusCode, Json<RequestSent>)> {
-    let rid = send_psb_request(&st, &me, &id, req.days).await?;
-    Ok((StatusCode::CREATED, Json(RequestSent { request_id: rid })))
-}
-
-/// What the police see of one request: only what a record check needs.
-pub async fn police_view(
-    st: &AppState,
-    me: &CurrentUser,
-    r: &PsbRequest,
-) -> AppResult<PoliceRequestView> {
-    // The police are not staff of the client's centre: the identity is opened for them by the
-    // centre's standing under the consent, and the view itself is audited as a disclosure.
-    let identity = st
-        .store
-        .identity_for_disclosure(r.client_id, &st.vault)
-        .await?;
-    st.store
-        .audit(
-            &me.actor(),
-            anxin_storage::AuditEvent::new("disclosure.psb_view", "client", r.client_id)
-                .site(r.site_id)
-                .reason(format!("request {}", r.id)),
-            st.now(),
-        )
-        .await?;
-    Ok(PoliceRequestView {
-        id: r.id,
-        name: identity.name,
-        national_id: identity.national_id,
-        requested_days: r.requested_days,
-        requested_on: r.requested_on,
-        expires_on: r.expires_on,
-        status: r.status.clone(),
-        answered_on: r.answered_on,
-    })
-}
-
-/// The police queue of the officer's office (their site).
-pub async fn police_queue(st: &AppState, me: &CurrentUser) -> AppResult<Vec<PoliceRequestView>> {
-    let reqs = st.store.psb_requests_of_site(me.site.id, 100).await?;
-    let mut out = Vec::with_capacity(reqs.len());
-    for r in &reqs {
-        out.push(police_view(st, me, r).await?);
-    }
-    Ok(out)
+    let id = anxin_app::parse_id(&id)?;
+    let sent = uc::send_request(&st.app, &me.app_actor(), id, req.days).await?;
+    Ok((StatusCode::CREATED, Json(sent)))
 }
 
 async fn api_queue(
     State(st): State<AppState>,
     me: CurrentUser,
 ) -> AppResult<Json<Vec<PoliceRequestView>>> {
-    Ok(Json(police_queue(&st, &me).await?))
-}
-
-/// The police answer.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AnswerBody {
-    /// approve or deny
-    pub decision: String,
-    pub reason: String,
-}
-
-/// Records the police answer to request `id`.
-pub async fn answer(
-    st: &AppState,
-    me: &CurrentUser,
-    id: &str,
-    decision: &str,
-    reason: &str,
-) -> AppResult<PoliceRequestView> {
-    let rid: i64 = id
-        .parse()
-        .map_err(|_| DomainError::invalid("id", "not a number"))?;
-    let approve = match decision {
-        "approve" => true,
-        "deny" => false,
-        other => {
-            return Err(DomainError::invalid(
-                "decision",
-                format!("`{other}`: expected approve or deny"),
-            )
-            .into())
-        }
-    };
-    if reason.trim().is_empty() {
-        return Err(DomainError::invalid("reason", "give the reason for the answer").into());
-    }
-    let r = st
-        .store
-        .answer_psb_request(
-            &me.actor(),
-            rid,
-            approve,
-            reason.trim(),
-            st.today(),
-            st.now(),
-        )
-        .await?;
-    police_view(st, me, &r).await
+    Ok(Json(uc::police_queue(&st.app, &me.app_actor()).await?))
 }
 
 async fn api_answer(
@@ -421,14 +130,8 @@ async fn api_answer(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AnswerBody>,
 ) -> AppResult<Json<PoliceRequestView>> {
-    Ok(Json(
-        answer(&st, &me, &id, &req.decision, &req.reason).await?,
-    ))
-}
-
-/// The approval in force for a client today, if any (approved, within validity, consent active).
-pub async fn approval_of(st: &AppState, c: &Client) -> AppResult<Option<PsbRequest>> {
-    Ok(anxin_app::takehome::approval_of(&st.app, c).await?)
+    let id = anxin_app::parse_id(&id)?;
+    Ok(Json(uc::answer(&st.app, &me.app_actor(), id, &req).await?))
 }
 
 async fn api_takehome(
@@ -436,14 +139,8 @@ async fn api_takehome(
     me: CurrentUser,
     Path(id): Path<String>,
 ) -> AppResult<Json<TakeHomeStatus>> {
-    let c = open_client(&st, &me, &id, "take-home status").await?;
-    let approval = approval_of(&st, &c).await?;
-    let requests = st.store.psb_requests_of_client(c.id).await?;
-    Ok(Json(TakeHomeStatus {
-        approved_days: approval.as_ref().map(|a| a.requested_days),
-        approval: approval.as_ref().map(PsbRequestView::from),
-        requests: requests.iter().map(PsbRequestView::from).collect(),
-    }))
+    let id = anxin_app::parse_id(&id)?;
+    Ok(Json(uc::status(&st.app, &me.app_actor(), id).await?))
 }
 
 async fn api_disclosures(
@@ -451,13 +148,12 @@ async fn api_disclosures(
     me: CurrentUser,
     Path(id): Path<String>,
 ) -> AppResult<Json<Vec<DisclosureView>>> {
-    let c = open_client(&st, &me, &id, "disclosure ledger").await?;
-    let ledger = st.store.disclosures(c.id).await?;
-    Ok(Json(ledger.iter().map(DisclosureView::from).collect()))
+    let id = anxin_app::parse_id(&id)?;
+    Ok(Json(uc::disclosures(&st.app, &me.app_actor(), id).await?))
 }
 
 async fn api_policy(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<PolicyView>> {
-    Ok(Json(PolicyView::from(&policy_of(&st, me.site.id).await?)))
+    Ok(Json(uc::policy(&st.app, &me.app_actor()).await?))
 }
 
 async fn api_adopt_policy(
@@ -465,17 +161,8 @@ async fn api_adopt_policy(
     me: CurrentUser,
     ApiJson(p): ApiJson<Policy>,
 ) -> AppResult<StatusCode> {
-    p.validate()?;
-    let body = serde_json::to_string(&p).map_err(|_| crate::error::AppError::Internal)?;
-    st.store
-        .adopt_policy(&me.actor(), me.site.id, p.version.trim(), &body, st.now())
-        .await?;
+    uc::adopt_policy(&st.app, &me.app_actor(), &p).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// The role that sees the police queue (for the home page's redirect).
-pub fn is_police(me: &CurrentUser) -> bool {
-    me.role() == Role::PsbOfficer
 }
 
 /// Adds the take-home API routes.
@@ -496,19 +183,19 @@ pub fn routes(table: RouteTable) -> RouteTable {
 
 /// The take-home pages: the eligibility section of a client's page and the police queue page.
 pub mod web {
+    use anxin_app::takehome as uc;
+    use anxin_app::Client;
     use anxin_domain::{Access, Permission};
-    use anxin_storage::Client;
     use axum::extract::{Form, Path, State};
     use axum::response::{IntoResponse, Redirect, Response};
     use maud::{html, Markup};
     use serde::Deserialize;
 
-    use super::{answer, approval_of, eligibility_of, police_queue, send_psb_request};
     use crate::auth::CurrentUser;
     use crate::error::AppError;
     use crate::routes::{RouteSpec, RouteTable, Verb};
     use crate::state::AppState;
-    use crate::web::{back_with, error_page, layout, WebResult, T};
+    use crate::web::{after_form, field_error, flash, layout, refused_form, Flash, WebResult, T};
 
     fn yes_no(t: &T<'_>, v: &str) -> String {
         match v {
@@ -544,11 +231,13 @@ pub mod web {
         t: &T<'_>,
         me: &CurrentUser,
         c: &Client,
+        f: &Flash,
     ) -> Result<Markup, AppError> {
-        let st = t.st;
-        let (e, _) = eligibility_of(st, c).await?;
-        let approval = approval_of(st, c).await?;
-        let ledger = st.store.disclosures(c.id).await?;
+        let uc::TakeHomeSection {
+            eligibility: e,
+            approval,
+            ledger,
+        } = uc::section(&t.st.app, c).await?;
         let version = e.policy_version.clone();
         Ok(html! {
             section.card id="takehome" {
@@ -564,7 +253,7 @@ pub mod web {
                 @if e.days > 0 && me.role().has(Permission::TakeHomeManage) {
                     form method="post" action={"/clients/" (c.id) "/psb-request"} id="psb-request-form" {
                         input type="hidden" name="csrf" value=(me.csrf_token);
-                        label { (t.s("th-request-days")) select name="days" { @for d in 2..=e.days { option value=(d) selected[d == e.days] { (d) } } } }
+                        label { (t.s("th-request-days")) select name="days" { @for d in 2..=e.days { option value=(d) selected[d == e.days] { (d) } } } (field_error(f, "psb-request", "days")) }
                         button type="submit" { (t.s("th-request")) }
                     }
                 }
@@ -589,27 +278,41 @@ pub mod web {
         Form(f): Form<DaysForm>,
     ) -> Response {
         let base = format!("/clients/{id}");
-        match send_psb_request(&st, &me, &id, f.days).await {
+        let sent = match anxin_app::parse_id(&id) {
+            Ok(id) => uc::send_request(&st.app, &me.app_actor(), id, f.days)
+                .await
+                .map_err(AppError::from),
+            Err(e) => Err(e.into()),
+        };
+        match sent {
             Ok(_) => Redirect::to(&base).into_response(),
-            Err(AppError::Domain(d)) if !matches!(d, anxin_domain::DomainError::Forbidden(_)) => {
-                back_with(&base, "error", &d.to_string())
-            }
-            Err(e) => error_page(e),
+            Err(e) => refused_form(
+                &st,
+                &base,
+                "psb-request",
+                e,
+                vec![("days".into(), f.days.to_string())],
+            ),
         }
     }
 
-    async fn queue_page(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> {
+    async fn queue_page(
+        State(st): State<AppState>,
+        me: CurrentUser,
+        f: Flash,
+    ) -> WebResult<Markup> {
         let t = T {
             st: &st,
             lang: crate::i18n::Lang::from_tag(&me.user.language),
         };
-        let queue = police_queue(&st, &me).await?;
+        let queue = uc::police_queue(&st.app, &me.app_actor()).await?;
         Ok(layout(
             &t,
             &t.s("psb-title"),
             Some(&me),
             html! {
                 h1 { (t.s("psb-title")) }
+                (flash(&f))
                 table.list id="psb-queue" {
                     thead { tr { th { (t.s("psb-name")) } th { (t.s("psb-national-id")) } th { (t.s("psb-days")) } th { (t.s("psb-requested")) } th { (t.s("psb-expires")) } th { (t.s("psb-status")) } th {} } }
                     tbody { @for r in &queue { tr data-request=(r.id) {
@@ -643,10 +346,17 @@ pub mod web {
         Path(id): Path<String>,
         Form(f): Form<AnswerForm>,
     ) -> Response {
-        match answer(&st, &me, &id, &f.decision, &f.reason).await {
-            Ok(_) => Redirect::to("/psb").into_response(),
-            Err(e) => error_page(e),
-        }
+        let body = uc::AnswerBody {
+            decision: f.decision,
+            reason: f.reason,
+        };
+        let answered = match anxin_app::parse_id(&id) {
+            Ok(id) => uc::answer(&st.app, &me.app_actor(), id, &body)
+                .await
+                .map_err(AppError::from),
+            Err(e) => Err(e.into()),
+        };
+        after_form("/psb", answered)
     }
 
     /// Adds the take-home pages.

@@ -634,7 +634,7 @@ async fn client_page(
         .await?;
     let messages = crate::sms::client_messages(&st, &me, c.id).await;
     let clinical = crate::clinic_web::client_details(&t, &me, &c, &f).await?;
-    let takehome = crate::takehome::web::client_section(&t, &me, &c).await?;
+    let takehome = crate::takehome::web::client_section(&t, &me, &c, &f).await?;
     let boxes = crate::boxes::web::client_section(&t, &me, &c, &f).await?;
     Ok(layout(
         &t,

@@ -634,3 +634,57 @@ async fn a_failure_while_reporting_a_box_lost_writes_nothing_on_sqlite() {
 async fn a_failure_while_reporting_a_box_lost_writes_nothing_on_postgres() {
     a_failed_loss_report_leaves_nothing(TestApp::postgres().await).await;
 }
+
+/// The police queue shows each request's identity as one disclosure, all written with the
+/// reading in one unit of work: a failure before it ends leaves no entry behind.
+async fn the_police_queue_reads_in_one_unit(app: TestApp) {
+    let w = world_on(app).await;
+    for uic in ["YX-0101-AA", "YX-0102-BB"] {
+        let id = w.stable_client(uic, true).await;
+        let (s, r) = w
+            .call(
+                Method::POST,
+                &w.doctor,
+                &format!("/api/v1/clients/{id}/psb-requests"),
+                Some(json!({"days": 2})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{r}");
+    }
+    let views = "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'disclosure.psb_view'";
+    let head = w.app.state.store.audit_head().await.unwrap();
+    w.app.state.app.arm_failpoint("police_queue.before_commit");
+    let (s, _) = w
+        .call(Method::GET, &w.police, "/api/v1/psb/requests", None)
+        .await;
+    w.app.state.app.disarm_failpoints();
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(w.app.state.store.audit_head().await.unwrap(), head);
+    assert_eq!(
+        count(&w, views).await,
+        0,
+        "no disclosure without the reading"
+    );
+
+    let (s, queue) = w
+        .call(Method::GET, &w.police, "/api/v1/psb/requests", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(queue.as_array().unwrap().len(), 2);
+    assert_eq!(
+        count(&w, views).await,
+        2,
+        "one disclosure per request shown"
+    );
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_police_queue_reads_in_one_unit_on_sqlite() {
+    the_police_queue_reads_in_one_unit(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn the_police_queue_reads_in_one_unit_on_postgres() {
+    the_police_queue_reads_in_one_unit(TestApp::postgres().await).await;
+}

@@ -39,6 +39,7 @@ async fn eligibility_request_police_approval_and_the_ledger() {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(err["error"]["code"], "request.no_consent");
     assert!(err["error"]["message"]
         .as_str()
         .unwrap()
@@ -184,6 +185,19 @@ async fn eligibility_request_police_approval_and_the_ledger() {
         .await;
     assert_eq!(s, StatusCode::OK, "{a}");
     assert_eq!(a["status"], "approved");
+    // A second answer is refused by code and changes nothing.
+    let (s, err) = w
+        .call(
+            Method::POST,
+            &w.police,
+            &format!("/api/v1/psb/requests/{rid}/answer"),
+            Some(json!({"decision": "deny", "reason": "changed my mind"})),
+        )
+        .await;
+    assert_eq!(
+        (s, err["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("request.answered"))
+    );
     let (_, th) = w
         .call(
             Method::GET,
@@ -299,6 +313,7 @@ async fn requests_expire_and_police_hold_only_their_queue() {
         )
         .await;
     assert_eq!(a.status, StatusCode::CONFLICT);
+    assert_eq!(a.json()["error"]["code"], "request.expired");
     assert!(a.json()["error"]["message"]
         .as_str()
         .unwrap()

@@ -143,7 +143,11 @@ pub struct CloseOutRow {
 }
 
 /// Decrypts a stored identity (`None`: nothing recorded yet).
-fn open_identity(vault: &Vault, client_id: i64, sealed: Option<Vec<u8>>) -> Result<Identity> {
+pub(crate) fn open_identity(
+    vault: &Vault,
+    client_id: i64,
+    sealed: Option<Vec<u8>>,
+) -> Result<Identity> {
     match sealed {
         None => Ok(Identity::default()),
         Some(s) => {
@@ -272,12 +276,6 @@ const ORDER_COLUMNS: &str =
     "id, client_id, kind, start_date, mg, steps, split, reason, prescriber_id, created_at";
 
 impl Store {
-    /// A client row without scope checks or audit: for adapters that have already decided
-    /// access by other means (the police answer a request, not a record).
-    pub(crate) async fn client_unscoped(&self, id: i64) -> Result<Client> {
-        self.client_row(id).await
-    }
-
     async fn client_row(&self, id: i64) -> Result<Client> {
         let row = sqlx::query(&format!(
             "SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"

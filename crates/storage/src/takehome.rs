@@ -2,13 +2,15 @@
 //! (with the policy version that decided), police approval requests and answers, and the
 //! disclosure ledger: every piece of a client's data that left the centre, to whom, and why.
 
-use anxin_domain::DomainError;
+use anxin_domain::{Code, DomainError, Problem};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::any::AnyRow;
 
 use crate::audit::{append, Actor, AuditEvent};
 use crate::clients::{parse_day, Client};
+use crate::clinic::{open_identity, Identity};
+use crate::vault::Vault;
 use crate::{col, to_ms, Result, Store};
 
 /// A police approval request as stored.
@@ -265,77 +267,6 @@ impl Store {
         rows.iter().map(request_row).collect()
     }
 
-    /// The police answer a pending, unexpired request; the answer enters the ledger. Audited.
-    pub async fn answer_psb_request(
-        &self,
-        actor: &Actor,
-        id: i64,
-        approve: bool,
-        reason: &str,
-        today: NaiveDate,
-        now: DateTime<Utc>,
-    ) -> Result<PsbRequest> {
-        let by = actor
-            .user_id
-            .ok_or_else(|| DomainError::Forbidden("officers only".into()))?;
-        let req = self.psb_request(id).await?;
-        if actor.site_id != Some(req.site_id) {
-            return Err(DomainError::Forbidden(
-                "this request is addressed to another police office".into(),
-            )
-            .into());
-        }
-        if req.status != "pending" {
-            return Err(DomainError::Conflict(format!(
-                "request {id} was already answered ({})",
-                req.status
-            ))
-            .into());
-        }
-        if today > req.expires_on {
-            return Err(DomainError::Conflict(format!(
-                "request {id} expired on {}; the centre must send a new one",
-                req.expires_on
-            ))
-            .into());
-        }
-        let client = self.client_unscoped(req.client_id).await?;
-        let status = if approve { "approved" } else { "denied" };
-        let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE psb_requests SET status = $1, answered_on = $2, answer_reason = $3, answered_by = $4 WHERE id = $5 AND status = 'pending'")
-            .bind(status.to_owned())
-            .bind(today.to_string())
-            .bind(reason.to_owned())
-            .bind(by)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        insert_disclosure(
-            &mut tx,
-            (client.id, client.site_id),
-            today,
-            &NewDisclosure {
-                recipient: "PSB",
-                disclosed: &format!("answer to request {id}: {status}"),
-                purpose: "take-home police check",
-            },
-            actor,
-            now,
-        )
-        .await?;
-        append(
-            &mut tx,
-            actor,
-            &AuditEvent::new(&format!("psb.{status}"), "client", client.id)
-                .site(client.site_id)
-                .reason(format!("request {id}: {reason}")),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        self.psb_request(id).await
-    }
-
     /// The disclosure ledger of a client, newest first.
     pub async fn disclosures(&self, client_id: i64) -> Result<Vec<Disclosure>> {
         let rows = sqlx::query(
@@ -355,5 +286,103 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+impl crate::Work {
+    /// One request, read inside the unit of work.
+    async fn psb_request_in(&mut self, id: i64) -> Result<PsbRequest> {
+        let row = sqlx::query(&format!(
+            "SELECT {REQUEST_COLUMNS} FROM psb_requests WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.conn())
+        .await?
+        .ok_or_else(|| DomainError::NotFound(format!("request {id}")))?;
+        request_row(&row)
+    }
+
+    /// The police answer a pending, unexpired request addressed to their office; the answer
+    /// enters the ledger and the audit trail, and the answered request is returned.
+    pub async fn answer_psb_request(
+        &mut self,
+        id: i64,
+        approve: bool,
+        reason: &str,
+        today: NaiveDate,
+    ) -> Result<PsbRequest> {
+        let by = self
+            .actor()
+            .user_id
+            .ok_or_else(|| DomainError::Forbidden("officers only".into()))?;
+        let req = self.psb_request_in(id).await?;
+        if self.actor().site_id != Some(req.site_id) {
+            return Err(DomainError::from(Problem::new(Code::RequestOtherOffice)).into());
+        }
+        if req.status != "pending" {
+            return Err(DomainError::from(
+                Problem::new(Code::RequestAnswered)
+                    .arg("id", id.to_string())
+                    .arg("status", &req.status),
+            )
+            .into());
+        }
+        if today > req.expires_on {
+            return Err(DomainError::from(
+                Problem::new(Code::RequestExpired)
+                    .arg("id", id.to_string())
+                    .arg("on", req.expires_on.to_string()),
+            )
+            .into());
+        }
+        let status = if approve { "approved" } else { "denied" };
+        let (actor, now) = (self.actor().clone(), self.now());
+        sqlx::query("UPDATE psb_requests SET status = $1, answered_on = $2, answer_reason = $3, answered_by = $4 WHERE id = $5 AND status = 'pending'")
+            .bind(status.to_owned())
+            .bind(today.to_string())
+            .bind(reason.to_owned())
+            .bind(by)
+            .bind(id)
+            .execute(self.conn())
+            .await?;
+        insert_disclosure(
+            self.conn(),
+            (req.client_id, req.site_id),
+            today,
+            &NewDisclosure {
+                recipient: "PSB",
+                disclosed: &format!("answer to request {id}: {status}"),
+                purpose: "take-home police check",
+            },
+            &actor,
+            now,
+        )
+        .await?;
+        self.audit(
+            AuditEvent::new(&format!("psb.{status}"), "client", req.client_id)
+                .site(req.site_id)
+                .reason(format!("request {id}: {reason}")),
+        )
+        .await?;
+        self.psb_request_in(id).await
+    }
+
+    /// Decrypts the name and national ID a police record check needs, for a request addressed
+    /// to the actor's office; the view is audited as `disclosure.psb_view` in the same unit.
+    pub async fn identity_for_police(&mut self, r: &PsbRequest, vault: &Vault) -> Result<Identity> {
+        if self.actor().site_id != Some(r.site_id) {
+            return Err(DomainError::from(Problem::new(Code::RequestOtherOffice)).into());
+        }
+        self.audit(
+            AuditEvent::new("disclosure.psb_view", "client", r.client_id)
+                .site(r.site_id)
+                .reason(format!("request {}", r.id)),
+        )
+        .await?;
+        let row = sqlx::query("SELECT identity FROM clients WHERE id = $1")
+            .bind(r.client_id)
+            .fetch_one(self.conn())
+            .await?;
+        open_identity(vault, r.client_id, col(&row, "identity")?)
     }
 }
