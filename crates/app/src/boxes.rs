@@ -354,17 +354,7 @@ pub struct CodesStopped {
 }
 
 fn reason_of(req: &Withhold) -> Result<String> {
-    let reason = req.reason.trim();
-    if reason.is_empty() {
-        return Err(Problem::new(Code::ReasonRequired).field("reason").into());
-    }
-    if reason.chars().count() > crate::identity::MAX_FIELD_CHARS {
-        return Err(Problem::new(Code::TextTooLong)
-            .field("reason")
-            .arg("max", crate::identity::MAX_FIELD_CHARS)
-            .into());
-    }
-    Ok(reason.to_owned())
+    crate::identity::bounded("reason", &req.reason)
 }
 
 /// Refuses unless the load is loaded or out with its client.

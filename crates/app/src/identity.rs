@@ -11,6 +11,22 @@ use crate::{Actor, App, Result};
 /// Longest name or address accepted (characters).
 pub const MAX_FIELD_CHARS: usize = 200;
 
+/// A required free-text field, trimmed: refused when empty (`reason.required`) or longer than
+/// [`MAX_FIELD_CHARS`] characters.
+pub(crate) fn bounded(field: &str, raw: &str) -> Result<String> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Err(Problem::new(Code::ReasonRequired).field(field).into());
+    }
+    if text.chars().count() > MAX_FIELD_CHARS {
+        return Err(Problem::new(Code::TextTooLong)
+            .field(field)
+            .arg("max", MAX_FIELD_CHARS)
+            .into());
+    }
+    Ok(text.to_owned())
+}
+
 /// Identifying fields as typed (each optional; at least one must be given).
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -9,7 +9,9 @@
 //! The HTTP API, the pages, the CLI, the demo and background jobs are adapters over these
 //! functions: they translate requests in and answers out, and hold no rule of their own.
 //! Feature modules: [`dispensing`] (the window), [`orders`] (dose orders), [`identity`]
-//! (a client's identifying fields), [`boxes`] (loading a take-home box and handing it out).
+//! (a client's identifying fields), [`boxes`] (loading a take-home box and handing it out),
+//! [`takehome`] (eligibility, police requests and answers), [`treatment`] (stage, discharge,
+//! readmission, transfer, and the boxes that end with a treatment).
 
 use std::sync::Arc;
 
@@ -25,6 +27,7 @@ pub mod error;
 pub mod identity;
 pub mod orders;
 pub mod takehome;
+pub mod treatment;
 
 pub use actor::Actor;
 pub use anxin_storage::Client;

@@ -9,7 +9,9 @@ use anxin_domain::clinic::adherence::{adherence, Adherence};
 use anxin_domain::clinic::missed::Rule;
 use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::urine;
-use anxin_domain::takehome::{approval_holds, decide, Eligibility, Facts, Policy, Tier};
+use anxin_domain::takehome::{
+    approval_holds, approval_until, decide, Eligibility, Facts, Policy, Tier,
+};
 use anxin_domain::{Code, Permission, Problem};
 use anxin_storage::clinic::{Consent, Identity};
 pub use anxin_storage::takehome::{Disclosure, PsbRequest};
@@ -111,6 +113,11 @@ pub async fn eligibility_of(app: &App, c: &Client) -> Result<(Eligibility, Optio
 
 /// The police approval that holds today, if any.
 pub async fn approval_of(app: &App, c: &Client) -> Result<Option<PsbRequest>> {
+    Ok(approval_in_force(app, c).await?.map(|(r, _)| r))
+}
+
+/// The police approval that holds today and its last valid day.
+async fn approval_in_force(app: &App, c: &Client) -> Result<Option<(PsbRequest, NaiveDate)>> {
     let today = app.today();
     let policy = policy_of(app, c.site_id).await?;
     let consents = app.store.consents(c.id).await?;
@@ -123,7 +130,7 @@ pub async fn approval_of(app: &App, c: &Client) -> Result<Option<PsbRequest>> {
             .any(|x| x.id == r.consent_id && x.active_on(today));
         if let Some(on) = r.answered_on {
             if approval_holds(&policy, on, consent_active, today) {
-                return Ok(Some(r));
+                return Ok(Some((r, approval_until(&policy, on))));
             }
         }
     }
@@ -265,7 +272,10 @@ impl From<&Policy> for PolicyView {
 #[derive(Debug)]
 pub struct TakeHomeSection {
     pub eligibility: Eligibility,
-    pub approval: Option<PsbRequest>,
+    /// The approval in force and its last valid day.
+    pub approval: Option<(PsbRequest, NaiveDate)>,
+    /// The newest request when it is not the approval in force: pending, denied or expired.
+    pub latest: Option<PsbRequest>,
     pub ledger: Vec<Disclosure>,
 }
 
@@ -287,9 +297,19 @@ pub async fn eligibility(app: &App, me: &Actor, client_id: i64) -> Result<Eligib
 /// The take-home section of a record the caller has already opened.
 pub async fn section(app: &App, c: &Client) -> Result<TakeHomeSection> {
     let (eligibility, _) = eligibility_of(app, c).await?;
+    let approval = approval_in_force(app, c).await?;
+    let latest = app
+        .store
+        .psb_requests_of_client(c.id)
+        .await?
+        .into_iter()
+        .next()
+        .filter(|r| approval.as_ref().is_none_or(|(a, _)| a.id != r.id))
+        .filter(|r| r.status != "approved");
     Ok(TakeHomeSection {
         eligibility,
-        approval: approval_of(app, c).await?,
+        approval,
+        latest,
         ledger: app.store.disclosures(c.id).await?,
     })
 }
@@ -300,6 +320,12 @@ pub async fn section(app: &App, c: &Client) -> Result<TakeHomeSection> {
 pub async fn send_request(app: &App, me: &Actor, client_id: i64, days: i64) -> Result<RequestSent> {
     me.require(Permission::TakeHomeManage)?;
     let c = open(app, me, client_id, "police request").await?;
+    if let Some((a, until)) = approval_in_force(app, &c).await? {
+        return Err(Problem::new(Code::RequestApprovalHolds)
+            .arg("days", a.requested_days.to_string())
+            .arg("until", until.to_string())
+            .into());
+    }
     let (e, consent) = eligibility_of(app, &c).await?;
     let Some(consent_id) = consent else {
         return Err(Problem::new(Code::RequestNoConsent)

@@ -74,7 +74,9 @@ impl BoxState {
     }
 }
 
-/// Where a load is in its life: loaded in the clinic, out with the client, back, or lost.
+/// Where a load is in its life: loaded in the clinic, out with the client, back, lost, or ended
+/// because the client's treatment here ended (discharge, compulsory isolated treatment,
+/// transfer) while the box was out: its codes stop, nobody tracks it, and it must come back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LoadState {
@@ -82,14 +84,16 @@ pub enum LoadState {
     WithClient,
     Returned,
     Lost,
+    Ended,
 }
 
 impl LoadState {
-    pub const ALL: [LoadState; 4] = [
+    pub const ALL: [LoadState; 5] = [
         LoadState::Loaded,
         LoadState::WithClient,
         LoadState::Returned,
         LoadState::Lost,
+        LoadState::Ended,
     ];
 
     /// The stored and serialised name.
@@ -99,6 +103,7 @@ impl LoadState {
             LoadState::WithClient => "with_client",
             LoadState::Returned => "returned",
             LoadState::Lost => "lost",
+            LoadState::Ended => "ended",
         }
     }
 
@@ -106,9 +111,15 @@ impl LoadState {
         LoadState::ALL.into_iter().find(|l| l.as_str() == s)
     }
 
-    /// Whether the load's doses are still in the box (loaded, or with the client).
+    /// Whether the load is live: loaded, or with the client, its codes running.
     pub fn is_out(self) -> bool {
         matches!(self, LoadState::Loaded | LoadState::WithClient)
+    }
+
+    /// Whether the box still has to come back and be reconciled (live, or ended with the
+    /// treatment).
+    pub fn awaits_return(self) -> bool {
+        self.is_out() || self == LoadState::Ended
     }
 }
 
@@ -273,6 +284,10 @@ mod tests {
         assert!(
             !covers(LoadState::Lost, false, Some(Delivered), earlier),
             "box lost"
+        );
+        assert!(
+            !covers(LoadState::Ended, false, Some(Delivered), earlier),
+            "treatment ended"
         );
         assert!(!covers(
             LoadState::Returned,

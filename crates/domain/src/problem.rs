@@ -139,6 +139,20 @@ codes! {
     RequestExpired => ("request.expired", Conflict),
     /// A request addressed to another police office.
     RequestOtherOffice => ("request.other_office", Forbidden),
+    /// A new police request while an approval is in force.
+    RequestApprovalHolds => ("request.approval_holds", Conflict),
+    /// A discharge of a client already discharged.
+    ClientAlreadyDischarged => ("client.already_discharged", Conflict),
+    /// A readmission of a client still in treatment.
+    ClientInTreatment => ("client.in_treatment", Conflict),
+    /// A transfer to the client's own centre.
+    TransferSameSite => ("transfer.same_site", Invalid),
+    /// No centre of the deployment has this code.
+    SiteUnknown => ("site.unknown", Invalid),
+    /// A date after today where only today or earlier makes sense.
+    DateInFuture => ("date.in_future", Invalid),
+    /// Ending a treatment while a box is out, without confirming that its codes stop.
+    TreatmentEndBoxOut => ("treatment.box_out", Conflict),
 }
 
 impl Code {

@@ -255,6 +255,11 @@ pub fn decide(policy: &Policy, f: &Facts) -> Eligibility {
     }
 }
 
+/// The last day a police approval answered on `approved_on` is valid.
+pub fn approval_until(policy: &Policy, approved_on: NaiveDate) -> NaiveDate {
+    approved_on + Duration::days(i64::from(policy.approval_valid_days))
+}
+
 /// Whether a police approval answered on `approved_on` still holds on `today`: within its
 /// validity and with the client's consent to the check still in force.
 pub fn approval_holds(
@@ -263,7 +268,7 @@ pub fn approval_holds(
     consent_active: bool,
     today: NaiveDate,
 ) -> bool {
-    consent_active && today <= approved_on + Duration::days(i64::from(policy.approval_valid_days))
+    consent_active && today <= approval_until(policy, approved_on)
 }
 
 #[cfg(test)]

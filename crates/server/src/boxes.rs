@@ -514,6 +514,7 @@ pub mod web {
                             form method="post" action={"/loads/" (l.id) "/hand-out"} class="hand-out-form" { (csrf) (form_notice(f, &format!("hand-out-{}", l.id), &["phone_confirmed"])) label.check { input type="checkbox" name="phone_confirmed" value="true" required; " " (t.s("box-hand-out-phone-confirmed")) (field_error(f, &format!("hand-out-{}", l.id), "phone_confirmed")) } button type="submit" { (t.s("box-hand-out")) } }
                         } @if may && l.state.is_out() {
                             form method="post" action={"/loads/" (l.id) "/withhold"} { (csrf) input name="reason" placeholder=(t.s("box-withhold-reason")) aria-label=(t.s("box-withhold-reason")) required; button type="submit" { (t.s("box-withhold")) } }
+                        } @if may && l.state.awaits_return() {
                             form method="post" action={"/loads/" (l.id) "/return"} { (csrf) textarea name="log_base64" rows="2" placeholder=(t.s("box-log")) aria-label=(t.s("box-log")) required {} button type="submit" { (t.s("box-return")) } }
                         } }
                     } } }

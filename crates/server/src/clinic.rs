@@ -386,38 +386,18 @@ impl From<&Consent> for ConsentView {
     }
 }
 
-/// A change of stage.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StageRequest {
-    /// voluntary, community_treatment, compulsory_isolated, community_rehabilitation
-    pub stage: String,
-    /// YYYY-MM-DD, default today
-    #[serde(default)]
-    pub since: Option<String>,
-}
+pub use anxin_app::treatment::{DischargeRequest, StageRequest, TransferRequest, TreatmentChanged};
 
 async fn api_set_stage(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<StageRequest>,
-) -> AppResult<StatusCode> {
-    let stage: Stage = req.stage.parse()?;
-    let since = past_or_today("since", req.since.as_deref(), st.today())?;
-    st.store
-        .set_stage(&me.actor(), client_id(&id)?, stage, since, st.now())
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-/// A discharge.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DischargeRequest {
-    pub reason: String,
-    #[serde(default)]
-    pub on: Option<String>,
+) -> AppResult<Json<TreatmentChanged>> {
+    let id = client_id(&id)?;
+    Ok(Json(
+        anxin_app::treatment::set_stage(&st.app, &me.app_actor(), id, &req).await?,
+    ))
 }
 
 async fn api_discharge(
@@ -425,12 +405,11 @@ async fn api_discharge(
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<DischargeRequest>,
-) -> AppResult<StatusCode> {
-    let on = past_or_today("on", req.on.as_deref(), st.today())?;
-    st.store
-        .discharge(&me.actor(), client_id(&id)?, on, &req.reason, st.now())
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+) -> AppResult<Json<TreatmentChanged>> {
+    let id = client_id(&id)?;
+    Ok(Json(
+        anxin_app::treatment::discharge(&st.app, &me.app_actor(), id, &req).await?,
+    ))
 }
 
 async fn api_readmit(
@@ -438,19 +417,18 @@ async fn api_readmit(
     me: CurrentUser,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    st.store
-        .readmit(&me.actor(), client_id(&id)?, st.today(), st.now())
-        .await?;
+    let id = client_id(&id)?;
+    anxin_app::treatment::readmit(&st.app, &me.app_actor(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A transfer or guest arrangement naming another site.
+/// A guest-dosing arrangement at another site.
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SiteMove {
     /// The other site's code.
     pub site: String,
-    /// YYYY-MM-DD (guest dosing: first day; transfer: the day of transfer, default today)
+    /// YYYY-MM-DD, the first day (default today)
     #[serde(default)]
     pub from: Option<String>,
     /// YYYY-MM-DD, guest dosing only: last day
@@ -462,16 +440,12 @@ async fn api_transfer(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-    ApiJson(req): ApiJson<SiteMove>,
-) -> AppResult<StatusCode> {
-    let site = st.store.site_by_code(&req.site).await.map_err(|_| {
-        DomainError::invalid("site", format!("no site has the code `{}`", req.site))
-    })?;
-    let on = past_or_today("from", req.from.as_deref(), st.today())?;
-    st.store
-        .transfer(&me.actor(), client_id(&id)?, site.id, on, st.now())
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    ApiJson(req): ApiJson<TransferRequest>,
+) -> AppResult<Json<TreatmentChanged>> {
+    let id = client_id(&id)?;
+    Ok(Json(
+        anxin_app::treatment::transfer(&st.app, &me.app_actor(), id, &req).await?,
+    ))
 }
 
 async fn api_guest(
@@ -1214,10 +1188,10 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "/api/v1/clients/{id}/stage",
                 Needs(ClientWrite),
                 "clients",
-                "Change the treatment stage",
+                "Change the treatment stage (a stage not dosed here ends a box out)",
             )
-            .body::<StageRequest>()
-            .status(204),
+            .answers::<TreatmentChanged>()
+            .body::<StageRequest>(),
             api_set_stage,
         )
         .add(
@@ -1226,10 +1200,10 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "/api/v1/clients/{id}/discharge",
                 Needs(ClientWrite),
                 "clients",
-                "Discharge from treatment",
+                "Discharge from treatment (ends a box out with the client)",
             )
-            .body::<DischargeRequest>()
-            .status(204),
+            .answers::<TreatmentChanged>()
+            .body::<DischargeRequest>(),
             api_discharge,
         )
         .add(
@@ -1249,10 +1223,10 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "/api/v1/clients/{id}/transfer",
                 Needs(ClientWrite),
                 "clients",
-                "Transfer to another centre",
+                "Transfer to another centre (ends a box out with the client)",
             )
-            .body::<SiteMove>()
-            .status(204),
+            .answers::<TreatmentChanged>()
+            .body::<TransferRequest>(),
             api_transfer,
         )
         .add(

@@ -199,6 +199,7 @@ pub(crate) async fn client_details(
     let (adh, urine_streak) = clinic::client_adherence(st, c).await?;
     let tests = st.store.urine_tests(c.id).await?;
     let consents = st.store.consents(c.id).await?;
+    let boxes_out = anxin_app::treatment::boxes_out(&st.app, c).await?;
     let today = st.today();
     let pct = |p: Option<f64>| p.map_or("–".to_owned(), |x| format!("{x:.0}%"));
     let base = format!("/clients/{}", c.id);
@@ -297,7 +298,18 @@ pub(crate) async fn client_details(
         @if role.has(Permission::ClientWrite) && c.discharged_on.is_none() {
             section.card {
                 h2 { (t.s("client-discharge")) }
-                form method="post" action={(base) "/discharge"} { (csrf(me)) label { (t.s("client-discharge-reason")) input name="reason" required; } button type="submit" { (t.s("client-discharge")) } }
+                form method="post" action={(base) "/discharge"} id="discharge-form" {
+                    (csrf(me))
+                    (form_notice(f, "discharge", &["reason", "confirm_box_out"]))
+                    label { (t.s("client-discharge-reason")) input name="reason" required value=(f.value("discharge", "reason").unwrap_or_default()); (field_error(f, "discharge", "reason")) }
+                    @for serial in &boxes_out {
+                        p.notice.box-out role="alert" { (t.a("client-discharge-box-out", &[("serial", serial)])) }
+                    }
+                    @if !boxes_out.is_empty() {
+                        label.check { input type="checkbox" name="confirm_box_out" value="true" required; " " (t.s("client-discharge-confirm-box")) (field_error(f, "discharge", "confirm_box_out")) }
+                    }
+                    button type="submit" { (t.s("client-discharge")) }
+                }
             }
         }
         @if c.stage == Stage::CompulsoryIsolated { p.notice { "CIT" } }
@@ -460,22 +472,41 @@ struct ReasonForm {
     reason: String,
 }
 
+#[derive(Deserialize)]
+struct DischargeForm {
+    reason: String,
+    #[serde(default)]
+    confirm_box_out: Option<String>,
+}
+
 async fn form_discharge(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
-    Form(f): Form<ReasonForm>,
+    Form(f): Form<DischargeForm>,
 ) -> Response {
     let base = format!("/clients/{id}");
-    let Ok(cid) = id.parse::<i64>() else {
-        return error_page(DomainError::invalid("id", "not a number").into());
+    let req = anxin_app::treatment::DischargeRequest {
+        reason: f.reason.clone(),
+        on: None,
+        confirm_box_out: f.confirm_box_out.as_deref() == Some("true"),
     };
-    after_form(
-        &base,
-        st.store
-            .discharge(&me.actor(), cid, st.today(), &f.reason, st.now())
-            .await,
-    )
+    let done = match anxin_app::parse_id(&id) {
+        Ok(cid) => anxin_app::treatment::discharge(&st.app, &me.app_actor(), cid, &req)
+            .await
+            .map_err(AppError::from),
+        Err(e) => Err(e.into()),
+    };
+    match done {
+        Ok(_) => Redirect::to(&base).into_response(),
+        Err(e) => refused_form(
+            &st,
+            &base,
+            "discharge",
+            e,
+            vec![("reason".into(), f.reason)],
+        ),
+    }
 }
 
 async fn stock_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> WebResult<Markup> {

@@ -226,6 +226,41 @@ pub mod web {
         }
     }
 
+    /// Where the newest police request stands, in the page's language.
+    fn request_state(t: &T<'_>, r: &uc::PsbRequest) -> Markup {
+        let on = r.requested_on.to_string();
+        let waiting = waiting(t, r);
+        let text = match r.status.as_str() {
+            "pending" if waiting => t.a(
+                "th-request-pending",
+                &[
+                    ("on", &on),
+                    ("days", &r.requested_days.to_string()),
+                    ("expires", &r.expires_on.to_string()),
+                ],
+            ),
+            "denied" => t.a(
+                "th-request-denied",
+                &[
+                    ("on", &on),
+                    ("reason", r.answer_reason.as_deref().unwrap_or("")),
+                ],
+            ),
+            _ => t.a("th-request-expired", &[("on", &on)]),
+        };
+        let status = if r.status == "pending" && !waiting {
+            "expired"
+        } else {
+            r.status.as_str()
+        };
+        html! { p.notice id="psb-request-state" data-status=(status) { (text) } }
+    }
+
+    /// Whether a request still waits for the police's answer today.
+    fn waiting(t: &T<'_>, r: &uc::PsbRequest) -> bool {
+        r.status == "pending" && r.expires_on >= t.st.today()
+    }
+
     /// The take-home section of a client's page.
     pub(crate) async fn client_section(
         t: &T<'_>,
@@ -236,6 +271,7 @@ pub mod web {
         let uc::TakeHomeSection {
             eligibility: e,
             approval,
+            latest,
             ledger,
         } = uc::section(&t.st.app, c).await?;
         let version = e.policy_version.clone();
@@ -249,8 +285,9 @@ pub mod web {
                     h3 { (t.a("th-next", &[("days", &days.to_string())])) }
                     (criteria_table(t, next))
                 }
-                @if let Some(a) = &approval { p.flash.ok id="approval" { (t.a("th-approved", &[("days", &a.requested_days.to_string())])) } }
-                @if e.days > 0 && me.role().has(Permission::TakeHomeManage) {
+                @if let Some((a, until)) = &approval { p.flash.ok id="approval" { (t.a("th-approved-until", &[("days", &a.requested_days.to_string()), ("until", &until.to_string())])) } }
+                @if let Some(r) = &latest { (request_state(t, r)) }
+                @if e.days > 0 && approval.is_none() && !latest.as_ref().is_some_and(|r| waiting(t, r)) && me.role().has(Permission::TakeHomeManage) {
                     form method="post" action={"/clients/" (c.id) "/psb-request"} id="psb-request-form" {
                         input type="hidden" name="csrf" value=(me.csrf_token);
                         label { (t.s("th-request-days")) select name="days" { @for d in 2..=e.days { option value=(d) selected[d == e.days] { (d) } } } (field_error(f, "psb-request", "days")) }

@@ -688,3 +688,150 @@ async fn the_police_queue_reads_in_one_unit_on_sqlite() {
 async fn the_police_queue_reads_in_one_unit_on_postgres() {
     the_police_queue_reads_in_one_unit(TestApp::postgres().await).await;
 }
+
+/// Ending the treatment ends the box: discharge with a box out is refused until the user
+/// confirms (the page warns first, in Chinese); then, in one unit of work, the box's queued
+/// codes stop, GPS tracking stops, and the box still has to come back. A move to compulsory
+/// isolated treatment does the same.
+async fn ending_treatment_ends_the_box(app: TestApp) {
+    let w = world_on(app).await;
+    let (id, load) = box_out(&w, "YX-0043-IY", "BOX-0001", 7).await;
+    let expires = (w.app.state.today() + chrono::Duration::days(365)).to_string();
+    let (s, _) = w
+        .call(Method::POST, &w.counsellor, &format!("/api/v1/clients/{id}/consents"), Some(json!({"purpose": "box_gps", "recipient": "centre", "scope": "box position against the home zone", "expires_on": expires})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, t) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            "/api/v1/boxes/BOX-0001/tracker",
+            Some(json!({"imei": "868120145233604"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let zone = json!({"kind": "circle", "lat": 24.35, "lon": 102.54, "radius_m": 100});
+    let (s, e) = w
+        .call(
+            Method::PUT,
+            &w.doctor,
+            &format!("/api/v1/loads/{load}/home-zone"),
+            Some(zone),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{e}");
+    let store = &w.app.state.store;
+    let box_id = store.load(load).await.unwrap().box_id;
+    assert!(store.watch(box_id).await.unwrap().is_some(), "tracked");
+    let queued = format!(
+        "SELECT COUNT(*) AS n FROM sms_outbox WHERE state = 'queued' AND idempotency_key LIKE 'code:{load}:%'"
+    );
+    assert_eq!(count(&w, &queued).await, 2);
+
+    // The page warns before the discharge; without the confirmation it is refused at the field.
+    let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    let page = doctor.get(&format!("/clients/{id}")).await;
+    assert!(
+        page.text.contains("药盒 BOX-0001 仍在该服务对象处"),
+        "the discharge form warns about the box"
+    );
+    let a = doctor
+        .submit(
+            &format!("/clients/{id}/discharge"),
+            &[("reason", "搬家到外省")],
+        )
+        .await;
+    let shown = error_at(&a.text, "confirm_box_out").expect("refused at the confirmation");
+    assert!(shown.contains("BOX-0001"), "{shown}");
+    assert!(
+        a.text.contains("value=\"搬家到外省\""),
+        "the reason is kept"
+    );
+    let (s, c, f) = api_refusal(
+        &w,
+        Method::POST,
+        &format!("/api/v1/clients/{id}/discharge"),
+        json!({"reason": "moved away"}),
+    )
+    .await;
+    assert_eq!(
+        (s, c.as_str(), f.as_str()),
+        (StatusCode::CONFLICT, "treatment.box_out", "confirm_box_out")
+    );
+    let discharged =
+        format!("SELECT COUNT(*) AS n FROM clients WHERE id = {id} AND discharged_on IS NOT NULL");
+    assert_eq!(count(&w, &discharged).await, 0, "nothing written");
+    assert_eq!(count(&w, &queued).await, 2);
+
+    // Confirmed: discharged, the codes stop, the box is no longer tracked, and it must come back.
+    let a = doctor
+        .submit(
+            &format!("/clients/{id}/discharge"),
+            &[("reason", "搬家到外省"), ("confirm_box_out", "true")],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(count(&w, &discharged).await, 1, "discharged");
+    assert_eq!(
+        count(&w, &queued).await,
+        0,
+        "no code goes out the next morning"
+    );
+    let l = store.load(load).await.unwrap();
+    assert_eq!(l.state, anxin_domain::boxes::LoadState::Ended);
+    assert!(store.watch(box_id).await.unwrap().is_none(), "not tracked");
+    let page = doctor.get(&format!("/clients/{id}")).await;
+    assert!(
+        page.text.contains("治疗已结束，待归还"),
+        "the load shows as ended"
+    );
+    assert!(
+        page.text
+            .contains(&format!("action=\"/loads/{load}/return\"")),
+        "the box can still be returned"
+    );
+    assert!(
+        !page
+            .text
+            .contains(&format!("action=\"/loads/{load}/withhold\"")),
+        "nothing left to withhold"
+    );
+
+    // A move to compulsory isolated treatment ends a box out in the same way.
+    let (other, other_load) = box_out(&w, "YX-0044-AA", "BOX-0002", 7).await;
+    let stage = format!("/api/v1/clients/{other}/stage");
+    let (s, c, _) = api_refusal(
+        &w,
+        Method::PUT,
+        &stage,
+        json!({"stage": "compulsory_isolated"}),
+    )
+    .await;
+    assert_eq!((s, c.as_str()), (StatusCode::CONFLICT, "treatment.box_out"));
+    let (s, r) = w
+        .call(
+            Method::PUT,
+            &w.doctor,
+            &stage,
+            Some(json!({"stage": "compulsory_isolated", "confirm_box_out": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["boxes_ended"], json!(["BOX-0002"]));
+    assert_eq!(r["codes_stopped"], 2);
+    assert_eq!(
+        store.load(other_load).await.unwrap().state,
+        anxin_domain::boxes::LoadState::Ended
+    );
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn ending_treatment_ends_the_box_on_sqlite() {
+    ending_treatment_ends_the_box(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn ending_treatment_ends_the_box_on_postgres() {
+    ending_treatment_ends_the_box(TestApp::postgres().await).await;
+}

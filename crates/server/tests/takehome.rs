@@ -103,6 +103,15 @@ async fn eligibility_request_police_approval_and_the_ledger() {
         )
         .await;
     assert_eq!(s, StatusCode::CONFLICT, "a second request while one waits");
+    // The record page says the request waits for the police, and offers no second one.
+    let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    let page = doctor.get(&format!("/clients/{id}")).await;
+    assert!(
+        page.text.contains("data-status=\"pending\""),
+        "pending shown"
+    );
+    assert!(page.text.contains("等待公安答复"));
+    assert!(!page.text.contains("id=\"psb-request-form\""));
 
     // The police see only what a record check needs. (Today is still pending: 29 of 29 days.)
     let (s, queue) = w
@@ -207,6 +216,26 @@ async fn eligibility_request_police_approval_and_the_ledger() {
         )
         .await;
     assert_eq!(th["approved_days"], 5);
+    // While the approval holds, no new request goes out; the page says until when it holds.
+    let (s, err) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/psb-requests"),
+            Some(json!({"days": 3})),
+        )
+        .await;
+    assert_eq!(
+        (s, err["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("request.approval_holds"))
+    );
+    let page = doctor.get(&format!("/clients/{id}")).await;
+    assert!(
+        page.text.contains("天，有效至"),
+        "approval and its end shown"
+    );
+    assert!(!page.text.contains("data-status=\"pending\""));
+    assert!(!page.text.contains("id=\"psb-request-form\""));
 
     // The ledger on the client's record shows both disclosures.
     let (_, ledger) = w
@@ -990,4 +1019,135 @@ async fn codes_can_be_withheld_revealed_to_a_checked_caller_and_stop_when_a_box_
         );
     }
     w.app.cleanup().await;
+}
+
+/// A discharge with a box out, then the box comes back: its load ended with the treatment, no
+/// code went out after the discharge, and the return still reconciles it (both compartments
+/// unopened, their methadone back to stock).
+async fn a_box_out_at_discharge_comes_back(app: TestApp) {
+    let w = world_on(app).await;
+    let id = w.stable_client("YX-0201", true).await;
+    w.approved(id, 2).await;
+    let (s, _) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            "/api/v1/boxes",
+            Some(json!({"serial": "BOX-0021"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, l) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/loads"),
+            Some(json!({"serial": "BOX-0021", "days": 2})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    let load_id = l["load"]["id"].as_i64().unwrap();
+    let (s, _) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/loads/{load_id}/hand-out"),
+            Some(json!({"phone_confirmed": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, r) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/discharge"),
+            Some(json!({"reason": "moved to Kunming", "confirm_box_out": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        (r["boxes_ended"].clone(), r["codes_stopped"].clone()),
+        (json!(["BOX-0021"]), json!(2))
+    );
+    // Nobody can be told a code of the ended box any more.
+    let (s, _) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/loads/{load_id}/withhold"),
+            Some(json!({"reason": "x"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+
+    // The client brings the box back unopened: the return reconciles the ended load.
+    let p = &l["provision"];
+    let dir = tempfile::tempdir().unwrap();
+    let boxfile = dir.path().join("box.json");
+    let b = boxfile.to_str().unwrap();
+    let start = p["start_day"].as_u64().unwrap();
+    let t0 = start * 86_400 + 3600;
+    sim(&[
+        "provision",
+        "--box",
+        b,
+        "--secret-hex",
+        p["secret_hex"].as_str().unwrap(),
+        "--box-id",
+        &p["box_id"].to_string(),
+        "--load-id",
+        &p["load_id"].to_string(),
+        "--start-day",
+        &start.to_string(),
+        "--compartments",
+        "2",
+        "--now",
+        &t0.to_string(),
+    ])
+    .unwrap();
+    let logfile = dir.path().join("log.bin");
+    sim(&[
+        "export-log",
+        "--box",
+        b,
+        "--to",
+        logfile.to_str().unwrap(),
+        "--now",
+        &(t0 + 60).to_string(),
+    ])
+    .unwrap();
+    let log = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        std::fs::read(&logfile).unwrap(),
+    );
+    let (s, rec) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/loads/{load_id}/return"),
+            Some(json!({"log_base64": log})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{rec}");
+    assert_eq!(rec["reconciliation"]["opened"], json!([]));
+    assert_eq!(rec["reconciliation"]["unopened"], json!([0, 1]));
+    let (_, boxes) = w.call(Method::GET, &w.doctor, "/api/v1/boxes", None).await;
+    let b = boxes
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["serial"] == "BOX-0021")
+        .unwrap();
+    assert_eq!(b["state"], "returned");
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_box_out_at_discharge_comes_back_on_sqlite() {
+    a_box_out_at_discharge_comes_back(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn a_box_out_at_discharge_comes_back_on_postgres() {
+    a_box_out_at_discharge_comes_back(TestApp::postgres().await).await;
 }

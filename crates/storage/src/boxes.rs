@@ -493,6 +493,50 @@ impl crate::Work {
         Ok(())
     }
 
+    /// The client's live loads (loaded, or out with them), read inside the unit of work.
+    pub async fn live_loads(&mut self, client_id: i64) -> Result<Vec<(Load, String)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {cols}, b.serial FROM box_loads l JOIN boxes b ON b.id = l.box_id \
+             WHERE l.client_id = $1 AND l.state IN ('loaded', 'with_client') ORDER BY l.id",
+            cols = LOAD_COLUMNS
+                .split(", ")
+                .map(|c| format!("l.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(client_id)
+        .fetch_all(self.conn())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((load_row(r)?, col(r, "serial")?)))
+            .collect()
+    }
+
+    /// Ends a live load because its client's treatment here ended (`why`): its codes stop from
+    /// `from` on, nobody tracks the box or reports its state any more, and the box still has to
+    /// come back. Audited as `box.ended`.
+    pub async fn end_load(&mut self, load: &Load, from: NaiveDate, why: &str) -> Result<u64> {
+        if !load.state.is_out() {
+            return Err(DomainError::Conflict(format!(
+                "load {} is already {}",
+                load.id, load.state
+            ))
+            .into());
+        }
+        let stopped = self.withhold_codes(load, from, why).await?;
+        sqlx::query("UPDATE box_loads SET state = 'ended' WHERE id = $1")
+            .bind(load.id)
+            .execute(self.conn())
+            .await?;
+        self.audit(
+            AuditEvent::new("box.ended", "client", load.client_id)
+                .site(load.site_id)
+                .reason(format!("load {}: {why}", load.id)),
+        )
+        .await?;
+        Ok(stopped)
+    }
+
     /// Withholds the codes of a load from `from` on: queued messages for those days expire.
     pub async fn withhold_codes(
         &mut self,
@@ -554,7 +598,7 @@ impl crate::Work {
         let now = self.now();
         let b = box_in(self.conn(), load.box_id).await?;
         b.state.to(BoxState::Returned)?;
-        if !load.state.is_out() {
+        if !load.state.awaits_return() {
             return Err(DomainError::Conflict(format!(
                 "load {} is already {}",
                 load.id, load.state

@@ -7,7 +7,7 @@ use anxin_domain::access::check_same_site;
 use anxin_domain::clinic::orders::{DoseOrder, OrderKind, Step};
 use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::urine::Outcome;
-use anxin_domain::DomainError;
+use anxin_domain::{Code, DomainError, Problem};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
@@ -423,51 +423,7 @@ impl Store {
         Ok(found)
     }
 
-    #[allow(clippy::too_many_arguments)] // private: one call site per kind of change
-    async fn client_event(
-        &self,
-        actor: &Actor,
-        c: &Client,
-        kind: &str,
-        detail: String,
-        on_day: NaiveDate,
-        update_sql: &str,
-        binds: (Option<String>, Option<String>),
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let mut tx = self.begin_write().await?;
-        sqlx::query(update_sql)
-            .bind(binds.0)
-            .bind(binds.1)
-            .bind(c.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO client_events (client_id, kind, detail, on_day, actor, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(c.id)
-        .bind(kind.to_owned())
-        .bind(detail.clone())
-        .bind(on_day.to_string())
-        .bind(actor.name.clone())
-        .bind(to_ms(now))
-        .execute(&mut *tx)
-        .await?;
-        append(
-            &mut tx,
-            actor,
-            &AuditEvent::new(&format!("client.{kind}"), "client", c.id)
-                .site(c.site_id)
-                .reason(detail),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Moves a client to another treatment stage from `since`.
+    /// Moves a client to another treatment stage from `since` (see [`crate::Work::set_stage`]).
     pub async fn set_stage(
         &self,
         actor: &Actor,
@@ -476,21 +432,13 @@ impl Store {
         since: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let c = self.client_for_write(actor, client_id).await?;
-        self.client_event(
-            actor,
-            &c,
-            "stage",
-            format!("{} → {stage}", c.stage),
-            since,
-            "UPDATE clients SET stage = $1, stage_since = $2 WHERE id = $3",
-            (Some(stage.as_str().to_owned()), Some(since.to_string())),
-            now,
-        )
-        .await
+        let mut work = self.begin_work(actor, now).await?;
+        let c = work.client_for_write(client_id).await?;
+        work.set_stage(&c, stage, since).await?;
+        work.commit().await
     }
 
-    /// Discharges a client on `on` with a reason; dosing stops.
+    /// Discharges a client on `on` with a reason (see [`crate::Work::discharge`]).
     pub async fn discharge(
         &self,
         actor: &Actor,
@@ -499,99 +447,10 @@ impl Store {
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let c = self.client_for_write(actor, client_id).await?;
-        if c.discharged_on.is_some() {
-            return Err(
-                DomainError::Conflict(format!("client {} is already discharged", c.uic)).into(),
-            );
-        }
-        if reason.trim().is_empty() {
-            return Err(
-                DomainError::invalid("reason", "say why the client leaves treatment").into(),
-            );
-        }
-        self.client_event(
-            actor,
-            &c,
-            "discharge",
-            reason.trim().to_owned(),
-            on,
-            "UPDATE clients SET discharged_on = $1, discharge_reason = $2 WHERE id = $3",
-            (Some(on.to_string()), Some(reason.trim().to_owned())),
-            now,
-        )
-        .await
-    }
-
-    /// Re-admits a discharged client.
-    pub async fn readmit(
-        &self,
-        actor: &Actor,
-        client_id: i64,
-        on: NaiveDate,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let c = self.client_for_write(actor, client_id).await?;
-        if c.discharged_on.is_none() {
-            return Err(DomainError::Conflict(format!("client {} is in treatment", c.uic)).into());
-        }
-        self.client_event(
-            actor,
-            &c,
-            "readmit",
-            String::new(),
-            on,
-            "UPDATE clients SET discharged_on = $1, discharge_reason = $2 WHERE id = $3",
-            (None, None),
-            now,
-        )
-        .await
-    }
-
-    /// Transfers a client's care to another site of the deployment.
-    pub async fn transfer(
-        &self,
-        actor: &Actor,
-        client_id: i64,
-        to_site: i64,
-        on: NaiveDate,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let c = self.client_for_write(actor, client_id).await?;
-        let site = self.site(to_site).await?;
-        if site.id == c.site_id {
-            return Err(
-                DomainError::invalid("to_site", "the client is already at this site").into(),
-            );
-        }
-        let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE clients SET site_id = $1 WHERE id = $2")
-            .bind(site.id)
-            .bind(c.id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "INSERT INTO client_events (client_id, kind, detail, on_day, actor, created_at) \
-             VALUES ($1, 'transfer', $2, $3, $4, $5)",
-        )
-        .bind(c.id)
-        .bind(format!("to {}", site.code))
-        .bind(on.to_string())
-        .bind(actor.name.clone())
-        .bind(to_ms(now))
-        .execute(&mut *tx)
-        .await?;
-        append(
-            &mut tx,
-            actor,
-            &AuditEvent::new("client.transfer", "client", c.id)
-                .site(c.site_id)
-                .reason(format!("to site {}", site.code)),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let mut work = self.begin_work(actor, now).await?;
+        let c = work.client_for_write(client_id).await?;
+        work.discharge(&c, on, reason).await?;
+        work.commit().await
     }
 
     /// Adds the next version of the treatment agreement.
@@ -1625,5 +1484,138 @@ impl crate::Work {
             .fetch_one(self.conn())
             .await?;
         open_identity(vault, client_id, col(&row, "identity")?)
+    }
+}
+
+/// The client events of a treatment history, each with its `client.<kind>` audit entry.
+impl crate::Work {
+    async fn client_event(
+        &mut self,
+        c: &Client,
+        kind: &str,
+        detail: String,
+        on_day: NaiveDate,
+        update_sql: &str,
+        binds: (Option<String>, Option<String>),
+    ) -> Result<()> {
+        let (actor, now) = (self.actor().clone(), self.now());
+        sqlx::query(update_sql)
+            .bind(binds.0)
+            .bind(binds.1)
+            .bind(c.id)
+            .execute(self.conn())
+            .await?;
+        sqlx::query(
+            "INSERT INTO client_events (client_id, kind, detail, on_day, actor, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(c.id)
+        .bind(kind.to_owned())
+        .bind(detail.clone())
+        .bind(on_day.to_string())
+        .bind(actor.name.clone())
+        .bind(to_ms(now))
+        .execute(self.conn())
+        .await?;
+        self.audit(
+            AuditEvent::new(&format!("client.{kind}"), "client", c.id)
+                .site(c.site_id)
+                .reason(detail),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Moves a client to another treatment stage from `since`.
+    pub async fn set_stage(&mut self, c: &Client, stage: Stage, since: NaiveDate) -> Result<()> {
+        self.client_event(
+            c,
+            "stage",
+            format!("{} → {stage}", c.stage),
+            since,
+            "UPDATE clients SET stage = $1, stage_since = $2 WHERE id = $3",
+            (Some(stage.as_str().to_owned()), Some(since.to_string())),
+        )
+        .await
+    }
+
+    /// Discharges a client on `on` with a reason; dosing stops. Refused when already
+    /// discharged or without a reason.
+    pub async fn discharge(&mut self, c: &Client, on: NaiveDate, reason: &str) -> Result<()> {
+        if let Some(day) = c.discharged_on {
+            return Err(DomainError::from(
+                Problem::new(Code::ClientAlreadyDischarged)
+                    .arg("uic", &c.uic)
+                    .arg("day", day.to_string()),
+            )
+            .into());
+        }
+        if reason.trim().is_empty() {
+            return Err(
+                DomainError::from(Problem::new(Code::ReasonRequired).field("reason")).into(),
+            );
+        }
+        self.client_event(
+            c,
+            "discharge",
+            reason.trim().to_owned(),
+            on,
+            "UPDATE clients SET discharged_on = $1, discharge_reason = $2 WHERE id = $3",
+            (Some(on.to_string()), Some(reason.trim().to_owned())),
+        )
+        .await
+    }
+
+    /// Re-admits a discharged client on `on`.
+    pub async fn readmit(&mut self, c: &Client, on: NaiveDate) -> Result<()> {
+        if c.discharged_on.is_none() {
+            return Err(DomainError::from(
+                Problem::new(Code::ClientInTreatment).arg("uic", &c.uic),
+            )
+            .into());
+        }
+        self.client_event(
+            c,
+            "readmit",
+            String::new(),
+            on,
+            "UPDATE clients SET discharged_on = $1, discharge_reason = $2 WHERE id = $3",
+            (None, None),
+        )
+        .await
+    }
+
+    /// Transfers a client's care to site `to` (id and code) of the deployment on `on`.
+    pub async fn transfer(&mut self, c: &Client, to: (i64, &str), on: NaiveDate) -> Result<()> {
+        let (site_id, code) = to;
+        if site_id == c.site_id {
+            return Err(
+                DomainError::from(Problem::new(Code::TransferSameSite).field("site")).into(),
+            );
+        }
+        let (actor, now) = (self.actor().clone(), self.now());
+        sqlx::query("UPDATE clients SET site_id = $1 WHERE id = $2")
+            .bind(site_id)
+            .bind(c.id)
+            .execute(self.conn())
+            .await?;
+        sqlx::query(
+            "INSERT INTO client_events (client_id, kind, detail, on_day, actor, created_at) \
+             VALUES ($1, 'transfer', $2, $3, $4, $5)",
+        )
+        .bind(c.id)
+        .bind(format!("to {code}"))
+        .bind(on.to_string())
+        .bind(actor.name.clone())
+        .bind(to_ms(now))
+        .execute(self.conn())
+        .await?;
+        self.audit(
+            AuditEvent::new("client.transfer", "client", c.id)
+                .site(c.site_id)
+                .reason(format!("to site {code}")),
+        )
+        .await?;
+        Ok(())
     }
 }
