@@ -389,6 +389,30 @@ for (const lang of LANGS) {
         assert.equal(await page.locator(`#day-list tr.status-withheld[data-uic="${uic}"]`).count(), 1);
       });
 
+      await t.test('the counsellor enrols a client and records the treatment agreement in the page', async () => {
+        const page = (pages.counsellor = await login(server, 'counsellor', lang));
+        await visit(page, lang, 'clients', `${server.url}/clients`);
+        const uic = zh ? 'YX-7001-ZH' : 'YX-7002-EN';
+        await page.fill('form[method=post][action="/clients"] input[name=uic]', uic);
+        await Promise.all([page.waitForNavigation(), page.click('form[method=post][action="/clients"] button[type=submit]')]);
+        assert.ok((await text(page, 'h1')).includes(uic), 'the new record opens');
+        const agreement = page.locator('#agreement-form');
+        assert.equal(await page.locator('#agreements li[data-agreement-version]').count(), 0, 'no agreement yet');
+        assert.ok(/协议|agreement/i.test(await text(page, '#agreements .notice')), 'the page says one is missing');
+        // Signed by a guardian without the guardian's name: refused at that field, the rest kept.
+        await agreement.locator('input[name=duration_months]').fill('24');
+        await agreement.locator('select[name=signed_by]').selectOption('guardian');
+        await Promise.all([page.waitForNavigation(), agreement.locator('button[type=submit]').click()]);
+        const err = await text(page, '#agreement-form .field-error[data-field=guardian_name]');
+        assert.ok(zh ? /监护人姓名/.test(err) : /guardian's name/.test(err), `the refusal at the field, in ${lang}: ${err}`);
+        assert.equal(await page.locator('#agreement-form input[name=duration_months]').inputValue(), '24', 'what was typed is kept');
+        await page.fill('#agreement-form input[name=guardian_name]', zh ? '周桂兰' : 'Zhou Guilan');
+        await Promise.all([page.waitForNavigation(), page.click('#agreement-form button[type=submit]')]);
+        assert.equal(await page.locator('#agreements li[data-agreement-version="1"]').count(), 1, 'version 1 is listed');
+        const crit = page.locator('#takehome tr[data-criterion="agreement_signed"]');
+        assert.equal(await crit.getAttribute('class'), 'pass', 'eligibility now counts the agreement');
+      });
+
       await t.test('the prescriber checks take-home eligibility and asks the police', async () => {
         const page = (pages.doctor = await login(server, 'doctor', lang));
         // An eligible client (police-check consent) without a request yet.

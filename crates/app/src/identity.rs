@@ -14,14 +14,22 @@ pub const MAX_FIELD_CHARS: usize = 200;
 /// A required free-text field, trimmed: refused when empty (`reason.required`) or longer than
 /// [`MAX_FIELD_CHARS`] characters.
 pub(crate) fn bounded(field: &str, raw: &str) -> Result<String> {
+    bounded_to(field, raw, MAX_FIELD_CHARS)
+}
+
+/// Longest free text of several lines (agreement rules), in characters.
+pub const MAX_TEXT_CHARS: usize = 1000;
+
+/// Like [`bounded`], with `max` characters.
+pub(crate) fn bounded_to(field: &str, raw: &str, max: usize) -> Result<String> {
     let text = raw.trim();
     if text.is_empty() {
         return Err(Problem::new(Code::ReasonRequired).field(field).into());
     }
-    if text.chars().count() > MAX_FIELD_CHARS {
+    if text.chars().count() > max {
         return Err(Problem::new(Code::TextTooLong)
             .field(field)
-            .arg("max", MAX_FIELD_CHARS)
+            .arg("max", max)
             .into());
     }
     Ok(text.to_owned())

@@ -10,7 +10,7 @@
 //! functions: they translate requests in and answers out, and hold no rule of their own.
 //! Feature modules: [`dispensing`] (the window), [`orders`] (dose orders), [`identity`]
 //! (a client's identifying fields), [`boxes`] (loading a take-home box and handing it out),
-//! [`takehome`] (eligibility, police requests and answers), [`treatment`] (stage, discharge,
+//! [`takehome`] (eligibility, police requests and answers), [`agreements`] (the treatment agreement), [`treatment`] (stage, discharge,
 //! readmission, transfer, and the boxes that end with a treatment).
 
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use anxin_storage::Store;
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 
 pub mod actor;
+pub mod agreements;
 pub mod boxes;
 pub mod clock;
 pub mod dispensing;

@@ -139,6 +139,16 @@ codes! {
     RequestExpired => ("request.expired", Conflict),
     /// A request addressed to another police office.
     RequestOtherOffice => ("request.other_office", Forbidden),
+    /// An agreement without its treatment method.
+    AgreementMethodRequired => ("agreement.method_required", Invalid),
+    /// An agreement duration outside the allowed months.
+    AgreementDurationOutOfRange => ("agreement.duration_out_of_range", Invalid),
+    /// An agreement without the rules the client agrees to.
+    AgreementRulesRequired => ("agreement.rules_required", Invalid),
+    /// A guardian's signature without the guardian's name.
+    AgreementGuardianRequired => ("agreement.guardian_required", Invalid),
+    /// A signer other than the client or a guardian.
+    AgreementSignedByInvalid => ("agreement.signed_by_invalid", Invalid),
     /// A new police request while an approval is in force.
     RequestApprovalHolds => ("request.approval_holds", Conflict),
     /// A discharge of a client already discharged.

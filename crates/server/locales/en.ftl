@@ -444,3 +444,25 @@ th-request-pending = Request sent on { $on } for { $days } days: waiting for the
 th-request-denied = The police did not approve the request of { $on }: { $reason }
 th-request-expired = The request of { $on } expired without an answer; a new one can be sent.
 th-approved-until = Police approval in force: { $days } days, until { $until }.
+err-agreement-method-required = Name the treatment method, e.g. methadone maintenance.
+err-agreement-duration-out-of-range = The duration must be { $min } to { $max } months.
+err-agreement-rules-required = Write the rules the client agrees to.
+err-agreement-guardian-required = A guardian's signature needs the guardian's name.
+err-agreement-signed-by-invalid = Choose who signed: the client or a guardian.
+client-agreement-none = No treatment agreement signed yet: take-home doses need one.
+client-agreement-version = Version { $version }, signed on { $on } by { $by ->
+    [guardian] guardian { $guardian }
+   *[client] the client
+}: { $method }, { $months } months
+client-agreement-method = Treatment method
+client-agreement-method-default = Methadone maintenance treatment
+client-agreement-months = Duration (months)
+client-agreement-rules = Rules the client agrees to
+client-agreement-rules-default = Come for the daily dose at the agreed time; urine tests when asked; no alcohol or other drugs; take-home boxes returned on the agreed day.
+client-agreement-signed-by = Signed by
+client-agreement-by-client = the client
+client-agreement-by-guardian = a guardian
+client-agreement-guardian = Guardian's name
+client-agreement-signed-on = Signed on
+client-agreement-record = Record the signed agreement
+client-agreement-recorded = Agreement version { $version } recorded.

@@ -448,3 +448,25 @@ th-request-pending = 已于 { $on } 申请 { $days } 天，等待公安答复（
 th-request-denied = 公安未批准 { $on } 的申请：{ $reason }
 th-request-expired = { $on } 的申请已过期未获答复，可以重新申请。
 th-approved-until = 公安批准的带药资格：{ $days } 天，有效至 { $until }。
+err-agreement-method-required = 请填写治疗方式，例如美沙酮维持治疗。
+err-agreement-duration-out-of-range = 协议期限应为 { $min } 至 { $max } 个月。
+err-agreement-rules-required = 请写明服务对象同意遵守的规定。
+err-agreement-guardian-required = 由监护人签字时须填写监护人姓名。
+err-agreement-signed-by-invalid = 请选择签字人：服务对象本人或监护人。
+client-agreement-none = 尚未签订治疗协议：带药回家须先签订协议。
+client-agreement-version = 第 { $version } 版，{ $on } 由{ $by ->
+    [guardian] 监护人 { $guardian }
+   *[client] 服务对象本人
+}签字：{ $method }，{ $months } 个月
+client-agreement-method = 治疗方式
+client-agreement-method-default = 美沙酮维持治疗
+client-agreement-months = 协议期限（月）
+client-agreement-rules = 服务对象同意遵守的规定
+client-agreement-rules-default = 按约定时间每日服药；按要求接受尿检；不饮酒、不使用其他毒品；带药盒按约定日期交回。
+client-agreement-signed-by = 签字人
+client-agreement-by-client = 服务对象本人
+client-agreement-by-guardian = 监护人
+client-agreement-guardian = 监护人姓名
+client-agreement-signed-on = 签字日期
+client-agreement-record = 登记已签订的协议
+client-agreement-recorded = 已登记第 { $version } 版治疗协议。

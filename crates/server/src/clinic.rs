@@ -10,7 +10,7 @@ use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::stock::{close_out, expected_ml, Receipt};
 use anxin_domain::clinic::urine::{Outcome, Substance};
 use anxin_domain::{Access, DomainError, Permission};
-use anxin_storage::clinic::{Agreement, Consent, DoseFacts, Identity, NewUrineTest};
+use anxin_storage::clinic::{Consent, DoseFacts, Identity, NewUrineTest};
 use anxin_storage::Client;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -79,10 +79,6 @@ async fn api_record_dose(
         StatusCode::CREATED,
         Json(record_dose(&st, &me, &req.uic).await?),
     ))
-}
-
-fn clean(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
 }
 
 fn client_id(raw: &str) -> Result<i64, DomainError> {
@@ -319,38 +315,7 @@ impl From<&Client> for ClientRecord {
     }
 }
 
-/// A treatment agreement version.
-#[derive(Serialize, JsonSchema)]
-pub struct AgreementView {
-    pub id: i64,
-    pub client_id: i64,
-    pub version: i64,
-    pub method: String,
-    pub duration_months: i64,
-    pub rules: String,
-    /// client or guardian
-    pub signed_by: String,
-    pub guardian_name: Option<String>,
-    pub prescriber_id: i64,
-    pub signed_on: NaiveDate,
-}
-
-impl From<&Agreement> for AgreementView {
-    fn from(a: &Agreement) -> Self {
-        AgreementView {
-            id: a.id,
-            client_id: a.client_id,
-            version: a.version,
-            method: a.method.clone(),
-            duration_months: a.duration_months,
-            rules: a.rules.clone(),
-            signed_by: a.signed_by.clone(),
-            guardian_name: a.guardian_name.clone(),
-            prescriber_id: a.prescriber_id,
-            signed_on: a.signed_on,
-        }
-    }
-}
+pub use anxin_app::agreements::{AgreementRequest, AgreementView};
 
 /// A consent to a disclosure.
 #[derive(Serialize, JsonSchema)]
@@ -471,75 +436,15 @@ async fn api_guest(
     Ok(StatusCode::CREATED)
 }
 
-/// A treatment agreement version.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AgreementRequest {
-    pub method: String,
-    pub duration_months: i64,
-    pub rules: String,
-    /// client or guardian
-    pub signed_by: String,
-    #[serde(default)]
-    pub guardian_name: Option<String>,
-    #[serde(default)]
-    pub signed_on: Option<String>,
-}
-
 async fn api_add_agreement(
     State(st): State<AppState>,
     me: CurrentUser,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<AgreementRequest>,
 ) -> AppResult<(StatusCode, Json<AgreementView>)> {
-    if req.method.trim().is_empty() {
-        return Err(DomainError::invalid(
-            "method",
-            "name the treatment method, e.g. methadone maintenance",
-        )
-        .into());
-    }
-    if !(1..=120).contains(&req.duration_months) {
-        return Err(DomainError::invalid("duration_months", "must be between 1 and 120").into());
-    }
-    if req.rules.trim().is_empty() {
-        return Err(DomainError::invalid("rules", "write the rules the client agrees to").into());
-    }
-    let guardian = clean(req.guardian_name);
-    match (req.signed_by.as_str(), &guardian) {
-        ("client", _) => {}
-        ("guardian", Some(_)) => {}
-        ("guardian", None) => {
-            return Err(DomainError::invalid(
-                "guardian_name",
-                "a guardian's signature needs the guardian's name",
-            )
-            .into())
-        }
-        (other, _) => {
-            return Err(DomainError::invalid(
-                "signed_by",
-                format!("`{other}`: expected client or guardian"),
-            )
-            .into())
-        }
-    }
-    let signed_on = past_or_today("signed_on", req.signed_on.as_deref(), st.today())?;
-    let a = st
-        .store
-        .add_agreement(
-            &me.actor(),
-            client_id(&id)?,
-            req.method.trim(),
-            req.duration_months,
-            req.rules.trim(),
-            &req.signed_by,
-            guardian.as_deref(),
-            signed_on,
-            st.now(),
-        )
-        .await?;
-    Ok((StatusCode::CREATED, Json(AgreementView::from(&a))))
+    let id = client_id(&id)?;
+    let a = anxin_app::agreements::add(&st.app, &me.app_actor(), id, &req).await?;
+    Ok((StatusCode::CREATED, Json(a)))
 }
 
 async fn api_agreements(
@@ -547,9 +452,10 @@ async fn api_agreements(
     me: CurrentUser,
     Path(id): Path<String>,
 ) -> AppResult<Json<Vec<AgreementView>>> {
-    let c = open_client(&st, &me, &id, "agreements").await?;
-    let list = st.store.agreements(c.id).await?;
-    Ok(Json(list.iter().map(AgreementView::from).collect()))
+    let id = client_id(&id)?;
+    Ok(Json(
+        anxin_app::agreements::list(&st.app, &me.app_actor(), id).await?,
+    ))
 }
 
 /// A consent to a disclosure.

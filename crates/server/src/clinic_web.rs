@@ -200,6 +200,7 @@ pub(crate) async fn client_details(
     let tests = st.store.urine_tests(c.id).await?;
     let consents = st.store.consents(c.id).await?;
     let boxes_out = anxin_app::treatment::boxes_out(&st.app, c).await?;
+    let agreements = st.store.agreements(c.id).await?;
     let today = st.today();
     let pct = |p: Option<f64>| p.map_or("–".to_owned(), |x| format!("{x:.0}%"));
     let base = format!("/clients/{}", c.id);
@@ -295,6 +296,7 @@ pub(crate) async fn client_details(
                 }
             }
         }
+        (agreement_section(t, me, c, f, &agreements))
         @if role.has(Permission::ClientWrite) && c.discharged_on.is_none() {
             section.card {
                 h2 { (t.s("client-discharge")) }
@@ -465,6 +467,100 @@ async fn form_urine(
             )
             .await,
     )
+}
+
+const AGREEMENT_FIELDS: [&str; 6] = [
+    "method",
+    "duration_months",
+    "rules",
+    "signed_by",
+    "guardian_name",
+    "signed_on",
+];
+
+/// The treatment agreement: its versions and, for those who record it, the form.
+fn agreement_section(
+    t: &T<'_>,
+    me: &CurrentUser,
+    c: &Client,
+    f: &Flash,
+    agreements: &[anxin_storage::clinic::Agreement],
+) -> Markup {
+    let v = |field: &str, default: String| {
+        f.value("agreement", field)
+            .map(str::to_owned)
+            .unwrap_or(default)
+    };
+    let by_guardian = f.value("agreement", "signed_by") == Some("guardian");
+    html! {
+        section.card id="agreements" {
+            h2 { (t.s("client-agreements")) }
+            @if agreements.is_empty() { p.notice { (t.s("client-agreement-none")) } }
+            ul { @for a in agreements.iter().rev() { li data-agreement-version=(a.version) {
+                (t.a("client-agreement-version", &[("version", &a.version.to_string()), ("on", &a.signed_on.to_string()), ("by", &a.signed_by), ("guardian", a.guardian_name.as_deref().unwrap_or("")), ("method", &a.method), ("months", &a.duration_months.to_string())]))
+            } } }
+            @if me.role().has(Permission::ConsentManage) && c.discharged_on.is_none() {
+                form method="post" action={"/clients/" (c.id) "/agreements"} id="agreement-form" {
+                    (csrf(me))
+                    (form_notice(f, "agreement", &AGREEMENT_FIELDS))
+                    label { (t.s("client-agreement-method")) input name="method" required value=(v("method", t.s("client-agreement-method-default"))); (field_error(f, "agreement", "method")) }
+                    label { (t.s("client-agreement-months")) input name="duration_months" type="number" min="1" max="120" required value=(v("duration_months", "12".into())); (field_error(f, "agreement", "duration_months")) }
+                    label { (t.s("client-agreement-rules")) textarea name="rules" rows="3" required { (v("rules", t.s("client-agreement-rules-default"))) } (field_error(f, "agreement", "rules")) }
+                    label { (t.s("client-agreement-signed-by")) select name="signed_by" {
+                        option value="client" { (t.s("client-agreement-by-client")) }
+                        option value="guardian" selected[by_guardian] { (t.s("client-agreement-by-guardian")) } } (field_error(f, "agreement", "signed_by")) }
+                    label { (t.s("client-agreement-guardian")) input name="guardian_name" value=(v("guardian_name", String::new())); (field_error(f, "agreement", "guardian_name")) }
+                    label { (t.s("client-agreement-signed-on")) input name="signed_on" type="date" value=(v("signed_on", t.st.today().to_string())); (field_error(f, "agreement", "signed_on")) }
+                    button type="submit" { (t.s("client-agreement-record")) }
+                }
+            }
+        }
+    }
+}
+
+async fn form_agreement(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<BTreeMap<String, String>>,
+) -> Response {
+    let base = format!("/clients/{id}");
+    let values = typed(&f, &AGREEMENT_FIELDS);
+    let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    let months = match get("duration_months").trim().parse::<i64>() {
+        Ok(m) => m,
+        Err(_) => {
+            let p = anxin_domain::Problem::new(anxin_domain::Code::NumberInvalid)
+                .field("duration_months")
+                .arg("value", get("duration_months").trim());
+            return refused_form(&st, &base, "agreement", p.into(), values);
+        }
+    };
+    let req = anxin_app::agreements::AgreementRequest {
+        method: get("method"),
+        duration_months: months,
+        rules: get("rules"),
+        signed_by: get("signed_by"),
+        guardian_name: Some(get("guardian_name")),
+        signed_on: Some(get("signed_on")),
+    };
+    let added = match anxin_app::parse_id(&id) {
+        Ok(cid) => anxin_app::agreements::add(&st.app, &me.app_actor(), cid, &req)
+            .await
+            .map_err(AppError::from),
+        Err(e) => Err(e.into()),
+    };
+    match added {
+        Ok(a) => back_with(
+            &base,
+            "ok",
+            &tr(&st, &me).a(
+                "client-agreement-recorded",
+                &[("version", &a.version.to_string())],
+            ),
+        ),
+        Err(e) => refused_form(&st, &base, "agreement", e, values),
+    }
 }
 
 #[derive(Deserialize)]
@@ -767,6 +863,15 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "Record a urine test",
             ),
             form_urine,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/clients/{id}/agreements",
+                Needs(ConsentManage),
+                "Record a signed treatment agreement",
+            ),
+            form_agreement,
         )
         .add(
             RouteSpec::web(

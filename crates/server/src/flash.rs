@@ -165,6 +165,9 @@ impl Default for Message {
     }
 }
 
+/// The longest sealed form cookie value sent (browsers keep cookies up to 4096 bytes).
+const MAX_FORM_COOKIE: usize = 3800;
+
 /// Sends the browser back to `path`, where `form` shows `p` at its field with `values` kept.
 pub fn form_redirect(
     st: &crate::state::AppState,
@@ -173,20 +176,30 @@ pub fn form_redirect(
     p: &anxin_domain::Problem,
     values: Vec<(String, String)>,
 ) -> Response {
-    let state = FormState {
+    let mut state = FormState {
         form: form.to_owned(),
         field: p.field.clone(),
         message: Message::problem(p),
         values,
     };
     let mut r = Redirect::to(path).into_response();
-    if let Ok(json) = serde_json::to_vec(&state) {
+    // Browsers drop a cookie over 4 KiB: then the longest typed values are not kept, so that
+    // the refusal itself still shows at its field.
+    while let Ok(json) = serde_json::to_vec(&state) {
         let sealed = st.vault.seal(FORM_SEAL_ID, &json);
         let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed);
+        if value.len() > MAX_FORM_COOKIE && !state.values.is_empty() {
+            if let Some(longest) = (0..state.values.len()).max_by_key(|i| state.values[*i].1.len())
+            {
+                state.values.remove(longest);
+            }
+            continue;
+        }
         let c = format!("{FORM_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=120");
         if let Ok(v) = HeaderValue::from_str(&c) {
             r.headers_mut().append(header::SET_COOKIE, v);
         }
+        break;
     }
     r
 }

@@ -835,3 +835,120 @@ async fn ending_treatment_ends_the_box_on_sqlite() {
 async fn ending_treatment_ends_the_box_on_postgres() {
     ending_treatment_ends_the_box(TestApp::postgres().await).await;
 }
+
+/// A browser-only centre records the treatment agreement on the record page, and the client
+/// becomes eligible for take-home doses; a refused agreement shows at its field in Chinese with
+/// what was typed, and the API refuses the same input with the same code.
+async fn the_agreement_is_recorded_in_the_browser(app: TestApp) {
+    let w = world_on(app).await;
+    let id = w.stable_client_with("YX-0301-AB", true, false).await;
+    let e = w.eligibility(id).await;
+    assert_eq!(e["days"], 0, "no agreement, not eligible: {e}");
+    let mut counsellor = w.app.browser("counsellor", "zh-CN").await;
+    let page = counsellor.get(&format!("/clients/{id}")).await;
+    assert!(page.text.contains("尚未签订治疗协议"));
+    assert!(page.text.contains("id=\"agreement-form\""));
+
+    let form = format!("/clients/{id}/agreements");
+    let refused = [
+        ("method", "美沙酮维持治疗"),
+        ("duration_months", "24"),
+        ("rules", "每日按时服药"),
+        ("signed_by", "guardian"),
+        ("guardian_name", ""),
+        ("signed_on", ""),
+    ];
+    let a = counsellor.submit(&form, &refused).await;
+    let shown = error_at(&a.text, "guardian_name").expect("refused at guardian_name");
+    assert!(shown.contains("监护人姓名"), "{shown}");
+    assert!(a.text.contains("value=\"24\""), "the months are kept");
+    let (s, r) = w
+        .call(
+            Method::POST,
+            &w.counsellor,
+            &format!("/api/v1/clients/{id}/agreements"),
+            Some(json!({"method": "m", "duration_months": 24, "rules": "r", "signed_by": "guardian"})),
+        )
+        .await;
+    assert_eq!(
+        (s, r["error"]["code"].clone(), r["error"]["field"].clone()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!("agreement.guardian_required"),
+            json!("guardian_name")
+        )
+    );
+    // Rules too long to keep in the browser's cookie: the refusal still shows at its field.
+    let long = "按时服药".repeat(250);
+    let a = counsellor
+        .submit(
+            &form,
+            &[
+                ("method", "美沙酮维持治疗"),
+                ("duration_months", "24"),
+                ("rules", &long),
+                ("signed_by", "guardian"),
+            ],
+        )
+        .await;
+    assert!(
+        error_at(&a.text, "guardian_name").is_some(),
+        "the refusal survives a long form"
+    );
+    assert!(
+        !a.text.contains(&long) && a.text.contains("value=\"24\""),
+        "only the value too long for a cookie (4 KiB in browsers) is dropped"
+    );
+    let a = counsellor
+        .submit(
+            &form,
+            &[
+                ("method", "美沙酮维持治疗"),
+                ("duration_months", "0"),
+                ("rules", "x"),
+                ("signed_by", "client"),
+            ],
+        )
+        .await;
+    let shown = error_at(&a.text, "duration_months").expect("refused at duration_months");
+    assert!(shown.contains("1 至 120 个月"), "{shown}");
+    let (_, list) = w
+        .call(
+            Method::GET,
+            &w.counsellor,
+            &format!("/api/v1/clients/{id}/agreements"),
+            None,
+        )
+        .await;
+    assert_eq!(list, json!([]), "nothing stored");
+
+    let a = counsellor
+        .submit(
+            &form,
+            &[
+                ("method", "美沙酮维持治疗"),
+                ("duration_months", "24"),
+                ("rules", "每日按时服药；按要求尿检"),
+                ("signed_by", "guardian"),
+                ("guardian_name", "周桂兰"),
+                ("signed_on", ""),
+            ],
+        )
+        .await;
+    assert!(a.text.contains("已登记第 1 版治疗协议"), "confirmed");
+    assert!(a.text.contains("监护人 周桂兰"), "the version is listed");
+    assert!(!a.text.contains("尚未签订治疗协议"));
+    let e = w.eligibility(id).await;
+    assert!(e["days"].as_u64().unwrap() >= 2, "eligible now: {e}");
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_agreement_is_recorded_in_the_browser_on_sqlite() {
+    the_agreement_is_recorded_in_the_browser(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn the_agreement_is_recorded_in_the_browser_on_postgres() {
+    the_agreement_is_recorded_in_the_browser(TestApp::postgres().await).await;
+}

@@ -83,6 +83,11 @@ impl World {
 
     /// A client 400 days in treatment who came every day of the last 120 and tested negative.
     pub async fn stable_client(&self, uic: &str, with_consent: bool) -> i64 {
+        self.stable_client_with(uic, with_consent, true).await
+    }
+
+    /// A stable client as [`World::stable_client`], with or without a signed agreement.
+    pub async fn stable_client_with(&self, uic: &str, with_consent: bool, agreement: bool) -> i64 {
         let today = self.app.state.today();
         let start = today - Duration::days(400);
         let (s, c) = self
@@ -140,10 +145,12 @@ impl World {
             .import_history(&actor, doctor.site_id, &doses, &urine, self.app.state.now())
             .await
             .unwrap();
-        let (s, _) = self
-            .call(Method::POST, &self.counsellor, &format!("/api/v1/clients/{id}/agreements"), Some(json!({"method": "methadone maintenance", "duration_months": 36, "rules": "daily attendance", "signed_by": "client"})))
-            .await;
-        assert_eq!(s, StatusCode::CREATED);
+        if agreement {
+            let (s, _) = self
+                .call(Method::POST, &self.counsellor, &format!("/api/v1/clients/{id}/agreements"), Some(json!({"method": "methadone maintenance", "duration_months": 36, "rules": "daily attendance", "signed_by": "client"})))
+                .await;
+            assert_eq!(s, StatusCode::CREATED);
+        }
         let a = self
             .app
             .call(Method::PUT, &format!("/api/v1/clients/{id}/identity"), Some(&self.doctor), Some(json!({"name": "Li Wei", "national_id": "53040219800101123X", "phone": "13800138000", "address": "Hongta district"})))
