@@ -148,7 +148,7 @@ pub fn compartment_covers_today(
     match code {
         Some(Sending | Uncertain | Sent | Delivered) => true,
         Some(Queued) => code_due.is_some_and(|due| due > now),
-        Some(Failed | Expired) | None => false,
+        Some(Failed | Expired | Stopped) | None => false,
     }
 }
 

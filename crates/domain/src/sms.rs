@@ -28,11 +28,15 @@ pub enum MessageState {
     Failed,
     /// It was not sent before it stopped being useful (e.g. the day passed). Final.
     Expired,
+    /// The centre stopped it on purpose before it went out (codes withheld, a box lost or
+    /// ended with the treatment, the dose given at the window instead). Final; nobody needs
+    /// to call the client about it.
+    Stopped,
 }
 
 impl MessageState {
     /// Every state, in the order the pages list them.
-    pub const ALL: [MessageState; 7] = [
+    pub const ALL: [MessageState; 8] = [
         MessageState::Queued,
         MessageState::Sending,
         MessageState::Uncertain,
@@ -40,6 +44,7 @@ impl MessageState {
         MessageState::Delivered,
         MessageState::Failed,
         MessageState::Expired,
+        MessageState::Stopped,
     ];
 
     /// The stored name.
@@ -52,14 +57,24 @@ impl MessageState {
             MessageState::Delivered => "delivered",
             MessageState::Failed => "failed",
             MessageState::Expired => "expired",
+            MessageState::Stopped => "stopped",
         }
     }
 
-    /// Delivered, failed and expired never change again.
+    /// Delivered, failed, expired and stopped never change again.
     pub fn is_final(self) -> bool {
+        self.rank() == 2
+    }
+
+    /// Whether the message may have reached the phone (handed to the gateway or beyond): a
+    /// code in that state counts as released to the client.
+    pub fn may_have_reached(self) -> bool {
         matches!(
             self,
-            MessageState::Delivered | MessageState::Failed | MessageState::Expired
+            MessageState::Sending
+                | MessageState::Uncertain
+                | MessageState::Sent
+                | MessageState::Delivered
         )
     }
 
@@ -68,7 +83,10 @@ impl MessageState {
         match self {
             MessageState::Queued | MessageState::Sending | MessageState::Uncertain => 0,
             MessageState::Sent => 1,
-            MessageState::Delivered | MessageState::Failed | MessageState::Expired => 2,
+            MessageState::Delivered
+            | MessageState::Failed
+            | MessageState::Expired
+            | MessageState::Stopped => 2,
         }
     }
 }

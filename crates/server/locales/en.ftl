@@ -150,9 +150,9 @@ sms-state-sent = Sent to the gateway
 sms-state-delivered = Delivered
 sms-state-failed = Failed
 sms-state-expired = Expired
+sms-state-stopped = Stopped by the centre
 home-sms-alert-title = { $n } codes not delivered within { $minutes } minutes
 home-sms-alert-help = Call the client: their box stays closed until the code arrives.
-home-sms-alert-client = Client
 client-messages = Text messages
 
 criterion-in_treatment = In treatment (not discharged, not in isolation)

@@ -150,9 +150,9 @@ sms-state-sent = 已交网关
 sms-state-delivered = 已送达
 sms-state-failed = 失败
 sms-state-expired = 已过期
+sms-state-stopped = 已由中心停止
 home-sms-alert-title = { $n } 条密码在 { $minutes } 分钟内未送达
 home-sms-alert-help = 请打电话给服务对象：密码送达前药盒打不开。
-home-sms-alert-client = 服务对象
 client-messages = 短信
 
 criterion-in_treatment = 在治（未退出、未隔离）

@@ -334,6 +334,12 @@ pub async fn home_alerts(st: &AppState, me: &CurrentUser) -> Markup {
     if overdue.is_empty() {
         return html! {};
     }
+    let ids: Vec<i64> = overdue.iter().filter_map(|m| m.client_id).collect();
+    let uics = st
+        .store
+        .uics_at_site(me.site.id, &ids)
+        .await
+        .unwrap_or_default();
     let lang = Lang::from_tag(&me.user.language);
     let mins = within.num_minutes().to_string();
     html! {
@@ -343,10 +349,10 @@ pub async fn home_alerts(st: &AppState, me: &CurrentUser) -> Markup {
             ul {
                 @for m in &overdue {
                     li {
-                        @if let Some(c) = m.client_id {
+                        @if let Some(uic) = m.client_id.and_then(|c| uics.get(&c).map(|u| (c, u))) {
                             @if me.role().has(Permission::ClientRead) {
-                                a href={"/clients/" (c)} { (t(st, me, "home-sms-alert-client")) " " (c) }
-                            } @else { (t(st, me, "home-sms-alert-client")) " " (c) }
+                                a href={"/clients/" (uic.0)} { (uic.1) }
+                            } @else { (uic.1) }
                         }
                         " · " (local(st, m.not_before)) " · " (state_label(st, me, m.state))
                     }

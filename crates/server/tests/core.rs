@@ -503,6 +503,13 @@ async fn box_and_window_together(app: TestApp) {
     .unwrap();
     assert_eq!(delivered.rows_affected(), 1);
     let nurse = w.app.login("nurse").await;
+    // Codes stopped on purpose (withheld, box lost) raise no "call the client" alarm.
+    let mut home = w.app.browser("nurse", "zh-CN").await;
+    let page = home.get("/").await;
+    assert!(
+        !page.text.contains("id=\"sms-alerts\""),
+        "no alarm for stopped codes"
+    );
 
     // Withheld codes and a lost box: the client is dosed at the window, not refused.
     for (uic, load) in [("YX-0043-IY", withheld), ("YX-0044-AA", lost)] {
@@ -551,6 +558,20 @@ async fn box_and_window_together(app: TestApp) {
     // transaction, so the box cannot give a second dose.
     w.app.clock.advance(chrono::Duration::hours(2));
     let nurse = w.app.login("nurse").await;
+    // Now it is overdue and never went out: the home page says to call YX-0046-CC, by UIC.
+    let mut home = w.app.browser("nurse", "zh-CN").await;
+    let page = home.get("/").await;
+    assert!(
+        page.text.contains("id=\"sms-alerts\""),
+        "overdue code raises the alarm"
+    );
+    assert!(page.text.contains("YX-0046-CC"), "the alarm names the UIC");
+    for stopped in ["YX-0043-IY", "YX-0044-AA"] {
+        assert!(
+            !page.text.contains(stopped),
+            "{stopped}: stopped on purpose, no alarm"
+        );
+    }
     let (s, d) = dose(&w, &nurse, "YX-0046-CC").await;
     assert_eq!(s, StatusCode::CREATED, "{d}");
     let row = sqlx::query("SELECT state FROM sms_outbox WHERE idempotency_key = $1")
@@ -558,7 +579,7 @@ async fn box_and_window_together(app: TestApp) {
         .fetch_one(w.app.state.store.pool())
         .await
         .unwrap();
-    assert_eq!(sqlx::Row::get::<String, _>(&row, "state"), "expired");
+    assert_eq!(sqlx::Row::get::<String, _>(&row, "state"), "stopped");
     // The Chinese window says where the dose is.
     let mut zh = w.app.browser("nurse", "zh-CN").await;
     let a = zh.submit("/dispensing", &[("uic", "YX-0045-BB")]).await;

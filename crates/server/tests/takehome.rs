@@ -618,6 +618,20 @@ async fn journey(app: TestApp) {
     });
     w.app.state.store.write_gps_batch(&gps).await.unwrap();
 
+    // A code still queued was never released: opening its compartment would be a tamper. The
+    // gateway delivered the first two days' codes.
+    let store = &w.app.state.store;
+    let load = store.load(load_id).await.unwrap();
+    assert_eq!(store.codes_released(&load).await.unwrap(), Vec::<u8>::new());
+    for day in 0..2 {
+        sqlx::query("UPDATE sms_outbox SET state = 'delivered' WHERE idempotency_key = $1")
+            .bind(format!("code:{load_id}:{day}"))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.codes_released(&load).await.unwrap(), vec![0, 1]);
+
     w.app.clock.advance(Duration::days(4));
     let doctor = w.app.login("doctor").await;
     let a = w
@@ -976,7 +990,7 @@ async fn codes_can_be_withheld_revealed_to_a_checked_caller_and_stop_when_a_box_
     .unwrap();
     assert_eq!(
         states.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
-        ["queued", "expired", "expired"]
+        ["queued", "stopped", "stopped"]
     );
     // Lost: the box is marked lost, the event audited, and nothing more can be revealed.
     let a = w

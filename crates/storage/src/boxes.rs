@@ -271,7 +271,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Indices of the compartments whose code was released (its message not withheld/expired).
+    /// Indices of the compartments whose code was released: its message went to the gateway or
+    /// beyond. A code still queued, stopped, expired or failed was never released.
     pub async fn codes_released(&self, load: &Load) -> Result<Vec<u8>> {
         let mut out = vec![];
         for offset in 0..load.days {
@@ -280,7 +281,11 @@ impl Store {
                 .fetch_optional(self.pool())
                 .await?;
             if let Some(r) = row {
-                if col::<String>(&r, "state")? != "expired" {
+                let raw: String = col(&r, "state")?;
+                let state: anxin_domain::sms::MessageState = raw
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt(format!("message state `{raw}`")))?;
+                if state.may_have_reached() {
                     out.push(u8::try_from(offset).unwrap_or(u8::MAX));
                 }
             }
@@ -559,7 +564,7 @@ impl crate::Work {
                 continue;
             }
             let r = sqlx::query(
-                "UPDATE sms_outbox SET state = 'expired', last_error = $1, updated_at = $2, final_at = $2 \
+                "UPDATE sms_outbox SET state = 'stopped', last_error = $1, updated_at = $2, final_at = $2 \
                  WHERE idempotency_key = $3 AND state = 'queued'",
             )
             .bind(format!("withheld: {reason}"))

@@ -84,6 +84,34 @@ fn actor_site(actor: &Actor) -> Result<i64> {
 }
 
 impl Store {
+    /// The UICs of clients of `site_id` among `ids` (pseudonymous codes, for lists that name
+    /// clients the way the window does; other sites' ids are left out).
+    pub async fn uics_at_site(
+        &self,
+        site_id: i64,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, String>> {
+        let mut out = std::collections::HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let list = ids
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT id, uic FROM clients WHERE site_id = $1 AND id IN ({list})"
+        ))
+        .bind(site_id)
+        .fetch_all(self.pool())
+        .await?;
+        for r in &rows {
+            out.insert(col(r, "id")?, col(r, "uic")?);
+        }
+        Ok(out)
+    }
+
     /// Enrols a client at the actor's site; audited.
     pub async fn create_client(
         &self,

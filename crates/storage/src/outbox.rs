@@ -598,7 +598,8 @@ impl Store {
     }
 
     /// Messages to clients of a site that were due at least `within` ago (and at most a day
-    /// ago) and are still not delivered: staff should call the client.
+    /// ago) and are still not delivered: staff should call the client. Messages the centre
+    /// stopped on purpose are not among them.
     pub async fn overdue_sms(
         &self,
         site_id: i64,
@@ -608,7 +609,7 @@ impl Store {
     ) -> Result<Vec<OutboxMessage>> {
         let rows = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM sms_outbox WHERE site_id = $1 AND client_id IS NOT NULL \
-             AND state <> 'delivered' AND not_before <= $2 AND not_before >= $3 \
+             AND state NOT IN ('delivered', 'stopped') AND not_before <= $2 AND not_before >= $3 \
              ORDER BY not_before, id LIMIT $4"
         ))
         .bind(site_id)
