@@ -850,7 +850,14 @@ pub struct StockNow {
     /// The day of the close-out the opening volume comes from.
     pub opening_day: Option<NaiveDate>,
     pub received_ml: f64,
+    /// What left the stock, net: `window_mg + boxed_mg - returned_mg`.
     pub dosed_mg: f64,
+    /// Given at the window.
+    pub window_mg: f64,
+    /// Put into take-home boxes, on the day each was loaded.
+    pub boxed_mg: f64,
+    /// Back from returned boxes' unopened compartments, on the day each was reconciled.
+    pub returned_mg: f64,
     pub expected_ml: f64,
     pub concentration_mg_per_ml: f64,
 }
@@ -887,7 +894,11 @@ pub struct CloseOutAnswer {
 /// The stock expected now at `me`'s site.
 pub async fn stock_now(st: &AppState, me: &CurrentUser) -> AppResult<StockNow> {
     let today = st.today();
-    let (last, received, dosed) = st.store.stock_position(me.site.id, today).await?;
+    let (last, received, moves) = st
+        .store
+        .stock_movements(me.site.id, today, st.settings.utc_offset)
+        .await?;
+    let dosed = moves.net_mg();
     let opening = last.as_ref().map_or(0.0, |c| c.measured_ml);
     let expected = expected_ml(opening, received, dosed, &st.settings.clinic.stock);
     Ok(StockNow {
@@ -896,6 +907,9 @@ pub async fn stock_now(st: &AppState, me: &CurrentUser) -> AppResult<StockNow> {
         opening_day: last.as_ref().map(|c| c.day),
         received_ml: received,
         dosed_mg: dosed,
+        window_mg: moves.window_mg,
+        boxed_mg: moves.boxed_mg,
+        returned_mg: moves.returned_mg,
         expected_ml: expected,
         concentration_mg_per_ml: st.settings.clinic.stock.concentration_mg_per_ml,
     })
@@ -936,7 +950,10 @@ pub async fn close_stock(
     reason: &str,
 ) -> AppResult<CloseOutAnswer> {
     let today = st.today();
-    let (last, received, dosed) = st.store.stock_position(me.site.id, today).await?;
+    let (last, received, dosed) = st
+        .store
+        .stock_position(me.site.id, today, st.settings.utc_offset)
+        .await?;
     let opening = last.as_ref().map_or(0.0, |c| c.measured_ml);
     let expected = expected_ml(opening, received, dosed, &st.settings.clinic.stock);
     let c = close_out(expected, measured_ml, reason, &st.settings.clinic.stock)?;

@@ -619,6 +619,9 @@ async fn stock_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> We
             dl id="stock-now" {
                 dt { (t.s("stock-opening")) } dd { (format!("{:.1}", now.opening_ml)) " mL" }
                 dt { (t.s("stock-received")) } dd { (format!("{:.1}", now.received_ml)) " mL" }
+                dt { (t.s("stock-window")) } dd id="stock-window" { (format!("{:.0}", now.window_mg)) " mg" }
+                dt { (t.s("stock-boxed")) } dd id="stock-boxed" { (format!("{:.0}", now.boxed_mg)) " mg" }
+                dt { (t.s("stock-returned")) } dd id="stock-returned" { (format!("{:.0}", now.returned_mg)) " mg" }
                 dt { (t.s("stock-dosed")) } dd { (format!("{:.0}", now.dosed_mg)) " mg" }
                 dt { (t.s("stock-expected")) } dd { strong { (format!("{:.1}", now.expected_ml)) " mL" } }
             }

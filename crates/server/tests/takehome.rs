@@ -432,7 +432,11 @@ async fn journey(app: TestApp) {
         .app
         .state
         .store
-        .stock_position(site_id, w.app.state.today() + Duration::days(3))
+        .stock_position(
+            site_id,
+            w.app.state.today(),
+            w.app.state.settings.utc_offset,
+        )
         .await
         .unwrap()
         .2;
@@ -450,14 +454,26 @@ async fn journey(app: TestApp) {
         .app
         .state
         .store
-        .stock_position(site_id, w.app.state.today() + Duration::days(3))
+        .stock_position(
+            site_id,
+            w.app.state.today(),
+            w.app.state.settings.utc_offset,
+        )
         .await
         .unwrap()
         .2;
     assert_eq!(
         stock_loaded - stock_before,
         240.0,
-        "3 × 80 mg leave the stock at loading"
+        "3 × 80 mg leave the stock on the day of loading, not on the compartments' days"
+    );
+    let nurse = w.app.login("nurse").await;
+    let (s, stock) = w.call(Method::GET, &nurse, "/api/v1/stock", None).await;
+    assert_eq!(s, StatusCode::OK, "{stock}");
+    assert_eq!(
+        (stock["boxed_mg"].clone(), stock["returned_mg"].clone()),
+        (json!(240.0), json!(0.0)),
+        "the stock page shows the box line"
     );
     let (s, _) = w
         .call(
@@ -665,7 +681,11 @@ async fn journey(app: TestApp) {
         .app
         .state
         .store
-        .stock_position(site_id, w.app.state.today())
+        .stock_position(
+            site_id,
+            w.app.state.today(),
+            w.app.state.settings.utc_offset,
+        )
         .await
         .unwrap()
         .2;

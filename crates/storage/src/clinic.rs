@@ -159,6 +159,24 @@ pub(crate) fn open_identity(
     }
 }
 
+/// The methadone that moved at a site over a stock period, in mg.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StockMoves {
+    /// Given at the window.
+    pub window_mg: f64,
+    /// Put into take-home boxes (on the day each box was loaded).
+    pub boxed_mg: f64,
+    /// Back from returned boxes' unopened compartments (on the day of reconciliation).
+    pub returned_mg: f64,
+}
+
+impl StockMoves {
+    /// What left the stock, net.
+    pub fn net_mg(&self) -> f64 {
+        self.window_mg + self.boxed_mg - self.returned_mg
+    }
+}
+
 /// The facts the dispensing rules need about one client on one day.
 #[derive(Debug, Clone)]
 pub struct DoseFacts {
@@ -1244,13 +1262,29 @@ impl Store {
         Ok(id)
     }
 
-    /// The last close-out before `on`, and the mL received and mg dosed at the site since then
-    /// (up to and including `on`): what the expected volume is computed from.
+    /// The last close-out before `on`, and the mL received and mg that left the site since then
+    /// (up to and including `on`): what the expected volume is computed from. See
+    /// [`Store::stock_movements`] for how box doses count.
     pub async fn stock_position(
         &self,
         site_id: i64,
         on: NaiveDate,
+        offset: chrono::FixedOffset,
     ) -> Result<(Option<CloseOutRow>, f64, f64)> {
+        let (last, received, m) = self.stock_movements(site_id, on, offset).await?;
+        Ok((last, received, m.net_mg()))
+    }
+
+    /// The last close-out before `on`, the mL received since then, and the mg that moved:
+    /// doses given at the window on their day; a box's doses all at once, on the day it was
+    /// loaded; and a returned box's unopened compartments back, on the day it was reconciled.
+    /// Days are the site's local days (`offset`).
+    pub async fn stock_movements(
+        &self,
+        site_id: i64,
+        on: NaiveDate,
+        offset: chrono::FixedOffset,
+    ) -> Result<(Option<CloseOutRow>, f64, StockMoves)> {
         let last = sqlx::query(
             "SELECT day, expected_ml, measured_ml, variance_ml, reason FROM stock_closeouts \
              WHERE site_id = $1 AND day < $2 ORDER BY day DESC LIMIT 1",
@@ -1273,17 +1307,55 @@ impl Store {
         .bind(on.to_string())
         .fetch_one(self.pool())
         .await?;
-        let dosed = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(mg), 0) AS BIGINT) AS mg FROM doses WHERE site_id = $1 AND day > $2 AND day <= $3",
+        let window = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(mg), 0) AS BIGINT) AS mg FROM doses WHERE site_id = $1 \
+             AND day > $2 AND day <= $3 AND rule NOT LIKE 'take_home%'",
         )
         .bind(site_id)
         .bind(since)
         .bind(on.to_string())
         .fetch_one(self.pool())
         .await?;
+        // The window in instants: from the local midnight after the last close-out's day to the
+        // local midnight after `on`.
+        let midnight = |d: NaiveDate| -> i64 {
+            d.and_hms_opt(0, 0, 0)
+                .and_then(|t| t.and_local_timezone(offset).single())
+                .map_or(0, |t| t.timestamp_millis())
+        };
+        let from_ms = last
+            .as_ref()
+            .map_or(i64::MIN, |c| midnight(c.day + chrono::Duration::days(1)));
+        let to_ms = midnight(on + chrono::Duration::days(1));
+        let loaded = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(c.mg), 0) AS BIGINT) AS mg FROM load_compartments c \
+             JOIN box_loads l ON l.id = c.load_id \
+             WHERE l.site_id = $1 AND l.loaded_at >= $2 AND l.loaded_at < $3",
+        )
+        .bind(site_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_one(self.pool())
+        .await?;
+        let returned = sqlx::query(&format!(
+            "SELECT CAST(COALESCE(SUM(c.mg), 0) AS BIGINT) AS mg FROM load_compartments c \
+             JOIN box_loads l ON l.id = c.load_id JOIN doses d ON d.id = c.dose_id \
+             WHERE l.site_id = $1 AND l.returned_at >= $2 AND l.returned_at < $3 \
+             AND d.rule = '{}'",
+            crate::boxes::RULE_UNOPENED
+        ))
+        .bind(site_id)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_one(self.pool())
+        .await?;
         let received: f64 = col(&rec, "ml")?;
-        let dosed_mg: i64 = col(&dosed, "mg")?;
-        Ok((last, received, dosed_mg as f64))
+        let moves = StockMoves {
+            window_mg: col::<i64>(&window, "mg")? as f64,
+            boxed_mg: col::<i64>(&loaded, "mg")? as f64,
+            returned_mg: col::<i64>(&returned, "mg")? as f64,
+        };
+        Ok((last, received, moves))
     }
 
     /// Saves the day's close-out; audited, flagged ones with their reason.

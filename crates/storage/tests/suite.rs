@@ -552,7 +552,7 @@ async fn clinic_facts_and_stock_position(s: &Store) {
     s.add_stock_receipt(&actor, d(18), &receipt, now())
         .await
         .unwrap();
-    let (last, received, dosed) = s.stock_position(c.site_id, d(20)).await.unwrap();
+    let (last, received, dosed) = s.stock_position(c.site_id, d(20), cst()).await.unwrap();
     assert_eq!((last, received, dosed), (None, 1000.0, 180.0));
     let close = CloseOut {
         expected_ml: 820.0,
@@ -563,7 +563,7 @@ async fn clinic_facts_and_stock_position(s: &Store) {
     s.save_closeout(&actor, d(20), &close, "", now())
         .await
         .unwrap();
-    let (last, received, dosed) = s.stock_position(c.site_id, d(22)).await.unwrap();
+    let (last, received, dosed) = s.stock_position(c.site_id, d(22), cst()).await.unwrap();
     assert_eq!(last.unwrap().measured_ml, 818.5);
     assert_eq!((received, dosed), (0.0, 0.0));
     assert!(s
@@ -603,4 +603,9 @@ async fn identity_round_trips_encrypted(s: &Store) {
         .read_identity(&actor, c.id, "test", &other_key, now())
         .await
         .is_err());
+}
+
+/// China Standard Time, the demo centre's offset.
+fn cst() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(8 * 3600).unwrap()
 }
