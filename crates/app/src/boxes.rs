@@ -36,6 +36,36 @@ pub fn code_text(secret: &Secret, box_id: i64, load_id: i64, start: NaiveDate, i
     code.to_text().as_str().to_owned()
 }
 
+/// A fresh secret for a load of `compartments` days from `start_day`: drawn with `draw`, and
+/// drawn again while two compartments would get the same code (docs/lockcode.md §2).
+pub fn fresh_secret(
+    box_id: i64,
+    load_id: i64,
+    start_day: u32,
+    compartments: u8,
+    digits: Digits,
+    mut draw: impl FnMut() -> [u8; 32],
+) -> [u8; 32] {
+    loop {
+        let bytes = draw();
+        let collides = Secret::from_bytes(&bytes).ok().and_then(|s| {
+            lockcode::load_codes(
+                &s,
+                box_id as u64,
+                load_id as u64,
+                start_day,
+                compartments,
+                digits,
+            )
+            .map(|c| c.has_collision())
+        });
+        // A load outside 2–6 compartments has no codes to compare; the plan refuses it anyway.
+        if collides != Some(true) {
+            return bytes;
+        }
+    }
+}
+
 /// Loading a box.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -199,10 +229,6 @@ pub async fn load_box(
         start,
         |d| anxin_domain::clinic::orders::order_on(&orders, d).and_then(|o| o.mg_on(d)),
     )?;
-    let mut secret_bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut secret_bytes);
-    let secret = Secret::from_bytes(&secret_bytes)
-        .map_err(|_| Error::Internal("a fresh box secret was refused".into()))?;
     let compartments: Vec<NewCompartment> = plan
         .iter()
         .map(|p| NewCompartment {
@@ -213,6 +239,10 @@ pub async fn load_box(
         .collect();
     let vault = app.vault.clone();
     let actor = me.audit();
+    let count = u8::try_from(plan.len()).unwrap_or(0);
+    // The secret is drawn once the load has its id (the codes depend on it), and drawn again
+    // while two compartments would share a code.
+    let mut secret_bytes = [0u8; 32];
     let load = create_load_in(
         work.conn(),
         &actor,
@@ -220,10 +250,26 @@ pub async fn load_box(
         c.id,
         &compartments,
         hour,
-        |id| vault.seal_box_secret(id, &secret_bytes),
+        |id| {
+            secret_bytes = fresh_secret(
+                lockbox.id,
+                id,
+                day_number(start),
+                count,
+                Digits::DEFAULT,
+                || {
+                    let mut b = [0u8; 32];
+                    rand::rngs::OsRng.fill_bytes(&mut b);
+                    b
+                },
+            );
+            vault.seal_box_secret(id, &secret_bytes)
+        },
         now,
     )
     .await?;
+    let secret = Secret::from_bytes(&secret_bytes)
+        .map_err(|_| Error::Internal("a fresh box secret was refused".into()))?;
     app.failpoint("load_box.after_load")?;
     let sms = &app.settings.sms.config;
     let templates = sms.templates();
@@ -236,18 +282,19 @@ pub async fn load_box(
             .ok_or_else(|| Error::Internal(format!("no instant for {d} {h}:00")))
     };
     let mut messages = Vec::with_capacity(plan.len());
+    let masked = "*".repeat(usize::from(Digits::DEFAULT.get()));
     for p in &plan {
+        let key = code_key(load.id, i64::from(p.index));
+        let code = code_text(&secret, load.box_id, load.id, load.start_day, p.index);
+        // The code rests only sealed; pages and logs see it masked.
+        let real = templates.render(TextKind::DailyCode, lang, &sms.sender_name, &code);
         messages.push(NewMessage {
-            idempotency_key: code_key(load.id, i64::from(p.index)),
+            sealed_text: Some(app.vault.seal_message(&key, &real)),
+            idempotency_key: key,
             client_id: Some(c.id),
             site_id: c.site_id,
             recipient_e164: phone.clone(),
-            text: templates.render(
-                TextKind::DailyCode,
-                lang,
-                &sms.sender_name,
-                &code_text(&secret, load.box_id, load.id, load.start_day, p.index),
-            ),
+            text: templates.render(TextKind::DailyCode, lang, &sms.sender_name, &masked),
             not_before: at(p.day, u32::from(hour))?,
             expires_at: at(p.day + Duration::days(1), 0)?,
         });
@@ -408,6 +455,41 @@ pub async fn report_lost(app: &App, me: &Actor, load_id: &str, req: &Withhold) -
     Ok(())
 }
 
+/// The challenge a return starts with: the staff type it into the box (or the box station
+/// sends it), and the box's export must carry it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ReturnStarted {
+    pub load_id: i64,
+    /// Eight digits at most (it is typed on the box's keypad).
+    pub challenge: u32,
+    pub issued_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Challenges are typed on an 8-digit keypad: below 10^8.
+const CHALLENGE_MODULUS: u32 = 100_000_000;
+
+/// Starts the return of a box: draws a fresh challenge for its export, replacing any earlier
+/// one (so an export read before now is refused), in one audited unit of work.
+pub async fn start_return(app: &App, me: &Actor, load_id: &str) -> Result<ReturnStarted> {
+    me.require(Permission::TakeHomeManage)?;
+    let load = load_of(app, me, load_id).await?;
+    if !load.state.awaits_return() {
+        return Err(Problem::new(Code::LoadWrongState)
+            .arg("id", load.id)
+            .arg("state", load.state)
+            .into());
+    }
+    let challenge = rand::rngs::OsRng.next_u32() % CHALLENGE_MODULUS;
+    let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
+    work.issue_return_challenge(&load, challenge).await?;
+    work.commit().await?;
+    Ok(ReturnStarted {
+        load_id: load.id,
+        challenge,
+        issued_at: app.now(),
+    })
+}
+
 /// The returned box's exported log.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -467,6 +549,18 @@ pub async fn return_box(
     use base64_engine::decode;
     me.require(Permission::TakeHomeManage)?;
     let load = load_of(app, me, load_id).await?;
+    if !load.state.awaits_return() {
+        // Already reconciled (a replayed export), or lost.
+        return Err(Problem::new(Code::LoadWrongState)
+            .arg("id", load.id)
+            .arg("state", load.state)
+            .into());
+    }
+    let Some(challenge) = load.return_challenge else {
+        return Err(Problem::new(Code::ExportNoChallenge)
+            .field("log_base64")
+            .into());
+    };
     let bytes = decode(req.log_base64.trim())
         .ok_or_else(|| Error::from(Problem::new(Code::ExportMalformed).field("log_base64")))?;
     let secret = secret_of(app, &load)?;
@@ -480,6 +574,13 @@ pub async fn return_box(
             )
         })?;
     let summary = log.summary();
+    if summary.challenge != challenge {
+        return Err(Problem::new(Code::ExportStale)
+            .field("log_base64")
+            .arg("got", summary.challenge)
+            .arg("expected", challenge)
+            .into());
+    }
     let tamper = log
         .entries()
         .filter(|e| e.kind == lockcode::EventKind::Tamper)
@@ -523,5 +624,179 @@ mod base64_engine {
     pub fn decode(s: &str) -> Option<Vec<u8>> {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.decode(s).ok()
+    }
+}
+
+/// Telling a client who calls today's code: the caller's answers to the identity questions,
+/// as typed by the staff member on the phone. Both are compared with the record.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reveal {
+    /// The caller's full name, as they say it.
+    #[serde(default)]
+    pub name: String,
+    /// The last four characters of the caller's national ID (of the recorded phone number when
+    /// the record has no national ID).
+    #[serde(default)]
+    pub id_last4: String,
+}
+
+/// Today's code, told to a caller whose answers matched.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Revealed {
+    /// 1 for the first day of the load.
+    pub compartment: i64,
+    pub code: String,
+}
+
+/// Letters and digits only, upper-case: how answers and records are compared.
+fn folded(s: &str) -> String {
+    s.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// The last four letters or digits of a recorded value.
+fn last4(s: &str) -> String {
+    let f = folded(s);
+    f.chars()
+        .skip(f.chars().count().saturating_sub(4))
+        .collect()
+}
+
+/// Tells a caller today's code of a box that is out, once their answers to the identity
+/// questions match the record. Both the telling and a refused attempt are audited (never with
+/// the code or the answers).
+pub async fn reveal(app: &App, me: &Actor, load_id: &str, req: &Reveal) -> Result<Revealed> {
+    me.require(Permission::CodeReveal)?;
+    let load = load_of(app, me, load_id).await?;
+    let mut missing = vec![];
+    if folded(&req.name).is_empty() {
+        missing.push("name");
+    }
+    if folded(&req.id_last4).chars().count() != 4 {
+        missing.push("id_last4");
+    }
+    if let Some(first) = missing.first() {
+        return Err(Problem::new(Code::RevealUnchecked)
+            .field(*first)
+            .arg("missing", missing.join(", "))
+            .into());
+    }
+    let today = app.today();
+    let offset = (today - load.start_day).num_days();
+    if !(0..load.days).contains(&offset) || !load.state.is_out() {
+        return Err(Problem::new(Code::RevealNoCompartment)
+            .arg("id", load.id)
+            .into());
+    }
+    if load.withheld_from.is_some_and(|w| w <= today) {
+        return Err(Problem::new(Code::RevealStopped)
+            .arg("id", load.id)
+            .arg("reason", load.withhold_reason.clone().unwrap_or_default())
+            .into());
+    }
+    let state = app.store.code_state(load.id, offset).await?;
+    if state == Some(anxin_domain::sms::MessageState::Stopped) {
+        return Err(Problem::new(Code::RevealStopped)
+            .arg("id", load.id)
+            .arg("reason", "dosed at the window")
+            .into());
+    }
+    let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
+    let identity = work
+        .read_identity(load.client_id, "identity questions of a caller", &app.vault)
+        .await?;
+    let mut wrong = vec![];
+    if identity.name.as_deref().map(folded) != Some(folded(&req.name)) {
+        wrong.push("name");
+    }
+    let (recorded, asked) = match (&identity.national_id, &identity.phone) {
+        (Some(id), _) => (last4(id), "national ID"),
+        (None, Some(phone)) => (last4(phone), "phone"),
+        (None, None) => (String::new(), "national ID"),
+    };
+    if recorded.is_empty() || recorded != folded(&req.id_last4) {
+        wrong.push("id_last4");
+    }
+    if let Some(first) = wrong.first() {
+        work.audit(
+            anxin_storage::AuditEvent::new("code.reveal.refused", "client", load.client_id)
+                .site(load.site_id)
+                .reason(format!(
+                    "load {}: the caller's answers did not match ({})",
+                    load.id,
+                    wrong.join(", ")
+                )),
+        )
+        .await?;
+        work.commit().await?;
+        return Err(Problem::new(Code::RevealMismatch)
+            .field(*first)
+            .arg("wrong", wrong.join(", "))
+            .into());
+    }
+    let secret = secret_of(app, &load)?;
+    let idx = u8::try_from(offset).unwrap_or(0);
+    let code = code_text(&secret, load.box_id, load.id, load.start_day, idx);
+    work.audit(
+        anxin_storage::AuditEvent::new("code.reveal", "client", load.client_id)
+            .site(load.site_id)
+            .reason(format!(
+                "load {} compartment {}: told to a caller who answered the name and the last \
+                 four of the {asked}",
+                load.id,
+                offset + 1
+            )),
+    )
+    .await?;
+    work.commit().await?;
+    Ok(Revealed {
+        compartment: offset + 1,
+        code,
+    })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn secret(n: u64) -> [u8; 32] {
+        use sha2::Digest;
+        sha2::Sha256::digest(n.to_be_bytes()).into()
+    }
+
+    fn collides(b: &[u8; 32], digits: Digits) -> bool {
+        let s = Secret::from_bytes(b).unwrap();
+        lockcode::load_codes(&s, 7, 9, 20_000, 6, digits)
+            .unwrap()
+            .has_collision()
+    }
+
+    /// Two compartments sharing a code would let one code open both: such a secret is drawn
+    /// again. At 6 digits a colliding secret turns up within some 10^5 draws.
+    #[test]
+    fn a_secret_with_colliding_codes_is_drawn_again() {
+        let digits = Digits::new(6).unwrap();
+        let bad = (0u64..).find(|&n| collides(&secret(n), digits)).unwrap();
+        let mut drawn = vec![];
+        let mut seq = [bad, bad + 1_000_000_000].into_iter();
+        let got = fresh_secret(7, 9, 20_000, 6, digits, || {
+            let n = seq.next().unwrap();
+            drawn.push(n);
+            secret(n)
+        });
+        assert_eq!(drawn, vec![bad, bad + 1_000_000_000]);
+        assert_eq!(got, secret(bad + 1_000_000_000));
+        assert!(!collides(&got, digits));
+    }
+
+    #[test]
+    fn answers_compare_on_letters_and_digits() {
+        assert_eq!(folded(" 周 强磊 "), "周强磊");
+        assert_eq!(last4("53042319900101123x"), "123X");
+        assert_eq!(last4("+86 138 0013 8000"), "8000");
     }
 }

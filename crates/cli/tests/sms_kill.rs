@@ -85,6 +85,7 @@ fn sigkill_mid_batch_then_restart_sends_each_code_exactly_once() {
                 site_id: site.id,
                 recipient_e164: format!("1390000{i:04}"),
                 text: format!("Your code for today: {i:08}"),
+                sealed_text: None,
                 not_before: now - chrono::Duration::seconds(1),
                 expires_at: now + chrono::Duration::hours(1),
             })

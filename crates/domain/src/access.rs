@@ -84,6 +84,7 @@ impl Role {
             MessageTextRead => matches!(self, Manager),
             ContactChange => matches!(self, Manager | Prescriber | Counsellor),
             TakeHomeManage => matches!(self, Manager | Prescriber),
+            CodeReveal => matches!(self, Manager | Prescriber | Dispenser),
             TakeHomePolicy => matches!(self, Manager),
             PsbQueue => matches!(self, PsbOfficer),
             StaffManage => matches!(self, Admin | Manager),
@@ -158,6 +159,8 @@ pub enum Permission {
     ContactChange,
     /// Send police approval requests, load and take back take-home boxes.
     TakeHomeManage,
+    /// Tell a client who calls today's box code, after the identity questions (audited).
+    CodeReveal,
     /// Adopt the centre's take-home eligibility policy.
     TakeHomePolicy,
     /// The police queue: only the fields a record check needs, for requests addressed to the PSB.
@@ -176,7 +179,7 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, for exhaustive tests and documentation.
-    pub const ALL: [Permission; 19] = [
+    pub const ALL: [Permission; 20] = [
         Permission::ClientRead,
         Permission::ClientWrite,
         Permission::IdentityRead,
@@ -192,6 +195,7 @@ impl Permission {
         Permission::SiteManage,
         Permission::AuditRead,
         Permission::TakeHomeManage,
+        Permission::CodeReveal,
         Permission::TakeHomePolicy,
         Permission::PsbQueue,
         Permission::ServiceRecord,
@@ -228,6 +232,7 @@ impl Permission {
             Permission::MessageTextRead => "message_text_read",
             Permission::ContactChange => "contact_change",
             Permission::TakeHomeManage => "takehome_manage",
+            Permission::CodeReveal => "code_reveal",
             Permission::TakeHomePolicy => "takehome_policy",
             Permission::PsbQueue => "psb_queue",
             Permission::StaffManage => "staff_manage",

@@ -123,6 +123,18 @@ codes! {
     ExportMalformed => ("export.malformed", Invalid),
     /// A box export whose MAC chain does not verify for this load.
     ExportDoesNotVerify => ("export.does_not_verify", Invalid),
+    /// A return without a challenge issued: the return must be started first.
+    ExportNoChallenge => ("export.no_challenge", Conflict),
+    /// An export that carries another challenge than the one issued (an old export).
+    ExportStale => ("export.stale", Invalid),
+    /// Today's code asked for without the caller's answers to the identity questions.
+    RevealUnchecked => ("reveal.unchecked", Invalid),
+    /// The caller's answers do not match the record.
+    RevealMismatch => ("reveal.mismatch", Invalid),
+    /// No compartment of the box is for today (or the box is not out).
+    RevealNoCompartment => ("reveal.no_compartment", Conflict),
+    /// Today's code was stopped (withheld, lost, ended): the client comes to the window.
+    RevealStopped => ("reveal.stopped", Conflict),
     /// A load of another centre.
     LoadNotHere => ("load.not_here", NotFound),
     /// A police request without the client's active consent to the check.

@@ -9,8 +9,6 @@ use anxin_storage::boxes::{Load, LockBox};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::Duration;
-use lockcode::{derive_code, Digits, Secret};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -20,31 +18,6 @@ use crate::error::{AppError, AppResult};
 use crate::json::ApiJson;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
-
-fn secret_of(st: &AppState, load: &Load) -> AppResult<Secret> {
-    let bytes = st
-        .vault
-        .open_box_secret(load.id, &load.sealed_secret)
-        .map_err(|e| {
-            tracing::error!(error = %e, load = load.id, "box secret does not decrypt");
-            AppError::Internal
-        })?;
-    Secret::from_bytes(&bytes).map_err(|_| AppError::Internal)
-}
-
-/// The code of compartment `i` of `load`.
-fn code_text(secret: &Secret, load: &Load, i: u8) -> String {
-    let day = load.start_day + Duration::days(i64::from(i));
-    let code = derive_code(
-        secret,
-        load.box_id as u64,
-        load.id as u64,
-        i,
-        day_number(day),
-        Digits::DEFAULT,
-    );
-    code.to_text().as_str().to_owned()
-}
 
 /// A new box.
 #[derive(Deserialize, JsonSchema)]
@@ -104,14 +77,6 @@ pub struct LoadCompartment {
 pub struct LoadWithCompartments {
     pub load: LoadView,
     pub compartments: Vec<LoadCompartment>,
-}
-
-/// Today's code, told to a checked caller.
-#[derive(Serialize, JsonSchema)]
-pub struct Revealed {
-    /// 1 for the first day of the load.
-    pub compartment: i64,
-    pub code: String,
 }
 
 pub use anxin_app::boxes::{day_number, HandOut, LoadAnswer, LoadRequest, LoadView};
@@ -221,13 +186,7 @@ async fn api_lost(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Revealing today's code to a caller whose identity was checked.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Reveal {
-    /// How the caller's identity was checked.
-    pub identity_check: String,
-}
+pub use anxin_app::boxes::{ReturnStarted, Reveal, Revealed};
 
 async fn api_reveal(
     State(st): State<AppState>,
@@ -235,46 +194,19 @@ async fn api_reveal(
     Path(id): Path<String>,
     ApiJson(req): ApiJson<Reveal>,
 ) -> AppResult<Json<Revealed>> {
-    let load = load_of(&st, &me, &id).await?;
-    if req.identity_check.trim().len() < 5 {
-        return Err(DomainError::invalid(
-            "identity_check",
-            "say how the caller's identity was checked",
-        )
-        .into());
-    }
-    let today = st.today();
-    let offset = (today - load.start_day).num_days();
-    if !(0..load.days).contains(&offset) || !load.state.is_out() {
-        return Err(DomainError::Conflict("this box has no compartment for today".into()).into());
-    }
-    if load.withheld_from.is_some_and(|w| w <= today) {
-        return Err(DomainError::Conflict(format!(
-            "codes are withheld: {}",
-            load.withhold_reason.clone().unwrap_or_default()
-        ))
-        .into());
-    }
-    let secret = secret_of(&st, &load)?;
-    let code = code_text(&secret, &load, u8::try_from(offset).unwrap_or(0));
-    st.store
-        .audit(
-            &me.actor(),
-            anxin_storage::AuditEvent::new("code.reveal", "client", load.client_id)
-                .site(load.site_id)
-                .reason(format!(
-                    "load {} compartment {}: {}",
-                    load.id,
-                    offset + 1,
-                    req.identity_check.trim()
-                )),
-            st.now(),
-        )
-        .await?;
-    Ok(Json(Revealed {
-        compartment: offset + 1,
-        code,
-    }))
+    Ok(Json(
+        anxin_app::boxes::reveal(&st.app, &me.app_actor(), &id, &req).await?,
+    ))
+}
+
+async fn api_start_return(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<ReturnStarted>> {
+    Ok(Json(
+        anxin_app::boxes::start_return(&st.app, &me.app_actor(), &id).await?,
+    ))
 }
 
 /// Takes a box back (see `anxin_app::boxes::return_box`); the GPS pipeline forgets the box.
@@ -384,7 +316,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
             RouteSpec::api(
                 Post,
                 "/api/v1/loads/{id}/reveal",
-                Needs(TakeHomeManage),
+                Needs(CodeReveal),
                 "boxes",
                 "Tell a checked caller today's code (audited)",
             )
@@ -403,6 +335,17 @@ pub fn routes(table: RouteTable) -> RouteTable {
             .body::<Withhold>()
             .status(204),
             api_lost,
+        )
+        .add(
+            RouteSpec::api(
+                Post,
+                "/api/v1/loads/{id}/return/start",
+                Needs(TakeHomeManage),
+                "boxes",
+                "Start a return: a fresh challenge the box's export must carry",
+            )
+            .answers::<ReturnStarted>(),
+            api_start_return,
         )
         .add(
             RouteSpec::api(
@@ -494,6 +437,7 @@ pub mod web {
         let st = t.st;
         let loads = st.store.loads_of_client(c.id).await?;
         let may = me.role().has(Permission::TakeHomeManage);
+        let may_reveal = me.role().has(Permission::CodeReveal);
         let tomorrow = st.today() + chrono::Duration::days(1);
         let csrf = html! { input type="hidden" name="csrf" value=(me.csrf_token); };
         let mut rows = vec![];
@@ -513,9 +457,37 @@ pub mod web {
                         } @if may && l.state == LoadState::Loaded {
                             form method="post" action={"/loads/" (l.id) "/hand-out"} class="hand-out-form" { (csrf) (form_notice(f, &format!("hand-out-{}", l.id), &["phone_confirmed"])) label.check { input type="checkbox" name="phone_confirmed" value="true" required; " " (t.s("box-hand-out-phone-confirmed")) (field_error(f, &format!("hand-out-{}", l.id), "phone_confirmed")) } button type="submit" { (t.s("box-hand-out")) } }
                         } @if may && l.state.is_out() {
-                            form method="post" action={"/loads/" (l.id) "/withhold"} { (csrf) input name="reason" placeholder=(t.s("box-withhold-reason")) aria-label=(t.s("box-withhold-reason")) required; button type="submit" { (t.s("box-withhold")) } }
+                            form method="post" action={"/loads/" (l.id) "/withhold"} class="withhold-form" { (csrf) @let k = format!("withhold-{}", l.id); (form_notice(f, &k, &["reason"])) input name="reason" placeholder=(t.s("box-withhold-reason")) aria-label=(t.s("box-withhold-reason")) required value=[f.value(&k, "reason")]; (field_error(f, &k, "reason")) button type="submit" { (t.s("box-withhold")) } }
+                            form method="post" action={"/loads/" (l.id) "/lost"} class="lost-form" { (csrf) @let k = format!("lost-{}", l.id); (form_notice(f, &k, &["reason"])) input name="reason" placeholder=(t.s("box-lost-reason")) aria-label=(t.s("box-lost-reason")) required value=[f.value(&k, "reason")]; (field_error(f, &k, "reason")) button type="submit" { (t.s("box-lost")) } }
+                        } @if may_reveal && l.state.is_out() {
+                            details.reveal { summary { (t.s("box-reveal")) }
+                                form method="post" action={"/loads/" (l.id) "/reveal"} class="reveal-form" {
+                                    (csrf) @let k = format!("reveal-{}", l.id);
+                                    (form_notice(f, &k, &["name", "id_last4"]))
+                                    p.muted { (t.s("box-reveal-help")) }
+                                    label { (t.s("box-reveal-name")) input name="name" autocomplete="off" value=[f.value(&k, "name")]; (field_error(f, &k, "name")) }
+                                    label { (t.s("box-reveal-last4")) input name="id_last4" autocomplete="off" maxlength="8" value=[f.value(&k, "id_last4")]; (field_error(f, &k, "id_last4")) }
+                                    button type="submit" { (t.s("box-reveal-go")) }
+                                }
+                            }
                         } @if may && l.state.awaits_return() {
-                            form method="post" action={"/loads/" (l.id) "/return"} { (csrf) textarea name="log_base64" rows="2" placeholder=(t.s("box-log")) aria-label=(t.s("box-log")) required {} button type="submit" { (t.s("box-return")) } }
+                            @match l.return_challenge {
+                                None => {
+                                    form method="post" action={"/loads/" (l.id) "/return/start"} class="return-start-form" { (csrf) button type="submit" { (t.s("box-return-start")) } }
+                                }
+                                Some(ch) => {
+                                    form method="post" action={"/loads/" (l.id) "/return"} class="return-form" {
+                                        (csrf) @let k = format!("return-{}", l.id);
+                                        (form_notice(f, &k, &["log_base64"]))
+                                        p { (t.s("box-challenge")) ": " strong.challenge data-challenge=(ch) { (ch) } }
+                                        p.muted { (t.s("box-challenge-help")) }
+                                        textarea name="log_base64" rows="2" placeholder=(t.s("box-log")) aria-label=(t.s("box-log")) required { (f.value(&k, "log_base64").unwrap_or_default()) }
+                                        (field_error(f, &k, "log_base64"))
+                                        button type="submit" { (t.s("box-return")) }
+                                    }
+                                    form method="post" action={"/loads/" (l.id) "/return/start"} class="return-start-form" { (csrf) button.secondary type="submit" { (t.s("box-return-restart")) } }
+                                }
+                            }
                         } }
                     } } }
                 }
@@ -652,6 +624,7 @@ pub mod web {
 
     #[derive(Deserialize)]
     struct ReasonForm {
+        #[serde(default)]
         reason: String,
     }
 
@@ -663,17 +636,114 @@ pub mod web {
     ) -> Response {
         let base = client_page_of(&st, &id).await;
         let req = super::Withhold {
-            reason: f.reason,
+            reason: f.reason.clone(),
             from: None,
         };
+        match anxin_app::boxes::withhold(&st.app, &me.app_actor(), &id, &req).await {
+            Ok(_) => Redirect::to(&base).into_response(),
+            Err(e) => refused_form(
+                &st,
+                &base,
+                &format!("withhold-{id}"),
+                e.into(),
+                vec![("reason".into(), f.reason)],
+            ),
+        }
+    }
+
+    async fn lost_form(
+        State(st): State<AppState>,
+        me: CurrentUser,
+        Path(id): Path<String>,
+        Form(f): Form<ReasonForm>,
+    ) -> Response {
+        let base = client_page_of(&st, &id).await;
+        let req = super::Withhold {
+            reason: f.reason.clone(),
+            from: None,
+        };
+        match anxin_app::boxes::report_lost(&st.app, &me.app_actor(), &id, &req).await {
+            Ok(()) => {
+                st.gps.invalidate();
+                Redirect::to(&base).into_response()
+            }
+            Err(e) => refused_form(
+                &st,
+                &base,
+                &format!("lost-{id}"),
+                e.into(),
+                vec![("reason".into(), f.reason)],
+            ),
+        }
+    }
+
+    #[derive(Deserialize)]
+    struct RevealForm {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        id_last4: String,
+    }
+
+    /// Tells today's code to a caller whose answers matched: shown on a page of its own that
+    /// no cache keeps; refusals come back at the field with the answers kept.
+    async fn reveal_form(
+        State(st): State<AppState>,
+        me: CurrentUser,
+        Path(id): Path<String>,
+        Form(f): Form<RevealForm>,
+    ) -> Response {
+        let base = client_page_of(&st, &id).await;
+        let req = super::Reveal {
+            name: f.name.clone(),
+            id_last4: f.id_last4.clone(),
+        };
+        match anxin_app::boxes::reveal(&st.app, &me.app_actor(), &id, &req).await {
+            Ok(r) => {
+                let t = T {
+                    st: &st,
+                    lang: crate::i18n::Lang::from_tag(&me.user.language),
+                };
+                let body = html! {
+                    section.card id="revealed" {
+                        h1 { (t.s("box-revealed-title")) }
+                        p { (t.a("box-revealed-compartment", &[("n", &r.compartment.to_string())])) }
+                        p.code { strong.revealed-code { (r.code) } }
+                        p.muted { (t.s("box-revealed-help")) }
+                        p { a href=(base) { (t.s("box-back")) } }
+                    }
+                };
+                (
+                    [(axum::http::header::CACHE_CONTROL, "no-store")],
+                    crate::web::layout(&t, &t.s("box-revealed-title"), Some(&me), body),
+                )
+                    .into_response()
+            }
+            Err(e) => refused_form(
+                &st,
+                &base,
+                &format!("reveal-{id}"),
+                e.into(),
+                vec![("name".into(), f.name), ("id_last4".into(), f.id_last4)],
+            ),
+        }
+    }
+
+    async fn return_start_form(
+        State(st): State<AppState>,
+        me: CurrentUser,
+        Path(id): Path<String>,
+    ) -> Response {
+        let base = client_page_of(&st, &id).await;
         after_form(
             &base,
-            anxin_app::boxes::withhold(&st.app, &me.app_actor(), &id, &req).await,
+            anxin_app::boxes::start_return(&st.app, &me.app_actor(), &id).await,
         )
     }
 
     #[derive(Deserialize)]
     struct LogForm {
+        #[serde(default)]
         log_base64: String,
     }
 
@@ -684,10 +754,16 @@ pub mod web {
         Form(f): Form<LogForm>,
     ) -> Response {
         let base = client_page_of(&st, &id).await;
-        after_form(
-            &base,
-            return_box(&st, &me, &id, &f.log_base64).await.map(|_| ()),
-        )
+        match return_box(&st, &me, &id, &f.log_base64).await {
+            Ok(_) => Redirect::to(&base).into_response(),
+            Err(e) => refused_form(
+                &st,
+                &base,
+                &format!("return-{id}"),
+                e,
+                vec![("log_base64".into(), f.log_base64)],
+            ),
+        }
     }
 
     /// The printable hand-out sheet of a load (print CSS hides the page chrome).
@@ -771,6 +847,33 @@ pub mod web {
                     "Withhold codes",
                 ),
                 withhold_form,
+            )
+            .add(
+                RouteSpec::web(
+                    Post,
+                    "/loads/{id}/lost",
+                    Needs(TakeHomeManage),
+                    "Report a box lost",
+                ),
+                lost_form,
+            )
+            .add(
+                RouteSpec::web(
+                    Post,
+                    "/loads/{id}/reveal",
+                    Needs(CodeReveal),
+                    "Tell a caller today's code",
+                ),
+                reveal_form,
+            )
+            .add(
+                RouteSpec::web(
+                    Post,
+                    "/loads/{id}/return/start",
+                    Needs(TakeHomeManage),
+                    "Start a box's return (challenge)",
+                ),
+                return_start_form,
             )
             .add(
                 RouteSpec::web(

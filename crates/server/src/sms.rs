@@ -211,6 +211,7 @@ pub async fn enqueue_test(
                 site_id,
                 recipient_e164: to.as_str().to_owned(),
                 text: sms.render(TextKind::Test, lang, ""),
+                sealed_text: None,
                 not_before: now,
                 expires_at: now + chrono::Duration::hours(1),
             },
@@ -420,7 +421,8 @@ pub fn spawn_worker(
             base,
             WorkerSettings::from_config(&sms.config),
             std::sync::Arc::new(move || clock_state.now()),
-        );
+        )
+        .with_vault(state.vault.clone());
         worker.run(shutdown).await;
     });
     Ok(Some(handle))

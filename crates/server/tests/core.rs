@@ -808,7 +808,7 @@ async fn ending_treatment_ends_the_box(app: TestApp) {
     );
     assert!(
         page.text
-            .contains(&format!("action=\"/loads/{load}/return\"")),
+            .contains(&format!("action=\"/loads/{load}/return/start\"")),
         "the box can still be returned"
     );
     assert!(

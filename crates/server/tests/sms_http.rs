@@ -25,6 +25,7 @@ async fn queued(app: &TestApp, site: i64) -> i64 {
                 site_id: site,
                 recipient_e164: "13812345678".into(),
                 text: "Your code for today: 12345678".into(),
+                sealed_text: None,
                 not_before: now,
                 expires_at: now + Duration::hours(12),
             },

@@ -89,6 +89,7 @@ async fn enqueue(app: &TestApp, site: i64, n: usize, prefix: &str) -> Vec<Outbox
                     site_id: site,
                     recipient_e164: format!("1380000{i:04}"),
                     text: format!("Your code for today: {prefix}{i:04}"),
+                    sealed_text: None,
                     not_before: now,
                     expires_at: now + Duration::hours(12),
                 },

@@ -10,7 +10,7 @@ use chrono::Duration;
 use serde_json::{json, Value};
 
 mod common;
-use common::{world, world_on};
+use common::{world, world_on, World};
 
 fn criterion<'a>(e: &'a Value, id: &str) -> &'a Value {
     e["criteria"]
@@ -390,6 +390,21 @@ struct Sim {
     args: anxin_boxsim::BoxSimArgs,
 }
 
+/// Starts a box's return and gives the challenge its export must carry.
+async fn start_return(w: &World, token: &str, load_id: i64) -> u32 {
+    let a = w
+        .app
+        .call(
+            Method::POST,
+            &format!("/api/v1/loads/{load_id}/return/start"),
+            Some(token),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    u32::try_from(a.json()["challenge"].as_u64().unwrap()).unwrap()
+}
+
 fn sim(args: &[&str]) -> Result<(), anxin_boxsim::BoxSimError> {
     use clap::Parser;
     let mut all = vec!["box-sim"];
@@ -498,8 +513,9 @@ async fn journey(app: TestApp) {
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
 
-    // The SMS sink holds one neutral message per compartment, to the client's number.
-    let rows: Vec<(String, String, String)> = sqlx::query_as("SELECT idempotency_key, recipient, body FROM sms_outbox WHERE client_id = $1 ORDER BY idempotency_key")
+    // The SMS sink holds one neutral message per compartment, to the client's number. No code
+    // rests in clear: the stored text masks it, and the real text is sealed with the data key.
+    let rows: Vec<(String, String, String, Vec<u8>)> = sqlx::query_as("SELECT idempotency_key, recipient, body, sealed_body FROM sms_outbox WHERE client_id = $1 ORDER BY idempotency_key")
         .bind(id)
         .fetch_all(w.app.state.store.pool())
         .await
@@ -507,13 +523,16 @@ async fn journey(app: TestApp) {
     assert_eq!(rows.len(), 3);
     let codes: Vec<String> = rows
         .iter()
-        .map(|(_, to, body)| {
+        .map(|(key, to, body, sealed)| {
             assert_eq!(to, "+8613800138000");
+            assert!(body.contains("********"), "masked: {body}");
+            assert!(!body.chars().any(|c| c.is_ascii_digit()), "{body}");
+            let real = w.app.state.vault.open_message(key, sealed).unwrap();
             assert!(
-                anxin_domain::sms::forbidden_words_in(body).is_empty(),
-                "{body}"
+                anxin_domain::sms::forbidden_words_in(&real).is_empty(),
+                "{real}"
             );
-            body.chars()
+            real.chars()
                 .filter(|c| c.is_ascii_digit())
                 .collect::<String>()
         })
@@ -595,25 +614,6 @@ async fn journey(app: TestApp) {
         std::fs::read(&logfile).unwrap(),
     );
 
-    // A log of another load, or a damaged one, is refused and changes nothing.
-    let mut bad = std::fs::read(&logfile).unwrap();
-    let last = bad.len() - 1;
-    bad[last] ^= 1;
-    let bad = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bad);
-    let (s, e) = w
-        .call(
-            Method::POST,
-            &w.doctor,
-            &format!("/api/v1/loads/{load_id}/return"),
-            Some(json!({"log_base64": bad})),
-        )
-        .await;
-    assert_eq!(
-        (s, e["error"]["field"].clone()),
-        (StatusCode::UNPROCESSABLE_ENTITY, json!("log_base64")),
-        "{e}"
-    );
-
     // While out, the box had GPS: some positions and an alarm.
     let box_id = w.app.state.store.load(load_id).await.unwrap().box_id;
     let mut gps = anxin_storage::gps::Batch::default();
@@ -650,17 +650,127 @@ async fn journey(app: TestApp) {
 
     w.app.clock.advance(Duration::days(4));
     let doctor = w.app.login("doctor").await;
+    let ret = format!("/api/v1/loads/{load_id}/return");
+    // The export read on day 3, before the return started, cannot stand in for a fresh one:
+    // without a challenge issued the return is refused, and with one it is stale.
     let a = w
         .app
         .call(
             Method::POST,
-            &format!("/api/v1/loads/{load_id}/return"),
+            &ret,
             Some(&doctor),
             Some(json!({"log_base64": log})),
         )
         .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+    assert_eq!(a.json()["error"]["code"], "export.no_challenge");
+    let challenge = start_return(&w, &doctor, load_id).await;
+    let a = w
+        .app
+        .call(
+            Method::POST,
+            &ret,
+            Some(&doctor),
+            Some(json!({"log_base64": log})),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.json()["error"]["code"].clone()),
+        (StatusCode::UNPROCESSABLE_ENTITY, json!("export.stale")),
+        "{}",
+        a.text
+    );
+    assert_eq!(
+        store.load(load_id).await.unwrap().state,
+        anxin_domain::boxes::LoadState::WithClient,
+        "nothing changed"
+    );
+    // A log of another load, or a damaged one, is refused and changes nothing.
+    let mut bad = std::fs::read(&logfile).unwrap();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    let bad = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, bad);
+    let (s, e) = w
+        .call(
+            Method::POST,
+            &doctor,
+            &ret,
+            Some(json!({"log_base64": bad})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].clone(), e["error"]["field"].clone()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!("export.does_not_verify"),
+            json!("log_base64")
+        ),
+        "{e}"
+    );
+
+    // A second start replaces the challenge: an export made with the first is stale too.
+    let first_challenge = challenge;
+    let challenge = start_return(&w, &doctor, load_id).await;
+    let export = |ch: u32, at: u64| {
+        sim(&[
+            "export-log",
+            "--box",
+            b,
+            "--to",
+            logfile.to_str().unwrap(),
+            "--challenge",
+            &ch.to_string(),
+            "--now",
+            &at.to_string(),
+        ])
+        .unwrap();
+        base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            std::fs::read(&logfile).unwrap(),
+        )
+    };
+    if first_challenge != challenge {
+        let old = export(first_challenge, t0 + 4 * 86_400);
+        let a = w
+            .app
+            .call(
+                Method::POST,
+                &ret,
+                Some(&doctor),
+                Some(json!({"log_base64": old})),
+            )
+            .await;
+        assert_eq!(a.json()["error"]["code"], "export.stale", "{}", a.text);
+    }
+    let log = export(challenge, t0 + 4 * 86_400 + 60);
+    let a = w
+        .app
+        .call(
+            Method::POST,
+            &ret,
+            Some(&doctor),
+            Some(json!({"log_base64": log.clone()})),
+        )
+        .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     let rec = a.json();
+    // Reconciled: the load's secret is erased, and the same export replayed changes nothing.
+    let returned = store.load(load_id).await.unwrap();
+    assert!(returned.sealed_secret.is_empty(), "secret erased");
+    assert_eq!(returned.return_challenge, None);
+    let a = w
+        .app
+        .call(
+            Method::POST,
+            &ret,
+            Some(&doctor),
+            Some(json!({"log_base64": log})),
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.json()["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("load.wrong_state"))
+    );
     assert_eq!(rec["reconciliation"]["opened"], json!([0, 1]));
     assert_eq!(rec["reconciliation"]["unopened"], json!([2]));
     assert_eq!(rec["tampering"], false);
@@ -928,53 +1038,89 @@ async fn codes_can_be_withheld_revealed_to_a_checked_caller_and_stop_when_a_box_
         .await;
     assert_eq!(sheet.status, StatusCode::OK);
     assert!(sheet.text.contains("YX-0106") && sheet.text.contains("80 mg"));
-    // Today is the loading day: no compartment to reveal yet; a vague identity check is refused.
+    // Without the caller's answers nothing is told; today is the loading day, so there is no
+    // compartment to tell yet.
+    let reveal = format!("/api/v1/loads/{load}/reveal");
     let (s, e) = w
         .call(
             Method::POST,
             &w.doctor,
-            &format!("/api/v1/loads/{load}/reveal"),
-            Some(json!({"identity_check": "ok"})),
+            &reveal,
+            Some(json!({"name": "Li Wei"})),
         )
         .await;
     assert_eq!(
-        (s, e["error"]["field"].clone()),
-        (StatusCode::UNPROCESSABLE_ENTITY, json!("identity_check"))
-    );
-    let (s, _) = w
-        .call(
-            Method::POST,
-            &w.doctor,
-            &format!("/api/v1/loads/{load}/reveal"),
-            Some(json!({"identity_check": "called from the number on file, gave date of birth"})),
+        (s, e["error"]["code"].clone(), e["error"]["field"].clone()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!("reveal.unchecked"),
+            json!("id_last4")
         )
+    );
+    let right = json!({"name": " li wei ", "id_last4": "123x"});
+    let (s, e) = w
+        .call(Method::POST, &w.doctor, &reveal, Some(right.clone()))
         .await;
-    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(
+        (s, e["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("reveal.no_compartment"))
+    );
     w.app.clock.advance(Duration::days(1));
     let doctor = w.app.login("doctor").await;
+    // Wrong answers: refused at the field, and the attempt is in the audit trail.
+    let a = w
+        .app
+        .call(
+            Method::POST,
+            &reveal,
+            Some(&doctor),
+            Some(json!({"name": "Li Wei", "id_last4": "9999"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", a.text);
+    assert_eq!(a.json()["error"]["field"], "id_last4");
+    let refused: (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = 'code.reveal.refused'")
+            .fetch_one(w.app.state.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(refused.0, 1);
+    // A dispenser on the phone may tell it too, once the answers match.
+    let dispenser = w.app.login("nurse").await;
     let (s, code) = {
         let a = w
             .app
-            .call(
-                Method::POST,
-                &format!("/api/v1/loads/{load}/reveal"),
-                Some(&doctor),
-                Some(
-                    json!({"identity_check": "called from the number on file, gave date of birth"}),
-                ),
-            )
+            .call(Method::POST, &reveal, Some(&dispenser), Some(right.clone()))
             .await;
         (a.status, a.json())
     };
-    assert_eq!(s, StatusCode::OK);
-    let first: (String,) = sqlx::query_as("SELECT body FROM sms_outbox WHERE idempotency_key = $1")
-        .bind(format!("code:{load}:0"))
-        .fetch_one(w.app.state.store.pool())
-        .await
+    assert_eq!(s, StatusCode::OK, "{code}");
+    let first: (Vec<u8>,) =
+        sqlx::query_as("SELECT sealed_body FROM sms_outbox WHERE idempotency_key = $1")
+            .bind(format!("code:{load}:0"))
+            .fetch_one(w.app.state.store.pool())
+            .await
+            .unwrap();
+    let text = w
+        .app
+        .state
+        .vault
+        .open_message(&format!("code:{load}:0"), &first.0)
         .unwrap();
     assert!(
-        first.0.contains(code["code"].as_str().unwrap()),
+        text.contains(code["code"].as_str().unwrap()),
         "revealed code is the day's code"
+    );
+    let told: (String,) = sqlx::query_as(
+        "SELECT reason FROM audit_log WHERE action = 'code.reveal' ORDER BY seq DESC LIMIT 1",
+    )
+    .fetch_one(w.app.state.store.pool())
+    .await
+    .unwrap();
+    assert!(told.0.contains("national ID"), "{}", told.0);
+    assert!(
+        !told.0.contains(code["code"].as_str().unwrap()),
+        "no code in the trail"
     );
     // The scheduled hour: 06:00 at the centre (+08:00) is 22:00 UTC the day before.
     let nb: (i64,) = sqlx::query_as("SELECT not_before FROM sms_outbox WHERE idempotency_key = $1")
@@ -1035,10 +1181,11 @@ async fn codes_can_be_withheld_revealed_to_a_checked_caller_and_stop_when_a_box_
             Method::POST,
             &format!("/api/v1/loads/{load}/reveal"),
             Some(&doctor),
-            Some(json!({"identity_check": "called from the number on file, gave date of birth"})),
+            Some(right),
         )
         .await;
     assert_eq!(a.status, StatusCode::CONFLICT);
+    assert_eq!(a.json()["error"]["code"], "reveal.no_compartment");
     let trail = w
         .app
         .state
@@ -1140,12 +1287,15 @@ async fn a_box_out_at_discharge_comes_back(app: TestApp) {
     ])
     .unwrap();
     let logfile = dir.path().join("log.bin");
+    let challenge = start_return(&w, &w.doctor, load_id).await;
     sim(&[
         "export-log",
         "--box",
         b,
         "--to",
         logfile.to_str().unwrap(),
+        "--challenge",
+        &challenge.to_string(),
         "--now",
         &(t0 + 60).to_string(),
     ])
@@ -1184,4 +1334,120 @@ async fn a_box_out_at_discharge_comes_back_on_sqlite() {
 #[tokio::test]
 async fn a_box_out_at_discharge_comes_back_on_postgres() {
     a_box_out_at_discharge_comes_back(TestApp::postgres().await).await;
+}
+
+/// A day's code rests only sealed: the stored text masks it, the worker opens the seal at send
+/// time, and the sealed text is erased once the message is spent. A worker without the data key
+/// never sends the masked text in its place.
+async fn codes_rest_sealed_until_sent(app: TestApp) {
+    use anxin_sms::provider::FileProvider;
+    use anxin_sms::worker::{Worker, WorkerSettings};
+    let w = world_on(app).await;
+    let id = w.stable_client("YX-0107", true).await;
+    w.approved(id, 2).await;
+    w.call(
+        Method::POST,
+        &w.doctor,
+        "/api/v1/boxes",
+        Some(json!({"serial": "BOX-0043"})),
+    )
+    .await;
+    let (s, l) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/loads"),
+            Some(json!({"serial": "BOX-0043", "days": 2})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    let load = l["load"]["id"].as_i64().unwrap();
+    let store = w.app.state.store.clone();
+    let vault = w.app.state.vault.clone();
+    let row = |k: i64| {
+        let store = store.clone();
+        async move {
+            let r: (String, String, Option<Vec<u8>>, i64) = sqlx::query_as(
+                "SELECT body, state, sealed_body, not_before FROM sms_outbox WHERE idempotency_key = $1",
+            )
+            .bind(format!("code:{load}:{k}"))
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            r
+        }
+    };
+    let (body, _, sealed, not_before) = row(0).await;
+    let real = vault
+        .open_message(&format!("code:{load}:0"), &sealed.unwrap())
+        .unwrap();
+    let code: String = real.chars().filter(char::is_ascii_digit).collect();
+    assert_eq!(code.len(), 8, "{real}");
+    assert!(!body.contains(&code) && body.contains("********"), "{body}");
+    // Nothing in the outbox table holds the code in clear.
+    let clear: (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM sms_outbox WHERE body LIKE $1 OR last_error LIKE $1 OR idempotency_key LIKE $1",
+    )
+    .bind(format!("%{code}%"))
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(clear.0, 0);
+
+    // The morning of day 1: the worker sends the real text and the seal is erased.
+    let now = w.app.state.now();
+    let due = chrono::DateTime::from_timestamp_millis(not_before).unwrap();
+    w.app.clock.advance(due - now + Duration::minutes(1));
+    let dir = tempfile::tempdir().unwrap();
+    let phone = dir.path().join("sms.log");
+    let clock_state = w.app.state.clone();
+    let worker = |with_key: bool| {
+        let clock_state = clock_state.clone();
+        let worker = Worker::new(
+            store.clone(),
+            std::sync::Arc::new(FileProvider::new(phone.clone())),
+            anxin_sms::dlr::DlrSigner::new(b"test dlr key"),
+            "http://127.0.0.1:1".into(),
+            WorkerSettings::from_config(&anxin_sms::SmsConfig::default()),
+            std::sync::Arc::new(move || clock_state.now()),
+        );
+        if with_key {
+            worker.with_vault(vault.clone())
+        } else {
+            worker
+        }
+    };
+    let round = worker(true).run_once().await.unwrap();
+    assert_eq!(round.accepted, 1, "{round:?}");
+    let sent = std::fs::read_to_string(&phone).unwrap();
+    assert!(sent.contains(&code), "the phone got the code: {sent}");
+    let (body, state, sealed, _) = row(0).await;
+    assert_eq!(state, "delivered");
+    assert_eq!(sealed, None, "spent: the seal is erased");
+    assert!(!body.contains(&code));
+    let (_, state, sealed, not_before) = row(1).await;
+    assert_eq!(state, "queued");
+    assert!(sealed.is_some(), "tomorrow's code still rests sealed");
+
+    // Day 2, a worker without the data key: the message fails, the masked text is never sent.
+    let now = w.app.state.now();
+    let due = chrono::DateTime::from_timestamp_millis(not_before).unwrap();
+    w.app.clock.advance(due - now + Duration::minutes(1));
+    let round = worker(false).run_once().await.unwrap();
+    assert_eq!(round.refused, 1, "{round:?}");
+    let sent_after = std::fs::read_to_string(&phone).unwrap();
+    assert_eq!(sent_after, sent, "nothing more reached the phone");
+    let (_, state, sealed, _) = row(1).await;
+    assert_eq!((state.as_str(), sealed), ("failed", None));
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn codes_rest_sealed_until_sent_on_sqlite() {
+    codes_rest_sealed_until_sent(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn codes_rest_sealed_until_sent_on_postgres() {
+    codes_rest_sealed_until_sent(TestApp::postgres().await).await;
 }

@@ -57,6 +57,7 @@ async fn main() {
                 "Anxin",
                 code.to_text().as_str(),
             ),
+            sealed_text: None,
             not_before: now,
             expires_at: now + Duration::hours(20),
         });
@@ -90,6 +91,7 @@ async fn main() {
             site_id: site2.id,
             recipient_e164: format!("+86138{i:08}"),
             text: format!("Your code for today: {i:08}"),
+            sealed_text: None,
             not_before: now,
             expires_at: now + Duration::hours(1),
         })

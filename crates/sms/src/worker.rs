@@ -28,6 +28,7 @@ use std::time::Duration as StdDuration;
 
 use anxin_domain::sms::Backoff;
 use anxin_storage::outbox::{AttemptResult, OutboxMessage, SendOutcome};
+use anxin_storage::vault::Vault;
 use anxin_storage::{Store, StoreError};
 use chrono::{DateTime, Duration, Utc};
 use rand::RngCore;
@@ -85,6 +86,7 @@ pub struct Worker {
     owner: String,
     clock: ClockFn,
     settings: WorkerSettings,
+    vault: Option<Vault>,
 }
 
 impl Worker {
@@ -108,7 +110,14 @@ impl Worker {
             owner: format!("{}-{}", std::process::id(), hex::encode(r)),
             clock,
             settings,
+            vault: None,
         }
+    }
+
+    /// The data key that opens sealed texts (a day's code rests sealed until it is sent).
+    pub fn with_vault(mut self, vault: Vault) -> Worker {
+        self.vault = Some(vault);
+        self
     }
 
     /// This worker's claim owner name.
@@ -163,8 +172,25 @@ impl Worker {
         };
         for wave in claimed.chunks(s.concurrency) {
             let mut tasks = tokio::task::JoinSet::new();
+            let mut results = Vec::with_capacity(wave.len());
             for m in wave {
-                let out = self.outgoing(m, now);
+                let out = match self.outgoing(m, now) {
+                    Ok(out) => out,
+                    Err(error) => {
+                        // Never send the masked text in its place: the attempt fails for good.
+                        tracing::error!(id = m.id, %error, "sealed sms text does not open");
+                        round.refused += 1;
+                        results.push(AttemptResult {
+                            id: m.id,
+                            attempt: m.attempts,
+                            outcome: SendOutcome::Refused {
+                                retry_at: None,
+                                error,
+                            },
+                        });
+                        continue;
+                    }
+                };
                 let provider = self.provider.clone();
                 let delay = s.send_delay;
                 tasks.spawn(async move {
@@ -175,7 +201,6 @@ impl Worker {
                     (out.id, out.attempt, d)
                 });
             }
-            let mut results = Vec::with_capacity(wave.len());
             while let Some(done) = tasks.join_next().await {
                 let Ok((id, attempt, d)) = done else {
                     // A provider panicked: its row stays `sending` and is reconciled like a crash.
@@ -205,15 +230,23 @@ impl Worker {
         Ok(round)
     }
 
-    fn outgoing(&self, m: &OutboxMessage, now: DateTime<Utc>) -> Outgoing {
-        Outgoing {
+    /// What goes to the gateway: the real text, opened from its seal when it rests sealed.
+    fn outgoing(&self, m: &OutboxMessage, now: DateTime<Utc>) -> Result<Outgoing, String> {
+        let text = match (&m.sealed_text, &self.vault) {
+            (None, _) => m.text.clone(),
+            (Some(sealed), Some(vault)) => vault
+                .open_message(&m.idempotency_key, sealed)
+                .map_err(|e| format!("sealed text: {e}"))?,
+            (Some(_), None) => return Err("sealed text, and this worker has no data key".into()),
+        };
+        Ok(Outgoing {
             id: m.id,
             attempt: m.attempts,
             to: m.recipient.clone(),
-            text: m.text.clone(),
+            text,
             dlr_url: self.signer.url(&self.dlr_base, m.id, m.attempts),
             now,
-        }
+        })
     }
 
     /// Runs rounds until `shutdown` completes: at once again after a full batch, after

@@ -42,6 +42,11 @@ pub struct Load {
     pub withheld_from: Option<NaiveDate>,
     pub withhold_reason: Option<String>,
     pub reconciliation: Option<String>,
+    /// The challenge the box's export must carry, once the return has started.
+    pub return_challenge: Option<u32>,
+    /// When that challenge was issued.
+    pub challenge_at: Option<DateTime<Utc>>,
+    /// The load's secret sealed with the data key; empty once the load is reconciled.
     #[serde(skip)]
     pub sealed_secret: Vec<u8>,
 }
@@ -67,7 +72,7 @@ fn box_row(r: &AnyRow) -> Result<LockBox> {
 
 const LOAD_COLUMNS: &str =
     "id, box_id, client_id, site_id, start_day, days, secret, code_hour, state, \
-     withheld_from, withhold_reason, reconciliation";
+     withheld_from, withhold_reason, reconciliation, return_challenge, challenge_at";
 
 fn load_row(r: &AnyRow) -> Result<Load> {
     let withheld: Option<String> = col(r, "withheld_from")?;
@@ -90,6 +95,14 @@ fn load_row(r: &AnyRow) -> Result<Load> {
             .transpose()?,
         withhold_reason: col(r, "withhold_reason")?,
         reconciliation: col(r, "reconciliation")?,
+        return_challenge: col::<Option<i64>>(r, "return_challenge")?
+            .map(|c| {
+                u32::try_from(c).map_err(|_| StoreError::Corrupt(format!("return challenge {c}")))
+            })
+            .transpose()?,
+        challenge_at: col::<Option<i64>>(r, "challenge_at")?
+            .map(from_ms)
+            .transpose()?,
         sealed_secret: secret.unwrap_or_default(),
     })
 }
@@ -276,21 +289,30 @@ impl Store {
     pub async fn codes_released(&self, load: &Load) -> Result<Vec<u8>> {
         let mut out = vec![];
         for offset in 0..load.days {
-            let row = sqlx::query("SELECT state FROM sms_outbox WHERE idempotency_key = $1")
-                .bind(code_key(load.id, offset))
-                .fetch_optional(self.pool())
-                .await?;
-            if let Some(r) = row {
-                let raw: String = col(&r, "state")?;
-                let state: anxin_domain::sms::MessageState = raw
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt(format!("message state `{raw}`")))?;
-                if state.may_have_reached() {
-                    out.push(u8::try_from(offset).unwrap_or(u8::MAX));
-                }
+            let state = self.code_state(load.id, offset).await?;
+            if state.is_some_and(|s| s.may_have_reached()) {
+                out.push(u8::try_from(offset).unwrap_or(u8::MAX));
             }
         }
         Ok(out)
+    }
+
+    /// The state of the message carrying compartment `idx`'s code, if one was queued.
+    pub async fn code_state(
+        &self,
+        load_id: i64,
+        idx: i64,
+    ) -> Result<Option<anxin_domain::sms::MessageState>> {
+        let row = sqlx::query("SELECT state FROM sms_outbox WHERE idempotency_key = $1")
+            .bind(code_key(load_id, idx))
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| {
+            let raw: String = col(&r, "state")?;
+            raw.parse()
+                .map_err(|_| StoreError::Corrupt(format!("message state `{raw}`")))
+        })
+        .transpose()
     }
 
     /// Closes a load with its reconciliation: opened compartments become taken doses, unopened
@@ -564,7 +586,7 @@ impl crate::Work {
                 continue;
             }
             let r = sqlx::query(
-                "UPDATE sms_outbox SET state = 'stopped', last_error = $1, updated_at = $2, final_at = $2 \
+                "UPDATE sms_outbox SET state = 'stopped', sealed_body = NULL, last_error = $1, updated_at = $2, final_at = $2 \
                  WHERE idempotency_key = $3 AND state = 'queued'",
             )
             .bind(format!("withheld: {reason}"))
@@ -591,6 +613,41 @@ impl crate::Work {
     /// Compartments of days from `today` on that were not opened are simply not given: the box
     /// came back early, and the client may be dosed at the window instead.
     #[allow(clippy::too_many_arguments)]
+    /// Starts a return: records the challenge the box's export must carry (replacing any
+    /// earlier one, so only the newest export is accepted), audited as `box.return.start`.
+    pub async fn issue_return_challenge(&mut self, load: &Load, challenge: u32) -> Result<()> {
+        let actor = self.actor().clone();
+        let now = self.now();
+        let moved = sqlx::query(
+            "UPDATE box_loads SET return_challenge = $1, challenge_at = $2 \
+             WHERE id = $3 AND state IN ('loaded', 'with_client', 'ended')",
+        )
+        .bind(i64::from(challenge))
+        .bind(to_ms(now))
+        .bind(load.id)
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            return Err(DomainError::from(
+                Problem::new(Code::LoadWrongState)
+                    .arg("id", load.id)
+                    .arg("state", load.state),
+            )
+            .into());
+        }
+        append(
+            self.conn(),
+            &actor,
+            &AuditEvent::new("box.return.start", "client", load.client_id)
+                .site(load.site_id)
+                .reason(format!("load {}: export challenge issued", load.id)),
+            now,
+        )
+        .await?;
+        Ok(())
+    }
+
     pub async fn return_load(
         &mut self,
         load: &Load,
@@ -645,12 +702,27 @@ impl crate::Work {
                 .execute(self.conn())
                 .await?;
         }
-        sqlx::query("UPDATE box_loads SET state = 'returned', reconciliation = $1, returned_at = $2 WHERE id = $3")
-            .bind(reconciliation_json.to_owned())
-            .bind(to_ms(now))
-            .bind(load.id)
-            .execute(self.conn())
-            .await?;
+        // Reconciled: the secret is erased (docs/lockcode.md §7), and with it the challenge. A
+        // second return of the same load (a replayed export) finds it returned and changes nothing.
+        let moved = sqlx::query(
+            "UPDATE box_loads SET state = 'returned', reconciliation = $1, returned_at = $2, \
+             secret = NULL, return_challenge = NULL \
+             WHERE id = $3 AND state IN ('loaded', 'with_client', 'ended')",
+        )
+        .bind(reconciliation_json.to_owned())
+        .bind(to_ms(now))
+        .bind(load.id)
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        if moved != 1 {
+            return Err(DomainError::from(
+                Problem::new(Code::LoadWrongState)
+                    .arg("id", load.id)
+                    .arg("state", LoadState::Returned),
+            )
+            .into());
+        }
         sqlx::query("UPDATE boxes SET state = 'returned' WHERE id = $1")
             .bind(b.id)
             .execute(self.conn())

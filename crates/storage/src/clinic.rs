@@ -932,7 +932,7 @@ impl Store {
         .await?;
         if let Some(b) = replaced {
             let stopped = sqlx::query(
-                "UPDATE sms_outbox SET state = 'stopped', last_error = $1, updated_at = $2, final_at = $2 \
+                "UPDATE sms_outbox SET state = 'stopped', sealed_body = NULL, last_error = $1, updated_at = $2, final_at = $2 \
                  WHERE idempotency_key = $3 AND state = 'queued'",
             )
             .bind("dosed at the window instead".to_owned())

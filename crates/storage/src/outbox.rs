@@ -31,7 +31,12 @@ pub struct NewMessage {
     pub site_id: i64,
     /// The phone number; validated and normalised to E.164.
     pub recipient_e164: String,
+    /// The text as pages and logs show it: for a code, with the code masked.
     pub text: String,
+    /// The real text, sealed with the data key (`Vault::seal_message`), when it must not rest in
+    /// clear (a day's code): the worker opens it at send time, and it is erased once the message
+    /// is final or its day has passed.
+    pub sealed_text: Option<Vec<u8>>,
     /// Not sent before this instant.
     pub not_before: DateTime<Utc>,
     /// Not sent at or after this instant (it expires instead).
@@ -46,7 +51,10 @@ pub struct OutboxMessage {
     pub client_id: Option<i64>,
     pub site_id: i64,
     pub recipient: String,
+    /// The text as pages show it (a code masked).
     pub text: String,
+    /// The real text, sealed, while it may still be sent (see [`NewMessage::sealed_text`]).
+    pub sealed_text: Option<Vec<u8>>,
     pub state: MessageState,
     /// Attempts made so far (the one in progress included).
     pub attempts: i64,
@@ -137,7 +145,8 @@ pub struct ReportView {
     pub received_at: DateTime<Utc>,
 }
 
-const COLUMNS: &str = "id, idempotency_key, client_id, site_id, recipient, body, state, attempts, \
+const COLUMNS: &str =
+    "id, idempotency_key, client_id, site_id, recipient, body, sealed_body, state, attempts, \
      not_before, expires_at, next_attempt_at, gateway_id, last_error, created_at, updated_at, \
      sent_at, final_at";
 
@@ -154,6 +163,7 @@ fn message(row: &AnyRow) -> Result<OutboxMessage> {
         site_id: col(row, "site_id")?,
         recipient: col(row, "recipient")?,
         text: col(row, "body")?,
+        sealed_text: col(row, "sealed_body")?,
         state: state
             .parse()
             .map_err(|_| StoreError::Corrupt(format!("sms_outbox.state `{state}`")))?,
@@ -189,8 +199,24 @@ fn check(m: &NewMessage) -> Result<String> {
     Ok(to.as_str().to_owned())
 }
 
-/// Rows per multi-row INSERT (10 parameters each; well under both engines' limits).
+/// Parameters per row of a multi-row INSERT.
+const PARAMS_PER_ROW: usize = 11;
+
+/// Rows per multi-row INSERT (11 parameters each; well under both engines' limits).
 const BATCH_ROWS: usize = 1_000;
+
+/// Erases the sealed text of every message that can no longer be sent: final, or past its
+/// expiry. Run wherever messages become final, and each round of the worker.
+pub async fn erase_spent_texts(conn: &mut AnyConnection, now: DateTime<Utc>) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE sms_outbox SET sealed_body = NULL WHERE sealed_body IS NOT NULL \
+         AND (state IN ('delivered', 'failed', 'expired', 'stopped') OR expires_at <= $1)",
+    )
+    .bind(to_ms(now))
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
 
 impl Store {
     /// Puts one message in the outbox, audited as `sms.enqueue`. Idempotent: if a message with
@@ -206,8 +232,8 @@ impl Store {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO sms_outbox (idempotency_key, client_id, site_id, recipient, body, state, \
-             attempts, not_before, expires_at, next_attempt_at, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $6, $8, $8) \
+             attempts, not_before, expires_at, next_attempt_at, created_at, updated_at, sealed_body) \
+             VALUES ($1, $2, $3, $4, $5, 'queued', 0, $6, $7, $6, $8, $8, $9) \
              ON CONFLICT (idempotency_key) DO NOTHING RETURNING {COLUMNS}"
         ))
         .bind(key.clone())
@@ -218,6 +244,7 @@ impl Store {
         .bind(to_ms(m.not_before))
         .bind(to_ms(m.expires_at))
         .bind(to_ms(now))
+        .bind(m.sealed_text)
         .fetch_optional(&mut *tx)
         .await?;
         let Some(row) = row else {
@@ -365,6 +392,7 @@ impl Store {
             };
             q.execute(&mut *tx).await?;
         }
+        erase_spent_texts(&mut tx, now).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -417,6 +445,8 @@ impl Store {
         .execute(self.pool())
         .await?
         .rows_affected();
+        let mut conn = self.pool().acquire().await?;
+        erase_spent_texts(&mut conn, now).await?;
         Ok(Recovered {
             uncertain,
             failed,
@@ -485,6 +515,9 @@ impl Store {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
+            if after.is_some_and(MessageState::is_final) {
+                erase_spent_texts(&mut tx, now).await?;
+            }
             tx.commit().await?;
             return Ok(ReportApplied {
                 before,
@@ -670,7 +703,7 @@ pub async fn enqueue_batch_in(
         let mut sql = String::with_capacity(chunk.len() * 64 + 256);
         sql.push_str(
             "INSERT INTO sms_outbox (idempotency_key, client_id, site_id, recipient, body, \
-             not_before, expires_at, next_attempt_at, created_at, updated_at) VALUES ",
+             not_before, expires_at, next_attempt_at, created_at, updated_at, sealed_body) VALUES ",
         );
         for i in 0..chunk.len() {
             if i > 0 {
@@ -679,11 +712,11 @@ pub async fn enqueue_batch_in(
             if sqlite {
                 // Positional parameters: SQLite resolves numbered ones by name, which is
                 // quadratic in a statement of thousands of parameters.
-                sql.push_str("(?,?,?,?,?,?,?,?,?,?)");
+                sql.push_str("(?,?,?,?,?,?,?,?,?,?,?)");
             } else {
-                let b = i * 10;
+                let b = i * PARAMS_PER_ROW;
                 sql.push('(');
-                for k in 1..=10 {
+                for k in 1..=PARAMS_PER_ROW {
                     if k > 1 {
                         sql.push(',');
                     }
@@ -705,7 +738,8 @@ pub async fn enqueue_batch_in(
                 .bind(to_ms(m.expires_at))
                 .bind(to_ms(m.not_before))
                 .bind(now_ms)
-                .bind(now_ms);
+                .bind(now_ms)
+                .bind(m.sealed_text.clone());
         }
         added += q.execute(&mut *conn).await?.rows_affected();
     }

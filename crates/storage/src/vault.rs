@@ -36,6 +36,7 @@ impl std::fmt::Debug for Vault {
 const NONCE_LEN: usize = 24;
 const IDENTITY: &str = "anxin-identity-v1:client:";
 const BOX_SECRET: &str = "anxin-box-secret-v1:load:";
+const MESSAGE: &str = "anxin-sms-text-v1:key:";
 
 impl Vault {
     /// A vault with this key (tests and key rotation tools).
@@ -104,6 +105,18 @@ impl Vault {
     /// Decrypts a box load's secret.
     pub fn open_box_secret(&self, load_id: i64, sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
         self.open_as(BOX_SECRET, load_id, sealed)
+    }
+
+    /// Encrypts an SMS text that must not rest in clear (a day's code), bound to its outbox
+    /// idempotency key.
+    pub fn seal_message(&self, key: &str, text: &str) -> Vec<u8> {
+        self.seal_as(&format!("{MESSAGE}{key}"), 0, text.as_bytes())
+    }
+
+    /// Decrypts what [`Vault::seal_message`] made for the same key.
+    pub fn open_message(&self, key: &str, sealed: &[u8]) -> Result<String, VaultError> {
+        let bytes = self.open_as(&format!("{MESSAGE}{key}"), 0, sealed)?;
+        String::from_utf8(bytes).map_err(|_| VaultError::Tampered(0))
     }
 
     fn seal_as(&self, label: &str, id: i64, plaintext: &[u8]) -> Vec<u8> {

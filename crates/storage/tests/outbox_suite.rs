@@ -55,6 +55,7 @@ fn msg(site_id: i64, key: &str) -> NewMessage {
         site_id,
         recipient_e164: "13812345678".into(),
         text: "Your code for today: 12345678".into(),
+        sealed_text: None,
         not_before: now(),
         expires_at: now() + Duration::hours(12),
     }
@@ -146,6 +147,7 @@ async fn concurrent_claims_never_share_a_message(s: &Store) {
     assert_eq!(unique.len(), 60, "no message claimed twice");
     // Messages not yet due are not claimed.
     let later = NewMessage {
+        sealed_text: None,
         not_before: now() + Duration::hours(1),
         ..msg(site, "later")
     };
