@@ -627,6 +627,47 @@ mod base64_engine {
     }
 }
 
+/// A box that should be back: its last compartment's day has passed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct OverdueBox {
+    pub load_id: i64,
+    pub client_id: i64,
+    pub uic: String,
+    pub serial: String,
+    /// The day after the last compartment's day: the box was due back then.
+    pub due_back: NaiveDate,
+    pub days_late: i64,
+    #[schemars(with = "String")]
+    pub state: LoadState,
+}
+
+/// The centre's boxes not back by their due day (the day after their last compartment), most
+/// late first.
+pub async fn overdue(app: &App, me: &Actor) -> Result<Vec<OverdueBox>> {
+    me.require(Permission::TakeHomeManage)?;
+    let today = app.today();
+    let mut out: Vec<OverdueBox> = app
+        .store
+        .loads_awaiting_return(me.site_id)
+        .await?
+        .into_iter()
+        .filter_map(|(l, serial, uic)| {
+            let due_back = l.start_day + Duration::days(l.days);
+            (due_back < today).then(|| OverdueBox {
+                load_id: l.id,
+                client_id: l.client_id,
+                uic,
+                serial,
+                due_back,
+                days_late: (today - due_back).num_days(),
+                state: l.state,
+            })
+        })
+        .collect();
+    out.sort_by_key(|o| std::cmp::Reverse(o.days_late));
+    Ok(out)
+}
+
 /// Telling a client who calls today's code: the caller's answers to the identity questions,
 /// as typed by the staff member on the phone. Both are compared with the record.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]

@@ -156,6 +156,12 @@ sms-state-expired = Expired
 sms-state-stopped = Stopped by the centre
 home-sms-alert-title = { $n } codes not delivered within { $minutes } minutes
 home-sms-alert-help = Call the client: their box stays closed until the code arrives.
+home-overdue-title = { $n ->
+    [one] 1 box is not back
+   *[other] { $n } boxes are not back
+}
+home-overdue-help = Call the client and ask them to bring the box back; its unopened compartments go back to stock at the return.
+home-overdue-line = due back { $due }, { $days } days late
 client-messages = Text messages
 
 criterion-in_treatment = In treatment (not discharged, not in isolation)

@@ -156,6 +156,9 @@ sms-state-expired = 已过期
 sms-state-stopped = 已由中心停止
 home-sms-alert-title = { $n } 条密码在 { $minutes } 分钟内未送达
 home-sms-alert-help = 请打电话给服务对象：密码送达前药盒打不开。
+home-overdue-title = { $n } 个药盒逾期未归还
+home-overdue-help = 请打电话给服务对象，请其尽快归还药盒；归还时未开启的药格退回库存。
+home-overdue-line = 应于 { $due } 归还，已逾期 { $days } 天
 client-messages = 短信
 
 criterion-in_treatment = 在治（未退出、未隔离）

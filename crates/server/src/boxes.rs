@@ -186,7 +186,16 @@ async fn api_lost(
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub use anxin_app::boxes::{ReturnStarted, Reveal, Revealed};
+pub use anxin_app::boxes::{OverdueBox, ReturnStarted, Reveal, Revealed};
+
+async fn api_overdue(
+    State(st): State<AppState>,
+    me: CurrentUser,
+) -> AppResult<Json<Vec<OverdueBox>>> {
+    Ok(Json(
+        anxin_app::boxes::overdue(&st.app, &me.app_actor()).await?,
+    ))
+}
 
 async fn api_reveal(
     State(st): State<AppState>,
@@ -250,6 +259,17 @@ pub fn routes(table: RouteTable) -> RouteTable {
             )
             .answers::<Vec<BoxView>>(),
             api_boxes,
+        )
+        .add(
+            RouteSpec::api(
+                Get,
+                "/api/v1/boxes/overdue",
+                Needs(TakeHomeManage),
+                "boxes",
+                "Boxes not back by the day after their last compartment",
+            )
+            .answers::<Vec<OverdueBox>>(),
+            api_overdue,
         )
         .add(
             RouteSpec::api(
@@ -378,6 +398,36 @@ pub mod web {
     use crate::web::{after_form, field_error, form_notice, refused_form, Flash, T};
     use anxin_domain::boxes::LoadState;
     use axum::response::Redirect;
+
+    /// The home page's alert: boxes not back by their due day, with the client's UIC. Empty for
+    /// roles that do not manage take-home boxes, and when every box is back in time.
+    pub async fn home_overdue(st: &AppState, me: &CurrentUser) -> Markup {
+        let Ok(late) = anxin_app::boxes::overdue(&st.app, &me.app_actor()).await else {
+            return html! {};
+        };
+        if late.is_empty() {
+            return html! {};
+        }
+        let t = T {
+            st,
+            lang: crate::i18n::Lang::from_tag(&me.user.language),
+        };
+        html! {
+            section.card.alert id="overdue-boxes" role="alert" {
+                h2 { (t.a("home-overdue-title", &[("n", &late.len().to_string())])) }
+                p { (t.s("home-overdue-help")) }
+                ul {
+                    @for o in &late {
+                        li data-load=(o.load_id) {
+                            a href={"/clients/" (o.client_id)} { (o.uic) }
+                            " · " (o.serial) " · "
+                            (t.a("home-overdue-line", &[("due", &o.due_back.to_string()), ("days", &o.days_late.to_string())]))
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// A compartment's state in the user's language (`take_home_pending` → "not yet confirmed").
     fn compartment_state(t: &T<'_>, rule: &str) -> String {

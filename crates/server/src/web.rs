@@ -391,6 +391,7 @@ async fn home(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> 
     };
     let sms_alerts = crate::sms::home_alerts(&st, &me).await;
     let box_alarms = crate::gps::web::home_alarms(&st, &me).await;
+    let overdue = crate::boxes::web::home_overdue(&st, &me).await;
     Ok(layout(
         &t,
         &me.site.name,
@@ -401,6 +402,7 @@ async fn home(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> 
             @if me.role().is_outside() { p.notice { (t.s("home-outside")) } }
             @if me.role().has(Permission::PsbQueue) { p { a href="/psb" { (t.s("psb-title")) } } }
             (sms_alerts)
+            (overdue)
             (box_alarms)
             div.tiles {
                 @if let Some(n) = client_count { a.tile href="/clients" { span.big { (n) } span { (t.s("home-clients")) } } }

@@ -973,3 +973,117 @@ async fn the_agreement_is_recorded_in_the_browser_on_sqlite() {
 async fn the_agreement_is_recorded_in_the_browser_on_postgres() {
     the_agreement_is_recorded_in_the_browser(TestApp::postgres().await).await;
 }
+
+/// The box's page tasks in Chinese: a caller told today's code after matching answers (wrong
+/// ones refused at the field, typed text kept), the return in two steps with the challenge, a
+/// stale export refused at the field, a box reported lost, and an overdue box on the home page.
+async fn the_box_tasks_are_done_in_the_page(app: TestApp) {
+    let w = world_on(app).await;
+    let (id, load) = box_out(&w, "YX-0045-AB", "BOX-0005", 7).await;
+    // A second box, for the overdue alert at the end.
+    let (_, late) = box_out(&w, "YX-0046-AC", "BOX-0006", 7).await;
+    w.app.clock.advance(chrono::Duration::days(1));
+    let mut nurse = w.app.browser("nurse", "zh-CN").await;
+    let page = nurse.get(&format!("/clients/{id}")).await;
+    assert!(
+        page.text.contains("告知来电者今天的密码"),
+        "the nurse may tell the code"
+    );
+    assert!(
+        !page
+            .text
+            .contains(&format!("action=\"/loads/{load}/return/start\"")),
+        "only take-home staff take boxes back"
+    );
+    let reveal = format!("/loads/{load}/reveal");
+    let a = nurse
+        .submit(&reveal, &[("name", "Li Wei"), ("id_last4", "0000")])
+        .await;
+    assert!(
+        a.text.contains("来电者的回答与档案不符"),
+        "refused in Chinese"
+    );
+    assert!(a.text.contains("data-field=\"id_last4\""), "at the field");
+    assert!(a.text.contains("value=\"Li Wei\""), "the answers are kept");
+    let a = nurse
+        .submit(&reveal, &[("name", "Li Wei"), ("id_last4", "123X")])
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.headers[axum::http::header::CACHE_CONTROL], "no-store");
+    assert!(a.text.contains("第 1 格的开启密码"), "{}", a.text);
+    assert!(a.text.contains("class=\"revealed-code\""));
+
+    // The return: first a challenge, then the export; an export without it is refused.
+    let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    let a = doctor
+        .submit(&format!("/loads/{load}/return/start"), &[])
+        .await;
+    assert!(a.text.contains("药盒导出挑战码"), "the challenge is shown");
+    let challenge = w
+        .app
+        .state
+        .store
+        .load(load)
+        .await
+        .unwrap()
+        .return_challenge
+        .unwrap();
+    assert!(a.text.contains(&format!("data-challenge=\"{challenge}\"")));
+    let a = doctor
+        .submit(&format!("/loads/{load}/return"), &[("log_base64", "QUJD")])
+        .await;
+    assert!(a.text.contains("data-field=\"log_base64\""), "at the field");
+    assert!(
+        a.text.contains(">QUJD</textarea>"),
+        "what was pasted is kept"
+    );
+
+    // Reported lost in the page: the box is lost and the window doses today.
+    let a = doctor
+        .submit(&format!("/loads/{load}/lost"), &[("reason", "")])
+        .await;
+    assert!(
+        a.text.contains("data-field=\"reason\""),
+        "a reason is needed"
+    );
+    let a = doctor
+        .submit(
+            &format!("/loads/{load}/lost"),
+            &[("reason", "服务对象说药盒被偷")],
+        )
+        .await;
+    assert!(a.text.contains("遗失"), "the load shows as lost");
+    assert_eq!(
+        w.app.state.store.load(load).await.unwrap().state,
+        anxin_domain::boxes::LoadState::Lost
+    );
+    let nurse_token = w.app.login("nurse").await;
+    let (s, r) = dose(&w, &nurse_token, "YX-0045-AB").await;
+    assert_eq!(s, StatusCode::CREATED, "dosed at the window: {r}");
+
+    // The second box, not back two days after its due day: the home page names it by UIC.
+    let mut home = w.app.browser("doctor", "zh-CN").await;
+    assert!(
+        !home.get("/").await.text.contains("overdue-boxes"),
+        "not yet due"
+    );
+    w.app.clock.advance(chrono::Duration::days(4));
+    let mut home = w.app.browser("doctor", "zh-CN").await;
+    let a = home.get("/").await;
+    assert!(a.text.contains("id=\"overdue-boxes\""), "{}", a.text);
+    assert!(a.text.contains("1 个药盒逾期未归还"));
+    assert!(a.text.contains("YX-0046-AC") && a.text.contains("BOX-0006"));
+    assert!(a.text.contains(&format!("data-load=\"{late}\"")));
+    assert!(!a.text.contains("YX-0045-AB"), "a lost box is not awaited");
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_box_tasks_are_done_in_the_page_on_sqlite() {
+    the_box_tasks_are_done_in_the_page(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn the_box_tasks_are_done_in_the_page_on_postgres() {
+    the_box_tasks_are_done_in_the_page(TestApp::postgres().await).await;
+}

@@ -74,6 +74,15 @@ const LOAD_COLUMNS: &str =
     "id, box_id, client_id, site_id, start_day, days, secret, code_hour, state, \
      withheld_from, withhold_reason, reconciliation, return_challenge, challenge_at";
 
+/// [`LOAD_COLUMNS`] of the table aliased `l`.
+fn prefixed_load_columns() -> String {
+    LOAD_COLUMNS
+        .split(", ")
+        .map(|c| format!("l.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn load_row(r: &AnyRow) -> Result<Load> {
     let withheld: Option<String> = col(r, "withheld_from")?;
     let secret: Option<Vec<u8>> = col(r, "secret")?;
@@ -230,6 +239,23 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         rows.iter().map(load_row).collect()
+    }
+
+    /// The site's loads that still have to come back (loaded, out, or ended with the
+    /// treatment), with the box's serial and the client's UIC, oldest first.
+    pub async fn loads_awaiting_return(&self, site_id: i64) -> Result<Vec<(Load, String, String)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {cols}, b.serial, c.uic FROM box_loads l JOIN boxes b ON b.id = l.box_id \
+             JOIN clients c ON c.id = l.client_id \
+             WHERE l.site_id = $1 AND l.state IN ('loaded', 'with_client', 'ended') ORDER BY l.id",
+            cols = prefixed_load_columns()
+        ))
+        .bind(site_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((load_row(r)?, col(r, "serial")?, col(r, "uic")?)))
+            .collect()
     }
 
     /// The compartments of a load: (index, day, mg, dose rule).
@@ -525,11 +551,7 @@ impl crate::Work {
         let rows = sqlx::query(&format!(
             "SELECT {cols}, b.serial FROM box_loads l JOIN boxes b ON b.id = l.box_id \
              WHERE l.client_id = $1 AND l.state IN ('loaded', 'with_client') ORDER BY l.id",
-            cols = LOAD_COLUMNS
-                .split(", ")
-                .map(|c| format!("l.{}", c.trim()))
-                .collect::<Vec<_>>()
-                .join(", ")
+            cols = prefixed_load_columns()
         ))
         .bind(client_id)
         .fetch_all(self.conn())
