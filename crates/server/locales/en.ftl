@@ -495,3 +495,4 @@ client-agreement-guardian = Guardian's name
 client-agreement-signed-on = Signed on
 client-agreement-record = Record the signed agreement
 client-agreement-recorded = Agreement version { $version } recorded.
+form-already-sent = This form was already sent; it was not recorded twice.

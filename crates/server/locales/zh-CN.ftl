@@ -496,3 +496,4 @@ client-agreement-guardian = 监护人姓名
 client-agreement-signed-on = 签字日期
 client-agreement-record = 登记已签订的协议
 client-agreement-recorded = 已登记第 { $version } 版治疗协议。
+form-already-sent = 此表单已提交过，未重复记录。

@@ -19,6 +19,7 @@ pub mod flash;
 pub mod gps;
 pub mod i18n;
 pub mod json;
+pub mod once;
 pub mod routes;
 pub mod services;
 pub mod sms;

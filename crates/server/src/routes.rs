@@ -436,13 +436,13 @@ async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> Resp
             DomainError::Forbidden(format!("your role ({}) may not do this", me.role())).into(),
         );
     }
-    let req = if is_unsafe(req.method()) && me.via == Via::Cookie {
+    let (req, once) = if is_unsafe(req.method()) && me.via == Via::Cookie {
         match check_csrf(req, &me.csrf_token).await {
-            Ok(req) => req,
+            Ok(checked) => checked,
             Err(e) => return refuse(surface, e),
         }
     } else {
-        req
+        (req, None)
     };
     let mut req = req;
     let lang = req
@@ -453,8 +453,44 @@ async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> Resp
         .unwrap_or_else(|| Lang::from_tag(&me.user.language));
     let had_flash =
         crate::flash::present(req.headers()) || crate::flash::form_present(req.headers());
+    // A form's one-time token: a repeat is answered with the first submission's answer.
+    let once = once.map(|o| format!("{}:{o}", me.csrf_token));
+    let back = crate::once::back_path(req.headers());
     req.extensions_mut().insert::<CurrentUser>(me);
-    let r = next.run(req).await;
+    let r = match once {
+        None => next.run(req).await,
+        Some(key) => match guard.state.forms.claim(&key).await {
+            crate::once::Claim::Repeat { location, cookies } => {
+                crate::once::replay(location, cookies)
+            }
+            crate::once::Claim::RepeatOfPage => crate::flash::redirect(
+                &back,
+                crate::flash::Tone::Ok,
+                crate::flash::Message::Id {
+                    id: "form-already-sent".into(),
+                    args: vec![],
+                },
+            ),
+            crate::once::Claim::First => {
+                let state = guard.state.clone();
+                let task_key = key.clone();
+                // Its own task: a browser that drops the connection cannot cut it short.
+                let run = tokio::spawn(async move {
+                    let r = next.run(req).await;
+                    state.forms.finish(&task_key, &r);
+                    r
+                });
+                match run.await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::error!(error = %e, "a form's handler failed");
+                        guard.state.forms.abandon(&key);
+                        return refuse(surface, AppError::Internal);
+                    }
+                }
+            }
+        },
+    };
     let r = match surface {
         Surface::Api => crate::error::localise(r, lang),
         Surface::Web => r,
@@ -466,15 +502,16 @@ async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> Resp
     }
 }
 
-/// Forms carry the session's CSRF token in a `csrf` field; scripts send `X-CSRF-Token`.
-async fn check_csrf(req: Request, expected: &str) -> AppResult<Request> {
+/// Forms carry the session's CSRF token in a `csrf` field; scripts send `X-CSRF-Token`. A form's
+/// one-time token (`once`), if any, comes back with the request.
+async fn check_csrf(req: Request, expected: &str) -> AppResult<(Request, Option<String>)> {
     if let Some(h) = req
         .headers()
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok())
     {
         return if same_token(h, expected) {
-            Ok(req)
+            Ok((req, None))
         } else {
             Err(AppError::Csrf)
         };
@@ -500,7 +537,11 @@ async fn check_csrf(req: Request, expected: &str) -> AppResult<Request> {
     if !ok {
         return Err(AppError::Csrf);
     }
-    Ok(Request::from_parts(parts, Body::from(bytes)))
+    let once = url::form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == crate::once::FIELD)
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty() && v.len() <= 64);
+    Ok((Request::from_parts(parts, Body::from(bytes)), once))
 }
 
 /// The OpenAPI 3.1 document of the API routes.

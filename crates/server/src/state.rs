@@ -62,6 +62,8 @@ pub struct Inner {
     pub vault: Vault,
     /// What the GPS pipeline shares with the routes (caches, counters).
     pub gps: crate::gps::Shared,
+    /// The one-time tokens of page forms seen (a repeat gets the first answer).
+    pub forms: crate::once::Forms,
 }
 
 impl std::ops::Deref for AppState {
@@ -97,6 +99,7 @@ impl AppState {
             settings,
             vault,
             gps: crate::gps::Shared::default(),
+            forms: crate::once::Forms::default(),
         }))
     }
 

@@ -19,6 +19,7 @@ use crate::state::AppState;
 const LANG_COOKIE: &str = "anxin_lang";
 const LOGIN_CSRF_COOKIE: &str = "anxin_login_csrf";
 const CSS: &str = include_str!("../static/app.css");
+const JS: &str = include_str!("../static/app.js");
 
 /// The language of a request: the account's, else the cookie's, else the browser's, else Chinese.
 fn lang_of(headers: &HeaderMap, me: Option<&CurrentUser>) -> Lang {
@@ -60,7 +61,13 @@ impl<'a> T<'a> {
     }
 }
 
+/// The page frame. Every POST form in it gets its one-time token ([`crate::once::stamp`]).
 pub(crate) fn layout(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
+    let page = frame(t, title, me, body);
+    maud::PreEscaped(crate::once::stamp(&page.into_string()))
+}
+
+fn frame(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(t.lang.tag()) {
@@ -69,6 +76,7 @@ pub(crate) fn layout(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup)
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · " (t.s("app-name")) }
                 link rel="stylesheet" href="/static/app.css";
+                script src="/static/app.js" defer {}
             }
             body {
                 header.top {
@@ -374,7 +382,7 @@ async fn set_language(
         .into_response())
 }
 
-async fn home(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> {
+async fn home(State(st): State<AppState>, me: CurrentUser, f: Flash) -> WebResult<Markup> {
     let t = T {
         st: &st,
         lang: Lang::from_tag(&me.user.language),
@@ -399,6 +407,7 @@ async fn home(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> 
         html! {
             h1 { (t.a("home-title", &[("site", &me.site.name)])) }
             p.muted { (t.a("home-signed-in", &[("user", &me.user.username), ("role", &t.role(me.role()))])) }
+            (flash(&f))
             @if me.role().is_outside() { p.notice { (t.s("home-outside")) } }
             @if me.role().has(Permission::PsbQueue) { p { a href="/psb" { (t.s("psb-title")) } } }
             (sms_alerts)
@@ -682,6 +691,14 @@ async fn audit_page(State(st): State<AppState>, me: CurrentUser) -> WebResult<Ma
     ))
 }
 
+async fn script() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        JS,
+    )
+        .into_response()
+}
+
 async fn stylesheet() -> Response {
     (
         [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
@@ -699,6 +716,15 @@ pub fn routes(table: RouteTable) -> RouteTable {
         .add(
             RouteSpec::web(Get, "/static/app.css", Public, "Stylesheet"),
             stylesheet,
+        )
+        .add(
+            RouteSpec::web(
+                Get,
+                "/static/app.js",
+                Public,
+                "Script: a form's button disables on submit",
+            ),
+            script,
         )
         .add(
             RouteSpec::web(Get, "/login", Public, "Login form"),

@@ -1087,3 +1087,93 @@ async fn the_box_tasks_are_done_in_the_page_on_sqlite() {
 async fn the_box_tasks_are_done_in_the_page_on_postgres() {
     the_box_tasks_are_done_in_the_page(TestApp::postgres().await).await;
 }
+
+/// Every page form carries a one-time token: a second submission of the same form (a double
+/// click, Back and send again) is answered with the first answer and writes nothing more; a
+/// form whose first answer was a page (loading a box) is not run twice either.
+async fn a_form_submits_once(app: TestApp) {
+    let w = world_on(app).await;
+    let id = w.stable_client("YX-0047-AD", true).await;
+    w.approved(id, 2).await;
+    let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    let page = doctor.get(&format!("/clients/{id}")).await;
+    let tokens: std::collections::BTreeSet<&str> = page
+        .text
+        .match_indices("name=\"once\" value=\"")
+        .map(|(i, m)| &page.text[i + m.len()..i + m.len() + 32])
+        .collect();
+    let forms = page.text.matches("<form method=\"post\"").count();
+    assert!(forms > 5);
+    assert_eq!(tokens.len(), forms, "one fresh token per form");
+    assert!(
+        page.text.contains("src=\"/static/app.js\""),
+        "the button disables on click"
+    );
+
+    let urine = format!("/clients/{id}/urine-tests");
+    let fields = [
+        ("outcome", "tested"),
+        ("observed", "true"),
+        ("once", "urine-1"),
+    ];
+    let count = |sql: String| {
+        let store = w.app.state.store.clone();
+        async move {
+            let n: (i64,) = sqlx::query_as(&sql).fetch_one(store.pool()).await.unwrap();
+            n.0
+        }
+    };
+    let tests = format!("SELECT COUNT(*) FROM urine_tests WHERE client_id = {id}");
+    let before = count(tests.clone()).await;
+    let first = doctor.submit(&urine, &fields).await;
+    let again = doctor.submit(&urine, &fields).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(again.status, StatusCode::OK, "answered like the first");
+    assert_eq!(
+        count(tests.clone()).await,
+        before + 1,
+        "one sample, one test"
+    );
+    // A new token is a new submission.
+    doctor
+        .submit(&urine, &[("outcome", "tested"), ("once", "urine-2")])
+        .await;
+    assert_eq!(count(tests).await, before + 2);
+
+    // Loading a box answers a page (the provisioning data); sent again, it loads nothing more.
+    w.call(
+        Method::POST,
+        &w.doctor,
+        "/api/v1/boxes",
+        Some(json!({"serial": "BOX-0008"})),
+    )
+    .await;
+    let load = [
+        ("serial", "BOX-0008"),
+        ("days", "2"),
+        ("start", ""),
+        ("code_hour", "7"),
+        ("once", "load-1"),
+    ];
+    let first = doctor.submit(&format!("/clients/{id}/load"), &load).await;
+    assert!(first.text.contains("id=\"provision\""), "{}", first.text);
+    let again = doctor.submit(&format!("/clients/{id}/load"), &load).await;
+    assert!(again.text.contains("此表单已提交过"), "{}", again.text);
+    assert!(
+        !again.text.contains("id=\"provision\""),
+        "the secret is not shown twice"
+    );
+    let loads = format!("SELECT COUNT(*) FROM box_loads WHERE client_id = {id}");
+    assert_eq!(count(loads).await, 1);
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_form_submits_once_on_sqlite() {
+    a_form_submits_once(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn a_form_submits_once_on_postgres() {
+    a_form_submits_once(TestApp::postgres().await).await;
+}
