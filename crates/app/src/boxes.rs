@@ -6,7 +6,7 @@
 use anxin_domain::boxes::{plan_load, Compartment, LoadState};
 use anxin_domain::sms::{TextKind, TextLang};
 use anxin_domain::{Code, DomainError, Permission, Problem};
-use anxin_storage::boxes::{code_key, create_load_in, Load, NewCompartment};
+use anxin_storage::boxes::{code_key, create_load_in, Load, LockBox, NewCompartment};
 use anxin_storage::outbox::{enqueue_batch_in, NewMessage};
 use chrono::{Duration, NaiveDate, TimeZone};
 use lockcode::{derive_code, Digits, Secret};
@@ -625,6 +625,29 @@ mod base64_engine {
         use base64::Engine;
         base64::engine::general_purpose::STANDARD.decode(s).ok()
     }
+}
+
+/// A box to register at the actor's centre.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BoxRequest {
+    /// The serial printed on the box (1–40 characters, unique in the deployment).
+    pub serial: String,
+}
+
+/// Registers a box at the actor's centre (audited).
+pub async fn register(app: &App, me: &Actor, req: &BoxRequest) -> Result<LockBox> {
+    me.require(Permission::TakeHomeManage)?;
+    Ok(app
+        .store
+        .add_box(&me.audit(), &req.serial, app.now())
+        .await?)
+}
+
+/// The centre's boxes.
+pub async fn registry(app: &App, me: &Actor) -> Result<Vec<LockBox>> {
+    me.require(Permission::TakeHomeManage)?;
+    Ok(app.store.boxes(me.site_id).await?)
 }
 
 /// A box that should be back: its last compartment's day has passed.

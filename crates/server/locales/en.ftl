@@ -496,3 +496,7 @@ client-agreement-signed-on = Signed on
 client-agreement-record = Record the signed agreement
 client-agreement-recorded = Agreement version { $version } recorded.
 form-already-sent = This form was already sent; it was not recorded twice.
+nav-boxes = Boxes
+boxes-title = The centre's take-home boxes
+boxes-register = Register the box
+box-secret-erased = box secret erased

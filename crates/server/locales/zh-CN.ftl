@@ -497,3 +497,7 @@ client-agreement-signed-on = 签字日期
 client-agreement-record = 登记已签订的协议
 client-agreement-recorded = 已登记第 { $version } 版治疗协议。
 form-already-sent = 此表单已提交过，未重复记录。
+nav-boxes = 药盒
+boxes-title = 本中心的带药药盒
+boxes-register = 登记药盒
+box-secret-erased = 药盒密钥已清除

@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::auth::CurrentUser;
 use crate::clinic::open_client;
@@ -19,24 +19,19 @@ use crate::json::ApiJson;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
 
-/// A new box.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BoxRequest {
-    pub serial: String,
-}
+pub use anxin_app::boxes::BoxRequest;
 
 async fn api_add_box(
     State(st): State<AppState>,
     me: CurrentUser,
     ApiJson(req): ApiJson<BoxRequest>,
 ) -> AppResult<(StatusCode, Json<BoxView>)> {
-    let b = st.store.add_box(&me.actor(), &req.serial, st.now()).await?;
+    let b = anxin_app::boxes::register(&st.app, &me.app_actor(), &req).await?;
     Ok((StatusCode::CREATED, Json(BoxView::from(&b))))
 }
 
 async fn api_boxes(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<Vec<BoxView>>> {
-    let boxes = st.store.boxes(me.site.id).await?;
+    let boxes = anxin_app::boxes::registry(&st.app, &me.app_actor()).await?;
     Ok(Json(boxes.iter().map(BoxView::from).collect()))
 }
 
@@ -399,6 +394,66 @@ pub mod web {
     use anxin_domain::boxes::LoadState;
     use axum::response::Redirect;
 
+    /// The centre's boxes and their states, with the form that registers a new one.
+    async fn registry_page(
+        State(st): State<AppState>,
+        me: CurrentUser,
+        f: Flash,
+    ) -> Result<Markup, crate::web::WebError> {
+        let boxes = anxin_app::boxes::registry(&st.app, &me.app_actor()).await?;
+        let t = T {
+            st: &st,
+            lang: crate::i18n::Lang::from_tag(&me.user.language),
+        };
+        Ok(crate::web::layout(
+            &t,
+            &t.s("boxes-title"),
+            Some(&me),
+            html! {
+                h1 { (t.s("boxes-title")) }
+                (crate::web::flash(&f))
+                table.list id="box-registry" {
+                    thead { tr { th { (t.s("box-serial")) } th { (t.s("box-state")) } } }
+                    tbody { @for b in &boxes { tr data-serial=(b.serial) data-state=(b.state.as_str()) {
+                        td { (b.serial) } td { (t.s(&format!("box-state-{}", b.state.as_str()))) }
+                    } } }
+                }
+                form method="post" action="/boxes" id="box-form" {
+                    input type="hidden" name="csrf" value=(me.csrf_token);
+                    (form_notice(&f, "box", &["serial"]))
+                    label { (t.s("box-serial")) input name="serial" required maxlength="40" value=[f.value("box", "serial")]; (field_error(&f, "box", "serial")) }
+                    button type="submit" { (t.s("boxes-register")) }
+                }
+            },
+        ))
+    }
+
+    #[derive(Deserialize)]
+    struct SerialForm {
+        #[serde(default)]
+        serial: String,
+    }
+
+    async fn register_form(
+        State(st): State<AppState>,
+        me: CurrentUser,
+        Form(f): Form<SerialForm>,
+    ) -> Response {
+        let req = super::BoxRequest {
+            serial: f.serial.clone(),
+        };
+        match anxin_app::boxes::register(&st.app, &me.app_actor(), &req).await {
+            Ok(_) => Redirect::to("/boxes").into_response(),
+            Err(e) => refused_form(
+                &st,
+                "/boxes",
+                "box",
+                e.into(),
+                vec![("serial".into(), f.serial)],
+            ),
+        }
+    }
+
     /// The home page's alert: boxes not back by their due day, with the client's UIC. Empty for
     /// roles that do not manage take-home boxes, and when every box is back in time.
     pub async fn home_overdue(st: &AppState, me: &CurrentUser) -> Markup {
@@ -500,7 +555,7 @@ pub mod web {
                 table.list {
                     thead { tr { th { "#" } th { (t.s("box-start")) } th { (t.s("box-days")) } th { (t.s("box-state")) } th { (t.s("box-compartments")) } th {} } }
                     tbody { @for (l, comps) in &rows { tr data-load=(l.id) {
-                        td { a href={"/loads/" (l.id) "/sheet"} { (l.id) } } td { (l.start_day) } td { (l.days) } td { (t.s(&format!("box-state-{}", l.state))) @if let Some(r) = &l.reconciliation { " · " span.reconciliation { (reconciliation(t, r)) } } @if let Some(w) = l.withheld_from { " · " (t.s("box-withhold")) " " (w) } }
+                        td { a href={"/loads/" (l.id) "/sheet"} { (l.id) } } td { (l.start_day) } td { (l.days) } td { (t.s(&format!("box-state-{}", l.state))) @if let Some(r) = &l.reconciliation { " · " span.reconciliation { (reconciliation(t, r)) } } @if l.state == LoadState::Returned && l.sealed_secret.is_empty() { " · " span.secret-erased { (t.s("box-secret-erased")) } } @if let Some(w) = l.withheld_from { " · " (t.s("box-withhold")) " " (w) } }
                         td { @for (i, _d, mg, rule) in comps { span.muted { (i + 1) ": " (mg) " mg " (compartment_state(t, rule)) " " } } }
                         td.actions { @if may && l.state.is_out() {
                             a.gps href={"/loads/" (l.id) "/gps"} { (t.s("gps-open")) }
@@ -862,6 +917,14 @@ pub mod web {
         use Permission::*;
         use Verb::*;
         table
+            .add(
+                RouteSpec::web(Get, "/boxes", Needs(TakeHomeManage), "The centre's boxes"),
+                registry_page,
+            )
+            .add(
+                RouteSpec::web(Post, "/boxes", Needs(TakeHomeManage), "Register a box"),
+                register_form,
+            )
             .add(
                 RouteSpec::web(
                     Get,
