@@ -25,6 +25,9 @@ const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 // The centre's clock: a Monday morning, after the 07:00 code hour, so today is fixed.
 const CLOCK_START = '2026-11-23T08:30:00+08:00';
 const TODAY = '2026-11-23';
+const TOMORROW = '2026-11-24';
+// The next morning, for the walks that need a night to pass (the server restarts on its data).
+const NEXT_MORNING = '2026-11-24T08:30:00+08:00';
 const PASSWORD = 'anxin-demo-2026';
 const SIZES = [
   { width: 1366, height: 768 },
@@ -65,13 +68,14 @@ function serverEnv() {
   return env;
 }
 
-/** Starts `anxin serve --demo` on a fresh data directory; resolves once /healthz answers. */
-async function startServer(label) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `anxin-e2e-${label}-`));
+/** Starts `anxin serve --demo` on a fresh data directory (or again on `server`'s, with the clock
+ * at `clock`); resolves once /healthz answers. */
+async function startServer(label, again = null, clock = CLOCK_START) {
+  const dir = again ? again.dir : fs.mkdtempSync(path.join(os.tmpdir(), `anxin-e2e-${label}-`));
   const config = path.join(dir, 'anxin.toml');
   fs.writeFileSync(
     config,
-    `clock_start = "${CLOCK_START}"\n\n[sms]\nprovider = "file"\nfile_path = "${path.join(dir, 'sms.log')}"\npoll_interval_ms = 200\n`,
+    `clock_start = "${clock}"\n\n[sms]\nprovider = "file"\nfile_path = "${path.join(dir, 'sms.log')}"\npoll_interval_ms = 200\n`,
   );
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -81,9 +85,10 @@ async function startServer(label) {
     ['--data-dir', path.join(dir, 'data'), '--config', config, 'serve', '--listen', `127.0.0.1:${port}`, '--demo'],
     { stdio: ['ignore', log, log], env: serverEnv() },
   );
-  const server = { url, dir, proc, exited: false };
+  const server = again ?? { dir };
+  Object.assign(server, { url, proc, exited: false });
   proc.on('exit', () => (server.exited = true));
-  servers.push(server);
+  if (!again) servers.push(server);
   const started = Date.now();
   for (;;) {
     if (server.exited) throw new Error(`anxin serve exited:\n${tail(server)}`);
@@ -98,6 +103,48 @@ async function startServer(label) {
   }
   server.startMs = Date.now() - started;
   return server;
+}
+
+/** Stops `server` and starts it again on the same data with the clock at `clock`. */
+async function restartServer(server, clock) {
+  const exited = new Promise((r) => (server.exited ? r() : server.proc.once('exit', r)));
+  stopServer(server);
+  await exited;
+  return startServer(null, server, clock);
+}
+
+/** The stock page's movement lines (mg), as a dispenser reads them. */
+async function stockLines(page, server) {
+  await page.goto(`${server.url}/stock`);
+  const mg = async (id) => Number((await text(page, `#${id}`)).replace(/[^\d.]/g, ''));
+  return { window: await mg('stock-window'), boxed: await mg('stock-boxed'), returned: await mg('stock-returned') };
+}
+
+/** Loads a box for `client` through the load form and hands it out (phone confirmed). */
+async function loadAndHandOut(page, server, client, serial, start, days = '2') {
+  await page.goto(`${server.url}/clients/${client}`);
+  const form = page.locator('#load-form');
+  await form.locator('input[name=serial]').fill(serial);
+  await form.locator('input[name=days]').fill(days);
+  await form.locator('input[name=start]').fill(start);
+  await form.locator('input[name=code_hour]').fill('7');
+  await Promise.all([page.waitForNavigation(), form.locator('button[type=submit]').click()]);
+  const prov = page.locator('#provision');
+  assert.ok(await prov.count(), `the box ${serial} is loaded: ${await text(page, 'main')}`);
+  const provision = JSON.parse(await prov.getAttribute('data-provision'));
+  await page.goto(`${server.url}/clients/${client}`);
+  const row = page.locator(`#boxes tr[data-load="${provision.load_id}"]`);
+  await row.locator('form[action$="/hand-out"] input[name=phone_confirmed]').check();
+  await Promise.all([page.waitForNavigation(), row.locator('form[action$="/hand-out"] button').click()]);
+  return provision;
+}
+
+/** Doses `uic` at the window (UIC, Enter, and Enter again if the page asks to confirm). */
+async function doseAtWindow(page, server, uic) {
+  await page.goto(`${server.url}/dispensing`);
+  await page.fill('input[name=uic]', uic);
+  await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+  if (await page.locator('#dose-confirm').count()) await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
 }
 
 function tail(server) {
@@ -460,8 +507,23 @@ for (const lang of LANGS) {
         assert.ok(status.includes(zh ? '已批准' : 'approved'), `approved: ${status}`);
       });
 
+      await t.test('boxes are registered in the page; a serial given twice is refused at the field', async () => {
+        const page = pages.doctor;
+        await visit(page, lang, 'boxes', `${server.url}/boxes`);
+        shots.push(['doctor', 'boxes', '/boxes']);
+        for (const serial of ['BOX-0101', 'BOX-0102', 'BOX-0101']) {
+          await page.fill('#box-form input[name=serial]', serial);
+          await Promise.all([page.waitForNavigation(), page.click('#box-form button[type=submit]')]);
+        }
+        const err = await text(page, '#box-form .field-error[data-field=serial]');
+        assert.ok(err.includes('BOX-0101') && (zh ? hasCjk(err) : !hasCjk(err)), `refused in ${lang}: ${err}`);
+        assert.equal(await page.inputValue('#box-form input[name=serial]'), 'BOX-0101', 'what was typed is kept');
+        assert.equal(await page.locator('#box-registry tr[data-state=in_clinic][data-serial^="BOX-010"]').count(), 2);
+      });
+
       await t.test('a box is loaded and the hand-out sheet printed', async () => {
         const page = pages.doctor;
+        s.stock0 = await stockLines(pages.nurse, server);
         await page.goto(`${server.url}/clients/${s.client}`);
         assert.ok(await page.locator('#approval').count(), 'the approval shows on the record');
         const form = page.locator('#load-form');
@@ -483,6 +545,10 @@ for (const lang of LANGS) {
         const sheet = await text(page, '#hand-out-sheet');
         assert.ok(sheet.includes(s.uic) && sheet.includes('BOX-0009'), 'the sheet names client and box');
         assert.equal(await page.locator('#hand-out-sheet tbody tr').count(), 2, 'one line per compartment');
+        s.mg = (await page.locator('#hand-out-sheet tbody tr td:nth-child(3)').allInnerTexts()).map((m) => Number(m.replace(/[^\d.]/g, '')));
+        // Stock: the box's doses left it once, at loading.
+        const st = await stockLines(pages.nurse, server);
+        assert.equal(st.boxed - s.stock0.boxed, s.mg[0] + s.mg[1], `the box's ${s.mg.join(' + ')} mg left the stock`);
         await page.emulateMedia({ media: 'print' });
         for (const sel of ['header.top', '#hand-out-sheet button']) {
           assert.equal(await page.locator(sel).first().isVisible(), false, `${sel} is not printed`);
@@ -535,23 +601,85 @@ for (const lang of LANGS) {
         const at = (day0 * 86400 + 9 * 3600 - 8 * 3600).toString();
         let r = boxSim(['provision', '--box', box, '--secret-hex', p.secret_hex, '--box-id', `${p.box_id}`, '--load-id', `${p.load_id}`, '--start-day', `${day0}`, '--compartments', `${p.compartments}`, '--digits', `${p.digits}`, '--now', at]);
         assert.equal(r.code, 0, r.out);
+        // An export read before the compartment was opened: it must not stand in for the return.
+        const stale = path.join(server.dir, 'box-stale.log');
+        r = boxSim(['export-log', '--box', box, '--to', stale, '--now', at]);
+        assert.equal(r.code, 0, r.out);
         r = boxSim(['enter', '--box', box, '--code', s.code, '--now', at]);
         assert.equal(r.code, 0, `today's code opens compartment 1: ${r.out}`);
+        await page.goto(`${server.url}/clients/${s.client}`);
+        let row = page.locator(`#boxes tr[data-load="${s.load}"]`);
+        await Promise.all([page.waitForNavigation(), row.locator('form[action$="/return/start"] button').click()]);
+        row = page.locator(`#boxes tr[data-load="${s.load}"]`);
+        const challenge = await row.locator('.challenge').getAttribute('data-challenge');
+        assert.match(challenge, /^\d+$/, 'the page shows the challenge for the export');
+        const staleB64 = fs.readFileSync(stale).toString('base64');
+        await row.locator('textarea[name=log_base64]').fill(staleB64);
+        await Promise.all([page.waitForNavigation(), row.locator('form[action$="/return"] button').click()]);
+        row = page.locator(`#boxes tr[data-load="${s.load}"]`);
+        const refused = await text(page, `#boxes tr[data-load="${s.load}"] .field-error[data-field=log_base64]`);
+        assert.ok(refused.includes(challenge) && (zh ? hasCjk(refused) : /old export/.test(refused)), `the stale export is refused in ${lang}: ${refused}`);
+        assert.equal(await row.locator('textarea[name=log_base64]').inputValue(), staleB64, 'what was pasted is kept');
+        assert.match(await text(page, `#boxes tr[data-load="${s.load}"]`), zh ? /在服务对象处/ : /with the client/, 'nothing changed');
+        // A fresh export carrying the challenge.
         const logFile = path.join(server.dir, 'box.log');
-        r = boxSim(['export-log', '--box', box, '--to', logFile, '--now', at]);
+        r = boxSim(['export-log', '--box', box, '--to', logFile, '--challenge', challenge, '--now', at]);
         assert.equal(r.code, 0, r.out);
         const b64 = fs.readFileSync(logFile).toString('base64');
-        await page.goto(`${server.url}/clients/${s.client}`);
-        const row = page.locator(`#boxes tr[data-load="${s.load}"]`);
         await row.locator('textarea[name=log_base64]').fill(b64);
         await Promise.all([page.waitForNavigation(), row.locator('form[action$="/return"] button').click()]);
-        assert.equal(await page.locator('.flash.error').count(), 0);
+        assert.equal(await page.locator('.flash.error, .field-error').count(), 0);
         const done = await text(page, `#boxes tr[data-load="${s.load}"]`);
         assert.match(done, zh ? /已归还/ : /returned/, `the load is returned: ${done}`);
         // Reconciled from the box's own log: compartment 1 opened with today's code, 2 unopened.
         t.diagnostic(`returned load: ${done.replace(/\s+/g, ' ')}`);
         const rec = await text(page, `#boxes tr[data-load="${s.load}"] .reconciliation`);
         assert.equal(rec, zh ? '已开启：1；未开启（退回库存）：2' : 'opened: 1; unopened (back to stock): 2', rec);
+        assert.equal(await page.locator(`#boxes tr[data-load="${s.load}"] .secret-erased`).count(), 1, 'the secret is erased');
+        // Stock: what left for good is the opened compartment's dose, to the mg.
+        const st = await stockLines(pages.nurse, server);
+        assert.equal(st.boxed - st.returned - (s.stock0.boxed - s.stock0.returned), s.mg[0], `stock: ${JSON.stringify(st)} from ${JSON.stringify(s.stock0)}`);
+      });
+
+      await t.test('a second take-home period right after the first: still eligible; its codes withheld', async () => {
+        const page = pages.doctor;
+        await page.goto(`${server.url}/clients/${s.client}`);
+        const gate = page.locator('#takehome tr[data-criterion="no_missed_dose_rule"]');
+        assert.equal(await gate.getAttribute('class'), 'pass', `the take-home days count as attended: ${await gate.innerText()}`);
+        assert.ok(await page.locator('#takehome p.flash.ok').count(), 'still eligible');
+        s.second = await loadAndHandOut(page, server, s.client, 'BOX-0009', TOMORROW);
+        const row = page.locator(`#boxes tr[data-load="${s.second.load_id}"]`);
+        await row.locator('.withhold-form input[name=reason]').fill(zh ? '尿检阳性' : 'positive urine test');
+        await Promise.all([page.waitForNavigation(), row.locator('.withhold-form button').click()]);
+        const after = await text(page, `#boxes tr[data-load="${s.second.load_id}"]`);
+        assert.ok(after.includes(`${zh ? '暂停发送密码' : 'Withhold codes'} ${TODAY}`), `withheld from today: ${after}`);
+      });
+
+      await t.test('another client, approved by the police, reports the box lost', async () => {
+        const page = pages.doctor;
+        for (let id = 250; id > 150 && !s.lostClient; id--) {
+          if (id === s.client) continue;
+          await page.goto(`${server.url}/clients/${id}`);
+          const form = await page.locator('#psb-request-form').count();
+          const ledger = await page.locator('#ledger tbody tr').count();
+          if (form && !ledger && !(await page.locator('#approval').count())) s.lostClient = id;
+        }
+        assert.ok(s.lostClient, 'a second eligible client');
+        s.lostUic = (await text(page, 'h1')).match(/YX-\d{4}-[A-Z]{2}/)[0];
+        await Promise.all([page.waitForNavigation(), page.click('#psb-request-form button[type=submit]')]);
+        const police = pages.police;
+        await police.goto(`${server.url}/psb`);
+        const ids = await police.locator('#psb-queue tr[data-request]').evaluateAll((rs) => rs.map((r) => Number(r.dataset.request)));
+        const id = Math.max(...ids);
+        const prow = police.locator(`#psb-queue tr[data-request="${id}"]`);
+        await prow.locator('input[name=reason]').fill(zh ? '无犯罪记录' : 'no criminal record');
+        await Promise.all([police.waitForNavigation(), prow.locator('button[value=approve]').click()]);
+        const p = await loadAndHandOut(page, server, s.lostClient, 'BOX-0101', TOMORROW);
+        const row = page.locator(`#boxes tr[data-load="${p.load_id}"]`);
+        await row.locator('.lost-form input[name=reason]').fill(zh ? '服务对象说药盒在公交车上丢了' : 'left on a bus, the client says');
+        await Promise.all([page.waitForNavigation(), row.locator('.lost-form button').click()]);
+        assert.match(await text(page, `#boxes tr[data-load="${p.load_id}"] td:nth-child(4)`), zh ? /遗失/ : /lost/);
+        assert.equal(await page.locator(`#boxes tr[data-load="${p.load_id}"] .lost-form`).count(), 0, 'nothing left to report');
       });
 
       await t.test('the manager opens the indicator dashboard with its charts', async () => {
@@ -572,6 +700,7 @@ for (const lang of LANGS) {
         assert.ok(alarms.includes(zh ? '离开住所' : 'Left home'), `alarm on the home page: ${alarms}`);
         const link = await page.locator('#box-alarms a[href$="/gps"]').first().getAttribute('href');
         await visit(page, lang, 'box GPS', `${server.url}${link}`);
+        s.gpsClient = Number((await page.locator('main a[href^="/clients/"]').first().getAttribute('href')).split('/').pop());
         shots.push(['doctor', 'home (alarms)', '/'], ['doctor', 'box GPS', link]);
         assert.equal(await page.locator('#gps-state [data-presence]').getAttribute('data-presence'), 'away');
         assert.ok((await page.locator('svg#gps-drawing circle.fix').count()) >= 5, 'recent fixes drawn');
@@ -585,6 +714,7 @@ for (const lang of LANGS) {
         for (const href of looks) {
           const r = await police.goto(`${server.url}${href}`);
           if (r.status() === 200) {
+            s.policeLook = href;
             word = await police.locator('#box-state').getAttribute('data-presence');
             shots.push(['police', 'box state', href]);
             const all = await text(police, 'main');
@@ -646,6 +776,48 @@ for (const lang of LANGS) {
           assert.deepEqual(problems, [], problems.join('\n'));
         });
       }
+      await t.test('discharge with a box out: a warning first; then its codes stop and the police see no box state', async () => {
+        const page = pages.doctor;
+        await page.goto(`${server.url}/clients/${s.gpsClient}`);
+        s.gpsUic = (await text(page, 'h1')).match(/YX-\d{4}-[A-Z]{2}/)[0];
+        await page.fill('#discharge-form input[name=reason]', zh ? '搬到外省居住' : 'moved to another province');
+        await Promise.all([page.waitForNavigation(), page.click('#discharge-form button[type=submit]')]);
+        const warn = await text(page, '#discharge-form');
+        assert.ok(/BOX-\d{4}/.test(warn) && (zh ? hasCjk(warn) : !hasCjk(warn)), `the box out is named first: ${warn}`);
+        assert.equal(await page.inputValue('#discharge-form input[name=reason]'), zh ? '搬到外省居住' : 'moved to another province');
+        await page.check('#discharge-form input[name=confirm_box_out]');
+        await Promise.all([page.waitForNavigation(), page.click('#discharge-form button[type=submit]')]);
+        assert.match(await text(page, '#boxes'), zh ? /治疗已结束，待归还/ : /treatment ended, to be returned/);
+        const police = pages.police;
+        const r = await police.goto(`${server.url}${s.policeLook}`);
+        assert.notEqual(r.status(), 200, 'the police see no box state once the treatment ended');
+      });
+
+      await t.test('the next morning: the withheld and the lost box send their clients to the window; no code for the discharged client', async () => {
+        for (const p of Object.values(pages)) await p.context().close().catch(() => {});
+        for (const k of Object.keys(pages)) delete pages[k];
+        await restartServer(server, NEXT_MORNING);
+        t.diagnostic(`restarted at ${NEXT_MORNING} in ${server.startMs} ms`);
+        await sleep(1500); // one round of the SMS worker at the code hour
+        const nurse = (pages.nurse = await login(server, 'nurse', lang));
+        for (const uic of [s.uic, s.lostUic]) {
+          await doseAtWindow(nurse, server, uic);
+          const ok = await text(nurse, '.flash.ok').catch(() => '');
+          assert.ok(ok.includes(uic), `${uic} is dosed at the window (its box's code never went out): ${ok || (await text(nurse, 'main'))}`);
+        }
+        const doctor = (pages.doctor = await login(server, 'doctor', lang));
+        for (const id of [s.client, s.lostClient, s.gpsClient]) {
+          await doctor.goto(`${server.url}/clients/${id}`);
+          const states = await doctor
+            .locator('#client-messages tbody tr')
+            .evaluateAll((rs, day) => rs.filter((r) => r.innerText.includes(day)).map((r) => r.dataset.state), TOMORROW);
+          assert.ok(states.length >= 1, `client ${id} had a code for ${TOMORROW}`);
+          assert.deepEqual([...new Set(states)], ['stopped'], `client ${id}: no code went out this morning (${states})`);
+        }
+        const police = (pages.police = await login(server, 'police', lang));
+        const r = await police.goto(`${server.url}${s.policeLook}`);
+        assert.notEqual(r.status(), 200, 'still no box state for the police');
+      });
     } finally {
       for (const p of Object.values(pages)) await p.context().close().catch(() => {});
       stopServer(server);

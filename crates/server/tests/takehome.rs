@@ -1451,3 +1451,103 @@ async fn codes_rest_sealed_until_sent_on_sqlite() {
 async fn codes_rest_sealed_until_sent_on_postgres() {
     codes_rest_sealed_until_sent(TestApp::postgres().await).await;
 }
+
+/// A box brought back before its last day: the codes still queued for it stop (nothing is left
+/// to open), and the unopened compartments are not given.
+async fn an_early_return_stops_the_codes_left(app: TestApp) {
+    let w = world_on(app).await;
+    let id = w.stable_client("YX-0202", true).await;
+    w.approved(id, 2).await;
+    w.call(
+        Method::POST,
+        &w.doctor,
+        "/api/v1/boxes",
+        Some(json!({"serial": "BOX-0022"})),
+    )
+    .await;
+    let (s, l) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/loads"),
+            Some(json!({"serial": "BOX-0022", "days": 2})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    let load_id = l["load"]["id"].as_i64().unwrap();
+    let p = &l["provision"];
+    let dir = tempfile::tempdir().unwrap();
+    let boxfile = dir.path().join("box.json");
+    let b = boxfile.to_str().unwrap();
+    let start = p["start_day"].as_u64().unwrap();
+    let t0 = start * 86_400 + 3600;
+    sim(&[
+        "provision",
+        "--box",
+        b,
+        "--secret-hex",
+        p["secret_hex"].as_str().unwrap(),
+        "--box-id",
+        &p["box_id"].to_string(),
+        "--load-id",
+        &p["load_id"].to_string(),
+        "--start-day",
+        &start.to_string(),
+        "--compartments",
+        "2",
+        "--now",
+        &t0.to_string(),
+    ])
+    .unwrap();
+    // The client brings it back unopened the same day it was loaded.
+    let challenge = start_return(&w, &w.doctor, load_id).await;
+    let logfile = dir.path().join("log.bin");
+    sim(&[
+        "export-log",
+        "--box",
+        b,
+        "--to",
+        logfile.to_str().unwrap(),
+        "--challenge",
+        &challenge.to_string(),
+        "--now",
+        &(t0 + 60).to_string(),
+    ])
+    .unwrap();
+    let log = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        std::fs::read(&logfile).unwrap(),
+    );
+    let (s, rec) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/loads/{load_id}/return"),
+            Some(json!({"log_base64": log})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{rec}");
+    let states: Vec<(String, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT state, sealed_body FROM sms_outbox WHERE client_id = $1 ORDER BY idempotency_key",
+    )
+    .bind(id)
+    .fetch_all(w.app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        states,
+        vec![("stopped".to_owned(), None), ("stopped".to_owned(), None)],
+        "no code goes out for a box that is back"
+    );
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_early_return_stops_the_codes_left_on_sqlite() {
+    an_early_return_stops_the_codes_left(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn an_early_return_stops_the_codes_left_on_postgres() {
+    an_early_return_stops_the_codes_left(TestApp::postgres().await).await;
+}

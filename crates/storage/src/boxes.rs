@@ -749,6 +749,18 @@ impl crate::Work {
             .bind(b.id)
             .execute(self.conn())
             .await?;
+        // Back at the centre: its codes still queued have nothing left to open.
+        for offset in 0..load.days {
+            sqlx::query(
+                "UPDATE sms_outbox SET state = 'stopped', sealed_body = NULL, last_error = $1, \
+                 updated_at = $2, final_at = $2 WHERE idempotency_key = $3 AND state = 'queued'",
+            )
+            .bind("box returned".to_owned())
+            .bind(to_ms(now))
+            .bind(code_key(load.id, offset))
+            .execute(self.conn())
+            .await?;
+        }
         // Back at the centre: where the box has been is nobody's business any more.
         crate::gps::forget_box_positions(self.conn(), b.id).await?;
         append(
