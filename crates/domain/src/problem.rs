@@ -115,6 +115,10 @@ codes! {
     LoadTreatmentEnded => ("load.treatment_ended", Conflict),
     /// No box of that serial at this centre.
     BoxUnknown => ("box.unknown", Invalid),
+    /// A box serial empty or too long.
+    BoxSerialInvalid => ("box.serial_invalid", Invalid),
+    /// A box serial already registered in the deployment.
+    BoxSerialTaken => ("box.serial_taken", Conflict),
     /// The box is not in the clinic (out with a client, lost, retired).
     BoxNotInClinic => ("box.not_in_clinic", Conflict),
     /// A load in a state that does not allow the action.

@@ -905,7 +905,7 @@ pub mod web {
                     }
                     p { (t.s("sheet-instructions")) }
                     p.signature { (t.s("sheet-signature")) ": ____________________" }
-                    button.noprint type="button" onclick="window.print()" { (t.s("sheet-print")) }
+                    button.noprint type="button" data-print="true" { (t.s("sheet-print")) }
                 }
             },
         ))

@@ -14,7 +14,7 @@ use anxin_storage::AuditEvent;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::handler::Handler;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{delete, get, post, put};
@@ -333,6 +333,7 @@ impl RouteTable {
         self.router
             .route_layer(axum::middleware::from_fn_with_state(guard, authorize))
             .fallback(not_found)
+            .layer(axum::middleware::map_response(security_headers))
             .with_state(state)
     }
 
@@ -358,6 +359,64 @@ fn openapi_spec() -> RouteSpec {
 struct Guard {
     state: AppState,
     table: Arc<Guarded>,
+}
+
+/// 405 with `Allow`: JSON for the API, a page for people.
+fn method_not_allowed(req: &Request, allow: &str) -> Response {
+    let mut r = if req.uri().path().starts_with("/api/") {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            axum::Json(json!({"error": {
+                "code": "method_not_allowed",
+                "message": format!("this route answers {allow}"),
+            }})),
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::METHOD_NOT_ALLOWED,
+            crate::web::plain_page(
+                "405",
+                &format!("此地址只接受 {allow} · This address answers {allow}"),
+            ),
+        )
+            .into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(allow) {
+        r.headers_mut().insert(header::ALLOW, v);
+    }
+    r
+}
+
+/// Headers every answer carries: no sniffing, no framing, a strict content policy (the pages
+/// use only their own stylesheet and script), the referrer kept to this site, and no copy of
+/// a page in any cache (a shared PC's Back button shows nothing after logout).
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    let html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html") || v.starts_with("application/json"));
+    if html && !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    r
 }
 
 async fn not_found(req: Request) -> Response {
@@ -401,6 +460,21 @@ async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> Resp
         .map(|m| m.as_str().to_owned())
         .unwrap_or_default();
     let Some(&(access, surface)) = guard.table.get(&(method, path.clone())) else {
+        // A declared path asked with another method: 405 with the methods it has, not an error.
+        let mut allowed: Vec<&str> = guard
+            .table
+            .keys()
+            .filter(|(_, p)| *p == path)
+            .map(|(m, _)| m.as_str())
+            .collect();
+        if !allowed.is_empty() {
+            allowed.sort_unstable();
+            allowed.dedup();
+            if allowed.contains(&"GET") {
+                allowed.push("HEAD");
+            }
+            return method_not_allowed(&req, &allowed.join(", "));
+        }
         tracing::error!(%path, "route without a declared permission refused");
         return AppError::from(DomainError::Forbidden(
             "this route declares no permission, so nobody may use it".into(),

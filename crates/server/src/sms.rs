@@ -253,6 +253,25 @@ fn local(st: &AppState, at: chrono::DateTime<chrono::Utc>) -> String {
         .to_string()
 }
 
+/// Why a message stands where it is, in the page's language when the centre stopped it (the
+/// stored reasons are `withheld: <reason>`, `box returned`, `dosed at the window instead`);
+/// a gateway's own error is shown as the gateway said it.
+fn why(st: &AppState, me: &CurrentUser, m: &OutboxMessage) -> String {
+    if m.state != MessageState::Stopped {
+        return m.last_error.clone();
+    }
+    let lang = Lang::from_tag(&me.user.language);
+    let e = m.last_error.as_str();
+    match e.strip_prefix("withheld: ") {
+        Some("box lost") => t(st, me, "sms-stop-lost"),
+        Some(r) if r.starts_with("treatment ended") => t(st, me, "sms-stop-ended"),
+        Some(r) => st.i18n.t_args(lang, "sms-stop-withheld", &[("reason", r)]),
+        None if e == "box returned" => t(st, me, "sms-stop-returned"),
+        None if e == "dosed at the window instead" => t(st, me, "sms-stop-window"),
+        None => e.to_owned(),
+    }
+}
+
 fn table(st: &AppState, me: &CurrentUser, rows: &[OutboxMessage], with_text: bool) -> Markup {
     html! {
         table.list.outbox {
@@ -271,7 +290,7 @@ fn table(st: &AppState, me: &CurrentUser, rows: &[OutboxMessage], with_text: boo
                         td { span class={"sms-state " (m.state.as_str())} { (state_label(st, me, m.state)) } }
                         td { (m.attempts) }
                         @if with_text { td { (m.text) } }
-                        td.muted { (m.last_error) }
+                        td.muted { (why(st, me, m)) }
                     }
                 }
             }

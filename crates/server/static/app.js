@@ -9,3 +9,8 @@ document.addEventListener('submit', (e) => {
   // The answer may be a download that leaves the page: let the form be used again.
   setTimeout(() => buttons.forEach((b) => (b.disabled = false)), 8000);
 });
+
+// The print button of a printable page (no inline handlers: the content policy forbids them).
+document.addEventListener('click', (e) => {
+  if (e.target instanceof Element && e.target.closest('[data-print]')) window.print();
+});

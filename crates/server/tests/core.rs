@@ -1177,3 +1177,71 @@ async fn a_form_submits_once_on_sqlite() {
 async fn a_form_submits_once_on_postgres() {
     a_form_submits_once(TestApp::postgres().await).await;
 }
+
+/// A shared PC: no page with client data is kept in any cache, the pages forbid framing,
+/// sniffing and foreign scripts; a wrong method is a 405 naming the methods, not a 403.
+#[tokio::test]
+async fn pages_are_not_cached_and_wrong_methods_are_405() {
+    let w = world_on(TestApp::new().await).await;
+    let id = w.stable_client("YX-0048-AE", true).await;
+    let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    let page = doctor.get(&format!("/clients/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let h = &page.headers;
+    assert_eq!(h[axum::http::header::CACHE_CONTROL], "no-store");
+    assert_eq!(h[axum::http::header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert_eq!(h[axum::http::header::X_FRAME_OPTIONS], "DENY");
+    let csp = h[axum::http::header::CONTENT_SECURITY_POLICY]
+        .to_str()
+        .unwrap();
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(
+        !page.text.contains("onclick="),
+        "no inline handlers under the policy"
+    );
+    let css = doctor.get("/static/app.css").await;
+    assert!(
+        css.headers.get(axum::http::header::CACHE_CONTROL).is_none(),
+        "assets may be cached"
+    );
+
+    let denied_before: (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = 'access.denied'")
+            .fetch_one(w.app.state.store.pool())
+            .await
+            .unwrap();
+    let a = w
+        .app
+        .send(
+            axum::http::Request::delete("/api/v1/doses")
+                .header("authorization", format!("Bearer {}", w.doctor))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED, "{}", a.text);
+    assert_eq!(a.headers[axum::http::header::ALLOW], "POST");
+    let a = w
+        .app
+        .send(
+            axum::http::Request::put(format!("/clients/{id}"))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(a.headers[axum::http::header::ALLOW], "GET, HEAD");
+    let denied_after: (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = 'access.denied'")
+            .fetch_one(w.app.state.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        denied_before, denied_after,
+        "a wrong method is no denied access"
+    );
+    w.app.cleanup().await;
+}

@@ -132,8 +132,13 @@ impl Store {
     ) -> Result<LockBox> {
         let site = site_of(actor)?;
         let serial = serial.trim();
-        if serial.is_empty() || serial.len() > 40 {
-            return Err(DomainError::invalid("serial", "1 to 40 characters").into());
+        if serial.is_empty() || serial.chars().count() > 40 {
+            return Err(DomainError::from(
+                Problem::new(Code::BoxSerialInvalid)
+                    .field("serial")
+                    .arg("max", 40),
+            )
+            .into());
         }
         let mut tx = self.begin_write().await?;
         let row = sqlx::query("INSERT INTO boxes (site_id, serial, state, created_at) VALUES ($1, $2, 'in_clinic', $3) RETURNING id, site_id, serial, state")
@@ -142,7 +147,15 @@ impl Store {
             .bind(to_ms(now))
             .fetch_one(&mut *tx)
             .await
-            .map_err(|e| conflict_on_unique(e, format!("box {serial} is already registered")))?;
+            .map_err(|e| match conflict_on_unique(e, serial) {
+                StoreError::Domain(DomainError::Conflict(_)) => DomainError::from(
+                    Problem::new(Code::BoxSerialTaken)
+                        .field("serial")
+                        .arg("serial", serial),
+                )
+                .into(),
+                other => other,
+            })?;
         let b = box_row(&row)?;
         append(
             &mut tx,
