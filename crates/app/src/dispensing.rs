@@ -241,6 +241,89 @@ fn local_time(app: &App, d: &Dose) -> String {
         .to_string()
 }
 
+/// One client the window's query may mean, shown so that the nurse can tell who it is.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Candidate {
+    pub client_id: i64,
+    pub uic: String,
+    /// The name on record (read for this, audited), if any.
+    pub name: Option<String>,
+}
+
+/// Whom a query typed at the window means.
+#[derive(Debug, Clone)]
+pub enum WindowMatch {
+    /// Exactly one UIC, typed in another case or without its dashes: dose it.
+    Uic(String),
+    /// A number or a name: the nurse picks (even one) before a dose is given.
+    Choose(Vec<Candidate>),
+    /// Nobody at this centre.
+    Nobody,
+}
+
+/// Candidates shown at most.
+const CANDIDATES: i64 = 8;
+
+/// Finds whom a query typed at the window means: a UIC in any case with or without dashes,
+/// the digits of a UIC, or a client's name (through the keyed name index). Reads of the names
+/// shown are audited.
+pub async fn find_at_window(app: &App, me: &Actor, query: &str) -> Result<WindowMatch> {
+    me.require(Permission::DoseRecord)?;
+    let q = query.trim();
+    let compact: String = q
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .flat_map(|c| c.to_uppercase())
+        .collect();
+    let all_digits = !compact.is_empty() && compact.chars().all(|c| c.is_ascii_digit());
+    let has_letters = q.chars().any(|c| c.is_alphabetic());
+    let now = app.now();
+    let found = if compact.is_empty() {
+        vec![]
+    } else {
+        app.store
+            .window_matches(
+                &me.audit(),
+                &compact,
+                all_digits.then_some(compact.as_str()),
+                CANDIDATES,
+                now,
+            )
+            .await?
+    };
+    if !all_digits {
+        if let [one] = found.as_slice() {
+            if one.uic.replace('-', "") == compact {
+                return Ok(WindowMatch::Uic(one.uic.clone()));
+            }
+        }
+    }
+    let clients = if found.is_empty() && has_letters {
+        app.store
+            .find_by_name(&me.audit(), q, &app.vault, now)
+            .await?
+    } else {
+        found
+    };
+    if clients.is_empty() {
+        return Ok(WindowMatch::Nobody);
+    }
+    let mut out = Vec::with_capacity(clients.len());
+    for c in clients.into_iter().take(CANDIDATES as usize) {
+        let name = app
+            .store
+            .read_identity(&me.audit(), c.id, "who is at the window", &app.vault, now)
+            .await?
+            .name;
+        out.push(Candidate {
+            client_id: c.id,
+            uic: c.uic,
+            name,
+        });
+    }
+    Ok(WindowMatch::Choose(out))
+}
+
 /// A UIC as typed at the window: trimmed and in capitals.
 pub fn normalise_uic(raw: &str) -> Result<String> {
     let uic = raw.trim().to_uppercase();

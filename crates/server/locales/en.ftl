@@ -507,3 +507,7 @@ sms-stop-returned = the box came back
 sms-stop-window = dosed at the window instead
 err-box-serial-invalid = A box serial has 1 to { $max } characters.
 err-box-serial-taken = Box { $serial } is already registered.
+disp-choose-title = Who is at the window?
+disp-choose-help = “{ $query }” is not a UIC of this centre. Check the client's name, then give the dose:
+disp-choose-dose = Give { $uic } the dose
+disp-choose-back = Back to the window

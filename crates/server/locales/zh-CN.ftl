@@ -508,3 +508,7 @@ sms-stop-returned = 药盒已归还
 sms-stop-window = 已改为窗口服药
 err-box-serial-invalid = 药盒编号应为 1 至 { $max } 个字符。
 err-box-serial-taken = 药盒 { $serial } 已经登记过。
+disp-choose-title = 窗口前是哪位服务对象？
+disp-choose-help = “{ $query }”不是本中心的编码。请核对姓名后再给药：
+disp-choose-dose = 为 { $uic } 给药
+disp-choose-back = 返回服药窗口

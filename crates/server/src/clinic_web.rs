@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anxin_domain::clinic::adherence::Day;
 use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::urine::Outcome;
-use anxin_domain::{Access, DomainError, Permission};
+use anxin_domain::{Access, Code, DomainError, Permission};
 use anxin_storage::clinic::{Identity, NewUrineTest};
 use anxin_storage::Client;
 use axum::extract::{Form, Path, Query, State};
@@ -89,7 +89,20 @@ async fn dispensing_submit(
     Form(f): Form<DoseForm>,
 ) -> Response {
     let t = tr(&st, &me);
-    match clinic::record_dose(&st, &me, &f.uic).await {
+    let mut result = clinic::record_dose(&st, &me, &f.uic).await;
+    // Not a UIC of this centre as typed: perhaps one without its dashes, its number, or a name.
+    if let Err(AppError::Domain(DomainError::Refused(p))) = &result {
+        if matches!(p.code, Code::UicMalformed | Code::UicUnknown) {
+            use anxin_app::dispensing::{find_at_window, WindowMatch};
+            match find_at_window(&st.app, &me.app_actor(), &f.uic).await {
+                Ok(WindowMatch::Uic(uic)) => result = clinic::record_dose(&st, &me, &uic).await,
+                Ok(WindowMatch::Choose(list)) => return choose_page(&t, &me, &f.uic, &list),
+                Ok(WindowMatch::Nobody) => {}
+                Err(e) => return form_error("/dispensing", e.into()),
+            }
+        }
+    }
+    match result {
         Ok(d) => {
             let mut msg = t.a(
                 "disp-given",
@@ -108,6 +121,38 @@ async fn dispensing_submit(
         }
         Err(e) => form_error("/dispensing", e),
     }
+}
+
+/// The window's question when a number or a name was typed: who is it? Each candidate with
+/// the name on record and a button that doses that UIC.
+fn choose_page(
+    t: &T<'_>,
+    me: &CurrentUser,
+    query: &str,
+    list: &[anxin_app::dispensing::Candidate],
+) -> Response {
+    let body = html! {
+        h1 { (t.s("disp-choose-title")) }
+        p { (t.a("disp-choose-help", &[("query", query.trim())])) }
+        ul id="window-candidates" {
+            @for c in list {
+                li data-uic=(c.uic) {
+                    form method="post" action="/dispensing" {
+                        (csrf(me))
+                        input type="hidden" name="uic" value=(c.uic);
+                        strong { (c.uic) } " · " (c.name.as_deref().unwrap_or("—")) " "
+                        button type="submit" { (t.a("disp-choose-dose", &[("uic", &c.uic)])) }
+                    }
+                }
+            }
+        }
+        p { a href="/dispensing" { (t.s("disp-choose-back")) } }
+    };
+    (
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        layout(t, &t.s("disp-choose-title"), Some(me), body),
+    )
+        .into_response()
 }
 
 /// The rule applied to a day row, in the user's language (empty for an ordinary dose).

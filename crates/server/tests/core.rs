@@ -1245,3 +1245,68 @@ async fn pages_are_not_cached_and_wrong_methods_are_405() {
     );
     w.app.cleanup().await;
 }
+
+/// The window finds a client however the UIC is typed: lower case without dashes doses at
+/// once; a number or a name asks who it is (with the name on record) before any dose.
+async fn the_window_finds_a_client_by_number_or_name(app: TestApp) {
+    let w = world_on(app).await;
+    w.stable_client("YX-0051-AG", true).await;
+    w.stable_client("YX-0052-AH", true).await;
+    let mut nurse = w.app.browser("nurse", "zh-CN").await;
+    let a = nurse.submit("/dispensing", &[("uic", "yx0051ag")]).await;
+    assert!(
+        a.text.contains("YX-0051-AG：已服"),
+        "dosed without dashes: {}",
+        a.text
+    );
+    let doses = format!(
+        "SELECT COUNT(*) FROM doses WHERE day = '{}'",
+        w.app.state.today()
+    );
+    let n = |sql: String| {
+        let store = w.app.state.store.clone();
+        async move {
+            let r: (i64,) = sqlx::query_as(&sql).fetch_one(store.pool()).await.unwrap();
+            r.0
+        }
+    };
+    assert_eq!(n(doses.clone()).await, 1);
+    // Digits shared by two UICs: both shown, with names; nothing given yet.
+    let a = nurse.submit("/dispensing", &[("uic", "005")]).await;
+    assert!(a.text.contains("窗口前是哪位服务对象"), "{}", a.text);
+    assert!(
+        a.text.contains("data-uic=\"YX-0051-AG\"") && a.text.contains("data-uic=\"YX-0052-AH\"")
+    );
+    assert!(
+        a.text.contains("Li Wei"),
+        "the name on record helps to tell them apart"
+    );
+    assert_eq!(n(doses.clone()).await, 1, "no dose from a number alone");
+    // A name: the client is named, then dosed with one more click.
+    let a = nurse.submit("/dispensing", &[("uic", " li  wei ")]).await;
+    assert!(a.text.contains("id=\"window-candidates\""), "{}", a.text);
+    let a = nurse.submit("/dispensing", &[("uic", "YX-0052-AH")]).await;
+    assert!(a.text.contains("YX-0052-AH：已服"), "{}", a.text);
+    assert_eq!(n(doses).await, 2);
+    // Nobody: the refusal as before, in Chinese.
+    let a = nurse.submit("/dispensing", &[("uic", "9999")]).await;
+    assert!(!a.text.contains("window-candidates"));
+    assert!(a.text.contains("flash error"), "{}", a.text);
+    let searched: (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = 'client.search'")
+            .fetch_one(w.app.state.store.pool())
+            .await
+            .unwrap();
+    assert!(searched.0 >= 3, "window searches are audited");
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_window_finds_a_client_by_number_or_name_on_sqlite() {
+    the_window_finds_a_client_by_number_or_name(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn the_window_finds_a_client_by_number_or_name_on_postgres() {
+    the_window_finds_a_client_by_number_or_name(TestApp::postgres().await).await;
+}

@@ -223,6 +223,43 @@ impl Store {
         Ok(found)
     }
 
+    /// Clients of the actor's site whose UIC, dashes left out, is `compact` (capitals and
+    /// digits), or, when `digits` is given, contains that run of digits; at most `limit`,
+    /// audited as a search.
+    pub async fn window_matches(
+        &self,
+        actor: &Actor,
+        compact: &str,
+        digits: Option<&str>,
+        limit: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Client>> {
+        let site_id = actor_site(actor)?;
+        let clean = |s: &str| -> String { s.chars().filter(char::is_ascii_alphanumeric).collect() };
+        let rows = sqlx::query(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE site_id = $1 \
+             AND (REPLACE(uic, '-', '') = $2 OR ($3 <> '' AND REPLACE(uic, '-', '') LIKE $4)) \
+             ORDER BY uic LIMIT $5"
+        ))
+        .bind(site_id)
+        .bind(clean(compact))
+        .bind(digits.map(clean).unwrap_or_default())
+        .bind(format!("%{}%", digits.map(clean).unwrap_or_default()))
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        let found: Vec<Client> = rows.iter().map(client).collect::<Result<_>>()?;
+        self.audit(
+            actor,
+            AuditEvent::new("client.search", "client", "")
+                .site(site_id)
+                .reason(format!("at the window, {} shown", found.len())),
+            now,
+        )
+        .await?;
+        Ok(found)
+    }
+
     /// How many clients a site has (a figure, not a read of any record).
     pub async fn count_clients(&self, site_id: i64) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM clients WHERE site_id = $1")
