@@ -511,3 +511,7 @@ disp-choose-title = Who is at the window?
 disp-choose-help = “{ $query }” is not a UIC of this centre. Check the client's name, then give the dose:
 disp-choose-dose = Give { $uic } the dose
 disp-choose-back = Back to the window
+client-urine-random = random
+client-stage-cit-notice = In compulsory isolated treatment: no dose at the centre until the client comes back.
+login-again = Your session ended. Log in again to go back to the page you were on.
+login-again-not-saved = Your session ended before that was sent: nothing was recorded. Log in again and send it once more.

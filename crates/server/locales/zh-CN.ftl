@@ -512,3 +512,7 @@ disp-choose-title = 窗口前是哪位服务对象？
 disp-choose-help = “{ $query }”不是本中心的编码。请核对姓名后再给药：
 disp-choose-dose = 为 { $uic } 给药
 disp-choose-back = 返回服药窗口
+client-urine-random = 随机抽检
+client-stage-cit-notice = 正在强制隔离戒毒：回到社区前中心不给药。
+login-again = 登录已过期。请重新登录，登录后回到原来的页面。
+login-again-not-saved = 提交前登录已过期：刚才的操作没有记录。请重新登录后再提交一次。

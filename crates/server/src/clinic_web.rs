@@ -307,7 +307,7 @@ pub(crate) async fn client_details(
         section.card id="urine" {
             h2 { (t.s("client-urine")) }
             table.list {
-                tbody { @for u in tests.iter().take(12) { tr { td { (u.collected_on) } td { (u.reason) } td { (urine_summary(t, &u.outcome)) } td { @if u.outcome.negative() { "✓" } @else { "✗" } } } } }
+                tbody { @for u in tests.iter().take(12) { tr { td { (u.collected_on) } td { @if u.reason == "random" { (t.s("client-urine-random")) } @else { (u.reason) } } td { (urine_summary(t, &u.outcome)) } td { @if u.outcome.negative() { "✓" } @else { "✗" } } } } }
             }
             @if role.has(Permission::UrineRecord) {
                 form method="post" action={(base) "/urine-tests"} id="urine-form" {
@@ -359,7 +359,7 @@ pub(crate) async fn client_details(
                 }
             }
         }
-        @if c.stage == Stage::CompulsoryIsolated { p.notice { "CIT" } }
+        @if c.stage == Stage::CompulsoryIsolated { p.notice { (t.s("client-stage-cit-notice")) } }
     })
 }
 

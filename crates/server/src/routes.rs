@@ -361,6 +361,47 @@ struct Guard {
     table: Arc<Guarded>,
 }
 
+/// The cookie that remembers, across the login, the page a person was on.
+pub const NEXT_COOKIE: &str = "anxin_next";
+
+/// A person without a (valid) session goes to the login page, which brings them back to the
+/// page they were on: the page itself for a GET, the form's page for a submission (which was
+/// not carried out, and the message says so).
+fn to_login(req: &Request) -> Response {
+    let submitted = req.method() != Method::GET && req.method() != Method::HEAD;
+    let next = if submitted {
+        crate::once::back_path(req.headers())
+    } else {
+        req.uri()
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned())
+    };
+    let had_session = crate::auth::cookie(req.headers(), crate::auth::SESSION_COOKIE).is_some();
+    let mut r = if had_session || submitted {
+        crate::flash::redirect(
+            "/login",
+            crate::flash::Tone::Error,
+            crate::flash::Message::Id {
+                id: if submitted {
+                    "login-again-not-saved".into()
+                } else {
+                    "login-again".into()
+                },
+                args: vec![],
+            },
+        )
+    } else {
+        Redirect::to("/login").into_response()
+    };
+    let value: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{NEXT_COOKIE}={value}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=900"
+    )) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
 /// 405 with `Allow`: JSON for the API, a page for people.
 fn method_not_allowed(req: &Request, allow: &str) -> Response {
     let mut r = if req.uri().path().starts_with("/api/") {
@@ -486,11 +527,15 @@ async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> Resp
     }
     let me = match authenticate(&guard.state, req.headers()).await {
         Ok(Some(me)) => me,
+        Ok(None) if surface == Surface::Web => return to_login(&req),
         Ok(None) => {
             return refuse(
                 surface,
                 DomainError::Unauthenticated("log in first".into()).into(),
             )
+        }
+        Err(AppError::Domain(DomainError::Unauthenticated(_))) if surface == Surface::Web => {
+            return to_login(&req)
         }
         Err(e) => return refuse(surface, e),
     };

@@ -310,11 +310,30 @@ async fn login_submit(
         return error_page(AppError::Csrf);
     }
     match auth::login(&st, &address, &f.username, &f.password).await {
-        Ok(done) => (
-            [(header::SET_COOKIE, auth::session_cookie(&st, &done.token))],
-            Redirect::to("/"),
-        )
-            .into_response(),
+        Ok(done) => {
+            // Back to the page the person was on when the session ended (a path of this site).
+            let next = cookie(&headers, crate::routes::NEXT_COOKIE)
+                .and_then(|v| {
+                    url::form_urlencoded::parse(format!("n={v}").as_bytes())
+                        .next()
+                        .map(|(_, n)| n.into_owned())
+                })
+                .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/login"))
+                .unwrap_or_else(|| "/".to_owned());
+            let mut r = Redirect::to(&next).into_response();
+            for c in [
+                auth::session_cookie(&st, &done.token),
+                format!(
+                    "{}=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0",
+                    crate::routes::NEXT_COOKIE
+                ),
+            ] {
+                if let Ok(v) = axum::http::HeaderValue::from_str(&c) {
+                    r.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            r
+        }
         Err(AppError::Domain(DomainError::Locked { until })) => {
             let until = until
                 .with_timezone(&st.settings.utc_offset)

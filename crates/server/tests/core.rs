@@ -1310,3 +1310,98 @@ async fn the_window_finds_a_client_by_number_or_name_on_sqlite() {
 async fn the_window_finds_a_client_by_number_or_name_on_postgres() {
     the_window_finds_a_client_by_number_or_name(TestApp::postgres().await).await;
 }
+
+/// A session that ends mid-work: the login brings the nurse back to the window, and a form
+/// sent after the end says that nothing was recorded.
+#[tokio::test]
+async fn after_a_session_ends_the_login_goes_back_to_the_page() {
+    use axum::http::{header, Request};
+    let w = world_on(TestApp::new().await).await;
+    let cookies_of = |a: &anxin_server::testing::Answer| -> Vec<String> {
+        a.headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .collect()
+    };
+    // An ended session at the window: to the login page, remembering the window.
+    let a = w
+        .app
+        .send(
+            Request::get("/dispensing")
+                .header(header::COOKIE, "anxin_session=ended")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(a.status.is_redirection());
+    assert_eq!(a.headers[header::LOCATION], "/login");
+    let kept = cookies_of(&a);
+    let next = kept
+        .iter()
+        .find(|c| c.starts_with("anxin_next="))
+        .unwrap()
+        .clone();
+    assert_eq!(next, "anxin_next=%2Fdispensing");
+    assert!(
+        kept.iter().any(|c| c.starts_with("anxin_flash=")),
+        "with a message"
+    );
+    // A dose sent after the end: nothing recorded, and the message says so.
+    let a = w
+        .app
+        .send(
+            Request::post("/dispensing")
+                .header(header::COOKIE, "anxin_session=ended")
+                .header(header::REFERER, "http://127.0.0.1/dispensing")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(axum::body::Body::from("uic=YX-0001-AA"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(a.headers[header::LOCATION], "/login");
+    let flash = cookies_of(&a)
+        .into_iter()
+        .find(|c| c.starts_with("anxin_flash="))
+        .unwrap();
+    let login = w
+        .app
+        .send(
+            Request::get("/login")
+                .header(header::COOKIE, flash)
+                .header(header::ACCEPT_LANGUAGE, "zh-CN")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(login.text.contains("刚才的操作没有记录"), "{}", login.text);
+    // Logging in goes back to the window.
+    let csrf_cookie = cookies_of(&login)
+        .into_iter()
+        .find(|c| c.starts_with("anxin_login_csrf="))
+        .unwrap();
+    let csrf = csrf_cookie
+        .trim_start_matches("anxin_login_csrf=")
+        .to_owned();
+    let body = format!(
+        "csrf={csrf}&username=nurse&password={}",
+        anxin_server::testing::PASSWORD
+    );
+    let a = w
+        .app
+        .send(
+            Request::post("/login")
+                .header(header::COOKIE, format!("{csrf_cookie}; {next}"))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(axum::body::Body::from(body))
+                .unwrap(),
+        )
+        .await;
+    assert!(a.status.is_redirection(), "{}", a.text);
+    assert_eq!(
+        a.headers[header::LOCATION],
+        "/dispensing",
+        "back at the window"
+    );
+    w.app.cleanup().await;
+}
