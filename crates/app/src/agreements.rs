@@ -131,7 +131,7 @@ pub async fn add(
 
 /// Every version of a client's agreement (the record read is audited).
 pub async fn list(app: &App, me: &Actor, client_id: i64) -> Result<Vec<AgreementView>> {
-    me.require(Permission::ClientRead)?;
+    me.require(Permission::ClinicalRead)?;
     let c = app
         .store
         .read_client(&me.audit(), client_id, "agreements", app.now())

@@ -281,7 +281,7 @@ pub struct TakeHomeSection {
 
 /// Reads a client for a take-home purpose (audited as a record read).
 async fn open(app: &App, me: &Actor, client_id: i64, purpose: &str) -> Result<Client> {
-    me.require(Permission::ClientRead)?;
+    me.require(Permission::ClinicalRead)?;
     Ok(app
         .store
         .read_client(&me.audit(), client_id, purpose, app.now())

@@ -75,6 +75,7 @@ impl Role {
             ),
             ClientWrite => matches!(self, Manager | Prescriber | Counsellor),
             IdentityRead => matches!(self, Manager | Prescriber | Dispenser | Counsellor),
+            ClinicalRead => matches!(self, Manager | Prescriber | Dispenser | Counsellor),
             ConsentManage => matches!(self, Manager | Prescriber | Counsellor),
             Prescribe => matches!(self, Prescriber),
             DoseRecord => matches!(self, Manager | Prescriber | Dispenser),
@@ -167,6 +168,10 @@ pub enum Permission {
     PsbQueue,
     /// Create, lock and unlock staff accounts.
     StaffManage,
+    /// Read the clinical sections of a client record: doses, orders, urine results, adherence,
+    /// take-home eligibility, police requests and disclosures, boxes, consents and agreements.
+    /// Peer educators do without it: they see the UIC and the services.
+    ClinicalRead,
     /// Create centres in the deployment.
     SiteManage,
     /// Read the audit trail.
@@ -177,12 +182,70 @@ pub enum Permission {
     IndicatorsRead,
 }
 
+/// The sections of a client record, each shown only to the roles that need it (least privilege
+/// inside the centre: a peer educator sees the UIC and the services, not the clinical record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordSection {
+    /// UIC, stage, enrolment and treatment status.
+    Summary,
+    /// Name, national ID, phone, address.
+    Identity,
+    /// Doses, orders, adherence, urine results.
+    Clinical,
+    /// Eligibility, police requests, the disclosure ledger and the boxes.
+    TakeHome,
+    /// Consents and treatment agreements.
+    Consents,
+    /// The SMS sent to the client and their states.
+    Messages,
+    /// Service encounters (needles, naloxone, tests, referrals, counselling).
+    Services,
+    /// Who opened the record, and when.
+    AccessTrail,
+}
+
+impl RecordSection {
+    pub const ALL: [RecordSection; 8] = [
+        RecordSection::Summary,
+        RecordSection::Identity,
+        RecordSection::Clinical,
+        RecordSection::TakeHome,
+        RecordSection::Consents,
+        RecordSection::Messages,
+        RecordSection::Services,
+        RecordSection::AccessTrail,
+    ];
+
+    /// The permission that shows this section.
+    pub fn permission(self) -> Permission {
+        match self {
+            RecordSection::Summary => Permission::ClientRead,
+            RecordSection::Identity => Permission::IdentityRead,
+            RecordSection::Clinical | RecordSection::TakeHome | RecordSection::Consents => {
+                Permission::ClinicalRead
+            }
+            RecordSection::Messages => Permission::MessagesRead,
+            RecordSection::Services => Permission::ServiceRecord,
+            // Who read a record is itself sensitive: the managers, who answer for the trail.
+            RecordSection::AccessTrail => Permission::AuditRead,
+        }
+    }
+}
+
+impl Role {
+    /// Whether this role sees `section` of a client record (it must also reach the record).
+    pub fn sees(self, section: RecordSection) -> bool {
+        self.has(Permission::ClientRead) && self.has(section.permission())
+    }
+}
+
 impl Permission {
     /// Every permission, for exhaustive tests and documentation.
-    pub const ALL: [Permission; 20] = [
+    pub const ALL: [Permission; 21] = [
         Permission::ClientRead,
         Permission::ClientWrite,
         Permission::IdentityRead,
+        Permission::ClinicalRead,
         Permission::ConsentManage,
         Permission::Prescribe,
         Permission::DoseRecord,
@@ -223,6 +286,7 @@ impl Permission {
             Permission::ClientRead => "client_read",
             Permission::ClientWrite => "client_write",
             Permission::IdentityRead => "identity_read",
+            Permission::ClinicalRead => "clinical_read",
             Permission::ConsentManage => "consent_manage",
             Permission::Prescribe => "prescribe",
             Permission::DoseRecord => "dose_record",
@@ -290,6 +354,60 @@ mod tests {
                 .filter(|p| p.touches_client_records())
             {
                 assert!(!role.has(p), "{role} must not hold {p:?}");
+            }
+        }
+    }
+
+    /// Every cell of the role × record-section matrix, written out.
+    #[test]
+    fn each_role_sees_only_its_sections_of_a_record() {
+        use RecordSection::*;
+        let expected: &[(Role, &[RecordSection])] = &[
+            (Role::Admin, &[]),
+            (
+                Role::Manager,
+                &[
+                    Summary,
+                    Identity,
+                    Clinical,
+                    TakeHome,
+                    Consents,
+                    Messages,
+                    Services,
+                    AccessTrail,
+                ],
+            ),
+            (
+                Role::Prescriber,
+                &[
+                    Summary, Identity, Clinical, TakeHome, Consents, Messages, Services,
+                ],
+            ),
+            (
+                Role::Dispenser,
+                &[
+                    Summary, Identity, Clinical, TakeHome, Consents, Messages, Services,
+                ],
+            ),
+            (
+                Role::Counsellor,
+                &[
+                    Summary, Identity, Clinical, TakeHome, Consents, Messages, Services,
+                ],
+            ),
+            // A peer educator: the UIC and the services, nothing clinical, nobody's reads.
+            (Role::PeerEducator, &[Summary, Services]),
+            (Role::CdcAnalyst, &[]),
+            (Role::PsbOfficer, &[]),
+        ];
+        assert_eq!(expected.len(), Role::ALL.len());
+        for (role, sections) in expected {
+            for s in RecordSection::ALL {
+                assert_eq!(
+                    role.sees(s),
+                    sections.contains(&s),
+                    "{role} and the {s:?} section"
+                );
             }
         }
     }

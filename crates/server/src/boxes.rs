@@ -283,7 +283,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
             RouteSpec::api(
                 Get,
                 "/api/v1/clients/{id}/loads",
-                Needs(ClientRead),
+                Needs(ClinicalRead),
                 "boxes",
                 "The client's box loads and compartments",
             )

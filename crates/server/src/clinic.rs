@@ -1026,7 +1026,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
             RouteSpec::api(
                 Get,
                 "/api/v1/clients/{id}/doses",
-                Needs(ClientRead),
+                Needs(ClinicalRead),
                 "dispensing",
                 "Doses of the last 90 days",
             )
@@ -1037,7 +1037,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
             RouteSpec::api(
                 Get,
                 "/api/v1/clients/{id}/orders",
-                Needs(ClientRead),
+                Needs(ClinicalRead),
                 "orders",
                 "Dose order history",
             )
@@ -1169,7 +1169,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
             RouteSpec::api(
                 Get,
                 "/api/v1/clients/{id}/agreements",
-                Needs(ClientRead),
+                Needs(ClinicalRead),
                 "agreements",
                 "Treatment agreement versions",
             )
@@ -1193,7 +1193,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
             RouteSpec::api(
                 Get,
                 "/api/v1/clients/{id}/consents",
-                Needs(ClientRead),
+                Needs(ClinicalRead),
                 "agreements",
                 "Consents and whether each is in force",
             )
@@ -1229,7 +1229,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
             RouteSpec::api(
                 Get,
                 "/api/v1/clients/{id}/urine-tests",
-                Needs(ClientRead),
+                Needs(ClinicalRead),
                 "urine",
                 "Urine test results",
             )
@@ -1253,7 +1253,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
             RouteSpec::api(
                 Get,
                 "/api/v1/clients/{id}/adherence",
-                Needs(ClientRead),
+                Needs(ClinicalRead),
                 "dispensing",
                 "Adherence figures and 90-day timeline",
             )

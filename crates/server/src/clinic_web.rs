@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use anxin_domain::access::RecordSection;
 use anxin_domain::clinic::adherence::Day;
 use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::urine::Outcome;
@@ -269,79 +270,81 @@ pub(crate) async fn client_details(
                 }
             }
         }
-        section.card id="adherence" {
-            h2 { (t.s("client-adherence")) }
-            dl {
-                dt { (t.s("client-adherence-30")) } dd { (adh.last_30.attended) "/" (adh.last_30.expected) " · " (pct(adh.last_30.percent())) }
-                dt { (t.s("client-adherence-90")) } dd { (adh.last_90.attended) "/" (adh.last_90.expected) " · " (pct(adh.last_90.percent())) }
-                dt { (t.s("client-streak")) } dd { (adh.current_streak) }
-                dt { (t.s("client-gap")) } dd { (adh.longest_gap_90) }
-                dt { (t.s("client-urine-streak")) } dd { (urine_streak) }
-            }
-            div.timeline aria-label="90 days" { @for d in &adh.timeline { span class=(day_cell(d)) {} } }
-        }
-        section.card id="orders" {
-            h2 { (t.s("client-orders")) }
-            table.list {
-                thead { tr { th { (t.s("client-order-kind")) } th { (t.s("client-order-start")) } th { (t.s("client-order-mg")) } th { (t.s("client-order-split")) } th { (t.s("client-order-reason")) } } }
-                tbody { @for o in orders.iter().rev() { tr { td { (t.s(&format!("order-kind-{}", o.order.kind.as_str()))) } td { (o.order.start) } td { (o.order.mg) @for s in &o.order.steps { " → " (s.mg) " (" (s.from) ")" } } td { (o.order.split) } td { (o.order.reason) } } } }
-            }
-            @if role.has(Permission::Prescribe) {
-                form method="post" action={(base) "/orders"} id="order-form" {
-                    (csrf(me))
-                    (form_notice(f, "order", &ORDER_FIELDS))
-                    label { (t.s("client-order-kind")) select name="kind" { @for k in ["maintenance", "titration", "induction"] { option value=(k) selected[f.value("order", "kind") == Some(k)] { (t.s(&format!("order-kind-{k}"))) } } } (field_error(f, "order", "kind")) }
-                    label { (t.s("client-order-start")) input name="start" type="date" value=(f.value("order", "start").map(str::to_owned).unwrap_or_else(|| today.to_string())); (field_error(f, "order", "start")) }
-                    label { (t.s("client-order-mg")) input name="mg" type="number" min="1" max="1000" required value=[f.value("order", "mg")]; (field_error(f, "order", "mg")) }
-                    label { (t.s("client-order-split")) select name="split" { option value="1" { "1" } option value="2" selected[f.value("order", "split") == Some("2")] { "2" } } (field_error(f, "order", "split")) }
-                    label { (t.s("client-order-reason")) input name="reason" value=[f.value("order", "reason")] aria-invalid=[f.error_at("order", "reason").map(|_| "true")]; (field_error(f, "order", "reason")) }
-                    button type="submit" { (t.s("client-order-write")) }
+        @if role.sees(RecordSection::Clinical) {
+            section.card id="adherence" {
+                h2 { (t.s("client-adherence")) }
+                dl {
+                    dt { (t.s("client-adherence-30")) } dd { (adh.last_30.attended) "/" (adh.last_30.expected) " · " (pct(adh.last_30.percent())) }
+                    dt { (t.s("client-adherence-90")) } dd { (adh.last_90.attended) "/" (adh.last_90.expected) " · " (pct(adh.last_90.percent())) }
+                    dt { (t.s("client-streak")) } dd { (adh.current_streak) }
+                    dt { (t.s("client-gap")) } dd { (adh.longest_gap_90) }
+                    dt { (t.s("client-urine-streak")) } dd { (urine_streak) }
                 }
-                form method="post" action={(base) "/reviews"} {
-                    (csrf(me))
-                    label { (t.s("client-review-note")) input name="note" required; }
-                    button type="submit" { (t.s("client-review")) }
+                div.timeline aria-label="90 days" { @for d in &adh.timeline { span class=(day_cell(d)) {} } }
+            }
+            section.card id="orders" {
+                h2 { (t.s("client-orders")) }
+                table.list {
+                    thead { tr { th { (t.s("client-order-kind")) } th { (t.s("client-order-start")) } th { (t.s("client-order-mg")) } th { (t.s("client-order-split")) } th { (t.s("client-order-reason")) } } }
+                    tbody { @for o in orders.iter().rev() { tr { td { (t.s(&format!("order-kind-{}", o.order.kind.as_str()))) } td { (o.order.start) } td { (o.order.mg) @for s in &o.order.steps { " → " (s.mg) " (" (s.from) ")" } } td { (o.order.split) } td { (o.order.reason) } } } }
                 }
-            }
-        }
-        section.card id="urine" {
-            h2 { (t.s("client-urine")) }
-            table.list {
-                tbody { @for u in tests.iter().take(12) { tr { td { (u.collected_on) } td { @if u.reason == "random" { (t.s("client-urine-random")) } @else { (u.reason) } } td { (urine_summary(t, &u.outcome)) } td { @if u.outcome.negative() { "✓" } @else { "✗" } } } } }
-            }
-            @if role.has(Permission::UrineRecord) {
-                form method="post" action={(base) "/urine-tests"} id="urine-form" {
-                    (csrf(me))
-                    label { (t.s("client-urine-outcome")) select name="outcome" {
-                        option value="tested" { (t.s("client-urine-tested")) }
-                        option value="refused" { (t.s("client-urine-refused")) }
-                        option value="not_provided" { (t.s("client-urine-not-provided")) } } }
-                    label.inline { input type="checkbox" name="observed" value="true" checked; " " (t.s("client-urine-observed")) }
-                    fieldset { legend { (t.s("client-urine-positive")) }
-                        @for s in anxin_domain::clinic::urine::Substance::ALL { label.inline { input type="checkbox" name={"pos_" (s.as_str())} value="true"; " " (t.s(&format!("substance-{}", s.as_str()))) } } }
-                    button type="submit" { (t.s("client-urine-record")) }
+                @if role.has(Permission::Prescribe) {
+                    form method="post" action={(base) "/orders"} id="order-form" {
+                        (csrf(me))
+                        (form_notice(f, "order", &ORDER_FIELDS))
+                        label { (t.s("client-order-kind")) select name="kind" { @for k in ["maintenance", "titration", "induction"] { option value=(k) selected[f.value("order", "kind") == Some(k)] { (t.s(&format!("order-kind-{k}"))) } } } (field_error(f, "order", "kind")) }
+                        label { (t.s("client-order-start")) input name="start" type="date" value=(f.value("order", "start").map(str::to_owned).unwrap_or_else(|| today.to_string())); (field_error(f, "order", "start")) }
+                        label { (t.s("client-order-mg")) input name="mg" type="number" min="1" max="1000" required value=[f.value("order", "mg")]; (field_error(f, "order", "mg")) }
+                        label { (t.s("client-order-split")) select name="split" { option value="1" { "1" } option value="2" selected[f.value("order", "split") == Some("2")] { "2" } } (field_error(f, "order", "split")) }
+                        label { (t.s("client-order-reason")) input name="reason" value=[f.value("order", "reason")] aria-invalid=[f.error_at("order", "reason").map(|_| "true")]; (field_error(f, "order", "reason")) }
+                        button type="submit" { (t.s("client-order-write")) }
+                    }
+                    form method="post" action={(base) "/reviews"} {
+                        (csrf(me))
+                        label { (t.s("client-review-note")) input name="note" required; }
+                        button type="submit" { (t.s("client-review")) }
+                    }
                 }
             }
-        }
-        section.card id="consents" {
-            h2 { (t.s("client-consents")) }
-            table.list { tbody { @for x in &consents { tr { td { (consent_purpose(t, &x.purpose)) } td { (x.recipient) } td { (x.scope) } td { (x.given_on) " – " (x.expires_on) } td { @if x.active_on(today) { "✓" } @else { "✗" } }
-                td.actions { @if role.has(Permission::ConsentManage) && x.revoked_on.is_none() {
-                    form method="post" action={"/consents/" (x.id) "/revoke?client=" (c.id)} { (csrf(me)) input name="reason" placeholder=(t.s("consent-revoke-reason")) aria-label=(t.s("consent-revoke-reason")) required; button type="submit" { (t.s("consent-revoke")) } }
-                } } } } } }
-            @if role.has(Permission::ConsentManage) {
-                form method="post" action={(base) "/consents"} id="consent-form" {
-                    (csrf(me))
-                    label { (t.s("consent-purpose")) select name="kind" {
-                        option value="police" { (t.s("consent-kind-police")) }
-                        option value="cdc" { (t.s("consent-kind-cdc")) }
-                        option value="gps" { (t.s("consent-kind-gps")) } } }
-                    label { (t.s("consent-expires")) input name="expires_on" type="date" value=(today + chrono::Duration::days(365)) required; }
-                    button type="submit" { (t.s("consent-record")) }
+            section.card id="urine" {
+                h2 { (t.s("client-urine")) }
+                table.list {
+                    tbody { @for u in tests.iter().take(12) { tr { td { (u.collected_on) } td { @if u.reason == "random" { (t.s("client-urine-random")) } @else { (u.reason) } } td { (urine_summary(t, &u.outcome)) } td { @if u.outcome.negative() { "✓" } @else { "✗" } } } } }
+                }
+                @if role.has(Permission::UrineRecord) {
+                    form method="post" action={(base) "/urine-tests"} id="urine-form" {
+                        (csrf(me))
+                        label { (t.s("client-urine-outcome")) select name="outcome" {
+                            option value="tested" { (t.s("client-urine-tested")) }
+                            option value="refused" { (t.s("client-urine-refused")) }
+                            option value="not_provided" { (t.s("client-urine-not-provided")) } } }
+                        label.inline { input type="checkbox" name="observed" value="true" checked; " " (t.s("client-urine-observed")) }
+                        fieldset { legend { (t.s("client-urine-positive")) }
+                            @for s in anxin_domain::clinic::urine::Substance::ALL { label.inline { input type="checkbox" name={"pos_" (s.as_str())} value="true"; " " (t.s(&format!("substance-{}", s.as_str()))) } } }
+                        button type="submit" { (t.s("client-urine-record")) }
+                    }
                 }
             }
+            section.card id="consents" {
+                h2 { (t.s("client-consents")) }
+                table.list { tbody { @for x in &consents { tr { td { (consent_purpose(t, &x.purpose)) } td { (x.recipient) } td { (x.scope) } td { (x.given_on) " – " (x.expires_on) } td { @if x.active_on(today) { "✓" } @else { "✗" } }
+                    td.actions { @if role.has(Permission::ConsentManage) && x.revoked_on.is_none() {
+                        form method="post" action={"/consents/" (x.id) "/revoke?client=" (c.id)} { (csrf(me)) input name="reason" placeholder=(t.s("consent-revoke-reason")) aria-label=(t.s("consent-revoke-reason")) required; button type="submit" { (t.s("consent-revoke")) } }
+                    } } } } } }
+                @if role.has(Permission::ConsentManage) {
+                    form method="post" action={(base) "/consents"} id="consent-form" {
+                        (csrf(me))
+                        label { (t.s("consent-purpose")) select name="kind" {
+                            option value="police" { (t.s("consent-kind-police")) }
+                            option value="cdc" { (t.s("consent-kind-cdc")) }
+                            option value="gps" { (t.s("consent-kind-gps")) } } }
+                        label { (t.s("consent-expires")) input name="expires_on" type="date" value=(today + chrono::Duration::days(365)) required; }
+                        button type="submit" { (t.s("consent-record")) }
+                    }
+                }
+            }
+            (agreement_section(t, me, c, f, &agreements))
         }
-        (agreement_section(t, me, c, f, &agreements))
         @if role.has(Permission::ClientWrite) && c.discharged_on.is_none() {
             section.card {
                 h2 { (t.s("client-discharge")) }

@@ -171,10 +171,10 @@ pub fn routes(table: RouteTable) -> RouteTable {
     use Permission::*;
     use Verb::*;
     table
-        .add(RouteSpec::api(Get, "/api/v1/clients/{id}/eligibility", Needs(ClientRead), "takehome", "Take-home eligibility with every criterion explained").answers::<EligibilityView>(), api_eligibility)
-        .add(RouteSpec::api(Get, "/api/v1/clients/{id}/takehome", Needs(ClientRead), "takehome", "Police approval in force and request history").answers::<TakeHomeStatus>(), api_takehome)
+        .add(RouteSpec::api(Get, "/api/v1/clients/{id}/eligibility", Needs(ClinicalRead), "takehome", "Take-home eligibility with every criterion explained").answers::<EligibilityView>(), api_eligibility)
+        .add(RouteSpec::api(Get, "/api/v1/clients/{id}/takehome", Needs(ClinicalRead), "takehome", "Police approval in force and request history").answers::<TakeHomeStatus>(), api_takehome)
         .add(RouteSpec::api(Post, "/api/v1/clients/{id}/psb-requests", Needs(TakeHomeManage), "takehome", "Ask the police to approve take-home days").answers::<RequestSent>().body::<PsbRequestBody>().status(201), api_send_request)
-        .add(RouteSpec::api(Get, "/api/v1/clients/{id}/disclosures", Needs(ClientRead), "takehome", "The client's disclosure ledger").answers::<Vec<DisclosureView>>(), api_disclosures)
+        .add(RouteSpec::api(Get, "/api/v1/clients/{id}/disclosures", Needs(ClinicalRead), "takehome", "The client's disclosure ledger").answers::<Vec<DisclosureView>>(), api_disclosures)
         .add(RouteSpec::api(Get, "/api/v1/takehome/policy", Needs(TakeHomeManage), "takehome", "The eligibility policy in force at my centre").answers::<PolicyView>(), api_policy)
         .add(RouteSpec::api(Put, "/api/v1/takehome/policy", Needs(TakeHomePolicy), "takehome", "Adopt a new eligibility policy version (JSON of version, approval_valid_days, tiers)").status(204), api_adopt_policy)
         .add(RouteSpec::api(Get, "/api/v1/psb/requests", Needs(PsbQueue), "police", "Police queue: only what a record check needs").answers::<Vec<PoliceRequestView>>(), api_queue)

@@ -659,14 +659,26 @@ async fn client_page(
         .store
         .read_client(&me.actor(), id, "record page", st.now())
         .await?;
-    let trail = st
-        .store
-        .audit_of_record("client", &c.id.to_string())
-        .await?;
+    use anxin_domain::access::RecordSection;
+    let role = me.role();
+    // Each section only for the roles that need it (a peer educator: the UIC and services).
+    let trail = if role.sees(RecordSection::AccessTrail) {
+        st.store
+            .audit_of_record("client", &c.id.to_string())
+            .await?
+    } else {
+        vec![]
+    };
     let messages = crate::sms::client_messages(&st, &me, c.id).await;
     let clinical = crate::clinic_web::client_details(&t, &me, &c, &f).await?;
-    let takehome = crate::takehome::web::client_section(&t, &me, &c, &f).await?;
-    let boxes = crate::boxes::web::client_section(&t, &me, &c, &f).await?;
+    let (takehome, boxes) = if role.sees(RecordSection::TakeHome) {
+        (
+            crate::takehome::web::client_section(&t, &me, &c, &f).await?,
+            crate::boxes::web::client_section(&t, &me, &c, &f).await?,
+        )
+    } else {
+        (html! {}, html! {})
+    };
     Ok(layout(
         &t,
         &c.uic,
@@ -682,10 +694,12 @@ async fn client_page(
             (boxes)
             (clinical)
             (messages)
-            h2 { (t.s("client-access")) }
-            table.list id="access-trail" {
-                thead { tr { th { (t.s("audit-when")) } th { (t.s("audit-who")) } th { (t.s("audit-what")) } th { (t.s("audit-why")) } } }
-                tbody { @for e in trail.iter().rev().take(50) { tr { td { (e.at.with_timezone(&st.settings.utc_offset).format("%Y-%m-%d %H:%M")) } td { (e.actor) } td { (e.action) } td { (e.reason) } } } }
+            @if role.sees(RecordSection::AccessTrail) {
+                h2 { (t.s("client-access")) }
+                table.list id="access-trail" {
+                    thead { tr { th { (t.s("audit-when")) } th { (t.s("audit-who")) } th { (t.s("audit-what")) } th { (t.s("audit-why")) } } }
+                    tbody { @for e in trail.iter().rev().take(50) { tr { td { (e.at.with_timezone(&st.settings.utc_offset).format("%Y-%m-%d %H:%M")) } td { (e.actor) } td { (e.action) } td { (e.reason) } } } }
+                }
             }
         },
     ))

@@ -6,6 +6,7 @@
 
 mod common;
 
+use anxin_domain::Role;
 use anxin_server::testing::TestApp;
 use axum::http::{Method, StatusCode};
 use common::{world_on, World};
@@ -1403,5 +1404,78 @@ async fn after_a_session_ends_the_login_goes_back_to_the_page() {
         "/dispensing",
         "back at the window"
     );
+    w.app.cleanup().await;
+}
+
+/// Least privilege inside the centre: a peer educator reaches a client by UIC and sees the
+/// services, never the dose orders, urine results, disclosures or who opened the record, in
+/// the page or through the API.
+#[tokio::test]
+async fn a_peer_educator_sees_no_clinical_record() {
+    let w = world_on(TestApp::new().await).await;
+    let id = w.stable_client("YX-0053-AJ", true).await;
+    w.approved(id, 2).await;
+    let site = w.app.state.store.list_sites().await.unwrap()[0].clone();
+    w.app.user(&site, "peer", Role::PeerEducator).await;
+    let mut peer = w.app.browser("peer", "zh-CN").await;
+    let page = peer.get(&format!("/clients/{id}")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("YX-0053-AJ"));
+    for hidden in [
+        "id=\"orders\"",
+        "id=\"urine\"",
+        "id=\"adherence\"",
+        "id=\"takehome\"",
+        "id=\"ledger\"",
+        "id=\"boxes\"",
+        "id=\"access-trail\"",
+        "id=\"identity\"",
+        "id=\"consents\"",
+        "80 mg",
+    ] {
+        assert!(!page.text.contains(hidden), "a peer educator sees {hidden}");
+    }
+    // The doctor still sees them (the check can fail).
+    let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    let full = doctor.get(&format!("/clients/{id}")).await;
+    assert!(full.text.contains("id=\"orders\"") && full.text.contains("id=\"ledger\""));
+    assert!(
+        !full.text.contains("id=\"access-trail\""),
+        "who opened a record: managers only"
+    );
+    let token = w.app.login("peer").await;
+    for path in [
+        "orders",
+        "urine-tests",
+        "adherence",
+        "doses",
+        "disclosures",
+        "eligibility",
+        "takehome",
+        "loads",
+        "consents",
+        "agreements",
+    ] {
+        let a = w
+            .app
+            .call(
+                Method::GET,
+                &format!("/api/v1/clients/{id}/{path}"),
+                Some(&token),
+                None,
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{path}: {}", a.text);
+    }
+    let a = w
+        .app
+        .call(
+            Method::GET,
+            &format!("/api/v1/clients/{id}"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "the UIC and stage: {}", a.text);
     w.app.cleanup().await;
 }
