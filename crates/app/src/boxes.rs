@@ -348,6 +348,112 @@ pub async fn load_of(app: &App, me: &Actor, raw_id: &str) -> Result<Load> {
     Ok(load)
 }
 
+/// One compartment of a load as the record shows it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct LoadCompartment {
+    pub index: u8,
+    pub day: NaiveDate,
+    pub mg: u32,
+    /// The rule of the dose it holds (`take_home_pending`, `take_home`, `take_home_unopened`,
+    /// `take_home_lost`).
+    pub status: String,
+}
+
+/// A load with its box's serial and its compartments.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct LoadWithCompartments {
+    pub load: LoadView,
+    pub serial: String,
+    pub compartments: Vec<LoadCompartment>,
+    /// The load as stored (for the pages: its challenge, whether its secret is erased).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub stored: Load,
+}
+
+/// The serial of the box a load is in.
+pub async fn serial_of(app: &App, load: &Load) -> Result<String> {
+    app.store
+        .boxes(load.site_id)
+        .await?
+        .into_iter()
+        .find(|b| b.id == load.box_id)
+        .map(|b| b.serial)
+        .ok_or_else(|| Error::Internal(format!("load {} names no box of its centre", load.id)))
+}
+
+/// A client's loads, newest first, with their compartments, for a caller that has already
+/// read (and audited) the client's record.
+pub async fn loads_with_compartments(
+    app: &App,
+    client_id: i64,
+) -> Result<Vec<LoadWithCompartments>> {
+    let mut out = vec![];
+    for l in app.store.loads_of_client(client_id).await? {
+        let compartments = app
+            .store
+            .compartments(l.id)
+            .await?
+            .into_iter()
+            .map(|(index, day, mg, status)| LoadCompartment {
+                index,
+                day,
+                mg,
+                status,
+            })
+            .collect();
+        out.push(LoadWithCompartments {
+            load: LoadView::from(&l),
+            serial: serial_of(app, &l).await?,
+            compartments,
+            stored: l,
+        });
+    }
+    Ok(out)
+}
+
+/// A client's loads (the record read is audited).
+pub async fn loads_of(app: &App, me: &Actor, client_id: i64) -> Result<Vec<LoadWithCompartments>> {
+    me.require(Permission::ClinicalRead)?;
+    let c = app
+        .store
+        .read_client(&me.audit(), client_id, "take-home loads", app.now())
+        .await?;
+    loads_with_compartments(app, c.id).await
+}
+
+/// The printable hand-out sheet of a load.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Sheet {
+    pub load_id: i64,
+    pub uic: String,
+    pub serial: String,
+    pub compartments: Vec<CompartmentView>,
+}
+
+/// The hand-out sheet of a load of the actor's centre (the record read is audited).
+pub async fn sheet(app: &App, me: &Actor, load_id: &str) -> Result<Sheet> {
+    me.require(Permission::TakeHomeManage)?;
+    let load = load_of(app, me, load_id).await?;
+    let c = app
+        .store
+        .read_client(&me.audit(), load.client_id, "hand-out sheet", app.now())
+        .await?;
+    let compartments = app
+        .store
+        .compartments(load.id)
+        .await?
+        .into_iter()
+        .map(|(index, day, mg, _)| CompartmentView { index, day, mg })
+        .collect();
+    Ok(Sheet {
+        load_id: load.id,
+        uic: c.uic,
+        serial: serial_of(app, &load).await?,
+        compartments,
+    })
+}
+
 /// Hand-out: the phone number for the codes was confirmed with the client.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -4,7 +4,7 @@
 //! caller, loss, and return with the box's verified log reconciled against what was sent.
 
 use anxin_domain::boxes::BoxState;
-use anxin_domain::{Access, DomainError, Permission};
+use anxin_domain::{Access, Permission};
 use anxin_storage::boxes::{Load, LockBox};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -13,8 +13,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::auth::CurrentUser;
-use crate::clinic::open_client;
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::json::ApiJson;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
@@ -57,24 +56,9 @@ impl From<&LockBox> for BoxView {
     }
 }
 
-/// One compartment of a load.
-#[derive(Serialize, JsonSchema)]
-pub struct LoadCompartment {
-    pub index: u8,
-    pub day: chrono::NaiveDate,
-    pub mg: u32,
-    /// The rule of the dose it holds.
-    pub status: String,
-}
-
-/// A load with its compartments.
-#[derive(Serialize, JsonSchema)]
-pub struct LoadWithCompartments {
-    pub load: LoadView,
-    pub compartments: Vec<LoadCompartment>,
-}
-
-pub use anxin_app::boxes::{day_number, HandOut, LoadAnswer, LoadRequest, LoadView};
+pub use anxin_app::boxes::{
+    day_number, HandOut, LoadAnswer, LoadCompartment, LoadRequest, LoadView, LoadWithCompartments,
+};
 
 /// Loads a box for a client and queues its codes, in one unit of work (see `anxin_app::boxes`).
 pub async fn load_box(
@@ -104,46 +88,20 @@ async fn api_loads(
     me: CurrentUser,
     Path(id): Path<String>,
 ) -> AppResult<Json<Vec<LoadWithCompartments>>> {
-    let c = open_client(&st, &me, &id, "take-home loads").await?;
-    let mut out = vec![];
-    for l in st.store.loads_of_client(c.id).await? {
-        let comps = st.store.compartments(l.id).await?;
-        out.push(LoadWithCompartments {
-            load: LoadView::from(&l),
-            compartments: comps
-                .into_iter()
-                .map(|(index, day, mg, status)| LoadCompartment {
-                    index,
-                    day,
-                    mg,
-                    status,
-                })
-                .collect(),
-        });
-    }
-    Ok(Json(out))
+    let id = anxin_app::identity::client_id(&id)?;
+    Ok(Json(
+        anxin_app::boxes::loads_of(&st.app, &me.app_actor(), id).await?,
+    ))
 }
 
+/// A load of the user's centre.
 pub(crate) async fn load_of(st: &AppState, me: &CurrentUser, raw: &str) -> AppResult<Load> {
-    let id: i64 = raw
-        .parse()
-        .map_err(|_| DomainError::invalid("id", "not a number"))?;
-    let load = st.store.load(id).await?;
-    if load.site_id != me.site.id {
-        return Err(DomainError::Forbidden("this load belongs to another centre".into()).into());
-    }
-    Ok(load)
+    Ok(anxin_app::boxes::load_of(&st.app, &me.app_actor(), raw).await?)
 }
 
 /// The serial of the box a load is in.
 pub(crate) async fn serial_of(st: &AppState, load: &Load) -> AppResult<String> {
-    st.store
-        .boxes(load.site_id)
-        .await?
-        .into_iter()
-        .find(|b| b.id == load.box_id)
-        .map(|b| b.serial)
-        .ok_or(AppError::Internal)
+    Ok(anxin_app::boxes::serial_of(&st.app, load).await?)
 }
 
 async fn api_hand_out(
@@ -540,15 +498,22 @@ pub mod web {
         f: &Flash,
     ) -> Result<Markup, AppError> {
         let st = t.st;
-        let loads = st.store.loads_of_client(c.id).await?;
+        let loads = anxin_app::boxes::loads_with_compartments(&st.app, c.id).await?;
         let may = me.role().has(Permission::TakeHomeManage);
         let may_reveal = me.role().has(Permission::CodeReveal);
         let tomorrow = st.today() + chrono::Duration::days(1);
         let csrf = html! { input type="hidden" name="csrf" value=(me.csrf_token); };
-        let mut rows = vec![];
-        for l in &loads {
-            rows.push((l, st.store.compartments(l.id).await?));
-        }
+        let rows: Vec<_> = loads
+            .iter()
+            .map(|lw| {
+                let comps: Vec<_> = lw
+                    .compartments
+                    .iter()
+                    .map(|c| (c.index, c.day, c.mg, c.status.clone()))
+                    .collect();
+                (&lw.stored, comps)
+            })
+            .collect();
         Ok(html! {
             section.card id="boxes" {
                 h2 { (t.s("box-loads")) }
@@ -695,12 +660,10 @@ pub mod web {
             .into_response()
     }
 
-    async fn client_page_of(st: &AppState, raw: &str) -> String {
-        match raw.parse::<i64>() {
-            Ok(id) => match st.store.load(id).await {
-                Ok(l) => format!("/clients/{}", l.client_id),
-                Err(_) => "/clients".into(),
-            },
+    /// The client page a load's forms go back to.
+    async fn client_page_of(st: &AppState, me: &CurrentUser, raw: &str) -> String {
+        match anxin_app::boxes::load_of(&st.app, &me.app_actor(), raw).await {
+            Ok(l) => format!("/clients/{}", l.client_id),
             Err(_) => "/clients".into(),
         }
     }
@@ -711,7 +674,7 @@ pub mod web {
         Path(id): Path<String>,
         Form(form): Form<std::collections::BTreeMap<String, String>>,
     ) -> Response {
-        let base = client_page_of(&st, &id).await;
+        let base = client_page_of(&st, &me, &id).await;
         let f = HandOut {
             phone_confirmed: form.get("phone_confirmed").map(String::as_str) == Some("true"),
         };
@@ -739,7 +702,7 @@ pub mod web {
         Path(id): Path<String>,
         Form(f): Form<ReasonForm>,
     ) -> Response {
-        let base = client_page_of(&st, &id).await;
+        let base = client_page_of(&st, &me, &id).await;
         let req = super::Withhold {
             reason: f.reason.clone(),
             from: None,
@@ -762,7 +725,7 @@ pub mod web {
         Path(id): Path<String>,
         Form(f): Form<ReasonForm>,
     ) -> Response {
-        let base = client_page_of(&st, &id).await;
+        let base = client_page_of(&st, &me, &id).await;
         let req = super::Withhold {
             reason: f.reason.clone(),
             from: None,
@@ -798,7 +761,7 @@ pub mod web {
         Path(id): Path<String>,
         Form(f): Form<RevealForm>,
     ) -> Response {
-        let base = client_page_of(&st, &id).await;
+        let base = client_page_of(&st, &me, &id).await;
         let req = super::Reveal {
             name: f.name.clone(),
             id_last4: f.id_last4.clone(),
@@ -839,7 +802,7 @@ pub mod web {
         me: CurrentUser,
         Path(id): Path<String>,
     ) -> Response {
-        let base = client_page_of(&st, &id).await;
+        let base = client_page_of(&st, &me, &id).await;
         after_form(
             &base,
             anxin_app::boxes::start_return(&st.app, &me.app_actor(), &id).await,
@@ -858,7 +821,7 @@ pub mod web {
         Path(id): Path<String>,
         Form(f): Form<LogForm>,
     ) -> Response {
-        let base = client_page_of(&st, &id).await;
+        let base = client_page_of(&st, &me, &id).await;
         match return_box(&st, &me, &id, &f.log_base64).await {
             Ok(_) => Redirect::to(&base).into_response(),
             Err(e) => refused_form(
@@ -877,13 +840,7 @@ pub mod web {
         me: CurrentUser,
         Path(id): Path<String>,
     ) -> Result<maud::Markup, crate::web::WebError> {
-        let load = super::load_of(&st, &me, &id).await?;
-        let c = st
-            .store
-            .read_client(&me.actor(), load.client_id, "hand-out sheet", st.now())
-            .await?;
-        let comps = st.store.compartments(load.id).await?;
-        let serial = super::serial_of(&st, &load).await?;
+        let sheet = anxin_app::boxes::sheet(&st.app, &me.app_actor(), &id).await?;
         let t = T {
             st: &st,
             lang: crate::i18n::Lang::from_tag(&me.user.language),
@@ -896,12 +853,12 @@ pub mod web {
                 article.sheet id="hand-out-sheet" {
                     h1 { (t.s("sheet-title")) }
                     dl {
-                        dt { (t.s("sheet-client")) } dd { (c.uic) }
-                        dt { (t.s("sheet-box")) } dd { (serial) " · #" (load.id) }
+                        dt { (t.s("sheet-client")) } dd { (sheet.uic) }
+                        dt { (t.s("sheet-box")) } dd { (sheet.serial) " · #" (sheet.load_id) }
                     }
                     table.list {
                         thead { tr { th { (t.s("sheet-compartment")) } th { (t.s("sheet-day")) } th { (t.s("sheet-dose")) } } }
-                        tbody { @for (i, d, mg, _) in &comps { tr { td { (i + 1) } td { (d) } td { (mg) " mg" } } } }
+                        tbody { @for c in &sheet.compartments { tr { td { (c.index + 1) } td { (c.day) } td { (c.mg) " mg" } } } }
                     }
                     p { (t.s("sheet-instructions")) }
                     p.signature { (t.s("sheet-signature")) ": ____________________" }
