@@ -11,7 +11,7 @@
 //! Feature modules: [`dispensing`] (the window), [`orders`] (dose orders), [`identity`]
 //! (a client's identifying fields), [`boxes`] (loading a take-home box and handing it out),
 //! [`takehome`] (eligibility, police requests and answers), [`agreements`] (the treatment agreement), [`treatment`] (stage, discharge,
-//! readmission, transfer, and the boxes that end with a treatment).
+//! readmission, transfer, and the boxes that end with a treatment), [`audit`] (reading the trail).
 
 use std::sync::Arc;
 
@@ -21,6 +21,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 
 pub mod actor;
 pub mod agreements;
+pub mod audit;
 pub mod boxes;
 pub mod clock;
 pub mod dispensing;

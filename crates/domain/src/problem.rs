@@ -177,6 +177,8 @@ codes! {
     SiteUnknown => ("site.unknown", Invalid),
     /// A date after today where only today or earlier makes sense.
     DateInFuture => ("date.in_future", Invalid),
+    /// A date range that ends before it starts.
+    DateRangeReversed => ("date.range_reversed", Invalid),
     /// Ending a treatment while a box is out, without confirming that its codes stop.
     TreatmentEndBoxOut => ("treatment.box_out", Conflict),
 }

@@ -146,6 +146,13 @@ impl I18n {
         })
     }
 
+    /// Whether `lang` has a message `id` (for codes that may or may not have one).
+    pub fn has(&self, lang: Lang, id: &str) -> bool {
+        self.bundles
+            .get(&lang)
+            .is_some_and(|b| b.get_message(id).is_some())
+    }
+
     fn format(&self, lang: Lang, id: &str, args: Option<&FluentArgs>) -> String {
         let Some(bundle) = self.bundles.get(&lang) else {
             return missing(id);

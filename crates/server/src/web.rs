@@ -3,7 +3,7 @@
 //! carries the session's CSRF token, which the route guard checks.
 
 use anxin_domain::{Access, DomainError, Permission, Role};
-use axum::extract::{Form, Path, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -705,25 +705,108 @@ async fn client_page(
     ))
 }
 
-async fn audit_page(State(st): State<AppState>, me: CurrentUser) -> WebResult<Markup> {
+/// The audit trail page: filters (dates, who, action, client by UIC), newest first, 50 a page,
+/// actions in the page's language, clients by UIC; a refused filter is shown at its field.
+async fn audit_page(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Query(q): Query<anxin_app::audit::AuditQuery>,
+) -> WebResult<Markup> {
     let t = T {
         st: &st,
         lang: Lang::from_tag(&me.user.language),
     };
-    let entries = st.store.recent_audit(me.site.id, 200).await?;
+    let (page, problem) = match anxin_app::audit::search(&st.app, &me.app_actor(), &q).await {
+        Ok(p) => (Some(p), None),
+        Err(anxin_app::Error::Domain(DomainError::Refused(p))) => (None, Some(p)),
+        Err(e) => return Err(AppError::from(e).into()),
+    };
+    let at_field = |field: &str| -> Markup {
+        html! {
+            @if let Some(p) = problem.as_ref().filter(|p| p.field.as_deref() == Some(field)) {
+                span.field-error role="alert" data-field=(field) { (st.i18n.problem(t.lang, p)) }
+            }
+        }
+    };
+    let value = |v: &Option<String>| v.clone().unwrap_or_default();
+    let action = |code: &str| -> String {
+        let id = format!("audit-action-{}", code.replace(['.', '_'], "-"));
+        if st.i18n.has(t.lang, &id) {
+            t.s(&id)
+        } else {
+            code.to_owned()
+        }
+    };
+    let older = page.as_ref().and_then(|p| p.older).map(|before| {
+        let mut link = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("from", &q.from),
+            ("to", &q.to),
+            ("actor", &q.actor),
+            ("action", &q.action),
+            ("uic", &q.uic),
+        ] {
+            if let Some(v) = v.as_deref().filter(|v| !v.trim().is_empty()) {
+                link.append_pair(k, v);
+            }
+        }
+        link.append_pair("before", &before.to_string());
+        format!("/audit?{}", link.finish())
+    });
     Ok(layout(
         &t,
         &t.s("audit-title"),
         Some(&me),
         html! {
             h1 { (t.s("audit-title")) }
-            table.list id="audit-trail" {
-                thead { tr { th { "#" } th { (t.s("audit-when")) } th { (t.s("audit-who")) } th { (t.s("audit-what")) } th { (t.s("audit-record")) } th { (t.s("audit-why")) } } }
-                tbody { @for e in &entries { tr { td { (e.seq) } td { (e.at.with_timezone(&st.settings.utc_offset).format("%Y-%m-%d %H:%M:%S")) } td { (e.actor) } td { (e.action) } td { (e.record_type) " " (e.record_id) } td { (e.reason) } } } }
+            form method="get" action="/audit" id="audit-filter" {
+                label { (t.s("audit-from")) input type="date" name="from" value=(value(&q.from)); (at_field("from")) }
+                label { (t.s("audit-to")) input type="date" name="to" value=(value(&q.to)); (at_field("to")) }
+                label { (t.s("audit-who")) input name="actor" value=(value(&q.actor)); }
+                label { (t.s("audit-what")) input name="action" list="audit-actions" value=(value(&q.action)); }
+                datalist id="audit-actions" { @for a in AUDIT_ACTIONS { option value=(a) { (action(a)) } } }
+                label { (t.s("audit-uic")) input name="uic" value=(value(&q.uic)); (at_field("uic")) }
+                button type="submit" { (t.s("audit-search")) }
+            }
+            @if let Some(p) = problem.as_ref().filter(|p| p.field.is_none()) { p.flash.error role="alert" { (st.i18n.problem(t.lang, p)) } }
+            @if let Some(page) = &page {
+                table.list id="audit-trail" {
+                    thead { tr { th { "#" } th { (t.s("audit-when")) } th { (t.s("audit-who")) } th { (t.s("audit-what")) } th { (t.s("audit-record")) } th { (t.s("audit-why")) } } }
+                    tbody { @for e in &page.entries { tr data-seq=(e.seq) data-action=(e.action) {
+                        td { (e.seq) }
+                        td { (e.at.with_timezone(&st.settings.utc_offset).format("%Y-%m-%d %H:%M:%S")) }
+                        td { (e.actor) }
+                        td { (action(&e.action)) }
+                        td { @if e.record_type == "client" { (e.record) } @else { (e.record_type) " " (e.record) } }
+                        td { @match &e.reason { Some(r) => { (r) } None => { span.muted { (t.s("audit-reason-hidden")) } } } }
+                    } } }
+                }
+                @if page.entries.is_empty() { p.muted { (t.s("audit-none")) } }
+                @if let Some(href) = &older { p { a href=(href) id="audit-older" { (t.s("audit-older")) } } }
             }
         },
     ))
 }
+
+/// The actions offered in the filter's list (any other code can be typed).
+const AUDIT_ACTIONS: [&str; 16] = [
+    "client.read",
+    "client.identity.read",
+    "client.search",
+    "client.create",
+    "dose.give",
+    "order.write",
+    "urine.record",
+    "consent.give",
+    "disclosure.psb_request",
+    "disclosure.psb_view",
+    "box.load",
+    "box.return",
+    "code.reveal",
+    "login",
+    "login.failed",
+    "staff.create",
+];
 
 async fn script() -> Response {
     (

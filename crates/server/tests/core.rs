@@ -1479,3 +1479,77 @@ async fn a_peer_educator_sees_no_clinical_record() {
     assert_eq!(a.status, StatusCode::OK, "the UIC and stage: {}", a.text);
     w.app.cleanup().await;
 }
+
+/// The audit trail in the page: a manager filters by client (UIC, never an internal id), by
+/// action and dates, reads the actions in Chinese and pages back 50 at a time; a bad date is
+/// refused at its field; an administrator sees no reasons (they can hold clinical text).
+#[tokio::test]
+async fn the_audit_trail_is_searched_in_the_page() {
+    let w = world_on(TestApp::new().await).await;
+    let id = w.stable_client("YX-0054-AK", true).await;
+    w.stable_client("YX-0055-AL", true).await;
+    let site = w.app.state.store.list_sites().await.unwrap()[0].clone();
+    w.app.user(&site, "boss", Role::Manager).await;
+    w.app.user(&site, "itadmin", Role::Admin).await;
+    // Enough reads of one record to fill more than one page.
+    let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    for _ in 0..60 {
+        doctor.get(&format!("/clients/{id}")).await;
+    }
+    let mut boss = w.app.browser("boss", "zh-CN").await;
+    let a = boss.get("/audit?uic=yx-0054-ak&action=client.read").await;
+    assert_eq!(a.status, StatusCode::OK);
+    let rows = a.text.matches("data-action=\"client.read\"").count();
+    assert_eq!(rows, 50, "a full page");
+    assert!(
+        !a.text.contains("data-action=\"client.identity.read\""),
+        "only that action"
+    );
+    assert!(a.text.contains("查阅服务对象档案"), "the action in Chinese");
+    assert!(a.text.contains("<td>YX-0054-AK</td>"), "the client by UIC");
+    assert!(!a.text.contains("YX-0055-AL"), "only that client");
+    assert!(!a.text.contains(&format!("client {id}<")), "no internal id");
+    assert!(
+        a.text.contains("record page"),
+        "a manager reads the reasons"
+    );
+    let older = a.text.split("id=\"audit-older\"").next().unwrap();
+    let href = older
+        .rsplit("href=\"")
+        .next()
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    let b = boss.get(&href).await;
+    let more = b.text.matches("data-action=\"client.read\"").count();
+    assert!(more >= 10, "the older page: {more}");
+    // The search that named a client is itself in the trail.
+    let searched: (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = 'audit.search'")
+            .fetch_one(w.app.state.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(searched.0, 2);
+    // A bad date and a reversed range, at their fields, the typed values kept.
+    let a = boss.get("/audit?from=2026-13-40").await;
+    assert!(a.text.contains("data-field=\"from\""), "{}", a.text);
+    assert!(a.text.contains("value=\"2026-13-40\""));
+    let a = boss.get("/audit?from=2026-11-20&to=2026-11-01").await;
+    assert!(a.text.contains("data-field=\"to\"") && a.text.contains("结束日期"));
+    let a = boss.get("/audit?uic=YX-9999-ZZ").await;
+    assert!(a.text.contains("data-field=\"uic\""));
+    // Dates: nothing before the clients existed.
+    let a = boss.get("/audit?to=2020-01-01").await;
+    assert!(a.text.contains("没有符合条件的记录"));
+    // The administrator: who did what, not why.
+    let mut it = w.app.browser("itadmin", "zh-CN").await;
+    let a = it.get("/audit?action=client.read").await;
+    assert!(a.text.contains("仅管理人员可见"));
+    assert!(
+        !a.text.contains("record page"),
+        "no reasons for the administrator"
+    );
+    w.app.cleanup().await;
+}

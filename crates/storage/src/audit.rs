@@ -91,6 +91,23 @@ impl AuditEvent {
     }
 }
 
+/// Which entries of a site's audit trail to show (every part optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// From this instant (ms since the epoch), inclusive.
+    pub from_ms: Option<i64>,
+    /// Before this instant, exclusive.
+    pub to_ms: Option<i64>,
+    /// The acting username.
+    pub actor: Option<String>,
+    /// Actions starting with this (`box.` for every box action).
+    pub action_prefix: Option<String>,
+    /// One record: its type and id.
+    pub record: Option<(String, String)>,
+    /// Older than this entry (paging).
+    pub before_seq: Option<i64>,
+}
+
 /// An audit entry as shown to a manager.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditView {
@@ -331,6 +348,65 @@ impl Store {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
+        rows.iter().map(audit_view).collect()
+    }
+
+    /// A site's entries that match `filter`, newest first, at most `limit`.
+    pub async fn search_audit(
+        &self,
+        site_id: i64,
+        filter: &AuditFilter,
+        limit: i64,
+    ) -> Result<Vec<AuditView>> {
+        let mut sql = String::from(
+            "SELECT seq, at_ms, actor, action, record_type, record_id, reason FROM audit_log \
+             WHERE site_id = $1",
+        );
+        let mut n = 1;
+        let mut next = |sql: &mut String, cond: &str| {
+            n += 1;
+            sql.push_str(&cond.replace('?', &format!("${n}")));
+        };
+        if filter.from_ms.is_some() {
+            next(&mut sql, " AND at_ms >= ?");
+        }
+        if filter.to_ms.is_some() {
+            next(&mut sql, " AND at_ms < ?");
+        }
+        if filter.actor.is_some() {
+            next(&mut sql, " AND actor = ?");
+        }
+        if filter.action_prefix.is_some() {
+            next(&mut sql, " AND action LIKE ?");
+        }
+        if filter.record.is_some() {
+            next(&mut sql, " AND record_type = ?");
+            next(&mut sql, " AND record_id = ?");
+        }
+        if filter.before_seq.is_some() {
+            next(&mut sql, " AND seq < ?");
+        }
+        next(&mut sql, " ORDER BY seq DESC LIMIT ?");
+        let mut q = sqlx::query(&sql).bind(site_id);
+        if let Some(v) = filter.from_ms {
+            q = q.bind(v);
+        }
+        if let Some(v) = filter.to_ms {
+            q = q.bind(v);
+        }
+        if let Some(v) = &filter.actor {
+            q = q.bind(v.clone());
+        }
+        if let Some(v) = &filter.action_prefix {
+            q = q.bind(format!("{}%", v.replace(['%', '_', '\\'], "")));
+        }
+        if let Some((t, id)) = &filter.record {
+            q = q.bind(t.clone()).bind(id.clone());
+        }
+        if let Some(v) = filter.before_seq {
+            q = q.bind(v);
+        }
+        let rows = q.bind(limit).fetch_all(self.pool()).await?;
         rows.iter().map(audit_view).collect()
     }
 

@@ -1,0 +1,160 @@
+//! Reading the audit trail: a centre's entries filtered by dates, actor, action and client
+//! (by UIC, never an internal id), newest first and paged. Clients are shown by UIC. Reasons
+//! can hold clinical text (review notes, discharge reasons): only managers, who answer for the
+//! centre's records, see them; an administrator sees who did what, when, to which record.
+//! A search that names a client is itself audited.
+
+use anxin_domain::{Code, Permission, Problem, Role};
+use anxin_storage::audit::AuditFilter;
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{parse_date, Actor, App, Error, Result};
+
+/// Entries per page.
+pub const PAGE: i64 = 50;
+
+/// What to look for (every field optional; dates YYYY-MM-DD, centre time, both inclusive).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Option<String>,
+    /// The acting username.
+    #[serde(default)]
+    pub actor: Option<String>,
+    /// An action or the start of one (`box.` for every box action).
+    #[serde(default)]
+    pub action: Option<String>,
+    /// A client's UIC: only entries about that client.
+    #[serde(default)]
+    pub uic: Option<String>,
+    /// Entries older than this one (the "older" link).
+    #[serde(default)]
+    pub before: Option<i64>,
+}
+
+/// One entry as a manager reads it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AuditLine {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    /// The action code (`client.read`); pages say it in their language.
+    pub action: String,
+    /// `client`, `box`, `user`, …
+    pub record_type: String,
+    /// The client's UIC for a client record, else the record's id.
+    pub record: String,
+    /// The recorded reason or detail; `None` for roles that may not read it.
+    pub reason: Option<String>,
+}
+
+/// A page of entries and where the next (older) one starts.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AuditPage {
+    pub entries: Vec<AuditLine>,
+    /// Pass as `before` for the next page; absent on the last page.
+    pub older: Option<i64>,
+}
+
+fn some(v: &Option<String>) -> Option<String> {
+    v.as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// Searches the actor's centre's audit trail.
+pub async fn search(app: &App, me: &Actor, q: &AuditQuery) -> Result<AuditPage> {
+    me.require(Permission::AuditRead)?;
+    let offset = app.settings.utc_offset;
+    let midnight = |d: NaiveDate| -> Result<i64> {
+        d.and_hms_opt(0, 0, 0)
+            .and_then(|t| offset.from_local_datetime(&t).single())
+            .map(|t| t.timestamp_millis())
+            .ok_or_else(|| Error::Internal(format!("no midnight on {d}")))
+    };
+    let from = some(&q.from).map(|f| parse_date("from", &f)).transpose()?;
+    let to = some(&q.to).map(|t| parse_date("to", &t)).transpose()?;
+    if let (Some(f), Some(t)) = (from, to) {
+        if t < f {
+            return Err(Problem::new(Code::DateRangeReversed)
+                .field("to")
+                .arg("from", f)
+                .arg("to", t)
+                .into());
+        }
+    }
+    let client = match some(&q.uic) {
+        None => None,
+        Some(u) => {
+            let uic = crate::dispensing::normalise_uic(&u)?;
+            let c = app.store.client_by_uic(&uic).await?;
+            if c.site_id != me.site_id {
+                return Err(Problem::new(Code::UicUnknown)
+                    .field("uic")
+                    .arg("uic", &uic)
+                    .into());
+            }
+            Some(c)
+        }
+    };
+    let filter = AuditFilter {
+        from_ms: from.map(midnight).transpose()?,
+        to_ms: to.map(|t| midnight(t + Duration::days(1))).transpose()?,
+        actor: some(&q.actor),
+        action_prefix: some(&q.action),
+        record: client
+            .as_ref()
+            .map(|c| ("client".to_owned(), c.id.to_string())),
+        before_seq: q.before,
+    };
+    let rows = app
+        .store
+        .search_audit(me.site_id, &filter, PAGE + 1)
+        .await?;
+    if let Some(c) = &client {
+        // Whose record was looked into is itself part of the trail.
+        app.store
+            .audit(
+                &me.audit(),
+                anxin_storage::AuditEvent::new("audit.search", "client", c.id)
+                    .site(me.site_id)
+                    .reason(format!("{} entries shown", rows.len().min(PAGE as usize))),
+                app.now(),
+            )
+            .await?;
+    }
+    let more = rows.len() as i64 > PAGE;
+    let rows: Vec<_> = rows.into_iter().take(PAGE as usize).collect();
+    let ids: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.record_type == "client")
+        .filter_map(|r| r.record_id.parse().ok())
+        .collect();
+    let uics = app.store.uics_at_site(me.site_id, &ids).await?;
+    let may_read_reasons = me.role == Role::Manager;
+    let entries: Vec<AuditLine> = rows
+        .into_iter()
+        .map(|r| AuditLine {
+            record: match (r.record_type.as_str(), r.record_id.parse::<i64>()) {
+                ("client", Ok(id)) => uics.get(&id).cloned().unwrap_or(r.record_id.clone()),
+                _ => r.record_id.clone(),
+            },
+            seq: r.seq,
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            record_type: r.record_type,
+            reason: may_read_reasons.then_some(r.reason),
+        })
+        .collect();
+    Ok(AuditPage {
+        older: more.then(|| entries.last().map(|e| e.seq)).flatten(),
+        entries,
+    })
+}
