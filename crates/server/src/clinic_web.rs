@@ -38,14 +38,44 @@ fn csrf(me: &CurrentUser) -> Markup {
     html! { input type="hidden" name="csrf" value=(me.csrf_token); }
 }
 
+/// Which rows of the day list to show: `give`, `done`, `withheld` (with no order), `in_box`,
+/// `urine` (a urine test due today); anything else shows all.
+#[derive(Deserialize, Default)]
+struct DayFilter {
+    #[serde(default)]
+    show: Option<String>,
+}
+
+/// The filters of the day list, in the order of their links.
+const DAY_FILTERS: [&str; 5] = ["give", "done", "withheld", "in_box", "urine"];
+
+fn day_filter_keeps(filter: &str, r: &clinic::DayRow) -> bool {
+    match filter {
+        "give" => r.status == DayStatus::Give,
+        "done" => r.status == DayStatus::Done,
+        "withheld" => matches!(r.status, DayStatus::Withheld | DayStatus::NoOrder),
+        "in_box" => r.status == DayStatus::InBox,
+        "urine" => r.urine_due.is_some(),
+        _ => true,
+    }
+}
+
 async fn dispensing_page(
     State(st): State<AppState>,
     me: CurrentUser,
     f: Flash,
+    Query(filter): Query<DayFilter>,
 ) -> WebResult<Markup> {
     let t = tr(&st, &me);
-    let rows = clinic::day_list(&st, &me).await?;
-    let done = rows.iter().filter(|r| r.status == DayStatus::Done).count();
+    let all = clinic::day_list(&st, &me).await?;
+    let done = all.iter().filter(|r| r.status == DayStatus::Done).count();
+    let shown = filter
+        .show
+        .as_deref()
+        .filter(|s| DAY_FILTERS.contains(s))
+        .unwrap_or("all");
+    let count = |k: &str| all.iter().filter(|r| day_filter_keeps(k, r)).count();
+    let rows: Vec<&clinic::DayRow> = all.iter().filter(|r| day_filter_keeps(shown, r)).collect();
     let today = st.today().to_string();
     Ok(layout(
         &t,
@@ -59,11 +89,18 @@ async fn dispensing_page(
                 input name="uic" placeholder=(t.s("disp-uic")) aria-label=(t.s("disp-uic")) autofocus required autocomplete="off";
                 button type="submit" id="dose-submit" { (t.s("disp-record")) }
             }
-            p.muted { (t.a("disp-summary", &[("done", &done.to_string()), ("total", &rows.len().to_string())])) }
+            p.muted { (t.a("disp-summary", &[("done", &done.to_string()), ("total", &all.len().to_string())])) }
+            nav.filters id="day-filters" aria-label=(t.s("disp-filter")) {
+                a href="/dispensing" aria-current=[(shown == "all").then_some("page")] { (t.s("disp-filter-all")) " (" (all.len()) ")" }
+                @for k in DAY_FILTERS {
+                    " " a href={"/dispensing?show=" (k)} data-filter=(k) aria-current=[(shown == k).then_some("page")] { (t.s(&format!("disp-filter-{k}"))) " (" (count(k)) ")" }
+                }
+            }
+            p.muted.legend id="day-legend" { "● " (t.s("disp-legend-urine")) }
             table.list id="day-list" {
                 thead { tr { th { (t.s("disp-uic")) } th { (t.s("disp-ordered")) } th { (t.s("disp-give")) } th { (t.s("disp-status")) } th { (t.s("disp-rule")) } th { (t.s("disp-urine")) } } }
                 tbody {
-                    @for r in &rows {
+                    @for r in rows {
                         tr class={"status-" (r.status.as_str())} data-uic=(r.uic) {
                             td { a href={"/clients/" (r.client_id)} { (r.uic) } @if r.guest { " · " span.muted { (t.s("disp-guest")) } } }
                             td { @if let Some(mg) = r.ordered_mg { (mg) " mg" } }

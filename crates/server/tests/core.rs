@@ -1553,3 +1553,41 @@ async fn the_audit_trail_is_searched_in_the_page() {
     );
     w.app.cleanup().await;
 }
+
+/// The day list filters with counts (to dose, dosed, withheld, in a box, urine due), and the
+/// urine mark has its legend.
+#[tokio::test]
+async fn the_day_list_filters_with_counts_and_a_legend() {
+    let w = world_on(TestApp::new().await).await;
+    w.stable_client("YX-0056-AM", true).await;
+    w.stable_client("YX-0057-AN", true).await;
+    let mut nurse = w.app.browser("nurse", "zh-CN").await;
+    nurse.submit("/dispensing", &[("uic", "YX-0056-AM")]).await;
+    let all = nurse.get("/dispensing").await;
+    assert!(all.text.contains("id=\"day-legend\"") && all.text.contains("今日需做尿检"));
+    assert!(
+        all.text.contains("全部 (2)")
+            && all.text.contains("已服药 (1)")
+            && all.text.contains("待服药 (1)"),
+        "{}",
+        all.text
+    );
+    let done = nurse.get("/dispensing?show=done").await;
+    assert!(done.text.contains("data-uic=\"YX-0056-AM\""));
+    assert!(
+        !done.text.contains("data-uic=\"YX-0057-AN\""),
+        "only the dosed"
+    );
+    let give = nurse.get("/dispensing?show=give").await;
+    assert!(
+        give.text.contains("data-uic=\"YX-0057-AN\"")
+            && !give.text.contains("data-uic=\"YX-0056-AM\"")
+    );
+    let odd = nurse.get("/dispensing?show=nonsense").await;
+    assert_eq!(
+        odd.text.matches("<tr class=\"status-").count(),
+        2,
+        "an unknown filter shows all"
+    );
+    w.app.cleanup().await;
+}
