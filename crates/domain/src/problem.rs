@@ -177,6 +177,16 @@ codes! {
     SiteUnknown => ("site.unknown", Invalid),
     /// A date after today where only today or earlier makes sense.
     DateInFuture => ("date.in_future", Invalid),
+    /// A role the acting manager may not give.
+    StaffRoleNotGrantable => ("staff.role_not_grantable", Forbidden),
+    /// The current password given to change it is wrong.
+    PasswordWrong => ("password.wrong", Invalid),
+    /// The new password is the current one.
+    PasswordUnchanged => ("password.unchanged", Invalid),
+    /// The new password and its confirmation differ.
+    PasswordMismatch => ("password.mismatch", Invalid),
+    /// The new password does not meet the policy.
+    PasswordWeak => ("password.weak", Invalid),
     /// A date range that ends before it starts.
     DateRangeReversed => ("date.range_reversed", Invalid),
     /// Ending a treatment while a box is out, without confirming that its codes stop.

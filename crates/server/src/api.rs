@@ -358,6 +358,124 @@ pub enum StaffAction {
     Activate,
 }
 
+/// The account `id`, if `me` may manage it: of `me`'s site (an admin reaches every site), of a
+/// role `me` may grant, and not `me`'s own.
+async fn managed_account(
+    st: &AppState,
+    me: &CurrentUser,
+    id: i64,
+) -> AppResult<anxin_storage::users::User> {
+    let target = st.store.user(id).await?;
+    if me.role() != Role::Admin {
+        check_same_site(me.user.site_id, target.site_id)?;
+    }
+    if !me.role().may_grant(target.role) || target.id == me.user.id {
+        return Err(DomainError::Forbidden(format!(
+            "a {} may not change this {} account",
+            me.role(),
+            target.role
+        ))
+        .into());
+    }
+    Ok(target)
+}
+
+/// Gives account `id` another role (one `me` may grant); its sessions end.
+pub async fn change_role(st: &AppState, me: &CurrentUser, id: i64, role: &str) -> AppResult<()> {
+    let target = managed_account(st, me, id).await?;
+    let role: Role = role.parse()?;
+    if !me.role().may_grant(role) {
+        return Err(
+            anxin_domain::Problem::new(anxin_domain::Code::StaffRoleNotGrantable)
+                .field("role")
+                .arg("role", role)
+                .into(),
+        );
+    }
+    st.store
+        .set_user_role(&me.actor(), &target, role, st.now())
+        .await?;
+    Ok(())
+}
+
+/// A temporary password: 16 letters and digits without look-alikes, in groups of four.
+fn temporary_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut rng = rand::rngs::OsRng;
+    let chars: Vec<char> = (0..16)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Resets account `id`'s password to a temporary one, which is answered once (never stored in
+/// clear, never logged); its owner must change it at the next login.
+pub async fn reset_password(st: &AppState, me: &CurrentUser, id: i64) -> AppResult<String> {
+    let target = managed_account(st, me, id).await?;
+    let temporary = temporary_password();
+    let hash = auth::hash_demo_password(&temporary).await?;
+    st.store
+        .set_password(&me.actor(), &target, &hash, true, st.now())
+        .await?;
+    Ok(temporary)
+}
+
+/// The owner changes their password: the current one, then a new one that meets the policy.
+pub async fn change_own_password(
+    st: &AppState,
+    me: &CurrentUser,
+    current: &str,
+    new: &str,
+) -> AppResult<()> {
+    let auth = st
+        .store
+        .user_auth(&me.user.username)
+        .await?
+        .ok_or(crate::error::AppError::Internal)?;
+    if !auth::verify_password(&auth.password_hash, current).await? {
+        return Err(
+            anxin_domain::Problem::new(anxin_domain::Code::PasswordWrong)
+                .field("current")
+                .into(),
+        );
+    }
+    if auth::same_token(current, new) {
+        return Err(
+            anxin_domain::Problem::new(anxin_domain::Code::PasswordUnchanged)
+                .field("new")
+                .into(),
+        );
+    }
+    let site = st.store.site(me.user.site_id).await?;
+    let context = anxin_domain::auth::PasswordContext {
+        username: &me.user.username,
+        centre_name: &site.name,
+        centre_code: &site.code,
+    };
+    let hash = auth::hash_password(new, &context)
+        .await
+        .map_err(|e| match e {
+            crate::error::AppError::Domain(DomainError::Invalid { message, .. }) => {
+                crate::error::AppError::Domain(
+                    anxin_domain::Problem::new(anxin_domain::Code::PasswordWeak)
+                        .field("new")
+                        .arg("why", message)
+                        .into(),
+                )
+            }
+            other => other,
+        })?;
+    st.store
+        .set_password(&me.actor(), &auth.user, &hash, false, st.now())
+        .await?;
+    Ok(())
+}
+
 /// Applies `action` to account `id`, which must be of `me`'s site (an admin reaches every site).
 pub async fn staff_action(
     st: &AppState,

@@ -539,6 +539,21 @@ async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> Resp
         }
         Err(e) => return refuse(surface, e),
     };
+    // A reset password is changed before anything else.
+    if me.user.must_change_password
+        && !matches!(
+            path.as_str(),
+            "/password" | "/logout" | "/language" | "/api/v1/me" | "/api/v1/auth/logout"
+        )
+    {
+        return match surface {
+            Surface::Web => Redirect::to("/password").into_response(),
+            Surface::Api => refuse(
+                surface,
+                DomainError::Forbidden("change your password first (it was reset)".into()).into(),
+            ),
+        };
+    }
     if !access.allows(Some(me.role())) {
         let event = AuditEvent::new("access.denied", "route", &path)
             .reason(format!("{} {path} needs {access:?}", req.method()));

@@ -225,6 +225,16 @@ pub struct Browser<'a> {
 impl TestApp {
     /// Logs `username` in as a browser would, its account set to `language` (`zh-CN`, `en`).
     pub async fn browser(&self, username: &str, language: &str) -> Browser<'_> {
+        self.browser_with(username, PASSWORD, language).await
+    }
+
+    /// [`TestApp::browser`] with another password (e.g. a temporary one after a reset).
+    pub async fn browser_with(
+        &self,
+        username: &str,
+        password: &str,
+        language: &str,
+    ) -> Browser<'_> {
         let user = self
             .state
             .store
@@ -238,7 +248,16 @@ impl TestApp {
             .set_language(user.id, language)
             .await
             .unwrap();
-        let token = self.login(username).await;
+        let a = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(serde_json::json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "login of {username}: {}", a.text);
+        let token = a.json()["token"].as_str().unwrap().to_owned();
         let me = self
             .call(Method::GET, "/api/v1/me", Some(&token), None)
             .await;

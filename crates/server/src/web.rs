@@ -475,6 +475,12 @@ async fn staff_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> We
                             }
                             td.actions {
                                 @if me.role().may_grant(u.role) && u.id != me.user.id {
+                                    form method="post" action={"/staff/" (u.id) "/role"} class="role-form" {
+                                        input type="hidden" name="csrf" value=(me.csrf_token);
+                                        select name="role" aria-label=(t.s("staff-role")) { @for r in &grantable { option value=(r.as_str()) selected[*r == u.role] { (t.role(*r)) } } }
+                                        button type="submit" { (t.s("staff-change-role")) }
+                                    }
+                                    form method="post" action={"/staff/" (u.id) "/password-reset"} class="reset-form" { input type="hidden" name="csrf" value=(me.csrf_token); button type="submit" { (t.s("staff-reset-password")) } }
                                     @if u.standing.locked_until.is_some_and(|x| x > now) {
                                         form method="post" action={"/staff/" (u.id) "/unlock"} { input type="hidden" name="csrf" value=(me.csrf_token); button type="submit" { (t.s("staff-unlock")) } }
                                     }
@@ -536,6 +542,129 @@ async fn staff_create(
             back_with("/staff", "error", &d.to_string())
         }
         Err(e) => error_page(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct RoleForm {
+    #[serde(default)]
+    role: String,
+}
+
+async fn staff_role(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<RoleForm>,
+) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return error_page(DomainError::invalid("id", "not a number").into());
+    };
+    match api::change_role(&st, &me, id, &f.role).await {
+        Ok(()) => Redirect::to("/staff").into_response(),
+        Err(e) => form_error("/staff", e),
+    }
+}
+
+/// Resets a password and shows the temporary one once, on a page no cache keeps.
+async fn staff_reset(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return error_page(DomainError::invalid("id", "not a number").into());
+    };
+    let target = match st.store.user(id).await {
+        Ok(u) => u,
+        Err(e) => return error_page(e.into()),
+    };
+    match api::reset_password(&st, &me, id).await {
+        Ok(temporary) => {
+            let t = T {
+                st: &st,
+                lang: Lang::from_tag(&me.user.language),
+            };
+            let body = html! {
+                section.card id="temporary-password" {
+                    h1 { (t.s("staff-reset-title")) }
+                    p { code.secret { (temporary) } }
+                    p { (t.a("staff-reset-help", &[("user", &target.username)])) }
+                    p { a href="/staff" { (t.s("staff-back")) } }
+                }
+            };
+            (
+                [(header::CACHE_CONTROL, "no-store")],
+                layout(&t, &t.s("staff-reset-title"), Some(&me), body),
+            )
+                .into_response()
+        }
+        Err(e) => error_page(e),
+    }
+}
+
+/// Where an account chooses its own password (and must, after a reset).
+async fn password_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> Markup {
+    let t = T {
+        st: &st,
+        lang: Lang::from_tag(&me.user.language),
+    };
+    layout(
+        &t,
+        &t.s("password-title"),
+        Some(&me),
+        html! {
+            section.card.narrow {
+                h1 { (t.s("password-title")) }
+                @if me.user.must_change_password { p.notice role="alert" { (t.s("password-must-change")) } }
+                (flash(&f))
+                form method="post" action="/password" id="password-form" {
+                    input type="hidden" name="csrf" value=(me.csrf_token);
+                    (form_notice(&f, "password", &["current", "new", "confirm"]))
+                    label { (t.s("password-current")) input name="current" type="password" autocomplete="current-password" required; (field_error(&f, "password", "current")) }
+                    label { (t.s("password-new")) input name="new" type="password" autocomplete="new-password" minlength="12" required; (field_error(&f, "password", "new")) }
+                    label { (t.s("password-confirm")) input name="confirm" type="password" autocomplete="new-password" minlength="12" required; (field_error(&f, "password", "confirm")) }
+                    button type="submit" { (t.s("password-save")) }
+                }
+            }
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    #[serde(default)]
+    current: String,
+    #[serde(default)]
+    new: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn password_submit(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Form(f): Form<PasswordForm>,
+) -> Response {
+    // Passwords are never kept for the form's second showing.
+    let refused = |e: AppError| refused_form(&st, "/password", "password", e, vec![]);
+    if f.new != f.confirm {
+        return refused(
+            anxin_domain::Problem::new(anxin_domain::Code::PasswordMismatch)
+                .field("confirm")
+                .into(),
+        );
+    }
+    match api::change_own_password(&st, &me, &f.current, &f.new).await {
+        Ok(()) => crate::flash::redirect(
+            "/",
+            crate::flash::Tone::Ok,
+            crate::flash::Message::Id {
+                id: "password-changed".into(),
+                args: vec![],
+            },
+        ),
+        Err(e) => refused(e),
     }
 }
 
@@ -871,6 +1000,32 @@ pub fn routes(table: RouteTable) -> RouteTable {
         .add(
             RouteSpec::web(Post, "/staff/{id}/unlock", Needs(StaffManage), "Unlock"),
             staff_unlock,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/staff/{id}/role",
+                Needs(StaffManage),
+                "Change a role",
+            ),
+            staff_role,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/staff/{id}/password-reset",
+                Needs(StaffManage),
+                "Reset a password",
+            ),
+            staff_reset,
+        )
+        .add(
+            RouteSpec::web(Get, "/password", LoggedIn, "Choose one's password"),
+            password_page,
+        )
+        .add(
+            RouteSpec::web(Post, "/password", LoggedIn, "Change one's password"),
+            password_submit,
         )
         .add(
             RouteSpec::web(

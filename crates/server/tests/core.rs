@@ -1591,3 +1591,156 @@ async fn the_day_list_filters_with_counts_and_a_legend() {
     );
     w.app.cleanup().await;
 }
+
+/// A manager changes a role and resets a password in the page; the temporary password is
+/// shown once, works once, and its owner must choose their own before anything else.
+#[tokio::test]
+async fn a_manager_resets_a_password_and_changes_a_role() {
+    let w = world_on(TestApp::new().await).await;
+    let site = w.app.state.store.list_sites().await.unwrap()[0].clone();
+    w.app.user(&site, "boss", Role::Manager).await;
+    let nurse = w
+        .app
+        .state
+        .store
+        .user_auth("nurse")
+        .await
+        .unwrap()
+        .unwrap()
+        .user;
+    let counsellor = w
+        .app
+        .state
+        .store
+        .user_auth("counsellor")
+        .await
+        .unwrap()
+        .unwrap()
+        .user;
+    let mut boss = w.app.browser("boss", "zh-CN").await;
+    let page = boss.get("/staff").await;
+    assert!(page
+        .text
+        .contains(&format!("action=\"/staff/{}/role\"", nurse.id)));
+    let a = boss
+        .submit(
+            &format!("/staff/{}/role", counsellor.id),
+            &[("role", "peer_educator")],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let now = w.app.state.store.user(counsellor.id).await.unwrap();
+    assert_eq!(now.role, Role::PeerEducator);
+    // A manager cannot make anyone a manager.
+    let a = boss
+        .submit(&format!("/staff/{}/role", nurse.id), &[("role", "manager")])
+        .await;
+    assert!(a.text.contains("不能授予"), "{}", a.text);
+    assert_eq!(
+        w.app.state.store.user(nurse.id).await.unwrap().role,
+        Role::Dispenser
+    );
+
+    let a = boss
+        .submit(&format!("/staff/{}/password-reset", nurse.id), &[])
+        .await;
+    assert_eq!(a.headers[axum::http::header::CACHE_CONTROL], "no-store");
+    let temporary = a
+        .text
+        .split("<code class=\"secret\">")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(temporary.len(), 19, "{temporary}");
+    // The old password no longer works; the temporary one leads only to the password page.
+    let old = w
+        .app
+        .login_from("10.0.0.9:4000", "nurse", anxin_server::testing::PASSWORD)
+        .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    let token = {
+        let a = w.app.login_from("10.0.0.9:4000", "nurse", &temporary).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+        a.json()["token"].as_str().unwrap().to_owned()
+    };
+    let a = w
+        .app
+        .call(Method::GET, "/api/v1/dispensing/today", Some(&token), None)
+        .await;
+    assert_eq!(
+        a.status,
+        StatusCode::FORBIDDEN,
+        "nothing before the password is changed"
+    );
+    let mut n = w.app.browser_with("nurse", &temporary, "zh-CN").await;
+    let a = n.get("/dispensing").await;
+    assert!(a.status.is_redirection());
+    assert_eq!(a.headers[axum::http::header::LOCATION], "/password");
+    let a = n.get("/password").await;
+    assert!(a.text.contains("您的密码已被重置"), "{}", a.text);
+    // Refusals at the field: wrong current password, a mismatch, a weak one.
+    let a = n
+        .submit(
+            "/password",
+            &[
+                ("current", "nope"),
+                ("new", "a-new-long-passphrase-9"),
+                ("confirm", "a-new-long-passphrase-9"),
+            ],
+        )
+        .await;
+    assert!(a.text.contains("data-field=\"current\""), "{}", a.text);
+    let a = n
+        .submit(
+            "/password",
+            &[
+                ("current", &temporary),
+                ("new", "a-new-long-passphrase-9"),
+                ("confirm", "other"),
+            ],
+        )
+        .await;
+    assert!(a.text.contains("data-field=\"confirm\""));
+    let a = n
+        .submit(
+            "/password",
+            &[
+                ("current", &temporary),
+                ("new", "aaaaaaaaaaaa"),
+                ("confirm", "aaaaaaaaaaaa"),
+            ],
+        )
+        .await;
+    assert!(a.text.contains("data-field=\"new\""));
+    let a = n
+        .submit(
+            "/password",
+            &[
+                ("current", &temporary),
+                ("new", "a-new-long-passphrase-9"),
+                ("confirm", "a-new-long-passphrase-9"),
+            ],
+        )
+        .await;
+    assert!(a.text.contains("密码已更改"), "{}", a.text);
+    let a = n.get("/dispensing").await;
+    assert_eq!(a.status, StatusCode::OK, "the window again");
+    let trail: (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM audit_log WHERE action IN ('staff.role', 'staff.password.reset', 'staff.password.change')",
+    )
+    .fetch_one(w.app.state.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(trail.0, 3);
+    let leaked: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE reason LIKE $1")
+        .bind(format!("%{temporary}%"))
+        .fetch_one(w.app.state.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        leaked.0, 0,
+        "the temporary password is nowhere in the trail"
+    );
+    w.app.cleanup().await;
+}

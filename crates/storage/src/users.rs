@@ -21,6 +21,8 @@ pub struct User {
     pub active: bool,
     pub standing: LoginStanding,
     pub created_at: DateTime<Utc>,
+    /// The password was set by someone else (a reset): its owner must change it first.
+    pub must_change_password: bool,
 }
 
 /// An account together with what login needs: the stored password hash.
@@ -53,7 +55,7 @@ pub struct NewUser {
 pub const LANGUAGES: [&str; 2] = ["zh-CN", "en"];
 
 const USER_COLUMNS: &str = "id, site_id, username, role, language, active, failed_logins, \
-                            locked_until, created_at";
+                            locked_until, created_at, must_change_password";
 
 fn user(row: &AnyRow) -> Result<User> {
     let role: String = col(row, "role")?;
@@ -74,6 +76,7 @@ fn user(row: &AnyRow) -> Result<User> {
             locked_until: locked.map(from_ms).transpose()?,
         },
         created_at: from_ms(col(row, "created_at")?)?,
+        must_change_password: col::<i64>(row, "must_change_password")? != 0,
     })
 }
 
@@ -417,6 +420,85 @@ impl Store {
             &mut tx,
             actor,
             &AuditEvent::new("staff.unlock", "user", target.id).site(target.site_id),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Gives an account another role, audited as `staff.role`; its sessions end, so that the
+    /// new permissions apply from the next login.
+    pub async fn set_user_role(
+        &self,
+        actor: &Actor,
+        target: &User,
+        role: Role,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE users SET role = $1 WHERE id = $2")
+            .bind(role.as_str().to_owned())
+            .bind(target.id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(target.id)
+            .execute(&mut *tx)
+            .await?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("staff.role", "user", target.id)
+                .site(target.site_id)
+                .reason(format!("{} → {}", target.role, role)),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets a password: by a manager (`must_change`: a reset, the owner changes it at the next
+    /// login; the account's sessions end and its lockout is lifted) or by the owner. Audited as
+    /// `staff.password.reset` or `staff.password.change`.
+    pub async fn set_password(
+        &self,
+        actor: &Actor,
+        target: &User,
+        password_hash: &str,
+        must_change: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, must_change_password = $2, failed_logins = 0, \
+             locked_until = NULL WHERE id = $3",
+        )
+        .bind(password_hash.to_owned())
+        .bind(i64::from(must_change))
+        .bind(target.id)
+        .execute(&mut *tx)
+        .await?;
+        if must_change {
+            sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(target.id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM login_throttle WHERE account = $1")
+                .bind(account_key(&target.username))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let action = if must_change {
+            "staff.password.reset"
+        } else {
+            "staff.password.change"
+        };
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new(action, "user", target.id).site(target.site_id),
             now,
         )
         .await?;
