@@ -455,7 +455,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Backup { to } => {
             let store = open_store(&config).await?;
             store.backup_to(&to).await?;
-            println!("Backup written to {}.", to.display());
+            println!(
+                "Backup written to {} (readable by its owner only).\n\
+                 It holds clients' identifying fields encrypted with the data key {}: keep a \
+                 copy of that key too, stored apart from the backups. Without the key a \
+                 restored backup cannot show who a client is nor verify the audit trail; with \
+                 both, anyone can read everything.",
+                to.display(),
+                config.key_path().display()
+            );
         }
         Command::Audit {
             command: AuditCommand::Verify { checkpoints },

@@ -155,6 +155,14 @@ fn sites_users_backup_and_audit_verify() {
     c.args(["backup", "--to"]).arg(&backup);
     let o = run(c, "");
     assert!(o.status.success(), "{}", text(&o.stderr));
+    // Readable by its owner only, and the key must be kept too (the message names it).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&backup).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    }
+    assert!(text(&o.stdout).contains("anxin.key"), "{}", text(&o.stdout));
     // The backup is a working database: audit verify passes on it.
     let restored = d.join("restored");
     std::fs::create_dir(&restored).unwrap();

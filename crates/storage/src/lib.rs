@@ -251,6 +251,17 @@ impl Store {
         let path = to
             .to_str()
             .ok_or_else(|| DomainError::invalid("to", "path is not UTF-8"))?;
+        // The copy holds the whole record: readable by its owner only, from its first byte
+        // (SQLite writes into an empty file that already exists).
+        {
+            let mut open = std::fs::OpenOptions::new();
+            open.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+            open.open(to).map_err(|e| {
+                DomainError::invalid("to", format!("cannot create {}: {e}", to.display()))
+            })?;
+        }
         sqlx::query("VACUUM INTO $1")
             .bind(path.to_owned())
             .execute(&self.pool)
