@@ -401,6 +401,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     NewUser {
                         site_id: site.id,
                         username,
+                        full_name: String::new(),
                         role,
                         password_hash,
                         language,

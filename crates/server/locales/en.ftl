@@ -591,3 +591,4 @@ password-new = New password (12 characters or more)
 password-confirm = New password again
 password-save = Save the password
 password-changed = Your password is changed.
+staff-full-name = Full name

@@ -592,3 +592,4 @@ password-new = 新密码（至少 12 个字符）
 password-confirm = 再次输入新密码
 password-save = 保存密码
 password-changed = 密码已更改。
+staff-full-name = 姓名

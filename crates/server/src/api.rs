@@ -47,6 +47,9 @@ pub struct NewSiteRequest {
 #[serde(deny_unknown_fields)]
 pub struct NewStaffRequest {
     pub username: String,
+    /// The person's real name (optional, at most 100 characters).
+    #[serde(default)]
+    pub full_name: Option<String>,
     /// admin, manager, prescriber, dispenser, counsellor, peer_educator, cdc_analyst, psb_officer
     pub role: String,
     /// At least 12 characters.
@@ -331,6 +334,7 @@ pub async fn create_staff_as(
             NewUser {
                 site_id,
                 username: req.username,
+                full_name: req.full_name.clone().unwrap_or_default(),
                 role,
                 password_hash,
                 language: req.language.unwrap_or_else(|| me.user.language.clone()),

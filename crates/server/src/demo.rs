@@ -133,6 +133,7 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
                 NewUser {
                     site_id: site.id,
                     username: username.into(),
+                    full_name: String::new(),
                     role,
                     password_hash: hash.clone(),
                     language: language.into(),

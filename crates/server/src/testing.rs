@@ -115,6 +115,7 @@ impl TestApp {
                 NewUser {
                     site_id: site.id,
                     username: username.into(),
+                    full_name: String::new(),
                     role,
                     password_hash: hash,
                     language: "en".into(),

@@ -460,11 +460,12 @@ async fn staff_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> We
             h1 { (t.a("staff-title", &[("site", &me.site.name)])) }
             (flash(&f))
             table.list {
-                thead { tr { th { (t.s("staff-username")) } th { (t.s("staff-role")) } th { (t.s("staff-language")) } th { (t.s("staff-status")) } th {} } }
+                thead { tr { th { (t.s("staff-username")) } th { (t.s("staff-full-name")) } th { (t.s("staff-role")) } th { (t.s("staff-language")) } th { (t.s("staff-status")) } th {} } }
                 tbody {
                     @for u in &users {
                         tr data-username=(u.username) {
                             td { (u.username) }
+                            td { (u.full_name) }
                             td { (t.role(u.role)) }
                             td { (u.language) }
                             td {
@@ -500,6 +501,7 @@ async fn staff_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> We
                 form method="post" action="/staff" id="add-staff" {
                     input type="hidden" name="csrf" value=(me.csrf_token);
                     label { (t.s("staff-username")) input name="username" required pattern="[a-z0-9._-]{3,40}"; }
+                    label { (t.s("staff-full-name")) input name="full_name" maxlength="100" autocomplete="off"; }
                     label { (t.s("staff-role")) select name="role" { @for r in &grantable { option value=(r.as_str()) { (t.role(*r)) } } } }
                     label { (t.s("staff-language")) select name="language" { option value="zh-CN" { "中文" } option value="en" { "English" } } }
                     label { (t.s("staff-password")) input name="password" type="password" minlength="12" required autocomplete="new-password"; }
@@ -513,6 +515,8 @@ async fn staff_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> We
 #[derive(Deserialize)]
 struct StaffForm {
     username: String,
+    #[serde(default)]
+    full_name: Option<String>,
     role: String,
     password: String,
     language: Option<String>,
@@ -526,6 +530,7 @@ async fn staff_create(
     let lang = Lang::from_tag(&me.user.language);
     let req = NewStaffRequest {
         username: f.username,
+        full_name: f.full_name,
         role: f.role,
         password: f.password,
         language: f.language,

@@ -1618,6 +1618,20 @@ async fn a_manager_resets_a_password_and_changes_a_role() {
         .unwrap()
         .user;
     let mut boss = w.app.browser("boss", "zh-CN").await;
+    // A new colleague with their real name.
+    let a = boss
+        .submit(
+            "/staff",
+            &[
+                ("username", "wang.fang"),
+                ("full_name", "王芳"),
+                ("role", "dispenser"),
+                ("language", "zh-CN"),
+                ("password", "window-nurse-since-2019"),
+            ],
+        )
+        .await;
+    assert!(a.text.contains("<td>王芳</td>"), "{}", a.text);
     let page = boss.get("/staff").await;
     assert!(page
         .text

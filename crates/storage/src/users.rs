@@ -23,6 +23,8 @@ pub struct User {
     pub created_at: DateTime<Utc>,
     /// The password was set by someone else (a reset): its owner must change it first.
     pub must_change_password: bool,
+    /// The person's real name ("" when not given).
+    pub full_name: String,
 }
 
 /// An account together with what login needs: the stored password hash.
@@ -46,6 +48,8 @@ impl std::fmt::Debug for UserAuth {
 pub struct NewUser {
     pub site_id: i64,
     pub username: String,
+    /// The person's real name (may be empty; at most 100 characters).
+    pub full_name: String,
     pub role: Role,
     pub password_hash: String,
     pub language: String,
@@ -55,7 +59,7 @@ pub struct NewUser {
 pub const LANGUAGES: [&str; 2] = ["zh-CN", "en"];
 
 const USER_COLUMNS: &str = "id, site_id, username, role, language, active, failed_logins, \
-                            locked_until, created_at, must_change_password";
+                            locked_until, created_at, must_change_password, full_name";
 
 fn user(row: &AnyRow) -> Result<User> {
     let role: String = col(row, "role")?;
@@ -77,6 +81,7 @@ fn user(row: &AnyRow) -> Result<User> {
         },
         created_at: from_ms(col(row, "created_at")?)?,
         must_change_password: col::<i64>(row, "must_change_password")? != 0,
+        full_name: col(row, "full_name")?,
     })
 }
 
@@ -121,11 +126,15 @@ impl Store {
     ) -> Result<User> {
         validate::username(&new.username)?;
         check_language(&new.language)?;
+        let full_name = new.full_name.trim().to_owned();
+        if full_name.chars().count() > 100 {
+            return Err(DomainError::invalid("full_name", "at most 100 characters").into());
+        }
         self.site(new.site_id).await?;
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
-            "INSERT INTO users (site_id, username, role, password_hash, language, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
+            "INSERT INTO users (site_id, username, role, password_hash, language, created_at, \
+             full_name) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {USER_COLUMNS}"
         ))
         .bind(new.site_id)
         .bind(new.username.clone())
@@ -133,6 +142,7 @@ impl Store {
         .bind(new.password_hash)
         .bind(new.language)
         .bind(to_ms(now))
+        .bind(full_name)
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| {

@@ -241,6 +241,7 @@ async fn a_forged_row_after_the_head_raises_the_alarm_and_writes_keep_working(s:
             NewUser {
                 site_id: site,
                 username: "nurse.li".into(),
+                full_name: String::new(),
                 role: Role::Dispenser,
                 password_hash: "$argon2id$fake".into(),
                 language: "en".into(),

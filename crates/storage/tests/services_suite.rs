@@ -66,6 +66,7 @@ async fn site_with_staff(s: &Store, code: &str) -> Actor {
             NewUser {
                 site_id: site.id,
                 username: format!("staff.{}", code.to_lowercase()),
+                full_name: String::new(),
                 role: Role::Prescriber,
                 password_hash: "$argon2id$fake".into(),
                 language: "en".into(),

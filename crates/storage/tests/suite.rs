@@ -15,6 +15,7 @@ fn new_user(site_id: i64, name: &str, role: Role) -> NewUser {
     NewUser {
         site_id,
         username: name.into(),
+        full_name: String::new(),
         role,
         password_hash: "$argon2id$fake".into(),
         language: "en".into(),
