@@ -1,5 +1,5 @@
 app-name = Anxin
-app-tagline = Community treatment centre
+app-tagline = Community opioid maintenance treatment clinic
 nav-home = Home
 nav-clients = Clients
 nav-staff = Staff

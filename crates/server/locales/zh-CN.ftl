@@ -1,5 +1,5 @@
 app-name = 安心
-app-tagline = 社区戒毒康复中心
+app-tagline = 社区药物维持治疗门诊
 nav-home = 首页
 nav-clients = 服务对象
 nav-staff = 工作人员

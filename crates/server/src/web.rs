@@ -139,14 +139,38 @@ pub fn plain_page(title: &str, message: &str) -> Markup {
 /// An error as a page, with its proper status.
 pub fn error_page(e: AppError) -> Response {
     let (status, _, message, _) = describe(&e, Lang::ZhCn);
-    (
-        status,
-        plain_page(
-            &format!("{} · 出错了 / Something went wrong", status.as_u16()),
-            &message,
+    // The page's language is not known here: say what happened in both, then the detail.
+    let (zh, en) = match status.as_u16() {
+        400 | 422 => ("输入有误，无法处理。", "The input cannot be used."),
+        401 => ("请先登录。", "Log in first."),
+        403 => ("您的角色无权进行此操作。", "Your role may not do this."),
+        404 => (
+            "找不到此页面或记录。",
+            "This page or record does not exist.",
         ),
-    )
-        .into_response()
+        409 => ("当前状态下不能进行此操作。", "This cannot be done now."),
+        429 => (
+            "请求过多，请稍后再试。",
+            "Too many requests; try again shortly.",
+        ),
+        _ => (
+            "服务器出错，请稍后再试。",
+            "The server failed; try again shortly.",
+        ),
+    };
+    let body = maud::html! {
+        (DOCTYPE)
+        html lang="zh-CN" {
+            head { meta charset="utf-8"; title { (status.as_u16()) " · 出错了 / Something went wrong" } link rel="stylesheet" href="/static/app.css"; }
+            body { main {
+                h1 { (status.as_u16()) " · 出错了 / Something went wrong" }
+                p { (zh) } p lang="en" { (en) }
+                p.muted { (message) }
+                p { a href="/" { "返回首页 / Home" } }
+            } }
+        }
+    };
+    (status, body).into_response()
 }
 
 /// Errors of page handlers become pages.

@@ -1435,6 +1435,14 @@ async fn a_peer_educator_sees_no_clinical_record() {
     ] {
         assert!(!page.text.contains(hidden), "a peer educator sees {hidden}");
     }
+    // A page the role may not open: said in Chinese (and English), not only in English.
+    let denied = peer.get("/stock").await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    assert!(
+        denied.text.contains("您的角色无权进行此操作"),
+        "{}",
+        denied.text
+    );
     // The doctor still sees them (the check can fail).
     let mut doctor = w.app.browser("doctor", "zh-CN").await;
     let full = doctor.get(&format!("/clients/{id}")).await;
