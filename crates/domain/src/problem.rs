@@ -187,6 +187,8 @@ codes! {
     PasswordMismatch => ("password.mismatch", Invalid),
     /// The new password does not meet the policy.
     PasswordWeak => ("password.weak", Invalid),
+    /// A stock variance above the threshold without a reason.
+    StockVarianceUnexplained => ("stock.variance_unexplained", Invalid),
     /// A date range that ends before it starts.
     DateRangeReversed => ("date.range_reversed", Invalid),
     /// Ending a treatment while a box is out, without confirming that its codes stop.

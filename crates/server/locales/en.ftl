@@ -592,3 +592,4 @@ password-confirm = New password again
 password-save = Save the password
 password-changed = Your password is changed.
 staff-full-name = Full name
+err-stock-variance-unexplained = A variance of { $variance } mL is above { $threshold } mL: say why ({ $min } characters or more).

@@ -593,3 +593,4 @@ password-confirm = 再次输入新密码
 password-save = 保存密码
 password-changed = 密码已更改。
 staff-full-name = 姓名
+err-stock-variance-unexplained = 差异 { $variance } 毫升超过 { $threshold } 毫升：请说明原因（至少 { $min } 个字）。

@@ -83,7 +83,11 @@ pub fn expected_ml(opening_ml: f64, received_ml: f64, dosed_mg: f64, policy: &St
     opening_ml + received_ml - dosed_mg / policy.concentration_mg_per_ml
 }
 
-/// Closes the day: a variance above the threshold needs a reason of at least 10 characters.
+/// The shortest reason for a variance above the threshold, in characters: "量杯误差" passes.
+pub const MIN_REASON_CHARS: usize = 4;
+
+/// Closes the day: a variance above the threshold needs a reason of at least
+/// [`MIN_REASON_CHARS`] characters.
 pub fn close_out(
     expected_ml: f64,
     measured_ml: f64,
@@ -98,14 +102,13 @@ pub fn close_out(
     }
     let variance_ml = measured_ml - expected_ml;
     let flagged = variance_ml.abs() > policy.variance_threshold_ml;
-    if flagged && reason.trim().chars().count() < 10 {
-        return Err(DomainError::invalid(
-            "reason",
-            format!(
-                "variance of {variance_ml:+.1} mL exceeds {} mL: explain it (10 characters or more)",
-                policy.variance_threshold_ml
-            ),
-        ));
+    if flagged && reason.trim().chars().count() < MIN_REASON_CHARS {
+        return Err(crate::Problem::new(crate::Code::StockVarianceUnexplained)
+            .field("reason")
+            .arg("variance", format!("{variance_ml:+.1}"))
+            .arg("threshold", policy.variance_threshold_ml)
+            .arg("min", MIN_REASON_CHARS)
+            .into());
     }
     Ok(CloseOut {
         expected_ml,
@@ -136,12 +139,16 @@ mod tests {
         let ok = close_out(3600.0, 3597.0, "", &p).unwrap();
         assert_eq!(ok.variance_ml, -3.0);
         assert!(!ok.flagged);
-        let e = close_out(3600.0, 3550.0, "", &p).unwrap_err();
-        assert!(e
-            .to_string()
-            .starts_with("reason: variance of -50.0 mL exceeds 5 mL"));
-        let explained =
-            close_out(3600.0, 3550.0, "bottle dropped and broken at 10:20", &p).unwrap();
+        let e = close_out(3600.0, 3550.0, "漏", &p).unwrap_err();
+        match e {
+            DomainError::Refused(p) => {
+                assert_eq!(p.code, crate::Code::StockVarianceUnexplained);
+                assert_eq!(p.get("variance"), Some("-50.0"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // An ordinary short Chinese reason is enough.
+        let explained = close_out(3600.0, 3550.0, "量杯破损", &p).unwrap();
         assert!(explained.flagged);
         assert!(close_out(3600.0, -1.0, "", &p).is_err());
     }
