@@ -132,3 +132,43 @@ pub async fn set_identity(
 pub fn client_id(raw: &str) -> std::result::Result<i64, DomainError> {
     crate::parse_id(raw)
 }
+
+/// A client's sex and year of birth (both optional), which the CDC's breakdowns count.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Demographics {
+    /// male, female or unknown.
+    #[serde(default)]
+    pub sex: Option<String>,
+    #[serde(default)]
+    pub birth_year: Option<i32>,
+}
+
+/// Records a client's sex and year of birth: a year from 1920 to 10 years before now.
+pub async fn set_demographics(
+    app: &App,
+    me: &Actor,
+    client_id: i64,
+    req: &Demographics,
+) -> Result<()> {
+    use chrono::Datelike;
+    me.require(anxin_domain::Permission::ClientWrite)?;
+    let sex = anxin_domain::indicators::Sex::parse("sex", req.sex.as_deref())?;
+    let latest = app.today().year() - 10;
+    if let Some(y) = req.birth_year {
+        if !(1920..=latest).contains(&y) {
+            return Err(
+                anxin_domain::Problem::new(anxin_domain::Code::BirthYearImplausible)
+                    .field("birth_year")
+                    .arg("year", y)
+                    .arg("from", 1920)
+                    .arg("to", latest)
+                    .into(),
+            );
+        }
+    }
+    app.store
+        .set_demographics(&me.audit(), client_id, sex, req.birth_year, app.now())
+        .await?;
+    Ok(())
+}

@@ -189,6 +189,8 @@ codes! {
     PasswordWeak => ("password.weak", Invalid),
     /// A stock variance above the threshold without a reason.
     StockVarianceUnexplained => ("stock.variance_unexplained", Invalid),
+    /// A year of birth outside the plausible range.
+    BirthYearImplausible => ("client.birth_year_implausible", Invalid),
     /// A date range that ends before it starts.
     DateRangeReversed => ("date.range_reversed", Invalid),
     /// Ending a treatment while a box is out, without confirming that its codes stop.

@@ -193,6 +193,64 @@ fn choose_page(
         .into_response()
 }
 
+#[derive(Deserialize)]
+struct DemographicsForm {
+    #[serde(default)]
+    sex: String,
+    #[serde(default)]
+    birth_year: String,
+}
+
+async fn form_demographics(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<DemographicsForm>,
+) -> Response {
+    let base = format!("/clients/{id}");
+    let values = vec![
+        ("sex".to_owned(), f.sex.clone()),
+        ("birth_year".to_owned(), f.birth_year.clone()),
+    ];
+    let year = match f.birth_year.trim() {
+        "" => None,
+        y => match y.parse::<i32>() {
+            Ok(y) => Some(y),
+            Err(_) => {
+                let p = anxin_domain::Problem::new(Code::NumberInvalid)
+                    .field("birth_year")
+                    .arg("value", y);
+                return refused_form(&st, &base, "demographics", p.into(), values);
+            }
+        },
+    };
+    let result = async {
+        let id = anxin_app::identity::client_id(&id)?;
+        anxin_app::identity::set_demographics(
+            &st.app,
+            &me.app_actor(),
+            id,
+            &anxin_app::identity::Demographics {
+                sex: Some(f.sex.clone()),
+                birth_year: year,
+            },
+        )
+        .await
+    }
+    .await;
+    match result {
+        Ok(()) => crate::flash::redirect(
+            &base,
+            crate::flash::Tone::Ok,
+            crate::flash::Message::Id {
+                id: "client-demographics-saved".into(),
+                args: vec![],
+            },
+        ),
+        Err(e) => refused_form(&st, &base, "demographics", e.into(), values),
+    }
+}
+
 /// The rule applied to a day row, in the user's language (empty for an ordinary dose).
 fn explain(t: &T<'_>, r: &clinic::DayRow) -> String {
     let missed = r.missed_days.to_string();
@@ -278,6 +336,11 @@ pub(crate) async fn client_details(
     } else {
         None
     };
+    let demographics = if identity.is_some() {
+        Some(st.store.demographics(c.id).await?)
+    } else {
+        None
+    };
     let orders = st.store.orders(c.id).await?;
     let (adh, urine_streak) = clinic::client_adherence(st, c).await?;
     let tests = st.store.urine_tests(c.id).await?;
@@ -304,6 +367,21 @@ pub(crate) async fn client_details(
                         label { (t.s(label)) input name=(field) value=(f.value("identity", field).map(str::to_owned).or_else(|| stored.clone()).unwrap_or_default()) aria-invalid=[f.error_at("identity", field).map(|_| "true")]; (field_error(f, "identity", field)) }
                     }
                     @if role.has(Permission::ClientWrite) { button type="submit" { (t.s("client-identity-save")) } }
+                }
+            }
+        }
+        @if let Some((sex, year)) = demographics {
+            section.card id="demographics" {
+                h2 { (t.s("client-demographics")) }
+                form method="post" action={(base) "/demographics"} id="demographics-form" {
+                    (csrf(me))
+                    (form_notice(f, "demographics", &["sex", "birth_year"]))
+                    @let chosen = f.value("demographics", "sex").map(str::to_owned).unwrap_or_else(|| sex.as_str().to_owned());
+                    label { (t.s("client-sex")) select name="sex" {
+                        @for s in ["unknown", "male", "female"] { option value=(s) selected[chosen == s] { (t.s(&format!("client-sex-{s}"))) } }
+                    } (field_error(f, "demographics", "sex")) }
+                    label { (t.s("client-birth-year")) input name="birth_year" type="number" min="1920" max="2100" value=(f.value("demographics", "birth_year").map(str::to_owned).or_else(|| year.map(|y| y.to_string())).unwrap_or_default()) aria-invalid=[f.error_at("demographics", "birth_year").map(|_| "true")]; (field_error(f, "demographics", "birth_year")) }
+                    @if role.has(Permission::ClientWrite) { button type="submit" { (t.s("client-demographics-save")) } }
                 }
             }
         }
@@ -915,6 +993,15 @@ pub fn routes(table: RouteTable) -> RouteTable {
         .add(
             RouteSpec::web(Post, "/dispensing", Needs(DoseRecord), "Give a dose"),
             dispensing_submit,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/clients/{id}/demographics",
+                Needs(ClientWrite),
+                "Save sex and year of birth",
+            ),
+            form_demographics,
         )
         .add(
             RouteSpec::web(

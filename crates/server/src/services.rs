@@ -526,10 +526,11 @@ async fn api_demographics(
     Path(id): Path<i64>,
     ApiJson(req): ApiJson<DemographicsRequest>,
 ) -> AppResult<StatusCode> {
-    let sex = Sex::parse("sex", req.sex.as_deref())?;
-    st.store
-        .set_demographics(&me.actor(), id, sex, req.birth_year, st.now())
-        .await?;
+    let req = anxin_app::identity::Demographics {
+        sex: req.sex,
+        birth_year: req.birth_year,
+    };
+    anxin_app::identity::set_demographics(&st.app, &me.app_actor(), id, &req).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

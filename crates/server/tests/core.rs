@@ -1766,3 +1766,33 @@ async fn a_manager_resets_a_password_and_changes_a_role() {
     );
     w.app.cleanup().await;
 }
+
+/// Sex and year of birth in the page (the CDC's breakdowns count them): an implausible year is
+/// refused at its field with what was typed kept; a good one is saved and shown.
+#[tokio::test]
+async fn sex_and_year_of_birth_are_recorded_in_the_page() {
+    let w = world_on(TestApp::new().await).await;
+    let id = w.stable_client("YX-0058-AP", true).await;
+    let mut counsellor = w.app.browser("counsellor", "zh-CN").await;
+    let path = format!("/clients/{id}/demographics");
+    let a = counsellor
+        .submit(&path, &[("sex", "female"), ("birth_year", "1890")])
+        .await;
+    assert!(a.text.contains("data-field=\"birth_year\""), "{}", a.text);
+    assert!(a.text.contains("1890 不是合理的出生年份"));
+    assert!(a.text.contains("value=\"1890\""), "kept");
+    assert!(
+        a.text.contains("<option value=\"female\" selected>"),
+        "kept"
+    );
+    let (sex, year) = w.app.state.store.demographics(id).await.unwrap();
+    assert_eq!((sex.as_str(), year), ("unknown", None), "nothing saved");
+    let a = counsellor
+        .submit(&path, &[("sex", "female"), ("birth_year", "1991")])
+        .await;
+    assert!(a.text.contains("性别与出生年份已保存"));
+    assert!(a.text.contains("value=\"1991\""));
+    let (sex, year) = w.app.state.store.demographics(id).await.unwrap();
+    assert_eq!((sex.as_str(), year), ("female", Some(1991)));
+    w.app.cleanup().await;
+}

@@ -352,6 +352,20 @@ impl Store {
     }
 
     /// Sets a client's sex and year of birth (for disaggregation); audited.
+    /// A client's sex and year of birth, as recorded (`Unknown` and `None` when not).
+    pub async fn demographics(&self, client_id: i64) -> Result<(Sex, Option<i32>)> {
+        let row = sqlx::query("SELECT sex, birth_year FROM clients WHERE id = $1")
+            .bind(client_id)
+            .fetch_one(self.pool())
+            .await?;
+        let sex: Option<String> = col(&row, "sex")?;
+        let year: Option<i64> = col(&row, "birth_year")?;
+        Ok((
+            Sex::parse("sex", sex.as_deref()).unwrap_or(Sex::Unknown),
+            year.and_then(|y| i32::try_from(y).ok()),
+        ))
+    }
+
     pub async fn set_demographics(
         &self,
         actor: &Actor,
