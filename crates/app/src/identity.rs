@@ -172,3 +172,24 @@ pub async fn set_demographics(
         .await?;
     Ok(())
 }
+
+/// The clients of the actor's centre a search means: UICs containing the query, or, when none
+/// does and the actor may read names, clients of exactly that name (keyed index). Audited.
+pub async fn search_clients(app: &App, me: &Actor, query: &str) -> Result<Vec<crate::Client>> {
+    me.require(Permission::ClientRead)?;
+    let found = app
+        .store
+        .search_clients(&me.audit(), query, 300, app.now())
+        .await?;
+    let q = query.trim();
+    if found.is_empty()
+        && q.chars().any(char::is_alphabetic)
+        && me.role.has(Permission::IdentityRead)
+    {
+        return Ok(app
+            .store
+            .find_by_name(&me.audit(), q, &app.vault, app.now())
+            .await?);
+    }
+    Ok(found)
+}

@@ -735,10 +735,7 @@ async fn clients_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> 
         lang: Lang::from_tag(&me.user.language),
     };
     let q = f.q.clone().unwrap_or_default();
-    let found = st
-        .store
-        .search_clients(&me.actor(), &q, 300, st.now())
-        .await?;
+    let found = anxin_app::identity::search_clients(&st.app, &me.app_actor(), &q).await?;
     Ok(layout(
         &t,
         &t.s("clients-title"),
@@ -748,7 +745,7 @@ async fn clients_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> 
             (flash(&f))
             form.search method="get" action="/clients" {
                 input name="q" value=(q) placeholder=(t.s("clients-search")) aria-label=(t.s("clients-search"));
-                button type="submit" { "🔍" }
+                button type="submit" { (t.s("clients-search-go")) }
             }
             @if found.is_empty() { p { (t.s("clients-none")) } } @else {
                 table.list {

@@ -1796,3 +1796,22 @@ async fn sex_and_year_of_birth_are_recorded_in_the_page() {
     assert_eq!((sex.as_str(), year), ("female", Some(1991)));
     w.app.cleanup().await;
 }
+
+/// The client list finds by part of a UIC and, for roles that read names, by name.
+#[tokio::test]
+async fn the_client_list_finds_by_uic_or_name() {
+    let w = world_on(TestApp::new().await).await;
+    w.stable_client("YX-0059-AQ", true).await;
+    let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    let a = doctor.get("/clients?q=0059").await;
+    assert!(a.text.contains(">YX-0059-AQ</a>"), "{}", a.text);
+    let a = doctor.get("/clients?q=li%20wei").await;
+    assert!(a.text.contains(">YX-0059-AQ</a>"), "by name: {}", a.text);
+    assert!(
+        a.text.contains(">搜索</button>"),
+        "the button says what it does"
+    );
+    let a = doctor.get("/clients?q=Wang%20Fang").await;
+    assert!(!a.text.contains(">YX-0059-AQ</a>"));
+    w.app.cleanup().await;
+}
