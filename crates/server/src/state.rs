@@ -28,6 +28,10 @@ pub struct Settings {
     pub sms: anxin_sms::SmsSettings,
     /// The `[gps]` settings (tracker ports, home-zone rules, retention).
     pub gps: crate::config::GpsConfig,
+    /// Where backups made from the page go (`<data_dir>/backups`).
+    pub backup_dir: std::path::PathBuf,
+    /// The data key file, which the backup page tells the user to keep apart.
+    pub key_path: std::path::PathBuf,
 }
 
 impl Settings {
@@ -42,6 +46,8 @@ impl Settings {
             suppression_threshold: c.indicators.suppression_threshold,
             sms: anxin_sms::SmsSettings::new(c.sms.clone(), c.data_dir.clone()),
             gps: c.gps.clone(),
+            backup_dir: c.data_dir.join("backups"),
+            key_path: c.key_path(),
         })
     }
 }

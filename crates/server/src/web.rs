@@ -93,6 +93,7 @@ fn frame(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
                             @if me.role().has(Permission::StockManage) { a href="/stock" { (t.s("nav-stock")) } }
                             @if me.role().has(Permission::StaffManage) { a href="/staff" { (t.s("nav-staff")) } }
                             @if me.role().has(Permission::AuditRead) { a href="/audit" { (t.s("nav-audit")) } }
+                            @if me.role().has(Permission::SiteManage) { a href="/backup" id="nav-backup" { (t.s("nav-backup")) } }
                             @if me.role().has(Permission::MessagesRead) { a href="/outbox" { (t.s("nav-outbox")) } }
                         }
                     }
@@ -943,6 +944,93 @@ async fn audit_page(
     ))
 }
 
+/// The backups made from this page (newest first), with the way to make one and what must be
+/// kept beside them.
+async fn backup_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> Markup {
+    let t = T {
+        st: &st,
+        lang: Lang::from_tag(&me.user.language),
+    };
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(&st.settings.backup_dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let len = e.metadata().ok()?.len();
+                    name.ends_with(".sqlite3").then_some((name, len))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files.reverse();
+    let dir = st.settings.backup_dir.display().to_string();
+    let key = st.settings.key_path.display().to_string();
+    layout(
+        &t,
+        &t.s("backup-title"),
+        Some(&me),
+        html! {
+            h1 { (t.s("backup-title")) }
+            (flash(&f))
+            p.notice role="note" id="backup-key" { (t.a("backup-key", &[("key", &key)])) }
+            form method="post" action="/backup" id="backup-form" {
+                input type="hidden" name="csrf" value=(me.csrf_token);
+                button type="submit" { (t.s("backup-now")) }
+            }
+            p.muted { (t.a("backup-where", &[("dir", &dir)])) }
+            table.list id="backups" {
+                thead { tr { th { (t.s("backup-file")) } th { (t.s("backup-size")) } } }
+                tbody { @for (name, len) in &files { tr { td { (name) } td { (len / 1024) " KiB" } } } }
+            }
+        },
+    )
+}
+
+/// Makes a backup of the embedded database into the backup directory (owner-only file),
+/// audited; a PostgreSQL deployment is told to use pg_dump.
+async fn backup_submit(State(st): State<AppState>, me: CurrentUser) -> Response {
+    let lang = Lang::from_tag(&me.user.language);
+    let stamp = st
+        .now()
+        .with_timezone(&st.settings.utc_offset)
+        .format("%Y%m%d-%H%M%S");
+    let dir = st.settings.backup_dir.clone();
+    let made = async {
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            AppError::from(DomainError::invalid(
+                "backup_dir",
+                format!("{}: {e}", dir.display()),
+            ))
+        })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let name = format!("anxin-{stamp}.sqlite3");
+        st.store.backup_to(&dir.join(&name)).await?;
+        st.store
+            .audit(
+                &me.actor(),
+                anxin_storage::AuditEvent::new("backup.create", "backup", &name),
+                st.now(),
+            )
+            .await?;
+        Ok::<_, AppError>(name)
+    }
+    .await;
+    match made {
+        Ok(name) => back_with(
+            "/backup",
+            "ok",
+            &st.i18n.t_args(lang, "backup-made", &[("file", &name)]),
+        ),
+        Err(AppError::Domain(d)) => back_with("/backup", "error", &d.to_string()),
+        Err(e) => error_page(e),
+    }
+}
+
 /// The actions offered in the filter's list (any other code can be typed).
 const AUDIT_ACTIONS: [&str; 16] = [
     "client.read",
@@ -1082,6 +1170,14 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "One client record (audited)",
             ),
             client_page,
+        )
+        .add(
+            RouteSpec::web(Get, "/backup", Needs(SiteManage), "Backups of the database"),
+            backup_page,
+        )
+        .add(
+            RouteSpec::web(Post, "/backup", Needs(SiteManage), "Make a backup"),
+            backup_submit,
         )
         .add(
             RouteSpec::web(Get, "/audit", Needs(AuditRead), "Audit trail of the centre"),

@@ -1815,3 +1815,45 @@ async fn the_client_list_finds_by_uic_or_name() {
     assert!(!a.text.contains(">YX-0059-AQ</a>"));
     w.app.cleanup().await;
 }
+
+/// A backup from the page: written to the data directory's backups, readable by the server's
+/// account only, listed, audited; the page says the key file must be kept too.
+#[tokio::test]
+async fn a_backup_is_made_from_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = anxin_server::Config {
+        data_dir: dir.path().to_path_buf(),
+        ..anxin_server::Config::default()
+    };
+    let w = world_on(TestApp::with_config(&config).await).await;
+    let site = w.app.state.store.list_sites().await.unwrap()[0].clone();
+    w.app.user(&site, "itadmin", Role::Admin).await;
+    let mut admin = w.app.browser("itadmin", "zh-CN").await;
+    let page = admin.get("/backup").await;
+    assert!(page.text.contains("anxin.key"), "{}", page.text);
+    let a = admin.submit("/backup", &[]).await;
+    assert!(a.text.contains("已写入备份 anxin-"), "{}", a.text);
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("backups"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(a.text.contains(&format!("<td>{name}</td>")), "listed");
+    let made: (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = 'backup.create'")
+            .fetch_one(w.app.state.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(made.0, 1);
+    // Not for a manager of a centre.
+    let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    assert_eq!(doctor.get("/backup").await.status, StatusCode::FORBIDDEN);
+    w.app.cleanup().await;
+}
