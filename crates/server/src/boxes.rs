@@ -696,27 +696,46 @@ pub mod web {
         reason: String,
     }
 
+    /// Withholding and loss: a reason, the same use-case shape, the refusal at the field.
+    async fn reason_form(
+        st: &AppState,
+        me: &CurrentUser,
+        id: &str,
+        lost: bool,
+        reason: String,
+    ) -> Response {
+        let base = client_page_of(st, me, id).await;
+        let req = super::Withhold {
+            reason: reason.clone(),
+            from: None,
+        };
+        let actor = me.app_actor();
+        let done = if lost {
+            anxin_app::boxes::report_lost(&st.app, &actor, id, &req).await
+        } else {
+            anxin_app::boxes::withhold(&st.app, &actor, id, &req)
+                .await
+                .map(|_| ())
+        };
+        match done {
+            Ok(()) => {
+                st.gps.invalidate();
+                Redirect::to(&base).into_response()
+            }
+            Err(e) => {
+                let form = format!("{}-{id}", if lost { "lost" } else { "withhold" });
+                refused_form(st, &base, &form, e.into(), vec![("reason".into(), reason)])
+            }
+        }
+    }
+
     async fn withhold_form(
         State(st): State<AppState>,
         me: CurrentUser,
         Path(id): Path<String>,
         Form(f): Form<ReasonForm>,
     ) -> Response {
-        let base = client_page_of(&st, &me, &id).await;
-        let req = super::Withhold {
-            reason: f.reason.clone(),
-            from: None,
-        };
-        match anxin_app::boxes::withhold(&st.app, &me.app_actor(), &id, &req).await {
-            Ok(_) => Redirect::to(&base).into_response(),
-            Err(e) => refused_form(
-                &st,
-                &base,
-                &format!("withhold-{id}"),
-                e.into(),
-                vec![("reason".into(), f.reason)],
-            ),
-        }
+        reason_form(&st, &me, &id, false, f.reason).await
     }
 
     async fn lost_form(
@@ -725,24 +744,7 @@ pub mod web {
         Path(id): Path<String>,
         Form(f): Form<ReasonForm>,
     ) -> Response {
-        let base = client_page_of(&st, &me, &id).await;
-        let req = super::Withhold {
-            reason: f.reason.clone(),
-            from: None,
-        };
-        match anxin_app::boxes::report_lost(&st.app, &me.app_actor(), &id, &req).await {
-            Ok(()) => {
-                st.gps.invalidate();
-                Redirect::to(&base).into_response()
-            }
-            Err(e) => refused_form(
-                &st,
-                &base,
-                &format!("lost-{id}"),
-                e.into(),
-                vec![("reason".into(), f.reason)],
-            ),
-        }
+        reason_form(&st, &me, &id, true, f.reason).await
     }
 
     #[derive(Deserialize)]

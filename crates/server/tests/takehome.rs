@@ -390,6 +390,61 @@ struct Sim {
     args: anxin_boxsim::BoxSimArgs,
 }
 
+/// Provisions the simulated box of a load (`l`, the load answer), starts its return and
+/// brings it back unopened with a fresh export: the return's status and answer.
+async fn return_unopened(w: &World, l: &Value) -> (StatusCode, Value) {
+    let load_id = l["load"]["id"].as_i64().unwrap();
+    let p = &l["provision"];
+    let dir = tempfile::tempdir().unwrap();
+    let boxfile = dir.path().join("box.json");
+    let b = boxfile.to_str().unwrap();
+    let start = p["start_day"].as_u64().unwrap();
+    let t0 = start * 86_400 + 3600;
+    sim(&[
+        "provision",
+        "--box",
+        b,
+        "--secret-hex",
+        p["secret_hex"].as_str().unwrap(),
+        "--box-id",
+        &p["box_id"].to_string(),
+        "--load-id",
+        &p["load_id"].to_string(),
+        "--start-day",
+        &start.to_string(),
+        "--compartments",
+        "2",
+        "--now",
+        &t0.to_string(),
+    ])
+    .unwrap();
+    let logfile = dir.path().join("log.bin");
+    let challenge = start_return(w, &w.doctor, load_id).await;
+    sim(&[
+        "export-log",
+        "--box",
+        b,
+        "--to",
+        logfile.to_str().unwrap(),
+        "--challenge",
+        &challenge.to_string(),
+        "--now",
+        &(t0 + 60).to_string(),
+    ])
+    .unwrap();
+    let log = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        std::fs::read(&logfile).unwrap(),
+    );
+    w.call(
+        Method::POST,
+        &w.doctor,
+        &format!("/api/v1/loads/{load_id}/return"),
+        Some(json!({"log_base64": log})),
+    )
+    .await
+}
+
 /// Starts a box's return and gives the challenge its export must carry.
 async fn start_return(w: &World, token: &str, load_id: i64) -> u32 {
     let a = w
@@ -1262,56 +1317,7 @@ async fn a_box_out_at_discharge_comes_back(app: TestApp) {
     assert_eq!(s, StatusCode::CONFLICT);
 
     // The client brings the box back unopened: the return reconciles the ended load.
-    let p = &l["provision"];
-    let dir = tempfile::tempdir().unwrap();
-    let boxfile = dir.path().join("box.json");
-    let b = boxfile.to_str().unwrap();
-    let start = p["start_day"].as_u64().unwrap();
-    let t0 = start * 86_400 + 3600;
-    sim(&[
-        "provision",
-        "--box",
-        b,
-        "--secret-hex",
-        p["secret_hex"].as_str().unwrap(),
-        "--box-id",
-        &p["box_id"].to_string(),
-        "--load-id",
-        &p["load_id"].to_string(),
-        "--start-day",
-        &start.to_string(),
-        "--compartments",
-        "2",
-        "--now",
-        &t0.to_string(),
-    ])
-    .unwrap();
-    let logfile = dir.path().join("log.bin");
-    let challenge = start_return(&w, &w.doctor, load_id).await;
-    sim(&[
-        "export-log",
-        "--box",
-        b,
-        "--to",
-        logfile.to_str().unwrap(),
-        "--challenge",
-        &challenge.to_string(),
-        "--now",
-        &(t0 + 60).to_string(),
-    ])
-    .unwrap();
-    let log = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        std::fs::read(&logfile).unwrap(),
-    );
-    let (s, rec) = w
-        .call(
-            Method::POST,
-            &w.doctor,
-            &format!("/api/v1/loads/{load_id}/return"),
-            Some(json!({"log_base64": log})),
-        )
-        .await;
+    let (s, rec) = return_unopened(&w, &l).await;
     assert_eq!(s, StatusCode::OK, "{rec}");
     assert_eq!(rec["reconciliation"]["opened"], json!([]));
     assert_eq!(rec["reconciliation"]["unopened"], json!([0, 1]));
@@ -1474,58 +1480,7 @@ async fn an_early_return_stops_the_codes_left(app: TestApp) {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{l}");
-    let load_id = l["load"]["id"].as_i64().unwrap();
-    let p = &l["provision"];
-    let dir = tempfile::tempdir().unwrap();
-    let boxfile = dir.path().join("box.json");
-    let b = boxfile.to_str().unwrap();
-    let start = p["start_day"].as_u64().unwrap();
-    let t0 = start * 86_400 + 3600;
-    sim(&[
-        "provision",
-        "--box",
-        b,
-        "--secret-hex",
-        p["secret_hex"].as_str().unwrap(),
-        "--box-id",
-        &p["box_id"].to_string(),
-        "--load-id",
-        &p["load_id"].to_string(),
-        "--start-day",
-        &start.to_string(),
-        "--compartments",
-        "2",
-        "--now",
-        &t0.to_string(),
-    ])
-    .unwrap();
-    // The client brings it back unopened the same day it was loaded.
-    let challenge = start_return(&w, &w.doctor, load_id).await;
-    let logfile = dir.path().join("log.bin");
-    sim(&[
-        "export-log",
-        "--box",
-        b,
-        "--to",
-        logfile.to_str().unwrap(),
-        "--challenge",
-        &challenge.to_string(),
-        "--now",
-        &(t0 + 60).to_string(),
-    ])
-    .unwrap();
-    let log = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        std::fs::read(&logfile).unwrap(),
-    );
-    let (s, rec) = w
-        .call(
-            Method::POST,
-            &w.doctor,
-            &format!("/api/v1/loads/{load_id}/return"),
-            Some(json!({"log_base64": log})),
-        )
-        .await;
+    let (s, rec) = return_unopened(&w, &l).await;
     assert_eq!(s, StatusCode::OK, "{rec}");
     let states: Vec<(String, Option<Vec<u8>>)> = sqlx::query_as(
         "SELECT state, sealed_body FROM sms_outbox WHERE client_id = $1 ORDER BY idempotency_key",

@@ -387,6 +387,26 @@ impl Store {
     }
 }
 
+/// Stops a code still queued (the centre's decision: withheld, lost, ended, returned, dosed at
+/// the window) and erases its sealed text; how many rows were stopped (0 or 1).
+pub(crate) async fn stop_code(
+    conn: &mut AnyConnection,
+    key: &str,
+    why: &str,
+    now: DateTime<Utc>,
+) -> Result<u64> {
+    Ok(sqlx::query(
+        "UPDATE sms_outbox SET state = 'stopped', sealed_body = NULL, last_error = $1, \
+         updated_at = $2, final_at = $2 WHERE idempotency_key = $3 AND state = 'queued'",
+    )
+    .bind(why.to_owned())
+    .bind(to_ms(now))
+    .bind(key.to_owned())
+    .execute(conn)
+    .await?
+    .rows_affected())
+}
+
 /// The outbox key of a load's compartment code: one message per compartment, ever.
 pub fn code_key(load_id: i64, compartment: i64) -> String {
     format!("code:{load_id}:{compartment}")
@@ -620,16 +640,13 @@ impl crate::Work {
             if day < from {
                 continue;
             }
-            let r = sqlx::query(
-                "UPDATE sms_outbox SET state = 'stopped', sealed_body = NULL, last_error = $1, updated_at = $2, final_at = $2 \
-                 WHERE idempotency_key = $3 AND state = 'queued'",
+            stopped += stop_code(
+                self.conn(),
+                &code_key(load.id, offset),
+                &format!("withheld: {reason}"),
+                now,
             )
-            .bind(format!("withheld: {reason}"))
-            .bind(to_ms(now))
-            .bind(code_key(load.id, offset))
-            .execute(self.conn())
             .await?;
-            stopped += r.rows_affected();
         }
         append(
             self.conn(),
@@ -764,15 +781,7 @@ impl crate::Work {
             .await?;
         // Back at the centre: its codes still queued have nothing left to open.
         for offset in 0..load.days {
-            sqlx::query(
-                "UPDATE sms_outbox SET state = 'stopped', sealed_body = NULL, last_error = $1, \
-                 updated_at = $2, final_at = $2 WHERE idempotency_key = $3 AND state = 'queued'",
-            )
-            .bind("box returned".to_owned())
-            .bind(to_ms(now))
-            .bind(code_key(load.id, offset))
-            .execute(self.conn())
-            .await?;
+            stop_code(self.conn(), &code_key(load.id, offset), "box returned", now).await?;
         }
         // Back at the centre: where the box has been is nobody's business any more.
         crate::gps::forget_box_positions(self.conn(), b.id).await?;

@@ -931,16 +931,13 @@ impl Store {
         )
         .await?;
         if let Some(b) = replaced {
-            let stopped = sqlx::query(
-                "UPDATE sms_outbox SET state = 'stopped', sealed_body = NULL, last_error = $1, updated_at = $2, final_at = $2 \
-                 WHERE idempotency_key = $3 AND state = 'queued'",
+            let stopped = crate::boxes::stop_code(
+                &mut tx,
+                &crate::boxes::code_key(b.load_id, i64::from(b.compartment)),
+                "dosed at the window instead",
+                now,
             )
-            .bind("dosed at the window instead".to_owned())
-            .bind(to_ms(now))
-            .bind(crate::boxes::code_key(b.load_id, i64::from(b.compartment)))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            .await?;
             if stopped == 0 && b.code_state == Some(anxin_domain::sms::MessageState::Queued) {
                 // The worker took the code meanwhile: it may open the box, so no window dose.
                 return Err(DomainError::from(
