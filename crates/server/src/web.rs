@@ -343,7 +343,13 @@ async fn login_submit(
                         .next()
                         .map(|(_, n)| n.into_owned())
                 })
-                .filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/login"))
+                .filter(|n| {
+                    // A path of this site only: `/\host` reads as `//host` to browsers.
+                    n.starts_with('/')
+                        && !n.starts_with("//")
+                        && !n.contains('\\')
+                        && !n.starts_with("/login")
+                })
                 .unwrap_or_else(|| "/".to_owned());
             let mut r = Redirect::to(&next).into_response();
             for c in [

@@ -1404,6 +1404,41 @@ async fn after_a_session_ends_the_login_goes_back_to_the_page() {
         "/dispensing",
         "back at the window"
     );
+    // A remembered page elsewhere (`/\\evil.example` reads as `//evil.example` to browsers) is
+    // never followed.
+    let login = w
+        .app
+        .send(
+            Request::get("/login")
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await;
+    let csrf_cookie = cookies_of(&login)
+        .into_iter()
+        .find(|c| c.starts_with("anxin_login_csrf="))
+        .unwrap();
+    let csrf = csrf_cookie
+        .trim_start_matches("anxin_login_csrf=")
+        .to_owned();
+    let body = format!(
+        "csrf={csrf}&username=nurse&password={}",
+        anxin_server::testing::PASSWORD
+    );
+    let a = w
+        .app
+        .send(
+            Request::post("/login")
+                .header(
+                    header::COOKIE,
+                    format!("{csrf_cookie}; anxin_next=%2F%5Cevil.example"),
+                )
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(axum::body::Body::from(body))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(a.headers[header::LOCATION], "/", "not to another site");
     w.app.cleanup().await;
 }
 
