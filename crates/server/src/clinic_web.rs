@@ -461,6 +461,30 @@ pub(crate) async fn client_details(
             (agreement_section(t, me, c, f, &agreements))
         }
         @if role.has(Permission::ClientWrite) && c.discharged_on.is_none() {
+            section.card id="course" {
+                h2 { (t.s("client-course")) }
+                form method="post" action={(base) "/stage"} id="stage-form" {
+                    (csrf(me))
+                    (form_notice(f, "stage", &["stage", "since", "confirm_box_out"]))
+                    @let chosen = f.value("stage", "stage").map(str::to_owned).unwrap_or_else(|| c.stage.as_str().to_owned());
+                    label { (t.s("client-stage")) select name="stage" { @for s in Stage::ALL { option value=(s.as_str()) selected[chosen == s.as_str()] { (t.s(&format!("stage-{}", s.as_str()))) } } } (field_error(f, "stage", "stage")) }
+                    label { (t.s("client-stage-since")) input name="since" type="date" value=(f.value("stage", "since").map(str::to_owned).unwrap_or_else(|| today.to_string())); (field_error(f, "stage", "since")) }
+                    @if !boxes_out.is_empty() {
+                        label.check { input type="checkbox" name="confirm_box_out" value="true"; " " (t.s("client-discharge-confirm-box")) (field_error(f, "stage", "confirm_box_out")) }
+                    }
+                    button type="submit" { (t.s("client-stage-save")) }
+                }
+                form method="post" action={(base) "/transfer"} id="transfer-form" {
+                    (csrf(me))
+                    (form_notice(f, "transfer", &["site", "from", "confirm_box_out"]))
+                    label { (t.s("client-transfer-site")) input name="site" required value=(f.value("transfer", "site").unwrap_or_default()); (field_error(f, "transfer", "site")) }
+                    label { (t.s("client-transfer-from")) input name="from" type="date" value=(f.value("transfer", "from").map(str::to_owned).unwrap_or_else(|| today.to_string())); (field_error(f, "transfer", "from")) }
+                    @if !boxes_out.is_empty() {
+                        label.check { input type="checkbox" name="confirm_box_out" value="true"; " " (t.s("client-discharge-confirm-box")) (field_error(f, "transfer", "confirm_box_out")) }
+                    }
+                    button type="submit" { (t.s("client-transfer")) }
+                }
+            }
             section.card {
                 h2 { (t.s("client-discharge")) }
                 form method="post" action={(base) "/discharge"} id="discharge-form" {
@@ -477,8 +501,131 @@ pub(crate) async fn client_details(
                 }
             }
         }
+        @if role.has(Permission::ClientWrite) && c.discharged_on.is_some() {
+            section.card id="readmit" {
+                h2 { (t.s("client-readmit")) }
+                p.muted { (t.s("client-readmit-help")) }
+                form method="post" action={(base) "/readmit"} id="readmit-form" {
+                    (csrf(me))
+                    (form_notice(f, "readmit", &[]))
+                    button type="submit" { (t.s("client-readmit")) }
+                }
+            }
+        }
         @if c.stage == Stage::CompulsoryIsolated { p.notice { (t.s("client-stage-cit-notice")) } }
     })
+}
+
+#[derive(Deserialize)]
+struct StageForm {
+    #[serde(default)]
+    stage: String,
+    #[serde(default)]
+    since: String,
+    #[serde(default)]
+    confirm_box_out: Option<String>,
+}
+
+async fn form_stage(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<StageForm>,
+) -> Response {
+    let base = format!("/clients/{id}");
+    let req = anxin_app::treatment::StageRequest {
+        stage: f.stage.clone(),
+        since: Some(f.since.clone()).filter(|s| !s.trim().is_empty()),
+        confirm_box_out: f.confirm_box_out.as_deref() == Some("true"),
+    };
+    let done = match anxin_app::parse_id(&id) {
+        Ok(cid) => anxin_app::treatment::set_stage(&st.app, &me.app_actor(), cid, &req)
+            .await
+            .map_err(AppError::from),
+        Err(e) => Err(e.into()),
+    };
+    match done {
+        Ok(_) => {
+            st.gps.invalidate();
+            Redirect::to(&base).into_response()
+        }
+        Err(e) => refused_form(
+            &st,
+            &base,
+            "stage",
+            e,
+            vec![("stage".into(), f.stage), ("since".into(), f.since)],
+        ),
+    }
+}
+
+#[derive(Deserialize)]
+struct TransferForm {
+    #[serde(default)]
+    site: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    confirm_box_out: Option<String>,
+}
+
+async fn form_transfer(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<TransferForm>,
+) -> Response {
+    let base = format!("/clients/{id}");
+    let req = anxin_app::treatment::TransferRequest {
+        site: f.site.clone(),
+        from: Some(f.from.clone()).filter(|s| !s.trim().is_empty()),
+        confirm_box_out: f.confirm_box_out.as_deref() == Some("true"),
+    };
+    let done = match anxin_app::parse_id(&id) {
+        Ok(cid) => anxin_app::treatment::transfer(&st.app, &me.app_actor(), cid, &req)
+            .await
+            .map_err(AppError::from),
+        Err(e) => Err(e.into()),
+    };
+    match done {
+        // The record now belongs to the other centre: back to this centre's list.
+        Ok(_) => {
+            st.gps.invalidate();
+            crate::flash::redirect(
+                "/clients",
+                crate::flash::Tone::Ok,
+                crate::flash::Message::Id {
+                    id: "client-transferred".into(),
+                    args: vec![("site".into(), f.site.trim().to_owned())],
+                },
+            )
+        }
+        Err(e) => refused_form(
+            &st,
+            &base,
+            "transfer",
+            e,
+            vec![("site".into(), f.site), ("from".into(), f.from)],
+        ),
+    }
+}
+
+async fn form_readmit(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Response {
+    let base = format!("/clients/{id}");
+    let done = match anxin_app::parse_id(&id) {
+        Ok(cid) => anxin_app::treatment::readmit(&st.app, &me.app_actor(), cid)
+            .await
+            .map_err(AppError::from),
+        Err(e) => Err(e.into()),
+    };
+    match done {
+        Ok(()) => Redirect::to(&base).into_response(),
+        Err(e) => refused_form(&st, &base, "readmit", e, vec![]),
+    }
 }
 
 async fn form_identity(
@@ -993,6 +1140,28 @@ pub fn routes(table: RouteTable) -> RouteTable {
         .add(
             RouteSpec::web(Post, "/dispensing", Needs(DoseRecord), "Give a dose"),
             dispensing_submit,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/clients/{id}/stage",
+                Needs(ClientWrite),
+                "Change the stage",
+            ),
+            form_stage,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/clients/{id}/transfer",
+                Needs(ClientWrite),
+                "Transfer",
+            ),
+            form_transfer,
+        )
+        .add(
+            RouteSpec::web(Post, "/clients/{id}/readmit", Needs(ClientWrite), "Readmit"),
+            form_readmit,
         )
         .add(
             RouteSpec::web(

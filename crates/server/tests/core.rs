@@ -1892,3 +1892,78 @@ async fn a_backup_is_made_from_the_page() {
     assert_eq!(doctor.get("/backup").await.status, StatusCode::FORBIDDEN);
     w.app.cleanup().await;
 }
+
+/// The course of treatment in the page: a stage change (refused at its field for a date to
+/// come), discharge, readmission, and a transfer to another centre.
+#[tokio::test]
+async fn stage_readmission_and_transfer_are_done_in_the_page() {
+    let w = world_on(TestApp::new().await).await;
+    let id = w.stable_client("YX-0060-AR", true).await;
+    let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    let page = format!("/clients/{id}");
+    let a = doctor
+        .submit(
+            &format!("{page}/stage"),
+            &[("stage", "community_treatment"), ("since", "2030-01-01")],
+        )
+        .await;
+    assert!(a.text.contains("data-field=\"since\""), "{}", a.text);
+    assert!(
+        a.text
+            .contains("<option value=\"community_treatment\" selected>"),
+        "kept"
+    );
+    let a = doctor
+        .submit(
+            &format!("{page}/stage"),
+            &[("stage", "community_treatment"), ("since", "")],
+        )
+        .await;
+    assert!(a.text.contains("社区戒毒 · "), "the new stage: {}", a.text);
+    let a = doctor
+        .submit(&format!("{page}/discharge"), &[("reason", "搬家")])
+        .await;
+    assert!(
+        a.text.contains("id=\"readmit-form\""),
+        "a discharged client can be readmitted"
+    );
+    let a = doctor.submit(&format!("{page}/readmit"), &[]).await;
+    assert!(
+        a.text.contains("id=\"discharge-form\""),
+        "in treatment again"
+    );
+    // A transfer to an unknown centre is refused at its field; to a real one, the record leaves.
+    let a = doctor
+        .submit(
+            &format!("{page}/transfer"),
+            &[("site", "NOPE"), ("from", "")],
+        )
+        .await;
+    assert!(a.text.contains("data-field=\"site\""), "{}", a.text);
+    assert!(a.text.contains("value=\"NOPE\""));
+    let other = w
+        .app
+        .state
+        .store
+        .create_site(
+            &anxin_storage::Actor::cli(),
+            "YX02",
+            "Centre YX02",
+            w.app.state.now(),
+        )
+        .await
+        .unwrap();
+    let a = doctor
+        .submit(
+            &format!("{page}/transfer"),
+            &[("site", &other.code), ("from", "")],
+        )
+        .await;
+    assert!(a.text.contains("服务对象已转介到 YX02"), "{}", a.text);
+    assert_eq!(
+        doctor.get(&page).await.status,
+        StatusCode::FORBIDDEN,
+        "no longer ours"
+    );
+    w.app.cleanup().await;
+}
