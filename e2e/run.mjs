@@ -776,6 +776,52 @@ for (const lang of LANGS) {
           assert.deepEqual(problems, [], problems.join('\n'));
         });
       }
+      await t.test('the manager adds a colleague, resets the password, and searches the audit trail', async () => {
+        const page = pages.manager;
+        const user = zh ? 'e2e.zh.peer' : 'e2e.en.peer';
+        await page.goto(`${server.url}/staff`);
+        await page.fill('#add-staff input[name=username]', user);
+        await page.fill('#add-staff input[name=full_name]', zh ? '陈小红' : 'Chen Xiaohong');
+        await page.selectOption('#add-staff select[name=role]', 'peer_educator');
+        await page.fill('#add-staff input[name=password]', 'outreach-on-fridays-77');
+        await Promise.all([page.waitForNavigation(), page.click('#add-staff button[type=submit]')]);
+        const row = page.locator(`tr[data-username="${user}"]`);
+        assert.match(await row.innerText(), zh ? /陈小红/ : /Chen Xiaohong/);
+        await Promise.all([page.waitForNavigation(), row.locator('.reset-form button').click()]);
+        const temporary = (await text(page, '#temporary-password code')).trim();
+        assert.match(temporary, /^[a-z2-9]{4}(-[a-z2-9]{4}){3}$/, temporary);
+        // The colleague logs in with it and is held at the password page until they choose one.
+        const b = await theBrowser();
+        const ctx = await b.newContext({ locale: lang === 'en' ? 'en-US' : 'zh-CN' });
+        const peer = await ctx.newPage();
+        await peer.goto(`${server.url}/login`);
+        await peer.fill('input[name=username]', user);
+        await peer.fill('input[name=password]', temporary);
+        await Promise.all([peer.waitForNavigation(), peer.click('#login-submit')]);
+        if ((await peer.getAttribute('html', 'lang')) !== lang) await Promise.all([peer.waitForNavigation(), peer.click('#lang-switch')]);
+        await peer.goto(`${server.url}/clients`);
+        assert.ok(peer.url().endsWith('/password'), `held at the password page: ${peer.url()}`);
+        await peer.fill('#password-form input[name=current]', temporary);
+        await peer.fill('#password-form input[name=new]', 'outreach-on-saturdays-88');
+        await peer.fill('#password-form input[name=confirm]', 'outreach-on-saturdays-88');
+        await Promise.all([peer.waitForNavigation(), peer.click('#password-form button[type=submit]')]);
+        assert.match(await text(peer, '.flash.ok'), zh ? /密码已更改/ : /password is changed/);
+        // A peer educator sees the UIC, never the clinical record.
+        await peer.goto(`${server.url}/clients/${s.client}`);
+        for (const sel of ['#orders', '#urine', '#takehome', '#access-trail']) {
+          assert.equal(await peer.locator(sel).count(), 0, `a peer educator does not see ${sel}`);
+        }
+        await ctx.close();
+        // The audit trail, filtered by the client's UIC typed in lower case, in the page's language.
+        await visit(page, lang, 'audit (search)', `${server.url}/audit`);
+        await page.fill('#audit-filter input[name=uic]', s.uic.toLowerCase());
+        await Promise.all([page.waitForNavigation(), page.click('#audit-filter button[type=submit]')]);
+        const rows = await page.locator('#audit-trail tbody tr').allInnerTexts();
+        assert.ok(rows.length >= 5, `entries about ${s.uic}: ${rows.length}`);
+        assert.ok(rows.every((r) => r.includes(s.uic)), 'every entry is about that client');
+        if (zh) assert.ok(rows.some((r) => r.includes('查阅服务对象档案')), 'actions in Chinese');
+      });
+
       await t.test('discharge with a box out: a warning first; then its codes stop and the police see no box state', async () => {
         const page = pages.doctor;
         await page.goto(`${server.url}/clients/${s.gpsClient}`);
