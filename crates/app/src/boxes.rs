@@ -388,8 +388,18 @@ pub async fn loads_with_compartments(
     app: &App,
     client_id: i64,
 ) -> Result<Vec<LoadWithCompartments>> {
+    let loads = app.store.loads_of_client(client_id).await?;
+    // The serials of the boxes, read once per centre the loads were made at (a transferred
+    // client's earlier loads belong to the centre that made them).
+    let mut serials = std::collections::HashMap::new();
+    let sites: std::collections::BTreeSet<i64> = loads.iter().map(|l| l.site_id).collect();
+    for site in sites {
+        for b in app.store.boxes(site).await? {
+            serials.insert(b.id, b.serial);
+        }
+    }
     let mut out = vec![];
-    for l in app.store.loads_of_client(client_id).await? {
+    for l in loads {
         let compartments = app
             .store
             .compartments(l.id)
@@ -404,7 +414,9 @@ pub async fn loads_with_compartments(
             .collect();
         out.push(LoadWithCompartments {
             load: LoadView::from(&l),
-            serial: serial_of(app, &l).await?,
+            serial: serials.get(&l.box_id).cloned().ok_or_else(|| {
+                Error::Internal(format!("load {} names no box of its centre", l.id))
+            })?,
             compartments,
             stored: l,
         });

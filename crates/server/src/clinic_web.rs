@@ -516,6 +516,15 @@ pub(crate) async fn client_details(
     })
 }
 
+/// Runs a use case on the client of a form's path (`/clients/{id}/…`), the id checked first.
+async fn on_client<T, Fut>(id: &str, run: impl FnOnce(i64) -> Fut) -> Result<T, AppError>
+where
+    Fut: std::future::Future<Output = anxin_app::Result<T>>,
+{
+    let cid = anxin_app::parse_id(id)?;
+    Ok(run(cid).await?)
+}
+
 #[derive(Deserialize)]
 struct StageForm {
     #[serde(default)]
@@ -538,12 +547,11 @@ async fn form_stage(
         since: Some(f.since.clone()).filter(|s| !s.trim().is_empty()),
         confirm_box_out: f.confirm_box_out.as_deref() == Some("true"),
     };
-    let done = match anxin_app::parse_id(&id) {
-        Ok(cid) => anxin_app::treatment::set_stage(&st.app, &me.app_actor(), cid, &req)
-            .await
-            .map_err(AppError::from),
-        Err(e) => Err(e.into()),
-    };
+    let actor = me.app_actor();
+    let done = on_client(&id, |cid| {
+        anxin_app::treatment::set_stage(&st.app, &actor, cid, &req)
+    })
+    .await;
     match done {
         Ok(_) => {
             st.gps.invalidate();
@@ -581,12 +589,11 @@ async fn form_transfer(
         from: Some(f.from.clone()).filter(|s| !s.trim().is_empty()),
         confirm_box_out: f.confirm_box_out.as_deref() == Some("true"),
     };
-    let done = match anxin_app::parse_id(&id) {
-        Ok(cid) => anxin_app::treatment::transfer(&st.app, &me.app_actor(), cid, &req)
-            .await
-            .map_err(AppError::from),
-        Err(e) => Err(e.into()),
-    };
+    let actor = me.app_actor();
+    let done = on_client(&id, |cid| {
+        anxin_app::treatment::transfer(&st.app, &actor, cid, &req)
+    })
+    .await;
     match done {
         // The record now belongs to the other centre: back to this centre's list.
         Ok(_) => {
@@ -616,12 +623,11 @@ async fn form_readmit(
     Path(id): Path<String>,
 ) -> Response {
     let base = format!("/clients/{id}");
-    let done = match anxin_app::parse_id(&id) {
-        Ok(cid) => anxin_app::treatment::readmit(&st.app, &me.app_actor(), cid)
-            .await
-            .map_err(AppError::from),
-        Err(e) => Err(e.into()),
-    };
+    let actor = me.app_actor();
+    let done = on_client(&id, |cid| {
+        anxin_app::treatment::readmit(&st.app, &actor, cid)
+    })
+    .await;
     match done {
         Ok(()) => Redirect::to(&base).into_response(),
         Err(e) => refused_form(&st, &base, "readmit", e, vec![]),
@@ -854,12 +860,11 @@ async fn form_agreement(
         guardian_name: Some(get("guardian_name")),
         signed_on: Some(get("signed_on")),
     };
-    let added = match anxin_app::parse_id(&id) {
-        Ok(cid) => anxin_app::agreements::add(&st.app, &me.app_actor(), cid, &req)
-            .await
-            .map_err(AppError::from),
-        Err(e) => Err(e.into()),
-    };
+    let actor = me.app_actor();
+    let added = on_client(&id, |cid| {
+        anxin_app::agreements::add(&st.app, &actor, cid, &req)
+    })
+    .await;
     match added {
         Ok(a) => back_with(
             &base,
@@ -897,12 +902,11 @@ async fn form_discharge(
         on: None,
         confirm_box_out: f.confirm_box_out.as_deref() == Some("true"),
     };
-    let done = match anxin_app::parse_id(&id) {
-        Ok(cid) => anxin_app::treatment::discharge(&st.app, &me.app_actor(), cid, &req)
-            .await
-            .map_err(AppError::from),
-        Err(e) => Err(e.into()),
-    };
+    let actor = me.app_actor();
+    let done = on_client(&id, |cid| {
+        anxin_app::treatment::discharge(&st.app, &actor, cid, &req)
+    })
+    .await;
     match done {
         Ok(_) => Redirect::to(&base).into_response(),
         Err(e) => refused_form(
