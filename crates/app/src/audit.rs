@@ -158,3 +158,16 @@ pub async fn search(app: &App, me: &Actor, q: &AuditQuery) -> Result<AuditPage> 
         entries,
     })
 }
+
+/// Records that `me` was refused `route` (`why`: the method, the route and what it needs):
+/// deny-by-default leaves a trace of every attempt beyond a role.
+pub async fn access_denied(app: &App, me: &Actor, route: &str, why: &str) -> Result<()> {
+    app.store
+        .audit(
+            &me.audit(),
+            anxin_storage::AuditEvent::new("access.denied", "route", route).reason(why),
+            app.now(),
+        )
+        .await?;
+    Ok(())
+}

@@ -10,6 +10,10 @@ use anxin_storage::StoreError;
 pub enum Error {
     #[error(transparent)]
     Domain(#[from] DomainError),
+    /// Too many attempts at once, or hashing is saturated: try again after this many seconds.
+    /// Nothing was checked, counted or written.
+    #[error("busy; try again in {retry_after_secs} s")]
+    Busy { retry_after_secs: u64 },
     /// Something the caller cannot fix; the text is for the log only.
     #[error("internal error: {0}")]
     Internal(String),

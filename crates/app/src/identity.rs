@@ -193,3 +193,107 @@ pub async fn search_clients(app: &App, me: &Actor, query: &str) -> Result<Vec<cr
     }
     Ok(found)
 }
+
+/// A client to enrol.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClientRequest {
+    pub uic: String,
+    /// YYYY-MM-DD; defaults to today.
+    #[serde(default)]
+    pub enrolled_on: Option<String>,
+}
+
+/// Enrols a client at `me`'s centre, on today or a past day.
+pub async fn enrol(app: &App, me: &Actor, req: &NewClientRequest) -> Result<crate::Client> {
+    me.require(Permission::ClientWrite)?;
+    let today = app.today();
+    let enrolled_on = match req.enrolled_on.as_deref() {
+        None | Some("") => today,
+        Some(d) => chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+            DomainError::invalid(
+                "enrolled_on",
+                format!("`{d}` is not a date like 2026-11-22"),
+            )
+        })?,
+    };
+    if enrolled_on > today {
+        return Err(DomainError::invalid("enrolled_on", "must not be in the future").into());
+    }
+    Ok(app
+        .store
+        .create_client(&me.audit(), req.uic.trim(), enrolled_on, app.now())
+        .await?)
+}
+
+/// The decrypted identifying fields of a client.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct IdentityView {
+    pub name: Option<String>,
+    pub national_id: Option<String>,
+    pub phone: Option<String>,
+    pub address: Option<String>,
+}
+
+impl From<Identity> for IdentityView {
+    fn from(i: Identity) -> Self {
+        IdentityView {
+            name: i.name,
+            national_id: i.national_id,
+            phone: i.phone,
+            address: i.address,
+        }
+    }
+}
+
+/// Decrypts client `client_id`'s identifying fields for `me` (audited as read with `purpose`).
+pub async fn read(app: &App, me: &Actor, client_id: i64, purpose: &str) -> Result<IdentityView> {
+    me.require(Permission::IdentityRead)?;
+    let i = app
+        .store
+        .read_identity(&me.audit(), client_id, purpose, &app.vault, app.now())
+        .await?;
+    Ok(IdentityView::from(i))
+}
+
+/// Changes the phone number a client's codes go to: a staff action of its own, audited with
+/// masked numbers, in one unit of work (read, write and both entries commit together).
+/// Answers the new number masked (`138****8000`).
+pub async fn change_phone(app: &App, me: &Actor, client_id: i64, phone: &str) -> Result<String> {
+    me.require(Permission::ContactChange)?;
+    let number = anxin_domain::phone::normalize("phone", phone)?;
+    let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
+    let mut identity = work
+        .read_identity(client_id, "phone change", &app.vault)
+        .await?;
+    let old = identity.phone.clone();
+    identity.phone = Some(number.as_str().to_owned());
+    work.set_identity(client_id, &identity, &app.vault).await?;
+    app.failpoint("phone.after_identity")?;
+    work.audit(
+        anxin_storage::AuditEvent::new("client.phone.change", "client", client_id)
+            .site(me.site_id)
+            .reason(format!(
+                "{} → {}",
+                old.as_deref()
+                    .map(anxin_domain::phone::mask)
+                    .unwrap_or_else(|| "none".into()),
+                number.masked()
+            )),
+    )
+    .await?;
+    work.commit().await?;
+    Ok(number.masked())
+}
+
+/// Clients of `me`'s centre with exactly this name (after normalisation); audited.
+pub async fn find_by_name(app: &App, me: &Actor, name: &str) -> Result<Vec<crate::Client>> {
+    me.require(Permission::IdentityRead)?;
+    if name.trim().is_empty() {
+        return Err(DomainError::invalid("name", "must not be blank").into());
+    }
+    Ok(app
+        .store
+        .find_by_name(&me.audit(), name, &app.vault, app.now())
+        .await?)
+}

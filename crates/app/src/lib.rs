@@ -24,12 +24,28 @@ pub mod agreements;
 pub mod audit;
 pub mod boxes;
 pub mod clock;
+pub mod consents;
+pub mod demo;
 pub mod dispensing;
 pub mod error;
+pub mod gps;
 pub mod identity;
+pub mod indicators;
 pub mod orders;
+pub mod passwords;
+pub mod record;
+pub mod records;
+pub mod services;
+pub mod sessions;
+pub mod sms;
+pub mod staff;
+pub mod stock;
+pub mod system;
 pub mod takehome;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod treatment;
+pub mod urine;
 
 pub use actor::Actor;
 pub use anxin_storage::Client;
@@ -55,7 +71,18 @@ pub struct AppSettings {
     pub clinic: ClinicPolicy,
     /// The `[sms]` settings (texts, sender name).
     pub sms: anxin_sms::SmsSettings,
+    /// Idle and absolute session lifetimes.
+    pub session: anxin_domain::auth::SessionPolicy,
+    /// Login throttling and lockout.
+    pub login: anxin_domain::auth::LoginPolicy,
+    /// Counts below this are suppressed in figures for the CDC and the police.
+    pub suppression_threshold: u64,
+    /// The box GPS rules (`[gps]`).
+    pub gps: gps::GpsRules,
 }
+
+/// The record id cookies are sealed under (no client has a negative id).
+const COOKIE_SEAL_ID: i64 = -7;
 
 /// The application context, cheap to clone.
 #[derive(Clone)]
@@ -63,11 +90,14 @@ pub struct App(Arc<Inner>);
 
 /// The contents of [`App`].
 pub struct Inner {
-    pub store: Store,
-    pub clock: Arc<dyn Clock>,
+    /// Only the use cases of this crate reach the store.
+    pub(crate) store: Store,
+    clock: Arc<dyn Clock>,
     pub settings: AppSettings,
     /// The data key: identity encryption, name search, urine draws, box secrets.
-    pub vault: Vault,
+    pub(crate) vault: Vault,
+    /// What the GPS pipeline shares with the use cases (caches, counters).
+    pub gps: gps::Shared,
     #[cfg(feature = "testing")]
     failpoints: std::sync::Mutex<std::collections::HashSet<&'static str>>,
 }
@@ -86,9 +116,21 @@ impl App {
             clock,
             settings,
             vault,
+            gps: gps::Shared::default(),
             #[cfg(feature = "testing")]
             failpoints: Default::default(),
         }))
+    }
+
+    /// Seals a small value for a cookie the server sets on the browser (typed form values kept
+    /// across a refused form): encrypted and authenticated with the data key.
+    pub fn seal_cookie(&self, plaintext: &[u8]) -> Vec<u8> {
+        self.vault.seal(COOKIE_SEAL_ID, plaintext)
+    }
+
+    /// Opens what [`App::seal_cookie`] sealed; `None` when it was not sealed here or was altered.
+    pub fn open_cookie(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        self.vault.open(COOKIE_SEAL_ID, sealed).ok()
     }
 
     /// The one reading of the clock for a use case.

@@ -118,3 +118,25 @@ pub async fn write_order(
         .await?;
     Ok(OrderView::from(&stored))
 }
+
+/// A prescriber's review after missed doses.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    pub note: String,
+}
+
+/// Records a prescriber's review of client `client_id` today (what the review found).
+pub async fn review(app: &App, me: &Actor, client_id: i64, note: &str) -> Result<()> {
+    me.require(Permission::Prescribe)?;
+    if note.trim().is_empty() {
+        return Err(
+            anxin_domain::DomainError::invalid("note", "write what the review found").into(),
+        );
+    }
+    let note = crate::identity::bounded_to("note", note, crate::identity::MAX_TEXT_CHARS)?;
+    app.store
+        .add_review(&me.audit(), client_id, app.today(), &note, app.now())
+        .await?;
+    Ok(())
+}

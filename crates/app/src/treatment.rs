@@ -195,3 +195,38 @@ pub async fn transfer(
     work.commit().await?;
     Ok(changed)
 }
+
+/// A guest-dosing arrangement at another site.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SiteMove {
+    /// The other site's code.
+    pub site: String,
+    /// YYYY-MM-DD, the first day (default today)
+    #[serde(default)]
+    pub from: Option<String>,
+    /// YYYY-MM-DD, guest dosing only: last day
+    #[serde(default)]
+    pub to: Option<String>,
+}
+
+/// Lets client `client_id` dose as a guest at another centre from `from` (today or later)
+/// to `to`.
+pub async fn guest(app: &App, me: &Actor, client_id: i64, req: &SiteMove) -> Result<()> {
+    me.require(Permission::ClientWrite)?;
+    let site = app.store.site_by_code(&req.site).await.map_err(|_| {
+        anxin_domain::DomainError::invalid("site", format!("no site has the code `{}`", req.site))
+    })?;
+    let from = match req.from.as_deref() {
+        None | Some("") => app.today(),
+        Some(f) => parse_date("from", f)?,
+    };
+    if from < app.today() {
+        return Err(anxin_domain::DomainError::invalid("from", "must be today or later").into());
+    }
+    let to = parse_date("to", req.to.as_deref().unwrap_or(""))?;
+    app.store
+        .add_guest_dosing(&me.audit(), client_id, site.id, from, to, app.now())
+        .await?;
+    Ok(())
+}

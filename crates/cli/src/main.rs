@@ -274,19 +274,20 @@ async fn serve(config: Config, listen: Option<String>, load_demo: bool) -> anyho
         permits = anxin_server::throttle::gate().permits(),
         "password hashes computed at once"
     );
-    let state = AppState::new(
-        store,
+    let settings = Settings::from_config(&config)?;
+    let app = anxin_app::App::new(
+        store.clone(),
         clock_of(&config)?,
-        I18n::load()?,
-        Settings::from_config(&config)?,
+        settings.app_settings(),
         Vault::from_key_file(&config.key_path(), true)?,
     );
+    let state = AppState::new(app, I18n::load()?, settings);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let url = format!("http://{}", listener.local_addr()?);
     if load_demo {
-        let d = demo::load(&state, config.demo_seed)
+        let d = demo::load(&state.app, config.demo_seed)
             .await
             .map_err(|e| anyhow::anyhow!("demo: {e}"))?;
         if d.loaded {
@@ -307,12 +308,12 @@ async fn serve(config: Config, listen: Option<String>, load_demo: bool) -> anyho
     let _sms_worker = anxin_server::sms::spawn_worker(state.clone(), &url, std::future::pending())?;
     // A signed checkpoint of the audit chain at start and every day, outside the database.
     let checkpoints = {
-        let (state, dir) = (state.clone(), checkpoint_dir(&config));
+        let (state, store, dir) = (state.clone(), store.clone(), checkpoint_dir(&config));
         tokio::spawn(async move {
             let mut every_day = tokio::time::interval(std::time::Duration::from_secs(24 * 3600));
             loop {
                 every_day.tick().await;
-                match state.store.audit_checkpoint(state.now()).await {
+                match store.audit_checkpoint(state.now()).await {
                     Ok(Some(cp)) => match write_checkpoint(&dir, &cp) {
                         Ok(path) => {
                             tracing::info!(seq = cp.seq, path = %path.display(), "audit checkpoint")
@@ -387,12 +388,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let store = open_store(&config).await?;
             let site = store.site_by_code(&site).await?;
             let password = read_password()?;
-            let context = anxin_domain::auth::PasswordContext {
-                username: &username,
-                centre_name: &site.name,
-                centre_code: &site.code,
-            };
-            let password_hash = anxin_server::auth::hash_password(&password, &context)
+            let password_hash = anxin_app::staff::new_password_hash(&password, &username, &site)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let user = store

@@ -77,13 +77,14 @@ async fn main() -> anyhow::Result<()> {
 
     let mut config = Config::default();
     config.gps.reports_per_minute = 1_000_000;
-    let state = AppState::new(
+    let settings = Settings::from_config(&config)?;
+    let app = anxin_app::App::new(
         store.clone(),
         Arc::new(SystemClock),
-        I18n::load()?,
-        Settings::from_config(&config)?,
+        settings.app_settings(),
         anxin_storage::vault::Vault::from_key([7; 32]),
     );
+    let state = AppState::new(app, I18n::load()?, settings);
     let ingest = gps::spawn(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -133,7 +134,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let stored = start.elapsed();
     drop(socks);
-    let s = &state.gps.stats;
+    let s = &state.app.gps.stats;
     println!(
         "{total} positions from {boxes} GT06 connections: all sent in {:.2} s, all stored in {:.2} s → {:.0} positions/s sustained (SQLite, synchronous=FULL)",
         sent.as_secs_f64(),

@@ -1,14 +1,14 @@
-//! The JSON API under `/api/v1`: thin handlers that parse, call the store or the domain, and
-//! shape the answer. Each route is declared in [`routes`] with its permission.
+//! The JSON API under `/api/v1`: thin handlers that parse, call a use case of the application
+//! core (`anxin_app`), and shape the answer. Each route is declared in [`routes`] with its
+//! permission.
 
-use anxin_domain::access::check_same_site;
+use anxin_app::records::{AuditView, Client, Site, User};
+pub use anxin_app::staff::{NewStaffRequest, StaffAction};
 use anxin_domain::{Access, DomainError, Permission, Role};
-use anxin_storage::{AuditView, Client, NewUser, Site, User};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use chrono::NaiveDate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -42,34 +42,7 @@ pub struct NewSiteRequest {
     pub name: String,
 }
 
-/// A new staff account.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewStaffRequest {
-    pub username: String,
-    /// The person's real name (optional, at most 100 characters).
-    #[serde(default)]
-    pub full_name: Option<String>,
-    /// admin, manager, prescriber, dispenser, counsellor, peer_educator, cdc_analyst, psb_officer
-    pub role: String,
-    /// At least 12 characters.
-    pub password: String,
-    #[serde(default)]
-    pub language: Option<String>,
-    /// Site code; defaults to the caller's site. Only an admin may name another site.
-    #[serde(default)]
-    pub site: Option<String>,
-}
-
-/// A client to enrol.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewClientRequest {
-    pub uic: String,
-    /// YYYY-MM-DD; defaults to today.
-    #[serde(default)]
-    pub enrolled_on: Option<String>,
-}
+pub use anxin_app::identity::NewClientRequest;
 
 #[derive(Deserialize)]
 struct SearchQuery {
@@ -224,7 +197,7 @@ async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> AppResult<Response> {
     let done = auth::login(&st, &address, &req.username, &req.password).await?;
-    let site = st.store.site(done.user.site_id).await?;
+    let site = done.site;
     Ok(Json(LoginAnswer {
         token: done.token,
         csrf_token: done.csrf_token,
@@ -258,20 +231,14 @@ async fn set_language(
     mut me: CurrentUser,
     ApiJson(req): ApiJson<LanguageRequest>,
 ) -> AppResult<Json<MeView>> {
-    st.store.set_language(me.user.id, &req.language).await?;
+    anxin_app::staff::set_language(&st.app, &me.app_actor(), &req.language).await?;
     me.user.language = req.language;
     Ok(Json(me_view(&me)))
 }
 
 async fn list_sites(State(st): State<AppState>) -> AppResult<Json<Vec<SiteView>>> {
-    Ok(Json(
-        st.store
-            .list_sites()
-            .await?
-            .iter()
-            .map(SiteView::from)
-            .collect(),
-    ))
+    let sites = anxin_app::staff::sites(&st.app).await?;
+    Ok(Json(sites.iter().map(SiteView::from).collect()))
 }
 
 async fn create_site(
@@ -279,10 +246,8 @@ async fn create_site(
     me: CurrentUser,
     ApiJson(req): ApiJson<NewSiteRequest>,
 ) -> AppResult<(StatusCode, Json<SiteView>)> {
-    let site = st
-        .store
-        .create_site(&me.actor(), &req.code, &req.name, st.now())
-        .await?;
+    let site =
+        anxin_app::staff::create_site(&st.app, &me.app_actor(), &req.code, &req.name).await?;
     Ok((StatusCode::CREATED, Json(SiteView::from(&site))))
 }
 
@@ -290,7 +255,7 @@ async fn list_staff(
     State(st): State<AppState>,
     me: CurrentUser,
 ) -> AppResult<Json<Vec<StaffView>>> {
-    let users = st.store.users_of_site(me.user.site_id).await?;
+    let users = anxin_app::staff::accounts(&st.app, &me.app_actor()).await?;
     Ok(Json(users.iter().map(StaffView::from).collect()))
 }
 
@@ -300,49 +265,7 @@ pub async fn create_staff_as(
     me: &CurrentUser,
     req: NewStaffRequest,
 ) -> AppResult<User> {
-    let role: Role = req.role.parse()?;
-    if !me.role().may_grant(role) {
-        return Err(DomainError::Forbidden(format!(
-            "a {} may not create {} accounts",
-            me.role(),
-            role
-        ))
-        .into());
-    }
-    let site = match req.site.as_deref() {
-        None | Some("") => me.site.clone(),
-        Some(code) => {
-            let site = st.store.site_by_code(code).await?;
-            if me.role() != Role::Admin {
-                check_same_site(me.user.site_id, site.id)?;
-            }
-            site
-        }
-    };
-    let site_id = site.id;
-    anxin_domain::validate::username(&req.username)?;
-    let context = anxin_domain::auth::PasswordContext {
-        username: &req.username,
-        centre_name: &site.name,
-        centre_code: &site.code,
-    };
-    let password_hash = auth::hash_password(&req.password, &context).await?;
-    let user = st
-        .store
-        .create_user(
-            &me.actor(),
-            NewUser {
-                site_id,
-                username: req.username,
-                full_name: req.full_name.clone().unwrap_or_default(),
-                role,
-                password_hash,
-                language: req.language.unwrap_or_else(|| me.user.language.clone()),
-            },
-            st.now(),
-        )
-        .await?;
-    Ok(user)
+    Ok(anxin_app::staff::create_account(&st.app, &me.app_actor(), &me.user.language, req).await?)
 }
 
 async fn create_staff(
@@ -354,79 +277,14 @@ async fn create_staff(
     Ok((StatusCode::CREATED, Json(StaffView::from(&user))))
 }
 
-/// What a manager can do to an existing account.
-#[derive(Debug, Clone, Copy)]
-pub enum StaffAction {
-    Unlock,
-    Deactivate,
-    Activate,
-}
-
-/// The account `id`, if `me` may manage it: of `me`'s site (an admin reaches every site), of a
-/// role `me` may grant, and not `me`'s own.
-async fn managed_account(
-    st: &AppState,
-    me: &CurrentUser,
-    id: i64,
-) -> AppResult<anxin_storage::users::User> {
-    let target = st.store.user(id).await?;
-    if me.role() != Role::Admin {
-        check_same_site(me.user.site_id, target.site_id)?;
-    }
-    if !me.role().may_grant(target.role) || target.id == me.user.id {
-        return Err(DomainError::Forbidden(format!(
-            "a {} may not change this {} account",
-            me.role(),
-            target.role
-        ))
-        .into());
-    }
-    Ok(target)
-}
-
 /// Gives account `id` another role (one `me` may grant); its sessions end.
 pub async fn change_role(st: &AppState, me: &CurrentUser, id: i64, role: &str) -> AppResult<()> {
-    let target = managed_account(st, me, id).await?;
-    let role: Role = role.parse()?;
-    if !me.role().may_grant(role) {
-        return Err(
-            anxin_domain::Problem::new(anxin_domain::Code::StaffRoleNotGrantable)
-                .field("role")
-                .arg("role", role)
-                .into(),
-        );
-    }
-    st.store
-        .set_user_role(&me.actor(), &target, role, st.now())
-        .await?;
-    Ok(())
+    Ok(anxin_app::staff::change_role(&st.app, &me.app_actor(), id, role).await?)
 }
 
-/// A temporary password: 16 letters and digits without look-alikes, in groups of four.
-fn temporary_password() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
-    let mut rng = rand::rngs::OsRng;
-    let chars: Vec<char> = (0..16)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect();
-    chars
-        .chunks(4)
-        .map(|c| c.iter().collect::<String>())
-        .collect::<Vec<_>>()
-        .join("-")
-}
-
-/// Resets account `id`'s password to a temporary one, which is answered once (never stored in
-/// clear, never logged); its owner must change it at the next login.
+/// Resets account `id`'s password to a temporary one, answered once.
 pub async fn reset_password(st: &AppState, me: &CurrentUser, id: i64) -> AppResult<String> {
-    let target = managed_account(st, me, id).await?;
-    let temporary = temporary_password();
-    let hash = auth::hash_demo_password(&temporary).await?;
-    st.store
-        .set_password(&me.actor(), &target, &hash, true, st.now())
-        .await?;
-    Ok(temporary)
+    Ok(anxin_app::staff::reset_password(&st.app, &me.app_actor(), id).await?)
 }
 
 /// The owner changes their password: the current one, then a new one that meets the policy.
@@ -436,48 +294,7 @@ pub async fn change_own_password(
     current: &str,
     new: &str,
 ) -> AppResult<()> {
-    let auth = st
-        .store
-        .user_auth(&me.user.username)
-        .await?
-        .ok_or(crate::error::AppError::Internal)?;
-    if !auth::verify_password(&auth.password_hash, current).await? {
-        return Err(
-            anxin_domain::Problem::new(anxin_domain::Code::PasswordWrong)
-                .field("current")
-                .into(),
-        );
-    }
-    if auth::same_token(current, new) {
-        return Err(
-            anxin_domain::Problem::new(anxin_domain::Code::PasswordUnchanged)
-                .field("new")
-                .into(),
-        );
-    }
-    let site = st.store.site(me.user.site_id).await?;
-    let context = anxin_domain::auth::PasswordContext {
-        username: &me.user.username,
-        centre_name: &site.name,
-        centre_code: &site.code,
-    };
-    let hash = auth::hash_password(new, &context)
-        .await
-        .map_err(|e| match e {
-            crate::error::AppError::Domain(DomainError::Invalid { message, .. }) => {
-                crate::error::AppError::Domain(
-                    anxin_domain::Problem::new(anxin_domain::Code::PasswordWeak)
-                        .field("new")
-                        .arg("why", message)
-                        .into(),
-                )
-            }
-            other => other,
-        })?;
-    st.store
-        .set_password(&me.actor(), &auth.user, &hash, false, st.now())
-        .await?;
-    Ok(())
+    Ok(anxin_app::staff::change_own_password(&st.app, &me.app_actor(), current, new).await?)
 }
 
 /// Applies `action` to account `id`, which must be of `me`'s site (an admin reaches every site).
@@ -487,38 +304,7 @@ pub async fn staff_action(
     id: i64,
     action: StaffAction,
 ) -> AppResult<()> {
-    let target = st.store.user(id).await?;
-    if me.role() != Role::Admin {
-        check_same_site(me.user.site_id, target.site_id)?;
-    }
-    if !me.role().may_grant(target.role) && me.user.id != target.id {
-        return Err(DomainError::Forbidden(format!(
-            "a {} may not change {} accounts",
-            me.role(),
-            target.role
-        ))
-        .into());
-    }
-    let now = st.now();
-    match action {
-        StaffAction::Unlock => st.store.unlock_user(&me.actor(), &target, now).await?,
-        StaffAction::Deactivate => {
-            if target.id == me.user.id {
-                return Err(
-                    DomainError::Conflict("you cannot deactivate your own account".into()).into(),
-                );
-            }
-            st.store
-                .set_user_active(&me.actor(), &target, false, now)
-                .await?
-        }
-        StaffAction::Activate => {
-            st.store
-                .set_user_active(&me.actor(), &target, true, now)
-                .await?
-        }
-    }
-    Ok(())
+    Ok(anxin_app::staff::apply(&st.app, &me.app_actor(), id, action).await?)
 }
 
 fn parse_id(raw: &str, what: &str) -> AppResult<i64> {
@@ -558,10 +344,7 @@ async fn search_clients(
     me: CurrentUser,
     Query(q): Query<SearchQuery>,
 ) -> AppResult<Json<Vec<ClientView>>> {
-    let found = st
-        .store
-        .search_clients(&me.actor(), &q.q, 200, st.now())
-        .await?;
+    let found = anxin_app::identity::search_clients(&st.app, &me.app_actor(), &q.q).await?;
     Ok(Json(found.iter().map(ClientView::from).collect()))
 }
 
@@ -571,22 +354,7 @@ pub async fn enrol_client_as(
     me: &CurrentUser,
     req: NewClientRequest,
 ) -> AppResult<Client> {
-    let enrolled_on = match req.enrolled_on.as_deref() {
-        None | Some("") => st.today(),
-        Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
-            DomainError::invalid(
-                "enrolled_on",
-                format!("`{d}` is not a date like 2026-11-22"),
-            )
-        })?,
-    };
-    if enrolled_on > st.today() {
-        return Err(DomainError::invalid("enrolled_on", "must not be in the future").into());
-    }
-    Ok(st
-        .store
-        .create_client(&me.actor(), req.uic.trim(), enrolled_on, st.now())
-        .await?)
+    Ok(anxin_app::identity::enrol(&st.app, &me.app_actor(), &req).await?)
 }
 
 async fn enrol_client(
@@ -603,10 +371,7 @@ async fn get_client(
     me: CurrentUser,
     Path(id): Path<String>,
 ) -> AppResult<Json<ClientView>> {
-    let c = st
-        .store
-        .read_client(&me.actor(), parse_id(&id, "id")?, "api", st.now())
-        .await?;
+    let c = anxin_app::record::open(&st.app, &me.app_actor(), parse_id(&id, "id")?, "api").await?;
     Ok(Json(ClientView::from(&c)))
 }
 
@@ -616,10 +381,7 @@ async fn audit_recent(
     Query(q): Query<LimitQuery>,
 ) -> AppResult<Json<Vec<AuditEntryView>>> {
     let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(DomainError::invalid("limit", "must be between 1 and 1000").into());
-    }
-    let entries = st.store.recent_audit(me.user.site_id, limit).await?;
+    let entries = anxin_app::system::recent_audit(&st.app, &me.app_actor(), limit).await?;
     Ok(Json(entries.iter().map(AuditEntryView::from).collect()))
 }
 
@@ -638,17 +400,19 @@ enum AuditCheck {
 }
 
 async fn audit_verify(State(st): State<AppState>) -> AppResult<Json<AuditCheck>> {
-    Ok(Json(match st.store.verify_audit().await? {
-        Ok(n) => AuditCheck::Intact {
-            intact: true,
-            entries: n,
+    Ok(Json(
+        match anxin_app::system::verify_audit(&st.app).await? {
+            Ok(n) => AuditCheck::Intact {
+                intact: true,
+                entries: n,
+            },
+            Err(b) => AuditCheck::Broken {
+                intact: false,
+                first_bad_entry: b.seq,
+                problem: b.problem,
+            },
         },
-        Err(b) => AuditCheck::Broken {
-            intact: false,
-            first_bad_entry: b.seq,
-            problem: b.problem,
-        },
-    }))
+    ))
 }
 
 /// The health check's answer.
@@ -659,7 +423,7 @@ struct Health {
 }
 
 async fn healthz(State(st): State<AppState>) -> Response {
-    match st.store.ping().await {
+    match anxin_app::system::ping(&st.app).await {
         Ok(()) => Json(Health { status: "ok" }).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "health check: database does not answer");

@@ -3,9 +3,9 @@
 //! SMS outbox at the client's hour), hand-out, withholding codes, revealing today's code to a
 //! caller, loss, and return with the box's verified log reconciled against what was sent.
 
+use anxin_app::records::{Load, LockBox};
 use anxin_domain::boxes::BoxState;
 use anxin_domain::{Access, Permission};
-use anxin_storage::boxes::{Load, LockBox};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -111,7 +111,7 @@ async fn api_hand_out(
     ApiJson(req): ApiJson<HandOut>,
 ) -> AppResult<StatusCode> {
     anxin_app::boxes::hand_out(&st.app, &me.app_actor(), &id, &req).await?;
-    st.gps.invalidate();
+    st.app.gps.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -135,7 +135,7 @@ async fn api_lost(
     ApiJson(req): ApiJson<Withhold>,
 ) -> AppResult<StatusCode> {
     anxin_app::boxes::report_lost(&st.app, &me.app_actor(), &id, &req).await?;
-    st.gps.invalidate();
+    st.app.gps.invalidate();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -183,7 +183,7 @@ pub async fn return_box(
     };
     let answer = anxin_app::boxes::return_box(&st.app, &me.app_actor(), raw, &req).await?;
     // Its zone and positions are gone: the GPS pipeline forgets the box too.
-    st.gps.invalidate();
+    st.app.gps.invalidate();
     Ok(answer)
 }
 
@@ -336,8 +336,8 @@ pub fn routes(table: RouteTable) -> RouteTable {
 
 /// The box section of a client's page and its form targets.
 pub mod web {
+    use anxin_app::records::Client;
     use anxin_domain::{Access, Permission};
-    use anxin_storage::Client;
     use axum::extract::{Form, Path, State};
     use axum::response::{IntoResponse, Response};
     use maud::{html, Markup};
@@ -680,7 +680,7 @@ pub mod web {
         };
         match anxin_app::boxes::hand_out(&st.app, &me.app_actor(), &id, &f).await {
             Ok(()) => {
-                st.gps.invalidate();
+                st.app.gps.invalidate();
                 Redirect::to(&base).into_response()
             }
             Err(e) => {
@@ -719,7 +719,7 @@ pub mod web {
         };
         match done {
             Ok(()) => {
-                st.gps.invalidate();
+                st.app.gps.invalidate();
                 Redirect::to(&base).into_response()
             }
             Err(e) => {

@@ -4,13 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use anxin_domain::access::RecordSection;
+use anxin_app::records::Client;
 use anxin_domain::clinic::adherence::Day;
 use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::urine::Outcome;
 use anxin_domain::{Access, Code, DomainError, Permission};
-use anxin_storage::clinic::{Identity, NewUrineTest};
-use anxin_storage::Client;
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
@@ -311,46 +309,24 @@ fn day_cell(d: &Day) -> &'static str {
     }
 }
 
-/// The clinical sections of a client's page (the read itself was audited by the caller).
-pub(crate) async fn client_details(
+/// The identity and clinical sections of a client's page, from what the record read gathered
+/// for `me`'s role.
+pub(crate) fn client_details(
     t: &T<'_>,
     me: &CurrentUser,
-    c: &Client,
+    record: &anxin_app::record::RecordPage,
     f: &Flash,
-) -> Result<Markup, AppError> {
+) -> Markup {
     let st = t.st;
     let role = me.role();
-    let identity = if role.has(Permission::IdentityRead) {
-        Some(
-            st.store
-                .read_identity(&me.actor(), c.id, "record page", &st.vault, st.now())
-                .await
-                .unwrap_or_else(|e| {
-                    tracing::error!(error = %e, client = c.id, "identity does not decrypt");
-                    Identity {
-                        name: Some("⚠ unreadable".into()),
-                        ..Identity::default()
-                    }
-                }),
-        )
-    } else {
-        None
-    };
-    let demographics = if identity.is_some() {
-        Some(st.store.demographics(c.id).await?)
-    } else {
-        None
-    };
-    let orders = st.store.orders(c.id).await?;
-    let (adh, urine_streak) = clinic::client_adherence(st, c).await?;
-    let tests = st.store.urine_tests(c.id).await?;
-    let consents = st.store.consents(c.id).await?;
-    let boxes_out = anxin_app::treatment::boxes_out(&st.app, c).await?;
-    let agreements = st.store.agreements(c.id).await?;
+    let c = &record.client;
+    let identity = &record.identity;
+    let demographics = record.demographics;
+    let boxes_out = &record.boxes_out;
     let today = st.today();
     let pct = |p: Option<f64>| p.map_or("–".to_owned(), |x| format!("{x:.0}%"));
     let base = format!("/clients/{}", c.id);
-    Ok(html! {
+    html! {
         dl {
             dt { (t.s("client-stage")) } dd { (t.s(&format!("stage-{}", c.stage.as_str()))) " · " (c.stage_since) }
             dt { (t.s("client-status")) } dd {
@@ -385,7 +361,8 @@ pub(crate) async fn client_details(
                 }
             }
         }
-        @if role.sees(RecordSection::Clinical) {
+        @if let Some(cl) = &record.clinical {
+            @let (adh, urine_streak, orders, tests, consents) = (&cl.adherence, cl.urine_negative_streak, &cl.orders, &cl.urine_tests, &cl.consents);
             section.card id="adherence" {
                 h2 { (t.s("client-adherence")) }
                 dl {
@@ -442,7 +419,7 @@ pub(crate) async fn client_details(
             }
             section.card id="consents" {
                 h2 { (t.s("client-consents")) }
-                table.list { tbody { @for x in &consents { tr { td { (consent_purpose(t, &x.purpose)) } td { (x.recipient) } td { (x.scope) } td { (x.given_on) " – " (x.expires_on) } td { @if x.active_on(today) { "✓" } @else { "✗" } }
+                table.list { tbody { @for x in consents { tr { td { (consent_purpose(t, &x.purpose)) } td { (x.recipient) } td { (x.scope) } td { (x.given_on) " – " (x.expires_on) } td { @if x.active_on(today) { "✓" } @else { "✗" } }
                     td.actions { @if role.has(Permission::ConsentManage) && x.revoked_on.is_none() {
                         form method="post" action={"/consents/" (x.id) "/revoke?client=" (c.id)} { (csrf(me)) input name="reason" placeholder=(t.s("consent-revoke-reason")) aria-label=(t.s("consent-revoke-reason")) required; button type="submit" { (t.s("consent-revoke")) } }
                     } } } } } }
@@ -458,7 +435,7 @@ pub(crate) async fn client_details(
                     }
                 }
             }
-            (agreement_section(t, me, c, f, &agreements))
+            (agreement_section(t, me, c, f, &cl.agreements))
         }
         @if role.has(Permission::ClientWrite) && c.discharged_on.is_none() {
             section.card id="course" {
@@ -491,7 +468,7 @@ pub(crate) async fn client_details(
                     (csrf(me))
                     (form_notice(f, "discharge", &["reason", "confirm_box_out"]))
                     label { (t.s("client-discharge-reason")) input name="reason" required value=(f.value("discharge", "reason").unwrap_or_default()); (field_error(f, "discharge", "reason")) }
-                    @for serial in &boxes_out {
+                    @for serial in boxes_out {
                         p.notice.box-out role="alert" { (t.a("client-discharge-box-out", &[("serial", serial)])) }
                     }
                     @if !boxes_out.is_empty() {
@@ -513,7 +490,7 @@ pub(crate) async fn client_details(
             }
         }
         @if c.stage == Stage::CompulsoryIsolated { p.notice { (t.s("client-stage-cit-notice")) } }
-    })
+    }
 }
 
 /// Runs a use case on the client of a form's path (`/clients/{id}/…`), the id checked first.
@@ -554,7 +531,7 @@ async fn form_stage(
     .await;
     match done {
         Ok(_) => {
-            st.gps.invalidate();
+            st.app.gps.invalidate();
             Redirect::to(&base).into_response()
         }
         Err(e) => refused_form(
@@ -597,7 +574,7 @@ async fn form_transfer(
     match done {
         // The record now belongs to the other centre: back to this centre's list.
         Ok(_) => {
-            st.gps.invalidate();
+            st.app.gps.invalidate();
             crate::flash::redirect(
                 "/clients",
                 crate::flash::Tone::Ok,
@@ -720,14 +697,9 @@ async fn form_review(
     let Ok(cid) = id.parse::<i64>() else {
         return error_page(DomainError::invalid("id", "not a number").into());
     };
-    if f.note.trim().is_empty() {
-        return back_with(&base, "error", "note: write what the review found");
-    }
     after_form(
         &base,
-        st.store
-            .add_review(&me.actor(), cid, st.today(), f.note.trim(), st.now())
-            .await,
+        anxin_app::orders::review(&st.app, &me.app_actor(), cid, &f.note).await,
     )
 }
 
@@ -763,25 +735,9 @@ async fn form_urine(
         results,
         reason: Some("random".into()),
     };
-    let outcome = match clinic::urine_outcome(&req) {
-        Ok(o) => o,
-        Err(e) => return form_error(&base, e.into()),
-    };
     after_form(
         &base,
-        st.store
-            .add_urine_test(
-                &me.actor(),
-                &NewUrineTest {
-                    client_id: cid,
-                    collected_on: st.today(),
-                    observed: req.observed,
-                    outcome,
-                    reason: "random".into(),
-                },
-                st.now(),
-            )
-            .await,
+        anxin_app::urine::add(&st.app, &me.app_actor(), cid, &req).await,
     )
 }
 
@@ -800,7 +756,7 @@ fn agreement_section(
     me: &CurrentUser,
     c: &Client,
     f: &Flash,
-    agreements: &[anxin_storage::clinic::Agreement],
+    agreements: &[anxin_app::records::Agreement],
 ) -> Markup {
     let v = |field: &str, default: String| {
         f.value("agreement", field)
@@ -921,8 +877,8 @@ async fn form_discharge(
 
 async fn stock_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> WebResult<Markup> {
     let t = tr(&st, &me);
-    let now = clinic::stock_now(&st, &me).await?;
-    let closeouts = st.store.closeouts(me.site.id, 14).await?;
+    let anxin_app::stock::StockView { now, closeouts } =
+        anxin_app::stock::view(&st.app, &me.app_actor(), 14).await?;
     Ok(layout(
         &t,
         &t.s("stock-title"),
@@ -1014,20 +970,14 @@ async fn stock_receipt(
             "bottles, ml_per_bottle, concentration_mg_per_ml: must be numbers",
         );
     };
-    let r = anxin_domain::clinic::stock::Receipt {
+    let req = anxin_app::stock::ReceiptRequest {
         bottles,
         ml_per_bottle: ml,
         concentration_mg_per_ml: conc,
-        lot: f.lot.trim().to_owned(),
+        lot: f.lot,
+        received_on: None,
     };
-    if let Err(e) = r.validate(&st.settings.clinic.stock) {
-        return back_with("/stock", "error", &e.to_string());
-    }
-    match st
-        .store
-        .add_stock_receipt(&me.actor(), st.today(), &r, st.now())
-        .await
-    {
+    match anxin_app::stock::receive(&st.app, &me.app_actor(), &req).await {
         Ok(_) => Redirect::to("/stock").into_response(),
         Err(e) => form_error("/stock", e.into()),
     }
@@ -1049,40 +999,13 @@ async fn form_consent(
     let Ok(cid) = id.parse::<i64>() else {
         return error_page(DomainError::invalid("id", "not a number").into());
     };
-    let (purpose, recipient, scope) = match f.kind.as_str() {
-        "police" => (
-            crate::takehome::POLICE_PURPOSE,
-            "PSB",
-            crate::takehome::POLICE_DISCLOSES,
-        ),
-        "cdc" => ("cdc_figures", "CDC", "de-identified counts"),
-        "gps" => (
-            anxin_storage::gps::GPS_PURPOSE,
-            "centre",
-            "box position compared with the home zone; police see at home / away / unknown only",
-        ),
-        other => return back_with(&base, "error", &format!("kind: unknown consent `{other}`")),
-    };
-    let today = st.today();
-    let expires = match clinic::parse_date("expires_on", &f.expires_on) {
-        Ok(d) if d > today => d,
-        Ok(_) => return back_with(&base, "error", "expires_on: must be after today"),
-        Err(e) => return back_with(&base, "error", &e.to_string()),
+    let req = match anxin_app::consents::StandardConsent::parse(&f.kind) {
+        Ok(kind) => kind.request(&f.expires_on),
+        Err(e) => return form_error(&base, e.into()),
     };
     after_form(
         &base,
-        st.store
-            .add_consent(
-                &me.actor(),
-                cid,
-                purpose,
-                recipient,
-                scope,
-                today,
-                expires,
-                st.now(),
-            )
-            .await,
+        anxin_app::consents::add(&st.app, &me.app_actor(), cid, &req).await,
     )
 }
 
@@ -1102,14 +1025,10 @@ async fn form_revoke(
     let Ok(consent) = id.parse::<i64>() else {
         return error_page(DomainError::invalid("id", "not a number").into());
     };
-    if f.reason.trim().is_empty() {
-        return back_with(&base, "error", "reason: say why the consent is revoked");
-    }
+    let req = anxin_app::consents::RevokeRequest { reason: f.reason };
     after_form(
         &base,
-        st.store
-            .revoke_consent(&me.actor(), consent, st.today(), f.reason.trim(), st.now())
-            .await,
+        anxin_app::consents::revoke(&st.app, &me.app_actor(), consent, &req).await,
     )
 }
 

@@ -217,6 +217,21 @@ pub struct GpsConfig {
     pub reports_per_minute: u32,
 }
 
+impl GpsConfig {
+    /// The rules the ingest pipeline applies.
+    pub fn rules(&self) -> anxin_app::gps::GpsRules {
+        anxin_app::gps::GpsRules {
+            retention_days: self.retention_days,
+            away_after_fixes: self.away_after_fixes,
+            away_after_minutes: self.away_after_minutes,
+            unknown_after_minutes: self.unknown_after_minutes,
+            low_battery_percent: self.low_battery_percent,
+            max_future_seconds: self.max_future_seconds,
+            reports_per_minute: self.reports_per_minute,
+        }
+    }
+}
+
 impl Default for GpsConfig {
     fn default() -> Self {
         GpsConfig {

@@ -7,7 +7,6 @@
 
 use anxin_domain::problem::Kind;
 use anxin_domain::{DomainError, Problem};
-use anxin_storage::StoreError;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -41,6 +40,9 @@ impl From<anxin_app::Error> for AppError {
     fn from(e: anxin_app::Error) -> Self {
         match e {
             anxin_app::Error::Domain(d) => AppError::Domain(d),
+            anxin_app::Error::Busy { retry_after_secs } => {
+                AppError::TooManyRequests { retry_after_secs }
+            }
             anxin_app::Error::Internal(_) => AppError::Internal,
         }
     }
@@ -49,18 +51,6 @@ impl From<anxin_app::Error> for AppError {
 impl From<Problem> for AppError {
     fn from(p: Problem) -> Self {
         AppError::Domain(DomainError::Refused(p))
-    }
-}
-
-impl From<StoreError> for AppError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Domain(d) => AppError::Domain(d),
-            other => {
-                tracing::error!(error = %other, "storage failure");
-                AppError::Internal
-            }
-        }
     }
 }
 

@@ -146,8 +146,6 @@ struct SearchQuery {
 /// Name of the cookie that brings a refused form back: which form, the field, the message and
 /// what was typed. Sealed with the data key (it may hold identifying fields), for two minutes.
 pub const FORM_COOKIE: &str = "anxin_form";
-/// The vault id that binds a sealed form state (client ids are positive).
-const FORM_SEAL_ID: i64 = -7;
 
 /// A refused form, to show again with the message at its field and the typed values kept.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -186,7 +184,7 @@ pub fn form_redirect(
     // Browsers drop a cookie over 4 KiB: then the longest typed values are not kept, so that
     // the refusal itself still shows at its field.
     while let Ok(json) = serde_json::to_vec(&state) {
-        let sealed = st.vault.seal(FORM_SEAL_ID, &json);
+        let sealed = st.app.seal_cookie(&json);
         let value = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed);
         if value.len() > MAX_FORM_COOKIE && !state.values.is_empty() {
             if let Some(longest) = (0..state.values.len()).max_by_key(|i| state.values[*i].1.len())
@@ -276,7 +274,7 @@ impl FromRequestParts<crate::state::AppState> for Flash {
                     .decode(raw)
                     .ok()
             })
-            .and_then(|sealed| state.vault.open(FORM_SEAL_ID, &sealed).ok())
+            .and_then(|sealed| state.app.open_cookie(&sealed))
             .and_then(|json| serde_json::from_slice::<FormState>(&json).ok())
             .map(|s| {
                 let text = s.message.render(lang);

@@ -1,10 +1,11 @@
 //! Anxin's HTTP server: the JSON API under `/api/v1`, the server-rendered pages, and what
 //! stands in front of them (authentication, the route guard, CSRF, language).
 //!
-//! This crate knows HTTP and nothing of SQL: it calls [`anxin_storage::Store`] and the rules of
-//! [`anxin_domain`]. A request flows: axum router → [`routes`] guard (declared access, session,
-//! role, CSRF) → handler in [`api`] or [`web`] → store (audited) → answer, with failures mapped
-//! once in [`error`].
+//! This crate knows HTTP and nothing of SQL or of the store: every handler calls a use case of
+//! the application core ([`anxin_app`]), which alone reaches the store (the crate depends on
+//! `anxin-storage` only for its test fixtures). A request flows: axum router → [`routes`] guard
+//! (declared access, session, role, CSRF) → handler in [`api`] or [`web`] → use case (one unit
+//! of work, audited) → answer, with failures mapped once in [`error`].
 
 pub mod api;
 pub mod auth;
@@ -13,7 +14,7 @@ pub mod boxes;
 pub mod clinic;
 pub mod clinic_web;
 pub mod config;
-pub mod demo;
+pub use anxin_app::demo;
 pub mod error;
 pub mod flash;
 pub mod gps;

@@ -10,7 +10,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use anxin_domain::{Access, DomainError};
-use anxin_storage::AuditEvent;
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
 use axum::handler::Handler;
@@ -555,13 +554,9 @@ async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> Resp
         };
     }
     if !access.allows(Some(me.role())) {
-        let event = AuditEvent::new("access.denied", "route", &path)
-            .reason(format!("{} {path} needs {access:?}", req.method()));
-        if let Err(e) = guard
-            .state
-            .store
-            .audit(&me.actor(), event, guard.state.now())
-            .await
+        let why = format!("{} {path} needs {access:?}", req.method());
+        if let Err(e) =
+            anxin_app::audit::access_denied(&guard.state.app, &me.app_actor(), &path, &why).await
         {
             return refuse(surface, e.into());
         }

@@ -9,17 +9,14 @@
 use std::collections::HashMap;
 use std::future::Future;
 
+use anxin_app::records::OutboxMessage;
 use anxin_domain::phone;
-use anxin_domain::sms::{MessageState, Report, TextKind, TextLang};
+use anxin_domain::sms::MessageState;
 use anxin_domain::{Access, DomainError, Permission};
-use anxin_sms::worker::{Worker, WorkerSettings};
-use anxin_storage::outbox::{NewMessage, OutboxMessage};
-use anxin_storage::{Actor, AuditEvent};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use maud::{html, Markup};
-use rand::RngCore;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -63,30 +60,21 @@ async fn dlr(
     let token = q
         .get("t")
         .ok_or_else(|| bad("t", "missing query parameter"))?;
-    let signer = st.settings.sms.signer(&st.store).await?;
-    if !signer.verify(id, attempt, token) {
-        tracing::warn!(id, attempt, "delivery report with a bad token refused");
-        return Err(DomainError::Forbidden("bad delivery-report token".into()).into());
-    }
     let kind = int_param(&q, "type")?;
-    let report = Report::from_kannel_type(kind).ok_or_else(|| {
-        bad(
-            "type",
-            format!("`{kind}` is not a report type (1, 2, 4, 8, 16)"),
-        )
-    })?;
     let gateway_id = opt_param(&q, "fid").or_else(|| opt_param(&q, "kid"));
-    let applied = st
-        .store
-        .apply_sms_report(id, attempt, report, gateway_id.as_deref(), st.now())
-        .await?;
-    tracing::debug!(
+    let report = anxin_app::sms::DeliveryReport {
         id,
         attempt,
-        report = report.as_str(),
-        ?applied,
-        "delivery report"
-    );
+        token,
+        kind,
+        gateway_id: gateway_id.as_deref(),
+    };
+    anxin_app::sms::delivery_report(&st.app, &report)
+        .await
+        .map_err(|e| match AppError::from(e) {
+            AppError::Domain(DomainError::Invalid { field, message }) => bad(&field, message),
+            other => other,
+        })?;
     Ok((StatusCode::OK, "ok"))
 }
 
@@ -95,13 +83,6 @@ struct OutboxQuery {
     state: Option<String>,
     before: Option<i64>,
     limit: Option<i64>,
-}
-
-fn parse_state(raw: Option<&str>) -> AppResult<Option<MessageState>> {
-    match raw.map(str::trim) {
-        None | Some("") | Some("all") => Ok(None),
-        Some(s) => Ok(Some(s.parse::<MessageState>()?)),
-    }
 }
 
 /// A message as staff see it.
@@ -143,29 +124,15 @@ async fn outbox_rows(
     st: &AppState,
     me: &CurrentUser,
     q: &OutboxQuery,
-) -> AppResult<(Vec<OutboxMessage>, bool)> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(DomainError::invalid("limit", "must be between 1 and 500").into());
-    }
-    let state = parse_state(q.state.as_deref())?;
-    let rows = st
-        .store
-        .list_outbox(me.site.id, state, q.before, limit)
-        .await?;
-    let with_text = me.role().has(Permission::MessageTextRead);
-    if with_text && !rows.is_empty() {
-        st.store
-            .audit(
-                &me.actor(),
-                AuditEvent::new("sms.outbox.read", "sms", "")
-                    .site(me.site.id)
-                    .reason(format!("{} messages with their texts", rows.len())),
-                st.now(),
-            )
-            .await?;
-    }
-    Ok((rows, with_text))
+) -> AppResult<anxin_app::sms::OutboxPage> {
+    Ok(anxin_app::sms::outbox(
+        &st.app,
+        &me.app_actor(),
+        q.state.as_deref(),
+        q.before,
+        q.limit,
+    )
+    .await?)
 }
 
 async fn outbox_api(
@@ -173,8 +140,13 @@ async fn outbox_api(
     me: CurrentUser,
     Query(q): Query<OutboxQuery>,
 ) -> AppResult<Json<Vec<MessageView>>> {
-    let (rows, with_text) = outbox_rows(&st, &me, &q).await?;
-    Ok(Json(rows.iter().map(|m| view(m, with_text)).collect()))
+    let page = outbox_rows(&st, &me, &q).await?;
+    Ok(Json(
+        page.messages
+            .iter()
+            .map(|m| view(m, page.with_text))
+            .collect(),
+    ))
 }
 
 /// A neutral test message to one number.
@@ -188,54 +160,16 @@ pub struct TestMessageRequest {
     pub language: Option<String>,
 }
 
-/// Enqueues one neutral test message from `actor` at `site_id` (the API and `anxin sms test`).
-pub async fn enqueue_test(
-    store: &anxin_storage::Store,
-    sms: &anxin_sms::SmsSettings,
-    actor: &Actor,
-    site_id: i64,
-    to: &str,
-    language: Option<&str>,
-    now: chrono::DateTime<chrono::Utc>,
-) -> AppResult<OutboxMessage> {
-    let to = phone::normalize("to", to)?;
-    let lang = TextLang::from_tag(language.unwrap_or("zh-CN"));
-    let mut nonce = [0u8; 8];
-    rand::thread_rng().fill_bytes(&mut nonce);
-    let (m, _) = store
-        .enqueue_sms(
-            actor,
-            NewMessage {
-                idempotency_key: format!("test:{}", hex::encode(nonce)),
-                client_id: None,
-                site_id,
-                recipient_e164: to.as_str().to_owned(),
-                text: sms.render(TextKind::Test, lang, ""),
-                sealed_text: None,
-                not_before: now,
-                expires_at: now + chrono::Duration::hours(1),
-            },
-            now,
-        )
-        .await?;
-    Ok(m)
-}
+pub use anxin_app::sms::enqueue_test;
 
 async fn test_message(
     State(st): State<AppState>,
     me: CurrentUser,
     ApiJson(req): ApiJson<TestMessageRequest>,
 ) -> AppResult<(StatusCode, Json<MessageView>)> {
-    let m = enqueue_test(
-        &st.store,
-        &st.settings.sms,
-        &me.actor(),
-        me.site.id,
-        &req.to,
-        req.language.as_deref(),
-        st.now(),
-    )
-    .await?;
+    let m =
+        anxin_app::sms::test_message(&st.app, &me.app_actor(), &req.to, req.language.as_deref())
+            .await?;
     Ok((StatusCode::CREATED, Json(view(&m, false))))
 }
 
@@ -303,8 +237,11 @@ async fn outbox_page(
     me: CurrentUser,
     Query(q): Query<OutboxQuery>,
 ) -> Result<Markup, crate::web::WebError> {
-    let (rows, with_text) = outbox_rows(&st, &me, &q).await?;
-    let counts = st.store.outbox_counts(me.site.id).await?;
+    let anxin_app::sms::OutboxPage {
+        messages: rows,
+        with_text,
+        counts,
+    } = outbox_rows(&st, &me, &q).await?;
     let chosen = q.state.clone().unwrap_or_default();
     let lang = Lang::from_tag(&me.user.language);
     let title = t(&st, &me, "outbox-title");
@@ -344,7 +281,7 @@ pub async fn home_alerts(st: &AppState, me: &CurrentUser) -> Markup {
     }
     let within =
         chrono::Duration::minutes(i64::from(st.settings.sms.config.deliver_within_minutes));
-    let overdue = match st.store.overdue_sms(me.site.id, st.now(), within, 50).await {
+    let (overdue, uics) = match anxin_app::sms::overdue(&st.app, &me.app_actor()).await {
         Ok(o) => o,
         Err(e) => {
             tracing::error!(error = %e, "cannot read undelivered messages for the home page");
@@ -354,12 +291,6 @@ pub async fn home_alerts(st: &AppState, me: &CurrentUser) -> Markup {
     if overdue.is_empty() {
         return html! {};
     }
-    let ids: Vec<i64> = overdue.iter().filter_map(|m| m.client_id).collect();
-    let uics = st
-        .store
-        .uics_at_site(me.site.id, &ids)
-        .await
-        .unwrap_or_default();
     let lang = Lang::from_tag(&me.user.language);
     let mins = within.num_minutes().to_string();
     html! {
@@ -388,7 +319,7 @@ pub async fn client_messages(st: &AppState, me: &CurrentUser, client_id: i64) ->
     if !me.role().has(Permission::MessagesRead) {
         return html! {};
     }
-    let rows = match st.store.client_messages(me.site.id, client_id, 10).await {
+    let rows = match anxin_app::sms::client_messages(&st.app, &me.app_actor(), client_id).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "cannot read a client's messages");
@@ -404,47 +335,13 @@ pub async fn client_messages(st: &AppState, me: &CurrentUser, client_id: i64) ->
     }
 }
 
-/// Starts the outbox worker with the configured provider, unless `sms.provider = "none"`.
-/// `listen_url` (e.g. `http://127.0.0.1:8080`) is where the gateway sends delivery reports
-/// unless `sms.dlr_base_url` says otherwise. The worker stops when `shutdown` completes.
+/// Starts the outbox worker (`anxin_app::sms::spawn_worker`).
 pub fn spawn_worker(
     state: AppState,
     listen_url: &str,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Option<tokio::task::JoinHandle<()>>, anxin_sms::SmsConfigError> {
-    let sms = state.settings.sms.clone();
-    let Some(provider) = sms.provider()? else {
-        tracing::info!("sms.provider = none: no worker; messages stay queued");
-        return Ok(None);
-    };
-    let base = sms
-        .config
-        .dlr_base_url
-        .clone()
-        .unwrap_or_else(|| listen_url.to_owned());
-    let handle = tokio::spawn(async move {
-        let signer = loop {
-            match sms.signer(&state.store).await {
-                Ok(s) => break s.clone(),
-                Err(e) => {
-                    tracing::error!(error = %e, "sms worker cannot read its key; retrying");
-                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-                }
-            }
-        };
-        let clock_state = state.clone();
-        let worker = Worker::new(
-            state.store.clone(),
-            provider,
-            signer,
-            base,
-            WorkerSettings::from_config(&sms.config),
-            std::sync::Arc::new(move || clock_state.now()),
-        )
-        .with_vault(state.vault.clone());
-        worker.run(shutdown).await;
-    });
-    Ok(Some(handle))
+    anxin_app::sms::spawn_worker(state.app.clone(), listen_url, shutdown)
 }
 
 /// Adds the message routes.

@@ -1,13 +1,11 @@
-//! What every handler shares: the store, the clock, the messages and the policies.
+//! What every handler shares: the application core (which alone reaches the store), the
+//! messages in both languages, the HTTP settings and the one-time form tokens.
 
 use std::sync::Arc;
 
 use anxin_domain::auth::{LoginPolicy, SessionPolicy};
-use anxin_storage::vault::Vault;
-use anxin_storage::Store;
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 
-use crate::clock::Clock;
 use crate::config::{ClinicPolicy, Config, ConfigError};
 use crate::i18n::I18n;
 
@@ -58,16 +56,10 @@ pub struct AppState(Arc<Inner>);
 
 /// The contents of [`AppState`].
 pub struct Inner {
-    /// The application core: every use case moved out of the handlers runs through it.
+    /// The application core: every use case runs through it.
     pub app: anxin_app::App,
-    pub store: Store,
-    pub clock: Arc<dyn Clock>,
     pub i18n: I18n,
     pub settings: Settings,
-    /// The data key: identity encryption, name search, urine draws.
-    pub vault: Vault,
-    /// What the GPS pipeline shares with the routes (caches, counters).
-    pub gps: crate::gps::Shared,
     /// The one-time tokens of page forms seen (a repeat gets the first answer).
     pub forms: crate::once::Forms,
 }
@@ -79,32 +71,28 @@ impl std::ops::Deref for AppState {
     }
 }
 
+impl Settings {
+    /// What the application core needs of these settings.
+    pub fn app_settings(&self) -> anxin_app::AppSettings {
+        anxin_app::AppSettings {
+            utc_offset: self.utc_offset,
+            clinic: self.clinic,
+            sms: self.sms.clone(),
+            session: self.session,
+            login: self.login,
+            suppression_threshold: self.suppression_threshold,
+            gps: self.gps.rules(),
+        }
+    }
+}
+
 impl AppState {
-    pub fn new(
-        store: Store,
-        clock: Arc<dyn Clock>,
-        i18n: I18n,
-        settings: Settings,
-        vault: Vault,
-    ) -> Self {
-        let app = anxin_app::App::new(
-            store.clone(),
-            clock.clone(),
-            anxin_app::AppSettings {
-                utc_offset: settings.utc_offset,
-                clinic: settings.clinic,
-                sms: settings.sms.clone(),
-            },
-            vault.clone(),
-        );
+    /// The state over an application core built with [`Settings::app_settings`].
+    pub fn new(app: anxin_app::App, i18n: I18n, settings: Settings) -> Self {
         AppState(Arc::new(Inner {
             app,
-            store,
-            clock,
             i18n,
             settings,
-            vault,
-            gps: crate::gps::Shared::default(),
             forms: crate::once::Forms::default(),
         }))
     }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anxin_domain::Role;
 use anxin_storage::testing::TestDb;
-use anxin_storage::{Actor, NewUser, Site, User};
+use anxin_storage::{Actor, NewUser, Site, Store, User};
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
@@ -27,6 +27,11 @@ pub struct TestApp {
     pub state: AppState,
     pub clock: Arc<ManualClock>,
     pub router: Router,
+    /// The database behind the application, for tests that look at what was written (the
+    /// server itself reaches it only through the application core).
+    pub store: Store,
+    /// The application's data key (tests open what it sealed).
+    pub vault: anxin_storage::vault::Vault,
     db: TestDb,
 }
 
@@ -68,26 +73,23 @@ impl TestApp {
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 11, 22, 1, 0, 0).unwrap(),
         ));
-        let state = AppState::new(
-            db.store.clone(),
-            clock.clone(),
-            I18n::load().unwrap(),
-            Settings::from_config(config).unwrap(),
-            anxin_storage::vault::Vault::from_key([42; 32]),
-        );
+        let settings = Settings::from_config(config).unwrap();
+        let app = anxin_app::testing::app_on(&db, clock.clone(), settings.app_settings());
+        let state = AppState::new(app, I18n::load().unwrap(), settings);
         let router = crate::app(state.clone());
         TestApp {
             state,
             clock,
             router,
+            store: db.store.clone(),
+            vault: anxin_app::testing::test_vault(),
             db,
         }
     }
 
     /// Adds a site.
     pub async fn site(&self, code: &str) -> Site {
-        self.state
-            .store
+        self.store
             .create_site(
                 &Actor::cli(),
                 code,
@@ -105,11 +107,10 @@ impl TestApp {
             centre_name: &site.name,
             centre_code: &site.code,
         };
-        let hash = crate::auth::hash_password(PASSWORD, &context)
+        let hash = anxin_app::passwords::hash_password(PASSWORD, &context)
             .await
             .unwrap();
-        self.state
-            .store
+        self.store
             .create_user(
                 &Actor::cli(),
                 NewUser {
@@ -236,19 +237,8 @@ impl TestApp {
         password: &str,
         language: &str,
     ) -> Browser<'_> {
-        let user = self
-            .state
-            .store
-            .user_auth(username)
-            .await
-            .unwrap()
-            .unwrap()
-            .user;
-        self.state
-            .store
-            .set_language(user.id, language)
-            .await
-            .unwrap();
+        let user = self.store.user_auth(username).await.unwrap().unwrap().user;
+        self.store.set_language(user.id, language).await.unwrap();
         let a = self
             .call(
                 Method::POST,

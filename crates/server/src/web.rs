@@ -411,7 +411,7 @@ async fn set_language(
     let lang = Lang::from_tag(&f.language);
     // Public route (it works on the login page); a logged-in account also remembers the choice.
     if let Ok(Some(me)) = auth::authenticate(&st, &headers).await {
-        st.store.set_language(me.user.id, lang.tag()).await?;
+        anxin_app::staff::set_language(&st.app, &me.app_actor(), lang.tag()).await?;
     }
     let back = headers
         .get(header::REFERER)
@@ -439,12 +439,16 @@ async fn home(State(st): State<AppState>, me: CurrentUser, f: Flash) -> WebResul
         lang: Lang::from_tag(&me.user.language),
     };
     let staff_count = if me.role().has(Permission::StaffManage) {
-        Some(st.store.users_of_site(me.site.id).await?.len())
+        Some(
+            anxin_app::staff::accounts(&st.app, &me.app_actor())
+                .await?
+                .len(),
+        )
     } else {
         None
     };
     let client_count = if me.role().has(Permission::ClientRead) {
-        Some(st.store.count_clients(me.site.id).await?)
+        Some(anxin_app::record::count(&st.app, &me.app_actor()).await?)
     } else {
         None
     };
@@ -477,7 +481,7 @@ async fn staff_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> We
         st: &st,
         lang: Lang::from_tag(&me.user.language),
     };
-    let users = st.store.users_of_site(me.site.id).await?;
+    let users = anxin_app::staff::accounts(&st.app, &me.app_actor()).await?;
     let now = st.now();
     let grantable: Vec<Role> = Role::ALL
         .into_iter()
@@ -611,7 +615,7 @@ async fn staff_reset(
     let Ok(id) = id.parse::<i64>() else {
         return error_page(DomainError::invalid("id", "not a number").into());
     };
-    let target = match st.store.user(id).await {
+    let target = match anxin_app::staff::account(&st.app, &me.app_actor(), id).await {
         Ok(u) => u,
         Err(e) => return error_page(e.into()),
     };
@@ -817,26 +821,17 @@ async fn client_page(
     let id: i64 = id
         .parse()
         .map_err(|_| DomainError::invalid("id", "not a number"))?;
-    let c = st
-        .store
-        .read_client(&me.actor(), id, "record page", st.now())
-        .await?;
+    let record = anxin_app::record::page(&st.app, &me.app_actor(), id).await?;
+    let c = &record.client;
     use anxin_domain::access::RecordSection;
     let role = me.role();
-    // Each section only for the roles that need it (a peer educator: the UIC and services).
-    let trail = if role.sees(RecordSection::AccessTrail) {
-        st.store
-            .audit_of_record("client", &c.id.to_string())
-            .await?
-    } else {
-        vec![]
-    };
+    let trail = &record.trail;
     let messages = crate::sms::client_messages(&st, &me, c.id).await;
-    let clinical = crate::clinic_web::client_details(&t, &me, &c, &f).await?;
+    let clinical = crate::clinic_web::client_details(&t, &me, &record, &f);
     let (takehome, boxes) = if role.sees(RecordSection::TakeHome) {
         (
-            crate::takehome::web::client_section(&t, &me, &c, &f).await?,
-            crate::boxes::web::client_section(&t, &me, &c, &f).await?,
+            crate::takehome::web::client_section(&t, &me, c, &f).await?,
+            crate::boxes::web::client_section(&t, &me, c, &f).await?,
         )
     } else {
         (html! {}, html! {})
@@ -997,35 +992,9 @@ async fn backup_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> M
 /// audited; a PostgreSQL deployment is told to use pg_dump.
 async fn backup_submit(State(st): State<AppState>, me: CurrentUser) -> Response {
     let lang = Lang::from_tag(&me.user.language);
-    let stamp = st
-        .now()
-        .with_timezone(&st.settings.utc_offset)
-        .format("%Y%m%d-%H%M%S");
-    let dir = st.settings.backup_dir.clone();
-    let made = async {
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            AppError::from(DomainError::invalid(
-                "backup_dir",
-                format!("{}: {e}", dir.display()),
-            ))
-        })?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
-        }
-        let name = format!("anxin-{stamp}.sqlite3");
-        st.store.backup_to(&dir.join(&name)).await?;
-        st.store
-            .audit(
-                &me.actor(),
-                anxin_storage::AuditEvent::new("backup.create", "backup", &name),
-                st.now(),
-            )
-            .await?;
-        Ok::<_, AppError>(name)
-    }
-    .await;
+    let made = anxin_app::system::backup(&st.app, &me.app_actor(), &st.settings.backup_dir)
+        .await
+        .map_err(AppError::from);
     match made {
         Ok(name) => back_with(
             "/backup",

@@ -90,10 +90,9 @@ async fn a_second_dose_on_the_same_day_is_refused_with_the_time_of_the_first() {
         again["error"]["message"],
         "YX-0001 was already dosed today at 09:00"
     );
-    let site = c.app.state.store.site_by_code("YX01").await.unwrap();
+    let site = c.app.store.site_by_code("YX01").await.unwrap();
     let doses = c
         .app
-        .state
         .store
         .day_facts(site.id, c.app.state.today())
         .await
@@ -225,7 +224,6 @@ async fn every_missed_dose_rule_applies_at_the_window() {
     // Each refusal at the window is in the audit trail.
     let trail = c
         .app
-        .state
         .store
         .audit_of_record("client", &id.to_string())
         .await
@@ -297,7 +295,7 @@ async fn guest_dosing_at_another_centre_never_doubles_the_day() {
 async fn bad_dose_and_order_input_names_the_field_and_writes_nothing() {
     let c = clinic().await;
     let id = c.client_on("YX-0005", 60, 1).await;
-    let head = c.app.state.store.audit_head().await.unwrap();
+    let head = c.app.store.audit_head().await.unwrap();
 
     let (s, e) = c.dose("YX-9999").await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
@@ -378,7 +376,7 @@ async fn bad_dose_and_order_input_names_the_field_and_writes_nothing() {
         assert_eq!(e["error"]["field"], field);
     }
     assert_eq!(
-        c.app.state.store.audit_head().await.unwrap(),
+        c.app.store.audit_head().await.unwrap(),
         head,
         "a refused request wrote something"
     );
@@ -479,8 +477,8 @@ async fn stock_close_out_with_a_large_variance_needs_a_reason() {
         )
         .await;
     assert_eq!(again.0, StatusCode::CONFLICT);
-    let site = c.app.state.store.site_by_code("YX01").await.unwrap();
-    let trail = c.app.state.store.recent_audit(site.id, 10).await.unwrap();
+    let site = c.app.store.site_by_code("YX01").await.unwrap();
+    let trail = c.app.store.recent_audit(site.id, 10).await.unwrap();
     assert!(trail
         .iter()
         .any(|e| e.action == "stock.closeout.variance" && e.reason.contains("spill")));
@@ -494,7 +492,7 @@ async fn stock_close_out_with_a_large_variance_needs_a_reason() {
 #[tokio::test]
 async fn identity_is_encrypted_at_rest_and_read_only_with_the_right() {
     let c = clinic().await;
-    let site = c.app.state.store.site_by_code("YX01").await.unwrap();
+    let site = c.app.store.site_by_code("YX01").await.unwrap();
     c.app.user(&site, "peer", Role::PeerEducator).await;
     let peer = c.app.login("peer").await;
     let id = c.client_on("YX-0009", 60, 1).await;
@@ -506,7 +504,7 @@ async fn identity_is_encrypted_at_rest_and_read_only_with_the_right() {
     // At rest: no plaintext in the database.
     let row: (Vec<u8>,) = sqlx::query_as("SELECT identity FROM clients WHERE id = $1")
         .bind(id)
-        .fetch_one(c.app.state.store.pool())
+        .fetch_one(c.app.store.pool())
         .await
         .unwrap();
     assert!(!String::from_utf8_lossy(&row.0).contains("Li Wei"));
@@ -554,7 +552,7 @@ async fn identity_is_encrypted_at_rest_and_read_only_with_the_right() {
     sqlx::query("UPDATE clients SET identity = $1 WHERE id = $2")
         .bind(blob)
         .bind(id)
-        .execute(c.app.state.store.pool())
+        .execute(c.app.store.pool())
         .await
         .unwrap();
     let t = c
@@ -574,7 +572,7 @@ async fn identity_is_encrypted_at_rest_and_read_only_with_the_right() {
 #[tokio::test]
 async fn revoked_and_expired_consents_are_not_in_force() {
     let mut c = clinic().await;
-    let site = c.app.state.store.site_by_code("YX01").await.unwrap();
+    let site = c.app.store.site_by_code("YX01").await.unwrap();
     c.app.user(&site, "counsellor", Role::Counsellor).await;
     let counsellor = c.app.login("counsellor").await;
     let id = c.client_on("YX-0010", 60, 1).await;
@@ -625,7 +623,7 @@ async fn revoked_and_expired_consents_are_not_in_force() {
 #[tokio::test]
 async fn changing_a_phone_number_is_its_own_audited_action() {
     let c = clinic().await;
-    let site = c.app.state.store.site_by_code("YX01").await.unwrap();
+    let site = c.app.store.site_by_code("YX01").await.unwrap();
     c.app.user(&site, "counsellor", Role::Counsellor).await;
     let counsellor = c.app.login("counsellor").await;
     let id = c.client_on("YX-0011", 60, 1).await;
@@ -660,7 +658,6 @@ async fn changing_a_phone_number_is_its_own_audited_action() {
     assert_eq!(identity["phone"], "+8613800138000");
     let trail = c
         .app
-        .state
         .store
         .audit_of_record("client", &id.to_string())
         .await
@@ -677,7 +674,7 @@ async fn changing_a_phone_number_is_its_own_audited_action() {
 #[tokio::test]
 async fn consents_are_recorded_and_revoked_from_the_client_page() {
     let c = clinic().await;
-    let site = c.app.state.store.site_by_code("YX01").await.unwrap();
+    let site = c.app.store.site_by_code("YX01").await.unwrap();
     c.app.user(&site, "counsellor", Role::Counsellor).await;
     let counsellor = c.app.login("counsellor").await;
     let id = c.client_on("YX-0012", 60, 1).await;

@@ -232,7 +232,7 @@ async fn same_refusals_in_form_and_api(app: TestApp) {
     let a = doctor.submit(&format!("/loads/{load}/hand-out"), &[]).await;
     let shown = error_at(&a.text, "phone_confirmed").expect("the hand-out shows the refusal");
     assert!(shown.contains("核对"), "{shown}");
-    let stored = w.app.state.store.load(load).await.unwrap();
+    let stored = w.app.store.load(load).await.unwrap();
     assert_eq!(stored.state.as_str(), "loaded", "not handed out");
     let a = doctor
         .submit(
@@ -241,7 +241,7 @@ async fn same_refusals_in_form_and_api(app: TestApp) {
         )
         .await;
     assert_eq!(a.status, StatusCode::OK);
-    let stored = w.app.state.store.load(load).await.unwrap();
+    let stored = w.app.store.load(load).await.unwrap();
     assert_eq!(stored.state.as_str(), "with_client");
     w.app.cleanup().await;
 }
@@ -259,7 +259,7 @@ async fn form_and_api_refuse_alike_on_postgres() {
 async fn count(w: &World, sql: &str) -> i64 {
     use sqlx::Row;
     let row = sqlx::query(sql)
-        .fetch_one(w.app.state.store.pool())
+        .fetch_one(w.app.store.pool())
         .await
         .unwrap();
     row.try_get::<i64, _>("n").unwrap()
@@ -285,7 +285,7 @@ async fn a_failed_load_leaves_nothing(app: TestApp) {
         "load_box.after_codes",
         "load_box.before_commit",
     ] {
-        let head = w.app.state.store.audit_head().await.unwrap();
+        let head = w.app.store.audit_head().await.unwrap();
         let doses = count(&w, "SELECT COUNT(*) AS n FROM doses").await;
         w.app.state.app.arm_failpoint(step);
         let (s, r) = w
@@ -309,11 +309,11 @@ async fn a_failed_load_leaves_nothing(app: TestApp) {
             "{step}: no box doses"
         );
         assert_eq!(
-            w.app.state.store.audit_head().await.unwrap(),
+            w.app.store.audit_head().await.unwrap(),
             head,
             "{step}: no audit entry"
         );
-        let b = w.app.state.store.boxes(1).await.unwrap();
+        let b = w.app.store.boxes(1).await.unwrap();
         assert!(
             b.iter().all(|b| b.state.as_str() == "in_clinic"),
             "{step}: box untouched"
@@ -499,7 +499,7 @@ async fn box_and_window_together(app: TestApp) {
     )
     .bind((w.app.state.now() - chrono::Duration::hours(2)).timestamp_millis())
     .bind(format!("code:{sent}:0"))
-    .execute(w.app.state.store.pool())
+    .execute(w.app.store.pool())
     .await
     .unwrap();
     assert_eq!(delivered.rows_affected(), 1);
@@ -522,18 +522,10 @@ async fn box_and_window_together(app: TestApp) {
         assert_eq!(again["error"]["code"], "dose.already_given", "{again}");
         let trail = w
             .app
-            .state
             .store
             .audit_of_record(
                 "client",
-                &w.app
-                    .state
-                    .store
-                    .load(load)
-                    .await
-                    .unwrap()
-                    .client_id
-                    .to_string(),
+                &w.app.store.load(load).await.unwrap().client_id.to_string(),
             )
             .await
             .unwrap();
@@ -577,7 +569,7 @@ async fn box_and_window_together(app: TestApp) {
     assert_eq!(s, StatusCode::CREATED, "{d}");
     let row = sqlx::query("SELECT state FROM sms_outbox WHERE idempotency_key = $1")
         .bind(format!("code:{later}:0"))
-        .fetch_one(w.app.state.store.pool())
+        .fetch_one(w.app.store.pool())
         .await
         .unwrap();
     assert_eq!(sqlx::Row::get::<String, _>(&row, "state"), "stopped");
@@ -606,7 +598,7 @@ async fn a_withheld_lost_or_unsent_box_sends_the_client_to_the_window_on_postgre
 async fn a_failed_loss_report_leaves_nothing(app: TestApp) {
     let w = world_on(app).await;
     let (_, load) = box_out(&w, "YX-0047-DD", "BOX-0005", 7).await;
-    let head = w.app.state.store.audit_head().await.unwrap();
+    let head = w.app.store.audit_head().await.unwrap();
     w.app.state.app.arm_failpoint("report_lost.after_codes");
     let path = format!("/api/v1/loads/{load}/lost");
     let body = json!({"reason": "the client says it was stolen"});
@@ -616,11 +608,11 @@ async fn a_failed_loss_report_leaves_nothing(app: TestApp) {
     w.app.state.app.disarm_failpoints();
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{r}");
     assert_eq!(
-        w.app.state.store.audit_head().await.unwrap(),
+        w.app.store.audit_head().await.unwrap(),
         head,
         "no audit entry"
     );
-    let l = w.app.state.store.load(load).await.unwrap();
+    let l = w.app.store.load(load).await.unwrap();
     assert_eq!(l.state.as_str(), "with_client", "the box is not lost");
     assert!(l.withheld_from.is_none(), "no code withheld");
     assert_eq!(
@@ -634,7 +626,7 @@ async fn a_failed_loss_report_leaves_nothing(app: TestApp) {
     );
     let (s, r) = w.call(Method::POST, &w.doctor, &path, Some(body)).await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{r}");
-    let l = w.app.state.store.load(load).await.unwrap();
+    let l = w.app.store.load(load).await.unwrap();
     assert_eq!(l.state.as_str(), "lost");
     assert_eq!(
         count(
@@ -674,14 +666,14 @@ async fn the_police_queue_reads_in_one_unit(app: TestApp) {
         assert_eq!(s, StatusCode::CREATED, "{r}");
     }
     let views = "SELECT COUNT(*) AS n FROM audit_log WHERE action = 'disclosure.psb_view'";
-    let head = w.app.state.store.audit_head().await.unwrap();
+    let head = w.app.store.audit_head().await.unwrap();
     w.app.state.app.arm_failpoint("police_queue.before_commit");
     let (s, _) = w
         .call(Method::GET, &w.police, "/api/v1/psb/requests", None)
         .await;
     w.app.state.app.disarm_failpoints();
     assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR);
-    assert_eq!(w.app.state.store.audit_head().await.unwrap(), head);
+    assert_eq!(w.app.store.audit_head().await.unwrap(), head);
     assert_eq!(
         count(&w, views).await,
         0,
@@ -742,7 +734,7 @@ async fn ending_treatment_ends_the_box(app: TestApp) {
         )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{e}");
-    let store = &w.app.state.store;
+    let store = &w.app.store;
     let box_id = store.load(load).await.unwrap().box_id;
     assert!(store.watch(box_id).await.unwrap().is_some(), "tracked");
     let queued = format!(
@@ -1022,7 +1014,6 @@ async fn the_box_tasks_are_done_in_the_page(app: TestApp) {
     assert!(a.text.contains("药盒导出挑战码"), "the challenge is shown");
     let challenge = w
         .app
-        .state
         .store
         .load(load)
         .await
@@ -1055,7 +1046,7 @@ async fn the_box_tasks_are_done_in_the_page(app: TestApp) {
         .await;
     assert!(a.text.contains("遗失"), "the load shows as lost");
     assert_eq!(
-        w.app.state.store.load(load).await.unwrap().state,
+        w.app.store.load(load).await.unwrap().state,
         anxin_domain::boxes::LoadState::Lost
     );
     let nurse_token = w.app.login("nurse").await;
@@ -1118,7 +1109,7 @@ async fn a_form_submits_once(app: TestApp) {
         ("once", "urine-1"),
     ];
     let count = |sql: String| {
-        let store = w.app.state.store.clone();
+        let store = w.app.store.clone();
         async move {
             let n: (i64,) = sqlx::query_as(&sql).fetch_one(store.pool()).await.unwrap();
             n.0
@@ -1211,7 +1202,7 @@ async fn pages_are_not_cached_and_wrong_methods_are_405() {
 
     let denied_before: (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = 'access.denied'")
-            .fetch_one(w.app.state.store.pool())
+            .fetch_one(w.app.store.pool())
             .await
             .unwrap();
     let a = w
@@ -1237,7 +1228,7 @@ async fn pages_are_not_cached_and_wrong_methods_are_405() {
     assert_eq!(a.headers[axum::http::header::ALLOW], "GET, HEAD");
     let denied_after: (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = 'access.denied'")
-            .fetch_one(w.app.state.store.pool())
+            .fetch_one(w.app.store.pool())
             .await
             .unwrap();
     assert_eq!(
@@ -1265,7 +1256,7 @@ async fn the_window_finds_a_client_by_number_or_name(app: TestApp) {
         w.app.state.today()
     );
     let n = |sql: String| {
-        let store = w.app.state.store.clone();
+        let store = w.app.store.clone();
         async move {
             let r: (i64,) = sqlx::query_as(&sql).fetch_one(store.pool()).await.unwrap();
             r.0
@@ -1295,7 +1286,7 @@ async fn the_window_finds_a_client_by_number_or_name(app: TestApp) {
     assert!(a.text.contains("flash error"), "{}", a.text);
     let searched: (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = 'client.search'")
-            .fetch_one(w.app.state.store.pool())
+            .fetch_one(w.app.store.pool())
             .await
             .unwrap();
     assert!(searched.0 >= 3, "window searches are audited");
@@ -1450,7 +1441,7 @@ async fn a_peer_educator_sees_no_clinical_record() {
     let w = world_on(TestApp::new().await).await;
     let id = w.stable_client("YX-0053-AJ", true).await;
     w.approved(id, 2).await;
-    let site = w.app.state.store.list_sites().await.unwrap()[0].clone();
+    let site = w.app.store.list_sites().await.unwrap()[0].clone();
     w.app.user(&site, "peer", Role::PeerEducator).await;
     let mut peer = w.app.browser("peer", "zh-CN").await;
     let page = peer.get(&format!("/clients/{id}")).await;
@@ -1531,7 +1522,7 @@ async fn the_audit_trail_is_searched_in_the_page() {
     let w = world_on(TestApp::new().await).await;
     let id = w.stable_client("YX-0054-AK", true).await;
     w.stable_client("YX-0055-AL", true).await;
-    let site = w.app.state.store.list_sites().await.unwrap()[0].clone();
+    let site = w.app.store.list_sites().await.unwrap()[0].clone();
     w.app.user(&site, "boss", Role::Manager).await;
     w.app.user(&site, "itadmin", Role::Admin).await;
     // Enough reads of one record to fill more than one page.
@@ -1571,7 +1562,7 @@ async fn the_audit_trail_is_searched_in_the_page() {
     // The search that named a client is itself in the trail.
     let searched: (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = 'audit.search'")
-            .fetch_one(w.app.state.store.pool())
+            .fetch_one(w.app.store.pool())
             .await
             .unwrap();
     assert_eq!(searched.0, 2);
@@ -1640,20 +1631,11 @@ async fn the_day_list_filters_with_counts_and_a_legend() {
 #[tokio::test]
 async fn a_manager_resets_a_password_and_changes_a_role() {
     let w = world_on(TestApp::new().await).await;
-    let site = w.app.state.store.list_sites().await.unwrap()[0].clone();
+    let site = w.app.store.list_sites().await.unwrap()[0].clone();
     w.app.user(&site, "boss", Role::Manager).await;
-    let nurse = w
-        .app
-        .state
-        .store
-        .user_auth("nurse")
-        .await
-        .unwrap()
-        .unwrap()
-        .user;
+    let nurse = w.app.store.user_auth("nurse").await.unwrap().unwrap().user;
     let counsellor = w
         .app
-        .state
         .store
         .user_auth("counsellor")
         .await
@@ -1686,7 +1668,7 @@ async fn a_manager_resets_a_password_and_changes_a_role() {
         )
         .await;
     assert_eq!(a.status, StatusCode::OK);
-    let now = w.app.state.store.user(counsellor.id).await.unwrap();
+    let now = w.app.store.user(counsellor.id).await.unwrap();
     assert_eq!(now.role, Role::PeerEducator);
     // A manager cannot make anyone a manager.
     let a = boss
@@ -1694,7 +1676,7 @@ async fn a_manager_resets_a_password_and_changes_a_role() {
         .await;
     assert!(a.text.contains("不能授予"), "{}", a.text);
     assert_eq!(
-        w.app.state.store.user(nurse.id).await.unwrap().role,
+        w.app.store.user(nurse.id).await.unwrap().role,
         Role::Dispenser
     );
 
@@ -1786,13 +1768,13 @@ async fn a_manager_resets_a_password_and_changes_a_role() {
     let trail: (i64,) = sqlx::query_as(
         "SELECT COUNT(*) FROM audit_log WHERE action IN ('staff.role', 'staff.password.reset', 'staff.password.change')",
     )
-    .fetch_one(w.app.state.store.pool())
+    .fetch_one(w.app.store.pool())
     .await
     .unwrap();
     assert_eq!(trail.0, 3);
     let leaked: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE reason LIKE $1")
         .bind(format!("%{temporary}%"))
-        .fetch_one(w.app.state.store.pool())
+        .fetch_one(w.app.store.pool())
         .await
         .unwrap();
     assert_eq!(
@@ -1820,14 +1802,14 @@ async fn sex_and_year_of_birth_are_recorded_in_the_page() {
         a.text.contains("<option value=\"female\" selected>"),
         "kept"
     );
-    let (sex, year) = w.app.state.store.demographics(id).await.unwrap();
+    let (sex, year) = w.app.store.demographics(id).await.unwrap();
     assert_eq!((sex.as_str(), year), ("unknown", None), "nothing saved");
     let a = counsellor
         .submit(&path, &[("sex", "female"), ("birth_year", "1991")])
         .await;
     assert!(a.text.contains("性别与出生年份已保存"));
     assert!(a.text.contains("value=\"1991\""));
-    let (sex, year) = w.app.state.store.demographics(id).await.unwrap();
+    let (sex, year) = w.app.store.demographics(id).await.unwrap();
     assert_eq!((sex.as_str(), year), ("female", Some(1991)));
     w.app.cleanup().await;
 }
@@ -1861,7 +1843,7 @@ async fn a_backup_is_made_from_the_page() {
         ..anxin_server::Config::default()
     };
     let w = world_on(TestApp::with_config(&config).await).await;
-    let site = w.app.state.store.list_sites().await.unwrap()[0].clone();
+    let site = w.app.store.list_sites().await.unwrap()[0].clone();
     w.app.user(&site, "itadmin", Role::Admin).await;
     let mut admin = w.app.browser("itadmin", "zh-CN").await;
     let page = admin.get("/backup").await;
@@ -1883,7 +1865,7 @@ async fn a_backup_is_made_from_the_page() {
     assert!(a.text.contains(&format!("<td>{name}</td>")), "listed");
     let made: (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = 'backup.create'")
-            .fetch_one(w.app.state.store.pool())
+            .fetch_one(w.app.store.pool())
             .await
             .unwrap();
     assert_eq!(made.0, 1);
@@ -1943,7 +1925,6 @@ async fn stage_readmission_and_transfer_are_done_in_the_page() {
     assert!(a.text.contains("value=\"NOPE\""));
     let other = w
         .app
-        .state
         .store
         .create_site(
             &anxin_storage::Actor::cli(),

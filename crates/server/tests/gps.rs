@@ -301,7 +301,7 @@ async fn gt06_journey(app: TestApp) {
     assert_eq!(
         v["presence"]["state"], "away",
         "{v:#} {:?}",
-        w.app.state.gps.stats
+        w.app.state.app.gps.stats
     );
     assert!(alarm_kinds(&w).await.contains(&"left_home".to_owned()));
     let police = w.app.login("police").await;
@@ -352,7 +352,7 @@ async fn gt06_journey(app: TestApp) {
     );
 
     // A fix dated a day ahead and impossible coordinates are dropped; the connection stays up.
-    let before = w.app.state.store.position_count().await.unwrap();
+    let before = w.app.store.position_count().await.unwrap();
     let mut future = fix(&w, HOME);
     future.at_ms += 86_400_000;
     sock.write_all(&encode::location(&future, 30))
@@ -375,7 +375,7 @@ async fn gt06_journey(app: TestApp) {
     assert_eq!(read_some(&mut sock, alarm_ack.len()).await, alarm_ack);
     ingest.flush().await;
     assert_eq!(
-        w.app.state.store.position_count().await.unwrap(),
+        w.app.store.position_count().await.unwrap(),
         before + 1,
         "only the alarm's fix is kept"
     );
@@ -392,6 +392,7 @@ async fn gt06_journey(app: TestApp) {
     let flooded_before = w
         .app
         .state
+        .app
         .gps
         .stats
         .flooded
@@ -412,6 +413,7 @@ async fn gt06_journey(app: TestApp) {
     let flooded = w
         .app
         .state
+        .app
         .gps
         .stats
         .flooded
@@ -430,7 +432,7 @@ async fn gt06_journey(app: TestApp) {
     w.app.clock.advance(Duration::days(31));
     ingest.tick().await;
     ingest.flush().await;
-    assert_eq!(w.app.state.store.position_count().await.unwrap(), 0);
+    assert_eq!(w.app.store.position_count().await.unwrap(), 0);
     assert!(!alarm_kinds(&w).await.is_empty());
 
     // Stopping GPS for the load forgets the box's state and positions.

@@ -71,7 +71,6 @@ async fn a_dispenser_of_site_a_cannot_read_a_client_of_site_b() {
     assert_eq!(ok.status, StatusCode::OK);
     assert_eq!(ok.json()["uic"], "BBB-0001");
     let trail = app
-        .state
         .store
         .audit_of_record("client", &id.to_string())
         .await
@@ -183,7 +182,6 @@ async fn cdc_and_police_get_403_on_every_client_route() {
     }
     // Nothing was created by their attempts, and each refusal is in the audit trail.
     let found = app
-        .state
         .store
         .search_clients(
             &anxin_storage::Actor {
@@ -198,7 +196,7 @@ async fn cdc_and_police_get_403_on_every_client_route() {
         .await
         .unwrap();
     assert_eq!(found.len(), 1);
-    let denials = app.state.store.recent_audit(site.id, 500).await.unwrap();
+    let denials = app.store.recent_audit(site.id, 500).await.unwrap();
     assert!(
         denials
             .iter()
@@ -254,7 +252,7 @@ async fn the_account_is_locked_after_a_hundred_wrong_passwords_from_many_address
             .status,
         StatusCode::OK
     );
-    let trail = app.state.store.recent_audit(site.id, 200).await.unwrap();
+    let trail = app.store.recent_audit(site.id, 200).await.unwrap();
     assert_eq!(
         trail.iter().filter(|e| e.action == "login.failed").count(),
         102
@@ -335,7 +333,7 @@ async fn guessing_from_one_address_is_slowed_without_locking_the_owner_out() {
         .clone();
     assert!(li["locked_until"].is_null(), "{li}");
     // Delayed attempts are neither checked nor audited: 12 failures in the trail.
-    let trail = app.state.store.recent_audit(site.id, 200).await.unwrap();
+    let trail = app.store.recent_audit(site.id, 200).await.unwrap();
     assert_eq!(
         trail.iter().filter(|e| e.action == "login.failed").count(),
         12
@@ -556,26 +554,14 @@ async fn browser_login_pages_and_csrf() {
         )))
         .await;
     assert_eq!(wrong.status, StatusCode::FORBIDDEN);
-    assert!(app
-        .state
-        .store
-        .user_auth("nurse.new")
-        .await
-        .unwrap()
-        .is_none());
+    assert!(app.store.user_auth("nurse.new").await.unwrap().is_none());
     let ok = app
         .send(post_staff(format!(
             "csrf={csrf}&username=nurse.new&role=dispenser&password={PASSWORD}"
         )))
         .await;
     assert_eq!(ok.status, StatusCode::SEE_OTHER);
-    assert!(app
-        .state
-        .store
-        .user_auth("nurse.new")
-        .await
-        .unwrap()
-        .is_some());
+    assert!(app.store.user_auth("nurse.new").await.unwrap().is_some());
     // Cookie-authenticated JSON calls need the header.
     let api = |with: bool| {
         let mut b = Request::post("/api/v1/clients")
@@ -655,7 +641,7 @@ async fn bad_input_names_the_field_and_writes_nothing() {
     let site = app.site("YX01").await;
     app.user(&site, "manager.he", Role::Manager).await;
     let t = app.login("manager.he").await;
-    let head = app.state.store.audit_head().await.unwrap();
+    let head = app.store.audit_head().await.unwrap();
     let post =
         |body: serde_json::Value| app.call(Method::POST, "/api/v1/staff", Some(&t), Some(body));
 
@@ -747,13 +733,9 @@ async fn bad_input_names_the_field_and_writes_nothing() {
     assert_eq!(a.json()["error"]["field"], "enrolled_on");
 
     // Nothing of the above reached the database.
-    assert_eq!(
-        app.state.store.users_of_site(site.id).await.unwrap().len(),
-        1
-    );
-    let after = app.state.store.audit_head().await.unwrap();
+    assert_eq!(app.store.users_of_site(site.id).await.unwrap().len(), 1);
+    let after = app.store.audit_head().await.unwrap();
     let new_entries = app
-        .state
         .store
         .recent_audit(site.id, (after.seq - head.seq).max(1))
         .await
@@ -870,7 +852,7 @@ async fn healthz_and_unknown_routes() {
         .await;
     assert_eq!(nf.status, StatusCode::NOT_FOUND);
     assert_eq!(nf.json()["error"]["code"], "not_found");
-    app.state.store.close().await;
+    app.store.close().await;
     let down = app.call(Method::GET, "/healthz", None, None).await;
     assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
     app.cleanup().await;

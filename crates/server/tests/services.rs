@@ -321,7 +321,6 @@ async fn managers_see_full_tables_and_the_cdc_sees_suppressed_aggregates_recorde
             "period": "202611", "orgUnit": "OU42", "value": "9"}]})
     );
     let exports: Vec<_> = app
-        .state
         .store
         .audit_of_record("indicators", "all")
         .await
@@ -331,7 +330,6 @@ async fn managers_see_full_tables_and_the_cdc_sees_suppressed_aggregates_recorde
         .collect();
     assert_eq!(exports.len(), 2, "csv and dhis2 of the deployment");
     let by_site = app
-        .state
         .store
         .audit_of_record("indicators", "YX01")
         .await
@@ -523,7 +521,6 @@ async fn arv_outcome_is_set_after_the_referral(app: TestApp) {
     );
 
     let trail: Vec<String> = app
-        .state
         .store
         .audit_of_record("encounter", &id.to_string())
         .await

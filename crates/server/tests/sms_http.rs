@@ -15,7 +15,6 @@ use serde_json::json;
 async fn queued(app: &TestApp, site: i64) -> i64 {
     let now = app.state.now();
     let (m, _) = app
-        .state
         .store
         .enqueue_sms(
             &Actor::cli(),
@@ -45,7 +44,7 @@ async fn delivery_reports_need_a_valid_token_and_name_bad_fields() {
         .state
         .settings
         .sms
-        .signer(&app.state.store)
+        .signer(&app.store)
         .await
         .unwrap()
         .clone();
@@ -73,10 +72,10 @@ async fn delivery_reports_need_a_valid_token_and_name_bad_fields() {
     let ok = format!("id={id}&a=1&t={token}&type=1&fid=smsc-77&kid=%25I&ts=1700000000");
     assert_eq!(get(ok.clone()).await.status, StatusCode::OK);
     assert_eq!(get(ok).await.status, StatusCode::OK);
-    let m = app.state.store.sms_message(id).await.unwrap();
+    let m = app.store.sms_message(id).await.unwrap();
     assert_eq!(m.state, MessageState::Delivered);
     assert_eq!(m.gateway_id.as_deref(), Some("smsc-77"));
-    assert_eq!(app.state.store.sms_reports(id).await.unwrap().len(), 2);
+    assert_eq!(app.store.sms_reports(id).await.unwrap().len(), 2);
     app.cleanup().await;
 }
 
@@ -151,7 +150,7 @@ async fn managers_queue_a_neutral_test_message() {
         .await;
     assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
     let id = a.json()["id"].as_i64().unwrap();
-    let msg = app.state.store.sms_message(id).await.unwrap();
+    let msg = app.store.sms_message(id).await.unwrap();
     assert_eq!(msg.recipient, "+8613900001111");
     assert!(forbidden_words_in(&msg.text).is_empty(), "{}", msg.text);
     let a = app

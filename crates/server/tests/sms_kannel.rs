@@ -47,13 +47,13 @@ async fn worker(app: &TestApp, kannel: &Kannel, base: &str) -> Worker {
         .state
         .settings
         .sms
-        .signer(&app.state.store)
+        .signer(&app.store)
         .await
         .unwrap()
         .clone();
     let st = app.state.clone();
     Worker::new(
-        app.state.store.clone(),
+        app.store.clone(),
         Arc::new(provider),
         signer,
         base.to_owned(),
@@ -79,7 +79,6 @@ async fn enqueue(app: &TestApp, site: i64, n: usize, prefix: &str) -> Vec<Outbox
     let mut out = Vec::new();
     for i in 0..n {
         let (m, _) = app
-            .state
             .store
             .enqueue_sms(
                 &Actor::cli(),
@@ -115,7 +114,7 @@ async fn wait_for_reports(app: &TestApp, msgs: &[OutboxMessage]) {
     for _ in 0..100 {
         let mut all = true;
         for m in msgs {
-            if app.state.store.sms_reports(m.id).await.unwrap().is_empty() {
+            if app.store.sms_reports(m.id).await.unwrap().is_empty() {
                 all = false;
             }
         }
@@ -154,14 +153,14 @@ async fn messages_reach_kannel_once_and_reports_come_back() {
     // The reports (at least the SMS centre's submit ack) come back and are recorded.
     wait_for_reports(&app, &msgs).await;
     for m in &msgs {
-        let reports = app.state.store.sms_reports(m.id).await.unwrap();
+        let reports = app.store.sms_reports(m.id).await.unwrap();
         assert!(
             !reports.is_empty(),
             "no report for {}: {}",
             m.id,
             kannel.logs()
         );
-        let now = app.state.store.sms_message(m.id).await.unwrap();
+        let now = app.store.sms_message(m.id).await.unwrap();
         assert!(
             matches!(now.state, MessageState::Sent | MessageState::Delivered),
             "{:?}",
@@ -187,7 +186,7 @@ async fn gateway_down_is_retried_with_backoff_then_delivered() {
     let msgs = enqueue(&app, site.id, 3, "b").await;
     let r = w.run_once().await.unwrap();
     assert_eq!((r.claimed, r.refused), (3, 3));
-    let m = app.state.store.sms_message(msgs[0].id).await.unwrap();
+    let m = app.store.sms_message(msgs[0].id).await.unwrap();
     assert_eq!(m.state, MessageState::Queued);
     assert!(
         m.last_error.contains("cannot reach kannel"),
@@ -204,7 +203,7 @@ async fn gateway_down_is_retried_with_backoff_then_delivered() {
     app.clock.advance(Duration::seconds(5));
     let r = w.run_once().await.unwrap();
     assert_eq!((r.claimed, r.refused), (3, 3));
-    let m = app.state.store.sms_message(msgs[0].id).await.unwrap();
+    let m = app.store.sms_message(msgs[0].id).await.unwrap();
     assert_eq!(m.attempts, 2);
     assert_eq!(m.next_attempt_at, app.state.now() + Duration::seconds(10));
     // The gateway comes back; after the (doubled) delay the messages go, once each.
@@ -220,13 +219,13 @@ async fn gateway_down_is_retried_with_backoff_then_delivered() {
     assert!(c.values().all(|n| *n == 1), "{c:?}");
     wait_for_reports(&app, &msgs).await;
     for m in &msgs {
-        let m = app.state.store.sms_message(m.id).await.unwrap();
+        let m = app.store.sms_message(m.id).await.unwrap();
         assert_eq!(m.attempts, 3);
         assert!(matches!(
             m.state,
             MessageState::Sent | MessageState::Delivered
         ));
-        assert!(!app.state.store.sms_reports(m.id).await.unwrap().is_empty());
+        assert!(!app.store.sms_reports(m.id).await.unwrap().is_empty());
     }
     app.cleanup().await;
 }

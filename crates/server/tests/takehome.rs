@@ -469,7 +469,7 @@ fn sim(args: &[&str]) -> Result<(), anxin_boxsim::BoxSimError> {
 
 async fn journey(app: TestApp) {
     let w = world_on(app).await;
-    let site = w.app.state.store.site_by_code("YX01").await.unwrap();
+    let site = w.app.store.site_by_code("YX01").await.unwrap();
     let id = w.stable_client("YX-0201", true).await;
     // Eligible → request → police approve.
     assert_eq!(w.eligibility(id).await["days"], 5);
@@ -500,7 +500,6 @@ async fn journey(app: TestApp) {
     let site_id = site.id;
     let stock_before = w
         .app
-        .state
         .store
         .stock_position(
             site_id,
@@ -522,7 +521,6 @@ async fn journey(app: TestApp) {
     let load_id = l["load"]["id"].as_i64().unwrap();
     let stock_loaded = w
         .app
-        .state
         .store
         .stock_position(
             site_id,
@@ -572,7 +570,7 @@ async fn journey(app: TestApp) {
     // rests in clear: the stored text masks it, and the real text is sealed with the data key.
     let rows: Vec<(String, String, String, Vec<u8>)> = sqlx::query_as("SELECT idempotency_key, recipient, body, sealed_body FROM sms_outbox WHERE client_id = $1 ORDER BY idempotency_key")
         .bind(id)
-        .fetch_all(w.app.state.store.pool())
+        .fetch_all(w.app.store.pool())
         .await
         .unwrap();
     assert_eq!(rows.len(), 3);
@@ -582,7 +580,7 @@ async fn journey(app: TestApp) {
             assert_eq!(to, "+8613800138000");
             assert!(body.contains("********"), "masked: {body}");
             assert!(!body.chars().any(|c| c.is_ascii_digit()), "{body}");
-            let real = w.app.state.vault.open_message(key, sealed).unwrap();
+            let real = w.app.vault.open_message(key, sealed).unwrap();
             assert!(
                 anxin_domain::sms::forbidden_words_in(&real).is_empty(),
                 "{real}"
@@ -670,7 +668,7 @@ async fn journey(app: TestApp) {
     );
 
     // While out, the box had GPS: some positions and an alarm.
-    let box_id = w.app.state.store.load(load_id).await.unwrap().box_id;
+    let box_id = w.app.store.load(load_id).await.unwrap().box_id;
     let mut gps = anxin_storage::gps::Batch::default();
     gps.positions.push(anxin_storage::gps::NewPosition {
         box_id,
@@ -687,11 +685,11 @@ async fn journey(app: TestApp) {
         at_ms: 1,
         at: None,
     });
-    w.app.state.store.write_gps_batch(&gps).await.unwrap();
+    w.app.store.write_gps_batch(&gps).await.unwrap();
 
     // A code still queued was never released: opening its compartment would be a tamper. The
     // gateway delivered the first two days' codes.
-    let store = &w.app.state.store;
+    let store = &w.app.store;
     let load = store.load(load_id).await.unwrap();
     assert_eq!(store.codes_released(&load).await.unwrap(), Vec::<u8>::new());
     for day in 0..2 {
@@ -830,21 +828,14 @@ async fn journey(app: TestApp) {
     assert_eq!(rec["reconciliation"]["unopened"], json!([2]));
     assert_eq!(rec["tampering"], false);
     // Back at the centre: where the box went is deleted, its alarm stays.
-    assert_eq!(w.app.state.store.position_count().await.unwrap(), 0);
+    assert_eq!(w.app.store.position_count().await.unwrap(), 0);
     assert_eq!(
-        w.app
-            .state
-            .store
-            .alarms_of_box(box_id, 10)
-            .await
-            .unwrap()
-            .len(),
+        w.app.store.alarms_of_box(box_id, 10).await.unwrap().len(),
         1
     );
     // Stock: the unopened compartment's 80 mg came back.
     let stock_after = w
         .app
-        .state
         .store
         .stock_position(
             site_id,
@@ -884,7 +875,7 @@ async fn journey(app: TestApp) {
         "SELECT COUNT(*) AS n FROM (SELECT * FROM dose_month_bits EXCEPT SELECT * FROM dose_months) x",
     ] {
         let row = sqlx::query(sql)
-            .fetch_one(w.app.state.store.pool())
+            .fetch_one(w.app.store.pool())
             .await
             .unwrap();
         assert_eq!(sqlx::Row::get::<i64, _>(&row, "n"), 0, "{sql}");
@@ -944,7 +935,7 @@ async fn days_in_treatment_count_from_enrolment_not_from_the_first_order_here() 
         .await;
     assert_eq!(s, StatusCode::CREATED, "{c}");
     let id = c["id"].as_i64().unwrap();
-    let store = &w.app.state.store;
+    let store = &w.app.store;
     let doctor = store.user_auth("doctor").await.unwrap().unwrap().user;
     let actor = anxin_storage::Actor {
         user_id: Some(doctor.id),
@@ -992,7 +983,7 @@ async fn the_whole_take_home_journey_on_postgres() {
 #[tokio::test]
 async fn a_centre_adopts_a_stricter_policy_and_decisions_name_its_version() {
     let w = world().await;
-    let site = w.app.state.store.site_by_code("YX01").await.unwrap();
+    let site = w.app.store.site_by_code("YX01").await.unwrap();
     w.app.user(&site, "manager", Role::Manager).await;
     let manager = w.app.login("manager").await;
     let id = w.stable_client("YX-0105", true).await;
@@ -1136,7 +1127,7 @@ async fn codes_can_be_withheld_revealed_to_a_checked_caller_and_stop_when_a_box_
     assert_eq!(a.json()["error"]["field"], "id_last4");
     let refused: (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = 'code.reveal.refused'")
-            .fetch_one(w.app.state.store.pool())
+            .fetch_one(w.app.store.pool())
             .await
             .unwrap();
     assert_eq!(refused.0, 1);
@@ -1153,12 +1144,11 @@ async fn codes_can_be_withheld_revealed_to_a_checked_caller_and_stop_when_a_box_
     let first: (Vec<u8>,) =
         sqlx::query_as("SELECT sealed_body FROM sms_outbox WHERE idempotency_key = $1")
             .bind(format!("code:{load}:0"))
-            .fetch_one(w.app.state.store.pool())
+            .fetch_one(w.app.store.pool())
             .await
             .unwrap();
     let text = w
         .app
-        .state
         .vault
         .open_message(&format!("code:{load}:0"), &first.0)
         .unwrap();
@@ -1169,7 +1159,7 @@ async fn codes_can_be_withheld_revealed_to_a_checked_caller_and_stop_when_a_box_
     let told: (String,) = sqlx::query_as(
         "SELECT reason FROM audit_log WHERE action = 'code.reveal' ORDER BY seq DESC LIMIT 1",
     )
-    .fetch_one(w.app.state.store.pool())
+    .fetch_one(w.app.store.pool())
     .await
     .unwrap();
     assert!(told.0.contains("national ID"), "{}", told.0);
@@ -1180,7 +1170,7 @@ async fn codes_can_be_withheld_revealed_to_a_checked_caller_and_stop_when_a_box_
     // The scheduled hour: 06:00 at the centre (+08:00) is 22:00 UTC the day before.
     let nb: (i64,) = sqlx::query_as("SELECT not_before FROM sms_outbox WHERE idempotency_key = $1")
         .bind(format!("code:{load}:0"))
-        .fetch_one(w.app.state.store.pool())
+        .fetch_one(w.app.store.pool())
         .await
         .unwrap();
     assert_eq!(
@@ -1206,7 +1196,7 @@ async fn codes_can_be_withheld_revealed_to_a_checked_caller_and_stop_when_a_box_
         "SELECT state FROM sms_outbox WHERE client_id = $1 ORDER BY idempotency_key",
     )
     .bind(id)
-    .fetch_all(w.app.state.store.pool())
+    .fetch_all(w.app.store.pool())
     .await
     .unwrap();
     assert_eq!(
@@ -1243,7 +1233,6 @@ async fn codes_can_be_withheld_revealed_to_a_checked_caller_and_stop_when_a_box_
     assert_eq!(a.json()["error"]["code"], "reveal.no_compartment");
     let trail = w
         .app
-        .state
         .store
         .audit_of_record("client", &id.to_string())
         .await
@@ -1368,8 +1357,8 @@ async fn codes_rest_sealed_until_sent(app: TestApp) {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{l}");
     let load = l["load"]["id"].as_i64().unwrap();
-    let store = w.app.state.store.clone();
-    let vault = w.app.state.vault.clone();
+    let store = w.app.store.clone();
+    let vault = w.app.vault.clone();
     let row = |k: i64| {
         let store = store.clone();
         async move {
@@ -1486,7 +1475,7 @@ async fn an_early_return_stops_the_codes_left(app: TestApp) {
         "SELECT state, sealed_body FROM sms_outbox WHERE client_id = $1 ORDER BY idempotency_key",
     )
     .bind(id)
-    .fetch_all(w.app.state.store.pool())
+    .fetch_all(w.app.store.pool())
     .await
     .unwrap();
     assert_eq!(

@@ -346,38 +346,9 @@ impl Store {
         vault: &Vault,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let c = self.client_for_write(actor, client_id).await?;
-        let plain = serde_json::to_vec(identity).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let sealed = vault.seal(client_id, &plain);
-        let index = identity.name.as_deref().map(|n| vault.name_index(n));
-        let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE clients SET identity = $1, name_index = $2 WHERE id = $3")
-            .bind(sealed)
-            .bind(index)
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await?;
-        let fields: Vec<&str> = [
-            ("name", &identity.name),
-            ("national_id", &identity.national_id),
-            ("phone", &identity.phone),
-            ("address", &identity.address),
-        ]
-        .iter()
-        .filter(|(_, v)| v.is_some())
-        .map(|(k, _)| *k)
-        .collect();
-        append(
-            &mut tx,
-            actor,
-            &AuditEvent::new("client.identity.update", "client", client_id)
-                .site(c.site_id)
-                .reason(format!("fields set: {}", fields.join(", "))),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let mut work = self.begin_work(actor, now).await?;
+        work.set_identity(client_id, identity, vault).await?;
+        work.commit().await
     }
 
     /// Decrypts the identifying fields for `actor` (same site); audited as `client.identity.read`.
@@ -1515,6 +1486,43 @@ impl Store {
 }
 
 impl crate::Work {
+    /// Stores a client's identifying fields, encrypted, and the keyed name hash, with the
+    /// `client.identity.update` entry (names of the fields set only).
+    pub async fn set_identity(
+        &mut self,
+        client_id: i64,
+        identity: &Identity,
+        vault: &Vault,
+    ) -> Result<()> {
+        let c = self.client_for_write(client_id).await?;
+        let plain = serde_json::to_vec(identity).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let sealed = vault.seal(client_id, &plain);
+        let index = identity.name.as_deref().map(|n| vault.name_index(n));
+        sqlx::query("UPDATE clients SET identity = $1, name_index = $2 WHERE id = $3")
+            .bind(sealed)
+            .bind(index)
+            .bind(client_id)
+            .execute(self.conn())
+            .await?;
+        let fields: Vec<&str> = [
+            ("name", &identity.name),
+            ("national_id", &identity.national_id),
+            ("phone", &identity.phone),
+            ("address", &identity.address),
+        ]
+        .iter()
+        .filter(|(_, v)| v.is_some())
+        .map(|(k, _)| *k)
+        .collect();
+        self.audit(
+            AuditEvent::new("client.identity.update", "client", client_id)
+                .site(c.site_id)
+                .reason(format!("fields set: {}", fields.join(", "))),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// A client of the actor's site, read inside the unit of work; the use case's own audit
     /// entry records why it was opened.
     pub async fn client_for_write(&mut self, id: i64) -> Result<Client> {

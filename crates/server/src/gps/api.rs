@@ -4,30 +4,21 @@
 //! request and since when — never a position — and each look goes to the disclosure ledger.
 
 use anxin_domain::gps::Zone;
-use anxin_domain::{Access, DomainError, Permission};
-use anxin_storage::gps::GPS_PURPOSE;
+use anxin_domain::{Access, Permission};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use chrono::{DateTime, Utc};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+pub use anxin_app::gps::staff::{
+    AlarmView, BoxAlarmView, BoxGpsView, FixView, PoliceBoxState, PresenceView, TrackerBody,
+    TrackerFitted, ZoneBody,
+};
 
 use crate::auth::CurrentUser;
-use crate::boxes::load_of;
 use crate::error::AppResult;
 use crate::json::ApiJson;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
-
-/// Fitting a tracker to a box.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TrackerBody {
-    /// The tracker's IMEI (15 digits).
-    pub imei: String,
-}
 
 /// Fits the tracker `imei` to the box `serial` of `me`'s centre.
 pub async fn fit_tracker(
@@ -36,29 +27,31 @@ pub async fn fit_tracker(
     serial: &str,
     imei: &str,
 ) -> AppResult<TrackerFitted> {
-    let imei = imei.trim();
-    if !anxin_tracker::valid_imei(imei) {
-        return Err(DomainError::invalid("imei", "must be the tracker's 15-digit IMEI").into());
-    }
-    let b = st.store.box_by_serial(&me.actor(), serial).await?;
-    let t = st
-        .store
-        .register_tracker(&me.actor(), b.id, imei, st.now())
-        .await?;
-    st.gps.invalidate();
-    Ok(TrackerFitted {
-        imei: t.imei,
-        r#box: b.serial,
-    })
+    Ok(anxin_app::gps::staff::fit_tracker(&st.app, &me.app_actor(), serial, imei).await?)
 }
 
-/// A tracker just fitted.
-#[derive(Serialize, JsonSchema)]
-pub struct TrackerFitted {
-    pub imei: String,
-    /// The box's serial.
-    #[serde(rename = "box")]
-    pub r#box: String,
+/// Sets the home zone of load `raw` (a box out with its client), under an active GPS consent.
+pub async fn set_zone(st: &AppState, me: &CurrentUser, raw: &str, zone: &Zone) -> AppResult<()> {
+    Ok(anxin_app::gps::staff::set_zone(&st.app, &me.app_actor(), raw, zone).await?)
+}
+
+/// Stops comparing load `raw`'s box with a zone; its positions are deleted.
+pub async fn clear_zone(st: &AppState, me: &CurrentUser, raw: &str) -> AppResult<()> {
+    Ok(anxin_app::gps::staff::clear_zone(&st.app, &me.app_actor(), raw).await?)
+}
+
+/// Everything staff see of a box's GPS (audited as a read of the client's record).
+pub async fn box_view(st: &AppState, me: &CurrentUser, serial: &str) -> AppResult<BoxGpsView> {
+    Ok(anxin_app::gps::staff::box_view(&st.app, &me.app_actor(), serial).await?)
+}
+
+/// What the police learn of the box under approved request `raw` (to the disclosure ledger).
+pub async fn police_box_state(
+    st: &AppState,
+    me: &CurrentUser,
+    raw: &str,
+) -> AppResult<PoliceBoxState> {
+    Ok(anxin_app::gps::staff::police_box_state(&st.app, &me.app_actor(), raw).await?)
 }
 
 async fn api_fit(
@@ -73,93 +66,6 @@ async fn api_fit(
     ))
 }
 
-/// A home zone: a circle (`lat`, `lon`, `radius_m`) or a polygon (`points`, each `[lat, lon]`).
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ZoneBody {
-    /// `circle` or `polygon`.
-    pub kind: String,
-    #[serde(default)]
-    pub lat: Option<f64>,
-    #[serde(default)]
-    pub lon: Option<f64>,
-    #[serde(default)]
-    pub radius_m: Option<f64>,
-    #[serde(default)]
-    pub points: Option<Vec<[f64; 2]>>,
-}
-
-impl ZoneBody {
-    /// The zone it describes, validated; errors name the field.
-    pub fn zone(&self) -> Result<Zone, DomainError> {
-        let need = |v: Option<f64>, f: &str| v.ok_or_else(|| DomainError::invalid(f, "missing"));
-        let z = match self.kind.as_str() {
-            "circle" => Zone::Circle {
-                lat: need(self.lat, "zone.lat")?,
-                lon: need(self.lon, "zone.lon")?,
-                radius_m: need(self.radius_m, "zone.radius_m")?,
-            },
-            "polygon" => Zone::Polygon {
-                points: self
-                    .points
-                    .clone()
-                    .ok_or_else(|| DomainError::invalid("zone.points", "missing"))?,
-            },
-            other => {
-                return Err(DomainError::invalid(
-                    "zone.kind",
-                    format!("`{other}` is neither circle nor polygon"),
-                ))
-            }
-        };
-        z.validate()?;
-        Ok(z)
-    }
-}
-
-/// Sets the home zone of load `raw` (a box out with its client), under an active GPS consent.
-pub async fn set_zone(st: &AppState, me: &CurrentUser, raw: &str, zone: &Zone) -> AppResult<()> {
-    let load = load_of(st, me, raw).await?;
-    if !load.state.is_out() {
-        return Err(DomainError::Conflict(format!(
-            "load {} is {}: a home zone is set for a box that goes out",
-            load.id, load.state
-        ))
-        .into());
-    }
-    if st.store.tracker_of_box(load.box_id).await?.is_none() {
-        return Err(DomainError::invalid("load", "this box has no tracker fitted").into());
-    }
-    let today = st.today();
-    let consent = st
-        .store
-        .consents(load.client_id)
-        .await?
-        .into_iter()
-        .find(|c| c.purpose == GPS_PURPOSE && c.active_on(today))
-        .ok_or_else(|| {
-            DomainError::invalid(
-                "consent",
-                "the client has not consented to box GPS; record the consent first",
-            )
-        })?;
-    let zone_json = serde_json::to_string(zone).map_err(|_| crate::error::AppError::Internal)?;
-    st.store
-        .set_home_zone(
-            &me.actor(),
-            load.id,
-            load.box_id,
-            load.client_id,
-            load.site_id,
-            consent.id,
-            &zone_json,
-            st.now(),
-        )
-        .await?;
-    st.gps.invalidate();
-    Ok(())
-}
-
 async fn api_set_zone(
     State(st): State<AppState>,
     me: CurrentUser,
@@ -170,23 +76,6 @@ async fn api_set_zone(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Stops comparing load `raw`'s box with a zone; its positions are deleted.
-pub async fn clear_zone(st: &AppState, me: &CurrentUser, raw: &str) -> AppResult<()> {
-    let load = load_of(st, me, raw).await?;
-    st.store
-        .clear_home_zone(
-            &me.actor(),
-            load.id,
-            load.box_id,
-            load.client_id,
-            load.site_id,
-            st.now(),
-        )
-        .await?;
-    st.gps.invalidate();
-    Ok(())
-}
-
 async fn api_clear_zone(
     State(st): State<AppState>,
     me: CurrentUser,
@@ -194,162 +83,6 @@ async fn api_clear_zone(
 ) -> AppResult<StatusCode> {
     clear_zone(&st, &me, &id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-fn time(ms: i64) -> Option<String> {
-    DateTime::<Utc>::from_timestamp_millis(ms).map(|t| t.to_rfc3339())
-}
-
-/// The JSON shape of a home zone (schema only; [`Zone`] writes it).
-#[derive(JsonSchema)]
-#[schemars(rename = "HomeZone")]
-#[allow(dead_code)]
-struct ZoneShape {
-    /// `circle` or `polygon`.
-    kind: String,
-    /// Circle only.
-    lat: Option<f64>,
-    /// Circle only.
-    lon: Option<f64>,
-    /// Circle only.
-    radius_m: Option<f64>,
-    /// Polygon only: `[lat, lon]` pairs.
-    points: Option<Vec<[f64; 2]>>,
-}
-
-/// One position fix.
-#[derive(Serialize, JsonSchema)]
-pub struct FixView {
-    pub at: Option<String>,
-    pub lat: f64,
-    pub lon: f64,
-}
-
-/// Where the box is compared with the home zone.
-#[derive(Serialize, JsonSchema)]
-pub struct PresenceView {
-    /// at_home, away or unknown
-    pub state: String,
-    pub since: Option<String>,
-    pub last_fix: Option<String>,
-    pub last_seen: Option<String>,
-    pub battery_percent: Option<i64>,
-    pub online: bool,
-}
-
-/// An alarm of one box.
-#[derive(Serialize, JsonSchema)]
-pub struct BoxAlarmView {
-    pub id: i64,
-    pub kind: String,
-    pub at: Option<String>,
-    pub acknowledged: bool,
-}
-
-/// Everything staff see of a box's GPS.
-#[derive(Serialize, JsonSchema)]
-pub struct BoxGpsView {
-    /// The box's serial.
-    #[serde(rename = "box")]
-    pub r#box: String,
-    pub box_state: String,
-    /// The fitted tracker's IMEI.
-    pub tracker: Option<String>,
-    pub presence: Option<PresenceView>,
-    #[schemars(with = "Option<ZoneShape>")]
-    pub zone: Option<Value>,
-    pub fixes: Vec<FixView>,
-    /// The watched load (only while the box is watched).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub load: Option<i64>,
-    /// The client of the watched load (only while the box is watched).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client: Option<i64>,
-    pub alarms: Vec<BoxAlarmView>,
-}
-
-/// Everything staff see of a box's GPS: state, last fix, zone, recent fixes, alarms. When the
-/// box is out with a client, this is a read of that client's record (audited).
-pub async fn box_view(st: &AppState, me: &CurrentUser, serial: &str) -> AppResult<BoxGpsView> {
-    let b = st.store.box_by_serial(&me.actor(), serial).await?;
-    let imei = st.store.tracker_of_box(b.id).await?;
-    let watch = st.store.watch(b.id).await?;
-    let mut out = BoxGpsView {
-        r#box: b.serial.clone(),
-        box_state: b.state.as_str().to_owned(),
-        tracker: imei,
-        presence: None,
-        zone: None,
-        fixes: Vec::new(),
-        load: None,
-        client: None,
-        alarms: Vec::new(),
-    };
-    if let Some(w) = watch {
-        st.store
-            .read_client(&me.actor(), w.client_id, "box location", st.now())
-            .await?;
-        out.zone = serde_json::from_str::<Value>(&w.zone_json)
-            .ok()
-            .filter(|z| !z.is_null());
-        out.fixes = st
-            .store
-            .recent_positions(b.id, 50)
-            .await?
-            .into_iter()
-            .map(|p| FixView {
-                at: time(p.at_ms),
-                lat: p.lat,
-                lon: p.lon,
-            })
-            .collect();
-        out.load = Some(w.load_id);
-        out.client = Some(w.client_id);
-        if let Some(p) = st.store.presence(b.id).await? {
-            out.presence = Some(PresenceView {
-                state: p.presence,
-                since: time(p.since_ms),
-                last_fix: p.last_fix_ms.and_then(time),
-                last_seen: time(p.last_seen_ms),
-                battery_percent: p.battery,
-                online: p.online,
-            });
-        }
-    }
-    out.alarms = st
-        .store
-        .alarms_of_box(b.id, 20)
-        .await?
-        .into_iter()
-        .map(|a| BoxAlarmView {
-            id: a.id,
-            kind: a.kind,
-            at: time(a.at_ms),
-            acknowledged: a.acknowledged,
-        })
-        .collect();
-    Ok(out)
-}
-
-/// An open alarm of the centre.
-#[derive(Serialize, JsonSchema)]
-pub struct AlarmView {
-    pub id: i64,
-    /// The box's serial.
-    #[serde(rename = "box")]
-    pub r#box: String,
-    pub load: Option<i64>,
-    pub kind: String,
-    pub at: Option<String>,
-}
-
-/// What the police see of a box: a state word and since when, never a position.
-#[derive(Serialize, JsonSchema)]
-pub struct PoliceBoxState {
-    pub request_id: i64,
-    /// at_home, away or unknown
-    pub state: String,
-    pub since: Option<String>,
 }
 
 async fn api_box(
@@ -364,25 +97,9 @@ async fn api_alarms(
     State(st): State<AppState>,
     me: CurrentUser,
 ) -> AppResult<Json<Vec<AlarmView>>> {
-    let alarms = st
-        .store
-        .open_alarms(me.site.id, 200)
-        .await?
-        .into_iter()
-        .map(|a| AlarmView {
-            id: a.id,
-            r#box: a.serial,
-            load: a.load_id,
-            kind: a.kind,
-            at: time(a.at_ms),
-        })
-        .collect();
-    Ok(Json(alarms))
-}
-
-fn alarm_id(raw: &str) -> Result<i64, DomainError> {
-    raw.parse()
-        .map_err(|_| DomainError::invalid("id", "not a number"))
+    Ok(Json(
+        anxin_app::gps::staff::open_alarms(&st.app, &me.app_actor()).await?,
+    ))
 }
 
 async fn api_ack(
@@ -390,36 +107,8 @@ async fn api_ack(
     me: CurrentUser,
     Path(id): Path<String>,
 ) -> AppResult<StatusCode> {
-    st.store
-        .acknowledge_alarm(&me.actor(), alarm_id(&id)?, st.now())
-        .await?;
+    anxin_app::gps::staff::acknowledge(&st.app, &me.app_actor(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// What the police learn of the box under approved request `raw`: the state word and the time
-/// it last changed. Written to the disclosure ledger.
-pub async fn police_box_state(
-    st: &AppState,
-    me: &CurrentUser,
-    raw: &str,
-) -> AppResult<PoliceBoxState> {
-    let id: i64 = raw
-        .parse()
-        .map_err(|_| DomainError::invalid("id", "not a number"))?;
-    let r = st.store.psb_request(id).await?;
-    if r.site_id != me.site.id {
-        return Err(DomainError::NotFound(format!("request {id}")).into());
-    }
-    let (state, since) = st
-        .store
-        .police_box_state(&me.actor(), &r, st.today(), st.now())
-        .await?
-        .ok_or_else(|| DomainError::NotFound(format!("a tracked box for request {id}")))?;
-    Ok(PoliceBoxState {
-        request_id: id,
-        state,
-        since: time(since),
-    })
 }
 
 async fn api_police(

@@ -51,7 +51,7 @@ async fn gt06_connection(
     let _ = sock.set_nodelay(true);
     let mut decoder = gt06::Decoder::default();
     let mut buf = vec![0u8; 4096];
-    let mut device: Option<anxin_storage::gps::Tracker> = None;
+    let mut device: Option<anxin_app::gps::Tracker> = None;
     let mut bad = 0u32;
     let mut out = Vec::new();
     loop {

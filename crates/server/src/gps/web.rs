@@ -35,12 +35,19 @@ fn at(st: &AppState, v: &serde_json::Value) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
+/// An RFC 3339 instant as the centre's local time; "—" when absent.
+fn at_text(st: &AppState, v: Option<&str>) -> String {
+    v.and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| local(st, t.timestamp_millis()))
+        .unwrap_or_else(|| "—".into())
+}
+
 /// The open alarms of the centre, for the home page of those who manage boxes.
 pub async fn home_alarms(st: &AppState, me: &CurrentUser) -> Markup {
     if !me.role().has(Permission::TakeHomeManage) {
         return html! {};
     }
-    let alarms = match st.store.open_alarms(me.site.id, 50).await {
+    let alarms = match anxin_app::gps::staff::open_alarms(&st.app, &me.app_actor()).await {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, "reading box alarms failed");
@@ -55,8 +62,8 @@ pub async fn home_alarms(st: &AppState, me: &CurrentUser) -> Markup {
         section.card.alert id="box-alarms" role="alert" {
             h2 { (t.a("gps-alarms-title", &[("n", &alarms.len().to_string())])) }
             ul { @for a in &alarms { li data-alarm=(a.id) {
-                strong { (t.s(&format!("gps-alarm-{}", a.kind))) } " · " (t.s("box-serial")) " " (a.serial) " · " (local(st, a.at_ms)) " "
-                @if let Some(l) = a.load_id { a href={"/loads/" (l) "/gps"} { (t.s("gps-open")) } " " }
+                strong { (t.s(&format!("gps-alarm-{}", a.kind))) } " · " (t.s("box-serial")) " " (a.r#box) " · " (at_text(st, a.at.as_deref())) " "
+                @if let Some(l) = a.load { a href={"/loads/" (l) "/gps"} { (t.s("gps-open")) } " " }
                 form.inline method="post" action={"/box-alarms/" (a.id) "/ack"} {
                     input type="hidden" name="csrf" value=(me.csrf_token);
                     button type="submit" { (t.s("gps-ack")) }
@@ -271,12 +278,7 @@ async fn clear_form(
 
 async fn ack_form(State(st): State<AppState>, me: CurrentUser, Path(id): Path<String>) -> Response {
     let r = async {
-        let id: i64 = id
-            .parse()
-            .map_err(|_| anxin_domain::DomainError::invalid("id", "not a number"))?;
-        st.store
-            .acknowledge_alarm(&me.actor(), id, st.now())
-            .await?;
+        anxin_app::gps::staff::acknowledge(&st.app, &me.app_actor(), &id).await?;
         Ok::<(), crate::error::AppError>(())
     }
     .await;

@@ -100,7 +100,7 @@ impl World {
             .await;
         assert_eq!(s, StatusCode::CREATED, "{c}");
         let id = c["id"].as_i64().unwrap();
-        let store = &self.app.state.store;
+        let store = &self.app.store;
         let doctor = store.user_auth("doctor").await.unwrap().unwrap().user;
         let actor = Actor {
             user_id: Some(doctor.id),

@@ -16,9 +16,7 @@ use chrono::{Duration, NaiveDate};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::auth::{CurrentUser, Via};
-use crate::error::AppResult;
-use crate::state::AppState;
+use crate::{App, Error, Result};
 
 /// The password of every demo login (printed at start; a demo is not a deployment).
 pub const DEMO_PASSWORD: &str = "anxin-demo-2026";
@@ -101,8 +99,8 @@ const GIVEN: [&str; 16] = [
 
 /// Fills an empty database with the demo centre. A database that already holds sites is
 /// left alone (`loaded: false`).
-pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
-    let store: &Store = &state.store;
+pub async fn load(app: &App, seed: u64) -> Result<DemoSummary> {
+    let store: &Store = &app.store;
     if !store.list_sites().await?.is_empty() {
         let site = store.site_by_code(DEMO_SITE).await?;
         let clients = store.count_clients(site.id).await?;
@@ -112,8 +110,8 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
             loaded: false,
         });
     }
-    let now = state.now();
-    let today = state.today();
+    let now = app.now();
+    let today = app.today();
     let cli = Actor::cli();
     let site = store
         .create_site(
@@ -124,7 +122,7 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
         )
         .await?;
     // The published demo password fails the policy on purpose; the demo alone bypasses it.
-    let hash = crate::auth::hash_demo_password(DEMO_PASSWORD).await?;
+    let hash = crate::staff::demo_password_hash(DEMO_PASSWORD).await?;
     let mut actors = std::collections::HashMap::new();
     for (username, role, language) in DEMO_LOGINS {
         let u = store
@@ -212,7 +210,7 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
             address: None,
         };
         store
-            .set_identity(&counsellor, c.id, &identity, &state.vault, now)
+            .set_identity(&counsellor, c.id, &identity, &app.vault, now)
             .await?;
         store
             .add_agreement(
@@ -302,7 +300,7 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
                 let minute = rng.gen_range(0..180);
                 let given_at = (d.and_hms_opt(8, 0, 0).unwrap_or_default()
                     + Duration::minutes(minute))
-                .and_local_timezone(state.settings.utc_offset)
+                .and_local_timezone(app.settings.utc_offset)
                 .single()
                 .map(|t| t.with_timezone(&chrono::Utc))
                 .unwrap_or(now);
@@ -341,7 +339,7 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
         .import_history(&nurse, site.id, &history, &urine, now)
         .await?;
     // Stock: a delivery every two weeks, a close-out every evening with a small measuring error.
-    let stock = state.settings.clinic.stock;
+    let stock = app.settings.clinic.stock;
     let mut level = 0.0;
     let mut d = today - Duration::days(90);
     while d < today {
@@ -373,8 +371,8 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
         level = measured;
         d += Duration::days(1);
     }
-    takehome_steps(state, &site, &with_police_consent).await?;
-    services(state, seed, &clients_made).await?;
+    takehome_steps(app, &site, &with_police_consent).await?;
+    services(app, seed, &clients_made).await?;
     Ok(DemoSummary {
         site,
         clients: clients.len() as i64,
@@ -386,23 +384,23 @@ pub async fn load(state: &AppState, seed: u64) -> AppResult<DemoSummary> {
 /// education, HIV/HCV/TB tests with ARV referrals, counselling, vocational training, health
 /// examinations, referrals into treatment and therapeutic-community episodes, so that every
 /// indicator has a plausible value.
-async fn services(state: &AppState, seed: u64, clients: &[(i64, NaiveDate)]) -> AppResult<()> {
+async fn services(app: &App, seed: u64, clients: &[(i64, NaiveDate)]) -> Result<()> {
     use anxin_domain::indicators::Sex;
     use anxin_domain::services::{
         ArvOutcome, ReferralSource, Service, TcEpisode, TcExit, TcPhase, TestResult,
     };
     use anxin_storage::services::{NewEncounter, Subject};
-    let store = &state.store;
-    let now = state.now();
-    let today = state.today();
+    let store = &app.store;
+    let now = app.now();
+    let today = app.today();
     let site = store.site_by_code(DEMO_SITE).await?;
     let actor_of = |name: &'static str| async move {
         let u = store
             .user_auth(name)
             .await?
             .map(|u| u.user)
-            .ok_or(crate::error::AppError::Internal)?;
-        Ok::<_, crate::error::AppError>(Actor {
+            .ok_or_else(|| Error::Internal("a demo account is missing".into()))?;
+        Ok::<_, Error>(Actor {
             user_id: Some(u.id),
             name: u.username,
             site_id: Some(site.id),
@@ -649,47 +647,45 @@ async fn services(state: &AppState, seed: u64, clients: &[(i64, NaiveDate)]) -> 
 
 /// Puts some eligible clients at each step of the take-home programme: a request waiting for
 /// the police, approvals, and boxes loaded and handed out (their codes queued in the outbox).
-async fn takehome_steps(state: &AppState, site: &Site, candidates: &[i64]) -> AppResult<()> {
-    let store = &state.store;
+async fn takehome_steps(app: &App, site: &Site, candidates: &[i64]) -> Result<()> {
+    let store = &app.store;
     let as_user = |username: &'static str| async move {
         let user = store
             .user_auth(username)
             .await?
             .map(|u| u.user)
-            .ok_or(crate::error::AppError::Internal)?;
-        Ok::<_, crate::error::AppError>(CurrentUser {
-            user,
-            site: site.clone(),
-            token_hash: String::new(),
-            csrf_token: String::new(),
-            via: Via::Bearer,
+            .ok_or_else(|| Error::Internal("a demo account is missing".into()))?;
+        Ok::<_, Error>(crate::Actor {
+            user_id: user.id,
+            username: user.username,
+            role: user.role,
+            site_id: site.id,
         })
     };
     let doctor = as_user("doctor").await?;
     let police = as_user("police").await?;
     for n in 1..=10 {
         store
-            .add_box(&doctor.actor(), &format!("BOX-{n:04}"), state.now())
+            .add_box(&doctor.audit(), &format!("BOX-{n:04}"), app.now())
             .await?;
     }
     let mut step = 0;
     for id in candidates {
         let c = store
-            .read_client(&doctor.actor(), *id, "demo", state.now())
+            .read_client(&doctor.audit(), *id, "demo", app.now())
             .await?;
-        let (e, _) = anxin_app::takehome::eligibility_of(&state.app, &c).await?;
+        let (e, _) = crate::takehome::eligibility_of(app, &c).await?;
         if e.days < 2 {
             continue;
         }
         let days = i64::from(e.days.min(3));
-        let sent =
-            anxin_app::takehome::send_request(&state.app, &doctor.app_actor(), *id, days).await?;
+        let sent = crate::takehome::send_request(app, &doctor, *id, days).await?;
         if step >= 2 {
-            anxin_app::takehome::answer(
-                &state.app,
-                &police.app_actor(),
+            crate::takehome::answer(
+                app,
+                &police,
                 sent.request_id,
-                &anxin_app::takehome::AnswerBody {
+                &crate::takehome::AnswerBody {
                     decision: "approve".into(),
                     reason: "no criminal record".into(),
                 },
@@ -705,24 +701,18 @@ async fn takehome_steps(state: &AppState, site: &Site, candidates: &[i64]) -> Ap
                 code_hour: Some(7),
                 language: None,
             };
-            let load = crate::boxes::load_box(state, &doctor, &id.to_string(), req).await?;
+            let load = crate::boxes::load_box(app, &doctor, *id, &req).await?;
             {
                 let load_id = load.load.id;
                 // Handed out through the same use case as the page (the demo's clients
                 // confirmed their phone numbers).
-                let confirmed = anxin_app::boxes::HandOut {
+                let confirmed = crate::boxes::HandOut {
                     phone_confirmed: true,
                 };
-                anxin_app::boxes::hand_out(
-                    &state.app,
-                    &doctor.app_actor(),
-                    &load_id.to_string(),
-                    &confirmed,
-                )
-                .await?;
+                crate::boxes::hand_out(app, &doctor, &load_id.to_string(), &confirmed).await?;
                 if let Ok(l) = store.load(load_id).await {
                     if step <= 6 {
-                        demo_gps(state, &doctor, &l, step == 6).await?;
+                        demo_gps(app, &doctor, &l, step == 6).await?;
                     }
                 }
             }
@@ -738,18 +728,18 @@ async fn takehome_steps(state: &AppState, site: &Site, candidates: &[i64]) -> Ap
 /// Box GPS for a handed-out load: a tracker, the client's consent, a 120 m home zone and a few
 /// hours of fixes — at home, or (`away`) gone from home with its alarm.
 async fn demo_gps(
-    state: &AppState,
-    doctor: &CurrentUser,
+    app: &App,
+    doctor: &crate::Actor,
     load: &anxin_storage::boxes::Load,
     away: bool,
-) -> AppResult<()> {
+) -> Result<()> {
     use anxin_storage::gps::{Batch, NewAlarm, NewPosition, PresenceRow, GPS_PURPOSE};
-    let store = &state.store;
-    let now = state.now();
-    let today = state.today();
-    let serial = crate::boxes::serial_of(state, load).await?;
-    crate::gps::api::fit_tracker(
-        state,
+    let store = &app.store;
+    let now = app.now();
+    let today = app.today();
+    let serial = crate::boxes::serial_of(app, load).await?;
+    crate::gps::staff::fit_tracker(
+        app,
         doctor,
         &serial,
         &format!("8681203000{:05}", load.box_id),
@@ -757,7 +747,7 @@ async fn demo_gps(
     .await?;
     store
         .add_consent(
-            &doctor.actor(),
+            &doctor.audit(),
             load.client_id,
             GPS_PURPOSE,
             "centre",
@@ -777,7 +767,7 @@ async fn demo_gps(
         lon,
         radius_m: 120.0,
     };
-    crate::gps::api::set_zone(state, doctor, &load.id.to_string(), &zone).await?;
+    crate::gps::staff::set_zone(app, doctor, &load.id.to_string(), &zone).await?;
     let now_ms = now.timestamp_millis();
     let mut batch = Batch::default();
     for k in 0..12i64 {
@@ -828,7 +818,7 @@ async fn demo_gps(
         });
     }
     store.write_gps_batch(&batch).await?;
-    state.gps.invalidate();
+    app.gps.invalidate();
     Ok(())
 }
 
@@ -859,35 +849,30 @@ mod tests {
 
     #[tokio::test]
     async fn loading_twice_adds_nothing_the_second_time() {
-        let (state, db) = crate::testing::test_state().await;
-        let first = load(&state, 1).await.unwrap();
+        let (app, db) = crate::testing::test_app().await;
+        let first = load(&app, 1).await.unwrap();
         assert!(first.loaded);
         assert_eq!(first.clients, 250);
-        let second = load(&state, 1).await.unwrap();
+        let second = load(&app, 1).await.unwrap();
         assert!(!second.loaded);
         assert_eq!(second.clients, 250);
         assert_eq!(
-            state
-                .store
-                .users_of_site(first.site.id)
-                .await
-                .unwrap()
-                .len(),
+            app.store.users_of_site(first.site.id).await.unwrap().len(),
             8
         );
         assert_eq!(
-            state.store.verify_audit().await.unwrap().map(|n| n > 250),
+            app.store.verify_audit().await.unwrap().map(|n| n > 250),
             Ok(true)
         );
         // Box GPS: one box at home, one away with its alarm on the home page.
-        let alarms = state.store.open_alarms(first.site.id, 10).await.unwrap();
+        let alarms = app.store.open_alarms(first.site.id, 10).await.unwrap();
         assert_eq!(
             alarms.iter().map(|a| a.kind.as_str()).collect::<Vec<_>>(),
             vec!["left_home"]
         );
         let mut words = vec![];
-        for b in state.store.boxes(first.site.id).await.unwrap() {
-            if let Some(p) = state.store.presence(b.id).await.unwrap() {
+        for b in app.store.boxes(first.site.id).await.unwrap() {
+            if let Some(p) = app.store.presence(b.id).await.unwrap() {
                 words.push(p.presence);
             }
         }
