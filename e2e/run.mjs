@@ -486,6 +486,49 @@ for (const lang of LANGS) {
         await nurse.goto(`${server.url}/dispensing`);
       });
 
+      await t.test("a counsellor's and a peer educator's day: services recorded in the page, refusals at the field", async () => {
+        const page = pages.counsellor;
+        const uic = zh ? 'YX-7001-ZH' : 'YX-7002-EN';
+        await Promise.all([page.waitForNavigation(), page.click('#nav-services')]);
+        // Needle exchange for the client just enrolled, typed in lower case; too many back first.
+        await page.fill('#service-form input[name=uic]', uic.toLowerCase());
+        await page.fill('#service-form input[name=given]', '20');
+        await page.fill('#service-form input[name=returned]', '300');
+        await Promise.all([page.waitForNavigation(), page.click('#service-form button[type=submit]')]);
+        const err = await text(page, '#service-form .field-error[data-field=returned]');
+        assert.ok(zh ? /回收 300 支/.test(err) : /300 needles returned/.test(err), err);
+        assert.equal(await page.inputValue('#service-form input[name=given]'), '20', 'typed values kept');
+        await page.fill('#service-form input[name=returned]', '18');
+        await Promise.all([page.waitForNavigation(), page.click('#service-form button[type=submit]')]);
+        assert.ok((await text(page, '.flash.ok')).includes(uic));
+        assert.ok((await text(page, '#recent-services')).includes(uic), 'listed by UIC');
+        // An HIV test with counselling and its result told.
+        await Promise.all([page.waitForNavigation(), page.click('a[href="/services/hiv_test"]')]);
+        await page.fill('#service-form input[name=uic]', uic);
+        await page.selectOption('#service-form select[name=result]', 'negative');
+        for (const f of ['pre_counselled', 'post_counselled', 'told_result']) await page.check(`#service-form input[name=${f}]`);
+        await Promise.all([page.waitForNavigation(), page.click('#service-form button[type=submit]')]);
+        assert.ok((await text(page, '.flash.ok')).includes(uic));
+        shots.push(['counsellor', 'services', '/services/hiv_test']);
+        // The peer educator: naloxone for an outreach contact known only by the code they give.
+        const peer = (pages.peer = await login(server, 'peer', lang));
+        await Promise.all([peer.waitForNavigation(), peer.click('#nav-services')]);
+        await Promise.all([peer.waitForNavigation(), peer.click('a[href="/services/naloxone"]')]);
+        const contact = zh ? 'KM-7101-ZH' : 'KM-7102-EN';
+        await peer.fill('#service-form input[name=uic]', contact);
+        await peer.check('#service-form input[name=outreach]');
+        await peer.selectOption('#service-form select[name=sex]', 'female');
+        await peer.fill('#service-form input[name=birth_year]', '1992');
+        await peer.fill('#service-form input[name=kits]', '2');
+        await Promise.all([peer.waitForNavigation(), peer.click('#service-form button[type=submit]')]);
+        const recent = await text(peer, '#recent-services');
+        assert.ok(recent.includes(contact) && (zh ? /外展/.test(recent) : /outreach/.test(recent)), recent);
+        // From the list to the client's record: the UIC and services, nothing clinical.
+        await Promise.all([peer.waitForNavigation(), peer.click(`#recent-services a:text("${uic}")`)]);
+        assert.equal(await peer.locator('#orders, #urine, #access-trail, #ledger').count(), 0, 'no clinical record for a peer educator');
+        shots.push(['peer', 'services', '/services/naloxone']);
+      });
+
       await t.test('the prescriber checks take-home eligibility and asks the police', async () => {
         const page = (pages.doctor = await login(server, 'doctor', lang));
         // An eligible client (police-check consent) without a request yet.

@@ -289,12 +289,6 @@ pub async fn client_encounters(app: &App, me: &Actor, client_id: i64) -> Result<
     })
 }
 
-/// The latest `limit` ARV referrals of `me`'s centre, for the referrals page.
-pub async fn arv_referrals(app: &App, me: &Actor, limit: i64) -> Result<Vec<Encounter>> {
-    me.require(Permission::ServiceRecord)?;
-    Ok(app.store.arv_referrals(&me.audit(), limit).await?)
-}
-
 /// Opens a therapeutic-community episode for the client the request names.
 pub async fn open_tc(app: &App, me: &Actor, req: &TcRequest) -> Result<EpisodeView> {
     me.require(Permission::ServiceRecord)?;
@@ -332,4 +326,92 @@ pub async fn tc_episodes(app: &App, me: &Actor) -> Result<EpisodeList> {
     Ok(EpisodeList {
         episodes: list.iter().map(EpisodeView::from).collect(),
     })
+}
+
+/// A service as the services page records it: for an enrolled client of the centre (by UIC)
+/// or, when `outreach` is set, for an outreach contact known only by the UIC they give.
+#[derive(Debug, Clone)]
+pub struct ServiceEntry {
+    pub uic: String,
+    pub outreach: bool,
+    /// Outreach contacts only: male, female or unknown.
+    pub sex: Option<String>,
+    /// Outreach contacts only.
+    pub birth_year: Option<i32>,
+    /// `YYYY-MM-DD`, default today.
+    pub on: Option<String>,
+    pub service: Service,
+}
+
+/// Records a service from the services page. An enrolled client is found by UIC at `me`'s
+/// centre (any case, dashes optional); a UIC no client has is refused at `uic` unless the entry
+/// is for an outreach contact.
+pub async fn record_by_uic(app: &App, me: &Actor, entry: &ServiceEntry) -> Result<EncounterView> {
+    me.require(Permission::ServiceRecord)?;
+    let typed = entry.uic.trim();
+    if typed.is_empty() {
+        return Err(anxin_domain::Problem::new(anxin_domain::Code::UicMalformed)
+            .field("uic")
+            .arg("uic", typed)
+            .into());
+    }
+    let req = if entry.outreach {
+        EncounterRequest {
+            client_id: None,
+            uic: Some(typed.to_owned()),
+            sex: entry.sex.clone().filter(|s| !s.trim().is_empty()),
+            birth_year: entry.birth_year,
+            on: entry.on.clone(),
+            service: Value::Null,
+        }
+    } else {
+        let uic = crate::dispensing::normalise_uic(typed)?;
+        let c = app.store.client_by_uic(&uic).await?;
+        if c.site_id != me.site_id {
+            return Err(anxin_domain::Problem::new(anxin_domain::Code::UicUnknown)
+                .field("uic")
+                .arg("uic", typed)
+                .into());
+        }
+        EncounterRequest {
+            client_id: Some(c.id),
+            uic: None,
+            sex: None,
+            birth_year: None,
+            on: entry.on.clone(),
+            service: Value::Null,
+        }
+    };
+    record_encounter(app, me, &req, entry.service.clone()).await
+}
+
+/// An encounter as the services page lists it: by UIC, never by internal id.
+#[derive(Debug, Clone)]
+pub struct ListedEncounter {
+    pub encounter: Encounter,
+    /// The enrolled client's UIC, or the outreach contact's.
+    pub uic: String,
+    /// An outreach contact, not an enrolled client.
+    pub outreach: bool,
+}
+
+/// The latest `limit` encounters of `me`'s centre, of one kind or all.
+pub async fn recent(
+    app: &App,
+    me: &Actor,
+    kind: Option<&str>,
+    limit: i64,
+) -> Result<Vec<ListedEncounter>> {
+    me.require(Permission::ServiceRecord)?;
+    Ok(app
+        .store
+        .site_encounters(&me.audit(), kind, limit)
+        .await?
+        .into_iter()
+        .map(|(encounter, uic)| ListedEncounter {
+            outreach: encounter.client_id.is_none(),
+            encounter,
+            uic,
+        })
+        .collect())
 }

@@ -156,6 +156,25 @@ pub async fn change_role(app: &App, me: &Actor, id: i64, role: &str) -> Result<(
     Ok(())
 }
 
+/// The longest real name of an account, in characters.
+pub const MAX_FULL_NAME_CHARS: usize = 100;
+
+/// Gives account `id` (one `me` manages) the person's real name; empty clears it.
+pub async fn rename(app: &App, me: &Actor, id: i64, full_name: &str) -> Result<()> {
+    let target = managed_account(app, me, id).await?;
+    let name = full_name.trim();
+    if name.chars().count() > MAX_FULL_NAME_CHARS {
+        return Err(Problem::new(Code::TextTooLong)
+            .field("full_name")
+            .arg("max", MAX_FULL_NAME_CHARS)
+            .into());
+    }
+    app.store
+        .set_full_name(&me.audit(), &target, name, app.now())
+        .await?;
+    Ok(())
+}
+
 /// A temporary password: 16 letters and digits without look-alikes, in groups of four.
 fn temporary_password() -> String {
     use rand::Rng;

@@ -180,7 +180,7 @@ pub async fn transfer(
     req: &TransferRequest,
 ) -> Result<TreatmentChanged> {
     me.require(Permission::ClientWrite)?;
-    let code = req.site.trim();
+    let code = &req.site.trim().to_uppercase();
     let site = app.store.site_by_code(code).await.map_err(|_| {
         Problem::new(Code::SiteUnknown)
             .field("site")
@@ -214,17 +214,22 @@ pub struct SiteMove {
 /// to `to`.
 pub async fn guest(app: &App, me: &Actor, client_id: i64, req: &SiteMove) -> Result<()> {
     me.require(Permission::ClientWrite)?;
-    let site = app.store.site_by_code(&req.site).await.map_err(|_| {
-        anxin_domain::DomainError::invalid("site", format!("no site has the code `{}`", req.site))
+    let code = &req.site.trim().to_uppercase();
+    let site = app.store.site_by_code(code).await.map_err(|_| {
+        Problem::new(Code::SiteUnknown)
+            .field("site")
+            .arg("code", code)
     })?;
-    let from = match req.from.as_deref() {
-        None | Some("") => app.today(),
+    if site.id == me.site_id {
+        return Err(Problem::new(Code::TransferSameSite).field("site").into());
+    }
+    let today = app.today();
+    let from = match req.from.as_deref().map(str::trim) {
+        None | Some("") => today,
         Some(f) => parse_date("from", f)?,
     };
-    if from < app.today() {
-        return Err(anxin_domain::DomainError::invalid("from", "must be today or later").into());
-    }
     let to = parse_date("to", req.to.as_deref().unwrap_or(""))?;
+    anxin_domain::clinic::guest::check_period(from, to, today)?;
     app.store
         .add_guest_dosing(&me.audit(), client_id, site.id, from, to, app.now())
         .await?;

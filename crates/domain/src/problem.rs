@@ -195,6 +195,32 @@ codes! {
     DateRangeReversed => ("date.range_reversed", Invalid),
     /// Ending a treatment while a box is out, without confirming that its codes stop.
     TreatmentEndBoxOut => ("treatment.box_out", Conflict),
+    /// A needle exchange that neither gave nor took back a needle.
+    ServiceNothingExchanged => ("service.nothing_exchanged", Invalid),
+    /// More needles returned than one person can carry, without a reason.
+    ServiceReturnsImplausible => ("service.returns_implausible", Invalid),
+    /// A number of kits or condoms below one.
+    ServiceCountTooSmall => ("service.count_too_small", Invalid),
+    /// A service field that must be named (topic, course, educator).
+    ServiceFieldRequired => ("service.field_required", Invalid),
+    /// A test result without the date of its test.
+    ServiceResultUndated => ("service.result_undated", Invalid),
+    /// A person told a result that is not recorded.
+    ServiceToldWithoutResult => ("service.told_without_result", Invalid),
+    /// An ARV outcome dated before its referral.
+    ArvOutcomeBeforeReferral => ("arv.outcome_before_referral", Invalid),
+    /// A referral linked to treatment without the day treatment started.
+    ArvLinkedUndated => ("arv.linked_undated", Invalid),
+    /// A pending referral with an outcome date.
+    ArvPendingDated => ("arv.pending_dated", Invalid),
+    /// A service kind the page does not know.
+    ServiceKindUnknown => ("service.kind_unknown", Invalid),
+    /// A guest-dosing arrangement that starts before today.
+    GuestFromPast => ("guest.from_past", Invalid),
+    /// A guest-dosing arrangement that ends before it starts or lasts too long.
+    GuestPeriodInvalid => ("guest.period_invalid", Invalid),
+    /// A value that is not one of a list's choices.
+    ChoiceUnknown => ("choice.unknown", Invalid),
 }
 
 impl Code {

@@ -10,7 +10,7 @@
 use chrono::{Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 
-use crate::DomainError;
+use crate::{Code, DomainError, Problem};
 
 /// Needles one person can plausibly bring back at once; more needs a written reason
 /// (e.g. a secondary exchanger returning for a group).
@@ -158,18 +158,19 @@ impl Service {
         }
     }
 
-    /// Checks the encounter's plausibility for an encounter on `on`, recorded `today`.
+    /// Checks the encounter's plausibility for an encounter on `on`, recorded `today`. Each
+    /// refusal is a [`Problem`] naming its field.
     pub fn validate(&self, on: NaiveDate, today: NaiveDate) -> Result<(), DomainError> {
-        if on > today {
-            return Err(DomainError::invalid("on", "must not be in the future"));
-        }
+        let refuse =
+            |code: Code, field: &str| -> DomainError { Problem::new(code).field(field).into() };
         let not_after = |field: &str, d: NaiveDate| {
             if d > today {
-                Err(DomainError::invalid(field, "must not be in the future"))
+                Err(refuse(Code::DateInFuture, field))
             } else {
                 Ok(())
             }
         };
+        not_after("on", on)?;
         match self {
             Service::NeedleExchange {
                 given,
@@ -177,34 +178,29 @@ impl Service {
                 reason,
             } => {
                 if *given == 0 && *returned == 0 {
-                    return Err(DomainError::invalid(
-                        "given",
-                        "an exchange gives or takes back at least one needle",
-                    ));
+                    return Err(refuse(Code::ServiceNothingExchanged, "given"));
                 }
                 let has_reason = reason.as_deref().is_some_and(|r| !r.trim().is_empty());
                 if *returned > PLAUSIBLE_RETURN && !has_reason {
-                    return Err(DomainError::invalid(
-                        "returned",
-                        format!(
-                            "{returned} needles returned is more than one person can carry \
-                             ({PLAUSIBLE_RETURN}); give a reason (e.g. secondary exchange)"
-                        ),
-                    ));
+                    return Err(Problem::new(Code::ServiceReturnsImplausible)
+                        .field("returned")
+                        .arg("returned", returned)
+                        .arg("max", PLAUSIBLE_RETURN)
+                        .into());
                 }
             }
             Service::Naloxone { kits } if *kits == 0 => {
-                return Err(DomainError::invalid("kits", "must be at least 1"));
+                return Err(refuse(Code::ServiceCountTooSmall, "kits"));
             }
             Service::Condoms { count } if *count == 0 => {
-                return Err(DomainError::invalid("count", "must be at least 1"));
+                return Err(refuse(Code::ServiceCountTooSmall, "count"));
             }
             Service::PeerEducation { educator, topic } => {
                 if educator.trim().is_empty() {
-                    return Err(DomainError::invalid("educator", "name the peer educator"));
+                    return Err(refuse(Code::ServiceFieldRequired, "educator"));
                 }
                 if topic.trim().is_empty() {
-                    return Err(DomainError::invalid("topic", "name the topic"));
+                    return Err(refuse(Code::ServiceFieldRequired, "topic"));
                 }
             }
             Service::HivTest {
@@ -214,30 +210,17 @@ impl Service {
                 ..
             } => {
                 match (tested_on, result) {
-                    (None, Some(_)) => {
-                        return Err(DomainError::invalid(
-                            "tested_on",
-                            "an HIV result needs the date of its test",
-                        ))
-                    }
+                    (None, Some(_)) => return Err(refuse(Code::ServiceResultUndated, "tested_on")),
                     (Some(d), _) => not_after("tested_on", *d)?,
                     (None, None) => {}
                 }
                 if *told_result && result.is_none() {
-                    return Err(DomainError::invalid(
-                        "told_result",
-                        "cannot be told a result that is not recorded",
-                    ));
+                    return Err(refuse(Code::ServiceToldWithoutResult, "told_result"));
                 }
             }
             Service::HcvTest { tested_on, result } | Service::TbTest { tested_on, result } => {
                 match (tested_on, result) {
-                    (None, Some(_)) => {
-                        return Err(DomainError::invalid(
-                            "tested_on",
-                            "a test result needs the date of its test",
-                        ))
-                    }
+                    (None, Some(_)) => return Err(refuse(Code::ServiceResultUndated, "tested_on")),
                     (Some(d), _) => not_after("tested_on", *d)?,
                     (None, None) => {}
                 }
@@ -250,28 +233,23 @@ impl Service {
                 not_after("referred_on", *referred_on)?;
                 if let Some(o) = outcome_on {
                     if o < referred_on {
-                        return Err(DomainError::invalid(
-                            "outcome_on",
-                            format!("{o} is before the referral on {referred_on}"),
-                        ));
+                        return Err(Problem::new(Code::ArvOutcomeBeforeReferral)
+                            .field("outcome_on")
+                            .arg("outcome_on", o)
+                            .arg("referred_on", referred_on)
+                            .into());
                     }
                     not_after("outcome_on", *o)?;
                 }
                 if *outcome == ArvOutcome::Linked && outcome_on.is_none() {
-                    return Err(DomainError::invalid(
-                        "outcome_on",
-                        "a linked referral needs the date treatment started",
-                    ));
+                    return Err(refuse(Code::ArvLinkedUndated, "outcome_on"));
                 }
                 if *outcome == ArvOutcome::Pending && outcome_on.is_some() {
-                    return Err(DomainError::invalid(
-                        "outcome_on",
-                        "a pending referral has no outcome date yet",
-                    ));
+                    return Err(refuse(Code::ArvPendingDated, "outcome_on"));
                 }
             }
             Service::VocationalTraining { course } if course.trim().is_empty() => {
-                return Err(DomainError::invalid("course", "name the course"));
+                return Err(refuse(Code::ServiceFieldRequired, "course"));
             }
             _ => {}
         }
@@ -462,6 +440,7 @@ mod tests {
     fn field(e: DomainError) -> String {
         match e {
             DomainError::Invalid { field, .. } => field,
+            DomainError::Refused(p) => p.field.unwrap_or_default(),
             other => panic!("not invalid: {other}"),
         }
     }
@@ -503,10 +482,7 @@ mod tests {
             told_result: true,
         };
         let e = s.validate(today, today).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "tested_on: an HIV result needs the date of its test"
-        );
+        assert_eq!(e.to_string(), "tested_on: service.result_undated");
         let told_nothing = Service::HivTest {
             tested_on: Some(d(11, 20)),
             pre_counselled: true,
@@ -528,10 +504,15 @@ mod tests {
             outcome: ArvOutcome::Linked,
             outcome_on: Some(d(11, 9)),
         };
-        assert_eq!(
-            early.validate(today, today).unwrap_err().to_string(),
-            "outcome_on: 2026-11-09 is before the referral on 2026-11-10"
-        );
+        match early.validate(today, today).unwrap_err() {
+            DomainError::Refused(p) => {
+                assert_eq!(p.code, Code::ArvOutcomeBeforeReferral);
+                assert_eq!(p.field.as_deref(), Some("outcome_on"));
+                assert_eq!(p.get("outcome_on"), Some("2026-11-09"));
+                assert_eq!(p.get("referred_on"), Some("2026-11-10"));
+            }
+            other => panic!("not a refusal by code: {other}"),
+        }
         let linked_undated = Service::ArvReferral {
             referred_on: d(11, 10),
             outcome: ArvOutcome::Linked,

@@ -461,6 +461,15 @@ pub(crate) fn client_details(
                     }
                     button type="submit" { (t.s("client-transfer")) }
                 }
+                form method="post" action={(base) "/guest-dosing"} id="guest-form" {
+                    (csrf(me))
+                    (form_notice(f, "guest", &["site", "from", "to"]))
+                    p.muted { (t.a("client-guest-help", &[("max", &anxin_domain::clinic::guest::MAX_DAYS.to_string())])) }
+                    label { (t.s("client-guest-site")) input name="site" required value=(f.value("guest", "site").unwrap_or_default()) aria-invalid=[f.error_at("guest", "site").map(|_| "true")]; (field_error(f, "guest", "site")) }
+                    label { (t.s("client-guest-from")) input name="from" type="date" min=(today) value=(f.value("guest", "from").map(str::to_owned).unwrap_or_else(|| today.to_string())) aria-invalid=[f.error_at("guest", "from").map(|_| "true")]; (field_error(f, "guest", "from")) }
+                    label { (t.s("client-guest-to")) input name="to" type="date" required min=(today) value=(f.value("guest", "to").unwrap_or_default()) aria-invalid=[f.error_at("guest", "to").map(|_| "true")]; (field_error(f, "guest", "to")) }
+                    button type="submit" { (t.s("client-guest")) }
+                }
             }
             section.card {
                 h2 { (t.s("client-discharge")) }
@@ -552,6 +561,59 @@ struct TransferForm {
     from: String,
     #[serde(default)]
     confirm_box_out: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct GuestForm {
+    #[serde(default)]
+    site: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+async fn form_guest(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<GuestForm>,
+) -> Response {
+    let base = format!("/clients/{id}");
+    let req = anxin_app::treatment::SiteMove {
+        site: f.site.clone(),
+        from: Some(f.from.clone()).filter(|s| !s.trim().is_empty()),
+        to: Some(f.to.clone()),
+    };
+    let actor = me.app_actor();
+    let done = on_client(&id, |cid| {
+        anxin_app::treatment::guest(&st.app, &actor, cid, &req)
+    })
+    .await;
+    match done {
+        Ok(()) => crate::flash::redirect(
+            &base,
+            crate::flash::Tone::Ok,
+            crate::flash::Message::Id {
+                id: "client-guest-arranged".into(),
+                args: vec![
+                    ("site".into(), f.site.trim().to_uppercase()),
+                    ("to".into(), f.to.trim().to_owned()),
+                ],
+            },
+        ),
+        Err(e) => refused_form(
+            &st,
+            &base,
+            "guest",
+            e,
+            vec![
+                ("site".into(), f.site),
+                ("from".into(), f.from),
+                ("to".into(), f.to),
+            ],
+        ),
+    }
 }
 
 async fn form_transfer(
@@ -1072,6 +1134,15 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "Change the stage",
             ),
             form_stage,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/clients/{id}/guest-dosing",
+                Needs(ClientWrite),
+                "Let the client dose at another centre for a while",
+            ),
+            form_guest,
         )
         .add(
             RouteSpec::web(

@@ -35,7 +35,7 @@ use crate::i18n::Lang;
 use crate::json::ApiJson;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
-use crate::web::{after_form, flash, layout, Flash, WebResult, T};
+use crate::web::{after_form, field_error, flash, form_notice, layout, Flash, WebResult, T};
 
 async fn api_arv_outcome(
     State(st): State<AppState>,
@@ -63,8 +63,13 @@ async fn referrals_page(
     f: Flash,
 ) -> WebResult<Markup> {
     let t = T::of(&st, &me);
-    let list =
-        anxin_app::services::arv_referrals(&st.app, &me.app_actor(), REFERRALS_SHOWN).await?;
+    let list = anxin_app::services::recent(
+        &st.app,
+        &me.app_actor(),
+        Some("arv_referral"),
+        REFERRALS_SHOWN,
+    )
+    .await?;
     let outcomes = [
         ArvOutcome::Pending,
         ArvOutcome::Linked,
@@ -87,15 +92,16 @@ async fn referrals_page(
                         th { (t.s("arv-outcome")) } th { (t.s("arv-update")) }
                     } }
                     tbody {
-                        @for e in &list {
+                        @for listed in &list {
+                            @let e = &listed.encounter;
                             @if let Service::ArvReferral { referred_on, outcome, outcome_on } = &e.service {
                                 tr id={"arv-" (e.id)} {
                                     td {
-                                        @if let Some(c) = e.client_id {
-                                            a href={"/clients/" (c)} { (t.a("arv-client", &[("id", &c.to_string())])) }
-                                        } @else {
-                                            code { (e.uic.as_deref().unwrap_or("")) }
+                                        @match (e.client_id, me.role().has(Permission::ClientRead)) {
+                                            (Some(c), true) => { a href={"/clients/" (c)} { (listed.uic) } }
+                                            _ => { code { (listed.uic) } }
                                         }
+                                        @if listed.outreach { " " span.muted { (t.s("svc-outreach-mark")) } }
                                     }
                                     td { (referred_on) }
                                     td {
@@ -455,6 +461,445 @@ async fn indicators_page(
     ))
 }
 
+/// The kinds the services page records, in the order of its tabs.
+const PAGE_KINDS: [&str; 12] = [
+    "needle_exchange",
+    "naloxone",
+    "condoms",
+    "hiv_test",
+    "hcv_test",
+    "tb_test",
+    "arv_referral",
+    "counselling",
+    "vocational_training",
+    "health_exam",
+    "peer_education",
+    "referral_in",
+];
+
+/// The fields each kind's form has, besides who and when.
+fn kind_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "needle_exchange" => &["given", "returned", "reason"],
+        "naloxone" => &["kits"],
+        "condoms" => &["count"],
+        "hiv_test" => &["result", "pre_counselled", "post_counselled", "told_result"],
+        "hcv_test" | "tb_test" => &["result"],
+        "counselling" => &["minutes"],
+        "vocational_training" => &["course"],
+        "peer_education" => &["topic"],
+        "referral_in" => &["source"],
+        _ => &[],
+    }
+}
+
+/// The fields every kind's form has.
+const WHO_FIELDS: [&str; 5] = ["uic", "outreach", "sex", "birth_year", "on"];
+
+/// What the services page's form sends (every field a string, as typed).
+#[derive(Debug, Default, Deserialize)]
+struct ServiceForm {
+    #[serde(default)]
+    uic: String,
+    #[serde(default)]
+    outreach: Option<String>,
+    #[serde(default)]
+    sex: String,
+    #[serde(default)]
+    birth_year: String,
+    #[serde(default)]
+    on: String,
+    #[serde(default)]
+    given: String,
+    #[serde(default)]
+    returned: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    kits: String,
+    #[serde(default)]
+    count: String,
+    #[serde(default)]
+    result: String,
+    #[serde(default)]
+    pre_counselled: Option<String>,
+    #[serde(default)]
+    post_counselled: Option<String>,
+    #[serde(default)]
+    told_result: Option<String>,
+    #[serde(default)]
+    minutes: String,
+    #[serde(default)]
+    course: String,
+    #[serde(default)]
+    topic: String,
+    #[serde(default)]
+    source: String,
+}
+
+impl ServiceForm {
+    /// The typed values to keep when the form comes back refused.
+    fn values(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> = [
+            ("uic", &self.uic),
+            ("sex", &self.sex),
+            ("birth_year", &self.birth_year),
+            ("on", &self.on),
+            ("given", &self.given),
+            ("returned", &self.returned),
+            ("reason", &self.reason),
+            ("kits", &self.kits),
+            ("count", &self.count),
+            ("result", &self.result),
+            ("minutes", &self.minutes),
+            ("course", &self.course),
+            ("topic", &self.topic),
+            ("source", &self.source),
+        ]
+        .into_iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.clone()))
+        .collect();
+        for (k, on) in [
+            ("outreach", &self.outreach),
+            ("pre_counselled", &self.pre_counselled),
+            ("post_counselled", &self.post_counselled),
+            ("told_result", &self.told_result),
+        ] {
+            if on.is_some() {
+                v.push((k.to_owned(), "true".to_owned()));
+            }
+        }
+        v
+    }
+}
+
+/// A whole number typed in `field` (empty: `None`), refused at its field otherwise.
+fn count_field(field: &str, raw: &str) -> Result<Option<u32>, AppError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    raw.parse::<u32>().map(Some).map_err(|_| {
+        anxin_domain::Problem::new(anxin_domain::Code::NumberInvalid)
+            .field(field)
+            .arg("value", raw)
+            .into()
+    })
+}
+
+/// A stable name typed in `field` read as `T` (empty: `None`).
+fn named<T: serde::de::DeserializeOwned>(field: &str, raw: &str) -> Result<Option<T>, AppError> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_value(Value::String(raw.to_owned()))
+        .map(Some)
+        .map_err(|_| {
+            anxin_domain::Problem::new(anxin_domain::Code::ChoiceUnknown)
+                .field(field)
+                .arg("value", raw)
+                .into()
+        })
+}
+
+/// The service a form of `kind` describes (its day is `on`, for tests and referrals).
+fn service_of(
+    kind: &str,
+    f: &ServiceForm,
+    on: chrono::NaiveDate,
+    me: &CurrentUser,
+) -> Result<Service, AppError> {
+    use anxin_domain::services::{ReferralSource, TestResult};
+    let result = || named::<TestResult>("result", &f.result);
+    Ok(match kind {
+        "needle_exchange" => Service::NeedleExchange {
+            given: count_field("given", &f.given)?.unwrap_or(0),
+            returned: count_field("returned", &f.returned)?.unwrap_or(0),
+            reason: Some(f.reason.trim().to_owned()).filter(|r| !r.is_empty()),
+        },
+        "naloxone" => Service::Naloxone {
+            kits: count_field("kits", &f.kits)?.unwrap_or(0),
+        },
+        "condoms" => Service::Condoms {
+            count: count_field("count", &f.count)?.unwrap_or(0),
+        },
+        "hiv_test" => {
+            let result = result()?;
+            Service::HivTest {
+                tested_on: result.map(|_| on),
+                pre_counselled: f.pre_counselled.is_some(),
+                post_counselled: f.post_counselled.is_some(),
+                result,
+                told_result: f.told_result.is_some(),
+            }
+        }
+        "hcv_test" => {
+            let result = result()?;
+            Service::HcvTest {
+                tested_on: result.map(|_| on),
+                result,
+            }
+        }
+        "tb_test" => {
+            let result = result()?;
+            Service::TbTest {
+                tested_on: result.map(|_| on),
+                result,
+            }
+        }
+        "arv_referral" => Service::ArvReferral {
+            referred_on: on,
+            outcome: ArvOutcome::Pending,
+            outcome_on: None,
+        },
+        "counselling" => Service::Counselling {
+            minutes: count_field("minutes", &f.minutes)?,
+        },
+        "vocational_training" => Service::VocationalTraining {
+            course: f.course.trim().to_owned(),
+        },
+        "health_exam" => Service::HealthExam {},
+        "peer_education" => Service::PeerEducation {
+            educator: if me.user.full_name.trim().is_empty() {
+                me.user.username.clone()
+            } else {
+                me.user.full_name.clone()
+            },
+            topic: f.topic.trim().to_owned(),
+        },
+        "referral_in" => Service::ReferralIn {
+            source: named::<ReferralSource>("source", &f.source)?.ok_or_else(|| {
+                anxin_domain::Problem::new(anxin_domain::Code::ServiceFieldRequired).field("source")
+            })?,
+        },
+        other => {
+            return Err(
+                anxin_domain::Problem::new(anxin_domain::Code::ServiceKindUnknown)
+                    .arg("kind", other)
+                    .into(),
+            )
+        }
+    })
+}
+
+/// One line of an encounter, in the page's language: the service and its figures.
+fn service_summary(t: &T, s: &Service) -> String {
+    let label = t.s(&format!("svc-kind-{}", s.kind()));
+    let result = |r: &Option<anxin_domain::services::TestResult>| match r {
+        Some(r) => t.s(&format!(
+            "svc-result-{}",
+            serde_json::to_value(r)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        )),
+        None => t.s("svc-result-none"),
+    };
+    let detail = match s {
+        Service::NeedleExchange {
+            given, returned, ..
+        } => t.a(
+            "svc-summary-needles",
+            &[
+                ("given", &given.to_string()),
+                ("returned", &returned.to_string()),
+            ],
+        ),
+        Service::Naloxone { kits } => kits.to_string(),
+        Service::Condoms { count } => count.to_string(),
+        Service::HivTest { result: r, .. }
+        | Service::HcvTest { result: r, .. }
+        | Service::TbTest { result: r, .. } => result(r),
+        Service::ArvReferral { outcome, .. } => {
+            t.s(&format!("arv-outcome-{}", arv_outcome_name(*outcome)))
+        }
+        Service::Counselling { minutes } => minutes
+            .map(|m| t.a("svc-summary-minutes", &[("minutes", &m.to_string())]))
+            .unwrap_or_default(),
+        Service::VocationalTraining { course } => course.clone(),
+        Service::PeerEducation { topic, .. } => topic.clone(),
+        Service::ReferralIn { source } => t.s(&format!(
+            "svc-source-{}",
+            serde_json::to_value(source)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+        )),
+        Service::HealthExam {} => String::new(),
+    };
+    if detail.is_empty() {
+        label
+    } else {
+        format!("{label} · {detail}")
+    }
+}
+
+async fn services_home(st: State<AppState>, me: CurrentUser, f: Flash) -> WebResult<Markup> {
+    services_page(st, me, Path("needle_exchange".to_owned()), f).await
+}
+
+/// The services page: a tab per kind, its form (an enrolled client by UIC, or an outreach
+/// contact with the UIC they give), and the centre's latest encounters by UIC.
+async fn services_page(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(kind): Path<String>,
+    f: Flash,
+) -> WebResult<Markup> {
+    let t = T::of(&st, &me);
+    if !PAGE_KINDS.contains(&kind.as_str()) {
+        return Err(AppError::from(
+            anxin_domain::Problem::new(anxin_domain::Code::ServiceKindUnknown).arg("kind", &kind),
+        )
+        .into());
+    }
+    let recent = anxin_app::services::recent(&st.app, &me.app_actor(), None, 50).await?;
+    let form = "service";
+    let v = |field: &str| f.value(form, field).map(str::to_owned).unwrap_or_default();
+    let checked = |field: &str| f.value(form, field).is_some();
+    let fields = kind_fields(&kind);
+    let all_fields: Vec<&str> = WHO_FIELDS.iter().chain(fields.iter()).copied().collect();
+    let today = st.today();
+    let input = |field: &str, kind_attr: &str| -> Markup {
+        html! {
+            label { (t.s(&format!("svc-field-{field}")))
+                input name=(field) type=(kind_attr) value=(v(field)) aria-invalid=[f.error_at(form, field).map(|_| "true")];
+                (field_error(&f, form, field))
+            }
+        }
+    };
+    Ok(layout(
+        &t,
+        &t.s("svc-title"),
+        Some(&me),
+        html! {
+            h1 { (t.s("svc-title")) }
+            (flash(&f))
+            nav.tabs aria-label=(t.s("svc-kinds")) {
+                @for k in PAGE_KINDS {
+                    a href={"/services/" (k)} aria-current=[(k == kind).then_some("page")] { (t.s(&format!("svc-kind-{k}"))) }
+                }
+            }
+            section.card id="service-form-card" {
+                h2 { (t.s(&format!("svc-kind-{kind}"))) }
+                form method="post" action={"/services/" (kind)} id="service-form" {
+                    input type="hidden" name="csrf" value=(me.csrf_token);
+                    (form_notice(&f, form, &all_fields))
+                    label { (t.s("svc-field-uic"))
+                        input name="uic" required value=(v("uic")) autocomplete="off" aria-invalid=[f.error_at(form, "uic").map(|_| "true")];
+                        (field_error(&f, form, "uic"))
+                    }
+                    label.inline { input type="checkbox" name="outreach" value="true" checked[checked("outreach")]; " " (t.s("svc-field-outreach")) }
+                    fieldset { legend { (t.s("svc-outreach-only")) }
+                        label { (t.s("svc-field-sex")) select name="sex" {
+                            @for s in ["unknown", "male", "female"] { option value=(s) selected[v("sex") == s] { (t.s(&format!("client-sex-{s}"))) } }
+                        } (field_error(&f, form, "sex")) }
+                        (input("birth_year", "number"))
+                    }
+                    label { (t.s("svc-field-on"))
+                        input name="on" type="date" max=(today) value=(if v("on").is_empty() { today.to_string() } else { v("on") }) aria-invalid=[f.error_at(form, "on").map(|_| "true")];
+                        (field_error(&f, form, "on"))
+                    }
+                    @for field in fields {
+                        @match *field {
+                            "given" | "returned" | "kits" | "count" | "minutes" => (input(field, "number")),
+                            "reason" | "course" | "topic" => (input(field, "text")),
+                            "pre_counselled" | "post_counselled" | "told_result" => {
+                                label.inline { input type="checkbox" name=(field) value="true" checked[checked(field)]; " " (t.s(&format!("svc-field-{field}"))) }
+                                (field_error(&f, form, field))
+                            }
+                            "result" => {
+                                label { (t.s("svc-field-result")) select name="result" {
+                                    option value="" { (t.s("svc-result-none")) }
+                                    @for r in ["negative", "positive", "indeterminate"] { option value=(r) selected[v("result") == r] { (t.s(&format!("svc-result-{r}"))) } }
+                                } (field_error(&f, form, "result")) }
+                            }
+                            "source" => {
+                                label { (t.s("svc-field-source")) select name="source" {
+                                    @for s in ["police", "outreach", "family", "self"] { option value=(s) selected[v("source") == s] { (t.s(&format!("svc-source-{s}"))) } }
+                                } (field_error(&f, form, "source")) }
+                            }
+                            _ => {}
+                        }
+                    }
+                    button type="submit" { (t.s("svc-record")) }
+                }
+            }
+            section.card id="recent-services" {
+                h2 { (t.s("svc-recent")) }
+                @if recent.is_empty() { p.muted { (t.s("svc-none")) } } @else {
+                    table.list {
+                        thead { tr { th { (t.s("svc-field-on")) } th { (t.s("svc-field-uic")) } th { (t.s("svc-service")) } } }
+                        tbody { @for e in &recent { tr {
+                            td { (e.encounter.on) }
+                            td {
+                                @match (e.encounter.client_id, me.role().has(Permission::ClientRead)) {
+                                    (Some(c), true) => { a href={"/clients/" (c)} { (e.uic) } }
+                                    _ => { (e.uic) }
+                                }
+                                @if e.outreach { " " span.muted { (t.s("svc-outreach-mark")) } }
+                            }
+                            td { (service_summary(&t, &e.encounter.service)) }
+                        } } }
+                    }
+                }
+            }
+        },
+    ))
+}
+
+async fn service_form(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(kind): Path<String>,
+    Form(f): Form<ServiceForm>,
+) -> Response {
+    let base = format!("/services/{kind}");
+    let recorded = async {
+        let on = match f.on.trim() {
+            "" => st.today(),
+            raw => anxin_app::parse_date("on", raw)?,
+        };
+        let service = service_of(&kind, &f, on, &me)?;
+        let birth_year = match count_field("birth_year", &f.birth_year)? {
+            Some(y) => Some(i32::try_from(y).map_err(|_| {
+                anxin_domain::Problem::new(anxin_domain::Code::NumberInvalid)
+                    .field("birth_year")
+                    .arg("value", y)
+            })?),
+            None => None,
+        };
+        let entry = anxin_app::services::ServiceEntry {
+            uic: f.uic.clone(),
+            outreach: f.outreach.is_some(),
+            sex: Some(f.sex.clone()),
+            birth_year,
+            on: Some(on.to_string()),
+            service,
+        };
+        Ok::<_, AppError>(
+            anxin_app::services::record_by_uic(&st.app, &me.app_actor(), &entry).await?,
+        )
+    }
+    .await;
+    match recorded {
+        Ok(e) => crate::flash::redirect(
+            &base,
+            crate::flash::Tone::Ok,
+            crate::flash::Message::Id {
+                id: "svc-recorded".into(),
+                args: vec![(
+                    "uic".into(),
+                    e.uic.unwrap_or_else(|| f.uic.trim().to_uppercase()),
+                )],
+            },
+        ),
+        Err(e) => crate::web::refused_form(&st, &base, "service", e, f.values()),
+    }
+}
+
 /// Adds the one-stop shop's routes.
 pub fn routes(table: RouteTable) -> RouteTable {
     use Access::*;
@@ -508,6 +953,28 @@ pub fn routes(table: RouteTable) -> RouteTable {
             .answers::<EncounterView>()
             .body::<ArvOutcomeRequest>(),
             api_arv_outcome,
+        )
+        .add(
+            RouteSpec::web(Get, "/services", Needs(ServiceRecord), "Record a service"),
+            services_home,
+        )
+        .add(
+            RouteSpec::web(
+                Get,
+                "/services/{kind}",
+                Needs(ServiceRecord),
+                "Record a service of one kind; the centre's latest services",
+            ),
+            services_page,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/services/{kind}",
+                Needs(ServiceRecord),
+                "Record a service for a client or an outreach contact",
+            ),
+            service_form,
         )
         .add(
             RouteSpec::web(

@@ -86,6 +86,7 @@ fn frame(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
                             a href="/" { (t.s("nav-home")) }
                             @if me.role().has(Permission::PsbQueue) { a href="/psb" id="nav-psb" { (t.s("psb-title")) } }
                             @if me.role().has(Permission::IndicatorsRead) { a href="/indicators" id="nav-indicators" { (t.s("ind-title")) } }
+                            @if me.role().has(Permission::ServiceRecord) { a href="/services" id="nav-services" { (t.s("nav-services")) } }
                             @if me.role().has(Permission::ServiceRecord) { a href="/referrals" id="nav-referrals" { (t.s("nav-referrals")) } }
                             @if me.role().has(Permission::DoseRecord) { a href="/dispensing" { (t.s("nav-dispensing")) } }
                             @if me.role().has(Permission::ClientRead) { a href="/clients" { (t.s("nav-clients")) } }
@@ -516,6 +517,11 @@ async fn staff_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> We
                                         select name="role" aria-label=(t.s("staff-role")) { @for r in &grantable { option value=(r.as_str()) selected[*r == u.role] { (t.role(*r)) } } }
                                         button type="submit" { (t.s("staff-change-role")) }
                                     }
+                                    form method="post" action={"/staff/" (u.id) "/name"} class="name-form" {
+                                        input type="hidden" name="csrf" value=(me.csrf_token);
+                                        input name="full_name" maxlength="100" autocomplete="off" value=(u.full_name) aria-label=(t.s("staff-full-name"));
+                                        button type="submit" { (t.s("staff-rename")) }
+                                    }
                                     form method="post" action={"/staff/" (u.id) "/password-reset"} class="reset-form" { input type="hidden" name="csrf" value=(me.csrf_token); button type="submit" { (t.s("staff-reset-password")) } }
                                     @if u.standing.locked_until.is_some_and(|x| x > now) {
                                         form method="post" action={"/staff/" (u.id) "/unlock"} { input type="hidden" name="csrf" value=(me.csrf_token); button type="submit" { (t.s("staff-unlock")) } }
@@ -603,6 +609,34 @@ async fn staff_role(
     match api::change_role(&st, &me, id, &f.role).await {
         Ok(()) => Redirect::to("/staff").into_response(),
         Err(e) => form_error("/staff", e),
+    }
+}
+
+#[derive(Deserialize)]
+struct NameForm {
+    #[serde(default)]
+    full_name: String,
+}
+
+async fn staff_rename(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<NameForm>,
+) -> Response {
+    let Ok(id) = id.parse::<i64>() else {
+        return error_page(DomainError::invalid("id", "not a number").into());
+    };
+    match anxin_app::staff::rename(&st.app, &me.app_actor(), id, &f.full_name).await {
+        Ok(()) => flash::redirect(
+            "/staff",
+            Tone::Ok,
+            Message::Id {
+                id: "staff-renamed".into(),
+                args: vec![("name".into(), f.full_name.trim().to_owned())],
+            },
+        ),
+        Err(e) => form_error("/staff", e.into()),
     }
 }
 
@@ -1098,6 +1132,15 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "Change a role",
             ),
             staff_role,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/staff/{id}/name",
+                Needs(StaffManage),
+                "Give an account the person's real name",
+            ),
+            staff_rename,
         )
         .add(
             RouteSpec::web(

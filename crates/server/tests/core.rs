@@ -1948,3 +1948,235 @@ async fn stage_readmission_and_transfer_are_done_in_the_page() {
     );
     w.app.cleanup().await;
 }
+
+/// The services page: a counsellor records a needle exchange for an enrolled client typed in
+/// lower case, a peer educator a naloxone kit for an outreach contact; refusals (a UIC nobody
+/// has, too many needles back without a reason, kits that are not a number, a date to come)
+/// come back at their field in Chinese with what was typed; the lists show UICs, never ids.
+async fn services_are_recorded_in_the_page(w: World) {
+    let id = w.stable_client("YX-0061-SV", true).await;
+    let site = w.app.store.list_sites().await.unwrap()[0].clone();
+    w.app.user(&site, "peer", Role::PeerEducator).await;
+    let mut counsellor = w.app.browser("counsellor", "zh-CN").await;
+    let page = counsellor.get("/services").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.text.contains("id=\"nav-services\""),
+        "in the navigation"
+    );
+    assert!(page.text.contains("针具交换"));
+
+    // Refused at the field, typed values kept, nothing written.
+    let a = counsellor
+        .submit(
+            "/services/needle_exchange",
+            &[("uic", "yx-0099-zz"), ("given", "10"), ("returned", "2")],
+        )
+        .await;
+    assert!(a.text.contains("data-field=\"uic\""), "{}", a.text);
+    assert!(
+        a.text.contains("没有编码为 YX-0099-ZZ 的服务对象"),
+        "{}",
+        a.text
+    );
+    assert!(a.text.contains("value=\"yx-0099-zz\"") && a.text.contains("value=\"10\""));
+    let a = counsellor
+        .submit(
+            "/services/needle_exchange",
+            &[("uic", "yx-0061-sv"), ("given", "10"), ("returned", "300")],
+        )
+        .await;
+    assert!(a.text.contains("data-field=\"returned\""), "{}", a.text);
+    assert!(
+        a.text.contains("回收 300 支超过一人能携带的数量"),
+        "{}",
+        a.text
+    );
+    let a = counsellor
+        .submit(
+            "/services/needle_exchange",
+            &[("uic", "yx-0061-sv"), ("given", "10"), ("on", "2026-12-30")],
+        )
+        .await;
+    assert!(a.text.contains("data-field=\"on\""), "{}", a.text);
+    assert!(a.text.contains("日期不能晚于今天"), "{}", a.text);
+    let a = counsellor
+        .submit(
+            "/services/naloxone",
+            &[("uic", "YX-0061-SV"), ("kits", "abc")],
+        )
+        .await;
+    assert!(a.text.contains("data-field=\"kits\""), "{}", a.text);
+    assert!(a.text.contains("“abc”不是有效的数字"), "{}", a.text);
+    let encounters = format!("/api/v1/clients/{id}/encounters");
+    let before = w
+        .app
+        .call(Method::GET, &encounters, Some(&w.counsellor), None)
+        .await
+        .json();
+    assert_eq!(before["encounters"], json!([]), "nothing written");
+
+    // Recorded: the enrolled client by a lower-case UIC.
+    let a = counsellor
+        .submit(
+            "/services/needle_exchange",
+            &[("uic", "yx-0061-sv"), ("given", "20"), ("returned", "18")],
+        )
+        .await;
+    assert!(a.text.contains("已为 YX-0061-SV 登记服务"), "{}", a.text);
+    assert!(a.text.contains("发放 20 · 回收 18"), "listed: {}", a.text);
+    let after = w
+        .app
+        .call(Method::GET, &encounters, Some(&w.counsellor), None)
+        .await
+        .json();
+    assert_eq!(after["encounters"][0]["service"]["kind"], "needle_exchange");
+    assert_eq!(after["encounters"][0]["service"]["given"], 20);
+
+    // A peer educator: an outreach contact known by the code they give, counted by sex and age.
+    let mut peer = w.app.browser("peer", "zh-CN").await;
+    let a = peer
+        .submit(
+            "/services/naloxone",
+            &[
+                ("uic", "km-7001-ox"),
+                ("outreach", "true"),
+                ("sex", "female"),
+                ("birth_year", "1990"),
+                ("kits", "2"),
+            ],
+        )
+        .await;
+    assert!(a.text.contains("已为 KM-7001-OX 登记服务"), "{}", a.text);
+    assert!(a.text.contains("KM-7001-OX") && a.text.contains("（外展）"));
+    let a = peer
+        .submit("/services/arv_referral", &[("uic", "YX-0061-SV")])
+        .await;
+    assert!(a.text.contains("已为 YX-0061-SV 登记服务"), "{}", a.text);
+    // The referrals page names the client by UIC, never by internal id.
+    let r = peer.get("/referrals").await;
+    assert!(r.text.contains("YX-0061-SV"), "{}", r.text);
+    assert!(!r.text.contains(&format!("服务对象 {id}")));
+    // A police officer may not see the page.
+    let mut police = w.app.browser("police", "zh-CN").await;
+    let denied = police.get("/services").await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn services_are_recorded_in_the_page_sqlite() {
+    services_are_recorded_in_the_page(world_on(TestApp::new().await).await).await;
+}
+
+#[tokio::test]
+async fn services_are_recorded_in_the_page_postgres() {
+    services_are_recorded_in_the_page(world_on(TestApp::postgres().await).await).await;
+}
+
+/// Guest dosing from the client page: an unknown centre, a start in the past and a stay past
+/// sixty days are refused at their fields in Chinese, typed values kept; then the client is
+/// dosed at the other centre's window within the arrangement.
+#[tokio::test]
+async fn guest_dosing_is_arranged_in_the_page() {
+    let w = world_on(TestApp::new().await).await;
+    let id = w.stable_client("YX-0062-GD", true).await;
+    let other = w.app.site("KM01").await;
+    w.app.user(&other, "kmnurse", Role::Dispenser).await;
+    let mut counsellor = w.app.browser("counsellor", "zh-CN").await;
+    let path = format!("/clients/{id}/guest-dosing");
+    let page = counsellor.get(&format!("/clients/{id}")).await;
+    assert!(page.text.contains("id=\"guest-form\""), "{}", page.text);
+    let a = counsellor
+        .submit(
+            &path,
+            &[("site", "XX99"), ("from", ""), ("to", "2026-11-30")],
+        )
+        .await;
+    assert!(a.text.contains("没有代码为“XX99”的门诊"), "{}", a.text);
+    assert!(a.text.contains("value=\"XX99\"") && a.text.contains("value=\"2026-11-30\""));
+    let a = counsellor
+        .submit(
+            &path,
+            &[
+                ("site", "km01"),
+                ("from", "2026-11-01"),
+                ("to", "2026-11-30"),
+            ],
+        )
+        .await;
+    assert!(a.text.contains("data-field=\"from\""), "{}", a.text);
+    assert!(a.text.contains("开始日期不能早于今天"), "{}", a.text);
+    let a = counsellor
+        .submit(
+            &path,
+            &[("site", "KM01"), ("from", ""), ("to", "2027-03-01")],
+        )
+        .await;
+    assert!(a.text.contains("data-field=\"to\""), "{}", a.text);
+    assert!(a.text.contains("最长 60 天"), "{}", a.text);
+    let a = counsellor
+        .submit(
+            &path,
+            &[("site", "km01"), ("from", ""), ("to", "2026-11-25")],
+        )
+        .await;
+    assert!(
+        a.text.contains("已安排在 KM01 临时服药至 2026-11-25"),
+        "{}",
+        a.text
+    );
+    // The other centre's nurse doses the guest at the window.
+    let mut km = w.app.browser("kmnurse", "zh-CN").await;
+    let a = km.submit("/dispensing", &[("uic", "YX-0062-GD")]).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let doses = w
+        .app
+        .call(
+            Method::GET,
+            &format!("/api/v1/clients/{id}/doses"),
+            Some(&w.doctor),
+            None,
+        )
+        .await
+        .json();
+    let guest: Vec<&Value> = doses
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["guest"] == json!(true))
+        .collect();
+    assert_eq!(guest.len(), 1, "dosed as a guest: {doses}");
+    w.app.cleanup().await;
+}
+
+/// A manager renames an account from the staff page; a name over 100 characters is refused in
+/// Chinese and changes nothing; the change is in the audit trail.
+#[tokio::test]
+async fn a_manager_renames_an_account() {
+    let w = world_on(TestApp::new().await).await;
+    let site = w.app.store.list_sites().await.unwrap()[0].clone();
+    w.app.user(&site, "boss", Role::Manager).await;
+    let nurse = w.app.store.user_auth("nurse").await.unwrap().unwrap().user;
+    let mut boss = w.app.browser("boss", "zh-CN").await;
+    let path = format!("/staff/{}/name", nurse.id);
+    let long = "长".repeat(101);
+    let a = boss.submit(&path, &[("full_name", &long)]).await;
+    assert!(a.text.contains("100"), "refused with the limit: {}", a.text);
+    let unchanged = w.app.store.user(nurse.id).await.unwrap();
+    assert_eq!(unchanged.full_name, "");
+    let a = boss.submit(&path, &[("full_name", " 李护士 ")]).await;
+    assert!(a.text.contains("姓名已更新：李护士"), "{}", a.text);
+    assert!(a.text.contains("value=\"李护士\""), "shown in the list");
+    assert_eq!(
+        w.app.store.user(nurse.id).await.unwrap().full_name,
+        "李护士"
+    );
+    let trail = w.app.store.recent_audit(site.id, 5).await.unwrap();
+    assert!(trail.iter().any(|e| e.action == "staff.rename"));
+    // A nurse may not rename anyone.
+    let mut nurse_b = w.app.browser("nurse", "zh-CN").await;
+    let a = nurse_b.submit(&path, &[("full_name", "x")]).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    w.app.cleanup().await;
+}

@@ -279,6 +279,28 @@ impl Store {
         rows.iter().map(encounter_row).collect()
     }
 
+    /// The encounters recorded at the actor's site, newest first (at most `limit`), of one kind
+    /// or all, each with the UIC to show: the enrolled client's, or the outreach contact's.
+    pub async fn site_encounters(
+        &self,
+        actor: &Actor,
+        kind: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<(Encounter, String)>> {
+        let (site, _) = staff(actor)?;
+        let rows = sqlx::query(
+            "SELECT e.id, e.site_id, e.client_id, e.uic, e.on_day, e.detail, e.created_at,              COALESCE(c.uic, e.uic, '') AS shown_uic FROM encounters e              LEFT JOIN clients c ON c.id = e.client_id              WHERE e.site_id = $1 AND ($2 = '' OR e.kind = $2)              ORDER BY e.on_day DESC, e.id DESC LIMIT $3",
+        )
+        .bind(site)
+        .bind(kind.unwrap_or("").to_owned())
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((encounter_row(r)?, col::<String>(r, "shown_uic")?)))
+            .collect()
+    }
+
     /// Sets the outcome of ARV referral `id` (an encounter of the actor's site), learned after
     /// it was recorded: the referral's date stays, and the whole referral is checked again by
     /// [`Service::validate`] (an outcome date before the referral, or "linked" without a date,

@@ -469,6 +469,34 @@ impl Store {
         Ok(())
     }
 
+    /// Sets the person's real name on an account (empty clears it). Audited as `staff.rename`
+    /// with the old and new names (staff names are not client data).
+    pub async fn set_full_name(
+        &self,
+        actor: &Actor,
+        target: &User,
+        full_name: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE users SET full_name = $1 WHERE id = $2")
+            .bind(full_name.to_owned())
+            .bind(target.id)
+            .execute(&mut *tx)
+            .await?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("staff.rename", "user", target.id)
+                .site(target.site_id)
+                .reason(format!("{} → {}", target.full_name, full_name)),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Sets a password: by a manager (`must_change`: a reset, the owner changes it at the next
     /// login; the account's sessions end and its lockout is lifted) or by the owner. Audited as
     /// `staff.password.reset` or `staff.password.change`.

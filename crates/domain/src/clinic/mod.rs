@@ -3,6 +3,7 @@
 //! accounting. Every function takes the day or instant it decides for; none reads a clock.
 
 pub mod adherence;
+pub mod guest;
 pub mod missed;
 pub mod orders;
 pub mod stage;
