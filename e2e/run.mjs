@@ -273,6 +273,7 @@ const RECORD_TEXT = [
   '#ledger td', // the disclosure ledger: what was disclosed, as recorded
   '#consents td:nth-child(3)', // a consent's scope, as written with the client
   '#indicators td code', // indicator ids (codes shared with DHIS2 mappings), shown under the translated name
+  '#dhis2-mapping code', // DHIS2 data element and category option ids, as the administrator typed them
 ];
 
 /** Text that looks untranslated in a Chinese page: raw message ids, and English UI words. */
@@ -759,6 +760,41 @@ for (const lang of LANGS) {
         assert.ok((await svg.count()) >= 1, 'a chart');
         assert.ok((await svg.first().locator('rect').count()) >= 3, 'the chart has bars');
         assert.ok((await page.locator('#indicators tbody tr').count()) >= 10, 'the indicator table');
+      });
+
+      await t.test('the administrator maps an indicator to DHIS2; the CDC downloads a whole month', async () => {
+        const admin = (pages.admin = await login(server, 'admin', lang));
+        await Promise.all([admin.waitForNavigation(), admin.click('#nav-dhis2')]);
+        await admin.selectOption('#dhis2-add select[name=indicator]', 'mmt_clients');
+        await admin.fill('#dhis2-add input[name=category_option_combo]', 'HllvX50cXC0');
+        await Promise.all([admin.waitForNavigation(), admin.click('#dhis2-add button[type=submit]')]);
+        const err = await text(admin, '#dhis2-add .field-error[data-field=data_element]');
+        assert.ok(zh ? /请填写/.test(err) : /Fill this in/.test(err), err);
+        assert.equal(await admin.inputValue('#dhis2-add input[name=category_option_combo]'), 'HllvX50cXC0', 'typed values kept');
+        const element = zh ? 'MMT_ZH' : 'MMT_EN';
+        await admin.fill('#dhis2-add input[name=data_element]', element);
+        await Promise.all([admin.waitForNavigation(), admin.click('#dhis2-add button[type=submit]')]);
+        assert.ok((await text(admin, '#dhis2-mapping')).includes(element));
+        shots.push(['admin', 'DHIS2 mapping', '/dhis2-mapping']);
+        // The CDC analyst, from the indicators page: the month so far is refused at its field.
+        const cdc = (pages.cdc = await login(server, 'cdc', lang));
+        await Promise.all([cdc.waitForNavigation(), cdc.click('#nav-indicators')]);
+        await Promise.all([cdc.waitForNavigation(), cdc.click('#dhis2-link')]);
+        const last = await cdc.inputValue('#dhis2-download input[name=month]');
+        const [y, m] = last.split('-').map(Number);
+        const current = m === 12 ? `${y + 1}-01` : `${y}-${String(m + 1).padStart(2, '0')}`;
+        await cdc.fill('#dhis2-download input[name=month]', current);
+        await Promise.all([cdc.waitForNavigation(), cdc.click('#dhis2-download button[type=submit]')]);
+        const monthErr = await text(cdc, '#dhis2-download .field-error[data-field=month]');
+        assert.ok(zh ? /已经结束的月份/.test(monthErr) : /month that is over/.test(monthErr), monthErr);
+        await cdc.fill('#dhis2-download input[name=month]', last);
+        const [download] = await Promise.all([cdc.waitForEvent('download'), cdc.click('#dhis2-download button[type=submit]')]);
+        assert.match(download.suggestedFilename(), new RegExp(`dhis2-all-${last}\\.json`));
+        const set = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
+        const value = set.dataValues.find((v) => v.dataElement === element);
+        assert.ok(value && Number(value.value) >= 5, `the month's figure: ${JSON.stringify(set)}`);
+        assert.equal(value.period, last.replace('-', ''));
+        shots.push(['cdc', 'DHIS2', '/indicators/dhis2']);
       });
 
       await t.test("box GPS: the centre sees the zone and the alarm, the police one word", async () => {

@@ -10,12 +10,14 @@ use std::fmt::Write as _;
 use anxin_domain::indicators::{
     self, compute, suppress, value, AgeBand, Figure, Period, Sex, Suppressed, Unit,
 };
-use anxin_domain::DomainError;
+use anxin_domain::{Code, DomainError, Problem};
 use anxin_storage::services::Dhis2Entry;
 use anxin_storage::AuditEvent;
 use chrono::Datelike;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use chrono::NaiveDate;
 
 use crate::{parse_date, Actor, App, Result};
 
@@ -355,44 +357,42 @@ pub fn data_value_set(
     }
 }
 
-fn check_entry(i: usize, e: &MappingEntry) -> std::result::Result<Dhis2Entry, DomainError> {
-    let field = |name: &str| format!("entries[{i}].{name}");
+fn check_entry(i: Option<usize>, e: &MappingEntry) -> std::result::Result<Dhis2Entry, Problem> {
+    let field = |name: &str| match i {
+        Some(i) => format!("entries[{i}].{name}"),
+        None => name.to_owned(),
+    };
+    let choice = |name: &str, value: &str| {
+        Problem::new(Code::ChoiceUnknown)
+            .field(field(name))
+            .arg("value", value)
+    };
     let (id, den) = match e.indicator.trim().strip_suffix(".denominator") {
         Some(id) => (id, true),
         None => (e.indicator.trim(), false),
     };
     let Some(ind) = indicators::indicator(id) else {
-        return Err(DomainError::invalid(
-            field("indicator"),
-            format!("`{}` is not in the catalogue", e.indicator),
-        ));
+        return Err(choice("indicator", e.indicator.trim()));
     };
     if den && ind.unit == Unit::Count {
-        return Err(DomainError::invalid(
-            field("indicator"),
-            format!("`{id}` is a count and has no denominator"),
-        ));
+        return Err(Problem::new(Code::Dhis2NoDenominator)
+            .field(field("indicator"))
+            .arg("indicator", id));
     }
     let sex = e.sex.trim();
     if sex != "total" && !Sex::ALL.iter().any(|s| s.as_str() == sex) {
-        return Err(DomainError::invalid(
-            field("sex"),
-            "use male, female, unknown or total",
-        ));
+        return Err(choice("sex", sex));
     }
     let band = e.age_band.trim();
     if band != "total" && !AgeBand::ALL.iter().any(|b| b.as_str() == band) {
-        return Err(DomainError::invalid(
-            field("age_band"),
-            "use under_25, 25_plus, unknown or total",
-        ));
+        return Err(choice("age_band", band));
     }
     for (name, v) in [
         ("data_element", &e.data_element),
         ("category_option_combo", &e.category_option_combo),
     ] {
         if v.trim().is_empty() {
-            return Err(DomainError::invalid(field(name), "must not be empty"));
+            return Err(Problem::new(Code::FieldRequired).field(field(name)));
         }
     }
     Ok(Dhis2Entry {
@@ -404,9 +404,90 @@ fn check_entry(i: usize, e: &MappingEntry) -> std::result::Result<Dhis2Entry, Do
     })
 }
 
+/// The ids a mapping line may name: every indicator, and `<id>.denominator` of each rate.
+pub fn mappable_indicators() -> Vec<String> {
+    let mut out = Vec::new();
+    for i in indicators::CATALOGUE {
+        out.push(i.id.to_owned());
+        if i.unit != Unit::Count {
+            out.push(format!("{}.denominator", i.id));
+        }
+    }
+    out
+}
+
+/// Adds one line to the DHIS2 mapping (refused at its field; the same cell twice is refused).
+pub async fn add_mapping_entry(app: &App, me: &Actor, e: &MappingEntry) -> Result<()> {
+    me.require(anxin_domain::Permission::SiteManage)?;
+    let entry = check_entry(None, e)?;
+    let mut entries = app.store.dhis2_mapping().await?;
+    if entries.iter().any(|x| {
+        x.indicator == entry.indicator && x.sex == entry.sex && x.age_band == entry.age_band
+    }) {
+        return Err(Problem::new(Code::Dhis2DuplicateEntry)
+            .field("indicator")
+            .arg("indicator", &entry.indicator)
+            .into());
+    }
+    entries.push(entry);
+    app.store
+        .set_dhis2_mapping(&me.audit(), &entries, app.now())
+        .await?;
+    Ok(())
+}
+
+/// Removes line `index` (0-based, in the order listed) of the DHIS2 mapping.
+pub async fn remove_mapping_entry(app: &App, me: &Actor, index: usize) -> Result<()> {
+    me.require(anxin_domain::Permission::SiteManage)?;
+    let mut entries = app.store.dhis2_mapping().await?;
+    if index >= entries.len() {
+        return Err(DomainError::NotFound(format!("mapping line {}", index + 1)).into());
+    }
+    entries.remove(index);
+    app.store
+        .set_dhis2_mapping(&me.audit(), &entries, app.now())
+        .await?;
+    Ok(())
+}
+
+/// The first and last day of month `raw` (`YYYY-MM`), which must be over by `today`.
+pub fn whole_month(raw: &str, today: NaiveDate) -> std::result::Result<Period, Problem> {
+    let bad = || {
+        Problem::new(Code::MonthInvalid)
+            .field("month")
+            .arg("value", raw.trim())
+    };
+    let from =
+        NaiveDate::parse_from_str(&format!("{}-01", raw.trim()), "%Y-%m-%d").map_err(|_| bad())?;
+    let to = from
+        .checked_add_months(chrono::Months::new(1))
+        .and_then(|d| d.pred_opt())
+        .ok_or_else(bad)?;
+    if to >= today {
+        return Err(bad());
+    }
+    Period::new(from, to).map_err(|_| bad())
+}
+
+/// The last month that is over on `today`, as `YYYY-MM`.
+pub fn last_whole_month(today: NaiveDate) -> String {
+    let first = today.with_day(1).unwrap_or(today);
+    let prev = first.pred_opt().unwrap_or(first);
+    prev.format("%Y-%m").to_string()
+}
+
 /// The DHIS2 mapping in force.
 pub async fn mapping(app: &App, me: &Actor) -> Result<MappingView> {
     me.require(anxin_domain::Permission::IndicatorsRead)?;
+    let entries = app.store.dhis2_mapping().await?;
+    Ok(MappingView {
+        entries: entries.iter().map(Dhis2EntryView::from).collect(),
+    })
+}
+
+/// The DHIS2 mapping, for the administrator who edits it.
+pub async fn mapping_entries(app: &App, me: &Actor) -> Result<MappingView> {
+    me.require(anxin_domain::Permission::SiteManage)?;
     let entries = app.store.dhis2_mapping().await?;
     Ok(MappingView {
         entries: entries.iter().map(Dhis2EntryView::from).collect(),
@@ -420,7 +501,7 @@ pub async fn set_mapping(app: &App, me: &Actor, req: &MappingRequest) -> Result<
         .entries
         .iter()
         .enumerate()
-        .map(|(i, e)| check_entry(i, e))
+        .map(|(i, e)| check_entry(Some(i), e))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     app.store
         .set_dhis2_mapping(&me.audit(), &entries, app.now())
@@ -437,19 +518,13 @@ pub async fn dhis2_export(
     scope: &Scope,
     org_unit: Option<&str>,
 ) -> Result<DataValueSet> {
-    let period = scope.period.dhis2().ok_or_else(|| {
-        DomainError::invalid(
-            "to",
-            "a DHIS2 export covers one calendar month or quarter (from the 1st to the last day)",
-        )
-    })?;
+    let period = scope
+        .period
+        .dhis2()
+        .ok_or_else(|| Problem::new(Code::Dhis2PeriodNotWhole).field("to"))?;
     let mapping = app.store.dhis2_mapping().await?;
     if mapping.is_empty() {
-        return Err(DomainError::Conflict(
-            "no DHIS2 mapping is set; an administrator sets it at PUT /api/v1/indicators/dhis2-mapping"
-                .into(),
-        )
-        .into());
+        return Err(Problem::new(Code::Dhis2NoMapping).into());
     }
     let org_unit = org_unit
         .map(str::trim)

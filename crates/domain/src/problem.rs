@@ -219,6 +219,18 @@ codes! {
     GuestFromPast => ("guest.from_past", Invalid),
     /// A guest-dosing arrangement that ends before it starts or lasts too long.
     GuestPeriodInvalid => ("guest.period_invalid", Invalid),
+    /// A DHIS2 export of a period that is not one whole month or quarter.
+    Dhis2PeriodNotWhole => ("dhis2.period_not_whole", Invalid),
+    /// A DHIS2 export before any mapping is set.
+    Dhis2NoMapping => ("dhis2.no_mapping", Conflict),
+    /// A DHIS2 mapping line for the denominator of a count.
+    Dhis2NoDenominator => ("dhis2.no_denominator", Invalid),
+    /// A DHIS2 mapping line that is already there.
+    Dhis2DuplicateEntry => ("dhis2.duplicate_entry", Conflict),
+    /// A required field left empty.
+    FieldRequired => ("field.required", Invalid),
+    /// A month that is not `YYYY-MM`, or not over yet.
+    MonthInvalid => ("month.invalid", Invalid),
     /// A value that is not one of a list's choices.
     ChoiceUnknown => ("choice.unknown", Invalid),
 }

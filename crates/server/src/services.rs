@@ -430,7 +430,7 @@ async fn indicators_page(
             p {
                 a href={"/api/v1/indicators/export.csv?" (query)} { (t.s("ind-export-csv")) }
                 " · "
-                a href={"/api/v1/indicators/export.dhis2.json?" (query)} { (t.s("ind-export-dhis2")) }
+                a href="/indicators/dhis2" id="dhis2-link" { (t.s("ind-export-dhis2")) }
             }
             h2 { (t.s("ind-chart")) }
             (bar_chart(&t.s("ind-chart"), &rates))
@@ -900,6 +900,291 @@ async fn service_form(
     }
 }
 
+/// The DHIS2 download form's query.
+#[derive(Debug, Default, Deserialize)]
+struct Dhis2Query {
+    #[serde(default)]
+    month: Option<String>,
+    #[serde(default)]
+    site: Option<String>,
+    #[serde(default)]
+    org_unit: Option<String>,
+}
+
+/// The mapping as a table (with a remove button per line when `editable`).
+fn mapping_table(t: &T, me: &CurrentUser, entries: &[Dhis2EntryView], editable: bool) -> Markup {
+    html! {
+        @if entries.is_empty() { p.muted id="dhis2-mapping-empty" { (t.s("dhis2-mapping-none")) } } @else {
+            table.list id="dhis2-mapping" {
+                thead { tr {
+                    th { (t.s("ind-indicator")) } th { (t.s("dhis2-sex")) } th { (t.s("dhis2-age-band")) }
+                    th { (t.s("dhis2-data-element")) } th { (t.s("dhis2-coc")) }
+                    @if editable { th {} }
+                } }
+                tbody { @for (i, e) in entries.iter().enumerate() { tr {
+                    td { (indicator_label(t, &e.indicator)) br; code.muted { (e.indicator) } }
+                    td { (cell_label(t, "sex", &e.sex)) } td { (cell_label(t, "age", &e.age_band)) }
+                    td { code { (e.data_element) } } td { code { (e.category_option_combo) } }
+                    @if editable { td.actions {
+                        form method="post" action={"/dhis2-mapping/" (i) "/remove"} {
+                            input type="hidden" name="csrf" value=(me.csrf_token);
+                            button type="submit" { (t.s("dhis2-remove")) }
+                        }
+                    } }
+                } } }
+            }
+        }
+    }
+}
+
+/// An indicator id of a mapping line (`<id>` or `<id>.denominator`) in the page's language.
+fn indicator_label(t: &T, id: &str) -> String {
+    match id.strip_suffix(".denominator") {
+        Some(base) => t.a(
+            "dhis2-denominator-of",
+            &[("indicator", &t.s(&format!("ind-name-{base}")))],
+        ),
+        None => t.s(&format!("ind-name-{id}")),
+    }
+}
+
+/// A sex or age band of a mapping line in the page's language (`total` included).
+fn cell_label(t: &T, what: &str, v: &str) -> String {
+    if v == "total" {
+        t.s("ind-total")
+    } else {
+        t.s(&format!("ind-{what}-{v}"))
+    }
+}
+
+/// The CDC's DHIS2 page: a whole month to download (the last one over by default, its
+/// refusals said at the field), and the mapping in force.
+async fn dhis2_page(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Query(q): Query<Dhis2Query>,
+) -> WebResult<Markup> {
+    dhis2_page_with(&st, &me, &q, None).await
+}
+
+async fn dhis2_page_with(
+    st: &AppState,
+    me: &CurrentUser,
+    q: &Dhis2Query,
+    refused: Option<&anxin_domain::Problem>,
+) -> WebResult<Markup> {
+    let t = T::of(st, me);
+    let mapping = anxin_app::indicators::mapping(&st.app, &me.app_actor()).await?;
+    let month = q
+        .month
+        .clone()
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| anxin_app::indicators::last_whole_month(st.today()));
+    let error_at = |field: &str| {
+        refused
+            .filter(|p| p.field.as_deref() == Some(field))
+            .map(|p| crate::i18n::I18n::global().problem(t.lang, p))
+    };
+    let general = refused
+        .filter(|p| !matches!(p.field.as_deref(), Some("month" | "site" | "org_unit")))
+        .map(|p| crate::i18n::I18n::global().problem(t.lang, p));
+    Ok(layout(
+        &t,
+        &t.s("dhis2-title"),
+        Some(me),
+        html! {
+            h1 { (t.s("dhis2-title")) }
+            p.muted { (t.s("dhis2-help")) }
+            section.card {
+                h2 { (t.s("dhis2-download")) }
+                @if let Some(m) = &general { p.flash.error role="alert" { (m) } }
+                form method="get" action="/indicators/dhis2/download" id="dhis2-download" {
+                    label { (t.s("dhis2-month"))
+                        input type="month" name="month" required value=(month) aria-invalid=[error_at("month").map(|_| "true")];
+                        @if let Some(m) = error_at("month") { span.field-error role="alert" data-field="month" { (m) } }
+                    }
+                    @if me.role().is_outside() {
+                        label { (t.s("ind-site")) input name="site" value=(q.site.clone().unwrap_or_else(|| "all".into())) aria-invalid=[error_at("site").map(|_| "true")];
+                            @if let Some(m) = error_at("site") { span.field-error role="alert" data-field="site" { (m) } }
+                        }
+                    }
+                    label { (t.s("dhis2-org-unit")) input name="org_unit" value=(q.org_unit.clone().unwrap_or_default()) placeholder=(t.s("dhis2-org-unit-default")); }
+                    button type="submit" { (t.s("dhis2-download-button")) }
+                }
+            }
+            section.card {
+                h2 { (t.s("dhis2-mapping")) }
+                (mapping_table(&t, me, &mapping.entries, false))
+            }
+        },
+    ))
+}
+
+/// Downloads a whole month's `dataValueSets` as a file; a refusal comes back on the page, at
+/// its field, in the page's language.
+async fn dhis2_download(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Query(q): Query<Dhis2Query>,
+) -> Response {
+    let made = async {
+        let period =
+            anxin_app::indicators::whole_month(q.month.as_deref().unwrap_or(""), st.today())?;
+        let mut params = HashMap::new();
+        params.insert("from".to_owned(), period.from.to_string());
+        params.insert("to".to_owned(), period.to.to_string());
+        if let Some(site) = q.site.as_deref().filter(|s| !s.trim().is_empty()) {
+            params.insert("site".to_owned(), site.to_owned());
+        }
+        let scope = anxin_app::indicators::scope(&st.app, &me.app_actor(), &params).await?;
+        let set = anxin_app::indicators::dhis2_export(
+            &st.app,
+            &me.app_actor(),
+            &scope,
+            q.org_unit.as_deref(),
+        )
+        .await?;
+        Ok::<_, AppError>((scope, set))
+    }
+    .await;
+    match made {
+        Ok((scope, set)) => {
+            let name = format!(
+                "attachment; filename=\"dhis2-{}-{}.json\"",
+                scope.site_label(),
+                scope.period.from.format("%Y-%m")
+            );
+            let body = serde_json::to_string_pretty(&set).unwrap_or_default();
+            (
+                [
+                    (header::CONTENT_TYPE, "application/json".to_owned()),
+                    (header::CONTENT_DISPOSITION, name),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Err(AppError::Domain(anxin_domain::DomainError::Refused(p)))
+            if p.kind() != anxin_domain::problem::Kind::Forbidden =>
+        {
+            match dhis2_page_with(&st, &me, &q, Some(&p)).await {
+                Ok(page) => (StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
+                Err(e) => e.into_response(),
+            }
+        }
+        Err(e) => crate::web::error_page(e),
+    }
+}
+
+/// The administrator's DHIS2 mapping page: each line maps one cell of an indicator (by sex and
+/// age band, or their totals) to a DHIS2 data element and category option combination.
+async fn mapping_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> WebResult<Markup> {
+    let t = T::of(&st, &me);
+    let entries = anxin_app::indicators::mapping_entries(&st.app, &me.app_actor()).await?;
+    let form = "mapping";
+    let v = |field: &str| f.value(form, field).map(str::to_owned).unwrap_or_default();
+    let fields = [
+        "indicator",
+        "sex",
+        "age_band",
+        "data_element",
+        "category_option_combo",
+    ];
+    Ok(layout(
+        &t,
+        &t.s("dhis2-mapping"),
+        Some(&me),
+        html! {
+            h1 { (t.s("dhis2-mapping")) }
+            (flash(&f))
+            p.muted { (t.s("dhis2-mapping-help")) }
+            (mapping_table(&t, &me, &entries.entries, true))
+            section.card {
+                h2 { (t.s("dhis2-add")) }
+                form method="post" action="/dhis2-mapping" id="dhis2-add" {
+                    input type="hidden" name="csrf" value=(me.csrf_token);
+                    (form_notice(&f, form, &fields))
+                    label { (t.s("ind-indicator")) select name="indicator" {
+                        @for id in anxin_app::indicators::mappable_indicators() {
+                            option value=(id) selected[v("indicator") == id] { (indicator_label(&t, &id)) }
+                        }
+                    } (field_error(&f, form, "indicator")) }
+                    label { (t.s("dhis2-sex")) select name="sex" {
+                        @for s in ["total", "male", "female", "unknown"] { option value=(s) selected[v("sex") == s] { (cell_label(&t, "sex", s)) } }
+                    } (field_error(&f, form, "sex")) }
+                    label { (t.s("dhis2-age-band")) select name="age_band" {
+                        @for b in ["total", "under_25", "25_plus", "unknown"] { option value=(b) selected[v("age_band") == b] { (cell_label(&t, "age", b)) } }
+                    } (field_error(&f, form, "age_band")) }
+                    label { (t.s("dhis2-data-element")) input name="data_element" value=(v("data_element")) aria-invalid=[f.error_at(form, "data_element").map(|_| "true")]; (field_error(&f, form, "data_element")) }
+                    label { (t.s("dhis2-coc")) input name="category_option_combo" value=(v("category_option_combo")) aria-invalid=[f.error_at(form, "category_option_combo").map(|_| "true")]; (field_error(&f, form, "category_option_combo")) }
+                    button type="submit" { (t.s("dhis2-add-button")) }
+                }
+            }
+        },
+    ))
+}
+
+/// The mapping page's add form (the same fields as the API's [`MappingEntry`]).
+#[derive(Debug, Deserialize)]
+struct MappingForm {
+    #[serde(default)]
+    indicator: String,
+    #[serde(default)]
+    sex: String,
+    #[serde(default)]
+    age_band: String,
+    #[serde(default)]
+    data_element: String,
+    #[serde(default)]
+    category_option_combo: String,
+}
+
+async fn mapping_add(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Form(f): Form<MappingForm>,
+) -> Response {
+    let e = MappingEntry {
+        indicator: f.indicator,
+        sex: f.sex,
+        age_band: f.age_band,
+        data_element: f.data_element,
+        category_option_combo: f.category_option_combo,
+    };
+    let values = vec![
+        ("indicator".to_owned(), e.indicator.clone()),
+        ("sex".to_owned(), e.sex.clone()),
+        ("age_band".to_owned(), e.age_band.clone()),
+        ("data_element".to_owned(), e.data_element.clone()),
+        (
+            "category_option_combo".to_owned(),
+            e.category_option_combo.clone(),
+        ),
+    ];
+    match anxin_app::indicators::add_mapping_entry(&st.app, &me.app_actor(), &e).await {
+        Ok(()) => crate::flash::redirect(
+            "/dhis2-mapping",
+            crate::flash::Tone::Ok,
+            crate::flash::Message::Id {
+                id: "dhis2-added".into(),
+                args: vec![],
+            },
+        ),
+        Err(err) => crate::web::refused_form(&st, "/dhis2-mapping", "mapping", err.into(), values),
+    }
+}
+
+async fn mapping_remove(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(index): Path<usize>,
+) -> Response {
+    after_form(
+        "/dhis2-mapping",
+        anxin_app::indicators::remove_mapping_entry(&st.app, &me.app_actor(), index).await,
+    )
+}
+
 /// Adds the one-stop shop's routes.
 pub fn routes(table: RouteTable) -> RouteTable {
     use Access::*;
@@ -953,6 +1238,51 @@ pub fn routes(table: RouteTable) -> RouteTable {
             .answers::<EncounterView>()
             .body::<ArvOutcomeRequest>(),
             api_arv_outcome,
+        )
+        .add(
+            RouteSpec::web(
+                Get,
+                "/indicators/dhis2",
+                Needs(IndicatorsRead),
+                "DHIS2: download a month; the mapping in force",
+            ),
+            dhis2_page,
+        )
+        .add(
+            RouteSpec::web(
+                Get,
+                "/indicators/dhis2/download",
+                Needs(IndicatorsRead),
+                "Download a month's DHIS2 dataValueSets",
+            ),
+            dhis2_download,
+        )
+        .add(
+            RouteSpec::web(
+                Get,
+                "/dhis2-mapping",
+                Needs(SiteManage),
+                "The DHIS2 mapping",
+            ),
+            mapping_page,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/dhis2-mapping",
+                Needs(SiteManage),
+                "Add a DHIS2 mapping line",
+            ),
+            mapping_add,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/dhis2-mapping/{index}/remove",
+                Needs(SiteManage),
+                "Remove a DHIS2 mapping line",
+            ),
+            mapping_remove,
         )
         .add(
             RouteSpec::web(Get, "/services", Needs(ServiceRecord), "Record a service"),

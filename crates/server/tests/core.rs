@@ -2180,3 +2180,81 @@ async fn a_manager_renames_an_account() {
     assert_eq!(a.status, StatusCode::FORBIDDEN);
     w.app.cleanup().await;
 }
+
+/// DHIS2 in the page: an administrator adds mapping lines (an empty data element and the same
+/// cell twice refused at their fields in Chinese), the CDC downloads a whole month (a month not
+/// over yet refused at its field, in Chinese) as a file, and that download is a disclosure.
+#[tokio::test]
+async fn the_dhis2_mapping_is_set_and_a_month_downloaded_in_the_page() {
+    let w = world_on(TestApp::new().await).await;
+    let site = w.app.store.list_sites().await.unwrap()[0].clone();
+    w.app.user(&site, "itadmin", Role::Admin).await;
+    w.app.user(&site, "cdc.li", Role::CdcAnalyst).await;
+    let mut admin = w.app.browser("itadmin", "zh-CN").await;
+    let page = admin.get("/dhis2-mapping").await;
+    assert!(page.text.contains("id=\"nav-dhis2\""), "{}", page.text);
+    assert!(page.text.contains("尚未设置对照"));
+    let line = [
+        ("indicator", "mmt_clients"),
+        ("sex", "total"),
+        ("age_band", "total"),
+        ("data_element", ""),
+        ("category_option_combo", "HllvX50cXC0"),
+    ];
+    let a = admin.submit("/dhis2-mapping", &line).await;
+    assert!(a.text.contains("data-field=\"data_element\""), "{}", a.text);
+    assert!(a.text.contains("value=\"HllvX50cXC0\""), "kept");
+    let mut line = line;
+    line[3] = ("data_element", "MMT_CLIENTS");
+    let a = admin.submit("/dhis2-mapping", &line).await;
+    assert!(a.text.contains("已添加对照"), "{}", a.text);
+    assert!(a.text.contains("<code>MMT_CLIENTS</code>"));
+    let a = admin.submit("/dhis2-mapping", &line).await;
+    assert!(a.text.contains("这一格已有对照"), "{}", a.text);
+    // The CDC: the month so far is refused at its field; October is downloaded as a file.
+    let mut cdc = w.app.browser("cdc.li", "zh-CN").await;
+    let page = cdc.get("/indicators/dhis2").await;
+    assert!(
+        page.text.contains("value=\"2026-10\""),
+        "the last whole month by default"
+    );
+    assert!(
+        page.text.contains("<code>MMT_CLIENTS</code>"),
+        "the mapping in force"
+    );
+    let a = cdc
+        .get("/indicators/dhis2/download?month=2026-11&site=all")
+        .await;
+    assert_eq!(a.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.text.contains("data-field=\"month\""), "{}", a.text);
+    assert!(a.text.contains("不是已经结束的月份"), "{}", a.text);
+    let a = cdc
+        .get("/indicators/dhis2/download?month=2026-10&site=all")
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    let disposition = a.headers[axum::http::header::CONTENT_DISPOSITION]
+        .to_str()
+        .unwrap();
+    assert!(
+        disposition.contains("dhis2-all-2026-10.json"),
+        "{disposition}"
+    );
+    let set: Value = serde_json::from_str(&a.text).unwrap();
+    assert!(set["dataValues"].is_array(), "{set}");
+    let exports: Vec<_> = w
+        .app
+        .store
+        .audit_of_record("indicators", "all")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "disclosure.cdc_export" && e.actor == "cdc.li")
+        .collect();
+    assert_eq!(exports.len(), 1, "the download is recorded as a disclosure");
+    assert!(
+        exports[0].reason.starts_with("dhis2 export"),
+        "{:?}",
+        exports[0]
+    );
+    w.app.cleanup().await;
+}
