@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The end-to-end suite (e2e/run.mjs): installs Debian's Chromium and CJK fonts when missing,
 # installs playwright-core from e2e/package-lock.json, builds the anxin binary and walks the
-# centre's day in both languages in headless Chromium. Exits non-zero when a step fails.
+# centre's day in both languages in headless Chromium, on SQLite and, when
+# ANXIN_TEST_POSTGRES_URL is set, again on PostgreSQL. Exits non-zero when a step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,5 +26,13 @@ echo "== e2e: cargo build -p anxin"
 cargo build -p anxin --bin anxin --locked
 bin="${CARGO_TARGET_DIR:-target}/debug/anxin"
 
-echo "== e2e: the centre's day in headless Chromium (zh-CN, en)"
+echo "== e2e: the centre's day in headless Chromium (zh-CN, en), embedded SQLite"
 ANXIN_BIN="$bin" node --test --test-concurrency=1 e2e/run.mjs
+
+# The same day on PostgreSQL, the backend of a city's centres (ANXIN_TEST_POSTGRES_URL, which
+# .ci/run sets after starting the server).
+if [ -n "${ANXIN_TEST_POSTGRES_URL:-}" ]; then
+    echo "== e2e: the centre's day in headless Chromium (zh-CN, en), PostgreSQL"
+    E2E_POSTGRES_URL="$ANXIN_TEST_POSTGRES_URL" ANXIN_BIN="$bin" \
+        node --test --test-concurrency=1 e2e/run.mjs
+fi

@@ -24,6 +24,25 @@ const SHOTS = process.env.E2E_SCREENSHOTS || path.join(REPO, 'target', 'e2e-scre
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 // The centre's clock: a Monday morning, after the 07:00 code hour, so today is fixed.
 const CLOCK_START = '2026-11-23T08:30:00+08:00';
+// With E2E_POSTGRES_URL (a superuser URL), each server runs on a fresh PostgreSQL database
+// instead of the embedded SQLite file; the databases are dropped at the end.
+const PG = process.env.E2E_POSTGRES_URL || '';
+
+/** Runs SQL on the PostgreSQL server of E2E_POSTGRES_URL; throws when psql fails. */
+function psql(sql) {
+  const r = spawnSync('psql', [PG, '-v', 'ON_ERROR_STOP=1', '-qAtc', sql], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`psql ${sql}: ${r.stderr || r.error}`);
+}
+
+/** A fresh database for the server labelled `label`, and its URL. */
+function freshDatabase(label) {
+  const name = `anxin_e2e_${label.toLowerCase().replace(/[^a-z0-9]/g, '_')}_${process.pid}`;
+  psql(`DROP DATABASE IF EXISTS ${name}`);
+  psql(`CREATE DATABASE ${name}`);
+  const u = new URL(PG);
+  u.pathname = `/${name}`;
+  return { name, url: u.toString() };
+}
 const TODAY = '2026-11-23';
 const TOMORROW = '2026-11-24';
 // The next morning, for the walks that need a night to pass (the server restarts on its data).
@@ -73,9 +92,10 @@ function serverEnv() {
 async function startServer(label, again = null, clock = CLOCK_START) {
   const dir = again ? again.dir : fs.mkdtempSync(path.join(os.tmpdir(), `anxin-e2e-${label}-`));
   const config = path.join(dir, 'anxin.toml');
+  const db = again ? again.db : PG ? freshDatabase(label) : null;
   fs.writeFileSync(
     config,
-    `clock_start = "${clock}"\n\n[sms]\nprovider = "file"\nfile_path = "${path.join(dir, 'sms.log')}"\npoll_interval_ms = 200\n`,
+    `clock_start = "${clock}"\n${db ? `database_url = "${db.url}"\n` : ''}\n[sms]\nprovider = "file"\nfile_path = "${path.join(dir, 'sms.log')}"\npoll_interval_ms = 200\n`,
   );
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -85,7 +105,7 @@ async function startServer(label, again = null, clock = CLOCK_START) {
     ['--data-dir', path.join(dir, 'data'), '--config', config, 'serve', '--listen', `127.0.0.1:${port}`, '--demo'],
     { stdio: ['ignore', log, log], env: serverEnv() },
   );
-  const server = again ?? { dir };
+  const server = again ?? { dir, db };
   Object.assign(server, { url, proc, exited: false });
   proc.on('exit', () => (server.exited = true));
   if (!again) servers.push(server);
@@ -177,6 +197,15 @@ after(async () => {
   if (browser) await browser.close();
   for (const s of servers) stopServer(s);
   printTimings();
+  for (const s of servers) {
+    if (!s.db) continue;
+    await new Promise((r) => (s.exited ? r() : s.proc.once('exit', r)));
+    try {
+      psql(`DROP DATABASE IF EXISTS ${s.db.name}`);
+    } catch (e) {
+      console.log(`# ${e.message}`);
+    }
+  }
 });
 
 // Page-load times: navigation start to the end of the load event, per language and page.

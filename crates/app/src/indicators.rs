@@ -156,7 +156,7 @@ pub async fn scope(app: &App, me: &Actor, q: &HashMap<String, String>) -> Result
         .map(|s| s.trim().to_uppercase())
         .filter(|s| !s.is_empty());
     let site = match (outside, asked.as_deref()) {
-        (true, None | Some("ALL")) => None,
+        (true, None | Some("ALL" | "全部")) => None,
         (true, Some(code)) => {
             let s = app.store.site_by_code(code).await.map_err(|_| {
                 DomainError::invalid("site", format!("no centre has the code `{code}`"))

@@ -419,12 +419,12 @@ async fn indicators_page(
                 label { (t.s("ind-from")) " " input type="date" name="from" value=(scope.period.from); }
                 label { (t.s("ind-to")) " " input type="date" name="to" value=(scope.period.to); }
                 @if me.role().is_outside() {
-                    label { (t.s("ind-site")) " " input name="site" value=(scope.site_label()); }
+                    label { (t.s("ind-site")) " " input name="site" value=(scope.site.as_ref().map_or("", |(_, code)| code.as_str())); }
                 }
                 button type="submit" { (t.s("ind-show")) }
             }
             p.muted {
-                (t.a("ind-scope", &[("site", scope.site_label())]))
+                (t.a("ind-scope", &[("site", &scope.site.as_ref().map_or_else(|| t.s("ind-all-centres"), |(_, code)| code.clone()))]))
                 @if scope.suppressed { " " (t.a("ind-suppressed-note", &[("threshold", &st.settings.suppression_threshold.to_string())])) }
             }
             p {
@@ -1004,7 +1004,7 @@ async fn dhis2_page_with(
                         @if let Some(m) = error_at("month") { span.field-error role="alert" data-field="month" { (m) } }
                     }
                     @if me.role().is_outside() {
-                        label { (t.s("ind-site")) input name="site" value=(q.site.clone().unwrap_or_else(|| "all".into())) aria-invalid=[error_at("site").map(|_| "true")];
+                        label { (t.s("ind-site")) input name="site" value=(q.site.clone().unwrap_or_default()) aria-invalid=[error_at("site").map(|_| "true")];
                             @if let Some(m) = error_at("site") { span.field-error role="alert" data-field="site" { (m) } }
                         }
                     }
