@@ -219,11 +219,10 @@ pub async fn change_own_password(app: &App, me: &Actor, current: &str, new: &str
     let hash = new_password_hash(new, &me.username, &site)
         .await
         .map_err(|e| match e {
-            Error::Domain(DomainError::Invalid { message, .. }) => Error::from(
-                Problem::new(Code::PasswordWeak)
-                    .field("new")
-                    .arg("why", message),
-            ),
+            // The policy names `password`; the owner's form calls it `new`.
+            Error::Domain(DomainError::Refused(p)) if p.field.as_deref() == Some("password") => {
+                Error::from(p.field("new"))
+            }
             other => other,
         })?;
     app.store

@@ -180,12 +180,7 @@ pub async fn transfer(
     req: &TransferRequest,
 ) -> Result<TreatmentChanged> {
     me.require(Permission::ClientWrite)?;
-    let code = &req.site.trim().to_uppercase();
-    let site = app.store.site_by_code(code).await.map_err(|_| {
-        Problem::new(Code::SiteUnknown)
-            .field("site")
-            .arg("code", code)
-    })?;
+    let site = other_site(app, &req.site).await?;
     let on = past_or_today("from", req.from.as_deref(), app.today())?;
     let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
     let c = work.client_for_write(client_id).await?;
@@ -210,16 +205,22 @@ pub struct SiteMove {
     pub to: Option<String>,
 }
 
+/// The centre a form names by code (any case), refused at `site` when none has it.
+async fn other_site(app: &App, raw: &str) -> Result<anxin_storage::Site> {
+    let code = raw.trim().to_uppercase();
+    app.store.site_by_code(&code).await.map_err(|_| {
+        Problem::new(Code::SiteUnknown)
+            .field("site")
+            .arg("code", code)
+            .into()
+    })
+}
+
 /// Lets client `client_id` dose as a guest at another centre from `from` (today or later)
 /// to `to`.
 pub async fn guest(app: &App, me: &Actor, client_id: i64, req: &SiteMove) -> Result<()> {
     me.require(Permission::ClientWrite)?;
-    let code = &req.site.trim().to_uppercase();
-    let site = app.store.site_by_code(code).await.map_err(|_| {
-        Problem::new(Code::SiteUnknown)
-            .field("site")
-            .arg("code", code)
-    })?;
+    let site = other_site(app, &req.site).await?;
     if site.id == me.site_id {
         return Err(Problem::new(Code::TransferSameSite).field("site").into());
     }

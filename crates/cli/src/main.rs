@@ -262,6 +262,20 @@ fn read_password() -> anyhow::Result<String> {
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
+/// A use case's refusal as the command line says it: the field and the English message.
+fn explain(e: anxin_app::Error) -> anyhow::Error {
+    match e {
+        anxin_app::Error::Domain(anxin_domain::DomainError::Refused(p)) => {
+            let message = I18n::global().problem(anxin_server::i18n::Lang::En, &p);
+            match &p.field {
+                Some(field) => anyhow::anyhow!("{field}: {message}"),
+                None => anyhow::anyhow!("{message}"),
+            }
+        }
+        other => anyhow::anyhow!("{other}"),
+    }
+}
+
 async fn serve(config: Config, listen: Option<String>, load_demo: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     let listen = listen.unwrap_or_else(|| config.listen.clone());
@@ -390,7 +404,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let password = read_password()?;
             let password_hash = anxin_app::staff::new_password_hash(&password, &username, &site)
                 .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+                .map_err(explain)?;
             let user = store
                 .create_user(
                     &Actor::cli(),

@@ -79,19 +79,19 @@ fn sites_users_backup_and_audit_verify() {
     let o = run(c, "short\n");
     assert!(!o.status.success());
     assert!(
-        text(&o.stderr).contains("password: must be at least 12 characters"),
+        text(&o.stderr).contains("password: The password must be at least 12 characters"),
         "{}",
         text(&o.stderr)
     );
     for (pw, why) in [
-        ("password1234", "password: is too common"),
+        ("password1234", "password: The password is too common"),
         (
             "aaaaaaaaaaaa",
-            "password: must not be one character repeated",
+            "password: The password must not be one character repeated",
         ),
         (
             "nurse.wu-at-the-window",
-            "password: must not contain the username",
+            "password: The password must not contain the username",
         ),
     ] {
         let mut c = anxin(d);

@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::DomainError;
+use crate::{Code, DomainError, Problem};
 
 /// Shortest password accepted for a staff account.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -48,25 +48,27 @@ pub fn is_common_password(candidate: &str) -> bool {
 /// the digits and symbols around it are taken off (`Password2026!`). Comparisons ignore case.
 /// Every refusal names the `password` field and the reason.
 pub fn check_new_password(password: &str, ctx: &PasswordContext<'_>) -> Result<(), DomainError> {
-    let refuse = |why: String| Err(DomainError::invalid("password", why));
+    let refuse = |p: Problem| Err(DomainError::from(p.field("password")));
     let chars: Vec<char> = password.chars().collect();
     let n = chars.len();
     if n < MIN_PASSWORD_CHARS {
-        return refuse(format!(
-            "must be at least {MIN_PASSWORD_CHARS} characters (got {n})"
-        ));
+        return refuse(
+            Problem::new(Code::PasswordTooShort)
+                .arg("min", MIN_PASSWORD_CHARS)
+                .arg("got", n),
+        );
     }
     if n > MAX_PASSWORD_CHARS {
-        return refuse(format!("must be at most {MAX_PASSWORD_CHARS} characters"));
+        return refuse(Problem::new(Code::PasswordTooLong).arg("max", MAX_PASSWORD_CHARS));
     }
     if chars.iter().all(|c| *c == chars[0]) {
-        return refuse("must not be one character repeated".into());
+        return refuse(Problem::new(Code::PasswordRepeated));
     }
     if (2..=4).any(|unit| {
         let mut parts = chars.chunks_exact(unit);
         parts.all(|c| c == &chars[..unit]) && parts.remainder().is_empty()
     }) {
-        return refuse("must not be a short pattern repeated".into());
+        return refuse(Problem::new(Code::PasswordPattern));
     }
     // Each character the next (or previous) one; digits wrap around (…8901…, …1098…).
     let step = |a: char, b: char| match (a, b) {
@@ -76,7 +78,7 @@ pub fn check_new_password(password: &str, ctx: &PasswordContext<'_>) -> Result<(
     };
     let run = |dir: i64| chars.windows(2).all(|w| step(w[0], w[1]) == dir);
     if run(1) || run(-1) {
-        return refuse("must not be a run of consecutive characters".into());
+        return refuse(Problem::new(Code::PasswordSequence));
     }
     let lower = password.to_lowercase();
     let compact = |s: &str| -> String {
@@ -93,28 +95,24 @@ pub fn check_new_password(password: &str, ctx: &PasswordContext<'_>) -> Result<(
             || (wc.chars().count() >= 3 && lower_compact.contains(&wc))
     };
     if contains(ctx.username) {
-        return refuse("must not contain the username".into());
+        return refuse(Problem::new(Code::PasswordHasUsername));
     }
     let mut name_words = ctx
         .centre_name
         .split(|c: char| !c.is_alphanumeric())
         .filter(|w| w.chars().count() >= 4);
     if contains(ctx.centre_name) || contains(ctx.centre_code) || name_words.any(contains) {
-        return refuse("must not contain the centre's name or code".into());
+        return refuse(Problem::new(Code::PasswordHasCentre));
     }
     if lower.contains(SYSTEM_NAME) || lower.contains("安心") {
-        return refuse(format!(
-            "must not contain the name of this system ({SYSTEM_NAME}, 安心)"
-        ));
+        return refuse(Problem::new(Code::PasswordHasSystem).arg("name", SYSTEM_NAME));
     }
     if is_common_password(&lower) {
-        return refuse("is too common: it is on the list of common and breached passwords".into());
+        return refuse(Problem::new(Code::PasswordCommon));
     }
     let core = lower.trim_matches(|c: char| !c.is_alphabetic());
     if core.chars().count() >= 4 && is_common_password(core) {
-        return refuse(format!(
-            "is a common password (`{core}`) with digits or symbols added"
-        ));
+        return refuse(Problem::new(Code::PasswordCommonDecorated).arg("core", core));
     }
     Ok(())
 }
@@ -451,13 +449,10 @@ mod tests {
 
     #[test]
     fn password_length_rule_names_the_field() {
-        assert_eq!(
-            why("short"),
-            "password: must be at least 12 characters (got 5)"
-        );
+        assert_eq!(why("short"), "password: password.too_short (min=12, got=5)");
         assert_eq!(
             why(&"ab1".repeat(90)),
-            "password: must be at most 256 characters"
+            "password: password.too_long (max=256)"
         );
         assert!(check_new_password("twelve-chars", &ctx()).is_ok());
         // Characters, not bytes: 12 Chinese characters pass.
@@ -469,11 +464,7 @@ mod tests {
     #[test]
     fn one_character_or_a_short_pattern_repeated_is_refused() {
         for pw in ["aaaaaaaaaaaa", "            ", "111111111111111"] {
-            assert_eq!(
-                why(pw),
-                "password: must not be one character repeated",
-                "{pw:?}"
-            );
+            assert_eq!(why(pw), "password: password.repeated", "{pw:?}");
         }
         for pw in [
             "abcabcabcabc",
@@ -481,39 +472,25 @@ mod tests {
             "ab12ab12ab12",
             "安心安心安心安心安心安心",
         ] {
-            assert_eq!(
-                why(pw),
-                "password: must not be a short pattern repeated",
-                "{pw}"
-            );
+            assert_eq!(why(pw), "password: password.pattern", "{pw}");
         }
         for pw in ["123456789012", "abcdefghijklm", "zyxwvutsrqpo"] {
-            assert_eq!(
-                why(pw),
-                "password: must not be a run of consecutive characters",
-                "{pw}"
-            );
+            assert_eq!(why(pw), "password: password.sequence", "{pw}");
         }
     }
 
     #[test]
     fn common_and_breached_passwords_are_refused() {
         assert!(is_common_password("password"));
-        assert_eq!(
-            why("password1234"),
-            "password: is too common: it is on the list of common and breached passwords"
-        );
-        assert_eq!(
-            why("QWERTYUIOP123"),
-            "password: is too common: it is on the list of common and breached passwords"
-        );
+        assert_eq!(why("password1234"), "password: password.common");
+        assert_eq!(why("QWERTYUIOP123"), "password: password.common");
         assert_eq!(
             why("Sunshine2026!!"),
-            "password: is a common password (`sunshine`) with digits or symbols added"
+            "password: password.common_decorated (core=sunshine)"
         );
         assert_eq!(
             why("2026-dragon-2026"),
-            "password: is a common password (`dragon`) with digits or symbols added"
+            "password: password.common_decorated (core=dragon)"
         );
         assert!(check_new_password("dragon fruit at dawn", &ctx()).is_ok());
     }
@@ -522,21 +499,18 @@ mod tests {
     fn the_username_the_centre_and_the_system_name_are_refused() {
         assert_eq!(
             why("Nurse.Li-2026-spring"),
-            "password: must not contain the username"
+            "password: password.has_username"
         );
         assert_eq!(
             why("nurseli-2026-spring"),
-            "password: must not contain the username"
+            "password: password.has_username"
         );
-        let centre = "password: must not contain the centre's name or code";
+        let centre = "password: password.has_centre";
         assert_eq!(why("yx01-spring-tea"), centre);
         assert_eq!(why("my PING AN CENTRE NO. 1"), centre);
         assert_eq!(why("walking-in-yuxi"), centre);
         for pw in ["anxin-demo-2026", "我的安心密码很长很长很长"] {
-            assert_eq!(
-                why(pw),
-                "password: must not contain the name of this system (anxin, 安心)"
-            );
+            assert_eq!(why(pw), "password: password.has_system (name=anxin)");
         }
         // Short names are not context words ("li" alone is not refused).
         let short = PasswordContext {

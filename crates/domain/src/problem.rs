@@ -185,8 +185,26 @@ codes! {
     PasswordUnchanged => ("password.unchanged", Invalid),
     /// The new password and its confirmation differ.
     PasswordMismatch => ("password.mismatch", Invalid),
-    /// The new password does not meet the policy.
-    PasswordWeak => ("password.weak", Invalid),
+    /// A password shorter than the policy's minimum.
+    PasswordTooShort => ("password.too_short", Invalid),
+    /// A password longer than the policy's maximum.
+    PasswordTooLong => ("password.too_long", Invalid),
+    /// A password that is one character repeated.
+    PasswordRepeated => ("password.repeated", Invalid),
+    /// A password that is a short pattern repeated.
+    PasswordPattern => ("password.pattern", Invalid),
+    /// A password that is a run of consecutive characters.
+    PasswordSequence => ("password.sequence", Invalid),
+    /// A password that contains the username.
+    PasswordHasUsername => ("password.has_username", Invalid),
+    /// A password that contains the centre's name or code.
+    PasswordHasCentre => ("password.has_centre", Invalid),
+    /// A password that contains the system's name.
+    PasswordHasSystem => ("password.has_system", Invalid),
+    /// A password on the list of common and breached passwords.
+    PasswordCommon => ("password.common", Invalid),
+    /// A common password with digits or symbols around it.
+    PasswordCommonDecorated => ("password.common_decorated", Invalid),
     /// A stock variance above the threshold without a reason.
     StockVarianceUnexplained => ("stock.variance_unexplained", Invalid),
     /// A year of birth outside the plausible range.

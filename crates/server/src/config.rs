@@ -234,6 +234,7 @@ impl GpsConfig {
 
 impl Default for GpsConfig {
     fn default() -> Self {
+        let rules = anxin_app::gps::GpsRules::default();
         GpsConfig {
             enabled: false,
             gt06_listen: "0.0.0.0:5023".into(),
@@ -241,13 +242,13 @@ impl Default for GpsConfig {
             mqtt_url: None,
             mqtt_topic_prefix: "anxin/boxes".into(),
             mqtt_client_id: "anxin-server".into(),
-            retention_days: 30,
-            away_after_fixes: 3,
-            away_after_minutes: 10,
-            unknown_after_minutes: 120,
-            low_battery_percent: 20,
-            max_future_seconds: 600,
-            reports_per_minute: 60,
+            retention_days: rules.retention_days,
+            away_after_fixes: rules.away_after_fixes,
+            away_after_minutes: rules.away_after_minutes,
+            unknown_after_minutes: rules.unknown_after_minutes,
+            low_battery_percent: rules.low_battery_percent,
+            max_future_seconds: rules.max_future_seconds,
+            reports_per_minute: rules.reports_per_minute,
         }
     }
 }

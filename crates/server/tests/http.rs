@@ -680,11 +680,13 @@ async fn bad_input_names_the_field_and_writes_nothing() {
             a.text
         );
         assert_eq!(a.json()["error"]["field"], "password");
-        let message = a.json()["error"]["message"].as_str().unwrap().to_owned();
+        let code = a.json()["error"]["code"].as_str().unwrap().to_owned();
         assert!(
-            message.starts_with("password: ") && message.contains(why),
-            "{pw:?}: {message}"
+            code.starts_with("password."),
+            "{pw:?}: a refusal by code: {code}"
         );
+        let message = a.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains(why), "{pw:?}: {message}");
     }
 
     let a = post(json!({"username": "nurse.x", "role": "dispenser"})).await;
