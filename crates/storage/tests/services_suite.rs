@@ -93,6 +93,7 @@ fn anon(uic: &str) -> Subject {
 fn invalid_field(e: StoreError) -> String {
     match e {
         StoreError::Domain(DomainError::Invalid { field, .. }) => field,
+        StoreError::Domain(DomainError::Refused(p)) => p.field.unwrap_or_default(),
         other => panic!("not a validation error: {other}"),
     }
 }
