@@ -56,6 +56,12 @@ impl Qemu {
     }
 
     fn start_with(fw: &Path, dir: &Path, extra: &[&str]) -> Qemu {
+        // One start at a time, until QEMU holds its port: a port picked by binding port 0 is
+        // free again once the probe is dropped, so two tests starting together could pick the
+        // same one; the second QEMU then fails to bind, and its test would talk to the first
+        // one's UART and wait for a console that never speaks.
+        static STARTING: Mutex<()> = Mutex::new(());
+        let _one_at_a_time = STARTING.lock().unwrap_or_else(|p| p.into_inner());
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
