@@ -10,7 +10,7 @@ use anxin_domain::clinic::missed::Rule;
 use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::urine;
 use anxin_domain::takehome::{
-    approval_holds, approval_until, decide, Eligibility, Facts, Policy, Tier,
+    approval_holds, approval_until, decide, Eligibility, Facts, Policy, RequestState, Tier,
 };
 use anxin_domain::{Code, Permission, Problem};
 use anxin_storage::clinic::{Consent, Identity};
@@ -122,7 +122,7 @@ async fn approval_in_force(app: &App, c: &Client) -> Result<Option<(PsbRequest, 
     let policy = policy_of(app, c.site_id).await?;
     let consents = app.store.consents(c.id).await?;
     for r in app.store.psb_requests_of_client(c.id).await? {
-        if r.status != "approved" {
+        if r.status != RequestState::Approved {
             continue;
         }
         let consent_active = consents
@@ -157,8 +157,9 @@ pub struct PoliceRequestView {
     pub requested_days: i64,
     pub requested_on: chrono::NaiveDate,
     pub expires_on: chrono::NaiveDate,
-    /// pending, approved, denied or expired
-    pub status: String,
+    /// pending, approved or denied (a pending request past `expires_on` is expired)
+    #[schemars(with = "String")]
+    pub status: RequestState,
     pub answered_on: Option<chrono::NaiveDate>,
 }
 
@@ -172,7 +173,9 @@ pub struct PsbRequestView {
     pub consent_id: i64,
     pub requested_on: chrono::NaiveDate,
     pub expires_on: chrono::NaiveDate,
-    pub status: String,
+    /// pending, approved or denied
+    #[schemars(with = "String")]
+    pub status: RequestState,
     pub answered_on: Option<chrono::NaiveDate>,
     pub answer_reason: Option<String>,
 }
@@ -187,7 +190,7 @@ impl From<&PsbRequest> for PsbRequestView {
             consent_id: r.consent_id,
             requested_on: r.requested_on,
             expires_on: r.expires_on,
-            status: r.status.clone(),
+            status: r.status,
             answered_on: r.answered_on,
             answer_reason: r.answer_reason.clone(),
         }
@@ -305,7 +308,7 @@ pub async fn section(app: &App, c: &Client) -> Result<TakeHomeSection> {
         .into_iter()
         .next()
         .filter(|r| approval.as_ref().is_none_or(|(a, _)| a.id != r.id))
-        .filter(|r| r.status != "approved");
+        .filter(|r| r.status != RequestState::Approved);
     Ok(TakeHomeSection {
         eligibility,
         approval,
@@ -379,7 +382,7 @@ fn police_view(r: &PsbRequest, identity: Identity) -> PoliceRequestView {
         requested_days: r.requested_days,
         requested_on: r.requested_on,
         expires_on: r.expires_on,
-        status: r.status.clone(),
+        status: r.status,
         answered_on: r.answered_on,
     }
 }

@@ -402,3 +402,60 @@ mod tests {
         assert!(!approval_holds(&p, d, false, d + Duration::days(1)));
     }
 }
+
+/// Where a police request for take-home days stands. Stored and answered by its name
+/// (`pending`, `approved`, `denied`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestState {
+    /// Sent to the police, not answered yet.
+    Pending,
+    /// The police approved the days.
+    Approved,
+    /// The police refused.
+    Denied,
+}
+
+impl RequestState {
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestState::Pending => "pending",
+            RequestState::Approved => "approved",
+            RequestState::Denied => "denied",
+        }
+    }
+
+    /// The state a stored name means.
+    pub fn parse(raw: &str) -> Option<RequestState> {
+        match raw {
+            "pending" => Some(RequestState::Pending),
+            "approved" => Some(RequestState::Approved),
+            "denied" => Some(RequestState::Denied),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for RequestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod request_state_tests {
+    use super::RequestState;
+
+    #[test]
+    fn every_state_reads_back_from_its_name() {
+        for s in [
+            RequestState::Pending,
+            RequestState::Approved,
+            RequestState::Denied,
+        ] {
+            assert_eq!(RequestState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(RequestState::parse("refused"), None);
+    }
+}

@@ -185,6 +185,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
 pub mod web {
     use anxin_app::takehome as uc;
     use anxin_app::Client;
+    use anxin_domain::takehome::RequestState;
     use anxin_domain::{Access, Permission};
     use axum::extract::{Form, Path, State};
     use axum::response::{IntoResponse, Redirect, Response};
@@ -230,8 +231,8 @@ pub mod web {
     fn request_state(t: &T<'_>, r: &uc::PsbRequest) -> Markup {
         let on = r.requested_on.to_string();
         let waiting = waiting(t, r);
-        let text = match r.status.as_str() {
-            "pending" if waiting => t.a(
+        let text = match r.status {
+            RequestState::Pending if waiting => t.a(
                 "th-request-pending",
                 &[
                     ("on", &on),
@@ -239,7 +240,7 @@ pub mod web {
                     ("expires", &r.expires_on.to_string()),
                 ],
             ),
-            "denied" => t.a(
+            RequestState::Denied => t.a(
                 "th-request-denied",
                 &[
                     ("on", &on),
@@ -248,7 +249,7 @@ pub mod web {
             ),
             _ => t.a("th-request-expired", &[("on", &on)]),
         };
-        let status = if r.status == "pending" && !waiting {
+        let status = if r.status == RequestState::Pending && !waiting {
             "expired"
         } else {
             r.status.as_str()
@@ -258,7 +259,7 @@ pub mod web {
 
     /// Whether a request still waits for the police's answer today.
     fn waiting(t: &T<'_>, r: &uc::PsbRequest) -> bool {
-        r.status == "pending" && r.expires_on >= t.st.today()
+        r.status == RequestState::Pending && r.expires_on >= t.st.today()
     }
 
     /// The take-home section of a client's page.
@@ -355,9 +356,9 @@ pub mod web {
                     tbody { @for r in &queue { tr data-request=(r.id) {
                         td { (r.name.as_deref().unwrap_or("")) } td { (r.national_id.as_deref().unwrap_or("")) } td { (r.requested_days) }
                         td { (r.requested_on) } td { (r.expires_on) } td { (t.s(&format!("psb-status-{}", r.status))) }
-                        td.actions { @if r.status == "approved" {
+                        td.actions { @if r.status == RequestState::Approved {
                             a href={"/psb/" (r.id) "/box"} { (t.s("gps-police-look")) }
-                        } @if r.status == "pending" {
+                        } @if r.status == RequestState::Pending {
                             form method="post" action={"/psb/" (r.id) "/answer"} {
                                 input type="hidden" name="csrf" value=(me.csrf_token);
                                 input name="reason" placeholder=(t.s("psb-reason")) required aria-label=(t.s("psb-reason"));

@@ -573,7 +573,7 @@ impl Store {
         today: chrono::NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<Option<(String, i64)>> {
-        if request.status != "approved" {
+        if request.status != anxin_domain::takehome::RequestState::Approved {
             return Err(DomainError::Conflict(format!(
                 "request {} is {}, not approved",
                 request.id, request.status

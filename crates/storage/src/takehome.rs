@@ -2,6 +2,7 @@
 //! (with the policy version that decided), police approval requests and answers, and the
 //! disclosure ledger: every piece of a client's data that left the centre, to whom, and why.
 
+use anxin_domain::takehome::RequestState;
 use anxin_domain::{Code, DomainError, Problem};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -11,7 +12,7 @@ use crate::audit::{append, Actor, AuditEvent};
 use crate::clients::{parse_day, Client};
 use crate::clinic::{open_identity, Identity};
 use crate::vault::Vault;
-use crate::{col, to_ms, Result, Store};
+use crate::{col, to_ms, Result, Store, StoreError};
 
 /// A police approval request as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -23,7 +24,7 @@ pub struct PsbRequest {
     pub consent_id: i64,
     pub requested_on: NaiveDate,
     pub expires_on: NaiveDate,
-    pub status: String,
+    pub status: RequestState,
     pub answered_on: Option<NaiveDate>,
     pub answer_reason: Option<String>,
 }
@@ -73,7 +74,11 @@ fn request_row(r: &AnyRow) -> Result<PsbRequest> {
         consent_id: col(r, "consent_id")?,
         requested_on: parse_day("requested_on", &col::<String>(r, "requested_on")?)?,
         expires_on: parse_day("expires_on", &col::<String>(r, "expires_on")?)?,
-        status: col(r, "status")?,
+        status: {
+            let raw: String = col(r, "status")?;
+            RequestState::parse(&raw)
+                .ok_or_else(|| StoreError::Corrupt(format!("request state `{raw}`")))?
+        },
         answered_on: answered.map(|a| parse_day("answered_on", &a)).transpose()?,
         answer_reason: col(r, "answer_reason")?,
     })
@@ -319,11 +324,11 @@ impl crate::Work {
         if self.actor().site_id != Some(req.site_id) {
             return Err(DomainError::from(Problem::new(Code::RequestOtherOffice)).into());
         }
-        if req.status != "pending" {
+        if req.status != RequestState::Pending {
             return Err(DomainError::from(
                 Problem::new(Code::RequestAnswered)
                     .arg("id", id.to_string())
-                    .arg("status", &req.status),
+                    .arg("status", req.status),
             )
             .into());
         }
@@ -335,10 +340,14 @@ impl crate::Work {
             )
             .into());
         }
-        let status = if approve { "approved" } else { "denied" };
+        let status = if approve {
+            RequestState::Approved
+        } else {
+            RequestState::Denied
+        };
         let (actor, now) = (self.actor().clone(), self.now());
         sqlx::query("UPDATE psb_requests SET status = $1, answered_on = $2, answer_reason = $3, answered_by = $4 WHERE id = $5 AND status = 'pending'")
-            .bind(status.to_owned())
+            .bind(status.as_str().to_owned())
             .bind(today.to_string())
             .bind(reason.to_owned())
             .bind(by)
