@@ -63,8 +63,12 @@ pub async fn delivery_report(app: &App, r: &DeliveryReport<'_>) -> Result<()> {
 pub struct OutboxPage {
     pub messages: Vec<OutboxMessage>,
     pub with_text: bool,
-    /// Messages of the centre per state.
-    pub counts: Vec<(MessageState, i64)>,
+}
+
+/// How many messages of `me`'s centre stand in each state (the outbox page's filter).
+pub async fn outbox_counts(app: &App, me: &Actor) -> Result<Vec<(MessageState, i64)>> {
+    me.require(Permission::MessagesRead)?;
+    Ok(app.store.outbox_counts(me.site_id).await?)
 }
 
 /// The messages of `me`'s centre, newest first: of one state (or all), with an id below
@@ -101,11 +105,9 @@ pub async fn outbox(
             )
             .await?;
     }
-    let counts = app.store.outbox_counts(me.site_id).await?;
     Ok(OutboxPage {
         messages: rows,
         with_text,
-        counts,
     })
 }
 

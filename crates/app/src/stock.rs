@@ -155,21 +155,18 @@ pub struct CloseOutRequest {
 /// Closes today's stock at `me`'s centre with the measured volume (a variance beyond the
 /// tolerance needs a reason).
 pub async fn close(app: &App, me: &Actor, req: &CloseOutRequest) -> Result<CloseOutAnswer> {
-    me.require(Permission::StockManage)?;
-    let today = app.today();
-    let stock = &app.settings.clinic.stock;
-    let (last, received, dosed) = app
-        .store
-        .stock_position(me.site_id, today, app.settings.utc_offset)
-        .await?;
-    let opening = last.as_ref().map_or(0.0, |c| c.measured_ml);
-    let expected = expected_ml(opening, received, dosed, stock);
-    let c = close_out(expected, req.measured_ml, &req.reason, stock)?;
+    let expected = now(app, me).await?;
+    let c = close_out(
+        expected.expected_ml,
+        req.measured_ml,
+        &req.reason,
+        &app.settings.clinic.stock,
+    )?;
     app.store
-        .save_closeout(&me.audit(), today, &c, req.reason.trim(), app.now())
+        .save_closeout(&me.audit(), expected.day, &c, req.reason.trim(), app.now())
         .await?;
     Ok(CloseOutAnswer {
-        day: today,
+        day: expected.day,
         expected_ml: c.expected_ml,
         measured_ml: c.measured_ml,
         variance_ml: c.variance_ml,

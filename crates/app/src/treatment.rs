@@ -208,7 +208,7 @@ pub struct SiteMove {
 /// The centre a form names by code (any case), refused at `site` when none has it.
 async fn other_site(app: &App, raw: &str) -> Result<anxin_storage::Site> {
     let code = raw.trim().to_uppercase();
-    app.store.site_by_code(&code).await.map_err(|_| {
+    app.store.site_by_code(raw).await.map_err(|_| {
         Problem::new(Code::SiteUnknown)
             .field("site")
             .arg("code", code)

@@ -4,8 +4,6 @@
 //! Rules come from `anxin_domain::clinic`; this module gathers facts, applies them, and answers.
 
 use anxin_app::records::Client;
-use anxin_app::records::DoseFacts;
-use anxin_domain::clinic::adherence::Adherence;
 use anxin_domain::clinic::stage::Stage;
 use anxin_domain::{Access, DomainError, Permission};
 use axum::extract::{Path, State};
@@ -21,33 +19,7 @@ use crate::json::ApiJson;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
 
-/// Parses a `YYYY-MM-DD` field.
-pub fn parse_date(field: &str, raw: &str) -> Result<NaiveDate, DomainError> {
-    Ok(anxin_app::parse_date(field, raw)?)
-}
-
-/// Parses an optional date field, defaulting to `today`, and refuses the future.
-pub fn past_or_today(
-    field: &str,
-    raw: Option<&str>,
-    today: NaiveDate,
-) -> Result<NaiveDate, DomainError> {
-    let d = match raw {
-        None | Some("") => today,
-        Some(r) => parse_date(field, r)?,
-    };
-    if d > today {
-        return Err(DomainError::invalid(field, "must not be in the future"));
-    }
-    Ok(d)
-}
-
 pub use anxin_app::dispensing::{DayRow, DayStatus, DoseAnswer, DoseRequest};
-
-/// Applies the dispensing rules to one client's facts.
-pub fn day_row(st: &AppState, f: &DoseFacts, today: NaiveDate) -> DayRow {
-    anxin_app::dispensing::day_row(&st.app, f, today)
-}
 
 /// The day list of `me`'s site.
 pub async fn day_list(st: &AppState, me: &CurrentUser) -> AppResult<Vec<DayRow>> {
@@ -79,16 +51,6 @@ async fn api_record_dose(
 
 fn client_id(raw: &str) -> Result<i64, DomainError> {
     anxin_app::identity::client_id(raw)
-}
-
-/// Opens a client record for `me` (site-scoped, audited with `purpose`).
-pub async fn open_client(
-    st: &AppState,
-    me: &CurrentUser,
-    raw_id: &str,
-    purpose: &str,
-) -> AppResult<Client> {
-    Ok(anxin_app::record::open(&st.app, &me.app_actor(), client_id(raw_id)?, purpose).await?)
 }
 
 pub use anxin_app::orders::{OrderRequest, OrderView, StepRequest};
@@ -388,12 +350,6 @@ async fn api_urine(
     ))
 }
 
-/// Adherence and urine figures of a client as of today.
-/// Adherence over the last 90 days and the current run of negative urine tests.
-pub async fn client_adherence(st: &AppState, c: &Client) -> AppResult<(Adherence, u32)> {
-    Ok(anxin_app::takehome::client_adherence(&st.app, c).await?)
-}
-
 async fn api_adherence(
     State(st): State<AppState>,
     me: CurrentUser,
@@ -432,11 +388,6 @@ async fn api_receipt(
         StatusCode::CREATED,
         Json(anxin_app::stock::receive(&st.app, &me.app_actor(), &req).await?),
     ))
-}
-
-/// The stock expected now at `me`'s site.
-pub async fn stock_now(st: &AppState, me: &CurrentUser) -> AppResult<StockNow> {
-    Ok(anxin_app::stock::now(&st.app, &me.app_actor()).await?)
 }
 
 async fn api_stock(State(st): State<AppState>, me: CurrentUser) -> AppResult<Json<StockView>> {

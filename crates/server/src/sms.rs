@@ -240,8 +240,8 @@ async fn outbox_page(
     let anxin_app::sms::OutboxPage {
         messages: rows,
         with_text,
-        counts,
     } = outbox_rows(&st, &me, &q).await?;
+    let counts = anxin_app::sms::outbox_counts(&st.app, &me.app_actor()).await?;
     let chosen = q.state.clone().unwrap_or_default();
     let lang = Lang::from_tag(&me.user.language);
     let title = t(&st, &me, "outbox-title");

@@ -61,10 +61,12 @@ impl Store {
         Ok(created)
     }
 
-    /// The site with this code, or a not-found error naming it.
+    /// The site with this code as typed (trimmed, any case: codes are stored in capitals), or
+    /// a not-found error naming it.
     pub async fn site_by_code(&self, code: &str) -> Result<Site> {
+        let code = code.trim().to_uppercase();
         let row = sqlx::query("SELECT id, code, name, created_at FROM sites WHERE code = $1")
-            .bind(code.to_owned())
+            .bind(code.clone())
             .fetch_optional(self.pool())
             .await?;
         match row {
