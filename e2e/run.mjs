@@ -466,53 +466,75 @@ for (const lang of LANGS) {
         assert.equal(await page.locator(`#day-list tr.status-withheld[data-uic="${uic}"]`).count(), 1);
       });
 
-      await t.test('the counsellor enrols a client and records the treatment agreement in the page', async () => {
+      await t.test('the counsellor takes in a new client with the intake wizard: identity, stage and order, agreement, consents', async () => {
         const page = (pages.counsellor = await login(server, 'counsellor', lang));
         await visit(page, lang, 'clients', `${server.url}/clients`);
+        await Promise.all([page.waitForNavigation(), page.click('#nav-intake')]);
+        shots.push(['counsellor', 'intake', '/intake']);
         const uic = zh ? 'YX-7001-ZH' : 'YX-7002-EN';
-        await page.fill('form[method=post][action="/clients"] input[name=uic]', uic);
-        await Promise.all([page.waitForNavigation(), page.click('form[method=post][action="/clients"] button[type=submit]')]);
-        assert.ok((await text(page, 'h1')).includes(uic), 'the new record opens');
+        const name = zh ? '周强磊' : 'Zhou Qianglei';
+        const form = page.locator('#intake-form');
+        await form.locator('input[name=uic]').fill(uic.toLowerCase());
+        await form.locator('input[name=name]').fill(name);
+        await form.locator('input[name=phone]').fill(zh ? '139 1234 5601' : '139 1234 5602');
+        await form.locator('select[name=sex]').selectOption('male');
+        await form.locator('input[name=birth_year]').fill('2020');
+        await form.locator('select[name=stage]').selectOption('community_treatment');
+        await form.locator('input[name=order_start]').fill('2026-10-01');
+        // A year too recent (a client of six) is refused at its field, in the page's language, the rest kept.
+        await Promise.all([page.waitForNavigation(), form.locator('button[type=submit]').click()]);
+        const err = await text(page, '#intake-form .field-error[data-field=birth_year]');
+        assert.ok(zh ? /出生年份/.test(err) : /year of birth/.test(err), `the refusal at the field, in ${lang}: ${err}`);
+        assert.equal(await page.inputValue('#intake-form input[name=name]'), name, 'what was typed is kept');
+        assert.equal(await page.inputValue('#intake-form select[name=stage]'), 'community_treatment');
+        await page.fill('#intake-form input[name=birth_year]', '1988');
+        await Promise.all([page.waitForNavigation(), page.click('#intake-form button[type=submit]')]);
+        assert.ok((await text(page, '.flash.ok')).includes(uic), 'the record is made, the UIC in capitals');
+        s.newClient = Number(page.url().match(/clients\/(\d+)\/intake/)[1]);
+        shots.push(['counsellor', 'intake-agreement', `/clients/${s.newClient}/intake/agreement`]);
+        // Step 2: signed by a guardian without the guardian's name: refused at that field, the rest kept.
         const agreement = page.locator('#agreement-form');
         assert.equal(await page.locator('#agreements li[data-agreement-version]').count(), 0, 'no agreement yet');
-        assert.ok(/协议|agreement/i.test(await text(page, '#agreements .notice')), 'the page says one is missing');
-        // Signed by a guardian without the guardian's name: refused at that field, the rest kept.
         await agreement.locator('input[name=duration_months]').fill('24');
         await agreement.locator('select[name=signed_by]').selectOption('guardian');
         await Promise.all([page.waitForNavigation(), agreement.locator('button[type=submit]').click()]);
-        const err = await text(page, '#agreement-form .field-error[data-field=guardian_name]');
-        assert.ok(zh ? /监护人姓名/.test(err) : /guardian's name/.test(err), `the refusal at the field, in ${lang}: ${err}`);
+        const gerr = await text(page, '#agreement-form .field-error[data-field=guardian_name]');
+        assert.ok(zh ? /监护人姓名/.test(gerr) : /guardian's name/.test(gerr), `the refusal at the field, in ${lang}: ${gerr}`);
         assert.equal(await page.locator('#agreement-form input[name=duration_months]').inputValue(), '24', 'what was typed is kept');
         await page.fill('#agreement-form input[name=guardian_name]', zh ? '周桂兰' : 'Zhou Guilan');
         await Promise.all([page.waitForNavigation(), page.click('#agreement-form button[type=submit]')]);
+        // Step 3: the consents, one by one.
+        assert.ok(page.url().endsWith('/intake/consents'), `on to the consents: ${page.url()}`);
+        shots.push(['counsellor', 'intake-consents', `/clients/${s.newClient}/intake/consents`]);
+        for (const kind of ['police', 'cdc']) {
+          await page.selectOption('#consent-form select[name=kind]', kind);
+          await Promise.all([page.waitForNavigation(), page.click('#consent-form button[type=submit]')]);
+          assert.ok((await text(page, '.flash.ok')).length > 0, `consent ${kind} recorded`);
+        }
+        assert.equal(await page.locator('#intake-consents li').count(), 2, 'both consents listed');
+        await Promise.all([page.waitForNavigation(), page.click('#intake-done')]);
+        assert.ok((await text(page, 'h1')).includes(uic), 'the new record opens');
         assert.equal(await page.locator('#agreements li[data-agreement-version="1"]').count(), 1, 'version 1 is listed');
-        const crit = page.locator('#takehome tr[data-criterion="agreement_signed"]');
-        assert.equal(await crit.getAttribute('class'), 'pass', 'eligibility now counts the agreement');
+        for (const c of ['agreement_signed', 'police_consent']) {
+          assert.equal(await page.getAttribute(`#takehome tr[data-criterion="${c}"]`, 'class'), 'pass', `eligibility now counts ${c}`);
+        }
+        assert.equal(await page.getAttribute('#takehome tr[data-criterion="days_in_treatment"]', 'class'), 'fail', 'only the history is missing');
+        const term = await text(page, '#order-term');
+        assert.ok(term.includes('2026-10-01') && term.includes('2029-10-01'), `the order runs three years: ${term}`);
+        assert.equal(await page.inputValue('#demographics-form input[name=birth_year]'), '1988');
       });
 
-      await t.test('the counsellor records name, sex and year of birth; the window finds the client by name', async () => {
-        const page = pages.counsellor;
+      await t.test('the window finds the new client by name and by phone', async () => {
         const uic = zh ? 'YX-7001-ZH' : 'YX-7002-EN';
         const name = zh ? '周强磊' : 'Zhou Qianglei';
-        await page.fill('#identity-form input[name=name]', name);
-        await Promise.all([page.waitForNavigation(), page.click('#identity-form button[type=submit]')]);
-        // A year too recent (a client of six) is refused at its field, in the page's language, the choice kept.
-        await page.selectOption('#demographics-form select[name=sex]', 'male');
-        await page.fill('#demographics-form input[name=birth_year]', '2020');
-        await Promise.all([page.waitForNavigation(), page.click('#demographics-form button[type=submit]')]);
-        const err = await text(page, '#demographics-form .field-error[data-field=birth_year]');
-        assert.ok(zh ? /出生年份/.test(err) : /year of birth/.test(err), err);
-        assert.equal(await page.inputValue('#demographics-form select[name=sex]'), 'male');
-        await page.fill('#demographics-form input[name=birth_year]', '1988');
-        await Promise.all([page.waitForNavigation(), page.click('#demographics-form button[type=submit]')]);
-        assert.equal(await page.inputValue('#demographics-form input[name=birth_year]'), '1988');
-        // At the window, the name (typed in another case for the English one) asks who it is.
         const nurse = pages.nurse;
-        await nurse.goto(`${server.url}/dispensing`);
-        await nurse.fill('input[name=uic]', zh ? name : name.toLowerCase());
-        await Promise.all([nurse.waitForNavigation(), nurse.keyboard.press('Enter')]);
-        const who = await text(nurse, '#window-candidates');
-        assert.ok(who.includes(uic) && who.includes(name), `the candidate with the name on record: ${who}`);
+        for (const q of [zh ? name : name.toLowerCase(), zh ? '13912345601' : '+86 139-1234-5602']) {
+          await nurse.goto(`${server.url}/dispensing`);
+          await nurse.fill('input[name=uic]', q);
+          await Promise.all([nurse.waitForNavigation(), nurse.keyboard.press('Enter')]);
+          const who = await text(nurse, '#window-candidates');
+          assert.ok(who.includes(uic) && who.includes(name), `"${q}" finds the client with the name on record: ${who}`);
+        }
         await nurse.goto(`${server.url}/dispensing`);
       });
 
@@ -561,16 +583,21 @@ for (const lang of LANGS) {
 
       await t.test('the prescriber checks take-home eligibility and asks the police', async () => {
         const page = (pages.doctor = await login(server, 'doctor', lang));
-        // An eligible client (police-check consent) without a request yet.
+        // A client with the history for take-home whose agreement and consent are still on
+        // paper: the only criteria failing are those two.
+        const failing = async () => page.locator('#takehome tr.fail[data-criterion]').evaluateAll((rs) => rs.map((r) => r.dataset.criterion).sort().join(' '));
         for (let id = 250; id > 150 && !s.client; id--) {
           await page.goto(`${server.url}/clients/${id}`);
-          const form = await page.locator('#psb-request-form').count();
-          const ledger = await page.locator('#ledger tbody tr').count();
-          const approved = await page.locator('#approval').count();
-          if (form && !ledger && !approved) s.client = id;
+          if ((await failing()) === 'agreement_signed police_consent') s.client = id;
         }
-        assert.ok(s.client, 'an eligible client');
+        assert.ok(s.client, 'a client whose papers are not recorded yet');
         await visit(page, lang, 'client', `${server.url}/clients/${s.client}`);
+        assert.equal(await page.locator('#psb-request-form').count(), 0, 'no police request before the papers');
+        await page.fill('#agreement-form input[name=duration_months]', '36');
+        await Promise.all([page.waitForNavigation(), page.click('#agreement-form button[type=submit]')]);
+        await page.selectOption('#consent-form select[name=kind]', 'police');
+        await Promise.all([page.waitForNavigation(), page.click('#consent-form button[type=submit]')]);
+        assert.equal(await failing(), '', 'every criterion passes once the papers are recorded');
         shots.push(['doctor', 'client', `/clients/${s.client}`]);
         const criteria = page.locator('#takehome tr[data-criterion]');
         assert.ok((await criteria.count()) >= 3, 'the criteria are shown');
@@ -824,6 +851,17 @@ for (const lang of LANGS) {
         assert.ok(value && Number(value.value) >= 5, `the month's figure: ${JSON.stringify(set)}`);
         assert.equal(value.period, last.replace('-', ''));
         shots.push(['cdc', 'DHIS2', '/indicators/dhis2']);
+      });
+
+      await t.test('the CDC reads the twelve-month trends, suppressed like any report', async () => {
+        const cdc = pages.cdc;
+        await Promise.all([cdc.waitForNavigation(), cdc.click('#nav-indicators')]);
+        await Promise.all([cdc.waitForNavigation(), cdc.click('#trend-link')]);
+        assert.equal(await cdc.locator('#trend tbody tr[data-month]').count(), 12, 'twelve months');
+        assert.equal(await cdc.locator('figure[id^=trend-] svg').count(), 4, 'a chart per indicator');
+        const latest = await text(cdc, '#trend tbody tr[data-month]:last-child');
+        assert.match(latest, /\d{2,}/, `the last month's clients in MMT: ${latest}`);
+        shots.push(['cdc', 'trends', '/indicators/trend']);
       });
 
       await t.test("box GPS: the centre sees the zone and the alarm, the police one word", async () => {

@@ -1,7 +1,7 @@
 //! Consents to a disclosure (to the police for a take-home check, to the CDC for figures, to
 //! the box's GPS): recording one with its scope and expiry, and revoking it.
 
-use anxin_domain::{DomainError, Permission};
+use anxin_domain::{Code, DomainError, Permission, Problem};
 use chrono::NaiveDate;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -45,11 +45,10 @@ pub async fn add(
     let given = crate::treatment::past_or_today("given_on", req.given_on.as_deref(), app.today())?;
     let expires: NaiveDate = crate::parse_date("expires_on", &req.expires_on)?;
     if expires <= given {
-        return Err(DomainError::invalid(
-            "expires_on",
-            "must be after the day the consent is given",
-        )
-        .into());
+        return Err(Problem::new(Code::ConsentExpiresTooSoon)
+            .field("expires_on")
+            .arg("given", given)
+            .into());
     }
     let c = app
         .store
@@ -114,7 +113,10 @@ impl StandardConsent {
             "police" => Ok(StandardConsent::Police),
             "cdc" => Ok(StandardConsent::Cdc),
             "gps" => Ok(StandardConsent::Gps),
-            other => Err(DomainError::invalid("kind", format!("unknown consent `{other}`")).into()),
+            other => Err(Problem::new(Code::ChoiceUnknown)
+                .field("kind")
+                .arg("value", other)
+                .into()),
         }
     }
 

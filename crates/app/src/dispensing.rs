@@ -265,8 +265,8 @@ pub enum WindowMatch {
 const CANDIDATES: i64 = 8;
 
 /// Finds whom a query typed at the window means: a UIC in any case with or without dashes,
-/// the digits of a UIC, or a client's name (through the keyed name index). Reads of the names
-/// shown are audited.
+/// the digits of a UIC, a client's phone number or name (through the keyed phone and name
+/// indexes). Reads of the names shown are audited.
 pub async fn find_at_window(app: &App, me: &Actor, query: &str) -> Result<WindowMatch> {
     me.require(Permission::DoseRecord)?;
     let q = query.trim();
@@ -298,12 +298,19 @@ pub async fn find_at_window(app: &App, me: &Actor, query: &str) -> Result<Window
             }
         }
     }
-    let clients = if found.is_empty() && has_letters {
-        app.store
-            .find_by_name(&me.audit(), q, &app.vault, now)
-            .await?
-    } else {
-        found
+    let phone = anxin_domain::phone::normalize("uic", q).ok();
+    let clients = match (found.is_empty(), phone) {
+        (true, Some(number)) => {
+            app.store
+                .find_by_phone(&me.audit(), number.as_str(), &app.vault, now)
+                .await?
+        }
+        (true, None) if has_letters => {
+            app.store
+                .find_by_name(&me.audit(), q, &app.vault, now)
+                .await?
+        }
+        _ => found,
     };
     if clients.is_empty() {
         return Ok(WindowMatch::Nobody);

@@ -144,6 +144,21 @@ pub struct Demographics {
     pub birth_year: Option<i32>,
 }
 
+/// A plausible year of birth: from 1920 to 10 years before `today`.
+pub fn check_birth_year(y: i32, today: chrono::NaiveDate) -> std::result::Result<(), Problem> {
+    use chrono::Datelike;
+    let latest = today.year() - 10;
+    if (1920..=latest).contains(&y) {
+        Ok(())
+    } else {
+        Err(Problem::new(Code::BirthYearImplausible)
+            .field("birth_year")
+            .arg("year", y)
+            .arg("from", 1920)
+            .arg("to", latest))
+    }
+}
+
 /// Records a client's sex and year of birth: a year from 1920 to 10 years before now.
 pub async fn set_demographics(
     app: &App,
@@ -151,21 +166,10 @@ pub async fn set_demographics(
     client_id: i64,
     req: &Demographics,
 ) -> Result<()> {
-    use chrono::Datelike;
     me.require(anxin_domain::Permission::ClientWrite)?;
     let sex = anxin_domain::indicators::Sex::parse("sex", req.sex.as_deref())?;
-    let latest = app.today().year() - 10;
     if let Some(y) = req.birth_year {
-        if !(1920..=latest).contains(&y) {
-            return Err(
-                anxin_domain::Problem::new(anxin_domain::Code::BirthYearImplausible)
-                    .field("birth_year")
-                    .arg("year", y)
-                    .arg("from", 1920)
-                    .arg("to", latest)
-                    .into(),
-            );
-        }
+        check_birth_year(y, app.today())?;
     }
     app.store
         .set_demographics(&me.audit(), client_id, sex, req.birth_year, app.now())
@@ -174,7 +178,8 @@ pub async fn set_demographics(
 }
 
 /// The clients of the actor's centre a search means: UICs containing the query, or, when none
-/// does and the actor may read names, clients of exactly that name (keyed index). Audited.
+/// does and the actor may read identities, clients with exactly that phone number or name
+/// (keyed indexes). Audited.
 pub async fn search_clients(app: &App, me: &Actor, query: &str) -> Result<Vec<crate::Client>> {
     me.require(Permission::ClientRead)?;
     let found = app
@@ -182,10 +187,16 @@ pub async fn search_clients(app: &App, me: &Actor, query: &str) -> Result<Vec<cr
         .search_clients(&me.audit(), query, 300, app.now())
         .await?;
     let q = query.trim();
-    if found.is_empty()
-        && q.chars().any(char::is_alphabetic)
-        && me.role.has(Permission::IdentityRead)
-    {
+    if !found.is_empty() || !me.role.has(Permission::IdentityRead) {
+        return Ok(found);
+    }
+    if let Ok(number) = anxin_domain::phone::normalize("q", q) {
+        return Ok(app
+            .store
+            .find_by_phone(&me.audit(), number.as_str(), &app.vault, app.now())
+            .await?);
+    }
+    if q.chars().any(char::is_alphabetic) {
         return Ok(app
             .store
             .find_by_name(&me.audit(), q, &app.vault, app.now())
@@ -296,4 +307,10 @@ pub async fn find_by_name(app: &App, me: &Actor, name: &str) -> Result<Vec<crate
         .store
         .find_by_name(&me.audit(), name, &app.vault, app.now())
         .await?)
+}
+
+/// Indexes the phone numbers of records written before the keyed phone index existed, so the
+/// window and the client search find them by phone; run once at start. Returns how many.
+pub async fn index_phones(app: &App) -> Result<u64> {
+    Ok(app.store.index_phones(&app.vault).await?)
 }

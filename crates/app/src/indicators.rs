@@ -54,6 +54,100 @@ impl From<&Dhis2Entry> for Dhis2EntryView {
     }
 }
 
+/// The indicators a trend follows, month by month.
+pub const TREND_INDICATORS: [&str; 4] = [
+    "mmt_clients",
+    "mean_attendance",
+    "urine_negative_rate",
+    "take_home_participation",
+];
+
+/// Months a trend covers.
+pub const TREND_MONTHS: u32 = 12;
+
+/// One month of a trend: the month (`YYYY-MM`) and the value of each of the trend's
+/// indicators, in their order; null where suppressed or without a denominator.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TrendMonth {
+    pub month: String,
+    pub values: Vec<Option<f64>>,
+}
+
+/// The last twelve whole months of the trend's indicators (mmt_clients, mean_attendance,
+/// urine_negative_rate, take_home_participation), oldest first.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Trend {
+    pub site: String,
+    pub indicators: Vec<&'static str>,
+    pub months: Vec<TrendMonth>,
+}
+
+/// The whole months that end before `today`, the last `n` of them, oldest first.
+pub fn last_months(today: NaiveDate, n: u32) -> Vec<Period> {
+    let first = today.with_day(1).unwrap_or(today);
+    (1..=n)
+        .rev()
+        .filter_map(|k| {
+            let from = first.checked_sub_months(chrono::Months::new(k))?;
+            let to = from
+                .checked_add_months(chrono::Months::new(1))?
+                .pred_opt()?;
+            Period::new(from, to).ok()
+        })
+        .collect()
+}
+
+/// The monthly trend of the scope's centre (or the deployment) over the last twelve whole
+/// months, each month's figures suppressed as a report of that month would be; for outside
+/// roles one disclosure entry records the twelve months that left.
+pub async fn trend(app: &App, me: &Actor, scope: &Scope) -> Result<Trend> {
+    me.require(anxin_domain::Permission::IndicatorsRead)?;
+    let threshold = if scope.suppressed {
+        app.settings.suppression_threshold
+    } else {
+        0
+    };
+    let site = scope.site.as_ref().map(|(id, _)| *id);
+    let periods = last_months(app.today(), TREND_MONTHS);
+    let mut months = Vec::with_capacity(periods.len());
+    for period in &periods {
+        let inputs = app.store.indicator_inputs(site, period).await?;
+        let figures = compute(period, &inputs);
+        let values = TREND_INDICATORS
+            .iter()
+            .map(|id| {
+                figures
+                    .iter()
+                    .find(|f| f.id == *id)
+                    .and_then(|f| show(f, threshold).value)
+            })
+            .collect();
+        months.push(TrendMonth {
+            month: period.from.format("%Y-%m").to_string(),
+            values,
+        });
+    }
+    if let (true, Some(first), Some(last)) = (scope.suppressed, periods.first(), periods.last()) {
+        let mut event = AuditEvent::new("disclosure.cdc_export", "indicators", scope.site_label())
+            .reason(format!(
+                "trend of {} indicators, {} months, {} to {}, cells below {threshold} suppressed",
+                TREND_INDICATORS.len(),
+                periods.len(),
+                first.from,
+                last.to
+            ));
+        if let Some(id) = site {
+            event = event.site(id);
+        }
+        app.store.audit(&me.audit(), event, app.now()).await?;
+    }
+    Ok(Trend {
+        site: scope.site_label().to_owned(),
+        indicators: TREND_INDICATORS.to_vec(),
+        months,
+    })
+}
+
 /// The DHIS2 mapping in force.
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct MappingView {
@@ -561,6 +655,23 @@ mod tests {
             denominator: None,
         };
         vec![show(&f, SUPPRESSION_THRESHOLD)]
+    }
+
+    #[test]
+    fn a_trend_covers_the_twelve_months_before_this_one() {
+        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let months = last_months(d("2026-03-15"), 12);
+        assert_eq!(months.len(), 12);
+        assert_eq!(
+            (months[0].from, months[0].to),
+            (d("2025-03-01"), d("2025-03-31"))
+        );
+        assert_eq!(months[11].from, d("2026-02-01"));
+        assert_eq!(
+            months[11].to,
+            d("2026-02-28"),
+            "February ends on the 28th in 2026"
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod error;
 pub mod gps;
 pub mod identity;
 pub mod indicators;
+pub mod intake;
 pub mod orders;
 pub mod passwords;
 pub mod record;

@@ -22,6 +22,13 @@ pub struct StageRequest {
     /// YYYY-MM-DD, default today
     #[serde(default)]
     pub since: Option<String>,
+    /// YYYY-MM-DD: first day of the community-treatment or rehabilitation order (default:
+    /// `since`); refused for the other stages.
+    #[serde(default)]
+    pub order_start: Option<String>,
+    /// YYYY-MM-DD: last day of the order (default and longest: three years after its start).
+    #[serde(default)]
+    pub order_end: Option<String>,
     /// Required when a take-home box is out and the new stage is not dosed at the centre:
     /// the caller has seen that the box's codes and tracking stop.
     #[serde(default)]
@@ -76,6 +83,14 @@ pub fn past_or_today(field: &str, raw: Option<&str>, today: NaiveDate) -> Result
         return Err(Problem::new(Code::DateInFuture).field(field).into());
     }
     Ok(d)
+}
+
+/// A date of `field` that may be left empty.
+pub fn optional_date(field: &str, raw: Option<&str>) -> Result<Option<NaiveDate>> {
+    match raw.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(r) => Ok(Some(parse_date(field, r)?)),
+    }
 }
 
 /// The serials of the boxes out with client `c` (for the warning before ending a treatment).
@@ -148,10 +163,18 @@ pub async fn set_stage(
 ) -> Result<TreatmentChanged> {
     me.require(Permission::ClientWrite)?;
     let stage: Stage = req.stage.parse()?;
-    let since = past_or_today("since", req.since.as_deref(), app.today())?;
+    let today = app.today();
+    let since = past_or_today("since", req.since.as_deref(), today)?;
+    let order = anxin_domain::clinic::stage::order_term(
+        stage,
+        since,
+        optional_date("order_start", req.order_start.as_deref())?,
+        optional_date("order_end", req.order_end.as_deref())?,
+        today,
+    )?;
     let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
     let c = work.client_for_write(client_id).await?;
-    work.set_stage(&c, stage, since).await?;
+    work.set_stage(&c, stage, since, order).await?;
     let changed = if stage.doses_at_centre() {
         TreatmentChanged::default()
     } else {

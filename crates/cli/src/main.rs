@@ -295,6 +295,12 @@ async fn serve(config: Config, listen: Option<String>, load_demo: bool) -> anyho
         settings.app_settings(),
         Vault::from_key_file(&config.key_path(), true)?,
     );
+    let indexed = anxin_app::identity::index_phones(&app)
+        .await
+        .map_err(|e| anyhow::anyhow!("phone index: {e}"))?;
+    if indexed > 0 {
+        tracing::info!(records = indexed, "phone numbers indexed for search");
+    }
     let state = AppState::new(app, I18n::load()?, settings);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -251,6 +251,14 @@ codes! {
     MonthInvalid => ("month.invalid", Invalid),
     /// A value that is not one of a list's choices.
     ChoiceUnknown => ("choice.unknown", Invalid),
+    /// A UIC that another client of the deployment already has.
+    ClientUicTaken => ("client.uic_taken", Conflict),
+    /// A consent that expires on or before the day it is given.
+    ConsentExpiresTooSoon => ("consent.expires_too_soon", Invalid),
+    /// Order dates given for a stage that rests on no order.
+    StageOrderNotApplicable => ("stage.order_not_applicable", Invalid),
+    /// An order term longer than the law allows.
+    StageOrderTooLong => ("stage.order_too_long", Invalid),
 }
 
 impl Code {

@@ -108,6 +108,13 @@ struct ClientView {
     uic: String,
     site_id: i64,
     enrolled_on: String,
+    /// voluntary, community_treatment, compulsory_isolated or community_rehabilitation
+    stage: String,
+    stage_since: String,
+    /// First day of the community-treatment or rehabilitation order, if the stage has one.
+    order_start: Option<String>,
+    /// Last day of that order.
+    order_end: Option<String>,
 }
 
 impl From<&Client> for ClientView {
@@ -117,6 +124,10 @@ impl From<&Client> for ClientView {
             uic: c.uic.clone(),
             site_id: c.site_id,
             enrolled_on: c.enrolled_on.to_string(),
+            stage: c.stage.as_str().to_owned(),
+            stage_since: c.stage_since.to_string(),
+            order_start: c.order.map(|t| t.start.to_string()),
+            order_end: c.order.map(|t| t.end.to_string()),
         }
     }
 }
@@ -348,21 +359,21 @@ async fn search_clients(
     Ok(Json(found.iter().map(ClientView::from).collect()))
 }
 
-/// Enrols a client at `me`'s site (shared by the API and the clients page).
-pub async fn enrol_client_as(
-    st: &AppState,
-    me: &CurrentUser,
-    req: NewClientRequest,
-) -> AppResult<Client> {
-    Ok(anxin_app::identity::enrol(&st.app, &me.app_actor(), &req).await?)
-}
-
 async fn enrol_client(
     State(st): State<AppState>,
     me: CurrentUser,
     ApiJson(req): ApiJson<NewClientRequest>,
 ) -> AppResult<(StatusCode, Json<ClientView>)> {
-    let c = enrol_client_as(&st, &me, req).await?;
+    let c = anxin_app::identity::enrol(&st.app, &me.app_actor(), &req).await?;
+    Ok((StatusCode::CREATED, Json(ClientView::from(&c))))
+}
+
+async fn intake(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    ApiJson(req): ApiJson<anxin_app::intake::IntakeRequest>,
+) -> AppResult<(StatusCode, Json<ClientView>)> {
+    let c = anxin_app::intake::enrol(&st.app, &me.app_actor(), &req).await?;
     Ok((StatusCode::CREATED, Json(ClientView::from(&c))))
 }
 
@@ -600,6 +611,19 @@ pub fn routes(table: RouteTable) -> RouteTable {
             .answers::<ClientView>()
             .status(201),
             enrol_client,
+        )
+        .add(
+            RouteSpec::api(
+                Post,
+                "/api/v1/intake",
+                Needs(ClientWrite),
+                "clients",
+                "Enrol a client with identity, sex, year of birth and legal stage, in one step",
+            )
+            .body::<anxin_app::intake::IntakeRequest>()
+            .answers::<ClientView>()
+            .status(201),
+            intake,
         )
         .add(
             RouteSpec::api(

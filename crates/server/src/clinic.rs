@@ -188,6 +188,10 @@ pub struct ClientRecord {
     #[schemars(with = "String")]
     pub stage: Stage,
     pub stage_since: NaiveDate,
+    /// First day of the community-treatment or rehabilitation order, if the stage has one.
+    pub order_start: Option<NaiveDate>,
+    /// Last day of that order.
+    pub order_end: Option<NaiveDate>,
     pub discharged_on: Option<NaiveDate>,
     pub discharge_reason: Option<String>,
 }
@@ -201,6 +205,8 @@ impl From<&Client> for ClientRecord {
             enrolled_on: c.enrolled_on,
             stage: c.stage,
             stage_since: c.stage_since,
+            order_start: c.order.map(|t| t.start),
+            order_end: c.order.map(|t| t.end),
             discharged_on: c.discharged_on,
             discharge_reason: c.discharge_reason.clone(),
         }

@@ -293,9 +293,11 @@ fn urine_summary(t: &T<'_>, o: &Outcome) -> String {
 }
 
 /// A consent's purpose in the user's language (the stored code when it is not a known one).
-fn consent_purpose(t: &T<'_>, purpose: &str) -> String {
+pub(crate) fn consent_purpose(t: &T<'_>, purpose: &str) -> String {
     match purpose {
-        "take_home_police_check" | "cdc_figures" => t.s(&format!("consent-purpose-{purpose}")),
+        "take_home_police_check" | "cdc_figures" | "box_gps" => {
+            t.s(&format!("consent-purpose-{purpose}"))
+        }
         other => other.to_owned(),
     }
 }
@@ -328,7 +330,8 @@ pub(crate) fn client_details(
     let base = format!("/clients/{}", c.id);
     html! {
         dl {
-            dt { (t.s("client-stage")) } dd { (t.s(&format!("stage-{}", c.stage.as_str()))) " · " (c.stage_since) }
+            dt { (t.s("client-stage")) } dd id="stage" { (t.s(&format!("stage-{}", c.stage.as_str()))) " · " (c.stage_since)
+                @if let Some(o) = c.order { " · " span id="order-term" { (t.a("client-term", &[("from", &o.start.to_string()), ("to", &o.end.to_string())])) } } }
             dt { (t.s("client-status")) } dd {
                 @if let Some(d) = c.discharged_on { (t.a("client-discharged", &[("day", &d.to_string())])) } @else { (t.s("client-in-treatment")) }
             }
@@ -423,29 +426,23 @@ pub(crate) fn client_details(
                     td.actions { @if role.has(Permission::ConsentManage) && x.revoked_on.is_none() {
                         form method="post" action={"/consents/" (x.id) "/revoke?client=" (c.id)} { (csrf(me)) input name="reason" placeholder=(t.s("consent-revoke-reason")) aria-label=(t.s("consent-revoke-reason")) required; button type="submit" { (t.s("consent-revoke")) } }
                     } } } } } }
-                @if role.has(Permission::ConsentManage) {
-                    form method="post" action={(base) "/consents"} id="consent-form" {
-                        (csrf(me))
-                        label { (t.s("consent-purpose")) select name="kind" {
-                            option value="police" { (t.s("consent-kind-police")) }
-                            option value="cdc" { (t.s("consent-kind-cdc")) }
-                            option value="gps" { (t.s("consent-kind-gps")) } } }
-                        label { (t.s("consent-expires")) input name="expires_on" type="date" value=(today + chrono::Duration::days(365)) required; }
-                        button type="submit" { (t.s("consent-record")) }
-                    }
-                }
+                (consent_form(t, me, c, f, None))
             }
-            (agreement_section(t, me, c, f, &cl.agreements))
+            (agreement_section(t, me, c, f, &cl.agreements, None))
         }
         @if role.has(Permission::ClientWrite) && c.discharged_on.is_none() {
             section.card id="course" {
                 h2 { (t.s("client-course")) }
                 form method="post" action={(base) "/stage"} id="stage-form" {
                     (csrf(me))
-                    (form_notice(f, "stage", &["stage", "since", "confirm_box_out"]))
+                    (form_notice(f, "stage", &["stage", "since", "order_start", "order_end", "confirm_box_out"]))
                     @let chosen = f.value("stage", "stage").map(str::to_owned).unwrap_or_else(|| c.stage.as_str().to_owned());
                     label { (t.s("client-stage")) select name="stage" { @for s in Stage::ALL { option value=(s.as_str()) selected[chosen == s.as_str()] { (t.s(&format!("stage-{}", s.as_str()))) } } } (field_error(f, "stage", "stage")) }
                     label { (t.s("client-stage-since")) input name="since" type="date" value=(f.value("stage", "since").map(str::to_owned).unwrap_or_else(|| today.to_string())); (field_error(f, "stage", "since")) }
+                    p.muted { (t.a("intake-order-help", &[("years", &anxin_domain::clinic::stage::ORDER_YEARS.to_string())])) }
+                    @for (field, label) in [("order_start", "client-term-start"), ("order_end", "client-term-end")] {
+                        label { (t.s(label)) input name=(field) type="date" value=(f.value("stage", field).unwrap_or_default()) aria-invalid=[f.error_at("stage", field).map(|_| "true")]; (field_error(f, "stage", field)) }
+                    }
                     @if !boxes_out.is_empty() {
                         label.check { input type="checkbox" name="confirm_box_out" value="true"; " " (t.s("client-discharge-confirm-box")) (field_error(f, "stage", "confirm_box_out")) }
                     }
@@ -518,6 +515,10 @@ struct StageForm {
     #[serde(default)]
     since: String,
     #[serde(default)]
+    order_start: String,
+    #[serde(default)]
+    order_end: String,
+    #[serde(default)]
     confirm_box_out: Option<String>,
 }
 
@@ -531,6 +532,8 @@ async fn form_stage(
     let req = anxin_app::treatment::StageRequest {
         stage: f.stage.clone(),
         since: Some(f.since.clone()).filter(|s| !s.trim().is_empty()),
+        order_start: Some(f.order_start.clone()),
+        order_end: Some(f.order_end.clone()),
         confirm_box_out: f.confirm_box_out.as_deref() == Some("true"),
     };
     let actor = me.app_actor();
@@ -548,7 +551,12 @@ async fn form_stage(
             &base,
             "stage",
             e,
-            vec![("stage".into(), f.stage), ("since".into(), f.since)],
+            vec![
+                ("stage".into(), f.stage),
+                ("since".into(), f.since),
+                ("order_start".into(), f.order_start),
+                ("order_end".into(), f.order_end),
+            ],
         ),
     }
 }
@@ -812,13 +820,45 @@ const AGREEMENT_FIELDS: [&str; 6] = [
     "signed_on",
 ];
 
-/// The treatment agreement: its versions and, for those who record it, the form.
-fn agreement_section(
+/// The form that records one of the standard consents, for those who may; `then` marks a
+/// form sent from the intake wizard, which it goes back to.
+pub(crate) fn consent_form(
+    t: &T<'_>,
+    me: &CurrentUser,
+    c: &Client,
+    f: &Flash,
+    then: Option<&str>,
+) -> Markup {
+    let today = t.st.today();
+    let chosen = f.value("consent", "kind").unwrap_or("police").to_owned();
+    html! {
+        @if me.role().has(Permission::ConsentManage) && c.discharged_on.is_none() {
+            form method="post" action={"/clients/" (c.id) "/consents"} id="consent-form" {
+                (csrf(me))
+                @if let Some(x) = then { input type="hidden" name="then" value=(x); }
+                (form_notice(f, "consent", &["kind", "expires_on"]))
+                label { (t.s("consent-purpose")) select name="kind" {
+                    @for k in ["police", "cdc", "gps"] { option value=(k) selected[chosen == k] { (t.s(&format!("consent-kind-{k}"))) } }
+                } (field_error(f, "consent", "kind")) }
+                label { (t.s("consent-expires")) input name="expires_on" type="date" min=(today) required
+                    value=(f.value("consent", "expires_on").map(str::to_owned).unwrap_or_else(|| (today + chrono::Duration::days(365)).to_string()))
+                    aria-invalid=[f.error_at("consent", "expires_on").map(|_| "true")];
+                    (field_error(f, "consent", "expires_on")) }
+                button type="submit" { (t.s("consent-record")) }
+            }
+        }
+    }
+}
+
+/// The treatment agreement: its versions and, for those who record it, the form; `then`
+/// marks a form sent from the intake wizard.
+pub(crate) fn agreement_section(
     t: &T<'_>,
     me: &CurrentUser,
     c: &Client,
     f: &Flash,
     agreements: &[anxin_app::records::Agreement],
+    then: Option<&str>,
 ) -> Markup {
     let v = |field: &str, default: String| {
         f.value("agreement", field)
@@ -836,6 +876,7 @@ fn agreement_section(
             @if me.role().has(Permission::ConsentManage) && c.discharged_on.is_none() {
                 form method="post" action={"/clients/" (c.id) "/agreements"} id="agreement-form" {
                     (csrf(me))
+                    @if let Some(x) = then { input type="hidden" name="then" value=(x); }
                     (form_notice(f, "agreement", &AGREEMENT_FIELDS))
                     label { (t.s("client-agreement-method")) input name="method" required value=(v("method", t.s("client-agreement-method-default"))); (field_error(f, "agreement", "method")) }
                     label { (t.s("client-agreement-months")) input name="duration_months" type="number" min="1" max="120" required value=(v("duration_months", "12".into())); (field_error(f, "agreement", "duration_months")) }
@@ -858,7 +899,12 @@ async fn form_agreement(
     Path(id): Path<String>,
     Form(f): Form<BTreeMap<String, String>>,
 ) -> Response {
-    let base = format!("/clients/{id}");
+    let from_intake = f.get("then").map(String::as_str) == Some(crate::intake::THEN);
+    let base = if from_intake {
+        crate::intake::step_path(&id, "agreement")
+    } else {
+        format!("/clients/{id}")
+    };
     let values = typed(&f, &AGREEMENT_FIELDS);
     let get = |k: &str| f.get(k).cloned().unwrap_or_default();
     let months = match get("duration_months").trim().parse::<i64>() {
@@ -885,7 +931,11 @@ async fn form_agreement(
     .await;
     match added {
         Ok(a) => back_with(
-            &base,
+            &if from_intake {
+                crate::intake::step_path(&id, "consents")
+            } else {
+                base
+            },
             "ok",
             &tr(&st, &me).a(
                 "client-agreement-recorded",
@@ -1047,8 +1097,13 @@ async fn stock_receipt(
 
 #[derive(Deserialize)]
 struct ConsentForm {
+    #[serde(default)]
     kind: String,
+    #[serde(default)]
     expires_on: String,
+    /// `intake` when sent from the intake wizard.
+    #[serde(default)]
+    then: Option<String>,
 }
 
 async fn form_consent(
@@ -1057,18 +1112,35 @@ async fn form_consent(
     Path(id): Path<String>,
     Form(f): Form<ConsentForm>,
 ) -> Response {
-    let base = format!("/clients/{id}");
-    let Ok(cid) = id.parse::<i64>() else {
-        return error_page(DomainError::invalid("id", "not a number").into());
+    let base = if f.then.as_deref() == Some(crate::intake::THEN) {
+        crate::intake::step_path(&id, "consents")
+    } else {
+        format!("/clients/{id}")
     };
-    let req = match anxin_app::consents::StandardConsent::parse(&f.kind) {
-        Ok(kind) => kind.request(&f.expires_on),
-        Err(e) => return form_error(&base, e.into()),
-    };
-    after_form(
-        &base,
-        anxin_app::consents::add(&st.app, &me.app_actor(), cid, &req).await,
-    )
+    let values = vec![
+        ("kind".to_owned(), f.kind.clone()),
+        ("expires_on".to_owned(), f.expires_on.clone()),
+    ];
+    let done = async {
+        let cid = anxin_app::parse_id(&id)?;
+        let req = anxin_app::consents::StandardConsent::parse(&f.kind)?.request(&f.expires_on);
+        anxin_app::consents::add(&st.app, &me.app_actor(), cid, &req).await
+    }
+    .await;
+    match done {
+        Ok(x) => back_with(
+            &base,
+            "ok",
+            &tr(&st, &me).a(
+                "consent-recorded",
+                &[
+                    ("purpose", &consent_purpose(&tr(&st, &me), &x.purpose)),
+                    ("to", &x.expires_on.to_string()),
+                ],
+            ),
+        ),
+        Err(e) => refused_form(&st, &base, "consent", e.into(), values),
+    }
 }
 
 #[derive(Deserialize)]

@@ -19,6 +19,7 @@ pub mod error;
 pub mod flash;
 pub mod gps;
 pub mod i18n;
+pub mod intake;
 pub mod json;
 pub mod once;
 pub mod routes;
@@ -45,6 +46,7 @@ pub fn route_table() -> routes::RouteTable {
     let table = web::routes(table);
     let table = clinic::routes(table);
     let table = clinic_web::routes(table);
+    let table = intake::routes(table);
     let table = services::routes(table);
     let table = takehome::routes(table);
     let table = takehome::web::routes(table);

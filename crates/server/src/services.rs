@@ -248,6 +248,119 @@ async fn api_list_tc(State(st): State<AppState>, me: CurrentUser) -> AppResult<J
     ))
 }
 
+async fn api_trend(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Query(q): Query<HashMap<String, String>>,
+) -> AppResult<Json<anxin_app::indicators::Trend>> {
+    let scope = anxin_app::indicators::scope(&st.app, &me.app_actor(), &q).await?;
+    Ok(Json(
+        anxin_app::indicators::trend(&st.app, &me.app_actor(), &scope).await?,
+    ))
+}
+
+/// A line chart of one indicator over the months, hand-written SVG; a gap where a month is
+/// suppressed.
+fn line_chart(title: &str, months: &[String], values: &[Option<f64>], percent: bool) -> Markup {
+    let (w, h, left, top, bottom) = (360.0_f64, 160.0_f64, 40.0_f64, 12.0_f64, 28.0_f64);
+    let top_value = if percent {
+        100.0
+    } else {
+        values.iter().flatten().fold(1.0_f64, |m, v| m.max(*v)) * 1.1
+    };
+    let n = values.len().max(2) as f64;
+    let x = |i: usize| left + (w - left - 10.0) * i as f64 / (n - 1.0);
+    let y = |v: f64| top + (h - top - bottom) * (1.0 - v / top_value);
+    // Runs of consecutive months with a value, each drawn as its own line.
+    let mut runs: Vec<Vec<(f64, f64)>> = vec![vec![]];
+    for (i, v) in values.iter().enumerate() {
+        match (v, runs.last_mut()) {
+            (Some(v), Some(run)) => run.push((x(i), y(*v))),
+            _ => runs.push(vec![]),
+        }
+    }
+    let label = |v: f64| {
+        if percent {
+            format!("{v:.0}%")
+        } else {
+            format!("{v:.0}")
+        }
+    };
+    html! {
+        svg.chart xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(title)
+            width=(w) height=(h) viewBox={"0 0 " (w) " " (h)} {
+            title { (title) }
+            line x1=(left) y1=(y(0.0)) x2=(w - 10.0) y2=(y(0.0)) stroke="#ccc" {}
+            text x="0" y=(y(0.0)) font-size="10" { (label(0.0)) }
+            text x="0" y=(y(top_value) + 10.0) font-size="10" { (label(top_value)) }
+            @for run in runs.iter().filter(|r| !r.is_empty()) {
+                polyline fill="none" stroke="#3a7ca5" stroke-width="2"
+                    points=(run.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect::<Vec<_>>().join(" ")) {}
+                @for (a, b) in run { circle cx=(format!("{a:.1}")) cy=(format!("{b:.1}")) r="2.5" fill="#3a7ca5" {} }
+            }
+            @for (i, m) in months.iter().enumerate() {
+                @if i % 3 == 0 || i + 1 == months.len() {
+                    text x=(x(i) - 14.0) y=(h - 8.0) font-size="10" { (m) }
+                }
+            }
+        }
+    }
+}
+
+async fn trend_page(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Query(q): Query<HashMap<String, String>>,
+) -> WebResult<Markup> {
+    let t = T::of(&st, &me);
+    let scope = anxin_app::indicators::scope(&st.app, &me.app_actor(), &q).await?;
+    let trend = anxin_app::indicators::trend(&st.app, &me.app_actor(), &scope).await?;
+    let months: Vec<String> = trend.months.iter().map(|m| m.month.clone()).collect();
+    let unit_of = |id: &str| indicators::indicator(id).map_or(Unit::Count, |i| i.unit);
+    let cell = |id: &str, v: Option<f64>| match (v, unit_of(id)) {
+        (None, _) => "*".to_owned(),
+        (Some(v), Unit::Percent) => format!("{v:.1}%"),
+        (Some(v), Unit::Count) => format!("{v:.0}"),
+        (Some(v), Unit::PerPerson) => format!("{v:.1}"),
+    };
+    Ok(layout(
+        &t,
+        &t.s("ind-trend-title"),
+        Some(&me),
+        html! {
+            h1 { (t.s("ind-trend-title")) }
+            p.muted {
+                (t.a("ind-scope", &[("site", &scope.site.as_ref().map_or_else(|| t.s("ind-all-centres"), |(_, code)| code.clone()))]))
+                " " (t.a("ind-trend-help", &[("months", &anxin_app::indicators::TREND_MONTHS.to_string())]))
+                @if scope.suppressed { " " (t.a("ind-suppressed-note", &[("threshold", &st.settings.suppression_threshold.to_string())])) }
+            }
+            @if me.role().is_outside() {
+                form.search method="get" action="/indicators/trend" {
+                    label { (t.s("ind-site")) " " input name="site" value=(scope.site.as_ref().map_or("", |(_, code)| code.as_str())); }
+                    button type="submit" { (t.s("ind-show")) }
+                }
+            }
+            div.charts {
+                @for (k, id) in trend.indicators.iter().enumerate() {
+                    @let values: Vec<Option<f64>> = trend.months.iter().map(|m| m.values.get(k).copied().flatten()).collect();
+                    figure id={"trend-" (id)} {
+                        figcaption { (t.s(&format!("ind-name-{id}"))) }
+                        (line_chart(&t.s(&format!("ind-name-{id}")), &months, &values, unit_of(id) == Unit::Percent))
+                    }
+                }
+            }
+            table.list id="trend" {
+                thead { tr { th { (t.s("ind-trend-month")) } @for id in &trend.indicators { th { (t.s(&format!("ind-name-{id}"))) } } } }
+                tbody { @for m in &trend.months { tr data-month=(m.month) {
+                    td { (m.month) }
+                    @for (id, v) in trend.indicators.iter().zip(&m.values) { td.value { (cell(id, *v)) } }
+                } } }
+            }
+            p { a href="/indicators" { (t.s("ind-title")) } }
+        },
+    ))
+}
+
 async fn api_indicators(
     State(st): State<AppState>,
     me: CurrentUser,
@@ -431,6 +544,8 @@ async fn indicators_page(
                 a href={"/api/v1/indicators/export.csv?" (query)} { (t.s("ind-export-csv")) }
                 " · "
                 a href="/indicators/dhis2" id="dhis2-link" { (t.s("ind-export-dhis2")) }
+                " · "
+                a href={"/indicators/trend?site=" (scope.site_label())} id="trend-link" { (t.s("ind-trend-title")) }
             }
             h2 { (t.s("ind-chart")) }
             (bar_chart(&t.s("ind-chart"), &rates))
@@ -1242,6 +1357,15 @@ pub fn routes(table: RouteTable) -> RouteTable {
         .add(
             RouteSpec::web(
                 Get,
+                "/indicators/trend",
+                Needs(IndicatorsRead),
+                "Twelve-month trends",
+            ),
+            trend_page,
+        )
+        .add(
+            RouteSpec::web(
+                Get,
                 "/indicators/dhis2",
                 Needs(IndicatorsRead),
                 "DHIS2: download a month; the mapping in force",
@@ -1371,6 +1495,22 @@ pub fn routes(table: RouteTable) -> RouteTable {
             .period_query()
             .answers::<IndicatorsView>(),
             api_indicators,
+        )
+        .add(
+            RouteSpec::api(
+                Get,
+                "/api/v1/indicators/trend",
+                Needs(IndicatorsRead),
+                "indicators",
+                "The last twelve whole months of four indicators (suppressed for the CDC)",
+            )
+            .query(
+                "site",
+                "string",
+                "a centre's code, or all (outside roles only)",
+            )
+            .answers::<anxin_app::indicators::Trend>(),
+            api_trend,
         )
         .add(
             RouteSpec::api(

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use serde::Deserialize;
 
-use crate::api::{self, NewClientRequest, NewStaffRequest, StaffAction};
+use crate::api::{self, NewStaffRequest, StaffAction};
 use crate::auth::{self, cookie, CurrentUser};
 use crate::error::{describe, AppError};
 use crate::i18n::Lang;
@@ -90,6 +90,7 @@ fn frame(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
                             @if me.role().has(Permission::ServiceRecord) { a href="/referrals" id="nav-referrals" { (t.s("nav-referrals")) } }
                             @if me.role().has(Permission::DoseRecord) { a href="/dispensing" { (t.s("nav-dispensing")) } }
                             @if me.role().has(Permission::ClientRead) { a href="/clients" { (t.s("nav-clients")) } }
+                            @if me.role().has(Permission::ClientWrite) { a href="/intake" id="nav-intake" { (t.s("nav-intake")) } }
                             @if me.role().has(Permission::TakeHomeManage) { a href="/boxes" id="nav-boxes" { (t.s("nav-boxes")) } }
                             @if me.role().has(Permission::StockManage) { a href="/stock" { (t.s("nav-stock")) } }
                             @if me.role().has(Permission::StaffManage) { a href="/staff" { (t.s("nav-staff")) } }
@@ -800,47 +801,10 @@ async fn clients_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> 
                 }
             }
             @if me.role().has(Permission::ClientWrite) {
-                section.card {
-                    h2 { (t.s("clients-enrol")) }
-                    form method="post" action="/clients" {
-                        input type="hidden" name="csrf" value=(me.csrf_token);
-                        label { (t.s("clients-uic")) input name="uic" required; }
-                        label { (t.s("clients-enrolled")) input name="enrolled_on" type="date" value=(st.today()); }
-                        button type="submit" { (t.s("clients-enrol-submit")) }
-                    }
-                }
+                p { a.button href="/intake" id="clients-intake" { (t.s("clients-enrol")) } }
             }
         },
     ))
-}
-
-#[derive(Deserialize)]
-struct ClientForm {
-    uic: String,
-    enrolled_on: Option<String>,
-}
-
-async fn clients_enrol(
-    State(st): State<AppState>,
-    me: CurrentUser,
-    Form(f): Form<ClientForm>,
-) -> Response {
-    match api::enrol_client_as(
-        &st,
-        &me,
-        NewClientRequest {
-            uic: f.uic,
-            enrolled_on: f.enrolled_on,
-        },
-    )
-    .await
-    {
-        Ok(c) => Redirect::to(&format!("/clients/{}", c.id)).into_response(),
-        Err(AppError::Domain(d)) if !matches!(d, DomainError::Forbidden(_)) => {
-            back_with("/clients", "error", &d.to_string())
-        }
-        Err(e) => error_page(e),
-    }
 }
 
 async fn client_page(
@@ -1176,10 +1140,6 @@ pub fn routes(table: RouteTable) -> RouteTable {
         .add(
             RouteSpec::web(Get, "/clients", Needs(ClientRead), "Client list and search"),
             clients_page,
-        )
-        .add(
-            RouteSpec::web(Post, "/clients", Needs(ClientWrite), "Enrol a client"),
-            clients_enrol,
         )
         .add(
             RouteSpec::web(

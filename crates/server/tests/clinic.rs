@@ -707,13 +707,13 @@ async fn consents_are_recorded_and_revoked_from_the_client_page() {
             "kind=police&expires_on=2020-01-01",
         ))
         .await;
-    // Refused: back to the record, the message in the flash cookie (never in the URL), shown
-    // on the page that follows.
+    // Refused: back to the record, the refusal and the typed values in the form cookie (never
+    // in the URL), shown at the field on the page that follows.
     let back = bad.headers["location"].to_str().unwrap().to_owned();
     assert_eq!(back, format!("/clients/{id}"));
     let flash = bad.headers["set-cookie"].to_str().unwrap();
     assert!(
-        flash.starts_with("anxin_flash=") && flash.contains("HttpOnly"),
+        flash.starts_with("anxin_form=") && flash.contains("HttpOnly"),
         "{flash}"
     );
     let shown = c
@@ -727,10 +727,14 @@ async fn consents_are_recorded_and_revoked_from_the_client_page() {
         )
         .await;
     assert!(
-        shown.text.contains("class=\"flash error\""),
-        "the refusal is shown"
+        shown.text.contains("class=\"field-error\"")
+            && shown.text.contains("data-field=\"expires_on\""),
+        "the refusal is shown at its field"
     );
-    assert!(shown.text.contains("expires_on"), "naming the field");
+    assert!(
+        shown.text.contains("value=\"2020-01-01\""),
+        "what was typed is kept"
+    );
     let consent = list[0]["id"].as_i64().unwrap();
     let a = c
         .app

@@ -2258,3 +2258,204 @@ async fn the_dhis2_mapping_is_set_and_a_month_downloaded_in_the_page() {
     );
     w.app.cleanup().await;
 }
+
+/// The intake wizard in Chinese: step 1 writes the identity, sex, year of birth and the legal
+/// stage with its order's term at once, or nothing, refusing at the field with what was typed
+/// kept; steps 2 and 3 are the agreement and the consents, after which only the history is
+/// missing for take-home; the window finds the new client by phone.
+async fn intake_walks_a_new_client_to_the_papers(app: TestApp) {
+    let w = world_on(app).await;
+    let mut counsellor = w.app.browser("counsellor", "zh-CN").await;
+    let home = counsellor.get("/clients").await;
+    assert!(
+        home.text.contains("href=\"/intake\""),
+        "the wizard is linked"
+    );
+    let page = counsellor.get("/intake").await;
+    assert!(page.text.contains("id=\"intake-form\"") && page.text.contains("1 身份与治疗阶段"));
+    let mut fields = vec![
+        ("uic", "yx-0950-zq"),
+        ("name", "周强磊"),
+        ("national_id", "53040219880101123X"),
+        ("phone", "138 0013 8000"),
+        ("sex", "male"),
+        ("birth_year", "1988"),
+        ("address", ""),
+        ("enrolled_on", "2026-11-20"),
+        ("stage", "community_treatment"),
+        ("order_start", "2026-01-10"),
+        ("order_end", "2030-01-10"),
+    ];
+    let a = counsellor.submit("/intake", &fields).await;
+    let shown = error_at(&a.text, "order_end").expect("refused at the order's end");
+    assert!(
+        shown.contains("最长 3 年") && shown.contains("2029-01-10"),
+        "{shown}"
+    );
+    assert!(
+        a.text.contains("value=\"yx-0950-zq\"") && a.text.contains("value=\"周强磊\""),
+        "what was typed is kept"
+    );
+    let (_, none) = w
+        .call(Method::GET, &w.counsellor, "/api/v1/clients?q=0950", None)
+        .await;
+    assert_eq!(none, json!([]), "nothing half-written");
+    // The same refusal from the API, by code and field.
+    let (s, e) = w
+        .call(
+            Method::POST,
+            &w.counsellor,
+            "/api/v1/intake",
+            Some(json!({"uic": "YX-0950-ZQ", "name": "周强磊", "stage": "voluntary", "order_end": "2027-01-01"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(
+        (e["error"]["code"].as_str(), e["error"]["field"].as_str()),
+        (Some("stage.order_not_applicable"), Some("order_end")),
+        "{e}"
+    );
+
+    fields[10] = ("order_end", "");
+    let a = counsellor.submit("/intake", &fields).await;
+    assert!(a.text.contains("已为 YX-0950-ZQ 建档"), "{}", a.text);
+    assert!(a.text.contains("id=\"agreement-form\"") && a.text.contains("2 治疗协议"));
+    let (_, found) = w
+        .call(Method::GET, &w.counsellor, "/api/v1/clients?q=0950", None)
+        .await;
+    let id = found[0]["id"].as_i64().expect("enrolled");
+    let (_, c) = w
+        .call(
+            Method::GET,
+            &w.counsellor,
+            &format!("/api/v1/clients/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (
+            &c["stage"],
+            &c["order_start"],
+            &c["order_end"],
+            &c["enrolled_on"]
+        ),
+        (
+            &json!("community_treatment"),
+            &json!("2026-01-10"),
+            &json!("2029-01-10"),
+            &json!("2026-11-20")
+        ),
+        "the law's three years from the order's start: {c}"
+    );
+    // The same UIC again: refused at the field, in Chinese.
+    let again = counsellor.submit("/intake", &fields).await;
+    let shown = error_at(&again.text, "uic").expect("refused at the UIC");
+    assert!(shown.contains("已被其他服务对象使用"), "{shown}");
+
+    // Step 2: the agreement comes back into the wizard, then step 3.
+    let a = counsellor
+        .submit(
+            &format!("/clients/{id}/agreements"),
+            &[
+                ("then", "intake"),
+                ("method", "美沙酮维持治疗"),
+                ("duration_months", "24"),
+                ("rules", "每日按时服药；按要求尿检"),
+                ("signed_by", "client"),
+                ("guardian_name", ""),
+                ("signed_on", ""),
+            ],
+        )
+        .await;
+    assert!(a.text.contains("已登记第 1 版治疗协议"), "{}", a.text);
+    assert!(a.text.contains("id=\"consent-form\"") && a.text.contains("3 知情同意"));
+    let consent = format!("/clients/{id}/consents");
+    let today = w.app.state.today().to_string();
+    let a = counsellor
+        .submit(
+            &consent,
+            &[
+                ("then", "intake"),
+                ("kind", "police"),
+                ("expires_on", &today),
+            ],
+        )
+        .await;
+    let shown = error_at(&a.text, "expires_on").expect("refused at the expiry");
+    assert!(shown.contains("须晚于签署日期"), "{shown}");
+    assert!(a.text.contains("3 知情同意"), "still in the wizard");
+    for kind in ["police", "cdc"] {
+        let a = counsellor
+            .submit(
+                &consent,
+                &[
+                    ("then", "intake"),
+                    ("kind", kind),
+                    ("expires_on", "2027-11-22"),
+                ],
+            )
+            .await;
+        assert!(a.text.contains("已记录同意"), "{}", a.text);
+    }
+    let papers = counsellor
+        .get(&format!("/clients/{id}/intake/consents"))
+        .await;
+    assert!(
+        papers.text.contains("带药公安审核") && papers.text.contains("向疾控提供统计数据"),
+        "both consents listed"
+    );
+    // Only the history is missing now.
+    let e = w.eligibility(id).await;
+    let passed = |id: &str| {
+        e["criteria"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["id"] == id))
+            .map(|c| c["passed"].clone())
+    };
+    assert_eq!(passed("agreement_signed"), Some(json!(true)), "{e}");
+    assert_eq!(passed("police_consent"), Some(json!(true)), "{e}");
+    assert_eq!(passed("days_in_treatment"), Some(json!(false)), "{e}");
+    // The record shows the order's term; the stage form checks its dates too.
+    let record = counsellor.get(&format!("/clients/{id}")).await;
+    assert!(
+        record.text.contains("决定书期限 2026-01-10 至 2029-01-10"),
+        "{}",
+        record.text
+    );
+    let a = counsellor
+        .submit(
+            &format!("/clients/{id}/stage"),
+            &[
+                ("stage", "voluntary"),
+                ("since", ""),
+                ("order_start", "2026-11-01"),
+                ("order_end", ""),
+            ],
+        )
+        .await;
+    let shown = error_at(&a.text, "order_start").expect("refused at the order's start");
+    assert!(shown.contains("只有社区戒毒和社区康复"), "{shown}");
+    // The window finds the new client by phone, in any spelling.
+    let mut nurse = w.app.browser("nurse", "zh-CN").await;
+    let a = nurse
+        .submit("/dispensing", &[("uic", "+86 138-0013-8000")])
+        .await;
+    assert!(
+        a.text.contains("window-candidates")
+            && a.text.contains("YX-0950-ZQ")
+            && a.text.contains("周强磊"),
+        "{}",
+        a.text
+    );
+    w.app.cleanup().await;
+}
+
+#[tokio::test]
+async fn intake_walks_a_new_client_to_the_papers_on_sqlite() {
+    intake_walks_a_new_client_to_the_papers(TestApp::new().await).await;
+}
+
+#[tokio::test]
+async fn intake_walks_a_new_client_to_the_papers_on_postgres() {
+    intake_walks_a_new_client_to_the_papers(TestApp::postgres().await).await;
+}

@@ -548,3 +548,101 @@ async fn arv_outcome_is_set_after_the_referral_sqlite() {
 async fn arv_outcome_is_set_after_the_referral_postgres() {
     arv_outcome_is_set_after_the_referral(TestApp::postgres().await).await;
 }
+
+/// Twelve-month trends: the last twelve whole months, oldest first, full for the centre's
+/// manager; for the CDC each month is suppressed as its own report would be, and the twelve
+/// months leave as one recorded disclosure. The page draws a chart per indicator.
+#[tokio::test]
+async fn trends_cover_twelve_whole_months_suppressed_for_the_cdc() {
+    let app = TestApp::new().await;
+    let site = app.site("YX01").await;
+    app.user(&site, "boss", Role::Manager).await;
+    app.user(&site, "couns", Role::Counsellor).await;
+    app.user(&site, "cdc.wu", Role::CdcAnalyst).await;
+    let couns = app.login("couns").await;
+    for (i, on) in std::iter::once("2025-12-05")
+        .chain(std::iter::repeat_n("2026-03-10", 6))
+        .enumerate()
+    {
+        let a = post(
+            &app,
+            &couns,
+            "/api/v1/intake",
+            json!({"uic": format!("YX-{:04}-TR", 800 + i), "name": format!("客户{i}"), "enrolled_on": on}),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    }
+    let boss = app.login("boss").await;
+    let full = app
+        .call(Method::GET, "/api/v1/indicators/trend", Some(&boss), None)
+        .await;
+    assert_eq!(full.status, StatusCode::OK, "{}", full.text);
+    let v = full.json();
+    let months: Vec<&str> = v["months"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["month"].as_str().unwrap())
+        .collect();
+    assert_eq!(months.len(), 12);
+    assert_eq!(
+        (months[0], months[11]),
+        ("2025-11", "2026-10"),
+        "whole months only"
+    );
+    assert_eq!(v["indicators"][0], "mmt_clients");
+    let mmt = |v: &Value, month: &str| {
+        v["months"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["month"] == month)
+            .map(|m| m["values"][0].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        (mmt(&v, "2025-11"), mmt(&v, "2025-12"), mmt(&v, "2026-03")),
+        (json!(0.0), json!(1.0), json!(7.0))
+    );
+    let cdc = app.login("cdc.wu").await;
+    let shared = app
+        .call(
+            Method::GET,
+            "/api/v1/indicators/trend?site=yx01",
+            Some(&cdc),
+            None,
+        )
+        .await;
+    assert_eq!(shared.status, StatusCode::OK, "{}", shared.text);
+    let s = shared.json();
+    assert_eq!(mmt(&s, "2025-12"), Value::Null, "one client is suppressed");
+    assert_eq!(mmt(&s, "2026-03"), json!(7.0));
+    let disclosed: Vec<_> = app
+        .store
+        .audit_of_record("indicators", "YX01")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "disclosure.cdc_export")
+        .collect();
+    assert_eq!(disclosed.len(), 1, "the manager's read is no disclosure");
+    assert!(
+        disclosed[0]
+            .reason
+            .starts_with("trend of 4 indicators, 12 months"),
+        "{}",
+        disclosed[0].reason
+    );
+    let page = app
+        .call(Method::GET, "/indicators/trend?site=YX01", Some(&cdc), None)
+        .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert_eq!(
+        page.text.matches("<svg").count(),
+        4,
+        "a chart per indicator"
+    );
+    assert_eq!(page.text.matches("data-month=").count(), 12);
+    app.cleanup().await;
+}

@@ -4,13 +4,13 @@
 //! the clinic-core work adds identifying fields, stages and agreements around it.
 
 use anxin_domain::access::check_same_site;
-use anxin_domain::clinic::stage::Stage;
-use anxin_domain::{validate, DomainError};
+use anxin_domain::clinic::stage::{OrderTerm, Stage};
+use anxin_domain::{validate, Code, DomainError, Problem};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::any::AnyRow;
 
-use crate::audit::{append, Actor, AuditEvent};
-use crate::{col, conflict_on_unique, from_ms, to_ms, Result, Store, StoreError};
+use crate::audit::{Actor, AuditEvent};
+use crate::{col, from_ms, refused_on_unique, to_ms, Result, Store, StoreError};
 
 /// A client of a centre, known by a pseudonymous UIC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub struct Client {
     pub created_at: DateTime<Utc>,
     pub stage: Stage,
     pub stage_since: NaiveDate,
+    /// The term of the order behind community treatment or rehabilitation.
+    pub order: Option<OrderTerm>,
     /// Set when the client left treatment; a discharged client is not dosed.
     pub discharged_on: Option<NaiveDate>,
     pub discharge_reason: Option<String>,
@@ -29,7 +31,7 @@ pub struct Client {
 
 /// The columns [`client`] reads.
 pub(crate) const CLIENT_COLUMNS: &str = "id, site_id, uic, enrolled_on, created_at, stage, \
-     stage_since, discharged_on, discharge_reason";
+     stage_since, order_start, order_end, discharged_on, discharge_reason";
 
 /// A stored `YYYY-MM-DD` day. The exact form is read by hand (reports read a million of them);
 /// anything else goes through chrono's parser, which says what is wrong.
@@ -57,6 +59,15 @@ pub(crate) fn client(row: &AnyRow) -> Result<Client> {
     let stage: String = col(row, "stage")?;
     let since: Option<String> = col(row, "stage_since")?;
     let discharged: Option<String> = col(row, "discharged_on")?;
+    let order_start: Option<String> = col(row, "order_start")?;
+    let order_end: Option<String> = col(row, "order_end")?;
+    let order = match (order_start, order_end) {
+        (Some(s), Some(e)) => Some(OrderTerm {
+            start: parse_day("order_start", &s)?,
+            end: parse_day("order_end", &e)?,
+        }),
+        _ => None,
+    };
     Ok(Client {
         id: col(row, "id")?,
         site_id: col(row, "site_id")?,
@@ -70,6 +81,7 @@ pub(crate) fn client(row: &AnyRow) -> Result<Client> {
             .map(|s| parse_day("stage_since", &s))
             .transpose()?
             .unwrap_or(enrolled_on),
+        order,
         discharged_on: discharged
             .map(|s| parse_day("discharged_on", &s))
             .transpose()?,
@@ -120,29 +132,9 @@ impl Store {
         enrolled_on: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<Client> {
-        validate::uic(uic)?;
-        let site_id = actor_site(actor)?;
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query(&format!(
-            "INSERT INTO clients (site_id, uic, enrolled_on, created_at, stage_since) \
-             VALUES ($1, $2, $3, $4, $3) RETURNING {CLIENT_COLUMNS}"
-        ))
-        .bind(site_id)
-        .bind(uic.to_owned())
-        .bind(enrolled_on.to_string())
-        .bind(to_ms(now))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| conflict_on_unique(e, format!("a client with UIC {uic} already exists")))?;
-        let created = client(&row)?;
-        append(
-            &mut tx,
-            actor,
-            &AuditEvent::new("client.create", "client", created.id).site(site_id),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
+        let mut work = self.begin_work(actor, now).await?;
+        let created = work.create_client(uic, enrolled_on).await?;
+        work.commit().await?;
         Ok(created)
     }
 
@@ -270,6 +262,37 @@ impl Store {
     }
 }
 
+impl crate::Work {
+    /// Enrols a client at the actor's site inside this unit of work; audited.
+    pub async fn create_client(&mut self, uic: &str, enrolled_on: NaiveDate) -> Result<Client> {
+        validate::uic(uic)?;
+        let site_id = actor_site(self.actor())?;
+        let now = self.now();
+        let row = sqlx::query(&format!(
+            "INSERT INTO clients (site_id, uic, enrolled_on, created_at, stage_since) \
+             VALUES ($1, $2, $3, $4, $3) RETURNING {CLIENT_COLUMNS}"
+        ))
+        .bind(site_id)
+        .bind(uic.to_owned())
+        .bind(enrolled_on.to_string())
+        .bind(to_ms(now))
+        .fetch_one(self.conn())
+        .await
+        .map_err(|e| {
+            refused_on_unique(
+                e,
+                Problem::new(Code::ClientUicTaken)
+                    .field("uic")
+                    .arg("uic", uic),
+            )
+        })?;
+        let created = client(&row)?;
+        self.audit(AuditEvent::new("client.create", "client", created.id).site(site_id))
+            .await?;
+        Ok(created)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_day;
@@ -298,3 +321,4 @@ mod tests {
             .is_err_and(|e| e.to_string().contains("enrolled_on `2026-02-30`")));
     }
 }
+

@@ -5,7 +5,7 @@
 
 use anxin_domain::access::check_same_site;
 use anxin_domain::clinic::orders::{DoseOrder, OrderKind, Step};
-use anxin_domain::clinic::stage::Stage;
+use anxin_domain::clinic::stage::{OrderTerm, Stage};
 use anxin_domain::clinic::urine::Outcome;
 use anxin_domain::{Code, DomainError, Problem};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -412,7 +412,67 @@ impl Store {
         Ok(found)
     }
 
-    /// Moves a client to another treatment stage from `since` (see [`crate::Work::set_stage`]).
+    /// Clients of the actor's site with this phone number (normalised to E.164 by the
+    /// caller), through the keyed phone index; audited.
+    pub async fn find_by_phone(
+        &self,
+        actor: &Actor,
+        e164: &str,
+        vault: &Vault,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Client>> {
+        let site = actor.site_id.ok_or_else(|| {
+            DomainError::Forbidden("client records are reached from a site".into())
+        })?;
+        let rows = sqlx::query(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM clients WHERE site_id = $1 AND phone_index = $2 ORDER BY uic"
+        ))
+        .bind(site)
+        .bind(vault.phone_index(e164))
+        .fetch_all(self.pool())
+        .await?;
+        let found: Vec<Client> = rows.iter().map(client).collect::<Result<_>>()?;
+        self.audit(
+            actor,
+            AuditEvent::new("client.search", "client", "")
+                .site(site)
+                .reason(format!("by phone, {} shown", found.len())),
+            now,
+        )
+        .await?;
+        Ok(found)
+    }
+
+    /// Fills the phone index of records written before it existed (migration 0014): each
+    /// identity with a phone and no index is decrypted and indexed. Returns how many were.
+    /// Reads nothing out; run at start, before anyone searches.
+    pub async fn index_phones(&self, vault: &Vault) -> Result<u64> {
+        let rows = sqlx::query(
+            "SELECT id, identity FROM clients WHERE identity IS NOT NULL AND phone_index IS NULL",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut done = 0;
+        for r in &rows {
+            let id: i64 = col(r, "id")?;
+            let identity = open_identity(vault, id, col(r, "identity")?)?;
+            let Some(phone) = identity.phone else {
+                continue;
+            };
+            sqlx::query(
+                "UPDATE clients SET phone_index = $1 WHERE id = $2 AND phone_index IS NULL",
+            )
+            .bind(vault.phone_index(&phone))
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// Moves a client to another treatment stage from `since`, an order's term being the law's
+    /// longest from then (see [`crate::Work::set_stage`]).
     pub async fn set_stage(
         &self,
         actor: &Actor,
@@ -423,7 +483,9 @@ impl Store {
     ) -> Result<()> {
         let mut work = self.begin_work(actor, now).await?;
         let c = work.client_for_write(client_id).await?;
-        work.set_stage(&c, stage, since).await?;
+        let order = anxin_domain::clinic::stage::order_term(stage, since, None, None, since)
+            .map_err(DomainError::from)?;
+        work.set_stage(&c, stage, since, order).await?;
         work.commit().await
     }
 
@@ -1492,12 +1554,16 @@ impl crate::Work {
         let plain = serde_json::to_vec(identity).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let sealed = vault.seal(client_id, &plain);
         let index = identity.name.as_deref().map(|n| vault.name_index(n));
-        sqlx::query("UPDATE clients SET identity = $1, name_index = $2 WHERE id = $3")
-            .bind(sealed)
-            .bind(index)
-            .bind(client_id)
-            .execute(self.conn())
-            .await?;
+        let phone = identity.phone.as_deref().map(|p| vault.phone_index(p));
+        sqlx::query(
+            "UPDATE clients SET identity = $1, name_index = $2, phone_index = $3 WHERE id = $4",
+        )
+        .bind(sealed)
+        .bind(index)
+        .bind(phone)
+        .bind(client_id)
+        .execute(self.conn())
+        .await?;
         let fields: Vec<&str> = [
             ("name", &identity.name),
             ("national_id", &identity.national_id),
@@ -1597,17 +1663,35 @@ impl crate::Work {
         Ok(())
     }
 
-    /// Moves a client to another treatment stage from `since`.
-    pub async fn set_stage(&mut self, c: &Client, stage: Stage, since: NaiveDate) -> Result<()> {
+    /// Moves a client to another treatment stage from `since`, with the term of its order
+    /// (community treatment or rehabilitation; `None` clears an earlier stage's term).
+    pub async fn set_stage(
+        &mut self,
+        c: &Client,
+        stage: Stage,
+        since: NaiveDate,
+        order: Option<OrderTerm>,
+    ) -> Result<()> {
+        let detail = match order {
+            Some(t) => format!("{} → {stage} (order {} to {})", c.stage, t.start, t.end),
+            None => format!("{} → {stage}", c.stage),
+        };
         self.client_event(
             c,
             "stage",
-            format!("{} → {stage}", c.stage),
+            detail,
             since,
             "UPDATE clients SET stage = $1, stage_since = $2 WHERE id = $3",
             (Some(stage.as_str().to_owned()), Some(since.to_string())),
         )
-        .await
+        .await?;
+        sqlx::query("UPDATE clients SET order_start = $1, order_end = $2 WHERE id = $3")
+            .bind(order.map(|t| t.start.to_string()))
+            .bind(order.map(|t| t.end.to_string()))
+            .bind(c.id)
+            .execute(self.conn())
+            .await?;
+        Ok(())
     }
 
     /// Discharges a client on `on` with a reason; dosing stops. Refused when already

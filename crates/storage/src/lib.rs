@@ -291,6 +291,17 @@ pub(crate) fn conflict_on_unique(e: sqlx::Error, message: impl Into<String>) -> 
     }
 }
 
+/// A unique-constraint violation as the refusal `p` (by code, with its field); other database
+/// errors as they are.
+pub(crate) fn refused_on_unique(e: sqlx::Error, p: anxin_domain::Problem) -> StoreError {
+    match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            StoreError::Domain(DomainError::Refused(p))
+        }
+        _ => StoreError::Database(e),
+    }
+}
+
 /// Reads a column, mapping a decoding failure to [`StoreError::Corrupt`].
 pub(crate) fn col<'r, T>(row: &'r AnyRow, name: &str) -> Result<T>
 where

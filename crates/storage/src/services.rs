@@ -396,32 +396,9 @@ impl Store {
         birth_year: Option<i32>,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let site = self.client_site_for(actor, client_id).await?;
-        if let Some(y) = birth_year {
-            if !(1900..=2100).contains(&y) {
-                return Err(DomainError::invalid(
-                    "birth_year",
-                    format!("{y} is not a plausible year of birth"),
-                )
-                .into());
-            }
-        }
-        let mut tx = self.begin_write().await?;
-        sqlx::query("UPDATE clients SET sex = $1, birth_year = $2 WHERE id = $3")
-            .bind((sex != Sex::Unknown).then(|| sex.as_str().to_owned()))
-            .bind(birth_year.map(i64::from))
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await?;
-        append(
-            &mut tx,
-            actor,
-            &AuditEvent::new("client.demographics.update", "client", client_id).site(site),
-            now,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let mut work = self.begin_work(actor, now).await?;
+        work.set_demographics(client_id, sex, birth_year).await?;
+        work.commit().await
     }
 
     /// Opens a therapeutic-community episode for a client of the actor's site; audited.
@@ -610,6 +587,38 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl crate::Work {
+    /// Records a client's sex and year of birth inside this unit of work; audited.
+    pub async fn set_demographics(
+        &mut self,
+        client_id: i64,
+        sex: Sex,
+        birth_year: Option<i32>,
+    ) -> Result<()> {
+        let c = self.client_for_write(client_id).await?;
+        if let Some(y) = birth_year {
+            if !(1900..=2100).contains(&y) {
+                return Err(DomainError::invalid(
+                    "birth_year",
+                    format!("{y} is not a plausible year of birth"),
+                )
+                .into());
+            }
+        }
+        sqlx::query("UPDATE clients SET sex = $1, birth_year = $2 WHERE id = $3")
+            .bind((sex != Sex::Unknown).then(|| sex.as_str().to_owned()))
+            .bind(birth_year.map(i64::from))
+            .bind(client_id)
+            .execute(self.conn())
+            .await?;
+        self.audit(
+            AuditEvent::new("client.demographics.update", "client", client_id).site(c.site_id),
+        )
+        .await?;
         Ok(())
     }
 }

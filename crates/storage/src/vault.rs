@@ -162,6 +162,14 @@ impl Vault {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// Keyed hash of a phone number already normalised (E.164), for exact-match search.
+    pub fn phone_index(&self, e164: &str) -> String {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.subkey(b"anxin-phone-index-v1"))
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(e164.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     /// The key of the audit chain's keyed hashes and of its signed checkpoints
     /// (`anxin_domain::audit`): outside the database, so someone who can write the database
     /// cannot recompute the chain or sign a checkpoint.
