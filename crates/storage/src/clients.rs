@@ -321,4 +321,3 @@ mod tests {
             .is_err_and(|e| e.to_string().contains("enrolled_on `2026-02-30`")));
     }
 }
-
