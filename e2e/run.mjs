@@ -818,6 +818,27 @@ for (const lang of LANGS) {
         assert.ok((await page.locator('#indicators tbody tr').count()) >= 10, 'the indicator table');
       });
 
+      await t.test('the manager adopts a take-home policy version in the page; a looser longer tier is refused at its field', async () => {
+        const page = pages.manager;
+        await Promise.all([page.waitForNavigation(), page.click('#nav-policy')]);
+        assert.match(await text(page, '#policy-current'), /default-2026\.1/);
+        const version = zh ? 'yuxi-2027.1' : 'yuxi-2027.1-en';
+        await page.fill('#policy-form input[name=version]', version);
+        // Five days asking fewer negative urine tests than four: refused at that input.
+        await page.fill('#policy-form input[name=t5_last_urine_negative]', '3');
+        await Promise.all([page.waitForNavigation(), page.click('#policy-form button[type=submit]')]);
+        const err = await text(page, '#policy-form .field-error[data-field=t5_last_urine_negative]');
+        assert.ok(zh ? /5 天一档的条件不得低于 4 天一档/.test(err) : /5 days may not ask less than 4 days/.test(err), err);
+        assert.equal(await page.inputValue('#policy-form input[name=version]'), version, 'the name typed is kept');
+        // Mended (five tests, as before) and adopted: in force and listed.
+        await page.fill('#policy-form input[name=t5_last_urine_negative]', '5');
+        await Promise.all([page.waitForNavigation(), page.click('#policy-form button[type=submit]')]);
+        assert.ok((await text(page, '.flash.ok')).includes(version));
+        assert.ok((await text(page, '#policy-current')).includes(version));
+        assert.ok((await text(page, '#policy-history')).includes(version));
+        shots.push(['manager', 'take-home policy', '/takehome/policy'], ['doctor', 'take-home policy (read)', '/takehome/policy']);
+      });
+
       await t.test('the administrator maps an indicator to DHIS2; the CDC downloads a whole month', async () => {
         const admin = (pages.admin = await login(server, 'admin', lang));
         await Promise.all([admin.waitForNavigation(), admin.click('#nav-dhis2')]);

@@ -468,6 +468,39 @@ pub async fn policy(app: &App, me: &Actor) -> Result<PolicyView> {
     Ok(PolicyView::from(&policy_of(app, me.site_id).await?))
 }
 
+/// One adopted version of the centre's policy, as the policy page lists it.
+#[derive(Debug, Clone)]
+pub struct PolicyVersion {
+    pub policy: Policy,
+    /// Who adopted it; none when adopted from the command line.
+    pub adopted_by: Option<String>,
+    pub adopted_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Every version adopted at the actor's centre, newest first (the first one is in force; with
+/// none, the default is).
+pub async fn policy_history(app: &App, me: &Actor) -> Result<Vec<PolicyVersion>> {
+    me.require(Permission::TakeHomeManage)?;
+    app.store
+        .policy_history(me.site_id)
+        .await?
+        .into_iter()
+        .map(|a| {
+            let policy = serde_json::from_str(&a.body).map_err(|e| {
+                Error::Internal(format!(
+                    "take-home policy {} does not parse: {e}",
+                    a.version
+                ))
+            })?;
+            Ok(PolicyVersion {
+                policy,
+                adopted_by: a.adopted_by,
+                adopted_at: a.adopted_at,
+            })
+        })
+        .collect()
+}
+
 /// Adopts a new version of the eligibility policy at the actor's centre.
 pub async fn adopt_policy(app: &App, me: &Actor, p: &Policy) -> Result<()> {
     me.require(Permission::TakeHomePolicy)?;

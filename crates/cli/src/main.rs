@@ -437,7 +437,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let policy: anxin_domain::takehome::Policy = toml::from_str(&text)
                 .map_err(|e| anyhow::anyhow!("{}: {}", file.display(), e.message()))?;
-            policy.validate()?;
+            policy
+                .validate()
+                .map_err(|p| explain(anxin_app::Error::from(p)))?;
             let store = open_store(&config).await?;
             let site = store.site_by_code(&site).await?;
             let body = serde_json::to_string(&policy)?;
@@ -449,7 +451,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     &body,
                     clock_of(&config)?.now(),
                 )
-                .await?;
+                .await
+                .map_err(|e| explain(anxin_app::Error::from(e)))?;
             println!(
                 "Policy {} adopted at {}: {} tiers.",
                 policy.version,

@@ -354,7 +354,7 @@ fn a_take_home_policy_is_adopted_from_a_toml_file() {
         &file,
         shown
             .replace("default-2026.1", "yuxi-2027.1")
-            .replace("min_attendance_30 = 90.0", "min_attendance_30 = 95.0"),
+            .replace("min_attendance_30 = 90.0", "min_attendance_30 = 92.0"),
     )
     .unwrap();
     let mut c = anxin(d);
@@ -366,7 +366,7 @@ fn a_take_home_policy_is_adopted_from_a_toml_file() {
     c.args(["policy", "show", "--site", "YX01"]);
     let now = text(&run(c, "").stdout);
     assert!(
-        now.contains("yuxi-2027.1") && now.contains("min_attendance_30 = 95.0"),
+        now.contains("yuxi-2027.1") && now.contains("min_attendance_30 = 92.0"),
         "{now}"
     );
     // A wrong key or a bad tier is refused, naming it.
@@ -383,6 +383,35 @@ fn a_take_home_policy_is_adopted_from_a_toml_file() {
     assert!(!o.status.success());
     assert!(
         text(&o.stderr).contains("min_attendence_30"),
+        "{}",
+        text(&o.stderr)
+    );
+    // A longer period asking less than a shorter one: refused in English, naming the tier.
+    std::fs::write(
+        &file,
+        now.replace("yuxi-2027.1", "yuxi-2027.2")
+            .replace("min_attendance_30 = 92.0", "min_attendance_30 = 99.0"),
+    )
+    .unwrap();
+    let mut c = anxin(d);
+    c.args(["policy", "adopt", "--site", "YX01", "--file"])
+        .arg(&file);
+    let o = run(c, "");
+    assert!(!o.status.success());
+    assert!(
+        text(&o.stderr)
+            .contains("tiers[1].min_attendance_30: 3 days may not ask less than 2 days do"),
+        "{}",
+        text(&o.stderr)
+    );
+    // The same version twice is refused by name.
+    std::fs::write(&file, &now).unwrap();
+    let mut c = anxin(d);
+    c.args(["policy", "adopt", "--site", "YX01", "--file"])
+        .arg(&file);
+    let o = run(c, "");
+    assert!(
+        text(&o.stderr).contains("Version yuxi-2027.1 was already adopted here"),
         "{}",
         text(&o.stderr)
     );

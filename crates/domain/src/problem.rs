@@ -259,6 +259,24 @@ codes! {
     StageOrderNotApplicable => ("stage.order_not_applicable", Invalid),
     /// An order term longer than the law allows.
     StageOrderTooLong => ("stage.order_too_long", Invalid),
+    /// A take-home policy without any tier.
+    PolicyNoTiers => ("policy.no_tiers", Invalid),
+    /// A tier's take-home period outside 2 to 6 days.
+    PolicyDaysOutOfRange => ("policy.days_out_of_range", Invalid),
+    /// An attendance threshold outside 0 to 100 percent.
+    PolicyPercentOutOfRange => ("policy.percent_out_of_range", Invalid),
+    /// Days in treatment outside what a tier may ask for (0 to 3650).
+    PolicyTreatmentDaysOutOfRange => ("policy.treatment_days_out_of_range", Invalid),
+    /// A count of negative urine tests outside 0 to 12.
+    PolicyUrineCountOutOfRange => ("policy.urine_count_out_of_range", Invalid),
+    /// Tiers not in increasing order of days (or two tiers of the same days).
+    PolicyTiersOutOfOrder => ("policy.tiers_out_of_order", Invalid),
+    /// A longer take-home period asking less than a shorter one (`days`, `shorter`).
+    PolicyTierLooser => ("policy.tier_looser", Invalid),
+    /// The days a police approval stays valid outside 1 to 366.
+    PolicyApprovalDaysOutOfRange => ("policy.approval_days_out_of_range", Invalid),
+    /// A policy version name already adopted at this centre (`version`).
+    PolicyVersionTaken => ("policy.version_taken", Conflict),
 }
 
 impl Code {

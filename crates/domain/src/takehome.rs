@@ -7,7 +7,7 @@ use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 
 use crate::clinic::adherence::Ratio;
-use crate::DomainError;
+use crate::problem::{Code, Problem};
 
 /// One tier: meeting every threshold earns `days` take-home days.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,8 +39,10 @@ fn default_approval_days() -> u32 {
 }
 
 impl Default for Policy {
-    /// A reading of the Yuxi pilot (seed 004): 2 to 6 days depending on the adherence record and
-    /// ongoing urine results, stricter for longer take-home periods.
+    /// A placeholder for the centre, the CDC and the police to negotiate (seed 004 describes such
+    /// a negotiation but publishes no numbers): 2 to 6 days depending on time in treatment,
+    /// attendance and consecutive negative urine tests, stricter for longer periods. The US rule
+    /// for take-home doses (42 CFR 8.12(i)) is a reference point for the kind of criteria.
     fn default() -> Self {
         let tier = |days, treat, a30, a90, urine| Tier {
             days,
@@ -64,55 +66,84 @@ impl Default for Policy {
 }
 
 impl Policy {
-    /// Checks the tiers: 2..=6 days, strictly increasing, thresholds not loosening.
-    pub fn validate(&self) -> Result<(), DomainError> {
+    /// Checks a version name, then each tier: 2..=6 days in increasing order, attendance
+    /// thresholds as percentages, at most ten years in treatment and twelve urine tests, and no
+    /// threshold of a longer take-home period below the one of the shorter period before it
+    /// (a longer period never asks less). Then the approval's validity, 1 to 366 days.
+    /// Refusals name the field as the API spells it (`tiers[1].min_attendance_30`).
+    pub fn validate(&self) -> Result<(), Problem> {
         if self.version.trim().is_empty() {
-            return Err(DomainError::invalid(
-                "version",
-                "a policy needs a version name",
-            ));
+            return Err(Problem::new(Code::FieldRequired).field("version"));
         }
         if self.tiers.is_empty() {
-            return Err(DomainError::invalid(
-                "tiers",
-                "a policy needs at least one tier",
-            ));
+            return Err(Problem::new(Code::PolicyNoTiers).field("tiers"));
         }
         for (i, t) in self.tiers.iter().enumerate() {
-            let f = |name: &str| format!("tiers[{i}].{name}");
+            let at =
+                |code: Code, name: &str| Problem::new(code).field(format!("tiers[{i}].{name}"));
             if !(2..=6).contains(&t.days) {
-                return Err(DomainError::invalid(
-                    f("days"),
-                    "take-home periods are 2 to 6 days",
-                ));
+                return Err(at(Code::PolicyDaysOutOfRange, "days"));
+            }
+            if i > 0 && t.days <= self.tiers[i - 1].days {
+                return Err(at(Code::PolicyTiersOutOfOrder, "days"));
+            }
+            if t.min_days_in_treatment > MAX_TREATMENT_DAYS {
+                return Err(
+                    at(Code::PolicyTreatmentDaysOutOfRange, "min_days_in_treatment")
+                        .arg("max", MAX_TREATMENT_DAYS),
+                );
             }
             for (name, v) in [
                 ("min_attendance_30", t.min_attendance_30),
                 ("min_attendance_90", t.min_attendance_90),
             ] {
                 if !(0.0..=100.0).contains(&v) {
-                    return Err(DomainError::invalid(
-                        f(name),
-                        "a percentage between 0 and 100",
-                    ));
+                    return Err(at(Code::PolicyPercentOutOfRange, name));
                 }
             }
-            if i > 0 && t.days <= self.tiers[i - 1].days {
-                return Err(DomainError::invalid(
-                    f("days"),
-                    "tiers must be in increasing order of days",
-                ));
+            if t.last_urine_negative > MAX_URINE_TESTS {
+                return Err(at(Code::PolicyUrineCountOutOfRange, "last_urine_negative")
+                    .arg("max", MAX_URINE_TESTS));
+            }
+            if let Some(prev) = i.checked_sub(1).map(|j| &self.tiers[j]) {
+                let looser = [
+                    (
+                        "min_days_in_treatment",
+                        t.min_days_in_treatment < prev.min_days_in_treatment,
+                    ),
+                    (
+                        "min_attendance_30",
+                        t.min_attendance_30 < prev.min_attendance_30,
+                    ),
+                    (
+                        "min_attendance_90",
+                        t.min_attendance_90 < prev.min_attendance_90,
+                    ),
+                    (
+                        "last_urine_negative",
+                        t.last_urine_negative < prev.last_urine_negative,
+                    ),
+                ];
+                if let Some((name, _)) = looser.iter().find(|(_, l)| *l) {
+                    return Err(at(Code::PolicyTierLooser, name)
+                        .arg("days", t.days)
+                        .arg("shorter", prev.days));
+                }
             }
         }
         if self.approval_valid_days == 0 || self.approval_valid_days > 366 {
-            return Err(DomainError::invalid(
-                "approval_valid_days",
-                "between 1 and 366",
-            ));
+            return Err(
+                Problem::new(Code::PolicyApprovalDaysOutOfRange).field("approval_valid_days")
+            );
         }
         Ok(())
     }
 }
+
+/// The most days in treatment a tier may ask for (ten years).
+pub const MAX_TREATMENT_DAYS: u32 = 3650;
+/// The most consecutive negative urine tests a tier may ask for.
+pub const MAX_URINE_TESTS: u32 = 12;
 
 /// What the eligibility rules look at.
 #[derive(Debug, Clone, PartialEq)]
@@ -366,16 +397,69 @@ mod tests {
 
     #[test]
     fn policies_are_checked() {
+        let refused = |p: &Policy| {
+            let e = p.validate().unwrap_err();
+            (e.code, e.field.unwrap_or_default())
+        };
+        assert_eq!(Policy::default().validate(), Ok(()));
         let mut p = Policy::default();
         p.tiers[1].days = 2;
-        assert!(p
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .starts_with("tiers[1].days"));
+        assert_eq!(
+            refused(&p),
+            (Code::PolicyTiersOutOfOrder, "tiers[1].days".into())
+        );
         let mut p = Policy::default();
         p.tiers[0].days = 9;
-        assert!(p.validate().is_err());
+        assert_eq!(
+            refused(&p),
+            (Code::PolicyDaysOutOfRange, "tiers[0].days".into())
+        );
+        let mut p = Policy::default();
+        p.tiers[2].min_attendance_90 = 100.5;
+        assert_eq!(
+            refused(&p),
+            (
+                Code::PolicyPercentOutOfRange,
+                "tiers[2].min_attendance_90".into()
+            )
+        );
+        p.tiers[2].min_attendance_90 = f64::NAN;
+        assert_eq!(refused(&p).0, Code::PolicyPercentOutOfRange);
+        // A longer period asking fewer urine tests than the shorter one before it.
+        let mut p = Policy::default();
+        p.tiers[3].last_urine_negative = 1;
+        let e = p.validate().unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref(), e.get("days"), e.get("shorter")),
+            (
+                Code::PolicyTierLooser,
+                Some("tiers[3].last_urine_negative"),
+                Some("5"),
+                Some("4")
+            )
+        );
+        // Equal thresholds are not looser.
+        let mut p = Policy::default();
+        p.tiers[1].min_attendance_30 = p.tiers[0].min_attendance_30;
+        assert_eq!(p.validate(), Ok(()));
+        let mut p = Policy::default();
+        p.tiers[4].min_days_in_treatment = MAX_TREATMENT_DAYS + 1;
+        assert_eq!(refused(&p).0, Code::PolicyTreatmentDaysOutOfRange);
+        let mut p = Policy::default();
+        p.tiers[4].last_urine_negative = MAX_URINE_TESTS + 1;
+        assert_eq!(refused(&p).0, Code::PolicyUrineCountOutOfRange);
+        let mut p = Policy::default();
+        p.approval_valid_days = 0;
+        assert_eq!(
+            refused(&p),
+            (
+                Code::PolicyApprovalDaysOutOfRange,
+                "approval_valid_days".into()
+            )
+        );
+        let mut p = Policy::default();
+        p.version = "  ".into();
+        assert_eq!(refused(&p), (Code::FieldRequired, "version".into()));
         let json = serde_json::to_string(&Policy::default()).unwrap();
         assert_eq!(
             serde_json::from_str::<Policy>(&json).unwrap(),
@@ -386,11 +470,7 @@ mod tests {
         )
         .is_err());
         let empty: Policy = serde_json::from_str("{\"version\": \"x\", \"tiers\": []}").unwrap();
-        assert!(empty
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .starts_with("tiers:"));
+        assert_eq!(refused(&empty), (Code::PolicyNoTiers, "tiers".into()));
     }
 
     #[test]

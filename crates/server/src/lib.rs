@@ -22,6 +22,7 @@ pub mod i18n;
 pub mod intake;
 pub mod json;
 pub mod once;
+pub mod policy;
 pub mod routes;
 pub mod services;
 pub mod sms;
@@ -50,6 +51,7 @@ pub fn route_table() -> routes::RouteTable {
     let table = services::routes(table);
     let table = takehome::routes(table);
     let table = takehome::web::routes(table);
+    let table = policy::routes(table);
     let table = boxes::routes(table);
     let table = boxes::web::routes(table);
     let table = gps::api::routes(table);

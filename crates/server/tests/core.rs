@@ -9,7 +9,7 @@ mod common;
 use anxin_domain::Role;
 use anxin_server::testing::TestApp;
 use axum::http::{Method, StatusCode};
-use common::{world_on, World};
+use common::{error_at, world_on, World};
 use serde_json::{json, Value};
 
 /// The API's refusal: status, code and field.
@@ -26,14 +26,6 @@ async fn api_refusal(
         e["code"].as_str().unwrap_or_default().to_owned(),
         e["field"].as_str().unwrap_or_default().to_owned(),
     )
-}
-
-/// The refusal a page shows at `field`: its text, from `<span class="field-error" data-field=…>`.
-fn error_at(page: &str, field: &str) -> Option<String> {
-    let marker = format!("data-field=\"{field}\">");
-    let start = page.find(&marker)? + marker.len();
-    let end = page[start..].find("</span>")? + start;
-    Some(page[start..end].to_owned())
 }
 
 async fn same_refusals_in_form_and_api(app: TestApp) {

@@ -10,7 +10,7 @@ use chrono::Duration;
 use serde_json::{json, Value};
 
 mod common;
-use common::{world, world_on, World};
+use common::{error_at, world, world_on, World};
 
 fn criterion<'a>(e: &'a Value, id: &str) -> &'a Value {
     e["criteria"]
@@ -1047,6 +1047,126 @@ async fn a_centre_adopts_a_stricter_policy_and_decisions_name_its_version() {
             .status,
         StatusCode::CONFLICT
     );
+    w.app.cleanup().await;
+}
+
+/// The policy editor's fields for tiers `(days, [days in treatment, attendance 30, attendance 90,
+/// negative urine tests])`, as a manager fills them in.
+fn as_pairs(f: &[(String, String)]) -> Vec<(&str, &str)> {
+    f.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+fn policy_form(version: &str, tiers: &[(u8, [&str; 4])]) -> Vec<(String, String)> {
+    let mut f = vec![
+        ("version".to_owned(), version.to_owned()),
+        ("approval_valid_days".to_owned(), "60".to_owned()),
+    ];
+    for (d, values) in tiers {
+        f.push((format!("offer_{d}"), "on".into()));
+        let names = [
+            "min_days_in_treatment",
+            "min_attendance_30",
+            "min_attendance_90",
+            "last_urine_negative",
+        ];
+        for (name, v) in names.iter().zip(values) {
+            f.push((format!("t{d}_{name}"), (*v).to_owned()));
+        }
+    }
+    f
+}
+
+#[tokio::test]
+async fn a_manager_adopts_a_policy_in_the_page_and_the_next_decision_names_it() {
+    let w = world().await;
+    let site = w.app.store.site_by_code("YX01").await.unwrap();
+    w.app.user(&site, "manager", Role::Manager).await;
+    let id = w.stable_client("YX-0108", true).await;
+    assert_eq!(w.eligibility(id).await["days"], 5);
+    let mut manager = w.app.browser("manager", "zh-CN").await;
+    assert!(manager.get("/").await.text.contains("id=\"nav-policy\""));
+    let page = manager.get("/takehome/policy").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.text.contains("默认版本 default-2026.1"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("id=\"policy-form\""));
+    // The editor starts from the tiers in force.
+    assert!(page
+        .text
+        .contains("name=\"t6_min_days_in_treatment\" value=\"540\""));
+
+    // Four days asking fewer negative tests than three: refused at that input, in Chinese,
+    // everything typed kept, nothing adopted.
+    let looser = policy_form(
+        "yuxi-2027.1",
+        &[
+            (2, ["90", "90", "85", "2"]),
+            (3, ["180", "93", "90", "3"]),
+            (4, ["270", "95", "92", "1"]),
+        ],
+    );
+    let a = manager.submit("/takehome/policy", &as_pairs(&looser)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let shown = error_at(&a.text, "t4_last_urine_negative").expect("an error at the input");
+    assert!(shown.contains("4 天一档的条件不得低于 3 天一档"), "{shown}");
+    assert!(a.text.contains("name=\"version\" value=\"yuxi-2027.1\""));
+    assert!(a
+        .text
+        .contains("name=\"t4_last_urine_negative\" value=\"1\""));
+    assert!(a.text.contains("name=\"offer_4\" value=\"on\" checked"));
+    assert!(!a.text.contains("name=\"offer_5\" value=\"on\" checked"));
+    assert_eq!(w.eligibility(id).await["policy_version"], "default-2026.1");
+
+    // A number that is not one, in English.
+    let mut en = w.app.browser("manager", "en").await;
+    let mut typo = looser.clone();
+    typo.iter_mut()
+        .find(|(k, _)| k == "t2_min_attendance_30")
+        .unwrap()
+        .1 = "ninety".into();
+    let a = en.submit("/takehome/policy", &as_pairs(&typo)).await;
+    let shown = error_at(&a.text, "t2_min_attendance_30").expect("an error at the input");
+    assert!(shown.contains("“ninety” is not a valid number"), "{shown}");
+    let mut manager = w.app.browser("manager", "zh-CN").await;
+
+    // Mended, it is adopted: the page says so and lists it, and the next decision names it.
+    let mut fixed = looser.clone();
+    fixed
+        .iter_mut()
+        .find(|(k, _)| k == "t4_last_urine_negative")
+        .unwrap()
+        .1 = "4".into();
+    let a = manager.submit("/takehome/policy", &as_pairs(&fixed)).await;
+    assert!(a.text.contains("已采用版本 yuxi-2027.1"), "{}", a.text);
+    let history = &a.text[a.text.find("id=\"policy-history\"").expect("a history")..];
+    assert!(history.contains("yuxi-2027.1") && history.contains("manager"));
+    let e = w.eligibility(id).await;
+    assert_eq!(
+        (e["days"].clone(), e["policy_version"].clone()),
+        (json!(4), json!("yuxi-2027.1"))
+    );
+    // The same name twice: refused at the name.
+    let a = manager.submit("/takehome/policy", &as_pairs(&fixed)).await;
+    let shown = error_at(&a.text, "version").expect("an error at the version");
+    assert!(shown.contains("已采用过版本 yuxi-2027.1"), "{shown}");
+
+    // The prescriber reads the policy but has no editor, and may not adopt; the nurse sees none.
+    let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    let page = doctor.get("/takehome/policy").await;
+    assert!(page.text.contains("现行版本：yuxi-2027.1"));
+    assert!(!page.text.contains("id=\"policy-form\""));
+    let other = policy_form("doctor-1", &[(2, ["90", "90", "85", "2"])]);
+    let a = doctor.submit("/takehome/policy", &as_pairs(&other)).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let mut nurse = w.app.browser("nurse", "zh-CN").await;
+    assert_eq!(
+        nurse.get("/takehome/policy").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert!(!nurse.get("/").await.text.contains("nav-policy"));
     w.app.cleanup().await;
 }
 

@@ -109,6 +109,17 @@ pub(crate) async fn insert_disclosure(
     Ok(())
 }
 
+/// One adopted version of a site's eligibility policy.
+#[derive(Debug, Clone)]
+pub struct AdoptedPolicy {
+    pub version: String,
+    /// JSON of `anxin_domain::takehome::Policy`.
+    pub body: String,
+    /// The username of who adopted it; none when adopted from the command line.
+    pub adopted_by: Option<String>,
+    pub adopted_at: DateTime<Utc>,
+}
+
 impl Store {
     /// Adopts a policy for a site (JSON body, validated by the caller); audited.
     pub async fn adopt_policy(
@@ -131,7 +142,14 @@ impl Store {
         .bind(to_ms(now))
         .execute(&mut *tx)
         .await
-        .map_err(|e| crate::conflict_on_unique(e, format!("policy version {version} was already adopted; name the new one differently")))?;
+        .map_err(|e| {
+            crate::refused_on_unique(
+                e,
+                Problem::new(Code::PolicyVersionTaken)
+                    .field("version")
+                    .arg("version", version),
+            )
+        })?;
         append(
             &mut tx,
             actor,
@@ -154,6 +172,28 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         row.map(|r| col(&r, "body")).transpose()
+    }
+
+    /// Every policy adopted at a site, newest first, with who adopted it (none when adopted
+    /// from the command line) and when.
+    pub async fn policy_history(&self, site_id: i64) -> Result<Vec<AdoptedPolicy>> {
+        let rows = sqlx::query(
+            "SELECT p.version, p.body, p.adopted_at, u.username FROM takehome_policies p \
+             LEFT JOIN users u ON u.id = p.adopted_by WHERE p.site_id = $1 ORDER BY p.id DESC",
+        )
+        .bind(site_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AdoptedPolicy {
+                    version: col(r, "version")?,
+                    body: col(r, "body")?,
+                    adopted_by: col(r, "username")?,
+                    adopted_at: crate::from_ms(col(r, "adopted_at")?)?,
+                })
+            })
+            .collect()
     }
 
     /// Sends a request to the police: stores the decision behind it, the request, and the

@@ -184,3 +184,11 @@ impl World {
         e
     }
 }
+
+/// The refusal a page shows at `field`: its text, from `<span class="field-error" data-field=…>`.
+pub fn error_at(page: &str, field: &str) -> Option<String> {
+    let marker = format!("data-field=\"{field}\">");
+    let start = page.find(&marker)? + marker.len();
+    let end = page[start..].find("</span>")? + start;
+    Some(page[start..end].to_owned())
+}
