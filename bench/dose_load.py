@@ -2,6 +2,10 @@
 """Steady-rate load on the dose endpoint: POST /api/v1/doses at a fixed rate on loopback.
 
 Usage: bench/dose_load.py URL USERNAME PASSWORD [--rate 200] [--seconds 10] [--clients 2500]
+       bench/dose_load.py URL USERNAME PASSWORD --clients 12000 --setup-only UICS_FILE
+
+With --setup-only it only creates the clients and their orders and writes their UICs, one per
+line, for bench/capacity.sh (whose load comes from wrk, not from this script).
 
 Sets up its own site of clients with dose orders through the API (as a prescriber), then
 records one dose per client at the given rate from several keep-alive connections, and prints
@@ -29,6 +33,7 @@ def main():
     ap.add_argument("--rate", type=float, default=200); ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--clients", type=int, default=2500); ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--prefix", default="BN")
+    ap.add_argument("--setup-only", default=None, metavar="UICS_FILE")
     a = ap.parse_args()
     c = conn(a.url)
     s, login = call(c, "POST", "/api/v1/auth/login", body={"username": a.username, "password": a.password})
@@ -47,6 +52,10 @@ def main():
         assert s == 201, o
         uics.append(uic)
     print(f"setup: {len(uics)} clients with orders in {time.time()-t0:.1f}s")
+    if a.setup_only:
+        with open(a.setup_only, "w") as f:
+            f.write("\n".join(uics) + "\n")
+        return
     if a.nurse:
         s, login = call(c, "POST", "/api/v1/auth/login", body={"username": a.nurse, "password": a.password})
         tok = login["token"]

@@ -516,9 +516,9 @@ for (const lang of LANGS) {
         assert.ok((await text(page, 'h1')).includes(uic), 'the new record opens');
         assert.equal(await page.locator('#agreements li[data-agreement-version="1"]').count(), 1, 'version 1 is listed');
         for (const c of ['agreement_signed', 'police_consent']) {
-          assert.equal(await page.getAttribute(`#takehome tr[data-criterion="${c}"]`, 'class'), 'pass', `eligibility now counts ${c}`);
+          assert.equal(await page.getAttribute(`#criteria tr[data-criterion="${c}"]`, 'class'), 'pass', `eligibility now counts ${c}`);
         }
-        assert.equal(await page.getAttribute('#takehome tr[data-criterion="days_in_treatment"]', 'class'), 'fail', 'only the history is missing');
+        assert.equal(await page.getAttribute('#criteria tr[data-criterion="days_in_treatment"]', 'class'), 'fail', 'only the history is missing');
         const term = await text(page, '#order-term');
         assert.ok(term.includes('2026-10-01') && term.includes('2029-10-01'), `the order runs three years: ${term}`);
         assert.equal(await page.inputValue('#demographics-form input[name=birth_year]'), '1988');
@@ -585,7 +585,7 @@ for (const lang of LANGS) {
         const page = (pages.doctor = await login(server, 'doctor', lang));
         // A client with the history for take-home whose agreement and consent are still on
         // paper: the only criteria failing are those two.
-        const failing = async () => page.locator('#takehome tr.fail[data-criterion]').evaluateAll((rs) => rs.map((r) => r.dataset.criterion).sort().join(' '));
+        const failing = async () => page.locator('#criteria tr.fail[data-criterion]').evaluateAll((rs) => rs.map((r) => r.dataset.criterion).sort().join(' '));
         for (let id = 250; id > 150 && !s.client; id--) {
           await page.goto(`${server.url}/clients/${id}`);
           if ((await failing()) === 'agreement_signed police_consent') s.client = id;
@@ -770,7 +770,7 @@ for (const lang of LANGS) {
       await t.test('a second take-home period right after the first: still eligible; its codes withheld', async () => {
         const page = pages.doctor;
         await page.goto(`${server.url}/clients/${s.client}`);
-        const gate = page.locator('#takehome tr[data-criterion="no_missed_dose_rule"]');
+        const gate = page.locator('#criteria tr[data-criterion="no_missed_dose_rule"]');
         assert.equal(await gate.getAttribute('class'), 'pass', `the take-home days count as attended: ${await gate.innerText()}`);
         assert.ok(await page.locator('#takehome p.flash.ok').count(), 'still eligible');
         s.second = await loadAndHandOut(page, server, s.client, 'BOX-0009', TOMORROW);

@@ -1,10 +1,12 @@
 //! Reading the audit trail: a centre's entries filtered by dates, actor, action and client
-//! (by UIC, never an internal id), newest first and paged. Clients are shown by UIC. Reasons
-//! can hold clinical text (review notes, discharge reasons): only managers, who answer for the
-//! centre's records, see them; an administrator sees who did what, when, to which record.
+//! (by UIC, never an internal id), newest first and paged. Clients are shown by UIC. Managers
+//! and administrators see who did what, when, to which record; a reason is shown only when it is
+//! administrative (`anxin_domain::audit::reason_is_administrative`), since the others can hold
+//! clinical text (review notes, doses, discharge reasons) that stays in the clinical record.
 //! A search that names a client is itself audited.
 
-use anxin_domain::{Code, Permission, Problem, Role};
+use anxin_domain::audit::reason_is_administrative;
+use anxin_domain::{Code, Permission, Problem};
 use anxin_storage::audit::AuditFilter;
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use schemars::JsonSchema;
@@ -49,7 +51,7 @@ pub struct AuditLine {
     pub record_type: String,
     /// The client's UIC for a client record, else the record's id.
     pub record: String,
-    /// The recorded reason or detail; `None` for roles that may not read it.
+    /// The recorded reason when it is administrative; `None` when it can hold clinical text.
     pub reason: Option<String>,
 }
 
@@ -137,7 +139,6 @@ pub async fn search(app: &App, me: &Actor, q: &AuditQuery) -> Result<AuditPage> 
         .filter_map(|r| r.record_id.parse().ok())
         .collect();
     let uics = app.store.uics_at_site(me.site_id, &ids).await?;
-    let may_read_reasons = me.role == Role::Manager;
     let entries: Vec<AuditLine> = rows
         .into_iter()
         .map(|r| AuditLine {
@@ -145,12 +146,12 @@ pub async fn search(app: &App, me: &Actor, q: &AuditQuery) -> Result<AuditPage> 
                 ("client", Ok(id)) => uics.get(&id).cloned().unwrap_or(r.record_id.clone()),
                 _ => r.record_id.clone(),
             },
+            reason: reason_is_administrative(&r.action).then_some(r.reason),
             seq: r.seq,
             at: r.at,
             actor: r.actor,
             action: r.action,
             record_type: r.record_type,
-            reason: may_read_reasons.then_some(r.reason),
         })
         .collect();
     Ok(AuditPage {

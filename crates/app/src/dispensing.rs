@@ -371,7 +371,8 @@ pub async fn record_dose(app: &App, me: &Actor, req: &DoseRequest) -> Result<Dos
                 now,
             )
             .await?;
-        return Err(refused(Code::ClientOtherCentre).into());
+        // Refused as an unknown UIC: the window does not tell who is in treatment elsewhere.
+        return Err(refused(Code::UicUnknown).into());
     };
     let facts = app.store.dose_facts(client.clone(), guest, today).await?;
     let row = day_row(app, &facts, today);

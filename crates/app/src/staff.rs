@@ -85,7 +85,7 @@ pub async fn create_account(
         Some(code) => {
             let site = app.store.site_by_code(code).await?;
             if me.role != Role::Admin {
-                check_same_site(me.site_id, site.id)?;
+                check_same_site(me.site_id, site.id, format_args!("site {code}"))?;
             }
             site
         }
@@ -123,7 +123,11 @@ pub async fn demo_password_hash(password: &str) -> Result<String> {
 async fn managed_account(app: &App, me: &Actor, id: i64) -> Result<User> {
     let target = app.store.user(id).await?;
     if me.role != Role::Admin {
-        check_same_site(me.site_id, target.site_id)?;
+        check_same_site(
+            me.site_id,
+            target.site_id,
+            format_args!("staff account {id}"),
+        )?;
     }
     if !me.role.may_grant(target.role) || target.id == me.user_id {
         return Err(DomainError::Forbidden(format!(
@@ -243,7 +247,11 @@ pub enum StaffAction {
 pub async fn apply(app: &App, me: &Actor, id: i64, action: StaffAction) -> Result<()> {
     let target = app.store.user(id).await?;
     if me.role != Role::Admin {
-        check_same_site(me.site_id, target.site_id)?;
+        check_same_site(
+            me.site_id,
+            target.site_id,
+            format_args!("staff account {id}"),
+        )?;
     }
     if !me.role.may_grant(target.role) && me.user_id != target.id {
         return Err(DomainError::Forbidden(format!(

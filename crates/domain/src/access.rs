@@ -331,14 +331,19 @@ impl Access {
     }
 }
 
-/// A staff member may act on records of their own site only.
-pub fn check_same_site(actor_site: i64, record_site: i64) -> Result<(), DomainError> {
+/// A staff member may act on records of their own site only. Another centre's record is
+/// refused exactly as a record that does not exist (`what` names it as the caller's not-found
+/// answer does, e.g. `client 12`): a different answer would tell an outsider which ids and UICs
+/// are in treatment elsewhere.
+pub fn check_same_site(
+    actor_site: i64,
+    record_site: i64,
+    what: impl std::fmt::Display,
+) -> Result<(), DomainError> {
     if actor_site == record_site {
         Ok(())
     } else {
-        Err(DomainError::Forbidden(
-            "this record belongs to another centre".into(),
-        ))
+        Err(DomainError::NotFound(what.to_string()))
     }
 }
 
@@ -446,10 +451,11 @@ mod tests {
 
     #[test]
     fn site_scope() {
-        assert!(check_same_site(1, 1).is_ok());
-        assert!(matches!(
-            check_same_site(1, 2),
-            Err(DomainError::Forbidden(_))
-        ));
+        assert!(check_same_site(1, 1, "client 7").is_ok());
+        // Refused as if it did not exist: the same words as a missing record.
+        assert_eq!(
+            check_same_site(1, 2, "client 7").unwrap_err().to_string(),
+            DomainError::NotFound("client 7".into()).to_string()
+        );
     }
 }

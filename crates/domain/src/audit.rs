@@ -20,6 +20,38 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
+/// Actions whose recorded reason is administrative (a purpose, a username, a file name, a
+/// count, a refused route), shown in the audit views to managers and administrators. Every other
+/// action's reason can hold clinical text (review notes, doses, discharge reasons, what the police
+/// were told) and stays in the clinical record: deny by default, so a new action's reason is
+/// hidden until it is listed here.
+const ADMINISTRATIVE_REASONS: &[&str] = &[
+    "access.denied",
+    "audit.search",
+    "backup.create",
+    "box.register",
+    "client.identity.read",
+    "client.read",
+    "client.read.denied",
+    "disclosure.cdc_export",
+    "login",
+    "login.failed",
+    "logout",
+    "site.create",
+    "sms.outbox.read",
+    "staff.create",
+    "staff.rename",
+    "staff.role",
+    "staff.unlock",
+    "stock.receive",
+    "takehome.policy.adopt",
+];
+
+/// Whether the audit views show the recorded reason of `action` (see [`ADMINISTRATIVE_REASONS`]).
+pub fn reason_is_administrative(action: &str) -> bool {
+    ADMINISTRATIVE_REASONS.contains(&action)
+}
+
 /// The hash before the first entry.
 pub const GENESIS: [u8; 32] = [0u8; 32];
 
@@ -373,6 +405,24 @@ pub fn check_checkpoints(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn clinical_reasons_are_hidden_by_default() {
+        assert!(reason_is_administrative("client.read"));
+        assert!(reason_is_administrative("login.failed"));
+        for clinical in [
+            "review.record",
+            "dose.give",
+            "order.write",
+            "client.discharge",
+            "urine.record",
+        ] {
+            assert!(!reason_is_administrative(clinical), "{clinical}");
+        }
+        assert!(!reason_is_administrative("an.action.nobody.listed"));
+        // Exact actions, not prefixes.
+        assert!(!reason_is_administrative("client.read.extra"));
+    }
 
     fn rec(seq: i64, action: &str) -> AuditRecord {
         AuditRecord {

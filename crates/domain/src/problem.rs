@@ -49,10 +49,9 @@ codes! {
     IdMalformed => ("id.malformed", Invalid),
     /// A UIC with characters a UIC never has.
     UicMalformed => ("uic.malformed", Invalid),
-    /// No client has this UIC (in any centre of the deployment).
+    /// No client has this UIC here: none in the deployment, or one of another centre without a
+    /// guest arrangement here today (the two are one answer, so nothing leaks across centres).
     UicUnknown => ("uic.unknown", Invalid),
-    /// The client belongs to another centre and has no guest arrangement here today.
-    ClientOtherCentre => ("client.other_centre", Forbidden),
     /// The client's record is at another centre.
     ClientNotHere => ("client.not_here", NotFound),
     /// The client left treatment.

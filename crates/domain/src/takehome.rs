@@ -448,8 +448,10 @@ mod tests {
         let mut p = Policy::default();
         p.tiers[4].last_urine_negative = MAX_URINE_TESTS + 1;
         assert_eq!(refused(&p).0, Code::PolicyUrineCountOutOfRange);
-        let mut p = Policy::default();
-        p.approval_valid_days = 0;
+        let p = Policy {
+            approval_valid_days: 0,
+            ..Policy::default()
+        };
         assert_eq!(
             refused(&p),
             (
@@ -457,8 +459,10 @@ mod tests {
                 "approval_valid_days".into()
             )
         );
-        let mut p = Policy::default();
-        p.version = "  ".into();
+        let p = Policy {
+            version: "  ".into(),
+            ..Policy::default()
+        };
         assert_eq!(refused(&p), (Code::FieldRequired, "version".into()));
         let json = serde_json::to_string(&Policy::default()).unwrap();
         assert_eq!(

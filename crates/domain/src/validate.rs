@@ -77,6 +77,32 @@ pub fn uic(code: &str) -> Result<(), DomainError> {
     )
 }
 
+/// The most characters a free-text field takes: notes, reasons, agreement rules, addresses,
+/// answers to the police, anything a person types. Every JSON body and every form is checked
+/// against it before a use case runs (fields with a lower limit of their own, such as identity
+/// fields and names, keep theirs); a longer text is refused with `text.too_long`, naming the
+/// field and this limit, and nothing is written.
+pub const MAX_TEXT_CHARS: usize = 2000;
+
+/// Fields that carry data rather than typed text, exempt from [`MAX_TEXT_CHARS`]: a box's event
+/// log (base64), bounded only by the body limit of the adapter.
+pub const DATA_FIELDS: &[&str] = &["log_base64"];
+
+/// The first field of `fields` (name, value) longer than [`MAX_TEXT_CHARS`], skipping
+/// [`DATA_FIELDS`].
+pub fn first_too_long<'a, I>(fields: I) -> Option<String>
+where
+    I: IntoIterator<Item = (&'a str, &'a str)>,
+{
+    fields
+        .into_iter()
+        .find(|(name, value)| {
+            let last = name.rsplit('.').next().unwrap_or(name);
+            !DATA_FIELDS.contains(&last) && value.chars().count() > MAX_TEXT_CHARS
+        })
+        .map(|(name, _)| name.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +119,21 @@ mod tests {
         );
         assert!(site_code("YX01").is_ok());
         assert!(site_name("  ").is_err());
+    }
+
+    #[test]
+    fn long_texts_are_found_by_field() {
+        let long = "量".repeat(MAX_TEXT_CHARS + 1);
+        let fine = "量".repeat(MAX_TEXT_CHARS);
+        assert_eq!(first_too_long([("note", fine.as_str())]), None);
+        assert_eq!(
+            first_too_long([("reason", "ok"), ("note", long.as_str())]),
+            Some("note".into())
+        );
+        assert_eq!(first_too_long([("log_base64", long.as_str())]), None);
+        assert_eq!(
+            first_too_long([("service.note", long.as_str())]),
+            Some("service.note".into())
+        );
     }
 }

@@ -88,7 +88,13 @@ async fn main() -> anyhow::Result<()> {
     let ingest = gps::spawn(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(gps::listen::gt06(ingest.clone(), listener));
+    // Every box connects from loopback: the caps are those of a port fronting the whole fleet.
+    let limits = gps::listen::PortLimits {
+        max_connections: 65_536,
+        max_per_address: 65_536,
+        ..Default::default()
+    };
+    tokio::spawn(gps::listen::gt06(ingest.clone(), listener, limits));
 
     let total = (boxes * fixes) as i64;
     let start = Instant::now();

@@ -141,7 +141,9 @@ struct AuditEntryView {
     action: String,
     record_type: String,
     record_id: String,
-    reason: String,
+    /// The recorded reason when it is administrative; absent when it can hold clinical text,
+    /// which stays in the clinical record.
+    reason: Option<String>,
 }
 
 impl From<&AuditView> for AuditEntryView {
@@ -153,7 +155,8 @@ impl From<&AuditView> for AuditEntryView {
             action: a.action.clone(),
             record_type: a.record_type.clone(),
             record_id: a.record_id.clone(),
-            reason: a.reason.clone(),
+            reason: anxin_domain::audit::reason_is_administrative(&a.action)
+                .then(|| a.reason.clone()),
         }
     }
 }

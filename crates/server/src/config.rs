@@ -58,6 +58,10 @@
 //! | `clinic.variance_threshold_ml` | `ANXIN_CLINIC__VARIANCE_THRESHOLD_ML` | `5.0` | stock close-out variance (mL) that needs a written reason |
 //! | `gps.enabled` | `ANXIN_GPS__ENABLED` | `false` | accept box trackers (GT06, OsmAnd, MQTT) |
 //! | `gps.gt06_listen` | `ANXIN_GPS__GT06_LISTEN` | `0.0.0.0:5023` | TCP address of the GT06 port (empty: off) |
+//! | `gps.gt06_max_connections` | `ANXIN_GPS__GT06_MAX_CONNECTIONS` | `512` | open GT06 connections at most; more are closed at once (lowered at start to fit the open-file limit) |
+//! | `gps.gt06_max_per_address` | `ANXIN_GPS__GT06_MAX_PER_ADDRESS` | `32` | open GT06 connections from one address at most (trackers behind a carrier's NAT share one) |
+//! | `gps.gt06_login_seconds` | `ANXIN_GPS__GT06_LOGIN_SECONDS` | `20` | a GT06 connection that has not logged in by then is closed |
+//! | `gps.gt06_heartbeat_minutes` | `ANXIN_GPS__GT06_HEARTBEAT_MINUTES` | `5` | the trackers' heartbeat interval: a logged-in connection silent for two of them and a minute is closed |
 //! | `gps.osmand_listen` | `ANXIN_GPS__OSMAND_LISTEN` | `0.0.0.0:5055` | HTTP address of the OsmAnd port (empty: off) |
 //! | `gps.mqtt_url` | `ANXIN_GPS__MQTT_URL` | (none: off) | broker, e.g. `mqtt://127.0.0.1:1883` |
 //! | `gps.mqtt_topic_prefix` | `ANXIN_GPS__MQTT_TOPIC_PREFIX` | `anxin/boxes` | topics `<prefix>/<imei>/position` and `<prefix>/<imei>/status` |
@@ -204,6 +208,10 @@ impl Default for IndicatorsConfig {
 pub struct GpsConfig {
     pub enabled: bool,
     pub gt06_listen: String,
+    pub gt06_max_connections: u32,
+    pub gt06_max_per_address: u32,
+    pub gt06_login_seconds: u32,
+    pub gt06_heartbeat_minutes: u32,
     pub osmand_listen: String,
     pub mqtt_url: Option<String>,
     pub mqtt_topic_prefix: String,
@@ -218,6 +226,18 @@ pub struct GpsConfig {
 }
 
 impl GpsConfig {
+    /// The GT06 port's limits.
+    pub fn gt06_limits(&self) -> crate::gps::listen::PortLimits {
+        crate::gps::listen::PortLimits {
+            max_connections: self.gt06_max_connections as usize,
+            max_per_address: self.gt06_max_per_address as usize,
+            login_deadline: std::time::Duration::from_secs(u64::from(self.gt06_login_seconds)),
+            idle: std::time::Duration::from_secs(
+                u64::from(self.gt06_heartbeat_minutes) * 2 * 60 + 60,
+            ),
+        }
+    }
+
     /// The rules the ingest pipeline applies.
     pub fn rules(&self) -> anxin_app::gps::GpsRules {
         anxin_app::gps::GpsRules {
@@ -238,6 +258,10 @@ impl Default for GpsConfig {
         GpsConfig {
             enabled: false,
             gt06_listen: "0.0.0.0:5023".into(),
+            gt06_max_connections: 512,
+            gt06_max_per_address: 32,
+            gt06_login_seconds: 20,
+            gt06_heartbeat_minutes: 5,
             osmand_listen: "0.0.0.0:5055".into(),
             mqtt_url: None,
             mqtt_topic_prefix: "anxin/boxes".into(),
@@ -448,6 +472,16 @@ impl Config {
             return Err(key_err(
                 "gps",
                 "retention_days, away_after_fixes and reports_per_minute must be at least 1",
+            ));
+        }
+        if g.gt06_max_connections == 0
+            || g.gt06_max_per_address == 0
+            || g.gt06_login_seconds == 0
+            || g.gt06_heartbeat_minutes == 0
+        {
+            return Err(key_err(
+                "gps",
+                "gt06_max_connections, gt06_max_per_address, gt06_login_seconds and gt06_heartbeat_minutes must be at least 1",
             ));
         }
         if g.unknown_after_minutes <= g.away_after_minutes || g.low_battery_percent > 100 {

@@ -565,9 +565,26 @@ async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> Resp
             DomainError::Forbidden(format!("your role ({}) may not do this", me.role())).into(),
         );
     }
+    let back = crate::once::back_path(req.headers());
     let (req, once) = if is_unsafe(req.method()) && me.via == Via::Cookie {
         match check_csrf(req, &me.csrf_token).await {
             Ok(checked) => checked,
+            // A text beyond the limit: back to the form's page, which says so; nothing is written.
+            Err(AppError::Domain(DomainError::Refused(p)))
+                if surface == Surface::Web && p.code == anxin_domain::Code::TextTooLong =>
+            {
+                return crate::flash::redirect(
+                    &back,
+                    crate::flash::Tone::Error,
+                    crate::flash::Message::Id {
+                        id: "form-text-too-long".into(),
+                        args: vec![(
+                            "max".into(),
+                            anxin_domain::validate::MAX_TEXT_CHARS.to_string(),
+                        )],
+                    },
+                );
+            }
             Err(e) => return refuse(surface, e),
         }
     } else {
@@ -584,7 +601,6 @@ async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> Resp
         crate::flash::present(req.headers()) || crate::flash::form_present(req.headers());
     // A form's one-time token: a repeat is answered with the first submission's answer.
     let once = once.map(|o| format!("{}:{o}", me.csrf_token));
-    let back = crate::once::back_path(req.headers());
     req.extensions_mut().insert::<CurrentUser>(me);
     let r = match once {
         None => next.run(req).await,
@@ -665,6 +681,19 @@ async fn check_csrf(req: Request, expected: &str) -> AppResult<(Request, Option<
         .is_some_and(|(_, v)| same_token(&v, expected));
     if !ok {
         return Err(AppError::Csrf);
+    }
+    // A body shorter than the limit cannot hold a text longer than it.
+    if bytes.len() > anxin_domain::validate::MAX_TEXT_CHARS {
+        let fields: Vec<_> = url::form_urlencoded::parse(&bytes).collect();
+        if let Some(field) = anxin_domain::validate::first_too_long(
+            fields.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
+        ) {
+            return Err(AppError::Domain(DomainError::Refused(
+                anxin_domain::Problem::new(anxin_domain::Code::TextTooLong)
+                    .field(field)
+                    .arg("max", anxin_domain::validate::MAX_TEXT_CHARS),
+            )));
+        }
     }
     let once = url::form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == crate::once::FIELD)

@@ -217,9 +217,9 @@ pub mod web {
         }
     }
 
-    fn criteria_table(t: &T<'_>, list: &[anxin_domain::takehome::Criterion]) -> Markup {
+    fn criteria_table(t: &T<'_>, id: &str, list: &[anxin_domain::takehome::Criterion]) -> Markup {
         html! {
-            table.list {
+            table.list id=(id) {
                 thead { tr { th { (t.s("th-criterion")) } th { (t.s("th-value")) } th { (t.s("th-threshold")) } th {} } }
                 tbody { @for c in list { tr class=(if c.passed { "pass" } else { "fail" }) data-criterion=(c.id) {
                     td { (t.s(&format!("criterion-{}", c.id))) } td { (yes_no(t, &c.value)) } td { (threshold(t, &c.threshold)) } td { @if c.passed { "✓" } @else { "✗" } } } } }
@@ -281,10 +281,10 @@ pub mod web {
                 h2 { (t.s("th-title")) }
                 @if e.days > 0 { p.flash.ok { (t.a("th-eligible", &[("days", &e.days.to_string()), ("version", &version)])) } }
                 @else { p.notice { (t.a("th-not-eligible", &[("version", &version)])) } }
-                (criteria_table(t, &e.criteria))
+                (criteria_table(t, "criteria", &e.criteria))
                 @if let Some((days, next)) = &e.next_tier {
                     h3 { (t.a("th-next", &[("days", &days.to_string())])) }
-                    (criteria_table(t, next))
+                    (criteria_table(t, "next-criteria", next))
                 }
                 @if let Some((a, until)) = &approval { p.flash.ok id="approval" { (t.a("th-approved-until", &[("days", &a.requested_days.to_string()), ("until", &until.to_string())])) } }
                 @if let Some(r) = &latest { (request_state(t, r)) }

@@ -64,7 +64,43 @@ impl<'a> T<'a> {
 /// The page frame. Every POST form in it gets its one-time token ([`crate::once::stamp`]).
 pub(crate) fn layout(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
     let page = frame(t, title, me, body);
-    maud::PreEscaped(crate::once::stamp(&page.into_string()))
+    maud::PreEscaped(cap_text_fields(&crate::once::stamp(&page.into_string())))
+}
+
+/// Gives every text input and text area without a `maxlength` of its own the free-text limit
+/// ([`anxin_domain::validate::MAX_TEXT_CHARS`]), so the browser stops typing where the server
+/// would refuse; the data fields (a box's log) are left alone.
+fn cap_text_fields(html: &str) -> String {
+    let cap = format!(" maxlength=\"{}\"", anxin_domain::validate::MAX_TEXT_CHARS);
+    let mut out = String::with_capacity(html.len() + 512);
+    let mut rest = html;
+    loop {
+        let next = ["<input ", "<textarea "]
+            .iter()
+            .filter_map(|m| rest.find(m).map(|i| (i, m.len())))
+            .min();
+        let Some((at, len)) = next else { break };
+        // Maud escapes `>` in attribute values, so the first `>` ends the tag.
+        let Some(end) = rest[at..].find('>') else {
+            break;
+        };
+        let tag = &rest[at..at + end];
+        let textual = tag.starts_with("<textarea")
+            || !tag.contains(" type=\"")
+            || [" type=\"text\"", " type=\"search\""]
+                .iter()
+                .any(|t| tag.contains(t));
+        let data = anxin_domain::validate::DATA_FIELDS
+            .iter()
+            .any(|f| tag.contains(&format!(" name=\"{f}\"")));
+        out.push_str(&rest[..at + len - 1]);
+        if textual && !data && !tag.contains(" maxlength=") {
+            out.push_str(&cap);
+        }
+        rest = &rest[at + len - 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn frame(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
@@ -1163,4 +1199,19 @@ pub fn routes(table: RouteTable) -> RouteTable {
             RouteSpec::web(Get, "/audit", Needs(AuditRead), "Audit trail of the centre"),
             audit_page,
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cap_text_fields;
+
+    #[test]
+    fn text_fields_get_the_limit_once() {
+        let html = r#"<input name="note"><input type="date" name="d"><textarea name="rules"></textarea><input name="n" maxlength="40"><textarea name="log_base64"></textarea><input type="text" name="r">"#;
+        let out = cap_text_fields(html);
+        assert_eq!(
+            out,
+            r#"<input maxlength="2000" name="note"><input type="date" name="d"><textarea maxlength="2000" name="rules"></textarea><input name="n" maxlength="40"><textarea name="log_base64"></textarea><input maxlength="2000" type="text" name="r">"#
+        );
+    }
 }

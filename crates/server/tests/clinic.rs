@@ -243,11 +243,14 @@ async fn guest_dosing_at_another_centre_never_doubles_the_day() {
     let km_nurse = c.app.login("km.nurse").await;
     let id = c.client_on("YX-0004", 70, 1).await;
 
-    // Without an arrangement, Kunming may not dose a Yuxi client.
-    let (s, _) = c
+    // Without an arrangement, Kunming may not dose a Yuxi client, and is not told it is one.
+    let (s, e) = c
         .post(&km_nurse, "/api/v1/doses", json!({"uic": "YX-0004"}))
         .await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("uic.unknown"))
+    );
     let today = c.app.state.today();
     let (s, e) = c
         .post(&c.doctor, &format!("/api/v1/clients/{id}/guest-dosing"), json!({"site": "KM01", "from": today.to_string(), "to": (today + Duration::days(3)).to_string()}))
@@ -277,7 +280,7 @@ async fn guest_dosing_at_another_centre_never_doubles_the_day() {
         .await;
     assert_eq!(doses.as_array().unwrap().len(), 1);
     assert_eq!(doses[0]["site_id"], km.id);
-    // Kunming still cannot open the client's record.
+    // Kunming still cannot open the client's record (answered as if there were none).
     let a = c
         .app
         .call(
@@ -287,7 +290,7 @@ async fn guest_dosing_at_another_centre_never_doubles_the_day() {
             None,
         )
         .await;
-    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
     c.app.cleanup().await;
 }
 

@@ -347,10 +347,35 @@ async fn window_in_chinese(app: TestApp) {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{r}");
+    // Its record, asked for by id from this centre: the same answer as an id that does not exist.
+    let theirs = r["id"].as_i64().unwrap();
+    let nobody = theirs + 10_000;
+    let (s1, a1) = w
+        .call(
+            Method::GET,
+            &w.doctor,
+            &format!("/api/v1/clients/{theirs}"),
+            None,
+        )
+        .await;
+    let (s2, a2) = w
+        .call(
+            Method::GET,
+            &w.doctor,
+            &format!("/api/v1/clients/{nobody}"),
+            None,
+        )
+        .await;
+    assert_eq!((s1, s2), (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND));
+    assert_eq!(
+        a1.to_string().replace(&theirs.to_string(), "N"),
+        a2.to_string().replace(&nobody.to_string(), "N")
+    );
     let mut nurse = w.app.browser("nurse", "zh-CN").await;
     let cases = [
         ("NO-SUCH-1", "没有编码为 NO-SUCH-1 的服务对象"),
-        ("YX-0900-ZZ", "YX-0900-ZZ 属于其他门诊"),
+        // Another centre's client is answered as an unknown UIC: nothing leaks across centres.
+        ("YX-0900-ZZ", "没有编码为 YX-0900-ZZ 的服务对象"),
         ("yx_0002", "不是有效的服务对象编码"),
     ];
     for (typed, chinese) in cases {
@@ -1508,7 +1533,8 @@ async fn a_peer_educator_sees_no_clinical_record() {
 
 /// The audit trail in the page: a manager filters by client (UIC, never an internal id), by
 /// action and dates, reads the actions in Chinese and pages back 50 at a time; a bad date is
-/// refused at its field; an administrator sees no reasons (they can hold clinical text).
+/// refused at its field; managers and administrators read administrative reasons (a record's
+/// purpose) but never clinical text (a review note), which stays in the clinical record.
 #[tokio::test]
 async fn the_audit_trail_is_searched_in_the_page() {
     let w = world_on(TestApp::new().await).await;
@@ -1537,7 +1563,7 @@ async fn the_audit_trail_is_searched_in_the_page() {
     assert!(!a.text.contains(&format!("client {id}<")), "no internal id");
     assert!(
         a.text.contains("record page"),
-        "a manager reads the reasons"
+        "a manager reads why a record was opened"
     );
     let older = a.text.split("id=\"audit-older\"").next().unwrap();
     let href = older
@@ -1569,14 +1595,39 @@ async fn the_audit_trail_is_searched_in_the_page() {
     // Dates: nothing before the clients existed.
     let a = boss.get("/audit?to=2020-01-01").await;
     assert!(a.text.contains("没有符合条件的记录"));
-    // The administrator: who did what, not why.
+    // A review note is clinical: the entry is listed, its text is not, for either role.
+    let (s, _) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/reviews"),
+            Some(json!({"note": "服药后嗜睡，减量观察"})),
+        )
+        .await;
+    assert!(s.is_success(), "{s}");
     let mut it = w.app.browser("itadmin", "zh-CN").await;
-    let a = it.get("/audit?action=client.read").await;
-    assert!(a.text.contains("仅管理人员可见"));
-    assert!(
-        !a.text.contains("record page"),
-        "no reasons for the administrator"
-    );
+    for page in [&mut boss, &mut it] {
+        let a = page.get("/audit?action=review.record").await;
+        assert!(
+            a.text.contains("data-action=\"review.record\""),
+            "the entry is listed"
+        );
+        assert!(a.text.contains("见服务对象档案"));
+        assert!(
+            !a.text.contains("减量观察"),
+            "no clinical text in the audit view"
+        );
+        let a = page.get("/audit?action=client.read").await;
+        assert!(a.text.contains("record page"), "the purpose of a read");
+    }
+    let token = w.app.login("itadmin").await;
+    let a = w
+        .app
+        .call(Method::GET, "/api/v1/audit?limit=1000", Some(&token), None)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text);
+    assert!(!a.text.contains("减量观察"), "nor in the API");
+    assert!(a.text.contains("record page"));
     w.app.cleanup().await;
 }
 
@@ -1935,7 +1986,7 @@ async fn stage_readmission_and_transfer_are_done_in_the_page() {
     assert!(a.text.contains("服务对象已转介到 YX02"), "{}", a.text);
     assert_eq!(
         doctor.get(&page).await.status,
-        StatusCode::FORBIDDEN,
+        StatusCode::NOT_FOUND,
         "no longer ours"
     );
     w.app.cleanup().await;
@@ -2450,4 +2501,109 @@ async fn intake_walks_a_new_client_to_the_papers_on_sqlite() {
 #[tokio::test]
 async fn intake_walks_a_new_client_to_the_papers_on_postgres() {
     intake_walks_a_new_client_to_the_papers(TestApp::postgres().await).await;
+}
+
+/// A megabyte typed into a note is refused before anything is written: in the API at the field
+/// with the limit, in the page with a message (and the page's fields carry the limit, so a
+/// browser stops typing there); a JSONP body is not JSON.
+#[tokio::test]
+async fn a_megabyte_note_is_refused_with_its_limit_and_nothing_is_written() {
+    let w = world_on(TestApp::new().await).await;
+    let id = w.stable_client("YX-0061-AQ", true).await;
+    let reviews = format!("/api/v1/clients/{id}/reviews");
+    let megabyte = "量".repeat(350_000);
+    let (s, e) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &reviews,
+            Some(json!({"note": megabyte})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(
+        (e["error"]["code"].as_str(), e["error"]["field"].as_str()),
+        (Some("text.too_long"), Some("note"))
+    );
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("2000"),
+        "{e}"
+    );
+    // Nested fields are named by their path.
+    let (s, e) = w
+        .call(
+            Method::POST,
+            &w.counsellor,
+            "/api/v1/encounters",
+            Some(json!({"uic": "YX-0061-AQ", "on": "2026-11-20",
+                "service": {"kind": "vocational_training", "course": "a".repeat(2001)}})),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("service.course")),
+        "{e}"
+    );
+    // `application/jsonp` is not JSON.
+    let req = axum::http::Request::post(&reviews)
+        .header(
+            axum::http::header::AUTHORIZATION,
+            format!("Bearer {}", w.doctor),
+        )
+        .header(axum::http::header::CONTENT_TYPE, "application/jsonp")
+        .body(axum::body::Body::from(json!({"note": "ok"}).to_string()))
+        .unwrap();
+    assert_eq!(w.app.send(req).await.status, StatusCode::BAD_REQUEST);
+
+    // The page: the field has the limit; a form that bypasses it is sent back, nothing saved.
+    let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    let page = doctor.get(&format!("/clients/{id}")).await;
+    assert!(
+        page.text.contains("maxlength=\"2000\" name=\"note\""),
+        "the note field's limit"
+    );
+    let a = doctor
+        .submit(
+            &format!("/clients/{id}/reviews"),
+            &[("note", &"a".repeat(1_000_000))],
+        )
+        .await;
+    assert!(
+        a.text.contains("超过 2000 个字：未保存任何内容"),
+        "{}",
+        a.text
+    );
+    let written = w
+        .app
+        .store
+        .audit_of_record("client", &id.to_string())
+        .await
+        .unwrap();
+    assert!(
+        written.iter().all(|e| e.action != "review.record"),
+        "no review was recorded"
+    );
+    // A review note has a lower limit of its own, named when it is passed; within it, it goes.
+    let (_, e) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &reviews,
+            Some(json!({"note": "量".repeat(1001)})),
+        )
+        .await;
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("1000"),
+        "{e}"
+    );
+    let (s, e) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &reviews,
+            Some(json!({"note": "量".repeat(1000)})),
+        )
+        .await;
+    assert!(s.is_success(), "{e}");
+    w.app.cleanup().await;
 }

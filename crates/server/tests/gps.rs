@@ -161,7 +161,7 @@ fn fix(w: &World, at: (f64, f64)) -> Fix {
 async fn gt06_port(ingest: &Ingest) -> std::net::SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    tokio::spawn(gps::listen::gt06(ingest.clone(), l));
+    tokio::spawn(gps::listen::gt06(ingest.clone(), l, Default::default()));
     addr
 }
 
@@ -669,5 +669,68 @@ async fn mqtt_positions_and_last_will_through_a_real_mosquitto() {
     }
     assert!(offline, "the last will did not mark the box offline");
     assert_eq!(gps_view(&w).await["presence"]["online"], false);
+    w.app.cleanup().await;
+}
+
+/// Whether the server closed `sock` within `within` (a read answers end of stream or a reset).
+async fn closed_within(sock: &mut TcpStream, within: StdDuration) -> bool {
+    let mut buf = [0u8; 16];
+    match tokio::time::timeout(within, sock.read(&mut buf)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => true,
+        Ok(Ok(_)) | Err(_) => false,
+    }
+}
+
+/// The GT06 port holds what it is told to: a connection that never logs in is closed at the
+/// deadline, one beyond the cap per address is closed at once, and a closed one frees its place.
+#[tokio::test]
+async fn gt06_connections_are_capped_and_must_log_in_in_time() {
+    let w = world_on(TestApp::new().await).await;
+    let ingest = gps::spawn(w.app.state.clone());
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let limits = gps::listen::PortLimits {
+        max_connections: 10,
+        max_per_address: 2,
+        login_deadline: StdDuration::from_millis(600),
+        idle: StdDuration::from_secs(60),
+    };
+    tokio::spawn(gps::listen::gt06(ingest.clone(), l, limits));
+    let started = std::time::Instant::now();
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    // A third from the same address is closed at once.
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_within(&mut third, StdDuration::from_millis(300)).await,
+        "beyond the cap per address"
+    );
+    // The two silent ones are still open before the deadline…
+    assert!(!closed_within(&mut first, StdDuration::from_millis(100)).await);
+    // …and closed after it, without a word.
+    assert!(
+        closed_within(&mut first, StdDuration::from_secs(3)).await,
+        "no login: closed"
+    );
+    assert!(closed_within(&mut second, StdDuration::from_secs(1)).await);
+    assert!(
+        started.elapsed() >= StdDuration::from_millis(550),
+        "not before the deadline"
+    );
+    // Their places are free again: a tracker that logs in (an unknown IMEI here) is read.
+    tokio::time::sleep(StdDuration::from_millis(50)).await;
+    let mut again = TcpStream::connect(addr).await.unwrap();
+    assert!(
+        !closed_within(&mut again, StdDuration::from_millis(200)).await,
+        "a place again"
+    );
+    again
+        .write_all(&encode::login("868120309999999", 1))
+        .await
+        .unwrap();
+    assert!(
+        closed_within(&mut again, StdDuration::from_secs(2)).await,
+        "an unknown IMEI is closed"
+    );
     w.app.cleanup().await;
 }

@@ -51,8 +51,9 @@ async fn a_dispenser_of_site_a_cannot_read_a_client_of_site_b() {
             None,
         )
         .await;
-    assert_eq!(denied.status, StatusCode::FORBIDDEN);
-    assert_eq!(denied.json()["error"]["code"], "forbidden");
+    // Answered as a client that does not exist: A learns nothing of B's clients.
+    assert_eq!(denied.status, StatusCode::NOT_FOUND);
+    assert_eq!(denied.json()["error"]["code"], "not_found");
     assert!(!denied.text.contains("BBB-0001"));
     // Not in A's search either.
     let search = app

@@ -157,7 +157,13 @@ impl Store {
             return Err(DomainError::NotFound(format!("client {id}")).into());
         };
         let found = client(&row)?;
-        let scope = actor_site(actor).and_then(|s| Ok(check_same_site(s, found.site_id)?));
+        let scope = actor_site(actor).and_then(|s| {
+            Ok(check_same_site(
+                s,
+                found.site_id,
+                format_args!("client {id}"),
+            )?)
+        });
         if let Err(e) = scope {
             self.audit(
                 actor,

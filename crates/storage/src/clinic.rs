@@ -313,7 +313,7 @@ impl Store {
         let site = actor.site_id.ok_or_else(|| {
             DomainError::Forbidden("client records are reached from a site".into())
         })?;
-        check_same_site(site, c.site_id)?;
+        check_same_site(site, c.site_id, format_args!("client {id}"))?;
         Ok(c)
     }
 
@@ -1597,7 +1597,7 @@ impl crate::Work {
         let site = self.actor().site_id.ok_or_else(|| {
             DomainError::Forbidden("client records are reached from a site".into())
         })?;
-        check_same_site(site, c.site_id)?;
+        check_same_site(site, c.site_id, format_args!("client {id}"))?;
         Ok(c)
     }
 

@@ -165,7 +165,7 @@ impl Store {
             return Err(DomainError::NotFound(format!("client {id}")).into());
         };
         let client_site: i64 = col(&row, "site_id")?;
-        check_same_site(site, client_site)?;
+        check_same_site(site, client_site, format_args!("client {id}"))?;
         Ok(client_site)
     }
 
@@ -327,7 +327,7 @@ impl Store {
             return Err(DomainError::NotFound(format!("ARV referral {id}")).into());
         };
         let stored = encounter_row(&row)?;
-        check_same_site(site, stored.site_id)?;
+        check_same_site(site, stored.site_id, format_args!("ARV referral {id}"))?;
         let Service::ArvReferral {
             referred_on,
             outcome: before,
@@ -476,7 +476,11 @@ impl Store {
             );
         };
         let stored = episode_row(&row)?;
-        check_same_site(site, stored.site_id)?;
+        check_same_site(
+            site,
+            stored.site_id,
+            format_args!("therapeutic-community episode {id}"),
+        )?;
         stored.episode.check_update(next, today)?;
         let mut tx = self.begin_write().await?;
         sqlx::query(

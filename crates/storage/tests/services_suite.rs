@@ -171,7 +171,7 @@ async fn encounters_are_validated_scoped_and_audited(s: &Store) {
         .await
         .unwrap_err();
     assert_eq!(invalid_field(bad), "returned");
-    // Another centre cannot record for this client.
+    // Another centre cannot record for this client: refused as if there were none.
     let other = s
         .record_encounter(
             &b,
@@ -187,7 +187,7 @@ async fn encounters_are_validated_scoped_and_audited(s: &Store) {
         .unwrap_err();
     assert!(matches!(
         other,
-        StoreError::Domain(DomainError::Forbidden(_))
+        StoreError::Domain(DomainError::NotFound(_))
     ));
     let ok = s
         .record_encounter(
@@ -775,11 +775,19 @@ async fn arv_outcomes_are_set_later_checked_scoped_and_audited(s: &Store) {
         missing.unwrap_err(),
         StoreError::Domain(DomainError::NotFound(_))
     ));
+    // Another centre's referral: the same answer, word for word, as a missing one.
     let elsewhere = set(&b, referral.id, ArvOutcome::Lost, None).await;
-    assert!(matches!(
-        elsewhere.unwrap_err(),
-        StoreError::Domain(DomainError::Forbidden(_))
-    ));
+    let nowhere = set(&b, referral.id + 1000, ArvOutcome::Lost, None).await;
+    assert_eq!(
+        elsewhere
+            .unwrap_err()
+            .to_string()
+            .replace(&referral.id.to_string(), "N"),
+        nowhere
+            .unwrap_err()
+            .to_string()
+            .replace(&(referral.id + 1000).to_string(), "N")
+    );
     let linked = set(&a, referral.id, ArvOutcome::Linked, Some(d(2026, 11, 20)))
         .await
         .unwrap();

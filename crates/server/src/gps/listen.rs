@@ -2,7 +2,9 @@
 //! its protocol into `anxin_tracker::Report`s for the [`Ingest`]; bad frames and unknown
 //! devices are logged and dropped, and never take the connection or the server down.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anxin_tracker::gt06::{self, Body};
@@ -18,24 +20,103 @@ use tokio::net::{TcpListener, TcpStream};
 use super::{Ingest, Refusal};
 use crate::config::GpsConfig;
 
-/// A connection that says nothing for this long is closed (trackers heartbeat every few minutes).
-const IDLE: Duration = Duration::from_secs(15 * 60);
 /// Dropped frames a connection may send before it is closed.
 const MAX_BAD_FRAMES: u32 = 100;
 
-/// Accepts GT06 connections until the listener fails.
-pub async fn gt06(ingest: Ingest, listener: TcpListener) {
+/// What a tracker port holds open (`[gps]` in the configuration): a connection beyond a cap is
+/// closed as soon as it is accepted, one that has not logged in by the deadline is closed, and
+/// one silent for `idle` (tied to the trackers' heartbeat) is closed.
+#[derive(Debug, Clone, Copy)]
+pub struct PortLimits {
+    pub max_connections: usize,
+    pub max_per_address: usize,
+    pub login_deadline: Duration,
+    pub idle: Duration,
+}
+
+impl Default for PortLimits {
+    fn default() -> Self {
+        crate::config::GpsConfig::default().gt06_limits()
+    }
+}
+
+/// The connections open on a port, in all and per address.
+#[derive(Default)]
+struct Open {
+    total: usize,
+    by_address: HashMap<IpAddr, usize>,
+}
+
+/// A place among the open connections, given back when the connection ends.
+struct Slot {
+    open: Arc<Mutex<Open>>,
+    address: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        open.total = open.total.saturating_sub(1);
+        if let Some(n) = open.by_address.get_mut(&self.address) {
+            *n -= 1;
+            if *n == 0 {
+                open.by_address.remove(&self.address);
+            }
+        }
+    }
+}
+
+/// Takes a place for a connection from `address`, or says which cap is reached.
+fn admit(
+    open: &Arc<Mutex<Open>>,
+    limits: &PortLimits,
+    address: IpAddr,
+) -> Result<Slot, &'static str> {
+    let mut o = open.lock().unwrap_or_else(|p| p.into_inner());
+    if o.total >= limits.max_connections {
+        return Err("the port's connection cap");
+    }
+    let from = o.by_address.entry(address).or_insert(0);
+    if *from >= limits.max_per_address {
+        return Err("the cap per address");
+    }
+    *from += 1;
+    o.total += 1;
+    Ok(Slot {
+        open: open.clone(),
+        address,
+    })
+}
+
+/// Accepts GT06 connections until the listener fails, within `limits`.
+pub async fn gt06(ingest: Ingest, listener: TcpListener, limits: PortLimits) {
+    let open = Arc::new(Mutex::new(Open::default()));
+    let mut refused = 0u64;
     loop {
         match listener.accept().await {
             Ok((sock, peer)) => {
+                let slot = match admit(&open, &limits, peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(cap) => {
+                        // Closed at once; said once in a thousand so a flood does not fill the log.
+                        if refused.is_multiple_of(1000) {
+                            tracing::warn!(%peer, cap, refused = refused + 1, "gt06 connection refused");
+                        }
+                        refused += 1;
+                        drop(sock);
+                        continue;
+                    }
+                };
                 let ingest = ingest.clone();
                 tokio::spawn(async move {
-                    if let Err(e) = gt06_connection(&ingest, sock, peer).await {
+                    let _slot = slot;
+                    if let Err(e) = gt06_connection(&ingest, sock, peer, limits).await {
                         tracing::debug!(%peer, error = %e, "gt06 connection ended");
                     }
                 });
             }
             Err(e) => {
+                // Out of file descriptors, typically: wait rather than spin.
                 tracing::warn!(error = %e, "gt06 accept failed");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -47,6 +128,7 @@ async fn gt06_connection(
     ingest: &Ingest,
     mut sock: TcpStream,
     peer: SocketAddr,
+    limits: PortLimits,
 ) -> std::io::Result<()> {
     let _ = sock.set_nodelay(true);
     let mut decoder = gt06::Decoder::default();
@@ -54,10 +136,21 @@ async fn gt06_connection(
     let mut device: Option<anxin_app::gps::Tracker> = None;
     let mut bad = 0u32;
     let mut out = Vec::new();
+    let login_by = tokio::time::Instant::now() + limits.login_deadline;
     loop {
-        let n = match tokio::time::timeout(IDLE, sock.read(&mut buf)).await {
+        // Before login, the deadline; after it, the idle timeout.
+        let wait = match device {
+            None => login_by.saturating_duration_since(tokio::time::Instant::now()),
+            Some(_) => limits.idle,
+        };
+        let n = match tokio::time::timeout(wait, sock.read(&mut buf)).await {
             Ok(r) => r?,
-            Err(_) => return Ok(()),
+            Err(_) => {
+                if device.is_none() {
+                    tracing::debug!(%peer, "gt06: no login before the deadline; connection closed");
+                }
+                return Ok(());
+            }
         };
         if n == 0 {
             return Ok(());
