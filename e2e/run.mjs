@@ -581,6 +581,29 @@ for (const lang of LANGS) {
         shots.push(['peer', 'services', '/services/naloxone']);
       });
 
+      await t.test('the counsellor admits the client to the therapeutic community and records the exit, refusals at the field', async () => {
+        const page = pages.counsellor;
+        const uic = zh ? 'YX-7001-ZH' : 'YX-7002-EN';
+        await Promise.all([page.waitForNavigation(), page.click('#nav-tc')]);
+        await page.fill('#tc-open input[name=uic]', uic.toLowerCase());
+        await page.selectOption('#tc-open select[name=phase]', 'entry');
+        await Promise.all([page.waitForNavigation(), page.click('#tc-open button[type=submit]')]);
+        assert.ok((await text(page, '.flash.ok')).includes(uic));
+        const row = page.locator(`#tc-episodes tr[data-uic="${uic}"]`);
+        assert.match(await row.locator('td.tc-state').innerText(), zh ? /入门期/ : /Entry/);
+        // A leaving day without how it ended: refused at that field, the day kept.
+        await row.locator('select[name=phase]').selectOption('primary');
+        await row.locator('input[name=left_on]').fill(TODAY);
+        await Promise.all([page.waitForNavigation(), row.locator('button[type=submit]').click()]);
+        const err = await row.locator('.field-error[data-field=exit]').innerText();
+        assert.ok(zh ? /完成还是中途退出/.test(err) : /completed or dropped out/.test(err), err);
+        assert.equal(await row.locator('input[name=left_on]').inputValue(), TODAY, 'the day typed is kept');
+        await row.locator('select[name=exit]').selectOption('dropped_out');
+        await Promise.all([page.waitForNavigation(), row.locator('button[type=submit]').click()]);
+        assert.match(await row.locator('td.tc-state').innerText(), zh ? /主要治疗期 · 中途退出/ : /Primary treatment · dropped out/);
+        shots.push(['counsellor', 'therapeutic community', '/tc']);
+      });
+
       await t.test('the prescriber checks take-home eligibility and asks the police', async () => {
         const page = (pages.doctor = await login(server, 'doctor', lang));
         // A client with the history for take-home whose agreement and consent are still on

@@ -67,7 +67,7 @@ pub fn arv_outcome_name(o: ArvOutcome) -> &'static str {
 }
 
 /// A therapeutic-community episode (new, or the new state of one).
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TcRequest {
     /// Only when opening an episode.
@@ -150,7 +150,7 @@ pub struct EncounterList {
 }
 
 /// A therapeutic-community episode as stored.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct EpisodeView {
     pub id: i64,
     pub site_id: i64,
@@ -325,6 +325,59 @@ pub async fn tc_episodes(app: &App, me: &Actor) -> Result<EpisodeList> {
     let list = app.store.tc_episodes(&me.audit()).await?;
     Ok(EpisodeList {
         episodes: list.iter().map(EpisodeView::from).collect(),
+    })
+}
+
+/// An episode as the therapeutic-community page lists it: by its resident's UIC.
+#[derive(Debug, Clone)]
+pub struct ListedEpisode {
+    pub episode: EpisodeView,
+    pub uic: String,
+}
+
+/// The centre's therapeutic-community episodes, each with its resident's UIC.
+pub async fn tc_listed(app: &App, me: &Actor) -> Result<Vec<ListedEpisode>> {
+    let list = tc_episodes(app, me).await?.episodes;
+    let ids: Vec<i64> = list.iter().map(|e| e.client_id).collect();
+    let uics = app.store.uics_at_site(me.site_id, &ids).await?;
+    Ok(list
+        .into_iter()
+        .map(|episode| ListedEpisode {
+            uic: uics.get(&episode.client_id).cloned().unwrap_or_default(),
+            episode,
+        })
+        .collect())
+}
+
+/// Admits a resident found by UIC at `me`'s centre (any case, dashes optional), as the page
+/// does; `req.client_id` is ignored.
+pub async fn open_tc_by_uic(
+    app: &App,
+    me: &Actor,
+    uic: &str,
+    req: &TcRequest,
+) -> Result<ListedEpisode> {
+    me.require(Permission::ServiceRecord)?;
+    let typed = uic.trim();
+    let unknown = || {
+        anxin_domain::Problem::new(anxin_domain::Code::UicUnknown)
+            .field("uic")
+            .arg("uic", typed)
+    };
+    let normal = crate::dispensing::normalise_uic(typed)?;
+    let c = match app.store.client_by_uic(&normal).await {
+        Ok(c) if c.site_id == me.site_id => c,
+        Ok(_) => return Err(unknown().into()),
+        Err(e) => return Err(e.into()),
+    };
+    let req = TcRequest {
+        client_id: Some(c.id),
+        ..req.clone()
+    };
+    let episode = open_tc(app, me, &req).await?;
+    Ok(ListedEpisode {
+        episode,
+        uic: c.uic,
     })
 }
 

@@ -276,6 +276,22 @@ codes! {
     PolicyApprovalDaysOutOfRange => ("policy.approval_days_out_of_range", Invalid),
     /// A policy version name already adopted at this centre (`version`).
     PolicyVersionTaken => ("policy.version_taken", Conflict),
+    /// A therapeutic-community episode with a leaving date but no way of ending.
+    TcExitRequired => ("tc.exit_required", Invalid),
+    /// An exit without the day the resident left.
+    TcLeftOnRequired => ("tc.left_on_required", Invalid),
+    /// A leaving date before the admission (`left`, `admitted`).
+    TcLeftBeforeAdmission => ("tc.left_before_admission", Invalid),
+    /// Follow-up urine for a resident who has not left.
+    TcFollowUpBeforeLeaving => ("tc.follow_up_before_leaving", Invalid),
+    /// Follow-up urine recorded before its month (`months`, `due`).
+    TcFollowUpNotDue => ("tc.follow_up_not_due", Invalid),
+    /// An episode's admission date changed.
+    TcAdmissionFixed => ("tc.admission_fixed", Invalid),
+    /// A phase before the current one.
+    TcPhaseBackwards => ("tc.phase_backwards", Invalid),
+    /// An ended episode's exit changed.
+    TcExitFixed => ("tc.exit_fixed", Invalid),
 }
 
 impl Code {

@@ -289,10 +289,10 @@ impl TcPhase {
         .into_iter()
         .find(|p| p.as_str() == s)
         .ok_or_else(|| {
-            DomainError::invalid(
-                field,
-                format!("unknown phase `{s}`; expected entry, primary, re_entry or aftercare"),
-            )
+            Problem::new(Code::ChoiceUnknown)
+                .field(field)
+                .arg("value", s)
+                .into()
         })
     }
 }
@@ -319,10 +319,10 @@ impl TcExit {
         match s {
             "completed" => Ok(TcExit::Completed),
             "dropped_out" => Ok(TcExit::DroppedOut),
-            _ => Err(DomainError::invalid(
-                field,
-                format!("unknown exit `{s}`; expected completed or dropped_out"),
-            )),
+            _ => Err(Problem::new(Code::ChoiceUnknown)
+                .field(field)
+                .arg("value", s)
+                .into()),
         }
     }
 }
@@ -346,31 +346,23 @@ pub struct TcEpisode {
 impl TcEpisode {
     /// Checks an episode on its own (a new one, or the new state of an existing one).
     pub fn validate(&self, today: NaiveDate) -> Result<(), DomainError> {
+        let refused = |code: Code, field: &str| DomainError::from(Problem::new(code).field(field));
         if self.admitted_on > today {
-            return Err(DomainError::invalid(
-                "admitted_on",
-                "must not be in the future",
-            ));
+            return Err(refused(Code::DateInFuture, "admitted_on"));
         }
         match (self.left_on, self.exit) {
-            (Some(_), None) => {
-                return Err(DomainError::invalid(
-                    "exit",
-                    "say whether the resident completed or dropped out",
-                ))
-            }
-            (None, Some(_)) => {
-                return Err(DomainError::invalid("left_on", "an exit needs its date"))
-            }
+            (Some(_), None) => return Err(refused(Code::TcExitRequired, "exit")),
+            (None, Some(_)) => return Err(refused(Code::TcLeftOnRequired, "left_on")),
             (Some(l), Some(_)) => {
                 if l < self.admitted_on {
-                    return Err(DomainError::invalid(
-                        "left_on",
-                        format!("{l} is before admission on {}", self.admitted_on),
-                    ));
+                    return Err(Problem::new(Code::TcLeftBeforeAdmission)
+                        .field("left_on")
+                        .arg("left", l)
+                        .arg("admitted", self.admitted_on)
+                        .into());
                 }
                 if l > today {
-                    return Err(DomainError::invalid("left_on", "must not be in the future"));
+                    return Err(refused(Code::DateInFuture, "left_on"));
                 }
             }
             (None, None) => {}
@@ -383,17 +375,15 @@ impl TcEpisode {
                 continue;
             }
             let Some(left) = self.left_on else {
-                return Err(DomainError::invalid(
-                    field,
-                    "follow-up urine is taken after the resident left",
-                ));
+                return Err(refused(Code::TcFollowUpBeforeLeaving, field));
             };
             let due = left + Months::new(months);
             if due > today {
-                return Err(DomainError::invalid(
-                    field,
-                    format!("the {months}-month follow-up is due on {due}, not yet"),
-                ));
+                return Err(Problem::new(Code::TcFollowUpNotDue)
+                    .field(field)
+                    .arg("months", months)
+                    .arg("due", due)
+                    .into());
             }
         }
         Ok(())
@@ -403,27 +393,15 @@ impl TcEpisode {
     /// an exit once recorded stays.
     pub fn check_update(&self, next: &TcEpisode, today: NaiveDate) -> Result<(), DomainError> {
         next.validate(today)?;
+        let refused = |code: Code, field: &str| DomainError::from(Problem::new(code).field(field));
         if next.admitted_on != self.admitted_on {
-            return Err(DomainError::invalid(
-                "admitted_on",
-                "the admission date of an episode does not change",
-            ));
+            return Err(refused(Code::TcAdmissionFixed, "admitted_on"));
         }
         if next.phase < self.phase {
-            return Err(DomainError::invalid(
-                "phase",
-                format!(
-                    "phases move forward: {} cannot follow {}",
-                    next.phase.as_str(),
-                    self.phase.as_str()
-                ),
-            ));
+            return Err(refused(Code::TcPhaseBackwards, "phase"));
         }
         if self.exit.is_some() && (next.exit != self.exit || next.left_on != self.left_on) {
-            return Err(DomainError::invalid(
-                "exit",
-                "the episode has already ended; its exit does not change",
-            ));
+            return Err(refused(Code::TcExitFixed, "exit"));
         }
         Ok(())
     }
@@ -572,10 +550,17 @@ mod tests {
             urine_negative_12m: Some(true),
             ..left.clone()
         };
-        assert_eq!(
-            too_soon.validate(today).unwrap_err().to_string(),
-            "urine_negative_12m: the 12-month follow-up is due on 2027-05-01, not yet"
-        );
+        match too_soon.validate(today).unwrap_err() {
+            DomainError::Refused(p) => assert_eq!(
+                (p.code, p.field.as_deref(), p.get("due")),
+                (
+                    Code::TcFollowUpNotDue,
+                    Some("urine_negative_12m"),
+                    Some("2027-05-01")
+                )
+            ),
+            other => panic!("not refused by code: {other}"),
+        }
         let no_exit = TcEpisode {
             exit: None,
             ..left.clone()

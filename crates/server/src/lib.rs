@@ -28,6 +28,7 @@ pub mod services;
 pub mod sms;
 pub mod state;
 pub mod takehome;
+pub mod tc;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod throttle;
@@ -52,6 +53,7 @@ pub fn route_table() -> routes::RouteTable {
     let table = takehome::routes(table);
     let table = takehome::web::routes(table);
     let table = policy::routes(table);
+    let table = tc::routes(table);
     let table = boxes::routes(table);
     let table = boxes::web::routes(table);
     let table = gps::api::routes(table);

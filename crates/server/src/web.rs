@@ -124,6 +124,7 @@ fn frame(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
                             @if me.role().has(Permission::IndicatorsRead) { a href="/indicators" id="nav-indicators" { (t.s("ind-title")) } }
                             @if me.role().has(Permission::ServiceRecord) { a href="/services" id="nav-services" { (t.s("nav-services")) } }
                             @if me.role().has(Permission::ServiceRecord) { a href="/referrals" id="nav-referrals" { (t.s("nav-referrals")) } }
+                            @if me.role().has(Permission::ServiceRecord) { a href="/tc" id="nav-tc" { (t.s("nav-tc")) } }
                             @if me.role().has(Permission::DoseRecord) { a href="/dispensing" { (t.s("nav-dispensing")) } }
                             @if me.role().has(Permission::ClientRead) { a href="/clients" { (t.s("nav-clients")) } }
                             @if me.role().has(Permission::ClientWrite) { a href="/intake" id="nav-intake" { (t.s("nav-intake")) } }

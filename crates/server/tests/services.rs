@@ -132,6 +132,154 @@ async fn tc_episodes_open_and_advance() {
     app.cleanup().await;
 }
 
+/// The refusal a page shows at `field` of the form `form`.
+fn error_in(page: &str, form: &str, field: &str) -> Option<String> {
+    let start = page.find(&format!("id=\"{form}\""))?;
+    let rest = &page[start..];
+    let rest = &rest[..rest.find("</form>")?];
+    let marker = format!("data-field=\"{field}\">");
+    let at = rest.find(&marker)? + marker.len();
+    Some(rest[at..at + rest[at..].find("</span>")?].to_owned())
+}
+
+/// A counsellor admits a resident, moves the phases on and records the exit in the page, by UIC;
+/// each refusal shows at its field in Chinese, with what was typed kept.
+#[tokio::test]
+async fn the_therapeutic_community_is_kept_in_the_page() {
+    let app = TestApp::new().await;
+    let site = app.site("YX01").await;
+    app.user(&site, "doctor", Role::Prescriber).await;
+    app.user(&site, "counsellor", Role::Counsellor).await;
+    let t = app.login("doctor").await;
+    let c = post(
+        &app,
+        &t,
+        "/api/v1/clients",
+        json!({"uic": "YX-0031-TC", "enrolled_on": "2025-09-01"}),
+    )
+    .await;
+    assert_eq!(c.status, StatusCode::CREATED, "{}", c.text);
+    let mut b = app.browser("counsellor", "zh-CN").await;
+    assert!(b.get("/").await.text.contains("id=\"nav-tc\""));
+    let page = b.get("/tc").await;
+    assert!(page.text.contains("暂无入住人员"), "{}", page.text);
+
+    let a = b
+        .submit(
+            "/tc",
+            &[
+                ("uic", "YX-9999-ZZ"),
+                ("admitted_on", "2025-10-01"),
+                ("phase", "entry"),
+            ],
+        )
+        .await;
+    assert!(
+        error_in(&a.text, "tc-open", "uic").is_some_and(|e| e.contains("没有编码为 YX-9999-ZZ"))
+    );
+    let a = b
+        .submit(
+            "/tc",
+            &[
+                ("uic", "yx-0031-tc"),
+                ("admitted_on", "2099-01-01"),
+                ("phase", "primary"),
+            ],
+        )
+        .await;
+    assert!(error_in(&a.text, "tc-open", "admitted_on").is_some_and(|e| e.contains("不能晚于今天")));
+    assert!(
+        a.text.contains("value=\"yx-0031-tc\""),
+        "the UIC typed is kept"
+    );
+    let a = b
+        .submit(
+            "/tc",
+            &[
+                ("uic", "yx-0031-tc"),
+                ("admitted_on", "2025-10-01"),
+                ("phase", "entry"),
+            ],
+        )
+        .await;
+    assert!(a.text.contains("已为 YX-0031-TC 保存"), "{}", a.text);
+    let list = app
+        .call(Method::GET, "/api/v1/tc-episodes", Some(&t), None)
+        .await
+        .json();
+    let id = list["episodes"][0]["id"].as_i64().unwrap();
+    let form = format!("tc-{id}");
+    let row = |page: &str| {
+        let at = page
+            .find("data-uic=\"YX-0031-TC\"")
+            .expect("the resident's row");
+        page[at..at + page[at..].find("<form").unwrap()].to_owned()
+    };
+    assert!(row(&a.text).contains("入门期"));
+    assert!(
+        !a.text
+            .contains(&format!("服务对象 {}", list["episodes"][0]["client_id"])),
+        "no internal id"
+    );
+
+    let update = |fields: &[(&'static str, &'static str)]| {
+        let mut all = vec![("uic", "YX-0031-TC"), ("admitted_on", "2025-10-01")];
+        all.extend_from_slice(fields);
+        all
+    };
+    let path = format!("/tc/{id}");
+    let a = b.submit(&path, &update(&[("phase", "primary")])).await;
+    assert!(row(&a.text).contains("主要治疗期"));
+    // Back to entry (a forged choice): refused at the phase.
+    let a = b.submit(&path, &update(&[("phase", "entry")])).await;
+    assert!(error_in(&a.text, &form, "phase").is_some_and(|e| e.contains("阶段只能向前推进")));
+    // A leaving date without how it ended: refused at the exit, the date kept.
+    let a = b
+        .submit(
+            &path,
+            &update(&[("phase", "re_entry"), ("left_on", "2026-10-01")]),
+        )
+        .await;
+    assert!(
+        error_in(&a.text, &form, "exit").is_some_and(|e| e.contains("完成还是中途退出")),
+        "{}",
+        a.text
+    );
+    assert!(
+        a.text.contains("value=\"2026-10-01\""),
+        "the date typed is kept"
+    );
+    let a = b
+        .submit(
+            &path,
+            &update(&[
+                ("phase", "aftercare"),
+                ("left_on", "2026-10-01"),
+                ("exit", "completed"),
+            ]),
+        )
+        .await;
+    assert!(row(&a.text).contains("完成 2026-10-01"), "{}", row(&a.text));
+    // The six-month follow-up before its day.
+    let a = b
+        .submit(
+            &path,
+            &update(&[
+                ("phase", "aftercare"),
+                ("left_on", "2026-10-01"),
+                ("exit", "completed"),
+                ("urine_negative_6m", "negative"),
+            ]),
+        )
+        .await;
+    assert!(
+        error_in(&a.text, &form, "urine_negative_6m").is_some_and(|e| e.contains("2027-04-01")),
+        "{}",
+        a.text
+    );
+    app.cleanup().await;
+}
+
 #[tokio::test]
 async fn managers_see_full_tables_and_the_cdc_sees_suppressed_aggregates_recorded() {
     let app = TestApp::new().await;

@@ -4,14 +4,14 @@
 //! everything back, audit entries included.
 
 use chrono::{DateTime, Utc};
-use sqlx::{AnyConnection, Transaction};
+use sqlx::AnyConnection;
 
 use crate::audit::{append, Actor, AuditEvent};
 use crate::{Backend, Result, Store};
 
 /// An open unit of work for one actor at one instant.
 pub struct Work {
-    tx: Transaction<'static, sqlx::Any>,
+    tx: crate::WriteTx,
     backend: Backend,
     actor: Actor,
     now: DateTime<Utc>,
