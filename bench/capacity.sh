@@ -20,33 +20,12 @@ cd "$(dirname "$0")/.."
 STEPS=${STEPS:-"1 2 4 8 16 32"}
 STEP_SECONDS=${STEP_SECONDS:-3}
 CLIENTS_PER_STEP=${CLIENTS_PER_STEP:-5000}
-PASSWORD=anxin-demo-2026
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-command -v wrk >/dev/null || {
-    as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq wrk >/dev/null
-}
+. bench/common.sh
 echo "== building (release)"
 cargo build --release --locked -p anxin --bin anxin -q
 cargo build --release --locked -p anxin-server --example bare_insert -q
 bin=${CARGO_TARGET_DIR:-target}/release
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-wait_for() { # URL
-    for _ in $(seq 1 300); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.2; done
-    echo "no answer from $1" >&2
-    return 1
-}
-
-login() { # URL USER -> token
-    curl -fsS -H 'Content-Type: application/json' \
-        -d "{\"username\":\"$2\",\"password\":\"$PASSWORD\"}" "$1/api/v1/auth/login" |
-        python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
-}
 
 # One wrk step; prints "connections rate p99_ms non2xx".
 step() { # URL UICS_FILE TOKEN CONNECTIONS

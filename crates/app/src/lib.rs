@@ -99,6 +99,8 @@ pub struct Inner {
     pub(crate) vault: Vault,
     /// What the GPS pipeline shares with the use cases (caches, counters).
     pub gps: gps::Shared,
+    /// Addresses whose logins are delayed, and until when (see [`sessions::login`]).
+    pub(crate) login_holds: sessions::Holds,
     #[cfg(feature = "testing")]
     failpoints: std::sync::Mutex<std::collections::HashSet<&'static str>>,
 }
@@ -118,6 +120,7 @@ impl App {
             settings,
             vault,
             gps: gps::Shared::default(),
+            login_holds: Default::default(),
             #[cfg(feature = "testing")]
             failpoints: Default::default(),
         }))

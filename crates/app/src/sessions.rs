@@ -105,6 +105,37 @@ pub struct LoggedIn {
 pub(crate) const NO_ACCOUNT_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
+/// Addresses whose logins are delayed by their own count, remembered until the delay ends: a
+/// flood from one address is answered 429 from memory, without reading the database and after a
+/// short tarpit, so it can take neither the pool nor the processors from the nurses at the window. Bounded: past [`MAX_HOLDS`] addresses the
+/// ended holds are dropped, then (a flood from very many addresses) new ones are not remembered
+/// and those attempts take the ordinary path.
+#[derive(Default)]
+pub struct Holds(std::sync::Mutex<std::collections::HashMap<String, DateTime<Utc>>>);
+
+/// The most addresses remembered at once.
+const MAX_HOLDS: usize = 10_000;
+
+/// The longest a held address waits for its 429.
+const HOLD_TARPIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Holds {
+    fn until(&self, address: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let holds = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        holds.get(address).copied().filter(|u| *u > now)
+    }
+
+    fn hold(&self, address: &str, until: DateTime<Utc>, now: DateTime<Utc>) {
+        let mut holds = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if holds.len() >= MAX_HOLDS {
+            holds.retain(|_, u| *u > now);
+        }
+        if holds.len() < MAX_HOLDS {
+            holds.insert(address.to_owned(), until);
+        }
+    }
+}
+
 /// Seconds to announce for a wait until `until` (at least 1).
 fn retry_after(until: DateTime<Utc>, now: DateTime<Utc>) -> u64 {
     let ms = (until - now).num_milliseconds().max(0);
@@ -125,9 +156,18 @@ pub async fn login(app: &App, address: &str, username: &str, password: &str) -> 
             "wrong username or password".into(),
         ))
     };
+    let now = app.now();
+    if let Some(until) = app.login_holds.until(address, now) {
+        // A tarpit: the answer itself waits (up to a second), so a flood from one address over
+        // many connections cannot spin the server at tens of thousands of answers a second.
+        let wait = (until - now).to_std().unwrap_or_default().min(HOLD_TARPIT);
+        tokio::time::sleep(wait).await;
+        return Err(Error::Busy {
+            retry_after_secs: retry_after(until, now),
+        });
+    }
     let gate = gate();
     let _in_flight = gate.enter()?;
-    let now = app.now();
     let policy = app.settings.login;
     let name = username.trim();
     let key = account_key(name);
@@ -142,7 +182,11 @@ pub async fn login(app: &App, address: &str, username: &str, password: &str) -> 
     match policy.admit(&throttles, now) {
         Admission::Go => {}
         Admission::Wait { until } => {
-            tracing::info!(address, "login attempt delayed by throttling");
+            if let Some(held) = policy.address_wait(&throttles, now) {
+                // Said once per hold, not once per attempt of a flood.
+                tracing::info!(address, until = %held, "logins from this address delayed");
+                app.login_holds.hold(address, held, now);
+            }
             return Err(Error::Busy {
                 retry_after_secs: retry_after(until, now),
             });

@@ -350,17 +350,18 @@ fn a_take_home_policy_is_adopted_from_a_toml_file() {
     assert!(shown.contains("version = \"default-2026.1\""), "{shown}");
     // An operator edits the printed policy and adopts it.
     let file = d.join("policy.toml");
-    std::fs::write(
-        &file,
-        shown
+    let adopt = |body: &str| {
+        std::fs::write(&file, body).unwrap();
+        let mut c = anxin(d);
+        c.args(["policy", "adopt", "--site", "YX01", "--file"])
+            .arg(&file);
+        run(c, "")
+    };
+    let o = adopt(
+        &shown
             .replace("default-2026.1", "yuxi-2027.1")
             .replace("min_attendance_30 = 90.0", "min_attendance_30 = 92.0"),
-    )
-    .unwrap();
-    let mut c = anxin(d);
-    c.args(["policy", "adopt", "--site", "YX01", "--file"])
-        .arg(&file);
-    let o = run(c, "");
+    );
     assert!(o.status.success(), "{}", text(&o.stderr));
     let mut c = anxin(d);
     c.args(["policy", "show", "--site", "YX01"]);
@@ -369,17 +370,11 @@ fn a_take_home_policy_is_adopted_from_a_toml_file() {
         now.contains("yuxi-2027.1") && now.contains("min_attendance_30 = 92.0"),
         "{now}"
     );
-    // A wrong key or a bad tier is refused, naming it.
-    std::fs::write(
-        &file,
-        now.replace("yuxi-2027.1", "x")
+    // A wrong key is refused, naming it.
+    let o = adopt(
+        &now.replace("yuxi-2027.1", "x")
             .replace("min_attendance_30", "min_attendence_30"),
-    )
-    .unwrap();
-    let mut c = anxin(d);
-    c.args(["policy", "adopt", "--site", "YX01", "--file"])
-        .arg(&file);
-    let o = run(c, "");
+    );
     assert!(!o.status.success());
     assert!(
         text(&o.stderr).contains("min_attendence_30"),
@@ -387,16 +382,10 @@ fn a_take_home_policy_is_adopted_from_a_toml_file() {
         text(&o.stderr)
     );
     // A longer period asking less than a shorter one: refused in English, naming the tier.
-    std::fs::write(
-        &file,
-        now.replace("yuxi-2027.1", "yuxi-2027.2")
+    let o = adopt(
+        &now.replace("yuxi-2027.1", "yuxi-2027.2")
             .replace("min_attendance_30 = 92.0", "min_attendance_30 = 99.0"),
-    )
-    .unwrap();
-    let mut c = anxin(d);
-    c.args(["policy", "adopt", "--site", "YX01", "--file"])
-        .arg(&file);
-    let o = run(c, "");
+    );
     assert!(!o.status.success());
     assert!(
         text(&o.stderr)
@@ -405,11 +394,7 @@ fn a_take_home_policy_is_adopted_from_a_toml_file() {
         text(&o.stderr)
     );
     // The same version twice is refused by name.
-    std::fs::write(&file, &now).unwrap();
-    let mut c = anxin(d);
-    c.args(["policy", "adopt", "--site", "YX01", "--file"])
-        .arg(&file);
-    let o = run(c, "");
+    let o = adopt(&now);
     assert!(
         text(&o.stderr).contains("Version yuxi-2027.1 was already adopted here"),
         "{}",

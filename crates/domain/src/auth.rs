@@ -247,6 +247,14 @@ impl LoginPolicy {
         }
     }
 
+    /// Until when the address alone is delayed (its own count, whatever the account): what a
+    /// server may remember in memory to answer a flood from that address without reading.
+    pub fn address_wait(&self, t: &Throttles, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let s = self.live(t.address, now)?;
+        let until = s.last_failure_at + self.delay_after(s.failures, self.address_free_failures);
+        (until > now).then_some(until)
+    }
+
     /// The standing shown for an account whose account-level count is `account`.
     pub fn standing(&self, account: Strikes) -> LoginStanding {
         LoginStanding {

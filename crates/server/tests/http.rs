@@ -362,6 +362,17 @@ async fn an_address_spraying_usernames_is_delayed() {
         .await;
     assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(a.headers[header::RETRY_AFTER], "1");
+    // While the delay lasts the address is answered from memory, every name alike…
+    for name in ["guess100", "nurse.li", "guess101"] {
+        let a = app.login_from(sprayer, name, "wrong-password-123").await;
+        assert_eq!(a.status, StatusCode::TOO_MANY_REQUESTS, "{name}");
+    }
+    // …and once it has passed, its next attempt is checked again.
+    app.clock.advance(chrono::Duration::seconds(2));
+    let a = app
+        .login_from(sprayer, "guess102", "wrong-password-123")
+        .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{}", a.text);
     // Elsewhere, nothing changed.
     assert_eq!(
         app.login_from("192.168.1.20:1", "nurse.li", PASSWORD)
