@@ -107,9 +107,9 @@ pub(crate) const NO_ACCOUNT_HASH: &str =
 
 /// Addresses whose logins are delayed by their own count, remembered until the delay ends: a
 /// flood from one address is answered 429 from memory, without reading the database and after a
-/// short tarpit, so it can take neither the pool nor the processors from the nurses at the window. Bounded: past [`MAX_HOLDS`] addresses the
-/// ended holds are dropped, then (a flood from very many addresses) new ones are not remembered
-/// and those attempts take the ordinary path.
+/// short tarpit, so it can take neither the pool nor the processors from the nurses at the
+/// window. Bounded: past [`MAX_HOLDS`] addresses the ended holds are dropped, then (a flood from
+/// very many addresses) new ones are not remembered and those attempts take the ordinary path.
 #[derive(Default)]
 pub struct Holds(std::sync::Mutex<std::collections::HashMap<String, DateTime<Utc>>>);
 
