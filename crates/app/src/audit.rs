@@ -93,17 +93,7 @@ pub async fn search(app: &App, me: &Actor, q: &AuditQuery) -> Result<AuditPage> 
     }
     let client = match some(&q.uic) {
         None => None,
-        Some(u) => {
-            let uic = crate::dispensing::normalise_uic(&u)?;
-            let c = app.store.client_by_uic(&uic).await?;
-            if c.site_id != me.site_id {
-                return Err(Problem::new(Code::UicUnknown)
-                    .field("uic")
-                    .arg("uic", &uic)
-                    .into());
-            }
-            Some(c)
-        }
+        Some(u) => Some(crate::dispensing::client_here(app, me, &u, "uic").await?),
     };
     let filter = AuditFilter {
         from_ms: from.map(midnight).transpose()?,

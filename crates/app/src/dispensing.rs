@@ -331,6 +331,26 @@ pub async fn find_at_window(app: &App, me: &Actor, query: &str) -> Result<Window
     Ok(WindowMatch::Choose(out))
 }
 
+/// The client of `me`'s centre with the UIC `typed` (any case), refused at `field` as unknown
+/// when there is none or it is another centre's: the pages that take a UIC (services, the
+/// therapeutic community, the audit search) tell nothing of other centres.
+pub(crate) async fn client_here(
+    app: &App,
+    me: &Actor,
+    typed: &str,
+    field: &str,
+) -> Result<anxin_storage::Client> {
+    let uic = normalise_uic(typed)?;
+    let c = app.store.client_by_uic(&uic).await?;
+    if c.site_id != me.site_id {
+        return Err(Problem::new(Code::UicUnknown)
+            .field(field)
+            .arg("uic", &uic)
+            .into());
+    }
+    Ok(c)
+}
+
 /// A UIC as typed at the window: trimmed and in capitals.
 pub fn normalise_uic(raw: &str) -> Result<String> {
     let uic = raw.trim().to_uppercase();

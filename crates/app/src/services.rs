@@ -358,18 +358,7 @@ pub async fn open_tc_by_uic(
     req: &TcRequest,
 ) -> Result<ListedEpisode> {
     me.require(Permission::ServiceRecord)?;
-    let typed = uic.trim();
-    let unknown = || {
-        anxin_domain::Problem::new(anxin_domain::Code::UicUnknown)
-            .field("uic")
-            .arg("uic", typed)
-    };
-    let normal = crate::dispensing::normalise_uic(typed)?;
-    let c = match app.store.client_by_uic(&normal).await {
-        Ok(c) if c.site_id == me.site_id => c,
-        Ok(_) => return Err(unknown().into()),
-        Err(e) => return Err(e.into()),
-    };
+    let c = crate::dispensing::client_here(app, me, uic, "uic").await?;
     let req = TcRequest {
         client_id: Some(c.id),
         ..req.clone()
@@ -418,14 +407,7 @@ pub async fn record_by_uic(app: &App, me: &Actor, entry: &ServiceEntry) -> Resul
             service: Value::Null,
         }
     } else {
-        let uic = crate::dispensing::normalise_uic(typed)?;
-        let c = app.store.client_by_uic(&uic).await?;
-        if c.site_id != me.site_id {
-            return Err(anxin_domain::Problem::new(anxin_domain::Code::UicUnknown)
-                .field("uic")
-                .arg("uic", typed)
-                .into());
-        }
+        let c = crate::dispensing::client_here(app, me, typed, "uic").await?;
         EncounterRequest {
             client_id: Some(c.id),
             uic: None,
