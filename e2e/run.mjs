@@ -149,9 +149,9 @@ async function loadAndHandOut(page, server, client, serial, start, days = '2') {
   await form.locator('input[name=start]').fill(start);
   await form.locator('input[name=code_hour]').fill('7');
   await Promise.all([page.waitForNavigation(), form.locator('button[type=submit]').click()]);
-  const prov = page.locator('#provision');
-  assert.ok(await prov.count(), `the box ${serial} is loaded: ${await text(page, 'main')}`);
-  const provision = JSON.parse(await prov.getAttribute('data-provision'));
+  const written = page.locator('#box-written');
+  assert.ok(await written.count(), `the box ${serial} is loaded: ${await text(page, 'main')}`);
+  const provision = { load_id: Number(await written.getAttribute('data-load')), serial };
   await page.goto(`${server.url}/clients/${client}`);
   const row = page.locator(`#boxes tr[data-load="${provision.load_id}"]`);
   await row.locator('form[action$="/hand-out"] input[name=phone_confirmed]').check();
@@ -683,12 +683,19 @@ for (const lang of LANGS) {
         await Promise.all([page.waitForNavigation(), form.locator('button[type=submit]').click()]);
         const flashErr = await page.locator('.flash.error').count();
         assert.equal(flashErr, 0, flashErr ? await text(page, '.flash.error') : '');
-        // The box is programmed from the provisioning data shown once after loading.
-        const prov = page.locator('#provision');
-        assert.ok(await prov.count(), 'the provisioning data for the box is shown');
-        s.provision = JSON.parse(await prov.getAttribute('data-provision'));
+        // The box station wrote the box: each step is shown, and which dose goes where;
+        // the secret never appears (nor anything like it).
+        const written = page.locator('#box-written');
+        assert.ok(await written.count(), 'the box station wrote the box');
+        assert.equal(await written.getAttribute('data-serial'), 'BOX-0009');
+        assert.equal(await page.locator('#station-steps li.done').count(), 3, 'identified, written, read back');
+        const steps = await text(page, '#station-steps');
+        assert.ok(steps.includes('BOX-0009') && (zh ? hasCjk(steps) : !hasCjk(steps)), `the steps in ${lang}: ${steps}`);
+        assert.equal(await page.locator('#fill tbody tr').count(), 2, 'one line per compartment');
+        const shown = await page.content();
+        assert.ok(!/[0-9a-f]{32,}/i.test(shown) && !/base64/i.test(shown), 'no secret or base64 on the page');
         await page.screenshot({ path: path.join(SHOTS, `${lang}-box-loaded-1366x768.png`) });
-        s.load = s.provision.load_id;
+        s.load = Number(await written.getAttribute('data-load'));
         await visit(page, lang, 'hand-out sheet', `${server.url}/loads/${s.load}/sheet`);
         shots.push(['doctor', 'hand-out sheet', `/loads/${s.load}/sheet`], ['doctor', 'outbox', '/outbox']);
         const sheet = await text(page, '#hand-out-sheet');
@@ -744,39 +751,25 @@ for (const lang of LANGS) {
 
       await t.test('the box comes back and is reconciled', async () => {
         const page = pages.doctor;
-        const box = path.join(server.dir, 'box.json');
-        const p = s.provision;
-        const day0 = p.start_day;
+        // The client typed today's code at home on the box's keypad: the box on the bench.
+        const box = path.join(server.dir, 'data', 'box-bench', 'BOX-0009', 'box.json');
+        const day0 = Date.parse(`${TODAY}T00:00:00Z`) / 86400000;
         const at = (day0 * 86400 + 9 * 3600 - 8 * 3600).toString();
-        let r = boxSim(['provision', '--box', box, '--secret-hex', p.secret_hex, '--box-id', `${p.box_id}`, '--load-id', `${p.load_id}`, '--start-day', `${day0}`, '--compartments', `${p.compartments}`, '--digits', `${p.digits}`, '--now', at]);
-        assert.equal(r.code, 0, r.out);
-        // An export read before the compartment was opened: it must not stand in for the return.
-        const stale = path.join(server.dir, 'box-stale.log');
-        r = boxSim(['export-log', '--box', box, '--to', stale, '--now', at]);
-        assert.equal(r.code, 0, r.out);
-        r = boxSim(['enter', '--box', box, '--code', s.code, '--now', at]);
+        let r = boxSim(['enter', '--box', box, '--code', s.code, '--now', at]);
         assert.equal(r.code, 0, `today's code opens compartment 1: ${r.out}`);
         await page.goto(`${server.url}/clients/${s.client}`);
         let row = page.locator(`#boxes tr[data-load="${s.load}"]`);
-        await Promise.all([page.waitForNavigation(), row.locator('form[action$="/return/start"] button').click()]);
-        row = page.locator(`#boxes tr[data-load="${s.load}"]`);
-        const challenge = await row.locator('.challenge').getAttribute('data-challenge');
-        assert.match(challenge, /^\d+$/, 'the page shows the challenge for the export');
-        const staleB64 = fs.readFileSync(stale).toString('base64');
-        await row.locator('textarea[name=log_base64]').fill(staleB64);
-        await Promise.all([page.waitForNavigation(), row.locator('form[action$="/return"] button').click()]);
-        row = page.locator(`#boxes tr[data-load="${s.load}"]`);
-        const refused = await text(page, `#boxes tr[data-load="${s.load}"] .field-error[data-field=log_base64]`);
-        assert.ok(refused.includes(challenge) && (zh ? hasCjk(refused) : /old export/.test(refused)), `the stale export is refused in ${lang}: ${refused}`);
-        assert.equal(await row.locator('textarea[name=log_base64]').inputValue(), staleB64, 'what was pasted is kept');
+        assert.equal(await row.locator('textarea').count(), 0, 'nothing to paste');
+        // Not on the station yet (the box is still in the bag): refused at the station's place.
+        fs.renameSync(box, `${box}.away`);
+        await Promise.all([page.waitForNavigation(), row.locator('form[action$="/return/station"] button').click()]);
+        const refused = await text(page, `#boxes tr[data-load="${s.load}"] .field-error[data-field=station]`);
+        assert.ok(refused.includes('BOX-0009') && (zh ? hasCjk(refused) : !hasCjk(refused)), `refused in ${lang}: ${refused}`);
         assert.match(await text(page, `#boxes tr[data-load="${s.load}"]`), zh ? /在服务对象处/ : /with the client/, 'nothing changed');
-        // A fresh export carrying the challenge.
-        const logFile = path.join(server.dir, 'box.log');
-        r = boxSim(['export-log', '--box', box, '--to', logFile, '--challenge', challenge, '--now', at]);
-        assert.equal(r.code, 0, r.out);
-        const b64 = fs.readFileSync(logFile).toString('base64');
-        await row.locator('textarea[name=log_base64]').fill(b64);
-        await Promise.all([page.waitForNavigation(), row.locator('form[action$="/return"] button').click()]);
+        // Plugged in: the station reads its log with a fresh challenge and reconciles.
+        fs.renameSync(`${box}.away`, box);
+        row = page.locator(`#boxes tr[data-load="${s.load}"]`);
+        await Promise.all([page.waitForNavigation(), row.locator('form[action$="/return/station"] button').click()]);
         assert.equal(await page.locator('.flash.error, .field-error').count(), 0);
         const done = await text(page, `#boxes tr[data-load="${s.load}"]`);
         assert.match(done, zh ? /已归还/ : /returned/, `the load is returned: ${done}`);

@@ -1,7 +1,9 @@
 //! Take-home boxes: loading a box for a client (a fresh secret, one compartment a day within
-//! eligibility and approval, each day's code queued in the SMS outbox at the client's hour) and
-//! handing it out. Loading is one unit of work: the load, its pending doses, its codes and its
-//! audit entries are written together or not at all.
+//! eligibility and approval, each day's code queued in the SMS outbox at the client's hour),
+//! handing it out and taking it back. Loading is one unit of work: the load, its pending doses,
+//! its codes and its audit entries are written together or not at all, and the box station
+//! writes the secret into the box inside it (the box is emptied again if the work fails). The
+//! return reads the box's log through the station with a fresh challenge.
 
 use anxin_domain::boxes::{plan_load, Compartment, LoadState};
 use anxin_domain::sms::{TextKind, TextLang};
@@ -14,6 +16,9 @@ use rand::RngCore;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use boxproto::BoxState;
+
+use crate::station::{self, box_time, Plugged, ProvisionData};
 use crate::takehome::{approval_of, eligibility_of};
 use crate::{parse_date, Actor, App, Error, Result};
 
@@ -140,15 +145,18 @@ impl From<&Compartment> for CompartmentView {
     }
 }
 
-/// What the box is programmed with (shown once, at loading).
+/// What the box station wrote into the box and read back (never the secret).
 #[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct Provision {
-    pub box_id: i64,
+pub struct BoxWritten {
+    /// The box's serial as printed on it (BOX-0004).
+    pub serial: String,
+    /// The box's firmware version, as it reported it.
+    pub firmware: String,
     pub load_id: i64,
-    pub secret_hex: String,
-    /// Day number of the first compartment (days since 1970-01-01).
-    pub start_day: u32,
-    pub compartments: usize,
+    /// The first day in the box, as the box's status reads it back.
+    pub start_day: NaiveDate,
+    pub compartments: u8,
+    /// Digits of each day's code.
     pub digits: u8,
 }
 
@@ -157,7 +165,7 @@ pub struct Provision {
 pub struct LoadAnswer {
     pub load: LoadView,
     pub compartments: Vec<CompartmentView>,
-    pub provision: Provision,
+    pub written: BoxWritten,
 }
 
 /// The first day of a load: tomorrow unless given, and within the coming week.
@@ -200,6 +208,10 @@ pub async fn load_box(
             .arg("serial", &lockbox.serial)
             .into());
     }
+    // The box on the station is asked first, before any write: it must be this box, empty.
+    let mut plugged = plugged_empty(app, &lockbox)
+        .await
+        .map_err(|e| at_field(e, "serial"))?;
     let mut work = app.store.begin_work(&me.audit(), now).await?;
     let c = work.client_for_write(client_id).await?;
     if c.discharged_on.is_some() || !c.stage.doses_at_centre() {
@@ -302,29 +314,118 @@ pub async fn load_box(
     let backend = work.backend();
     enqueue_batch_in(work.conn(), backend, &actor, &messages, now).await?;
     app.failpoint("load_box.after_codes")?;
-    work.audit(
-        anxin_storage::AuditEvent::new("box.provision", "client", c.id)
-            .site(c.site_id)
-            .reason(format!(
-                "load {}: secret written to box {}",
-                load.id, lockbox.serial
-            )),
-    )
-    .await?;
-    app.failpoint("load_box.before_commit")?;
-    work.commit().await?;
+    // The secret crosses the cable once, here; the box answers its status, which must show
+    // the load just written before the unit of work commits.
+    let status = plugged
+        .provision(ProvisionData {
+            load_id: load.id as u64,
+            box_id: lockbox.id as u64,
+            start_day: day_number(start),
+            compartments: count,
+            digits: Digits::DEFAULT.get(),
+            now: box_time(now),
+            secret: secret_bytes,
+        })
+        .await
+        .map_err(|e| at_field(e, "serial"))?;
+    secret_bytes = [0; 32];
+    std::hint::black_box(&secret_bytes);
+    let label = station::box_label(plugged.identity.serial);
+    let firmware = {
+        let [a, b, c] = plugged.identity.firmware;
+        format!("{a}.{b}.{c}")
+    };
+    let written = status.state == BoxState::Loaded
+        && status.load_id == load.id as u64
+        && status.box_id == lockbox.id as u64
+        && status.compartments == count
+        && status.start_day == day_number(start);
+    let finish = async {
+        if !written {
+            return Err(Error::from(
+                Problem::new(Code::StationCheckFailed)
+                    .field("serial")
+                    .arg("serial", &label),
+            ));
+        }
+        work.audit(
+            anxin_storage::AuditEvent::new("box.provision", "client", c.id)
+                .site(c.site_id)
+                .reason(format!(
+                    "load {}: secret written to box {} (firmware {firmware}) by the box station",
+                    load.id, lockbox.serial
+                )),
+        )
+        .await?;
+        app.failpoint("load_box.before_commit")?;
+        work.commit().await?;
+        Ok(())
+    };
+    if let Err(e) = finish.await {
+        // Nothing of the load was kept: the box gives it up too, so it can be loaded again.
+        if let Err(undo) = plugged.empty(load.id as u64, box_time(now)).await {
+            tracing::warn!(box_serial = %lockbox.serial, load = load.id, "the box still holds a load that was not kept: {undo}");
+        }
+        return Err(e);
+    }
     Ok(LoadAnswer {
         load: LoadView::from(&load),
         compartments: plan.iter().map(CompartmentView::from).collect(),
-        provision: Provision {
-            box_id: load.box_id,
+        written: BoxWritten {
+            serial: lockbox.serial.clone(),
+            firmware,
             load_id: load.id,
-            secret_hex: hex::encode(secret_bytes),
-            start_day: day_number(start),
-            compartments: plan.len(),
+            start_day: start,
+            compartments: count,
             digits: Digits::DEFAULT.get(),
         },
     })
+}
+
+/// A problem placed at `field` (the station's refusals carry none of their own).
+fn at_field(e: Error, field: &str) -> Error {
+    match e {
+        Error::Domain(DomainError::Refused(p)) if p.field.is_none() => p.field(field).into(),
+        other => other,
+    }
+}
+
+/// The box `lockbox` on the station, identified and empty. A box that still holds a load this
+/// centre already took back (its wipe was lost), or a load the server never kept (a unit of
+/// work that failed after the box was written), is emptied first; any other load is refused.
+async fn plugged_empty(app: &App, lockbox: &LockBox) -> Result<Plugged> {
+    let mut plugged = Plugged::open(
+        app.settings.box_station.as_ref(),
+        lockbox.id as u64,
+        &lockbox.serial,
+    )
+    .await?;
+    let id = plugged.identity;
+    if id.serial != lockbox.id as u64 {
+        return Err(Problem::new(Code::StationWrongBox)
+            .arg("want", &lockbox.serial)
+            .arg("got", station::box_label(id.serial))
+            .into());
+    }
+    if plugged.is_empty() {
+        return Ok(plugged);
+    }
+    let held = i64::try_from(id.load_id).unwrap_or(i64::MAX);
+    let taken_back = match app.store.load(held).await {
+        Ok(l) => {
+            l.box_id == lockbox.id && !l.state.awaits_return() && id.state == BoxState::Exported
+        }
+        Err(anxin_storage::StoreError::Domain(DomainError::NotFound(_))) => true,
+        Err(e) => return Err(e.into()),
+    };
+    if !taken_back {
+        return Err(Problem::new(Code::StationBoxHoldsLoad)
+            .arg("serial", &lockbox.serial)
+            .arg("load", id.load_id)
+            .into());
+    }
+    plugged.empty(id.load_id, box_time(app.now())).await?;
+    Ok(plugged)
 }
 
 /// A load of the actor's centre.
@@ -656,17 +757,78 @@ pub fn secret_of(app: &App, load: &Load) -> Result<Secret> {
     Secret::from_bytes(&bytes).map_err(|_| Error::Internal("box secret of the wrong size".into()))
 }
 
-/// Takes a box back: verifies its log against the load's secret, reconciles and records the
-/// return (and any tampering) in one unit of work.
+/// Takes a box back from an export read elsewhere (base64, after [`start_return`]): verifies
+/// its log against the load's secret, reconciles and records the return.
 pub async fn return_box(
     app: &App,
     me: &Actor,
     load_id: &str,
     req: &ReturnRequest,
 ) -> Result<ReturnAnswer> {
-    use base64_engine::decode;
     me.require(Permission::TakeHomeManage)?;
     let load = load_of(app, me, load_id).await?;
+    let bytes = base64_engine::decode(req.log_base64.trim())
+        .ok_or_else(|| Error::from(Problem::new(Code::ExportMalformed).field("log_base64")))?;
+    reconcile_export(app, me, &load, &bytes, "log_base64").await
+}
+
+/// Takes a box back through the box station: the box on the cable must hold this load; a
+/// fresh challenge is drawn and sent, the export read and verified, the return reconciled and
+/// recorded, and the box emptied for its next load (a wipe that fails is done at that load).
+pub async fn return_by_station(app: &App, me: &Actor, load_id: &str) -> Result<ReturnAnswer> {
+    me.require(Permission::TakeHomeManage)?;
+    let load = load_of(app, me, load_id).await?;
+    if !load.state.awaits_return() {
+        return Err(Problem::new(Code::LoadWrongState)
+            .arg("id", load.id)
+            .arg("state", load.state)
+            .into());
+    }
+    let serial = serial_of(app, &load).await?;
+    let at = |e: Error| at_field(e, "station");
+    let mut plugged = Plugged::open(
+        app.settings.box_station.as_ref(),
+        load.box_id as u64,
+        &serial,
+    )
+    .await
+    .map_err(at)?;
+    let id = plugged.identity;
+    if id.serial != load.box_id as u64 {
+        return Err(at(Problem::new(Code::StationWrongBox)
+            .arg("want", &serial)
+            .arg("got", station::box_label(id.serial))
+            .into()));
+    }
+    if plugged.is_empty() || id.load_id != load.id as u64 {
+        return Err(at(Problem::new(Code::StationNotThisLoad)
+            .arg("serial", &serial)
+            .arg("load", load.id)
+            .into()));
+    }
+    let started = start_return(app, me, load_id).await?;
+    let bytes = plugged
+        .export(box_time(app.now()), started.challenge)
+        .await
+        .map_err(at)?;
+    let load = load_of(app, me, load_id).await?;
+    let answer = reconcile_export(app, me, &load, &bytes, "station").await?;
+    if let Err(e) = plugged.wipe(load.id as u64).await {
+        tracing::warn!(box_serial = %serial, load = load.id, "returned, but the box was not wiped (its next load wipes it): {e}");
+    }
+    Ok(answer)
+}
+
+/// Verifies an exported log against the load's secret and the challenge just issued,
+/// reconciles it with the codes released and records the return (and any tampering) in one
+/// unit of work. Refusals are placed at `field`.
+async fn reconcile_export(
+    app: &App,
+    me: &Actor,
+    load: &Load,
+    bytes: &[u8],
+    field: &str,
+) -> Result<ReturnAnswer> {
     if !load.state.awaits_return() {
         // Already reconciled (a replayed export), or lost.
         return Err(Problem::new(Code::LoadWrongState)
@@ -675,18 +837,14 @@ pub async fn return_box(
             .into());
     }
     let Some(challenge) = load.return_challenge else {
-        return Err(Problem::new(Code::ExportNoChallenge)
-            .field("log_base64")
-            .into());
+        return Err(Problem::new(Code::ExportNoChallenge).field(field).into());
     };
-    let bytes = decode(req.log_base64.trim())
-        .ok_or_else(|| Error::from(Problem::new(Code::ExportMalformed).field("log_base64")))?;
-    let secret = secret_of(app, &load)?;
+    let secret = secret_of(app, load)?;
     let log =
-        lockcode::verify_log(&secret, load.box_id as u64, load.id as u64, &bytes).map_err(|e| {
+        lockcode::verify_log(&secret, load.box_id as u64, load.id as u64, bytes).map_err(|e| {
             Error::from(
                 Problem::new(Code::ExportDoesNotVerify)
-                    .field("log_base64")
+                    .field(field)
                     .arg("load", load.id)
                     .arg("why", e),
             )
@@ -694,7 +852,7 @@ pub async fn return_box(
     let summary = log.summary();
     if summary.challenge != challenge {
         return Err(Problem::new(Code::ExportStale)
-            .field("log_base64")
+            .field(field)
             .arg("got", summary.challenge)
             .arg("expected", challenge)
             .into());
@@ -703,7 +861,7 @@ pub async fn return_box(
         .entries()
         .filter(|e| e.kind == lockcode::EventKind::Tamper)
         .count() as u32;
-    let released = app.store.codes_released(&load).await?;
+    let released = app.store.codes_released(load).await?;
     let r = anxin_domain::boxes::reconcile(
         u8::try_from(load.days).unwrap_or(0),
         summary.opened_mask,
@@ -718,7 +876,7 @@ pub async fn return_box(
     );
     let tampering = !r.opened_without_code.is_empty() || tamper > 0;
     let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
-    work.return_load(&load, &r.opened, app.today(), &json_r, &text)
+    work.return_load(load, &r.opened, app.today(), &json_r, &text)
         .await?;
     if tampering {
         work.audit(

@@ -40,6 +40,7 @@ pub mod services;
 pub mod sessions;
 pub mod sms;
 pub mod staff;
+pub mod station;
 pub mod stock;
 pub mod system;
 pub mod takehome;
@@ -80,6 +81,8 @@ pub struct AppSettings {
     pub suppression_threshold: u64,
     /// The box GPS rules (`[gps]`).
     pub gps: gps::GpsRules,
+    /// Where the box station's cable is (`boxes.station`); `None`: boxes cannot be loaded.
+    pub box_station: Option<station::Line>,
 }
 
 /// The record id cookies are sealed under (no client has a negative id).

@@ -16,6 +16,7 @@ pub use anxin_storage::Store;
 impl AppSettings {
     /// The default rules of every policy, at UTC+8, with SMS texts from `data_dir`.
     pub fn defaults(data_dir: std::path::PathBuf) -> AppSettings {
+        let data_dir_for_bench = data_dir.clone();
         AppSettings {
             utc_offset: FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| Utc.fix()),
             clinic: ClinicPolicy {
@@ -29,8 +30,22 @@ impl AppSettings {
             login: Default::default(),
             suppression_threshold: 5,
             gps: Default::default(),
+            box_station: Some(crate::station::Line::Bench(fresh_bench(
+                &data_dir_for_bench,
+            ))),
         }
     }
+}
+
+/// A box bench directory of its own under `dir` (tests run in parallel; box numbers repeat).
+pub fn fresh_bench(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    dir.join(format!(
+        "anxin-box-bench-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 /// The data key of every test application.

@@ -8,7 +8,8 @@
 //! plugging the box into the station).
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 
 use boxproto::{
@@ -284,7 +285,7 @@ impl SimBox {
     }
 
     /// Serves one connection (one session) until the peer hangs up.
-    pub fn session(&mut self, mut conn: TcpStream) -> std::io::Result<()> {
+    pub fn session(&mut self, mut conn: impl Read + Write) -> std::io::Result<()> {
         let mut rx = Box::new(Decoder::<{ 128 + FRAME_OVERHEAD }>::new());
         let mut session = Session::new();
         let mut buf = [0u8; 256];
@@ -348,6 +349,35 @@ pub fn serve_on(listener: TcpListener, dir: &Path, serial: u64) -> Result<(), Bo
         let _ = sim.session(conn);
     }
     Ok(())
+}
+
+/// Plugs the simulated box `serial`, kept in `bench/<label>/` (its registry name, e.g.
+/// `BOX-0004`), into a station: the station's end of the cable is returned, and a thread
+/// serves the box until the station hangs up. The bench stands for a shelf of boxes and a
+/// staff member who plugs in the one the load names; a real line has one box on it, and the
+/// station checks its serial.
+pub fn plug(bench: &Path, serial: u64, label: &str) -> std::io::Result<UnixStream> {
+    let name: String = label
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect();
+    if name.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a box label of letters, digits and dashes",
+        ));
+    }
+    let dir = bench.join(name);
+    std::fs::create_dir_all(&dir)?;
+    let (station, boxside) = UnixStream::pair()?;
+    std::thread::Builder::new()
+        .name(format!("box-sim-{serial}"))
+        .spawn(move || {
+            let mut sim = SimBox::new(&dir, serial);
+            // The station hanging up ends the session; nothing to report.
+            let _ = sim.session(boxside);
+        })?;
+    Ok(station)
 }
 
 /// `serve`: prints `listening on ADDR`, then serves forever.

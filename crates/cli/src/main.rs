@@ -288,7 +288,13 @@ async fn serve(config: Config, listen: Option<String>, load_demo: bool) -> anyho
         permits = anxin_server::throttle::gate().permits(),
         "password hashes computed at once"
     );
-    let settings = Settings::from_config(&config)?;
+    let mut settings = Settings::from_config(&config)?;
+    if load_demo && settings.box_station.is_none() {
+        // The demo centre's boxes sit on a simulated bench (real protocol, simulated boxes).
+        let bench = config.data_dir.join("box-bench");
+        println!("Box station: simulated boxes in {}", bench.display());
+        settings.box_station = Some(anxin_app::station::Line::Bench(bench));
+    }
     let app = anxin_app::App::new(
         store.clone(),
         clock_of(&config)?,

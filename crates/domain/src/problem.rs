@@ -130,6 +130,20 @@ codes! {
     ExportNoChallenge => ("export.no_challenge", Conflict),
     /// An export that carries another challenge than the one issued (an old export).
     ExportStale => ("export.stale", Invalid),
+    /// No box station is set up (`boxes.station`): a box cannot be written or read.
+    StationNone => ("station.none", Conflict),
+    /// The box station's line does not answer (nothing plugged in, cable, timeout).
+    StationUnreachable => ("station.unreachable", Conflict),
+    /// The box on the station is not the one the load names.
+    StationWrongBox => ("station.wrong_box", Conflict),
+    /// The box on the station still holds a load that was not returned.
+    StationBoxHoldsLoad => ("station.box_holds_load", Conflict),
+    /// The box on the station does not hold the load being returned.
+    StationNotThisLoad => ("station.not_this_load", Conflict),
+    /// The box refused a request, or answered with a frame the station refused.
+    StationRefused => ("station.refused", Conflict),
+    /// After a provision the box's status does not show the load just written.
+    StationCheckFailed => ("station.check_failed", Conflict),
     /// Today's code asked for without the caller's answers to the identity questions.
     RevealUnchecked => ("reveal.unchecked", Invalid),
     /// The caller's answers do not match the record.

@@ -187,6 +187,25 @@ pub async fn return_box(
     Ok(answer)
 }
 
+/// Takes a box back through the box station (see `anxin_app::boxes::return_by_station`).
+pub async fn return_by_station(
+    st: &AppState,
+    me: &CurrentUser,
+    raw: &str,
+) -> AppResult<ReturnAnswer> {
+    let answer = anxin_app::boxes::return_by_station(&st.app, &me.app_actor(), raw).await?;
+    st.app.gps.invalidate();
+    Ok(answer)
+}
+
+async fn api_return_by_station(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<ReturnAnswer>> {
+    Ok(Json(return_by_station(&st, &me, &id).await?))
+}
+
 async fn api_return(
     State(st): State<AppState>,
     me: CurrentUser,
@@ -254,7 +273,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "/api/v1/clients/{id}/loads",
                 Needs(TakeHomeManage),
                 "boxes",
-                "Load a box: fresh secret, codes queued",
+                "Load a box: a fresh secret written into it by the box station, codes queued",
             )
             .answers::<LoadAnswer>()
             .body::<LoadRequest>()
@@ -315,7 +334,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "/api/v1/loads/{id}/return/start",
                 Needs(TakeHomeManage),
                 "boxes",
-                "Start a return: a fresh challenge the box's export must carry",
+                "Start a return read elsewhere: a fresh challenge the box's export must carry",
             )
             .answers::<ReturnStarted>(),
             api_start_return,
@@ -326,11 +345,22 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "/api/v1/loads/{id}/return",
                 Needs(TakeHomeManage),
                 "boxes",
-                "Take the box back with its log and reconcile",
+                "Take the box back with a log exported elsewhere and reconcile",
             )
             .answers::<ReturnAnswer>()
             .body::<ReturnRequest>(),
             api_return,
+        )
+        .add(
+            RouteSpec::api(
+                Post,
+                "/api/v1/loads/{id}/return/station",
+                Needs(TakeHomeManage),
+                "boxes",
+                "Take the box back through the box station: fresh challenge, export, reconcile, wipe",
+            )
+            .answers::<ReturnAnswer>(),
+            api_return_by_station,
         )
 }
 
@@ -343,12 +373,12 @@ pub mod web {
     use maud::{html, Markup};
     use serde::Deserialize;
 
-    use super::{load_box, return_box, HandOut, LoadAnswer, LoadRequest};
+    use super::{load_box, return_by_station, HandOut, LoadAnswer, LoadRequest};
     use crate::auth::CurrentUser;
     use crate::error::AppError;
     use crate::routes::{RouteSpec, RouteTable, Verb};
     use crate::state::AppState;
-    use crate::web::{after_form, field_error, form_notice, refused_form, Flash, T};
+    use crate::web::{field_error, form_notice, refused_form, Flash, T};
     use anxin_domain::boxes::LoadState;
     use axum::response::Redirect;
 
@@ -541,22 +571,12 @@ pub mod web {
                                 }
                             }
                         } @if may && l.state.awaits_return() {
-                            @match l.return_challenge {
-                                None => {
-                                    form method="post" action={"/loads/" (l.id) "/return/start"} class="return-start-form" { (csrf) button type="submit" { (t.s("box-return-start")) } }
-                                }
-                                Some(ch) => {
-                                    form method="post" action={"/loads/" (l.id) "/return"} class="return-form" {
-                                        (csrf) @let k = format!("return-{}", l.id);
-                                        (form_notice(f, &k, &["log_base64"]))
-                                        p { (t.s("box-challenge")) ": " strong.challenge data-challenge=(ch) { (ch) } }
-                                        p.muted { (t.s("box-challenge-help")) }
-                                        textarea name="log_base64" rows="2" placeholder=(t.s("box-log")) aria-label=(t.s("box-log")) required { (f.value(&k, "log_base64").unwrap_or_default()) }
-                                        (field_error(f, &k, "log_base64"))
-                                        button type="submit" { (t.s("box-return")) }
-                                    }
-                                    form method="post" action={"/loads/" (l.id) "/return/start"} class="return-start-form" { (csrf) button.secondary type="submit" { (t.s("box-return-restart")) } }
-                                }
+                            form method="post" action={"/loads/" (l.id) "/return/station"} class="return-form" {
+                                (csrf) @let k = format!("return-{}", l.id);
+                                (form_notice(f, &k, &["station"]))
+                                p.muted { (t.s("box-return-help")) }
+                                (field_error(f, &k, "station"))
+                                button type="submit" { (t.s("box-return")) }
                             }
                         } }
                     } } }
@@ -626,28 +646,35 @@ pub mod web {
         }
     }
 
-    /// After loading: the data the box is programmed with (shown once, never stored in the
-    /// clear), and the way on to the hand-out sheet.
+    /// After loading: what the box station did, step by step (never the secret), which dose
+    /// goes in which compartment, and the way on to the hand-out sheet.
     fn provision_page(st: &AppState, me: &CurrentUser, base: &str, v: &LoadAnswer) -> Response {
         let t = T {
             st,
             lang: crate::i18n::Lang::from_tag(&me.user.language),
         };
-        let p = &v.provision;
+        let w = &v.written;
+        let load = w.load_id.to_string();
+        let compartments = w.compartments.to_string();
+        let start = w.start_day.to_string();
         let body = html! {
-            section.card id="provision" data-provision=(serde_json::to_string(p).unwrap_or_default()) {
+            section.card id="box-written" data-serial=(w.serial) data-load=(w.load_id) {
                 h1 { (t.s("box-loaded-title")) }
-                p { (t.s("box-provision-help")) }
-                dl {
-                    dt { (t.s("box-provision-box-id")) } dd { (p.box_id) }
-                    dt { (t.s("box-provision-load-id")) } dd { (p.load_id) }
-                    dt { (t.s("box-provision-start-day")) } dd { (p.start_day) }
-                    dt { (t.s("box-compartments")) } dd { (p.compartments) }
-                    dt { (t.s("box-provision-digits")) } dd { (p.digits) }
-                    dt { (t.s("box-provision-secret")) } dd { code.secret { (p.secret_hex) } }
+                ol.steps id="station-steps" {
+                    li.done data-step="identify" { (t.a("box-step-identify", &[("serial", &w.serial), ("firmware", &w.firmware)])) }
+                    li.done data-step="write" { (t.a("box-step-write", &[("serial", &w.serial), ("load", &load)])) }
+                    li.done data-step="check" { (t.a("box-step-check", &[("load", &load), ("compartments", &compartments), ("start", &start)])) }
                 }
+                h2 { (t.s("box-compartments")) }
+                table.list id="fill" {
+                    thead { tr { th { (t.s("box-compartment")) } th { (t.s("box-day")) } th { "mg" } } }
+                    tbody { @for c in &v.compartments {
+                        tr data-compartment=(c.index + 1) { td { (c.index + 1) } td { (c.day) } td { (c.mg) } }
+                    } }
+                }
+                p.muted { (t.s("box-codes-by-sms")) }
                 p {
-                    a href={"/loads/" (p.load_id) "/sheet"} id="sheet-link" { (t.s("box-print-sheet")) }
+                    a href={"/loads/" (w.load_id) "/sheet"} id="sheet-link" { (t.s("box-print-sheet")) }
                     " · "
                     a href=(base) { (t.s("box-back")) }
                 }
@@ -799,40 +826,22 @@ pub mod web {
         }
     }
 
-    async fn return_start_form(
-        State(st): State<AppState>,
-        me: CurrentUser,
-        Path(id): Path<String>,
-    ) -> Response {
-        let base = client_page_of(&st, &me, &id).await;
-        after_form(
-            &base,
-            anxin_app::boxes::start_return(&st.app, &me.app_actor(), &id).await,
-        )
-    }
-
-    #[derive(Deserialize)]
-    struct LogForm {
-        #[serde(default)]
-        log_base64: String,
-    }
-
     async fn return_form(
         State(st): State<AppState>,
         me: CurrentUser,
         Path(id): Path<String>,
-        Form(f): Form<LogForm>,
     ) -> Response {
         let base = client_page_of(&st, &me, &id).await;
-        match return_box(&st, &me, &id, &f.log_base64).await {
-            Ok(_) => Redirect::to(&base).into_response(),
-            Err(e) => refused_form(
-                &st,
+        match return_by_station(&st, &me, &id).await {
+            Ok(_) => crate::flash::redirect(
                 &base,
-                &format!("return-{id}"),
-                e,
-                vec![("log_base64".into(), f.log_base64)],
+                crate::flash::Tone::Ok,
+                crate::flash::Message::Id {
+                    id: "box-returned".into(),
+                    args: vec![],
+                },
             ),
+            Err(e) => refused_form(&st, &base, &format!("return-{id}"), e, vec![]),
         }
     }
 
@@ -941,18 +950,9 @@ pub mod web {
             .add(
                 RouteSpec::web(
                     Post,
-                    "/loads/{id}/return/start",
+                    "/loads/{id}/return/station",
                     Needs(TakeHomeManage),
-                    "Start a box's return (challenge)",
-                ),
-                return_start_form,
-            )
-            .add(
-                RouteSpec::web(
-                    Post,
-                    "/loads/{id}/return",
-                    Needs(TakeHomeManage),
-                    "Take a box back",
+                    "Take a box back through the box station",
                 ),
                 return_form,
             )

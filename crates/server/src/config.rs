@@ -55,6 +55,7 @@
 //! | `clinic.urine_random_rate` | `ANXIN_CLINIC__URINE_RANDOM_RATE` | `0.1` | chance that a client is drawn for a random urine test on a day |
 //! | `clinic.concentration_mg_per_ml` | `ANXIN_CLINIC__CONCENTRATION_MG_PER_ML` | `1.0` | concentration of the centre's methadone oral solution |
 //! | `indicators.suppression_threshold` | `ANXIN_INDICATORS__SUPPRESSION_THRESHOLD` | `5` | counts below this are suppressed in the CDC's figures (with complementary cells) |
+//! | `boxes.station` | `ANXIN_BOXES__STATION` | (none: boxes cannot be loaded; `serve --demo` uses `sim:<data_dir>/box-bench`) | the box station's cable: `tcp:HOST:PORT` (a serial line bridged to TCP on this host, QEMU's UART, `anxin-box-sim serve`), a serial device such as `/dev/ttyUSB0` (115200 8N1), or `sim:DIR`, a bench of simulated boxes for demos and tests |
 //! | `clinic.variance_threshold_ml` | `ANXIN_CLINIC__VARIANCE_THRESHOLD_ML` | `5.0` | stock close-out variance (mL) that needs a written reason |
 //! | `gps.enabled` | `ANXIN_GPS__ENABLED` | `false` | accept box trackers (GT06, OsmAnd, MQTT) |
 //! | `gps.gt06_listen` | `ANXIN_GPS__GT06_LISTEN` | `0.0.0.0:5023` | TCP address of the GT06 port (empty: off) |
@@ -298,6 +299,28 @@ pub struct Config {
     pub clinic: ClinicConfig,
     pub indicators: IndicatorsConfig,
     pub gps: GpsConfig,
+    /// `[boxes]`: the box station.
+    pub boxes: BoxesConfig,
+}
+
+/// The `[boxes]` section: where the box station's cable is.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BoxesConfig {
+    /// `tcp:HOST:PORT`, a serial device path, or `sim:DIR` (see the module documentation).
+    pub station: Option<String>,
+}
+
+impl Config {
+    /// The box station's line, if one is set.
+    pub fn box_station(&self) -> Result<Option<anxin_app::station::Line>, ConfigError> {
+        self.boxes
+            .station
+            .as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| anxin_app::station::Line::parse(s).map_err(|m| key_err("boxes.station", m)))
+            .transpose()
+    }
 }
 
 impl Default for Config {
@@ -318,6 +341,7 @@ impl Default for Config {
             clinic: ClinicConfig::default(),
             indicators: IndicatorsConfig::default(),
             gps: GpsConfig::default(),
+            boxes: BoxesConfig::default(),
         }
     }
 }
@@ -423,6 +447,7 @@ impl Config {
         }
         self.offset()?;
         self.clock_start()?;
+        self.box_station()?;
         if let Some(url) = &self.database_url {
             let u = url.expose_secret();
             if !(u.starts_with("postgres://")

@@ -30,6 +30,8 @@ pub struct Settings {
     pub backup_dir: std::path::PathBuf,
     /// The data key file, which the backup page tells the user to keep apart.
     pub key_path: std::path::PathBuf,
+    /// Where the box station's cable is.
+    pub box_station: Option<anxin_app::station::Line>,
 }
 
 impl Settings {
@@ -46,6 +48,7 @@ impl Settings {
             gps: c.gps.clone(),
             backup_dir: c.data_dir.join("backups"),
             key_path: c.key_path(),
+            box_station: c.box_station()?,
         })
     }
 }
@@ -82,6 +85,7 @@ impl Settings {
             login: self.login,
             suppression_threshold: self.suppression_threshold,
             gps: self.gps.rules(),
+            box_station: self.box_station.clone(),
         }
     }
 }

@@ -32,6 +32,9 @@ pub struct TestApp {
     pub store: Store,
     /// The application's data key (tests open what it sealed).
     pub vault: anxin_storage::vault::Vault,
+    /// The simulated box bench the box station plugs boxes in from (`BOX-nnnn/box.json`),
+    /// unless the configuration names another station.
+    pub bench: Option<std::path::PathBuf>,
     db: TestDb,
 }
 
@@ -73,7 +76,13 @@ impl TestApp {
         let clock = Arc::new(ManualClock::new(
             Utc.with_ymd_and_hms(2026, 11, 22, 1, 0, 0).unwrap(),
         ));
-        let settings = Settings::from_config(config).unwrap();
+        let mut settings = Settings::from_config(config).unwrap();
+        let mut bench = None;
+        if settings.box_station.is_none() {
+            let dir = anxin_app::testing::fresh_bench(&std::env::temp_dir());
+            settings.box_station = Some(anxin_app::station::Line::Bench(dir.clone()));
+            bench = Some(dir);
+        }
         let app = anxin_app::testing::app_on(&db, clock.clone(), settings.app_settings());
         let state = AppState::new(app, I18n::load().unwrap(), settings);
         let router = crate::app(state.clone());
@@ -83,8 +92,19 @@ impl TestApp {
             router,
             store: db.store.clone(),
             vault: anxin_app::testing::test_vault(),
+            bench,
             db,
         }
+    }
+
+    /// The file of the simulated box `serial` on the bench (for `anxin-box-sim` commands: the
+    /// client typing a code at home).
+    pub fn bench_box(&self, serial: &str) -> std::path::PathBuf {
+        self.bench
+            .as_ref()
+            .expect("this test app has a simulated bench")
+            .join(serial)
+            .join("box.json")
     }
 
     /// Adds a site.

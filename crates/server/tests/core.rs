@@ -818,7 +818,7 @@ async fn ending_treatment_ends_the_box(app: TestApp) {
     );
     assert!(
         page.text
-            .contains(&format!("action=\"/loads/{load}/return/start\"")),
+            .contains(&format!("action=\"/loads/{load}/return/station\"")),
         "the box can still be returned"
     );
     assert!(
@@ -1002,7 +1002,7 @@ async fn the_box_tasks_are_done_in_the_page(app: TestApp) {
     assert!(
         !page
             .text
-            .contains(&format!("action=\"/loads/{load}/return/start\"")),
+            .contains(&format!("action=\"/loads/{load}/return/station\"")),
         "only take-home staff take boxes back"
     );
     let reveal = format!("/loads/{load}/reveal");
@@ -1023,29 +1023,23 @@ async fn the_box_tasks_are_done_in_the_page(app: TestApp) {
     assert!(a.text.contains("第 1 格的开启密码"), "{}", a.text);
     assert!(a.text.contains("class=\"revealed-code\""));
 
-    // The return: first a challenge, then the export; an export without it is refused.
+    // The return goes through the box station. A box that no longer holds the load (emptied
+    // elsewhere) is refused at the station's place in the form, in Chinese, and nothing changes.
     let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    let held = w.app.store.load(load).await.unwrap();
+    std::fs::remove_file(w.app.bench_box("BOX-0005")).unwrap();
     let a = doctor
-        .submit(&format!("/loads/{load}/return/start"), &[])
+        .submit(&format!("/loads/{load}/return/station"), &[])
         .await;
-    assert!(a.text.contains("药盒导出挑战码"), "the challenge is shown");
-    let challenge = w
-        .app
-        .store
-        .load(load)
-        .await
-        .unwrap()
-        .return_challenge
-        .unwrap();
-    assert!(a.text.contains(&format!("data-challenge=\"{challenge}\"")));
-    let a = doctor
-        .submit(&format!("/loads/{load}/return"), &[("log_base64", "QUJD")])
-        .await;
-    assert!(a.text.contains("data-field=\"log_base64\""), "at the field");
+    assert!(a.text.contains("data-field=\"station\""), "at the field");
     assert!(
-        a.text.contains(">QUJD</textarea>"),
-        "what was pasted is kept"
+        a.text
+            .contains(&format!("工作站上的药盒（BOX-0005）里没有装药 {load}")),
+        "{}",
+        a.text
     );
+    assert_eq!(w.app.store.load(load).await.unwrap().state, held.state);
+    assert_eq!(w.app.store.load(load).await.unwrap().return_challenge, None);
 
     // Reported lost in the page: the box is lost and the window doses today.
     let a = doctor
@@ -1149,7 +1143,7 @@ async fn a_form_submits_once(app: TestApp) {
         .await;
     assert_eq!(count(tests).await, before + 2);
 
-    // Loading a box answers a page (the provisioning data); sent again, it loads nothing more.
+    // Loading a box answers a page (what the box station did); sent again, it loads nothing more.
     w.call(
         Method::POST,
         &w.doctor,
@@ -1165,12 +1159,24 @@ async fn a_form_submits_once(app: TestApp) {
         ("once", "load-1"),
     ];
     let first = doctor.submit(&format!("/clients/{id}/load"), &load).await;
-    assert!(first.text.contains("id=\"provision\""), "{}", first.text);
+    assert!(first.text.contains("id=\"box-written\""), "{}", first.text);
+    let written: i64 =
+        sqlx::query_scalar(&format!("SELECT id FROM box_loads WHERE client_id = {id}"))
+            .fetch_one(w.app.store.pool())
+            .await
+            .unwrap();
+    let l = w.app.store.load(written).await.unwrap();
+    let secret = hex::encode(w.app.vault.open_box_secret(l.id, &l.sealed_secret).unwrap());
+    assert!(
+        !first.text.to_lowercase().contains(&secret),
+        "the secret is not on the page"
+    );
+    assert!(first.text.contains("已读回药盒状态"), "{}", first.text);
     let again = doctor.submit(&format!("/clients/{id}/load"), &load).await;
     assert!(again.text.contains("此表单已提交过"), "{}", again.text);
     assert!(
-        !again.text.contains("id=\"provision\""),
-        "the secret is not shown twice"
+        !again.text.contains("id=\"box-written\""),
+        "the box is not written twice"
     );
     let loads = format!("SELECT COUNT(*) FROM box_loads WHERE client_id = {id}");
     assert_eq!(count(loads).await, 1);

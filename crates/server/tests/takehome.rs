@@ -390,57 +390,15 @@ struct Sim {
     args: anxin_boxsim::BoxSimArgs,
 }
 
-/// Provisions the simulated box of a load (`l`, the load answer), starts its return and
-/// brings it back unopened with a fresh export: the return's status and answer.
+/// Brings the box of a load (`l`, the load answer; the station wrote it on the bench) back
+/// unopened through the box station: the return's status and answer.
 async fn return_unopened(w: &World, l: &Value) -> (StatusCode, Value) {
     let load_id = l["load"]["id"].as_i64().unwrap();
-    let p = &l["provision"];
-    let dir = tempfile::tempdir().unwrap();
-    let boxfile = dir.path().join("box.json");
-    let b = boxfile.to_str().unwrap();
-    let start = p["start_day"].as_u64().unwrap();
-    let t0 = start * 86_400 + 3600;
-    sim(&[
-        "provision",
-        "--box",
-        b,
-        "--secret-hex",
-        p["secret_hex"].as_str().unwrap(),
-        "--box-id",
-        &p["box_id"].to_string(),
-        "--load-id",
-        &p["load_id"].to_string(),
-        "--start-day",
-        &start.to_string(),
-        "--compartments",
-        "2",
-        "--now",
-        &t0.to_string(),
-    ])
-    .unwrap();
-    let logfile = dir.path().join("log.bin");
-    let challenge = start_return(w, &w.doctor, load_id).await;
-    sim(&[
-        "export-log",
-        "--box",
-        b,
-        "--to",
-        logfile.to_str().unwrap(),
-        "--challenge",
-        &challenge.to_string(),
-        "--now",
-        &(t0 + 60).to_string(),
-    ])
-    .unwrap();
-    let log = base64::Engine::encode(
-        &base64::engine::general_purpose::STANDARD,
-        std::fs::read(&logfile).unwrap(),
-    );
     w.call(
         Method::POST,
         &w.doctor,
-        &format!("/api/v1/loads/{load_id}/return"),
-        Some(json!({"log_base64": log})),
+        &format!("/api/v1/loads/{load_id}/return/station"),
+        None,
     )
     .await
 }
@@ -458,6 +416,12 @@ async fn start_return(w: &World, token: &str, load_id: i64) -> u32 {
         .await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.text);
     u32::try_from(a.json()["challenge"].as_u64().unwrap()).unwrap()
+}
+
+/// The box's day number of a date (days since 1970-01-01).
+fn boxes_day(date: &str) -> u64 {
+    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap();
+    u64::from(anxin_app::boxes::day_number(d))
 }
 
 fn sim(args: &[&str]) -> Result<(), anxin_boxsim::BoxSimError> {
@@ -592,31 +556,19 @@ async fn journey(app: TestApp) {
         .collect();
     assert!(codes.iter().all(|c| c.len() == 8), "{codes:?}");
 
-    // The box is provisioned with the load's secret; each day's code opens exactly its compartment.
-    let p = &l["provision"];
-    let dir = tempfile::tempdir().unwrap();
-    let boxfile = dir.path().join("box.json");
+    // The box station wrote the load into the box on the bench (the secret never left the
+    // server but on the cable); each day's code opens exactly its compartment.
+    let written = &l["written"];
+    assert_eq!(written["load_id"], json!(load_id));
+    assert!(
+        l.get("provision").is_none() && !l.to_string().contains("secret"),
+        "{l}"
+    );
+    let boxfile = w.app.bench_box(written["serial"].as_str().unwrap());
     let b = boxfile.to_str().unwrap();
-    let start = p["start_day"].as_u64().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let start = boxes_day(written["start_day"].as_str().unwrap());
     let t0 = start * 86_400 + 3600;
-    sim(&[
-        "provision",
-        "--box",
-        b,
-        "--secret-hex",
-        p["secret_hex"].as_str().unwrap(),
-        "--box-id",
-        &p["box_id"].to_string(),
-        "--load-id",
-        &p["load_id"].to_string(),
-        "--start-day",
-        &start.to_string(),
-        "--compartments",
-        "3",
-        "--now",
-        &t0.to_string(),
-    ])
-    .unwrap();
     sim(&[
         "enter",
         "--box",
