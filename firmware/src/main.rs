@@ -331,10 +331,12 @@ impl Firmware {
     }
 }
 
-/// `LockBox::provision` in its own stack frame, straight into `out`.
+/// `LockBox::provision_into` in its own stack frame: the box is built in `out`.
 #[inline(never)]
 fn provision_into(config: BoxConfig, now: u64, out: &mut Option<LockBox>) {
-    *out = LockBox::provision(config, now).ok();
+    if LockBox::provision_into(out, config, now).is_err() {
+        *out = None;
+    }
 }
 
 fn key_result(entries: u8, o: Outcome) -> KeyResult {

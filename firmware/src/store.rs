@@ -7,7 +7,7 @@
 //! `docs/box-hardware.md`.
 
 use boxproto::crc32;
-use lockcode::{BoxConfig, Digits, LockBox, Secret, Storage, STATE_LEN};
+use lockcode::{BoxConfig, Digits, LockBox, PersistentState, Secret, Storage, STATE_LEN};
 
 use crate::hw::Flash;
 
@@ -99,16 +99,21 @@ pub struct Persist<'a, F: Flash> {
 
 impl Store {
     /// Writes one record (state, then header with generation `gen+1`) to the
-    /// slot not holding generation `gen`.
-    fn write_record<F: Flash>(&mut self, flash: &mut F, state: &[u8; STATE_LEN]) -> bool {
+    /// slot not holding generation `gen`. The state comes in two parts written
+    /// one after the other (the `lockcode` state header and its log ring), so
+    /// it is never serialised whole in RAM.
+    fn write_record<F: Flash>(&mut self, flash: &mut F, head: &[u8], ring: &[u8]) -> bool {
         let gen = self.gen.wrapping_add(1);
         let slot = (gen % 2) * SLOT_LEN;
         let mut h = self.cfg.hdr;
         h[GEN_AT..GEN_AT + 4].copy_from_slice(&gen.to_be_bytes());
         h[GEN_AT + 4..GEN_AT + 8].copy_from_slice(&(!gen).to_be_bytes());
+        let at = slot + HDR_LEN as u32;
         // Invalidate the slot's old generation first, then state, then header.
-        let ok = flash.write(slot + GEN_AT as u32, &[0xFF; 8])
-            && flash.write(slot + HDR_LEN as u32, state)
+        let ok = head.len() + ring.len() == STATE_LEN
+            && flash.write(slot + GEN_AT as u32, &[0xFF; 8])
+            && flash.write(at, head)
+            && flash.write(at + head.len() as u32, ring)
             && flash.write(slot, &h);
         if ok {
             self.gen = gen;
@@ -124,7 +129,9 @@ impl Store {
             gen: 0,
             cut_after_charge: false,
         };
-        s.write_record(flash, &lock.state().to_bytes()).then_some(s)
+        let state = lock.state();
+        s.write_record(flash, &state.header_bytes(), state.ring_bytes())
+            .then_some(s)
     }
 
     /// Marks the load exported (the next record carries the flag).
@@ -185,26 +192,47 @@ impl Store {
     }
 }
 
-/// `LockBox::resume` in its own stack frame, straight into `out`.
+/// `LockBox::resume_into` in its own stack frame: the box is rebuilt in `out`.
 #[inline(never)]
 fn resume_into(config: BoxConfig, bytes: &[u8; STATE_LEN], out: &mut Option<LockBox>) {
-    *out = LockBox::resume(config, &bytes[..]).ok();
+    // A refused state leaves `out` empty: the caller tries the other slot.
+    let _ = LockBox::resume_into(out, config, &bytes[..]);
 }
 
-impl<F: Flash> Storage for Persist<'_, F> {
-    type Error = ();
-
-    fn persist(&mut self, state: &[u8; STATE_LEN]) -> Result<(), ()> {
-        if !self.store.write_record(self.flash, state) {
-            return Err(());
-        }
-        if self.store.cut_after_charge && state[21] & 1 == 1 {
+impl<F: Flash> Persist<'_, F> {
+    fn cut_if_armed(&self, pending: bool) {
+        if self.store.cut_after_charge && pending {
             // The write-ahead (pending flag set) is durable: "pull the power".
             cortex_m_semihosting::hprintln!("POWER-CUT after write-ahead");
             loop {
                 cortex_m::asm::wfi();
             }
         }
+    }
+}
+
+impl<F: Flash> Storage for Persist<'_, F> {
+    type Error = ();
+
+    fn persist(&mut self, state: &[u8; STATE_LEN]) -> Result<(), ()> {
+        let (head, ring) = state.split_at(STATE_LEN - lockcode::LOG_CAPACITY * lockcode::ENTRY_LEN);
+        if !self.store.write_record(self.flash, head, ring) {
+            return Err(());
+        }
+        self.cut_if_armed(state[21] & 1 == 1);
+        Ok(())
+    }
+
+    /// Writes the state's header and ring straight from the `LockBox`: no
+    /// 2.6 KiB serialised copy on the stack.
+    fn persist_state(&mut self, state: &PersistentState) -> Result<(), ()> {
+        if !self
+            .store
+            .write_record(self.flash, &state.header_bytes(), state.ring_bytes())
+        {
+            return Err(());
+        }
+        self.cut_if_armed(state.pending());
         Ok(())
     }
 }

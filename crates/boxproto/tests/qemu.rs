@@ -186,6 +186,20 @@ impl Drop for Qemu {
     }
 }
 
+/// The box's RAM budget is 16 KiB: the stack's high-water mark plus the statics, which
+/// `.ci/firmware.sh` holds to 1 KiB.
+fn assert_within_ram(stack_line: &str) {
+    let used: u64 = stack_line
+        .trim()
+        .strip_prefix("STACK used=")
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("not a stack line: {stack_line}"));
+    assert!(
+        used + 1024 <= 16 * 1024,
+        "stack {used} bytes: over the 16 KiB RAM budget with 1 KiB of statics"
+    );
+}
+
 fn resp(kind: u8, p: &[u8]) -> Response<'_> {
     Response::decode(kind, p).expect("a well-formed response")
 }
@@ -503,7 +517,9 @@ fn a_power_cut_mid_entry_keeps_the_failure_count() {
         (s.consecutive_failures, s.lifetime_failures, s.opened),
         (3, 3, 0)
     );
-    eprintln!("after resuming a load: {}", q.wait_console("STACK used="));
+    let resumed = q.wait_console("STACK used=");
+    eprintln!("after resuming a load: {resumed}");
+    assert_within_ram(&resumed);
     assert!(latches(&q).is_empty(), "nothing opened");
     // The code itself was never compared: typed again, it opens.
     let r = keys(&mut q, T0 + 20, &code0);
@@ -596,6 +612,7 @@ fn instructions_per_code_entry() {
         eprintln!("  after each step: {l}");
     }
     eprintln!("RAM: {stack_line} bytes of stack at most (statics: see arm-none-eabi-size)");
+    assert_within_ram(&stack_line);
     q.kill();
     let log = std::fs::read_to_string(&trace).expect("trace");
     let mut counts = Vec::new();

@@ -16,7 +16,7 @@ use crate::log::{
     record_tag, EventKind, LogEntry, BODY_LEN, ENTRY_LEN, EXPORT_HEADER_LEN, EXPORT_MAGIC,
     EXPORT_MAX_LEN, EXPORT_VERSION, LOG_CAPACITY, NO_COMPARTMENT, TAG_LEN,
 };
-use crate::state::{PersistentState, StateError, STATE_LEN};
+use crate::state::{PersistentState, StateError, Undo, STATE_LEN};
 
 /// Consecutive failures that trigger each lockout.
 pub const LOCKOUT_THRESHOLD: u32 = 5;
@@ -129,6 +129,14 @@ pub trait Storage {
     type Error;
     /// Durably writes the state; must not return before it is durable.
     fn persist(&mut self, state: &[u8; STATE_LEN]) -> Result<(), Self::Error>;
+
+    /// Durably writes `state`: serialised on the stack and handed to
+    /// [`persist`](Self::persist). A storage with a buffer of its own (a box
+    /// firmware with little RAM) overrides it to serialise there with
+    /// [`PersistentState::write_bytes`].
+    fn persist_state(&mut self, state: &PersistentState) -> Result<(), Self::Error> {
+        self.persist(&state.to_bytes())
+    }
 }
 
 /// The result of typing a code.
@@ -210,10 +218,29 @@ impl LockBox {
         config.validate()?;
         let state = PersistentState::fresh(config.box_id, config.load_id, now);
         let mut b = LockBox::assemble(config, state);
-        let c = &b.config;
+        b.log_provisioned(now);
+        Ok(b)
+    }
+
+    /// [`provision`](Self::provision) into `slot`, reusing the box already there: a box
+    /// firmware keeps its one `LockBox` (2.9 KiB) in place, with no copy of it on the stack.
+    pub fn provision_into(
+        slot: &mut Option<LockBox>,
+        config: BoxConfig,
+        now: u64,
+    ) -> Result<&mut LockBox, ConfigError> {
+        config.validate()?;
+        let b = LockBox::in_place(slot, config);
+        b.state.reset(b.config.box_id, b.config.load_id, now);
+        b.log_provisioned(now);
+        Ok(b)
+    }
+
+    fn log_provisioned(&mut self, now: u64) {
+        let c = &self.config;
         let late = c.day_binding.map_or(0, |d| u32::from(d.late_days) + 1);
         let (n, digits, start) = (c.compartments, c.digits.get(), c.start_day);
-        b.append(
+        self.append(
             now,
             EventKind::Provisioned,
             n,
@@ -221,40 +248,102 @@ impl LockBox {
             start,
             late,
         );
-        Ok(b)
     }
 
     /// Resumes from stored state bytes (after power-up).
     pub fn resume(config: BoxConfig, bytes: &[u8]) -> Result<LockBox, ResumeError> {
         config.validate()?;
         let state = PersistentState::from_bytes(bytes)?;
+        let lock = LockBox::assemble(config, state);
+        lock.check_resumed()?;
+        Ok(lock)
+    }
+
+    /// [`resume`](Self::resume) into `slot`, in place (see
+    /// [`provision_into`](Self::provision_into)); on an error `slot` is emptied.
+    pub fn resume_into<'a>(
+        slot: &'a mut Option<LockBox>,
+        config: BoxConfig,
+        bytes: &[u8],
+    ) -> Result<&'a mut LockBox, ResumeError> {
+        config.validate()?;
+        let ok = {
+            let b = LockBox::in_place(slot, config);
+            b.state
+                .read_bytes(bytes)
+                .map_err(ResumeError::from)
+                .and_then(|()| b.check_resumed())
+        };
+        match ok {
+            Ok(()) => slot.as_mut().ok_or(ResumeError::Mismatch),
+            Err(e) => {
+                *slot = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// The stored state fits the configuration and its log verifies.
+    fn check_resumed(&self) -> Result<(), ResumeError> {
+        let (state, config) = (&self.state, &self.config);
         if state.box_id != config.box_id || state.load_id != config.load_id {
             return Err(ResumeError::Mismatch);
         }
         if state.opened >> config.compartments != 0 {
             return Err(ResumeError::Compartment);
         }
-        let lock = LockBox::assemble(config, state);
-        lock.check_ring()?;
-        Ok(lock)
+        self.check_ring()
+    }
+
+    /// The box in `slot` with `config` and its codes (its state still to be set), built in
+    /// place when `slot` holds one.
+    fn in_place(slot: &mut Option<LockBox>, config: BoxConfig) -> &mut LockBox {
+        let b = match slot {
+            Some(b) => {
+                b.config = config;
+                b
+            }
+            None => {
+                let digits = config.digits;
+                slot.insert(LockBox {
+                    config,
+                    state: PersistentState::fresh(0, 0, 0),
+                    codes: [Code::zero(digits); MAX_COMPARTMENTS as usize],
+                })
+            }
+        };
+        b.derive_codes();
+        b
     }
 
     fn assemble(config: BoxConfig, state: PersistentState) -> LockBox {
-        let c = &config;
-        let mut codes = [Code::zero(c.digits); MAX_COMPARTMENTS as usize];
-        for (i, slot) in codes
-            .iter_mut()
-            .enumerate()
-            .take(usize::from(c.compartments))
-        {
-            let i = i as u8;
-            let day = c.start_day + u32::from(i);
-            *slot = derive_code(&c.secret, c.box_id, c.load_id, i, day, c.digits);
-        }
-        LockBox {
+        let digits = config.digits;
+        let mut b = LockBox {
             config,
             state,
-            codes,
+            codes: [Code::zero(digits); MAX_COMPARTMENTS as usize],
+        };
+        b.derive_codes();
+        b
+    }
+
+    /// Derives the load's codes (once per provisioning or power-up, not per entry).
+    fn derive_codes(&mut self) {
+        let c = &self.config;
+        for (i, slot) in self.codes.iter_mut().enumerate() {
+            let i = i as u8;
+            *slot = if i < c.compartments {
+                derive_code(
+                    &c.secret,
+                    c.box_id,
+                    c.load_id,
+                    i,
+                    c.start_day + u32::from(i),
+                    c.digits,
+                )
+            } else {
+                Code::zero(c.digits)
+            };
         }
     }
 
@@ -441,14 +530,18 @@ impl LockBox {
                 until: self.state.lockout_until,
             });
         }
-        // Write-ahead: count this attempt as a failure before comparing.
-        let mut charged = self.state.clone();
-        charged.last_now = now;
-        charged.pending = true;
-        let locked_until = Self::charge_failure(&mut charged, now);
-        storage.persist(&charged.to_bytes())?;
+        // Write-ahead: count this attempt as a failure before comparing. What the
+        // attempt may change is kept (not a copy of the state), to undo a failed write.
+        let base = Undo::of(&self.state);
+        self.state.last_now = now;
+        self.state.pending = true;
+        let locked_until = Self::charge_failure(&mut self.state, now);
+        if let Err(e) = storage.persist_state(&self.state) {
+            base.restore(&mut self.state);
+            return Err(e);
+        }
+        let charged = Undo::of(&self.state);
 
-        let base = core::mem::replace(&mut self.state, charged);
         let hits = if code.digits() == self.config.digits {
             self.matches(code)
         } else {
@@ -456,7 +549,8 @@ impl LockBox {
         };
         let today = self.config.today(now);
         let c = &self.config;
-        let unopened = hits & !base.opened;
+        // The charge left `opened` as it was.
+        let unopened = hits & !self.state.opened;
         let mut in_day = 0u8;
         for i in 0..c.compartments {
             let day = c.start_day + u32::from(i);
@@ -466,9 +560,9 @@ impl LockBox {
             };
             in_day |= u8::from(ok) << i;
         }
-        let charged = core::mem::replace(&mut self.state, base);
         let day_field = today.unwrap_or(u32::MAX);
         let outcome = if unopened & in_day != 0 {
+            base.restore_counters(&mut self.state);
             let i = (unopened & in_day).trailing_zeros() as u8;
             let before = Self::sat16(self.state.consecutive_failures);
             self.state.last_now = now;
@@ -478,6 +572,7 @@ impl LockBox {
             self.append(now, EventKind::Opened, i, before, day_field, 0);
             Outcome::Opened { compartment: i }
         } else if unopened != 0 {
+            base.restore_counters(&mut self.state);
             let i = unopened.trailing_zeros() as u8;
             self.state.last_now = now;
             self.append(now, EventKind::WrongDay, i, 0, day_field, 0);
@@ -487,12 +582,12 @@ impl LockBox {
                 today: day_field,
             }
         } else if hits != 0 {
+            base.restore_counters(&mut self.state);
             let i = hits.trailing_zeros() as u8;
             self.state.last_now = now;
             self.append(now, EventKind::AlreadyUsed, i, 0, 0, 0);
             Outcome::AlreadyUsed { compartment: i }
         } else {
-            self.state = charged.clone();
             self.state.pending = false;
             let (cf, lf) = (
                 self.state.consecutive_failures,
@@ -512,9 +607,9 @@ impl LockBox {
                 locked_until,
             }
         };
-        if let Err(e) = storage.persist(&self.state.to_bytes()) {
+        if let Err(e) = storage.persist_state(&self.state) {
             // Keep memory equal to what is durable: the charged attempt.
-            self.state = charged;
+            charged.restore(&mut self.state);
             return Err(e);
         }
         Ok(outcome)
@@ -523,12 +618,12 @@ impl LockBox {
     /// Logs a lid-tamper event at `now` and persists it.
     pub fn tamper<S: Storage>(&mut self, now: u64, storage: &mut S) -> Result<(), S::Error> {
         let now = now.max(self.state.last_now);
-        let before = self.state.clone();
+        let before = Undo::of(&self.state);
         self.settle_pending();
         self.state.last_now = now;
         self.append(now, EventKind::Tamper, NO_COMPARTMENT, 0, 0, 0);
-        storage.persist(&self.state.to_bytes()).inspect_err(|_| {
-            self.state = before;
+        storage.persist_state(&self.state).inspect_err(|_| {
+            before.restore(&mut self.state);
         })
     }
 
@@ -545,14 +640,14 @@ impl LockBox {
         storage: &mut S,
     ) -> Result<usize, S::Error> {
         let now = now.max(self.state.last_now);
-        let before = self.state.clone();
+        let before = Undo::of(&self.state);
         self.settle_pending();
         self.state.last_now = now;
         let count = (self.state.next_seq as usize + 1).min(LOG_CAPACITY);
         let (opened, lf) = (self.state.opened, self.state.lifetime_failures);
         self.append(now, EventKind::Export, opened, count as u16, challenge, lf);
-        if let Err(e) = storage.persist(&self.state.to_bytes()) {
-            self.state = before;
+        if let Err(e) = storage.persist_state(&self.state) {
+            before.restore(&mut self.state);
             return Err(e);
         }
         let s = &self.state;

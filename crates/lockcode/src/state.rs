@@ -167,6 +167,22 @@ impl PersistentState {
     /// The fixed-size byte form (layout in `docs/lockcode.md`).
     pub fn to_bytes(&self) -> [u8; STATE_LEN] {
         let mut b = [0u8; STATE_LEN];
+        self.write_bytes(&mut b);
+        b
+    }
+
+    /// Writes the byte form of [`to_bytes`](Self::to_bytes) into `b`.
+    pub fn write_bytes(&self, b: &mut [u8; STATE_LEN]) {
+        b[..RING_OFFSET].copy_from_slice(&self.header_bytes());
+        b[RING_OFFSET..].copy_from_slice(self.ring_bytes());
+    }
+
+    /// The first [`RING_OFFSET`] bytes of the byte form: the header and its CRC-32. With
+    /// [`ring_bytes`](Self::ring_bytes) after it, the whole of
+    /// [`to_bytes`](Self::to_bytes): a box with little RAM writes the two parts to flash one
+    /// after the other instead of serialising 2.6 KiB on its stack.
+    pub fn header_bytes(&self) -> [u8; RING_OFFSET] {
+        let mut b = [0u8; RING_OFFSET];
         b[0..4].copy_from_slice(STATE_MAGIC);
         b[4..12].copy_from_slice(&self.box_id.to_be_bytes());
         b[12..20].copy_from_slice(&self.load_id.to_be_bytes());
@@ -182,18 +198,25 @@ impl PersistentState {
         b[52..68].copy_from_slice(&self.anchor_tag);
         let crc = crc32(&b[..HEADER_LEN]);
         b[HEADER_LEN..RING_OFFSET].copy_from_slice(&crc.to_be_bytes());
-        for (chunk, entry) in b[RING_OFFSET..]
-            .chunks_exact_mut(ENTRY_LEN)
-            .zip(self.ring.iter())
-        {
-            chunk.copy_from_slice(entry);
-        }
         b
+    }
+
+    /// The log ring as it is stored, after the header (see
+    /// [`header_bytes`](Self::header_bytes)).
+    pub fn ring_bytes(&self) -> &[u8] {
+        self.ring.as_flattened()
     }
 
     /// Parses [`to_bytes`](Self::to_bytes) output, checking length, magic,
     /// CRC and reserved bits.
     pub fn from_bytes(b: &[u8]) -> Result<PersistentState, StateError> {
+        let mut s = PersistentState::fresh(0, 0, 0);
+        s.read_bytes(b)?;
+        Ok(s)
+    }
+
+    /// [`from_bytes`](Self::from_bytes) into `self`, in place; on an error `self` is unchanged.
+    pub(crate) fn read_bytes(&mut self, b: &[u8]) -> Result<(), StateError> {
         if b.len() != STATE_LEN {
             return Err(StateError::Length(b.len()));
         }
@@ -206,29 +229,107 @@ impl PersistentState {
         if b[21] & !FLAG_PENDING != 0 || b[23] != 0 || b[20] & 0xC0 != 0 {
             return Err(StateError::Reserved);
         }
-        let mut anchor_tag = [0u8; TAG_LEN];
-        anchor_tag.copy_from_slice(&b[52..68]);
-        let mut ring = [[0u8; ENTRY_LEN]; LOG_CAPACITY];
-        for (entry, chunk) in ring
+        self.box_id = be_u64(b, 4);
+        self.load_id = be_u64(b, 12);
+        self.opened = b[20];
+        self.pending = b[21] & FLAG_PENDING != 0;
+        self.lockout_level = b[22];
+        self.consecutive_failures = be_u32(b, 24);
+        self.lifetime_failures = be_u32(b, 28);
+        self.lockout_until = be_u64(b, 32);
+        self.last_now = be_u64(b, 40);
+        self.next_seq = be_u32(b, 48);
+        self.anchor_tag.copy_from_slice(&b[52..68]);
+        for (entry, chunk) in self
+            .ring
             .iter_mut()
             .zip(b[RING_OFFSET..].chunks_exact(ENTRY_LEN))
         {
             entry.copy_from_slice(chunk);
         }
-        Ok(PersistentState {
-            box_id: be_u64(b, 4),
-            load_id: be_u64(b, 12),
-            opened: b[20],
-            pending: b[21] & FLAG_PENDING != 0,
-            lockout_level: b[22],
-            consecutive_failures: be_u32(b, 24),
-            lifetime_failures: be_u32(b, 28),
-            lockout_until: be_u64(b, 32),
-            last_now: be_u64(b, 40),
-            next_seq: be_u32(b, 48),
-            anchor_tag,
-            ring,
-        })
+        Ok(())
+    }
+
+    /// Starts over in place for a newly provisioned load (empty log).
+    pub(crate) fn reset(&mut self, box_id: u64, load_id: u64, now: u64) {
+        self.box_id = box_id;
+        self.load_id = load_id;
+        self.opened = 0;
+        self.pending = false;
+        self.lockout_level = 0;
+        self.consecutive_failures = 0;
+        self.lifetime_failures = 0;
+        self.lockout_until = 0;
+        self.last_now = now;
+        self.next_seq = 0;
+        self.anchor_tag = [0; TAG_LEN];
+        for r in self.ring.iter_mut() {
+            r.fill(0);
+        }
+    }
+}
+
+/// What an operation may change in a [`PersistentState`], kept to undo it after a failed
+/// write without a copy of the whole state: the counters, the anchor and the ring slots of
+/// the next `UNDO_SLOTS` records.
+#[derive(Clone, Copy)]
+pub(crate) struct Undo {
+    opened: u8,
+    pending: bool,
+    lockout_level: u8,
+    consecutive_failures: u32,
+    lifetime_failures: u32,
+    lockout_until: u64,
+    last_now: u64,
+    next_seq: u32,
+    anchor_tag: [u8; TAG_LEN],
+    slots: [[u8; ENTRY_LEN]; UNDO_SLOTS],
+}
+
+/// Records one operation appends at most (an interrupted attempt and its lockout, then the
+/// operation's own record).
+pub(crate) const UNDO_SLOTS: usize = 3;
+
+impl Undo {
+    /// What `s` holds now.
+    pub(crate) fn of(s: &PersistentState) -> Undo {
+        let mut slots = [[0u8; ENTRY_LEN]; UNDO_SLOTS];
+        for (k, slot) in slots.iter_mut().enumerate() {
+            *slot = s.ring[(s.next_seq as usize + k) % LOG_CAPACITY];
+        }
+        Undo {
+            opened: s.opened,
+            pending: s.pending,
+            lockout_level: s.lockout_level,
+            consecutive_failures: s.consecutive_failures,
+            lifetime_failures: s.lifetime_failures,
+            lockout_until: s.lockout_until,
+            last_now: s.last_now,
+            next_seq: s.next_seq,
+            anchor_tag: s.anchor_tag,
+            slots,
+        }
+    }
+
+    /// Puts `s` back as it was (provided at most [`UNDO_SLOTS`] records were appended).
+    pub(crate) fn restore(&self, s: &mut PersistentState) {
+        for (k, slot) in self.slots.iter().enumerate() {
+            s.ring[(self.next_seq as usize + k) % LOG_CAPACITY] = *slot;
+        }
+        self.restore_counters(s);
+        s.next_seq = self.next_seq;
+        s.anchor_tag = self.anchor_tag;
+    }
+
+    /// Puts back only the counters (the log keeps what was appended).
+    pub(crate) fn restore_counters(&self, s: &mut PersistentState) {
+        s.opened = self.opened;
+        s.pending = self.pending;
+        s.lockout_level = self.lockout_level;
+        s.consecutive_failures = self.consecutive_failures;
+        s.lifetime_failures = self.lifetime_failures;
+        s.lockout_until = self.lockout_until;
+        s.last_now = self.last_now;
     }
 }
 

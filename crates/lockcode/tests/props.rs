@@ -28,6 +28,13 @@ impl Mem {
     }
 }
 
+impl Mem {
+    /// Records in the last state written.
+    fn last_len(&self) -> usize {
+        PersistentState::from_bytes(&self.last).unwrap().log_len() as usize
+    }
+}
+
 impl Storage for Mem {
     type Error = &'static str;
     fn persist(&mut self, s: &[u8; STATE_LEN]) -> Result<(), &'static str> {
@@ -342,4 +349,46 @@ fn storage_failure_opens_nothing() {
         lock.enter(T0, &code, &mut mem).unwrap(),
         Outcome::Opened { compartment: 0 }
     );
+}
+
+proptest! {
+    /// The in-place forms a box firmware uses give the same box as the by-value ones, over
+    /// a box already holding another load; a corrupt state leaves the slot empty.
+    #[test]
+    fn in_place_provision_and_resume_equal_the_by_value_ones(
+        secret in secret_strategy(),
+        compartments in 2u8..=6,
+        wrong in 0u32..100_000_000,
+        flip in 0usize..STATE_LEN,
+    ) {
+        let (mut lock, mut mem) = fresh(&secret, 4, 7, compartments);
+        let bad = wrong_code(&lock, wrong);
+        lock.enter(T0 + 10, &bad, &mut mem).unwrap();
+        let mut slot = Some(LockBox::provision(config(&[9u8; 32], 4, 6, 2), T0).unwrap());
+        let resumed = LockBox::resume_into(&mut slot, config(&secret, 4, 7, compartments), &mem.last)
+            .unwrap();
+        prop_assert_eq!(resumed.state(), lock.state());
+        let c = lock.config();
+        let code = derive_code(&c.secret, 4, 7, 1, c.start_day + 1, c.digits);
+        let mut m2 = mem.clone();
+        prop_assert_eq!(
+            resumed.enter(T0 + 20, &code, &mut m2).unwrap(),
+            lock.enter(T0 + 20, &code, &mut mem).unwrap()
+        );
+        prop_assert_eq!(&m2.last, &mem.last);
+        let mut again = Some(lock);
+        let p = LockBox::provision_into(&mut again, config(&secret, 4, 8, compartments), T0 + 30)
+            .unwrap();
+        let q = LockBox::provision(config(&secret, 4, 8, compartments), T0 + 30).unwrap();
+        prop_assert_eq!(p.state(), q.state());
+        // Any bit of the header or of a written record (unwritten ring slots carry nothing).
+        let written = 72 + lockcode::ENTRY_LEN * mem.last_len();
+        let mut corrupt = mem.last.clone();
+        corrupt[flip % written] ^= 0x01;
+        let mut slot = again;
+        prop_assert!(
+            LockBox::resume_into(&mut slot, config(&secret, 4, 7, compartments), &corrupt).is_err()
+        );
+        prop_assert!(slot.is_none());
+    }
 }
