@@ -310,12 +310,120 @@ async fn a_failed_load_leaves_nothing(app: TestApp) {
             b.iter().all(|b| b.state.as_str() == "in_clinic"),
             "{step}: box untouched"
         );
+        assert!(
+            !w.app.bench_box("BOX-0007").exists(),
+            "{step}: the box itself holds no load (written, then emptied again)"
+        );
     }
     // Without a failure the same request loads the box, its codes and its entries at once.
     let (s, r) = w.call(Method::POST, &w.doctor, &path, Some(body)).await;
     assert_eq!(s, StatusCode::CREATED, "{r}");
     assert_eq!(count(&w, "SELECT COUNT(*) AS n FROM box_loads").await, 1);
     assert_eq!(count(&w, "SELECT COUNT(*) AS n FROM sms_outbox").await, 2);
+    w.app.cleanup().await;
+}
+
+/// What the box station refuses, and what it repairs, through the API (the bench of simulated
+/// boxes: the same protocol as the firmware, `box_station.rs`).
+#[tokio::test]
+async fn the_box_station_refuses_a_box_it_must_not_write() {
+    let w = world_on(TestApp::new().await).await;
+    let id = w.stable_client("YX-0051-AC", true).await;
+    w.approved(id, 2).await;
+    for serial in ["BOX-0001", "BOX-0002"] {
+        let (s, _) = w
+            .call(
+                Method::POST,
+                &w.doctor,
+                "/api/v1/boxes",
+                Some(json!({ "serial": serial })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED);
+    }
+    let load = |serial: &'static str| {
+        let w = &w;
+        async move {
+            w.call(
+                Method::POST,
+                &w.doctor,
+                &format!("/api/v1/clients/{id}/loads"),
+                Some(json!({"serial": serial, "days": 2})),
+            )
+            .await
+        }
+    };
+    let (s, first) = load("BOX-0001").await;
+    assert_eq!(s, StatusCode::CREATED, "{first}");
+    let first_load = first["load"]["id"].as_i64().unwrap();
+    // BOX-0002 on the cable still holds a load that was never returned (here: BOX-0001's
+    // contents): refused at the serial, naming the load; nothing written.
+    let held = w.app.bench_box("BOX-0002");
+    std::fs::create_dir_all(held.parent().unwrap()).unwrap();
+    std::fs::copy(w.app.bench_box("BOX-0001"), &held).unwrap();
+    let (s, e) = load("BOX-0002").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert_eq!(
+        (e["error"]["code"].clone(), e["error"]["field"].clone()),
+        (json!("station.box_holds_load"), json!("serial"))
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("load {first_load}")),
+        "{e}"
+    );
+    let loads = "SELECT COUNT(*) AS n FROM box_loads";
+    assert_eq!(count(&w, loads).await, 1, "nothing written");
+    // A return through the station while the box on it does not hold the load (it is still
+    // in the bag): refused at the station's place, nothing changes; plugged in, it goes through
+    // and the box is emptied.
+    std::fs::remove_file(&held).unwrap();
+    let own = w.app.bench_box("BOX-0001");
+    let away = own.with_extension("away");
+    std::fs::rename(&own, &away).unwrap();
+    let ret = format!("/api/v1/loads/{first_load}/return/station");
+    let (s, e) = w.call(Method::POST, &w.doctor, &ret, None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert_eq!(
+        (e["error"]["code"].clone(), e["error"]["field"].clone()),
+        (json!("station.not_this_load"), json!("station"))
+    );
+    let stored = w.app.store.load(first_load).await.unwrap();
+    assert_eq!(stored.return_challenge, None, "no challenge drawn");
+    assert!(!stored.sealed_secret.is_empty(), "nothing reconciled");
+    std::fs::rename(&away, &own).unwrap();
+    let (s, r) = w.call(Method::POST, &w.doctor, &ret, None).await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(r["reconciliation"]["unopened"], json!([0, 1]));
+    assert!(!own.exists(), "the box was wiped");
+    w.app.cleanup().await;
+
+    // A station whose line does not answer: the load is refused as unreachable; nothing kept.
+    let mut config = anxin_server::Config::default();
+    config.boxes.station = Some("tcp:127.0.0.1:9".into());
+    let w = world_on(TestApp::with_config(&config).await).await;
+    let id = w.stable_client("YX-0052-AD", true).await;
+    w.approved(id, 2).await;
+    w.call(
+        Method::POST,
+        &w.doctor,
+        "/api/v1/boxes",
+        Some(json!({"serial": "BOX-0001"})),
+    )
+    .await;
+    let (s, e) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/loads"),
+            Some(json!({"serial": "BOX-0001", "days": 2})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["error"]["code"], "station.unreachable", "{e}");
+    assert_eq!(count(&w, "SELECT COUNT(*) AS n FROM box_loads").await, 0);
     w.app.cleanup().await;
 }
 
