@@ -775,6 +775,9 @@ for (const lang of LANGS) {
         row = page.locator(`#boxes tr[data-load="${s.load}"]`);
         await Promise.all([page.waitForNavigation(), row.locator('form[action$="/return/station"] button').click()]);
         assert.equal(await page.locator('.flash.error, .field-error').count(), 0);
+        const read = await text(page, '.flash.ok');
+        assert.ok(read.includes('BOX-0009') && /\d{1,8}/.test(read) && (zh ? hasCjk(read) : !hasCjk(read)), `the station's steps in ${lang}: ${read}`);
+        assert.ok(!fs.existsSync(box), 'the box was emptied for its next load');
         const done = await text(page, `#boxes tr[data-load="${s.load}"]`);
         assert.match(done, zh ? /已归还/ : /returned/, `the load is returned: ${done}`);
         // Reconciled from the box's own log: compartment 1 opened with today's code, 2 unopened.

@@ -746,6 +746,21 @@ pub struct ReturnAnswer {
     pub reconciliation: ReconciliationView,
     pub failed_attempts: u32,
     pub tampering: bool,
+    /// Records in the verified log.
+    pub log_records: usize,
+    /// How the box station read it, when it did.
+    pub station: Option<StationRead>,
+}
+
+/// What the box station did at a return.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct StationRead {
+    /// The box's serial as printed on it.
+    pub serial: String,
+    /// The fresh challenge the export carried.
+    pub challenge: u32,
+    /// The box was emptied for its next load (if not, its next load empties it).
+    pub wiped: bool,
 }
 
 /// The sealed secret of a load, opened.
@@ -812,10 +827,19 @@ pub async fn return_by_station(app: &App, me: &Actor, load_id: &str) -> Result<R
         .await
         .map_err(at)?;
     let load = load_of(app, me, load_id).await?;
-    let answer = reconcile_export(app, me, &load, &bytes, "station").await?;
-    if let Err(e) = plugged.wipe(load.id as u64).await {
-        tracing::warn!(box_serial = %serial, load = load.id, "returned, but the box was not wiped (its next load wipes it): {e}");
-    }
+    let mut answer = reconcile_export(app, me, &load, &bytes, "station").await?;
+    let wiped = match plugged.wipe(load.id as u64).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(box_serial = %serial, load = load.id, "returned, but the box was not wiped (its next load wipes it): {e}");
+            false
+        }
+    };
+    answer.station = Some(StationRead {
+        serial,
+        challenge: started.challenge,
+        wiped,
+    });
     Ok(answer)
 }
 
@@ -891,6 +915,8 @@ async fn reconcile_export(
         reconciliation: ReconciliationView::from(&r),
         failed_attempts: summary.lifetime_failures,
         tampering,
+        log_records: summary.records,
+        station: None,
     })
 }
 

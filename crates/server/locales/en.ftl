@@ -246,7 +246,8 @@ box-compartment = Compartment
 box-day = Day
 box-codes-by-sms = Fill each compartment with its day's dose. Each day's code goes to the client by text message.
 box-return-help = Plug the box into the box station: it is asked for its log with a fresh challenge, the log is checked and reconciled, and the box is emptied for its next load.
-box-returned = The box was read and taken back.
+box-returned = { $serial } was read with the fresh challenge { $challenge }: its log of { $records } records verified and reconciled; the box was emptied for its next load.
+box-returned-not-wiped = { $serial } was read with the fresh challenge { $challenge }: its log of { $records } records verified and reconciled. The box could not be emptied; its next load empties it.
 
 psb-status-pending = waiting
 psb-status-approved = approved

@@ -243,7 +243,8 @@ box-compartment = 药格
 box-day = 日期
 box-codes-by-sms = 请按日期把每天的剂量放入对应药格。每天的密码通过短信发给服务对象。
 box-return-help = 请把药盒插到工作站上：工作站用新的挑战码读取药盒记录，核验并对账后清空药盒，以便下次装药。
-box-returned = 药盒已读取并回收。
+box-returned = 已用新的挑战码 { $challenge } 读取 { $serial }：{ $records } 条记录已核验并对账，药盒已清空，可再次装药。
+box-returned-not-wiped = 已用新的挑战码 { $challenge } 读取 { $serial }：{ $records } 条记录已核验并对账。药盒未能清空，下次装药时会自动清空。
 
 psb-status-pending = 待审核
 psb-status-approved = 已批准

@@ -833,14 +833,28 @@ pub mod web {
     ) -> Response {
         let base = client_page_of(&st, &me, &id).await;
         match return_by_station(&st, &me, &id).await {
-            Ok(_) => crate::flash::redirect(
-                &base,
-                crate::flash::Tone::Ok,
-                crate::flash::Message::Id {
-                    id: "box-returned".into(),
-                    args: vec![],
-                },
-            ),
+            Ok(a) => {
+                let (serial, challenge, wiped) = a
+                    .station
+                    .map(|r| (r.serial, r.challenge.to_string(), r.wiped))
+                    .unwrap_or_default();
+                crate::flash::redirect(
+                    &base,
+                    crate::flash::Tone::Ok,
+                    crate::flash::Message::Id {
+                        id: if wiped {
+                            "box-returned".into()
+                        } else {
+                            "box-returned-not-wiped".into()
+                        },
+                        args: vec![
+                            ("serial".into(), serial),
+                            ("challenge".into(), challenge),
+                            ("records".into(), a.log_records.to_string()),
+                        ],
+                    },
+                )
+            }
             Err(e) => refused_form(&st, &base, &format!("return-{id}"), e, vec![]),
         }
     }

@@ -283,6 +283,15 @@ async fn the_server_loads_and_takes_back_the_firmware_box_over_its_uart() {
     assert_eq!(r["reconciliation"]["unopened"], json!([1]));
     assert_eq!(r["failed_attempts"], 1);
     assert_eq!(r["tampering"], false);
+    assert_eq!(
+        (
+            r["station"]["serial"].clone(),
+            r["station"]["wiped"].clone()
+        ),
+        (json!("BOX-0004"), json!(true))
+    );
+    // Provisioned, failed, opened, exported.
+    assert_eq!(r["log_records"], 4);
     let returned = w.app.store.load(load_id).await.unwrap();
     assert!(returned.sealed_secret.is_empty(), "the secret is erased");
     assert_eq!(
