@@ -744,11 +744,18 @@ async fn demo_gps(
     let now = app.now();
     let today = app.today();
     let serial = crate::boxes::serial_of(app, load).await?;
+    // One demo box reports over GT06 (marked unauthenticated), the other with a device token.
+    let link = if away {
+        crate::gps::staff::TrackerLink::Token
+    } else {
+        crate::gps::staff::TrackerLink::Gt06
+    };
     crate::gps::staff::fit_tracker(
         app,
         doctor,
         &serial,
         &format!("8681203000{:05}", load.box_id),
+        link,
     )
     .await?;
     store

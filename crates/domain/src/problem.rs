@@ -130,6 +130,8 @@ codes! {
     ExportNoChallenge => ("export.no_challenge", Conflict),
     /// An export that carries another challenge than the one issued (an old export).
     ExportStale => ("export.stale", Invalid),
+    /// A tracker IMEI that is not 15 digits.
+    TrackerImeiInvalid => ("tracker.imei_invalid", Invalid),
     /// No box station is set up (`boxes.station`): a box cannot be written or read.
     StationNone => ("station.none", Conflict),
     /// The box station's line does not answer (nothing plugged in, cable, timeout).

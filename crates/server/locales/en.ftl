@@ -286,6 +286,15 @@ gps-last-fix = Last fix
 gps-battery = Battery
 gps-drawing-help = The green area is the home zone; dots are the latest fixes (red: newest). Fixes are deleted after the retention period and when the box comes back.
 gps-not-watched = This box is not compared with a home zone: positions are not kept.
+gps-link = How it reports
+gps-link-token = OsmAnd or MQTT with a device token (authenticated)
+gps-link-gt06 = GT06 (no secret: positions not authenticated)
+gps-link-token-mark = token (authenticated)
+gps-link-gt06-mark = GT06: positions not authenticated
+gps-token-title = Tracker fitted: set its token
+gps-token-help = Set this token in tracker { $imei }: as the token parameter of its OsmAnd server address (…/?token=…) or the "token" field of its MQTT reports. Reports without it are refused.
+gps-token-once = The token is shown only this once; the server keeps only its hash. A lost token means fitting the tracker again.
+gps-back-to-box = Back to the box's GPS
 gps-fit = Fit a tracker
 gps-zone = Home zone
 gps-zone-help = Set only with the client's box GPS consent, at the client's home. The police see at home / away / unknown, never a position.
@@ -440,6 +449,7 @@ disp-why-in-box = box { $serial } (code { $sent ->
    *[other] going out at { $at }
     })
 err-reason-required = Say why.
+err-tracker-imei-invalid = “{ $value }” is not a tracker IMEI: it has 15 digits, printed on the tracker.
 err-station-none = No box station is set up (boxes.station in the configuration): a box can be loaded and read only through one.
 err-station-unreachable = The box station does not answer ({ $why }): is the box plugged in?
 err-station-wrong-box = The box on the station is { $got }, not { $want }: plug in { $want }.

@@ -283,6 +283,15 @@ gps-last-fix = 最近定位
 gps-battery = 电量
 gps-drawing-help = 绿色区域为住所范围；圆点为最近的定位（红色为最新）。定位数据在保存期满或药盒交回后删除。
 gps-not-watched = 此药盒未与住所范围比对：不保存位置。
+gps-link = 上报方式
+gps-link-token = OsmAnd 或 MQTT，带设备令牌（已认证）
+gps-link-gt06 = GT06（无密钥：位置未经认证）
+gps-link-token-mark = 令牌（已认证）
+gps-link-gt06-mark = GT06：位置未经认证
+gps-token-title = 定位器已安装：请设置令牌
+gps-token-help = 请把此令牌设置到定位器 { $imei }：作为 OsmAnd 服务器地址的 token 参数（…/?token=…），或 MQTT 上报中的 "token" 字段。不带令牌的上报会被拒绝。
+gps-token-once = 令牌只显示这一次，服务器只保存其哈希值。令牌丢失需重新安装定位器。
+gps-back-to-box = 返回药盒定位
 gps-fit = 安装定位器
 gps-zone = 住所范围
 gps-zone-help = 仅在服务对象同意药盒定位后、在其住所设置。公安只看到在家／不在家／未知，看不到位置。
@@ -437,6 +446,7 @@ disp-why-in-box = 药盒 { $serial }（密码{ $sent ->
    *[other] 将于 { $at } 发送
     }）
 err-reason-required = 请写明原因。
+err-tracker-imei-invalid = “{ $value }”不是定位器的 IMEI：IMEI 为 15 位数字，印在定位器上。
 err-station-none = 未设置药盒工作站（配置项 boxes.station）：只能通过工作站装药和读取药盒。
 err-station-unreachable = 药盒工作站无应答（{ $why }）：药盒插好了吗？
 err-station-wrong-box = 工作站上的药盒是 { $got }，不是 { $want }：请插入 { $want }。

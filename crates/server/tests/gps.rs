@@ -22,9 +22,10 @@ const IMEI: &str = "868120301234567";
 const HOME: (f64, f64) = (25.0400, 102.7100);
 const AWAY: (f64, f64) = (25.0500, 102.7100);
 
-/// A client with an approved take-home, a box with a tracker handed out, GPS consent and a
-/// 100 m home zone. Returns the client id, the request id and the load id.
-async fn out_with_zone(w: &World) -> (i64, i64, i64) {
+/// A client with an approved take-home, a box with a tracker (reporting by `link`: `gt06` or
+/// `token`) handed out, GPS consent and a 100 m home zone. Returns the client id, the request
+/// id, the load id and the device's token (token trackers).
+async fn out_with_zone(w: &World, link: &str) -> (i64, i64, i64, Option<String>) {
     let id = w.stable_client("YX-0301", true).await;
     let rid = w.approved(id, 3).await;
     let (s, _) = w
@@ -54,10 +55,12 @@ async fn out_with_zone(w: &World) -> (i64, i64, i64) {
             Method::POST,
             &w.doctor,
             "/api/v1/boxes/BOX-G1/tracker",
-            Some(json!({"imei": IMEI})),
+            Some(json!({"imei": IMEI, "link": link})),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{t}");
+    let token = t["token"].as_str().map(str::to_owned);
+    assert_eq!(token.is_some(), link == "token", "{t}");
     let (s, l) = w
         .call(
             Method::POST,
@@ -119,7 +122,7 @@ async fn out_with_zone(w: &World) -> (i64, i64, i64) {
         )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{e}");
-    (id, rid, load)
+    (id, rid, load, token)
 }
 
 /// The test moves the clock by hours: each look logs in afresh (sessions idle out after 15 min).
@@ -198,7 +201,7 @@ fn ack_of(frame: &[u8]) -> Vec<u8> {
 
 async fn gt06_journey(app: TestApp) {
     let w = world_on(app).await;
-    let (client, rid, load) = out_with_zone(&w).await;
+    let (client, rid, load, _) = out_with_zone(&w, "gt06").await;
     let ingest = gps::spawn(w.app.state.clone());
     let addr = gt06_port(&ingest).await;
 
@@ -340,6 +343,10 @@ async fn gt06_journey(app: TestApp) {
         page.text.contains("id=\"gps-drawing\"") && page.text.contains("class=\"zone\""),
         "{}",
         page.text
+    );
+    assert!(
+        page.text.contains("data-link=\"gt06\""),
+        "a GT06-only box is marked unauthenticated on the staff page"
     );
     assert_eq!(
         page.text.matches("class=\"fix\"").count(),
@@ -496,7 +503,8 @@ async fn http(addr: std::net::SocketAddr, request: String) -> (u16, String) {
 #[tokio::test]
 async fn osmand_reports_over_http_with_clear_refusals() {
     let w = world_on(TestApp::new().await).await;
-    out_with_zone(&w).await;
+    let (_, _, _, token) = out_with_zone(&w, "token").await;
+    let token = token.unwrap();
     let ingest = gps::spawn(w.app.state.clone());
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
@@ -515,7 +523,9 @@ async fn osmand_reports_over_http_with_clear_refusals() {
     assert!(body.contains("device"), "{body}");
     let (s, body) = http(
         addr,
-        get(format!("id={IMEI}&lat=95.5&lon=102.71&timestamp={ts}")),
+        get(format!(
+            "id={IMEI}&lat=95.5&lon=102.71&timestamp={ts}&token={token}"
+        )),
     )
     .await;
     assert_eq!(s, 400);
@@ -523,10 +533,37 @@ async fn osmand_reports_over_http_with_clear_refusals() {
     let (s, body) = http(addr, get(format!("lat=25.04&lon=102.71&timestamp={ts}"))).await;
     assert_eq!(s, 400);
     assert!(body.contains("id"), "{body}");
+    // Knowing the IMEI is not enough: without the device's token, or with another, refused.
+    for wrong in ["", "&token=0123456789abcdef0123456789abcdef"] {
+        let (s, body) = http(
+            addr,
+            get(format!(
+                "id={IMEI}&lat={}&lon={}&timestamp={ts}{wrong}",
+                HOME.0, HOME.1
+            )),
+        )
+        .await;
+        assert_eq!(s, 401, "{body}");
+        assert!(body.starts_with("token:"), "{body}");
+    }
+    // Nor can a GT06 login stand in for the token tracker.
+    let gt06 = gt06_port(&ingest).await;
+    let mut fake = TcpStream::connect(gt06).await.unwrap();
+    fake.write_all(&encode::login(IMEI, 1)).await.unwrap();
+    assert!(
+        read_some(&mut fake, 1).await.is_empty(),
+        "a GT06 login of a token tracker gets no answer"
+    );
+    ingest.flush().await;
+    let v = gps_view(&w).await;
+    assert!(
+        v["fixes"].as_array().unwrap().is_empty() && v["presence"]["state"] != "at_home",
+        "nothing was taken from the refused reports: {v}"
+    );
     let (s, body) = http(
         addr,
         get(format!(
-            "id={IMEI}&lat={}&lon={}&timestamp={ts}&batt=76",
+            "id={IMEI}&lat={}&lon={}&timestamp={ts}&batt=76&token={token}",
             HOME.0, HOME.1
         )),
     )
@@ -546,7 +583,7 @@ async fn osmand_reports_over_http_with_clear_refusals() {
     // The JSON body of the Traccar client apps.
     w.app.clock.advance(Duration::minutes(1));
     let iso = w.app.state.now().to_rfc3339();
-    let body = json!({"device_id": IMEI, "location": {"timestamp": iso, "coords": {"latitude": HOME.0, "longitude": HOME.1}, "battery": {"level": 0.5}}}).to_string();
+    let body = json!({"device_id": IMEI, "token": token, "location": {"timestamp": iso, "coords": {"latitude": HOME.0, "longitude": HOME.1}, "battery": {"level": 0.5}}}).to_string();
     let req = format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
     let (s, answer) = http(addr, req).await;
     assert_eq!(s, 200, "{answer}");
@@ -599,7 +636,8 @@ async fn mosquitto() -> (Broker, u16) {
 async fn mqtt_positions_and_last_will_through_a_real_mosquitto() {
     let (_broker, port) = mosquitto().await;
     let w = world_on(TestApp::new().await).await;
-    out_with_zone(&w).await;
+    let (_, _, _, token) = out_with_zone(&w, "token").await;
+    let token = token.unwrap();
     let ingest = gps::spawn(w.app.state.clone());
     let cfg = w.app.state.settings.gps.clone();
     gps::listen::mqtt(ingest.clone(), &format!("mqtt://127.0.0.1:{port}"), &cfg).unwrap();
@@ -627,11 +665,14 @@ async fn mqtt_positions_and_last_will_through_a_real_mosquitto() {
             battery_percent: Some(64),
             alarm: None,
         };
+        let mut payload: Value =
+            serde_json::from_slice(&anxin_tracker::mqtt::position_payload(&report)).unwrap();
+        payload["token"] = json!(token);
         boxc.publish(
             &topic,
             rumqttc::QoS::AtLeastOnce,
             false,
-            anxin_tracker::mqtt::position_payload(&report),
+            serde_json::to_vec(&payload).unwrap(),
         )
         .await
         .unwrap();
@@ -644,6 +685,48 @@ async fn mqtt_positions_and_last_will_through_a_real_mosquitto() {
         w.app.clock.advance(Duration::seconds(5));
     }
     assert!(seen, "no MQTT position reached the server");
+    // Knowing the IMEI and the topic is not enough: a position without the token is dropped.
+    let unauthenticated = || {
+        w.app
+            .state
+            .app
+            .gps
+            .stats
+            .unauthenticated
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let before = unauthenticated();
+    let forged = anxin_tracker::Report {
+        device: IMEI.into(),
+        fix: Some(fix(&w, AWAY)),
+        battery_percent: Some(10),
+        alarm: None,
+    };
+    boxc.publish(
+        &topic,
+        rumqttc::QoS::AtLeastOnce,
+        false,
+        anxin_tracker::mqtt::position_payload(&forged),
+    )
+    .await
+    .unwrap();
+    for _ in 0..40 {
+        if unauthenticated() > before {
+            break;
+        }
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    assert_eq!(
+        unauthenticated(),
+        before + 1,
+        "the forged position was refused"
+    );
+    ingest.flush().await;
+    assert_eq!(
+        gps_view(&w).await["presence"]["battery_percent"],
+        64,
+        "nothing of it was kept"
+    );
     assert_eq!(gps_view(&w).await["presence"]["battery_percent"], 64);
     // A payload with a bad field is dropped without harm.
     boxc.publish(
@@ -733,4 +816,69 @@ async fn gt06_connections_are_capped_and_must_log_in_in_time() {
         "an unknown IMEI is closed"
     );
     w.app.cleanup().await;
+}
+
+/// Fitting a tracker in the page: a bad IMEI is refused at its field in Chinese with what was
+/// typed kept; a token tracker's token is shown once; a GT06 box is marked unauthenticated.
+#[tokio::test]
+async fn a_tracker_is_fitted_in_the_page_with_its_token_shown_once() {
+    let w = world_on(TestApp::new().await).await;
+    let id = w.stable_client("YX-0302", true).await;
+    w.approved(id, 2).await;
+    for serial in ["BOX-T1", "BOX-T2"] {
+        w.call(
+            Method::POST,
+            &w.doctor,
+            "/api/v1/boxes",
+            Some(json!({ "serial": serial })),
+        )
+        .await;
+    }
+    let (s, l) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/loads"),
+            Some(json!({"serial": "BOX-T1", "days": 2})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    let load = l["load"]["id"].as_i64().unwrap();
+    let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    let form = format!("/loads/{load}/tracker");
+    let a = doctor
+        .submit(&form, &[("imei", "12345"), ("link", "token")])
+        .await;
+    let shown = common::error_at(&a.text, "imei").expect("refused at the IMEI");
+    assert!(shown.contains("IMEI"), "{shown}");
+    assert!(a.text.contains("value=\"12345\""), "what was typed is kept");
+    let a = doctor
+        .submit(&form, &[("imei", "868120301234568"), ("link", "token")])
+        .await;
+    assert!(a.text.contains("id=\"tracker-token\""), "{}", a.text);
+    assert_eq!(a.headers[axum::http::header::CACHE_CONTROL], "no-store");
+    let token = a
+        .text
+        .split("class=\"device-token\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(token.len(), 32, "{token}");
+    let kept = w
+        .app
+        .store
+        .tracker("868120301234568")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(
+        kept.token_hash.as_deref(),
+        Some(token.as_str()),
+        "only its hash rests"
+    );
+    assert_eq!(kept.token_hash, Some(anxin_app::gps::token_hash(&token)));
+    let page = doctor.get(&format!("/loads/{load}/gps")).await;
+    assert!(page.text.contains("data-link=\"token\""), "{}", page.text);
+    assert!(!page.text.contains(&token), "the token is not shown again");
 }

@@ -23,6 +23,8 @@ pub struct Tracker {
     pub imei: String,
     pub box_id: i64,
     pub site_id: i64,
+    /// SHA-256 (hex) of the device's token; `None` for a GT06 tracker (no secret on the wire).
+    pub token_hash: Option<String>,
 }
 
 /// What the ingest needs to know about a tracked box: the load it is out with, if that load
@@ -141,6 +143,7 @@ impl Store {
         actor: &Actor,
         box_id: i64,
         imei: &str,
+        token_hash: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Tracker> {
         let site = actor
@@ -148,12 +151,14 @@ impl Store {
             .ok_or_else(|| DomainError::Forbidden("trackers belong to a site".into()))?;
         let mut tx = self.begin_write().await?;
         sqlx::query(
-            "INSERT INTO trackers (imei, box_id, site_id, created_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO trackers (imei, box_id, site_id, created_at, token_hash) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(imei.to_owned())
         .bind(box_id)
         .bind(site)
         .bind(to_ms(now))
+        .bind(token_hash.map(str::to_owned))
         .execute(&mut *tx)
         .await
         .map_err(|e| {
@@ -175,33 +180,45 @@ impl Store {
         Ok(Tracker {
             imei: imei.to_owned(),
             box_id,
+            token_hash: token_hash.map(str::to_owned),
             site_id: site,
         })
     }
 
     /// The tracker with `imei`, if registered.
     pub async fn tracker(&self, imei: &str) -> Result<Option<Tracker>> {
-        let row = sqlx::query("SELECT imei, box_id, site_id FROM trackers WHERE imei = $1")
-            .bind(imei.to_owned())
-            .fetch_optional(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT imei, box_id, site_id, token_hash FROM trackers WHERE imei = $1")
+                .bind(imei.to_owned())
+                .fetch_optional(self.pool())
+                .await?;
         row.map(|r| {
             Ok(Tracker {
                 imei: col(&r, "imei")?,
                 box_id: col(&r, "box_id")?,
                 site_id: col(&r, "site_id")?,
+                token_hash: col(&r, "token_hash")?,
             })
         })
         .transpose()
     }
 
     /// The tracker fitted to box `box_id`, if any.
-    pub async fn tracker_of_box(&self, box_id: i64) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT imei FROM trackers WHERE box_id = $1")
-            .bind(box_id)
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| col(&r, "imei")).transpose()
+    pub async fn tracker_of_box(&self, box_id: i64) -> Result<Option<Tracker>> {
+        let row =
+            sqlx::query("SELECT imei, box_id, site_id, token_hash FROM trackers WHERE box_id = $1")
+                .bind(box_id)
+                .fetch_optional(self.pool())
+                .await?;
+        row.map(|r| {
+            Ok(Tracker {
+                imei: col(&r, "imei")?,
+                box_id: col(&r, "box_id")?,
+                site_id: col(&r, "site_id")?,
+                token_hash: col(&r, "token_hash")?,
+            })
+        })
+        .transpose()
     }
 
     /// Sets the home zone of a load under the consent `consent_id`. Audited. The box's presence

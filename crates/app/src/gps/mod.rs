@@ -96,6 +96,8 @@ pub struct Stats {
     pub flooded: AtomicU64,
     pub invalid: AtomicU64,
     pub without_consent: AtomicU64,
+    /// Reports of token trackers without their token (and GT06 logins of token trackers).
+    pub unauthenticated: AtomicU64,
 }
 
 impl Shared {
@@ -120,6 +122,24 @@ pub enum Refusal {
     Invalid(#[from] anxin_tracker::ReportError),
     #[error("server: the GPS pipeline is not running")]
     Stopped,
+    /// A token tracker without its token (or with another), or a GT06 login of a token tracker.
+    #[error("token: device {0} did not send the token it was fitted with; report dropped")]
+    Unauthenticated(String),
+}
+
+/// A fresh device token: 128 random bits as 32 hexadecimal characters.
+pub fn new_device_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// What rests of a device token: its SHA-256 in hexadecimal (the token is random, so no
+/// slow hash is needed).
+pub fn token_hash(token: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(token.trim().as_bytes()))
 }
 
 enum Inbound {
@@ -232,10 +252,41 @@ impl Ingest {
             .map_err(|_| Refusal::Stopped)
     }
 
-    /// Admits and queues in one step.
+    /// Admits and queues in one step (a report without a token: GT06).
     pub async fn accept(&self, report: Report) -> Result<(), Refusal> {
+        self.accept_with_token(report, None).await
+    }
+
+    /// Admits, checks the device's token and queues (OsmAnd, MQTT).
+    pub async fn accept_with_token(
+        &self,
+        report: Report,
+        token: Option<&str>,
+    ) -> Result<(), Refusal> {
         let t = self.admit(&report.device).await?;
+        self.check_token(&t, token)?;
         self.submit(t, report).await
+    }
+
+    /// A token tracker must send its token; a GT06 tracker (none fitted) sends none. Refusals
+    /// are counted.
+    pub fn check_token(&self, t: &Tracker, token: Option<&str>) -> Result<(), Refusal> {
+        use subtle::ConstantTimeEq;
+        let ok = match (&t.token_hash, token) {
+            (None, None) => true,
+            (Some(h), Some(tok)) => bool::from(token_hash(tok).as_bytes().ct_eq(h.as_bytes())),
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            self.app
+                .gps
+                .stats
+                .unauthenticated
+                .fetch_add(1, Ordering::Relaxed);
+            Err(Refusal::Unauthenticated(t.imei.clone()))
+        }
     }
 
     /// The broker says a device went away (its last will).

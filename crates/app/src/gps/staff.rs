@@ -5,7 +5,7 @@
 //! disclosure ledger.
 
 use anxin_domain::gps::Zone;
-use anxin_domain::{DomainError, Permission};
+use anxin_domain::{Code, DomainError, Permission, Problem};
 use anxin_storage::gps::GPS_PURPOSE;
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -20,24 +20,68 @@ use crate::{Actor, App, Result};
 pub struct TrackerBody {
     /// The tracker's IMEI (15 digits).
     pub imei: String,
+    /// How it reports: `token` (OsmAnd or MQTT with a per-device token, the default) or `gt06`
+    /// (GT06 carries no secret: anyone who knows the IMEI could post positions, so its box is
+    /// marked unauthenticated).
+    #[serde(default)]
+    pub link: TrackerLink,
 }
 
-/// Fits the tracker `imei` to the box `serial` of `me`'s centre.
-pub async fn fit_tracker(app: &App, me: &Actor, serial: &str, imei: &str) -> Result<TrackerFitted> {
+/// How a tracker proves it is the one fitted to the box.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackerLink {
+    /// OsmAnd or MQTT reports carrying the device's token.
+    #[default]
+    Token,
+    /// GT06: the IMEI alone, unauthenticated.
+    Gt06,
+}
+
+impl TrackerLink {
+    /// From a form value (`token` or `gt06`); anything else is refused at `link`.
+    pub fn parse(s: &str) -> std::result::Result<TrackerLink, DomainError> {
+        match s.trim() {
+            "" | "token" => Ok(TrackerLink::Token),
+            "gt06" => Ok(TrackerLink::Gt06),
+            other => Err(Problem::new(Code::ChoiceUnknown)
+                .field("link")
+                .arg("value", other)
+                .into()),
+        }
+    }
+}
+
+/// Fits the tracker `imei` to the box `serial` of `me`'s centre. A token tracker gets a fresh
+/// token, returned this once (only its hash is kept) to be set in the device.
+pub async fn fit_tracker(
+    app: &App,
+    me: &Actor,
+    serial: &str,
+    imei: &str,
+    link: TrackerLink,
+) -> Result<TrackerFitted> {
     me.require(Permission::TakeHomeManage)?;
     let imei = imei.trim();
     if !anxin_tracker::valid_imei(imei) {
-        return Err(DomainError::invalid("imei", "must be the tracker's 15-digit IMEI").into());
+        return Err(Problem::new(Code::TrackerImeiInvalid)
+            .field("imei")
+            .arg("value", imei)
+            .into());
     }
     let b = app.store.box_by_serial(&me.audit(), serial).await?;
+    let token = (link == TrackerLink::Token).then(crate::gps::new_device_token);
+    let hash = token.as_deref().map(crate::gps::token_hash);
     let t = app
         .store
-        .register_tracker(&me.audit(), b.id, imei, app.now())
+        .register_tracker(&me.audit(), b.id, imei, hash.as_deref(), app.now())
         .await?;
     app.gps.invalidate();
     Ok(TrackerFitted {
         imei: t.imei,
         r#box: b.serial,
+        link,
+        token,
     })
 }
 
@@ -48,6 +92,10 @@ pub struct TrackerFitted {
     /// The box's serial.
     #[serde(rename = "box")]
     pub r#box: String,
+    pub link: TrackerLink,
+    /// The device's token (token trackers), shown this once: set it in the tracker as the
+    /// `token` of its OsmAnd URL or MQTT payload.
+    pub token: Option<String>,
 }
 
 /// A home zone: a circle (`lat`, `lon`, `radius_m`) or a polygon (`points`, each `[lat, lon]`).
@@ -216,6 +264,8 @@ pub struct BoxGpsView {
     pub box_state: String,
     /// The fitted tracker's IMEI.
     pub tracker: Option<String>,
+    /// How the fitted tracker reports; `gt06`: its positions are not authenticated.
+    pub tracker_link: Option<TrackerLink>,
     pub presence: Option<PresenceView>,
     #[schemars(with = "Option<ZoneShape>")]
     pub zone: Option<Value>,
@@ -234,12 +284,16 @@ pub struct BoxGpsView {
 pub async fn box_view(app: &App, me: &Actor, serial: &str) -> Result<BoxGpsView> {
     me.require(Permission::TakeHomeManage)?;
     let b = app.store.box_by_serial(&me.audit(), serial).await?;
-    let imei = app.store.tracker_of_box(b.id).await?;
+    let tracker = app.store.tracker_of_box(b.id).await?;
     let watch = app.store.watch(b.id).await?;
     let mut out = BoxGpsView {
         r#box: b.serial.clone(),
         box_state: b.state.as_str().to_owned(),
-        tracker: imei,
+        tracker_link: tracker.as_ref().map(|t| match t.token_hash {
+            Some(_) => TrackerLink::Token,
+            None => TrackerLink::Gt06,
+        }),
+        tracker: tracker.map(|t| t.imei),
         presence: None,
         zone: None,
         fixes: Vec::new(),

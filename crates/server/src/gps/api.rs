@@ -26,8 +26,9 @@ pub async fn fit_tracker(
     me: &CurrentUser,
     serial: &str,
     imei: &str,
+    link: anxin_app::gps::staff::TrackerLink,
 ) -> AppResult<TrackerFitted> {
-    Ok(anxin_app::gps::staff::fit_tracker(&st.app, &me.app_actor(), serial, imei).await?)
+    Ok(anxin_app::gps::staff::fit_tracker(&st.app, &me.app_actor(), serial, imei, link).await?)
 }
 
 /// Sets the home zone of load `raw` (a box out with its client), under an active GPS consent.
@@ -62,7 +63,7 @@ async fn api_fit(
 ) -> AppResult<(StatusCode, Json<TrackerFitted>)> {
     Ok((
         StatusCode::CREATED,
-        Json(fit_tracker(&st, &me, &serial, &req.imei).await?),
+        Json(fit_tracker(&st, &me, &serial, &req.imei, req.link).await?),
     ))
 }
 

@@ -171,7 +171,11 @@ async fn gt06_connection(
                 }
             };
             let report = match (&packet.body, &device) {
-                (Body::Login { imei }, _) => match ingest.admit(imei).await {
+                (Body::Login { imei }, _) => match ingest
+                    .admit(imei)
+                    .await
+                    .and_then(|t| ingest.check_token(&t, None).map(|()| t))
+                {
                     Ok(t) => {
                         device = Some(t);
                         None
@@ -270,16 +274,22 @@ pub async fn osmand_report(
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"));
-    let parsed = if json || (query.as_deref().unwrap_or("").is_empty() && !body.is_empty()) {
+    let (parsed, token) = if json || (query.as_deref().unwrap_or("").is_empty() && !body.is_empty())
+    {
         if json || body.first() == Some(&b'{') {
-            osmand::parse_json(&body)
+            (osmand::parse_json(&body), json_token(&body))
         } else {
             // A form-encoded body, as some clients POST it.
-            osmand::parse_query(&String::from_utf8_lossy(&body))
+            let form = String::from_utf8_lossy(&body);
+            (osmand::parse_query(&form), query_token(&form))
         }
     } else {
-        osmand::parse_query(query.as_deref().unwrap_or(""))
+        let q = query.as_deref().unwrap_or("");
+        (osmand::parse_query(q), query_token(q))
     };
+    // The token may also sit in the server URL set in the device (`/?token=…`) while the
+    // report itself comes in the body.
+    let token = token.or_else(|| query.as_deref().and_then(query_token));
     let report = match parsed {
         Ok(r) => r,
         Err(e) => {
@@ -287,8 +297,12 @@ pub async fn osmand_report(
             return (StatusCode::BAD_REQUEST, e.to_string());
         }
     };
-    match ingest.accept(report).await {
+    match ingest.accept_with_token(report, token.as_deref()).await {
         Ok(()) => (StatusCode::OK, String::new()),
+        Err(e @ Refusal::Unauthenticated(_)) => {
+            tracing::warn!(error = %e, "osmand report refused");
+            (StatusCode::UNAUTHORIZED, e.to_string())
+        }
         Err(e @ Refusal::UnknownDevice(_)) => {
             tracing::warn!(error = %e, "osmand report refused");
             (StatusCode::NOT_FOUND, e.to_string())
@@ -346,10 +360,30 @@ pub fn mqtt(ingest: Ingest, url: &str, cfg: &GpsConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `token` parameter of a query string or form body.
+fn query_token(q: &str) -> Option<String> {
+    url::form_urlencoded::parse(q.as_bytes())
+        .find(|(k, _)| k == "token")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The top-level `token` of a JSON report.
+fn json_token(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()?
+        .get("token")?
+        .as_str()
+        .map(str::to_owned)
+}
+
 async fn on_mqtt(ingest: &Ingest, prefix: &str, topic: &str, payload: &[u8]) {
     let r = match mq::parse_topic(prefix, topic) {
         Some(mq::Topic::Position { device }) => match mq::parse_position(device, payload) {
-            Ok(report) => ingest.accept(report).await,
+            Ok(report) => {
+                ingest
+                    .accept_with_token(report, json_token(payload).as_deref())
+                    .await
+            }
             Err(e) => Err(e.into()),
         },
         Some(mq::Topic::Status { device }) => match mq::parse_status(payload) {

@@ -5,7 +5,7 @@
 use anxin_domain::gps::Zone;
 use anxin_domain::{Access, Permission};
 use axum::extract::{Form, Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use chrono::DateTime;
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -15,7 +15,7 @@ use crate::auth::CurrentUser;
 use crate::boxes::{load_of, serial_of};
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
-use crate::web::{after_form, layout, WebResult, T};
+use crate::web::{after_form, field_error, layout, WebResult, T};
 
 fn local(st: &AppState, ms: i64) -> String {
     DateTime::from_timestamp_millis(ms)
@@ -168,7 +168,14 @@ async fn load_page(
             p { a href={"/clients/" (load.client_id)} { (t.s("gps-back")) } }
             section.card id="gps-state" {
                 dl {
-                    dt { (t.s("gps-tracker")) } dd { (v["tracker"].as_str().unwrap_or("—")) }
+                    dt { (t.s("gps-tracker")) } dd {
+                        (v["tracker"].as_str().unwrap_or("—"))
+                        @match v["tracker_link"].as_str() {
+                            Some("gt06") => { " · " span.unauthenticated data-link="gt06" { (t.s("gps-link-gt06-mark")) } }
+                            Some(_) => { " · " span data-link="token" { (t.s("gps-link-token-mark")) } }
+                            None => {}
+                        }
+                    }
                     @if watching_this {
                         dt { (t.s("gps-presence")) } dd { strong data-presence=(state_word) { (t.s(&format!("gps-presence-{state_word}"))) } }
                         dt { (t.s("gps-since")) } dd { (at(&st, &presence["since"])) }
@@ -184,7 +191,11 @@ async fn load_page(
                     h2 { (t.s("gps-fit")) }
                     form method="post" action={"/loads/" (load.id) "/tracker"} id="tracker-form" {
                         (csrf)
-                        label { (t.s("gps-imei")) input name="imei" inputmode="numeric" pattern="[0-9]{15}" required; }
+                        label { (t.s("gps-imei")) input name="imei" inputmode="numeric" pattern="[0-9]{15}" required value=[f.value("tracker", "imei")]; (field_error(&f, "tracker", "imei")) }
+                        label { (t.s("gps-link")) select name="link" {
+                            option value="token" selected[f.value("tracker", "link") != Some("gt06")] { (t.s("gps-link-token")) }
+                            option value="gt06" selected[f.value("tracker", "link") == Some("gt06")] { (t.s("gps-link-gt06")) }
+                        } (field_error(&f, "tracker", "link")) }
                         button type="submit" { (t.s("gps-fit")) }
                     }
                 }
@@ -220,6 +231,8 @@ async fn load_page(
 #[derive(Deserialize)]
 struct ImeiForm {
     imei: String,
+    #[serde(default)]
+    link: String,
 }
 
 async fn tracker_form(
@@ -230,12 +243,48 @@ async fn tracker_form(
 ) -> Response {
     let base = format!("/loads/{id}/gps");
     let r = async {
+        let link = anxin_app::gps::staff::TrackerLink::parse(&f.link)?;
         let load = load_of(&st, &me, &id).await?;
         let serial = serial_of(&st, &load).await?;
-        fit_tracker(&st, &me, &serial, &f.imei).await
+        fit_tracker(&st, &me, &serial, &f.imei, link).await
     }
     .await;
-    after_form(&base, r.map(|_| ()))
+    match r {
+        Ok(fitted) => match fitted.token {
+            // The device's token, shown this once (only its hash is kept).
+            Some(token) => token_page(&st, &me, &base, &fitted.imei, &token),
+            None => Redirect::to(&base).into_response(),
+        },
+        Err(e) => crate::web::refused_form(
+            &st,
+            &base,
+            "tracker",
+            e,
+            vec![("imei".into(), f.imei), ("link".into(), f.link)],
+        ),
+    }
+}
+
+/// After fitting a token tracker: its token, once, and where it goes in the device.
+fn token_page(st: &AppState, me: &CurrentUser, base: &str, imei: &str, token: &str) -> Response {
+    let t = T {
+        st,
+        lang: crate::i18n::Lang::from_tag(&me.user.language),
+    };
+    let body = html! {
+        section.card id="tracker-token" {
+            h1 { (t.s("gps-token-title")) }
+            p { (t.a("gps-token-help", &[("imei", imei)])) }
+            p { code.device-token { (token) } }
+            p.muted { (t.s("gps-token-once")) }
+            p { a href=(base) { (t.s("gps-back-to-box")) } }
+        }
+    };
+    (
+        [(axum::http::header::CACHE_CONTROL, "no-store")],
+        layout(&t, &t.s("gps-token-title"), Some(me), body),
+    )
+        .into_response()
 }
 
 #[derive(Deserialize)]
