@@ -167,7 +167,16 @@ pub async fn login(app: &App, address: &str, username: &str, password: &str) -> 
         });
     }
     let gate = gate();
-    let _in_flight = gate.enter()?;
+    let _in_flight = match gate.enter() {
+        Ok(permit) => permit,
+        Err(busy) => {
+            // The same tarpit when too many logins are in flight: answered at once, a flood
+            // over many connections spins at tens of thousands of 429s a second and takes the
+            // processors from the window; waiting costs a timer, no processor.
+            tokio::time::sleep(HOLD_TARPIT).await;
+            return Err(busy);
+        }
+    };
     let policy = app.settings.login;
     let name = username.trim();
     let key = account_key(name);
