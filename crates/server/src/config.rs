@@ -64,6 +64,8 @@
 //! | `gps.gt06_login_seconds` | `ANXIN_GPS__GT06_LOGIN_SECONDS` | `20` | a GT06 connection that has not logged in by then is closed |
 //! | `gps.gt06_heartbeat_minutes` | `ANXIN_GPS__GT06_HEARTBEAT_MINUTES` | `5` | the trackers' heartbeat interval: a logged-in connection silent for two of them and a minute is closed |
 //! | `gps.osmand_listen` | `ANXIN_GPS__OSMAND_LISTEN` | `0.0.0.0:5055` | HTTP address of the OsmAnd port (empty: off) |
+//! | `gps.osmand_max_connections` | `ANXIN_GPS__OSMAND_MAX_CONNECTIONS` | `64` | open OsmAnd connections at most (counted among the 256 file descriptors kept for staff HTTP); more are closed at once |
+//! | `gps.osmand_max_per_address` | `ANXIN_GPS__OSMAND_MAX_PER_ADDRESS` | `16` | open OsmAnd connections from one address at most |
 //! | `gps.mqtt_url` | `ANXIN_GPS__MQTT_URL` | (none: off) | broker, e.g. `mqtt://127.0.0.1:1883` |
 //! | `gps.mqtt_topic_prefix` | `ANXIN_GPS__MQTT_TOPIC_PREFIX` | `anxin/boxes` | topics `<prefix>/<imei>/position` and `<prefix>/<imei>/status` |
 //! | `gps.mqtt_client_id` | `ANXIN_GPS__MQTT_CLIENT_ID` | `anxin-server` | the server's MQTT client id |
@@ -214,6 +216,8 @@ pub struct GpsConfig {
     pub gt06_login_seconds: u32,
     pub gt06_heartbeat_minutes: u32,
     pub osmand_listen: String,
+    pub osmand_max_connections: u32,
+    pub osmand_max_per_address: u32,
     pub mqtt_url: Option<String>,
     pub mqtt_topic_prefix: String,
     pub mqtt_client_id: String,
@@ -228,6 +232,16 @@ pub struct GpsConfig {
 
 impl GpsConfig {
     /// The GT06 port's limits.
+    /// The OsmAnd port's caps (its connections are counted among the 256 file descriptors
+    /// kept for staff HTTP; HTTP has no login or heartbeat of its own, so only the caps apply).
+    pub fn osmand_limits(&self) -> crate::gps::listen::PortLimits {
+        crate::gps::listen::PortLimits {
+            max_connections: self.osmand_max_connections as usize,
+            max_per_address: self.osmand_max_per_address as usize,
+            ..self.gt06_limits()
+        }
+    }
+
     pub fn gt06_limits(&self) -> crate::gps::listen::PortLimits {
         crate::gps::listen::PortLimits {
             max_connections: self.gt06_max_connections as usize,
@@ -264,6 +278,8 @@ impl Default for GpsConfig {
             gt06_login_seconds: 20,
             gt06_heartbeat_minutes: 5,
             osmand_listen: "0.0.0.0:5055".into(),
+            osmand_max_connections: 64,
+            osmand_max_per_address: 16,
             mqtt_url: None,
             mqtt_topic_prefix: "anxin/boxes".into(),
             mqtt_client_id: "anxin-server".into(),
@@ -501,12 +517,14 @@ impl Config {
         }
         if g.gt06_max_connections == 0
             || g.gt06_max_per_address == 0
+            || g.osmand_max_connections == 0
+            || g.osmand_max_per_address == 0
             || g.gt06_login_seconds == 0
             || g.gt06_heartbeat_minutes == 0
         {
             return Err(key_err(
                 "gps",
-                "gt06_max_connections, gt06_max_per_address, gt06_login_seconds and gt06_heartbeat_minutes must be at least 1",
+                "gt06_max_connections, gt06_max_per_address, gt06_login_seconds, gt06_heartbeat_minutes, osmand_max_connections and osmand_max_per_address must be at least 1",
             ));
         }
         if g.unknown_after_minutes <= g.away_after_minutes || g.low_battery_percent > 100 {

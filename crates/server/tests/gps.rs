@@ -508,7 +508,7 @@ async fn osmand_reports_over_http_with_clear_refusals() {
     let ingest = gps::spawn(w.app.state.clone());
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    tokio::spawn(gps::listen::osmand(ingest.clone(), l));
+    tokio::spawn(gps::listen::osmand(ingest.clone(), l, Default::default()));
     let ts = now_ms(&w) / 1000;
     let get = |q: String| format!("GET /?{q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
 
@@ -881,4 +881,38 @@ async fn a_tracker_is_fitted_in_the_page_with_its_token_shown_once() {
     let page = doctor.get(&format!("/loads/{load}/gps")).await;
     assert!(page.text.contains("data-link=\"token\""), "{}", page.text);
     assert!(!page.text.contains(&token), "the token is not shown again");
+}
+
+/// The OsmAnd port holds only its caps' worth of connections: one beyond is closed at once, and
+/// a place freed is taken again.
+#[tokio::test]
+async fn the_osmand_port_closes_connections_beyond_its_caps() {
+    let w = world_on(TestApp::new().await).await;
+    let ingest = gps::spawn(w.app.state.clone());
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let limits = gps::listen::PortLimits {
+        max_connections: 3,
+        max_per_address: 2,
+        ..Default::default()
+    };
+    tokio::spawn(gps::listen::osmand(ingest.clone(), l, limits));
+    let mut first = TcpStream::connect(addr).await.unwrap();
+    let mut second = TcpStream::connect(addr).await.unwrap();
+    let mut third = TcpStream::connect(addr).await.unwrap();
+    assert!(
+        closed_within(&mut third, StdDuration::from_secs(2)).await,
+        "a third idle connection from one address is closed at once"
+    );
+    assert!(!closed_within(&mut first, StdDuration::from_millis(300)).await);
+    assert!(!closed_within(&mut second, StdDuration::from_millis(300)).await);
+    drop(first);
+    tokio::time::sleep(StdDuration::from_millis(100)).await;
+    let (s, body) = http(
+        addr,
+        "GET /?id=868120309999999 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into(),
+    )
+    .await;
+    assert_eq!(s, 404, "the freed place answers: {body}");
+    w.app.cleanup().await;
 }

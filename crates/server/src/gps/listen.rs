@@ -254,12 +254,97 @@ async fn gt06_connection(
 }
 
 /// Serves the OsmAnd protocol until the listener fails.
-pub async fn osmand(ingest: Ingest, listener: TcpListener) {
+pub async fn osmand(ingest: Ingest, listener: TcpListener, limits: PortLimits) {
     let app = Router::new()
         .route("/", any(osmand_report))
         .with_state(ingest);
-    if let Err(e) = axum::serve(listener, app).await {
+    let capped = Capped {
+        inner: listener,
+        open: Arc::default(),
+        limits,
+        refused: 0,
+    };
+    if let Err(e) = axum::serve(capped, app).await {
         tracing::error!(error = %e, "OsmAnd port stopped");
+    }
+}
+
+/// The OsmAnd port's listener: a connection beyond the port's caps (in all, per address) is
+/// closed as soon as it is accepted, so a flood of idle connections holds at most the cap's
+/// worth of file descriptors.
+struct Capped {
+    inner: TcpListener,
+    open: Arc<Mutex<Open>>,
+    limits: PortLimits,
+    refused: u64,
+}
+
+/// An accepted connection and its place among the open ones.
+struct CappedIo {
+    io: TcpStream,
+    _slot: Slot,
+}
+
+impl axum::serve::Listener for Capped {
+    type Io = CappedIo;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (CappedIo, SocketAddr) {
+        loop {
+            match self.inner.accept().await {
+                Ok((io, peer)) => match admit(&self.open, &self.limits, peer.ip()) {
+                    Ok(slot) => return (CappedIo { io, _slot: slot }, peer),
+                    Err(cap) => {
+                        if self.refused.is_multiple_of(1000) {
+                            tracing::warn!(%peer, cap, refused = self.refused + 1, "osmand connection refused");
+                        }
+                        self.refused += 1;
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "osmand accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+impl tokio::io::AsyncRead for CappedIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CappedIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 

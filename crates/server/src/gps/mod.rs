@@ -39,7 +39,7 @@ pub async fn start(st: AppState) -> anyhow::Result<Ingest> {
                 )
             })?;
         tracing::info!(addr = %cfg.osmand_listen, "OsmAnd tracker port open");
-        tokio::spawn(listen::osmand(ingest.clone(), l));
+        tokio::spawn(listen::osmand(ingest.clone(), l, cfg.osmand_limits()));
     }
     if let Some(url) = cfg.mqtt_url.as_deref().filter(|u| !u.is_empty()) {
         listen::mqtt(ingest.clone(), url, &cfg)?;
