@@ -303,6 +303,7 @@ const RECORD_TEXT = [
   '#consents td:nth-child(3)', // a consent's scope, as written with the client
   '#indicators td code', // indicator ids (codes shared with DHIS2 mappings), shown under the translated name
   '#dhis2-mapping code', // DHIS2 data element and category option ids, as the administrator typed them
+  'pre.checkpoint', '#checkpoints-command', // a signed checkpoint's machine text, and the command that checks it
 ];
 
 /** Text that looks untranslated in a Chinese page: raw message ids, and English UI words. */
@@ -834,7 +835,7 @@ for (const lang of LANGS) {
       await t.test('the manager opens the indicator dashboard with its charts', async () => {
         const page = (pages.manager = await login(server, 'manager', lang));
         await visit(page, lang, 'indicators', `${server.url}/indicators`);
-        shots.push(['manager', 'indicators', '/indicators'], ['manager', 'referrals', '/referrals'], ['manager', 'staff', '/staff'], ['manager', 'audit', '/audit'], ['manager', 'outbox (texts)', '/outbox']);
+        shots.push(['manager', 'indicators', '/indicators'], ['manager', 'referrals', '/referrals'], ['manager', 'staff', '/staff'], ['manager', 'audit', '/audit'], ['manager', 'audit checkpoints', '/audit/checkpoints'], ['manager', 'outbox (texts)', '/outbox']);
         const svg = page.locator('svg.chart');
         assert.ok((await svg.count()) >= 1, 'a chart');
         assert.ok((await svg.first().locator('rect').count()) >= 3, 'the chart has bars');
@@ -1036,6 +1037,13 @@ for (const lang of LANGS) {
         assert.ok(rows.length >= 5, `entries about ${s.uic}: ${rows.length}`);
         assert.ok(rows.every((r) => r.includes(s.uic)), 'every entry is about that client');
         if (zh) assert.ok(rows.some((r) => r.includes('查阅服务对象档案')), 'actions in Chinese');
+        // From the audit page: sign a checkpoint of the trail to print or hand to a second party.
+        await Promise.all([page.waitForNavigation(), page.click('#checkpoints-link')]);
+        await Promise.all([page.waitForNavigation(), page.click('#checkpoint-form button[type=submit]')]);
+        const signed = await text(page, '.flash.ok');
+        assert.ok(zh ? hasCjk(signed) : /entry \d+/.test(signed), `signed, in ${lang}: ${signed}`);
+        const seq = await page.locator('#latest-checkpoint').getAttribute('data-seq');
+        assert.ok(Number(seq) > 0 && (await text(page, 'pre.checkpoint')).includes(`seq=${seq}`), 'the signed text names the entry');
       });
 
       await t.test('discharge with a box out: a warning first; then its codes stop and the police see no box state', async () => {

@@ -162,3 +162,11 @@ pub async fn access_denied(app: &App, me: &Actor, route: &str, why: &str) -> Res
         .await?;
     Ok(())
 }
+
+/// Signs a checkpoint of the audit chain's head now (sequence, head hash, time, under the audit
+/// key): to keep outside the database, print, or hand to a second party. `None` when the
+/// process has no audit key. Nothing is appended, so the head it names stays the head.
+pub async fn checkpoint(app: &App, me: &Actor) -> Result<Option<anxin_domain::audit::Checkpoint>> {
+    me.require(Permission::AuditRead)?;
+    Ok(app.store.audit_checkpoint(app.now()).await?)
+}

@@ -165,7 +165,7 @@ enum AuditCommand {
 
 /// Where `serve` and `anxin audit checkpoint` put signed checkpoints unless told otherwise.
 fn checkpoint_dir(config: &Config) -> PathBuf {
-    config.data_dir.join("audit-checkpoints")
+    config.checkpoint_dir()
 }
 
 /// Writes a checkpoint as `checkpoint-<seq>-<ms>.txt` in `dir` (made if missing).
@@ -173,33 +173,13 @@ fn write_checkpoint(
     dir: &std::path::Path,
     cp: &anxin_domain::audit::Checkpoint,
 ) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join(format!("checkpoint-{:012}-{}.txt", cp.seq, cp.at_ms));
-    std::fs::write(&path, cp.to_text()).with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
+    anxin_server::checkpoints::write(dir, cp)
+        .with_context(|| format!("writing in {}", dir.display()))
 }
 
 /// Every `checkpoint-*.txt` in `dir`; a file that is not one is an error naming it.
 fn read_checkpoints(dir: &std::path::Path) -> anyhow::Result<Vec<anxin_domain::audit::Checkpoint>> {
-    let mut out = Vec::new();
-    let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
-    for entry in entries {
-        let path = entry?.path();
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        if !(name.starts_with("checkpoint-") && name.ends_with(".txt")) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path)
-            .with_context(|| format!("reading {}", path.display()))?;
-        let cp = anxin_domain::audit::Checkpoint::parse(&text)
-            .with_context(|| format!("{}", path.display()))?;
-        out.push(cp);
-    }
-    out.sort_by_key(|c| (c.seq, c.at_ms));
-    Ok(out)
+    anxin_server::checkpoints::read_all(dir)
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {

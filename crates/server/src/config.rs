@@ -328,6 +328,11 @@ pub struct BoxesConfig {
 }
 
 impl Config {
+    /// Where signed checkpoints of the audit chain are kept: `<data_dir>/audit-checkpoints`.
+    pub fn checkpoint_dir(&self) -> PathBuf {
+        self.data_dir.join("audit-checkpoints")
+    }
+
     /// The box station's line, if one is set.
     pub fn box_station(&self) -> Result<Option<anxin_app::station::Line>, ConfigError> {
         self.boxes

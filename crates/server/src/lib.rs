@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub use anxin_app::clock;
 pub mod boxes;
+pub mod checkpoints;
 pub mod clinic;
 pub mod clinic_web;
 pub mod config;
@@ -54,6 +55,7 @@ pub fn route_table() -> routes::RouteTable {
     let table = takehome::web::routes(table);
     let table = policy::routes(table);
     let table = tc::routes(table);
+    let table = checkpoints::routes(table);
     let table = boxes::routes(table);
     let table = boxes::web::routes(table);
     let table = gps::api::routes(table);

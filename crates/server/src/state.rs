@@ -32,6 +32,8 @@ pub struct Settings {
     pub key_path: std::path::PathBuf,
     /// Where the box station's cable is.
     pub box_station: Option<anxin_app::station::Line>,
+    /// Where signed checkpoints of the audit chain are kept (`<data_dir>/audit-checkpoints`).
+    pub checkpoint_dir: std::path::PathBuf,
 }
 
 impl Settings {
@@ -49,6 +51,7 @@ impl Settings {
             backup_dir: c.data_dir.join("backups"),
             key_path: c.key_path(),
             box_station: c.box_station()?,
+            checkpoint_dir: c.checkpoint_dir(),
         })
     }
 }

@@ -953,6 +953,7 @@ async fn audit_page(
         Some(&me),
         html! {
             h1 { (t.s("audit-title")) }
+            p { a href="/audit/checkpoints" id="checkpoints-link" { (t.s("checkpoints-title")) } }
             form method="get" action="/audit" id="audit-filter" {
                 label { (t.s("audit-from")) input type="date" name="from" value=(value(&q.from)); (at_field("from")) }
                 label { (t.s("audit-to")) input type="date" name="to" value=(value(&q.to)); (at_field("to")) }
