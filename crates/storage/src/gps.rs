@@ -27,6 +27,18 @@ pub struct Tracker {
     pub token_hash: Option<String>,
 }
 
+/// The columns of a [`Tracker`].
+const TRACKER: &str = "SELECT imei, box_id, site_id, token_hash FROM trackers";
+
+fn tracker_of(r: &AnyRow) -> Result<Tracker> {
+    Ok(Tracker {
+        imei: col(r, "imei")?,
+        box_id: col(r, "box_id")?,
+        site_id: col(r, "site_id")?,
+        token_hash: col(r, "token_hash")?,
+    })
+}
+
 /// What the ingest needs to know about a tracked box: the load it is out with, if that load
 /// has a home zone (no zone means no consent to compare positions: they are dropped).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,38 +199,20 @@ impl Store {
 
     /// The tracker with `imei`, if registered.
     pub async fn tracker(&self, imei: &str) -> Result<Option<Tracker>> {
-        let row =
-            sqlx::query("SELECT imei, box_id, site_id, token_hash FROM trackers WHERE imei = $1")
-                .bind(imei.to_owned())
-                .fetch_optional(self.pool())
-                .await?;
-        row.map(|r| {
-            Ok(Tracker {
-                imei: col(&r, "imei")?,
-                box_id: col(&r, "box_id")?,
-                site_id: col(&r, "site_id")?,
-                token_hash: col(&r, "token_hash")?,
-            })
-        })
-        .transpose()
+        let row = sqlx::query(&format!("{TRACKER} WHERE imei = $1"))
+            .bind(imei.to_owned())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(tracker_of).transpose()
     }
 
     /// The tracker fitted to box `box_id`, if any.
     pub async fn tracker_of_box(&self, box_id: i64) -> Result<Option<Tracker>> {
-        let row =
-            sqlx::query("SELECT imei, box_id, site_id, token_hash FROM trackers WHERE box_id = $1")
-                .bind(box_id)
-                .fetch_optional(self.pool())
-                .await?;
-        row.map(|r| {
-            Ok(Tracker {
-                imei: col(&r, "imei")?,
-                box_id: col(&r, "box_id")?,
-                site_id: col(&r, "site_id")?,
-                token_hash: col(&r, "token_hash")?,
-            })
-        })
-        .transpose()
+        let row = sqlx::query(&format!("{TRACKER} WHERE box_id = $1"))
+            .bind(box_id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(tracker_of).transpose()
     }
 
     /// Sets the home zone of a load under the consent `consent_id`. Audited. The box's presence
