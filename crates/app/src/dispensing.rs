@@ -30,6 +30,8 @@ pub enum DayStatus {
     Done,
     /// Today's dose is in the client's take-home box (its code went out or is still to come).
     InBox,
+    /// A split dose's next portion, not yet: the interval since the last one has not passed.
+    NotYet,
 }
 
 impl DayStatus {
@@ -41,6 +43,7 @@ impl DayStatus {
             DayStatus::NoOrder => "no_order",
             DayStatus::Done => "done",
             DayStatus::InBox => "in_box",
+            DayStatus::NotYet => "not_yet",
         }
     }
 }
@@ -70,6 +73,8 @@ pub struct DayRow {
     pub code_at: Option<String>,
     /// Whether the code already went out (else it goes out at `code_at`).
     pub code_sent: bool,
+    /// When the next portion of a split dose may be given (centre time, HH:MM).
+    pub next_portion_at: Option<String>,
 }
 
 /// Today's box compartment that holds the dose, if any.
@@ -128,6 +133,7 @@ pub fn day_row(app: &App, f: &DoseFacts, today: NaiveDate) -> DayRow {
         box_serial: None,
         code_at: None,
         code_sent: false,
+        next_portion_at: None,
     };
     if let Some(b) = covering_box(app, f) {
         let offset = app.settings.utc_offset;
@@ -159,8 +165,22 @@ pub fn day_row(app: &App, f: &DoseFacts, today: NaiveDate) -> DayRow {
     match decision {
         Decision::Withhold { .. } => row.status = DayStatus::Withheld,
         Decision::Give { mg, .. } => {
+            let last_here = f
+                .doses_today
+                .iter()
+                .filter(|d| !f.box_today.iter().any(|b| b.dose_id == d.id))
+                .map(|d| d.given_at)
+                .max();
+            let next_at = last_here.map(|t| policy.orders.next_portion_at(t));
             if portions_given >= order.split {
                 row.status = DayStatus::Done;
+            } else if let Some(next) = next_at.filter(|n| app.now() < *n) {
+                row.status = DayStatus::NotYet;
+                row.next_portion_at = Some(
+                    next.with_timezone(&app.settings.utc_offset)
+                        .format("%H:%M")
+                        .to_string(),
+                );
             } else {
                 row.status = DayStatus::Give;
                 row.give_mg = Some(order.portion_mg(mg, portions_given));
@@ -232,6 +252,8 @@ pub struct DoseAnswer {
     pub given_at: String,
     #[schemars(with = "Option<String>")]
     pub urine_due: Option<DueReason>,
+    /// When the next portion of a split dose may be given (centre time, `HH:MM`).
+    pub next_portion_at: Option<String>,
 }
 
 fn local_time(app: &App, d: &Dose) -> String {
@@ -428,6 +450,14 @@ pub async fn record_dose(app: &App, me: &Actor, req: &DoseRequest) -> Result<Dos
                 .arg("sent", if row.code_sent { "yes" } else { "no" })
                 .into());
         }
+        DayStatus::NotYet => {
+            return Err(refused(Code::DosePortionTooSoon)
+                .arg("portion", row.portions_given + 1)
+                .arg("portions", row.portions)
+                .arg("at", row.next_portion_at.clone().unwrap_or_default())
+                .arg("hours", app.settings.clinic.orders.split_interval_hours)
+                .into());
+        }
         DayStatus::Give => {}
     }
     let mg = row.give_mg.unwrap_or(0);
@@ -452,6 +482,15 @@ pub async fn record_dose(app: &App, me: &Actor, req: &DoseRequest) -> Result<Dos
     };
     match written {
         DoseWrite::Given(d) => Ok(DoseAnswer {
+            next_portion_at: (row.portions_given + 1 < row.portions).then(|| {
+                app.settings
+                    .clinic
+                    .orders
+                    .next_portion_at(d.given_at)
+                    .with_timezone(&app.settings.utc_offset)
+                    .format("%H:%M")
+                    .to_string()
+            }),
             dose_id: d.id,
             uic: client.uic,
             mg: d.mg,

@@ -130,6 +130,8 @@ codes! {
     ExportNoChallenge => ("export.no_challenge", Conflict),
     /// An export that carries another challenge than the one issued (an old export).
     ExportStale => ("export.stale", Invalid),
+    /// A split dose's next portion before the interval since the last one has passed.
+    DosePortionTooSoon => ("dose.portion_too_soon", Conflict),
     /// A tracker IMEI that is not 15 digits.
     TrackerImeiInvalid => ("tracker.imei_invalid", Invalid),
     /// No box station is set up (`boxes.station`): a box cannot be written or read.

@@ -443,6 +443,9 @@ err-dose-in-box = { $uic }: today's dose is in box { $serial } (code { $sent ->
     [yes] sent at { $at }
    *[other] going out at { $at }
     }); no dose at the window.
+disp-next-portion = The next portion from { $at }.
+disp-why-not-yet = portion { $portion } of { $portions } from { $at }
+disp-status-not_yet = next portion later
 disp-status-in_box = in the box
 disp-why-in-box = box { $serial } (code { $sent ->
     [yes] sent at { $at }
@@ -450,6 +453,7 @@ disp-why-in-box = box { $serial } (code { $sent ->
     })
 err-reason-required = Say why.
 err-tracker-imei-invalid = “{ $value }” is not a tracker IMEI: it has 15 digits, printed on the tracker.
+err-dose-portion-too-soon = { $uic } has had portion { $portion } of { $portions } too recently: the next may be given from { $at } ({ $hours } hours after the last).
 err-station-none = No box station is set up (boxes.station in the configuration): a box can be loaded and read only through one.
 err-station-unreachable = The box station does not answer ({ $why }): is the box plugged in?
 err-station-wrong-box = The box on the station is { $got }, not { $want }: plug in { $want }.

@@ -440,6 +440,9 @@ err-dose-in-box = { $uic } 今天的剂量在药盒 { $serial } 中（密码{ $s
     [yes] 已于 { $at } 发送
    *[other] 将于 { $at } 发送
     }），不在窗口给药。
+disp-next-portion = 下一份 { $at } 以后服用。
+disp-why-not-yet = 第 { $portion }/{ $portions } 份 { $at } 以后服用
+disp-status-not_yet = 下一份未到时间
 disp-status-in_box = 药盒中
 disp-why-in-box = 药盒 { $serial }（密码{ $sent ->
     [yes] 已于 { $at } 发送
@@ -447,6 +450,7 @@ disp-why-in-box = 药盒 { $serial }（密码{ $sent ->
     }）
 err-reason-required = 请写明原因。
 err-tracker-imei-invalid = “{ $value }”不是定位器的 IMEI：IMEI 为 15 位数字，印在定位器上。
+err-dose-portion-too-soon = { $uic } 刚服过上一份：第 { $portion }/{ $portions } 份要到 { $at } 以后才能服用（与上一份至少间隔 { $hours } 小时）。
 err-station-none = 未设置药盒工作站（配置项 boxes.station）：只能通过工作站装药和读取药盒。
 err-station-unreachable = 药盒工作站无应答（{ $why }）：药盒插好了吗？
 err-station-wrong-box = 工作站上的药盒是 { $got }，不是 { $want }：请插入 { $want }。

@@ -149,6 +149,10 @@ async fn dispensing_submit(
                     ("portions", &d.portions.to_string()),
                 ],
             );
+            if let Some(at) = &d.next_portion_at {
+                msg.push(' ');
+                msg.push_str(&t.a("disp-next-portion", &[("at", at)]));
+            }
             if d.urine_due.is_some() {
                 msg.push(' ');
                 msg.push_str(&t.s("disp-urine-due"));
@@ -257,6 +261,14 @@ fn explain(t: &T<'_>, r: &clinic::DayRow) -> String {
             t.a("disp-why-reinduction", &[("missed", &missed)])
         }
         (DayStatus::Withheld, _) => t.a("disp-why-review", &[("missed", &missed)]),
+        (DayStatus::NotYet, _) => t.a(
+            "disp-why-not-yet",
+            &[
+                ("portion", &(r.portions_given + 1).to_string()),
+                ("portions", &r.portions.to_string()),
+                ("at", r.next_portion_at.as_deref().unwrap_or_default()),
+            ],
+        ),
         (DayStatus::InBox, _) => t.a(
             "disp-why-in-box",
             &[

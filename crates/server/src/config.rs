@@ -48,6 +48,7 @@
 //! | `sms.templates.code_zh`, `code_en`, `test_zh`, `test_en` | `ANXIN_SMS__TEMPLATES__CODE_ZH`… | neutral texts (`docs/sms.md`) | replacement texts; `{code}` and `{sender}` are filled in; refused if they name a drug, clinic or treatment |
 //! | `key_file` | `ANXIN_KEY_FILE` | `<data_dir>/anxin.key` | 256-bit data key (64 hex characters) that encrypts clients' identifying fields; created on first start if missing. Secret: back it up apart from the database |
 //! | `clinic.ceiling_mg` | `ANXIN_CLINIC__CEILING_MG` | `150` | daily dose above which an order needs a written reason |
+//! | `clinic.split_interval_hours` | `ANXIN_CLINIC__SPLIT_INTERVAL_HOURS` | `6` | a split dose's next portion is given no sooner than this many hours after the one before (a local choice; 0 turns the wait off) |
 //! | `clinic.review_after_missed` | `ANXIN_CLINIC__REVIEW_AFTER_MISSED` | `3` | consecutive missed days from which the dose waits for a prescriber's review (then half) |
 //! | `clinic.capped_after_missed` | `ANXIN_CLINIC__CAPPED_AFTER_MISSED` | `4` | missed days from which the restart is the lower of `restart_cap_mg` and half |
 //! | `clinic.reinduction_after_missed` | `ANXIN_CLINIC__REINDUCTION_AFTER_MISSED` | `5` | missed days from which only a new induction order restarts dosing |
@@ -168,6 +169,7 @@ pub struct ClinicConfig {
     pub capped_after_missed: u32,
     pub reinduction_after_missed: u32,
     pub restart_cap_mg: u32,
+    pub split_interval_hours: u32,
     pub urine_random_rate: f64,
     pub concentration_mg_per_ml: f64,
     pub variance_threshold_ml: f64,
@@ -179,6 +181,8 @@ impl Default for ClinicConfig {
         let stock = anxin_domain::clinic::stock::StockPolicy::default();
         ClinicConfig {
             ceiling_mg: anxin_domain::clinic::orders::OrderPolicy::default().ceiling_mg,
+            split_interval_hours: anxin_domain::clinic::orders::OrderPolicy::default()
+                .split_interval_hours,
             review_after_missed: missed.review_from,
             capped_after_missed: missed.capped_restart_from,
             reinduction_after_missed: missed.reinduction_from,
@@ -597,6 +601,7 @@ impl Config {
         ClinicPolicy {
             orders: anxin_domain::clinic::orders::OrderPolicy {
                 ceiling_mg: c.ceiling_mg,
+                split_interval_hours: c.split_interval_hours,
             },
             missed: anxin_domain::clinic::missed::MissedDosePolicy {
                 review_from: c.review_after_missed,

@@ -103,17 +103,53 @@ async fn a_second_dose_on_the_same_day_is_refused_with_the_time_of_the_first() {
 
 #[tokio::test]
 async fn split_doses_give_two_portions_then_stop() {
-    let c = clinic().await;
+    let mut c = clinic().await;
     c.client_on("YX-0002", 75, 2).await;
+    // 09:00 at the centre: the first portion, and the window says when the next one is due.
     let (s1, a) = c.dose("YX-0002").await;
+    assert_eq!(s1, StatusCode::CREATED, "{a}");
+    assert_eq!(
+        (a["portion"].clone(), a["next_portion_at"].clone()),
+        (json!(1), json!("15:00"))
+    );
+    // Both halves in the same minute would be the whole dose at once: refused, naming the time.
+    let (s, e) = c.dose("YX-0002").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert_eq!(e["error"]["code"], "dose.portion_too_soon");
+    let msg = e["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("15:00") && msg.contains("6 hours"), "{msg}");
+    let list = c.get(&c.nurse, "/api/v1/dispensing/today").await;
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["uic"] == "YX-0002")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (row["status"].clone(), row["next_portion_at"].clone()),
+        (json!("not_yet"), json!("15:00"))
+    );
+    // The window says it in the nurse's language.
+    let mut window = c.app.browser("nurse", "zh-CN").await;
+    let page = window.submit("/dispensing", &[("uic", "YX-0002")]).await;
+    assert!(
+        page.text.contains("第 2/2 份要到 15:00 以后才能服用"),
+        "{}",
+        page.text
+    );
+    // At 15:00 the second portion; then the day is done.
+    c.app.clock.advance(Duration::hours(6));
+    c.nurse = c.app.login("nurse").await;
     let (s2, b) = c.dose("YX-0002").await;
-    assert_eq!((s1, s2), (StatusCode::CREATED, StatusCode::CREATED));
+    assert_eq!(s2, StatusCode::CREATED, "{b}");
     assert_eq!(a["mg"].as_u64().unwrap() + b["mg"].as_u64().unwrap(), 75);
     assert_eq!(
-        (a["portion"].clone(), b["portion"].clone()),
-        (json!(1), json!(2))
+        (b["portion"].clone(), b["next_portion_at"].clone()),
+        (json!(2), json!(null))
     );
-    assert_eq!(c.dose("YX-0002").await.0, StatusCode::CONFLICT);
+    let (s3, _) = c.dose("YX-0002").await;
+    assert_eq!(s3, StatusCode::CONFLICT);
     c.app.cleanup().await;
 }
 

@@ -74,11 +74,27 @@ pub struct DoseOrder {
 pub struct OrderPolicy {
     /// Above this daily dose a written reason is required (default 150 mg).
     pub ceiling_mg: u32,
+    /// A split dose's next portion is given no sooner than this many hours after the one
+    /// before (default 6): both halves at once would be the whole dose at once.
+    pub split_interval_hours: u32,
 }
 
 impl Default for OrderPolicy {
     fn default() -> Self {
-        OrderPolicy { ceiling_mg: 150 }
+        OrderPolicy {
+            ceiling_mg: 150,
+            split_interval_hours: 6,
+        }
+    }
+}
+
+impl OrderPolicy {
+    /// When the next portion of a split dose may be given, the last one given at `last`.
+    pub fn next_portion_at(
+        &self,
+        last: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        last + chrono::Duration::hours(i64::from(self.split_interval_hours))
     }
 }
 
@@ -237,6 +253,13 @@ mod tests {
             }
             other => panic!("expected a refusal, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_next_portion_waits_for_the_interval() {
+        let p = OrderPolicy::default();
+        let t = chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default();
+        assert_eq!(p.next_portion_at(t) - t, chrono::Duration::hours(6));
     }
 
     #[test]
