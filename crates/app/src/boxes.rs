@@ -692,21 +692,33 @@ const CHALLENGE_MODULUS: u32 = 100_000_000;
 pub async fn start_return(app: &App, me: &Actor, load_id: &str) -> Result<ReturnStarted> {
     me.require(Permission::TakeHomeManage)?;
     let load = load_of(app, me, load_id).await?;
-    if !load.state.awaits_return() {
-        return Err(Problem::new(Code::LoadWrongState)
-            .arg("id", load.id)
-            .arg("state", load.state)
-            .into());
-    }
-    let challenge = rand::rngs::OsRng.next_u32() % CHALLENGE_MODULUS;
-    let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
-    work.issue_return_challenge(&load, challenge).await?;
-    work.commit().await?;
+    let challenge = issue_challenge(app, me, &load).await?;
     Ok(ReturnStarted {
         load_id: load.id,
         challenge,
         issued_at: app.now(),
     })
+}
+
+/// Refused: the load is not out or in the clinic awaiting its return (already reconciled, or lost).
+fn not_awaiting_return(load: &Load) -> Result<()> {
+    if load.state.awaits_return() {
+        return Ok(());
+    }
+    Err(Problem::new(Code::LoadWrongState)
+        .arg("id", load.id)
+        .arg("state", load.state)
+        .into())
+}
+
+/// Draws and records a fresh challenge for `load`'s export, replacing any earlier one.
+async fn issue_challenge(app: &App, me: &Actor, load: &Load) -> Result<u32> {
+    not_awaiting_return(load)?;
+    let challenge = rand::rngs::OsRng.next_u32() % CHALLENGE_MODULUS;
+    let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
+    work.issue_return_challenge(load, challenge).await?;
+    work.commit().await?;
+    Ok(challenge)
 }
 
 /// The returned box's exported log.
@@ -792,13 +804,8 @@ pub async fn return_box(
 /// recorded, and the box emptied for its next load (a wipe that fails is done at that load).
 pub async fn return_by_station(app: &App, me: &Actor, load_id: &str) -> Result<ReturnAnswer> {
     me.require(Permission::TakeHomeManage)?;
-    let load = load_of(app, me, load_id).await?;
-    if !load.state.awaits_return() {
-        return Err(Problem::new(Code::LoadWrongState)
-            .arg("id", load.id)
-            .arg("state", load.state)
-            .into());
-    }
+    let mut load = load_of(app, me, load_id).await?;
+    not_awaiting_return(&load)?;
     let serial = serial_of(app, &load).await?;
     let at = |e: Error| at_field(e, "station");
     let mut plugged = Plugged::open(
@@ -821,12 +828,12 @@ pub async fn return_by_station(app: &App, me: &Actor, load_id: &str) -> Result<R
             .arg("load", load.id)
             .into()));
     }
-    let started = start_return(app, me, load_id).await?;
+    let challenge = issue_challenge(app, me, &load).await?;
+    load.return_challenge = Some(challenge);
     let bytes = plugged
-        .export(box_time(app.now()), started.challenge)
+        .export(box_time(app.now()), challenge)
         .await
         .map_err(at)?;
-    let load = load_of(app, me, load_id).await?;
     let mut answer = reconcile_export(app, me, &load, &bytes, "station").await?;
     let wiped = match plugged.wipe(load.id as u64).await {
         Ok(()) => true,
@@ -837,7 +844,7 @@ pub async fn return_by_station(app: &App, me: &Actor, load_id: &str) -> Result<R
     };
     answer.station = Some(StationRead {
         serial,
-        challenge: started.challenge,
+        challenge,
         wiped,
     });
     Ok(answer)
@@ -853,13 +860,8 @@ async fn reconcile_export(
     bytes: &[u8],
     field: &str,
 ) -> Result<ReturnAnswer> {
-    if !load.state.awaits_return() {
-        // Already reconciled (a replayed export), or lost.
-        return Err(Problem::new(Code::LoadWrongState)
-            .arg("id", load.id)
-            .arg("state", load.state)
-            .into());
-    }
+    // Already reconciled (a replayed export), or lost.
+    not_awaiting_return(load)?;
     let Some(challenge) = load.return_challenge else {
         return Err(Problem::new(Code::ExportNoChallenge).field(field).into());
     };

@@ -111,11 +111,12 @@ pub fn day_row(app: &App, f: &DoseFacts, today: NaiveDate) -> DayRow {
     };
     // Box compartments are among today's dose rows, but only one that holds today's dose counts:
     // a withheld, unsent or lost one leaves the client to be dosed here.
-    let portions_given = f
+    let given_here: Vec<_> = f
         .doses_today
         .iter()
         .filter(|d| !f.box_today.iter().any(|b| b.dose_id == d.id))
-        .count() as u8;
+        .collect();
+    let portions_given = given_here.len() as u8;
     let urine_due = urine_due(app, f, today);
     let base = DayRow {
         client_id: f.client.id,
@@ -165,13 +166,11 @@ pub fn day_row(app: &App, f: &DoseFacts, today: NaiveDate) -> DayRow {
     match decision {
         Decision::Withhold { .. } => row.status = DayStatus::Withheld,
         Decision::Give { mg, .. } => {
-            let last_here = f
-                .doses_today
+            let next_at = given_here
                 .iter()
-                .filter(|d| !f.box_today.iter().any(|b| b.dose_id == d.id))
                 .map(|d| d.given_at)
-                .max();
-            let next_at = last_here.map(|t| policy.orders.next_portion_at(t));
+                .max()
+                .map(|t| policy.orders.next_portion_at(t));
             if portions_given >= order.split {
                 row.status = DayStatus::Done;
             } else if let Some(next) = next_at.filter(|n| app.now() < *n) {

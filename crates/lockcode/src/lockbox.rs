@@ -131,9 +131,9 @@ pub trait Storage {
     fn persist(&mut self, state: &[u8; STATE_LEN]) -> Result<(), Self::Error>;
 
     /// Durably writes `state`: serialised on the stack and handed to
-    /// [`persist`](Self::persist). A storage with a buffer of its own (a box
-    /// firmware with little RAM) overrides it to serialise there with
-    /// [`PersistentState::write_bytes`].
+    /// [`persist`](Self::persist). A box firmware with little RAM overrides it
+    /// to write [`PersistentState::header_bytes`] and
+    /// [`PersistentState::ring_bytes`] one after the other.
     fn persist_state(&mut self, state: &PersistentState) -> Result<(), Self::Error> {
         self.persist(&state.to_bytes())
     }

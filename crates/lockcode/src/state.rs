@@ -167,14 +167,9 @@ impl PersistentState {
     /// The fixed-size byte form (layout in `docs/lockcode.md`).
     pub fn to_bytes(&self) -> [u8; STATE_LEN] {
         let mut b = [0u8; STATE_LEN];
-        self.write_bytes(&mut b);
-        b
-    }
-
-    /// Writes the byte form of [`to_bytes`](Self::to_bytes) into `b`.
-    pub fn write_bytes(&self, b: &mut [u8; STATE_LEN]) {
         b[..RING_OFFSET].copy_from_slice(&self.header_bytes());
         b[RING_OFFSET..].copy_from_slice(self.ring_bytes());
+        b
     }
 
     /// The first [`RING_OFFSET`] bytes of the byte form: the header and its CRC-32. With
