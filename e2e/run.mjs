@@ -525,6 +525,53 @@ for (const lang of LANGS) {
         assert.equal(await page.inputValue('#demographics-form input[name=birth_year]'), '1988');
       });
 
+      await t.test("the doctor starts the new client: 100 mg on day 1 refused at the field, titration steps, a rise beyond the limits confirmed by a second prescriber", async () => {
+        const page = await login(server, 'doctor', lang);
+        const record = `${server.url}/clients/${s.newClient}`;
+        await visit(page, lang, 'client', record);
+        const form = page.locator('#order-form');
+        assert.ok((await text(page, '#order-limits')).includes('30'), 'the form says the induction limits');
+        await form.locator('select[name=kind]').selectOption('induction');
+        await form.locator('input[name=start]').fill(TODAY);
+        await form.locator('input[name=mg]').fill('100');
+        await Promise.all([page.waitForNavigation(), form.locator('button[type=submit]').click()]);
+        const err = await text(page, '#order-form .field-error[data-field=mg]');
+        assert.ok(zh ? /超过诱导期上限 30 mg/.test(err) : /above the induction limit of 30 mg/.test(err), `100 mg refused at the dose, in ${lang}: ${err}`);
+        assert.equal(await page.inputValue('#order-form input[name=mg]'), '100', 'what was typed is kept');
+        assert.equal(await page.locator('#orders tbody tr').count(), 0, 'nothing written');
+        // 30 mg, then 40 mg from day 4 and 50 mg from day 7: the titration steps in the form.
+        const day = (n) => new Date(Date.parse(`${TODAY}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);
+        await page.fill('#order-form input[name=mg]', '30');
+        await page.fill('#order-form input[name="steps[0].from"]', day(3));
+        await page.fill('#order-form input[name="steps[0].mg"]', '40');
+        await page.fill('#order-form input[name="steps[1].from"]', day(6));
+        await page.fill('#order-form input[name="steps[1].mg"]', '50');
+        await Promise.all([page.waitForNavigation(), page.click('#order-form button[type=submit]')]);
+        assert.ok((await text(page, '.flash.ok')).length > 0, 'the induction order is written');
+        const first = await text(page, '#orders tbody tr[data-confirmation="not_needed"]');
+        assert.ok(first.includes('30') && first.includes('40') && first.includes('50') && first.includes(day(6)), `the steps are on record: ${first}`);
+        // 80 mg from day 8 (30 mg at once) with a reason: kept, but not in force until a second prescriber confirms.
+        await page.selectOption('#order-form select[name=kind]', 'titration');
+        await page.fill('#order-form input[name=start]', day(7));
+        await page.fill('#order-form input[name=mg]', '80');
+        await page.fill('#order-form input[name=reason]', zh ? '仍每日注射海洛因，渴求强烈' : 'still injecting daily, strong craving');
+        await Promise.all([page.waitForNavigation(), page.click('#order-form button[type=submit]')]);
+        assert.ok(zh ? /第二位医生/.test(await text(page, '.flash.ok')) : /second prescriber/.test(await text(page, '.flash.ok')));
+        const waiting = page.locator('#orders tbody tr[data-confirmation="awaiting"]');
+        assert.equal(await waiting.count(), 1, 'the rise waits');
+        assert.equal(await waiting.locator('button').count(), 0, 'the writer cannot confirm it');
+        await page.screenshot({ path: path.join(SHOTS, `${lang}-order-awaiting.png`), fullPage: true });
+        await page.context().close();
+        const second = await login(server, 'doctor2', lang);
+        await visit(second, lang, 'client', record);
+        const row = second.locator('#orders tbody tr[data-confirmation="awaiting"]');
+        assert.ok(zh ? /50 mg 加到 80 mg/.test(await row.innerText()) : /from 50 mg to 80 mg/.test(await row.innerText()), 'the limit it goes beyond is named');
+        await Promise.all([second.waitForNavigation(), row.locator('button[type=submit]').click()]);
+        assert.ok((await text(second, '.flash.ok')).length > 0, 'confirmed');
+        assert.equal(await second.locator('#orders tbody tr[data-confirmation="confirmed"]').count(), 1, 'in force now');
+        await second.context().close();
+      });
+
       await t.test('the window finds the new client by name and by phone', async () => {
         const uic = zh ? 'YX-7001-ZH' : 'YX-7002-EN';
         const name = zh ? '周强磊' : 'Zhou Qianglei';

@@ -232,6 +232,7 @@ pub async fn load_box(
         .orders(c.id)
         .await?
         .into_iter()
+        .filter(|o| o.in_force())
         .map(|o| o.order)
         .collect();
     let plan = plan_load(

@@ -26,10 +26,12 @@ pub const DEMO_PASSWORD: &str = "anxin-demo-2026";
 pub const DEMO_SITE: &str = "YX01";
 
 /// The demo logins: username, role, language.
-pub const DEMO_LOGINS: [(&str, Role, &str); 8] = [
+pub const DEMO_LOGINS: [(&str, Role, &str); 9] = [
     ("admin", Role::Admin, "en"),
     ("manager", Role::Manager, "zh-CN"),
     ("doctor", Role::Prescriber, "zh-CN"),
+    // A second prescriber: an order beyond the induction limits needs another's confirmation.
+    ("doctor2", Role::Prescriber, "zh-CN"),
     ("nurse", Role::Dispenser, "zh-CN"),
     ("counsellor", Role::Counsellor, "zh-CN"),
     ("peer", Role::PeerEducator, "zh-CN"),
@@ -871,7 +873,7 @@ mod tests {
         assert_eq!(second.clients, 250);
         assert_eq!(
             app.store.users_of_site(first.site.id).await.unwrap().len(),
-            8
+            DEMO_LOGINS.len()
         );
         assert_eq!(
             app.store.verify_audit().await.unwrap().map(|n| n > 250),

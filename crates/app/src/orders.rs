@@ -1,9 +1,12 @@
 //! Dose orders: a prescriber writes one (induction, titration with steps, maintenance), checked
-//! against the order rules of `anxin_domain::clinic::orders` (the ceiling needs a reason).
+//! against the order rules of `anxin_domain::clinic::orders` (the ceiling needs a reason) and the
+//! induction and titration limits of `anxin_domain::clinic::induction`: an order beyond them
+//! needs a reason and then waits, not in force, until a second prescriber confirms it.
 
-use anxin_domain::clinic::orders::{DoseOrder, OrderKind, Step};
+use anxin_domain::clinic::induction::Excess;
+use anxin_domain::clinic::orders::{DoseOrder, OrderKind, Step, MIN_REASON_CHARS};
 use anxin_domain::Permission;
-use anxin_storage::clinic::StoredOrder;
+use anxin_storage::clinic::{Confirmation, StoredOrder};
 use chrono::NaiveDate;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -47,6 +50,7 @@ pub struct StepView {
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct OrderView {
     pub id: i64,
+    pub client_id: i64,
     pub kind: String,
     pub start: NaiveDate,
     pub mg: u32,
@@ -56,12 +60,50 @@ pub struct OrderView {
     pub prescriber_id: i64,
     /// RFC 3339.
     pub written_at: String,
+    /// The induction and titration limits the order goes beyond (empty: within them).
+    pub beyond_limits: Vec<ExcessView>,
+    /// `not_needed` (within the limits), `awaiting` (beyond them: not in force until a second
+    /// prescriber confirms) or `confirmed`.
+    pub confirmation: ConfirmationState,
+    /// The second prescriber who confirmed it.
+    pub confirmed_by: Option<i64>,
+}
+
+/// Where an order stands with its second prescriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfirmationState {
+    NotNeeded,
+    Awaiting,
+    Confirmed,
+}
+
+/// A limit an order goes beyond: its refusal code, field and values, as a refusal would say it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ExcessView {
+    /// e.g. `order.first_dose_above_limit`.
+    pub code: String,
+    pub field: Option<String>,
+    /// The values its message names (`mg`, `max`, `from`, `to`, `on`, `days`, `min`).
+    pub args: std::collections::BTreeMap<String, String>,
+}
+
+impl From<&Excess> for ExcessView {
+    fn from(e: &Excess) -> Self {
+        let p = e.problem();
+        ExcessView {
+            code: p.code.as_str().to_owned(),
+            field: p.field,
+            args: p.args.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+        }
+    }
 }
 
 impl From<&StoredOrder> for OrderView {
     fn from(o: &StoredOrder) -> Self {
         OrderView {
             id: o.id,
+            client_id: o.client_id,
             kind: o.order.kind.as_str().to_owned(),
             start: o.order.start,
             mg: o.order.mg,
@@ -78,6 +120,16 @@ impl From<&StoredOrder> for OrderView {
             reason: o.order.reason.clone(),
             prescriber_id: o.prescriber_id,
             written_at: o.created_at.to_rfc3339(),
+            beyond_limits: o.excesses.iter().map(ExcessView::from).collect(),
+            confirmation: match o.confirmation {
+                Confirmation::NotNeeded => ConfirmationState::NotNeeded,
+                Confirmation::Awaiting => ConfirmationState::Awaiting,
+                Confirmation::Confirmed { .. } => ConfirmationState::Confirmed,
+            },
+            confirmed_by: match o.confirmation {
+                Confirmation::Confirmed { by, .. } => Some(by),
+                _ => None,
+            },
         }
     }
 }
@@ -103,7 +155,9 @@ pub fn validate(app: &App, req: &OrderRequest) -> Result<DoseOrder> {
     Ok(order)
 }
 
-/// Writes an order for a client (prescribers only).
+/// Writes an order for a client (prescribers only). An order beyond the induction and titration
+/// limits is refused at the field of its first excess unless it gives a reason; with one it is
+/// kept, not in force, until a second prescriber confirms it ([`confirm_order`]).
 pub async fn write_order(
     app: &App,
     me: &Actor,
@@ -112,11 +166,57 @@ pub async fn write_order(
 ) -> Result<OrderView> {
     me.require(Permission::Prescribe)?;
     let order = validate(app, req)?;
+    let earlier: Vec<DoseOrder> = app
+        .store
+        .orders(client_id)
+        .await?
+        .into_iter()
+        .filter(StoredOrder::in_force)
+        .map(|o| o.order)
+        .collect();
+    let excesses = app
+        .settings
+        .clinic
+        .orders
+        .induction
+        .excesses(&order, &earlier);
+    if let Some(first) = excesses.first() {
+        if order.reason.chars().count() < MIN_REASON_CHARS {
+            return Err(anxin_domain::DomainError::from(
+                first.problem().arg("chars", MIN_REASON_CHARS),
+            )
+            .into());
+        }
+    }
     let stored = app
         .store
-        .add_order(&me.audit(), client_id, &order, app.now())
+        .add_order_beyond(&me.audit(), client_id, &order, &excesses, app.now())
         .await?;
     Ok(OrderView::from(&stored))
+}
+
+/// A second prescriber confirms an order beyond the limits; from then on it is in force.
+/// Refused for the prescriber who wrote it (`order.confirm_own`) and for an order that awaits
+/// nothing (`order.not_awaiting`).
+pub async fn confirm_order(app: &App, me: &Actor, order_id: i64) -> Result<OrderView> {
+    me.require(Permission::Prescribe)?;
+    let stored = app
+        .store
+        .confirm_order(&me.audit(), order_id, app.now())
+        .await?;
+    Ok(OrderView::from(&stored))
+}
+
+/// The orders of the actor's centre that wait for a second prescriber (for the worklist).
+pub async fn awaiting(app: &App, me: &Actor) -> Result<Vec<OrderView>> {
+    me.require(Permission::Prescribe)?;
+    Ok(app
+        .store
+        .orders_awaiting(me.site_id)
+        .await?
+        .iter()
+        .map(OrderView::from)
+        .collect())
 }
 
 /// A prescriber's review after missed doses.

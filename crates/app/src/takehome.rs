@@ -48,6 +48,7 @@ pub async fn client_adherence(app: &App, c: &Client) -> Result<(Adherence, u32)>
     let orders = app.store.orders(c.id).await?;
     let first = orders
         .iter()
+        .filter(|o| o.in_force())
         .map(|o| o.order.start)
         .min()
         .unwrap_or(c.enrolled_on)

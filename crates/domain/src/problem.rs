@@ -88,6 +88,18 @@ codes! {
     OrderStepsOutOfOrder => ("order.steps_out_of_order", Invalid),
     /// A kind of order that does not exist.
     OrderKindUnknown => ("order.kind_unknown", Invalid),
+    /// A first dose above the induction limit, without a reason for a second prescriber.
+    OrderFirstDoseAboveLimit => ("order.first_dose_above_limit", Invalid),
+    /// A first day's total above the induction limit, without a reason.
+    OrderFirstDayAboveLimit => ("order.first_day_above_limit", Invalid),
+    /// A rise of the daily dose larger than the titration limit, without a reason.
+    OrderIncreaseAboveLimit => ("order.increase_above_limit", Invalid),
+    /// A rise sooner after the one before than the titration limit, without a reason.
+    OrderIncreaseTooSoon => ("order.increase_too_soon", Invalid),
+    /// Confirming an order that awaits no confirmation (never needed one, or already given).
+    OrderNotAwaiting => ("order.not_awaiting", Conflict),
+    /// A prescriber confirming their own order beyond the limits.
+    OrderConfirmOwn => ("order.confirm_own", Conflict),
     /// A date field that is not `YYYY-MM-DD`.
     DateMalformed => ("date.malformed", Invalid),
     /// A number field that is not a number in range.

@@ -87,6 +87,29 @@ async fn api_orders(
     Ok(Json(orders.iter().map(OrderView::from).collect()))
 }
 
+/// A second prescriber confirms an order beyond the induction and titration limits.
+pub async fn confirm_order(st: &AppState, me: &CurrentUser, id: &str) -> AppResult<OrderView> {
+    let id = anxin_app::identity::client_id(id)?;
+    Ok(anxin_app::orders::confirm_order(&st.app, &me.app_actor(), id).await?)
+}
+
+async fn api_confirm_order(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> AppResult<Json<OrderView>> {
+    Ok(Json(confirm_order(&st, &me, &id).await?))
+}
+
+async fn api_orders_awaiting(
+    State(st): State<AppState>,
+    me: CurrentUser,
+) -> AppResult<Json<Vec<OrderView>>> {
+    Ok(Json(
+        anxin_app::orders::awaiting(&st.app, &me.app_actor()).await?,
+    ))
+}
+
 pub use anxin_app::orders::ReviewRequest;
 
 async fn api_review(
@@ -503,6 +526,28 @@ pub fn routes(table: RouteTable) -> RouteTable {
             .body::<OrderRequest>()
             .status(201),
             api_write_order,
+        )
+        .add(
+            RouteSpec::api(
+                Get,
+                "/api/v1/orders/awaiting",
+                Needs(Prescribe),
+                "orders",
+                "Orders of the centre beyond the induction limits, waiting for a second prescriber",
+            )
+            .answers::<Vec<OrderView>>(),
+            api_orders_awaiting,
+        )
+        .add(
+            RouteSpec::api(
+                Post,
+                "/api/v1/orders/{id}/confirm",
+                Needs(Prescribe),
+                "orders",
+                "A second prescriber confirms an order beyond the induction limits",
+            )
+            .answers::<OrderView>(),
+            api_confirm_order,
         )
         .add(
             RouteSpec::api(

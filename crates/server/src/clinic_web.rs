@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use anxin_app::records::Client;
+use anxin_app::orders::ConfirmationState;
+use anxin_app::records::{Client, Confirmation, StoredOrder};
 use anxin_domain::clinic::adherence::Day;
+use anxin_domain::clinic::orders::MIN_REASON_CHARS;
 use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::urine::Outcome;
 use anxin_domain::{Access, Code, DomainError, Permission};
@@ -15,7 +17,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
-use crate::clinic::{self, DayStatus, OrderRequest, UrineRequest};
+use crate::clinic::{self, DayStatus, OrderRequest, StepRequest, UrineRequest};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::routes::{RouteSpec, RouteTable, Verb};
@@ -392,17 +394,38 @@ pub(crate) fn client_details(
             section.card id="orders" {
                 h2 { (t.s("client-orders")) }
                 table.list {
-                    thead { tr { th { (t.s("client-order-kind")) } th { (t.s("client-order-start")) } th { (t.s("client-order-mg")) } th { (t.s("client-order-split")) } th { (t.s("client-order-reason")) } } }
-                    tbody { @for o in orders.iter().rev() { tr { td { (t.s(&format!("order-kind-{}", o.order.kind.as_str()))) } td { (o.order.start) } td { (o.order.mg) @for s in &o.order.steps { " → " (s.mg) " (" (s.from) ")" } } td { (o.order.split) } td { (o.order.reason) } } } }
+                    thead { tr { th { (t.s("client-order-kind")) } th { (t.s("client-order-start")) } th { (t.s("client-order-mg")) } th { (t.s("client-order-split")) } th { (t.s("client-order-reason")) } th { (t.s("client-order-confirmation")) } } }
+                    tbody { @for o in orders.iter().rev() { tr data-order=(o.id) data-confirmation=(confirmation_state(&o.confirmation)) {
+                        td { (t.s(&format!("order-kind-{}", o.order.kind.as_str()))) } td { (o.order.start) }
+                        td { (o.order.mg) @for s in &o.order.steps { " → " (s.mg) " (" (s.from) ")" } } td { (o.order.split) } td { (o.order.reason) }
+                        td { (order_confirmation(t, me, o)) }
+                    } } }
                 }
                 @if role.has(Permission::Prescribe) {
+                    @let limits = st.app.settings.clinic.orders.induction;
                     form method="post" action={(base) "/orders"} id="order-form" {
                         (csrf(me))
-                        (form_notice(f, "order", &ORDER_FIELDS))
+                        (form_notice(f, "order", ORDER_FIELDS))
                         label { (t.s("client-order-kind")) select name="kind" { @for k in ["maintenance", "titration", "induction"] { option value=(k) selected[f.value("order", "kind") == Some(k)] { (t.s(&format!("order-kind-{k}"))) } } } (field_error(f, "order", "kind")) }
                         label { (t.s("client-order-start")) input name="start" type="date" value=(f.value("order", "start").map(str::to_owned).unwrap_or_else(|| today.to_string())); (field_error(f, "order", "start")) }
-                        label { (t.s("client-order-mg")) input name="mg" type="number" min="1" max="1000" required value=[f.value("order", "mg")]; (field_error(f, "order", "mg")) }
+                        label { (t.s("client-order-mg")) input name="mg" type="number" min="1" max="1000" required value=[f.value("order", "mg")] aria-invalid=[f.error_at("order", "mg").map(|_| "true")]; (field_error(f, "order", "mg")) }
                         label { (t.s("client-order-split")) select name="split" { option value="1" { "1" } option value="2" selected[f.value("order", "split") == Some("2")] { "2" } } (field_error(f, "order", "split")) }
+                        fieldset.steps id="order-steps" {
+                            legend { (t.s("client-order-steps")) }
+                            @for i in 0..ORDER_STEPS {
+                                @let (from, mg) = (format!("steps[{i}].from"), format!("steps[{i}].mg"));
+                                div.step {
+                                    label { (t.a("client-order-step-from", &[("n", &(i + 1).to_string())])) input name=(from) type="date" value=[f.value("order", &from)] aria-invalid=[f.error_at("order", &from).map(|_| "true")]; (field_error(f, "order", &from)) }
+                                    label { (t.a("client-order-step-mg", &[("n", &(i + 1).to_string())])) input name=(mg) type="number" min="1" max="1000" value=[f.value("order", &mg)] aria-invalid=[f.error_at("order", &mg).map(|_| "true")]; (field_error(f, "order", &mg)) }
+                                }
+                            }
+                        }
+                        p.muted id="order-limits" { (t.a("client-order-limits", &[
+                            ("first", &limits.first_dose_max_mg.to_string()),
+                            ("day", &limits.first_day_max_mg.to_string()),
+                            ("step", &limits.step_max_mg.to_string()),
+                            ("days", &limits.step_min_days.to_string()),
+                        ])) }
                         label { (t.s("client-order-reason")) input name="reason" value=[f.value("order", "reason")] aria-invalid=[f.error_at("order", "reason").map(|_| "true")]; (field_error(f, "order", "reason")) }
                         button type="submit" { (t.s("client-order-write")) }
                     }
@@ -721,8 +744,57 @@ async fn form_identity(
 
 /// The fields of the identity form.
 const IDENTITY_FIELDS: [&str; 4] = ["name", "national_id", "phone", "address"];
+/// The titration steps the order form offers.
+const ORDER_STEPS: usize = 3;
 /// The fields of the order form.
-const ORDER_FIELDS: [&str; 5] = ["kind", "start", "mg", "split", "reason"];
+const ORDER_FIELDS: &[&str] = &[
+    "kind",
+    "start",
+    "mg",
+    "split",
+    "reason",
+    "steps[0].from",
+    "steps[0].mg",
+    "steps[1].from",
+    "steps[1].mg",
+    "steps[2].from",
+    "steps[2].mg",
+];
+
+/// An order's confirmation as a `data-` value.
+fn confirmation_state(c: &Confirmation) -> &'static str {
+    match c {
+        Confirmation::NotNeeded => "not_needed",
+        Confirmation::Awaiting => "awaiting",
+        Confirmation::Confirmed { .. } => "confirmed",
+    }
+}
+
+/// Where an order stands with its second prescriber: the limits it goes beyond, and for
+/// another prescriber the button that confirms it.
+fn order_confirmation(t: &T<'_>, me: &CurrentUser, o: &StoredOrder) -> Markup {
+    let beyond = html! {
+        ul.limits { @for e in &o.excesses { li { (t.st.i18n.problem(t.lang, &e.problem().arg("chars", MIN_REASON_CHARS))) } } }
+    };
+    match o.confirmation {
+        Confirmation::NotNeeded => html! {},
+        Confirmation::Confirmed { .. } => html! { span.ok { (t.s("order-confirmed")) } (beyond) },
+        Confirmation::Awaiting => html! {
+            strong.awaiting { (t.s("order-awaiting")) }
+            (beyond)
+            @if me.role().has(Permission::Prescribe) {
+                @if me.user.id == o.prescriber_id {
+                    p.muted { (t.s("order-awaiting-other")) }
+                } @else {
+                    form method="post" action={"/orders/" (o.id) "/confirm"} {
+                        (csrf(me))
+                        button type="submit" { (t.s("order-confirm")) }
+                    }
+                }
+            }
+        },
+    }
+}
 
 /// What was typed into `fields` of a form, to show again after a refusal.
 fn typed(f: &BTreeMap<String, String>, fields: &[&str]) -> Vec<(String, String)> {
@@ -740,7 +812,7 @@ async fn form_order(
 ) -> Response {
     let base = format!("/clients/{id}");
     let get = |k: &str| f.get(k).map(|v| v.trim().to_owned()).unwrap_or_default();
-    let values = typed(&f, &ORDER_FIELDS);
+    let values = typed(&f, ORDER_FIELDS);
     let mg = match get("mg").parse::<u32>() {
         Ok(mg) => mg,
         Err(_) => {
@@ -750,17 +822,55 @@ async fn form_order(
             return refused_form(&st, &base, "order", p.into(), values);
         }
     };
+    let mut steps = vec![];
+    for i in 0..ORDER_STEPS {
+        let (from, step_mg) = (
+            get(&format!("steps[{i}].from")),
+            get(&format!("steps[{i}].mg")),
+        );
+        if from.is_empty() && step_mg.is_empty() {
+            continue;
+        }
+        let Ok(step_mg) = step_mg.parse::<u32>() else {
+            let p = anxin_domain::Problem::new(anxin_domain::Code::NumberInvalid)
+                .field(format!("steps[{i}].mg"))
+                .arg("value", step_mg);
+            return refused_form(&st, &base, "order", p.into(), values);
+        };
+        steps.push(StepRequest { from, mg: step_mg });
+    }
     let req = OrderRequest {
         kind: get("kind"),
         start: get("start"),
         mg,
-        steps: vec![],
+        steps,
         split: get("split").parse().ok(),
         reason: get("reason"),
     };
     match clinic::write_order(&st, &me, &id, req).await {
+        Ok(o) if o.confirmation == ConfirmationState::Awaiting => back_with(
+            &base,
+            "ok",
+            &tr(&st, &me).s("client-order-written-awaiting"),
+        ),
         Ok(_) => back_with(&base, "ok", &tr(&st, &me).s("client-order-written")),
         Err(e) => refused_form(&st, &base, "order", e, values),
+    }
+}
+
+/// A second prescriber confirms an order beyond the limits, from the client's page.
+async fn form_confirm_order(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Response {
+    match clinic::confirm_order(&st, &me, &id).await {
+        Ok(o) => back_with(
+            &format!("/clients/{}", o.client_id),
+            "ok",
+            &tr(&st, &me).s("order-confirmed-now"),
+        ),
+        Err(e) => form_error("/clients", e),
     }
 }
 
@@ -1267,6 +1377,15 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "Write a dose order",
             ),
             form_order,
+        )
+        .add(
+            RouteSpec::web(
+                Post,
+                "/orders/{id}/confirm",
+                Needs(Prescribe),
+                "Confirm an order beyond the induction limits (second prescriber)",
+            ),
+            form_confirm_order,
         )
         .add(
             RouteSpec::web(

@@ -49,6 +49,10 @@
 //! | `key_file` | `ANXIN_KEY_FILE` | `<data_dir>/anxin.key` | 256-bit data key (64 hex characters) that encrypts clients' identifying fields; created on first start if missing. Secret: back it up apart from the database |
 //! | `clinic.ceiling_mg` | `ANXIN_CLINIC__CEILING_MG` | `150` | daily dose above which an order needs a written reason |
 //! | `clinic.split_interval_hours` | `ANXIN_CLINIC__SPLIT_INTERVAL_HOURS` | `6` | a split dose's next portion is given no sooner than this many hours after the one before (a local choice; 0 turns the wait off) |
+//! | `clinic.induction_first_dose_mg` | `ANXIN_CLINIC__INDUCTION_FIRST_DOSE_MG` | `30` | largest first portion on a client's first day (WHO 2009: not more than 30 mg; `docs/clinical-limits.md`); beyond it an order needs a reason and a second prescriber |
+//! | `clinic.induction_first_day_mg` | `ANXIN_CLINIC__INDUCTION_FIRST_DAY_MG` | `40` | largest total on a client's first day |
+//! | `clinic.titration_step_mg` | `ANXIN_CLINIC__TITRATION_STEP_MG` | `10` | largest rise of the daily dose at one time |
+//! | `clinic.titration_step_days` | `ANXIN_CLINIC__TITRATION_STEP_DAYS` | `3` | fewest days between two rises |
 //! | `clinic.review_after_missed` | `ANXIN_CLINIC__REVIEW_AFTER_MISSED` | `3` | consecutive missed days from which the dose waits for a prescriber's review (then half) |
 //! | `clinic.capped_after_missed` | `ANXIN_CLINIC__CAPPED_AFTER_MISSED` | `4` | missed days from which the restart is the lower of `restart_cap_mg` and half |
 //! | `clinic.reinduction_after_missed` | `ANXIN_CLINIC__REINDUCTION_AFTER_MISSED` | `5` | missed days from which only a new induction order restarts dosing |
@@ -170,6 +174,10 @@ pub struct ClinicConfig {
     pub reinduction_after_missed: u32,
     pub restart_cap_mg: u32,
     pub split_interval_hours: u32,
+    pub induction_first_dose_mg: u32,
+    pub induction_first_day_mg: u32,
+    pub titration_step_mg: u32,
+    pub titration_step_days: u32,
     pub urine_random_rate: f64,
     pub concentration_mg_per_ml: f64,
     pub variance_threshold_ml: f64,
@@ -179,7 +187,12 @@ impl Default for ClinicConfig {
     fn default() -> Self {
         let missed = anxin_domain::clinic::missed::MissedDosePolicy::default();
         let stock = anxin_domain::clinic::stock::StockPolicy::default();
+        let limits = anxin_domain::clinic::induction::InductionLimits::default();
         ClinicConfig {
+            induction_first_dose_mg: limits.first_dose_max_mg,
+            induction_first_day_mg: limits.first_day_max_mg,
+            titration_step_mg: limits.step_max_mg,
+            titration_step_days: limits.step_min_days,
             ceiling_mg: anxin_domain::clinic::orders::OrderPolicy::default().ceiling_mg,
             split_interval_hours: anxin_domain::clinic::orders::OrderPolicy::default()
                 .split_interval_hours,
@@ -602,6 +615,12 @@ impl Config {
             orders: anxin_domain::clinic::orders::OrderPolicy {
                 ceiling_mg: c.ceiling_mg,
                 split_interval_hours: c.split_interval_hours,
+                induction: anxin_domain::clinic::induction::InductionLimits {
+                    first_dose_max_mg: c.induction_first_dose_mg,
+                    first_day_max_mg: c.induction_first_day_mg,
+                    step_max_mg: c.titration_step_mg,
+                    step_min_days: c.titration_step_days,
+                },
             },
             missed: anxin_domain::clinic::missed::MissedDosePolicy {
                 review_from: c.review_after_missed,

@@ -18,6 +18,7 @@ async fn clinic() -> Clinic {
     let app = TestApp::new().await;
     let site = app.site("YX01").await;
     app.user(&site, "doctor", Role::Prescriber).await;
+    app.user(&site, "doctor2", Role::Prescriber).await;
     app.user(&site, "nurse", Role::Dispenser).await;
     let doctor = app.login("doctor").await;
     let nurse = app.login("nurse").await;
@@ -44,7 +45,9 @@ impl Clinic {
         a.json()
     }
 
-    /// Enrols a client with an induction order of `mg` starting today.
+    /// Enrols a client on `mg` a day from today: an induction order, which above the induction
+    /// limits carries a reason (a client transferred on a known dose) and is confirmed by a
+    /// second prescriber.
     async fn client_on(&self, uic: &str, mg: u32, split: u8) -> i64 {
         let (s, c) = self
             .post(
@@ -56,9 +59,20 @@ impl Clinic {
         assert_eq!(s, StatusCode::CREATED, "{c}");
         let id = c["id"].as_i64().unwrap();
         let (s, o) = self
-            .post(&self.doctor, &format!("/api/v1/clients/{id}/orders"), json!({"kind": "induction", "start": self.app.state.today().to_string(), "mg": mg, "split": split}))
+            .post(&self.doctor, &format!("/api/v1/clients/{id}/orders"), json!({"kind": "induction", "start": self.app.state.today().to_string(), "mg": mg, "split": split, "reason": "transferred on a known, stable dose"}))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{o}");
+        if o["confirmation"] == "awaiting" {
+            let second = self.app.login("doctor2").await;
+            let (s, c) = self
+                .post(
+                    &second,
+                    &format!("/api/v1/orders/{}/confirm", o["id"]),
+                    json!({}),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{c}");
+        }
         id
     }
 
@@ -798,5 +812,222 @@ async fn consents_are_recorded_and_revoked_from_the_client_page() {
         )
         .await;
     assert!(page.text.contains("id=\"consent-form\"") && page.text.contains("Take-home doses"));
+    c.app.cleanup().await;
+}
+
+/// The refusal a page shows at `field` (`<span class="field-error" data-field=…>`).
+fn error_at(page: &str, field: &str) -> Option<String> {
+    let marker = format!("data-field=\"{field}\">");
+    let start = page.find(&marker)? + marker.len();
+    let end = page[start..].find("</span>")? + start;
+    Some(page[start..end].to_owned())
+}
+
+#[tokio::test]
+async fn a_first_week_within_the_induction_limits_and_a_rise_beyond_them_waits_for_a_second_prescriber(
+) {
+    let mut c = clinic().await;
+    let today = c.app.state.today();
+    let day = |n: i64| (today + Duration::days(n)).to_string();
+    let (s, new) = c
+        .post(
+            &c.doctor,
+            "/api/v1/clients",
+            json!({"uic": "YX-0100", "enrolled_on": today.to_string()}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{new}");
+    let id = new["id"].as_i64().unwrap();
+    let orders = format!("/api/v1/clients/{id}/orders");
+
+    // 100 mg on day 1 without a reason: refused at the dose, in the API and in the page.
+    let (s, e) = c
+        .post(
+            &c.doctor,
+            &orders,
+            json!({"kind": "induction", "start": day(0), "mg": 100}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    assert_eq!(
+        (e["error"]["code"].clone(), e["error"]["field"].clone()),
+        (json!("order.first_dose_above_limit"), json!("mg"))
+    );
+    let mut doctor = c.app.browser("doctor", "zh-CN").await;
+    let page = doctor
+        .submit(
+            &format!("/clients/{id}/orders"),
+            &[
+                ("kind", "induction"),
+                ("start", &day(0)),
+                ("mg", "100"),
+                ("split", "1"),
+                ("reason", ""),
+            ],
+        )
+        .await;
+    let shown = error_at(&page.text, "mg").expect("the refusal at the dose");
+    assert!(
+        shown.contains("首次服用 100 mg 超过诱导期上限 30 mg") && shown.contains("第二位医生"),
+        "{shown}"
+    );
+    assert!(
+        page.text.contains("value=\"100\""),
+        "the dose typed is kept"
+    );
+    // Nothing was written: the window has no order to give.
+    assert_eq!(c.get(&c.doctor, &orders).await, json!([]));
+    let (s, e) = c.dose("YX-0100").await;
+    assert_eq!(
+        (s, e["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("dose.no_order"))
+    );
+
+    // Titration steps in the order form: a rise two days after the start is refused at its date.
+    let page = doctor
+        .submit(
+            &format!("/clients/{id}/orders"),
+            &[
+                ("kind", "induction"),
+                ("start", &day(0)),
+                ("mg", "30"),
+                ("split", "1"),
+                ("steps[0].from", &day(2)),
+                ("steps[0].mg", "40"),
+                ("reason", ""),
+            ],
+        )
+        .await;
+    let shown = error_at(&page.text, "steps[0].from").expect("the refusal at the step's date");
+    assert!(shown.contains("只有 2 天，少于 3 天"), "{shown}");
+    assert!(
+        page.text.contains(&format!("value=\"{}\"", day(2))),
+        "the step typed is kept"
+    );
+    // 30 mg, then 40 from day 4 and 50 from day 7: within the limits, in force at once.
+    let page = doctor
+        .submit(
+            &format!("/clients/{id}/orders"),
+            &[
+                ("kind", "induction"),
+                ("start", &day(0)),
+                ("mg", "30"),
+                ("split", "1"),
+                ("steps[0].from", &day(3)),
+                ("steps[0].mg", "40"),
+                ("steps[1].from", &day(6)),
+                ("steps[1].mg", "50"),
+                ("reason", ""),
+            ],
+        )
+        .await;
+    assert!(page.text.contains("医嘱已开具。"), "{}", page.text);
+    let written = c.get(&c.doctor, &orders).await;
+    assert_eq!(written[0]["confirmation"], "not_needed");
+    assert_eq!(written[0]["steps"].as_array().unwrap().len(), 2);
+    let (s, d) = c.dose("YX-0100").await;
+    assert_eq!((s, d["mg"].clone()), (StatusCode::CREATED, json!(30)));
+    c.next_day(3).await;
+    let (s, d) = c.dose("YX-0100").await;
+    assert_eq!(
+        (s, d["mg"].clone()),
+        (StatusCode::CREATED, json!(40)),
+        "{d}"
+    );
+
+    // Day 4: the doctor wants 80 mg from tomorrow (40 mg at once): with a reason it is kept,
+    // but it waits for a second prescriber and the window keeps the order in force.
+    let (s, e) = c
+        .post(
+            &c.doctor,
+            &orders,
+            json!({"kind": "titration", "start": day(4), "mg": 80}),
+        )
+        .await;
+    assert_eq!(
+        (s, e["error"]["code"].clone(), e["error"]["field"].clone()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!("order.increase_above_limit"),
+            json!("mg")
+        )
+    );
+    let (s, o) = c
+        .post(
+            &c.doctor,
+            &orders,
+            json!({"kind": "titration", "start": day(4), "mg": 80, "reason": "still injecting heroin daily, craving"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{o}");
+    assert_eq!(o["confirmation"], "awaiting");
+    assert_eq!(o["beyond_limits"][0]["code"], "order.increase_above_limit");
+    let awaiting = c.get(&c.doctor, "/api/v1/orders/awaiting").await;
+    assert_eq!(awaiting.as_array().unwrap().len(), 1);
+    c.next_day(1).await;
+    let (s, d) = c.dose("YX-0100").await;
+    assert_eq!(
+        (s, d["mg"].clone()),
+        (StatusCode::CREATED, json!(40)),
+        "not in force yet: {d}"
+    );
+
+    // The doctor who wrote it cannot confirm it; the page tells another prescriber to.
+    let confirm = format!("/api/v1/orders/{}/confirm", o["id"]);
+    let (s, e) = c.post(&c.doctor, &confirm, json!({})).await;
+    assert_eq!(
+        (s, e["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("order.confirm_own"))
+    );
+    let mut doctor = c.app.browser("doctor", "zh-CN").await;
+    let record = doctor.get(&format!("/clients/{id}")).await.text;
+    assert!(
+        record.contains("data-confirmation=\"awaiting\"") && record.contains("须由另一位医生确认")
+    );
+    assert!(
+        !record.contains(&format!("/orders/{}/confirm", o["id"])),
+        "no button for the writer"
+    );
+
+    // A second prescriber confirms it in the page (English); from the next day it is given.
+    let mut second = c.app.browser("doctor2", "en").await;
+    let record = second.get(&format!("/clients/{id}")).await.text;
+    assert!(record.contains("Confirm (second prescriber)"), "{record}");
+    assert!(
+        record.contains("rises from 40 mg to 80 mg, more than 10 mg at once"),
+        "{record}"
+    );
+    let page = second
+        .submit(&format!("/orders/{}/confirm", o["id"]), &[])
+        .await;
+    assert!(page.text.contains("Order confirmed"), "{}", page.text);
+    assert!(page.text.contains("data-confirmation=\"confirmed\""));
+    let (s, e) = c.post(&c.doctor, &confirm, json!({})).await;
+    assert_eq!(
+        (s, e["error"]["code"].clone()),
+        (StatusCode::CONFLICT, json!("order.not_awaiting"))
+    );
+    assert_eq!(c.get(&c.doctor, "/api/v1/orders/awaiting").await, json!([]));
+    c.next_day(1).await;
+    let (s, d) = c.dose("YX-0100").await;
+    assert_eq!(
+        (s, d["mg"].clone()),
+        (StatusCode::CREATED, json!(80)),
+        "{d}"
+    );
+    // Both the order and its confirmation are in the audit trail.
+    let trail: Vec<(String, String)> = c
+        .app
+        .store
+        .audit_of_record("client", &id.to_string())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.actor, e.action))
+        .collect();
+    assert!(
+        trail.contains(&("doctor2".into(), "order.confirm".into())),
+        "{trail:?}"
+    );
     c.app.cleanup().await;
 }

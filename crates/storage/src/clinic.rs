@@ -4,6 +4,7 @@
 //! (client, day, portion) is the last guard against a double dose.
 
 use anxin_domain::access::check_same_site;
+use anxin_domain::clinic::induction::Excess;
 use anxin_domain::clinic::orders::{DoseOrder, OrderKind, Step};
 use anxin_domain::clinic::stage::{OrderTerm, Stage};
 use anxin_domain::clinic::urine::Outcome;
@@ -38,6 +39,28 @@ pub struct StoredOrder {
     pub order: DoseOrder,
     pub prescriber_id: i64,
     pub created_at: DateTime<Utc>,
+    /// The induction and titration limits it goes beyond (empty: within them).
+    pub excesses: Vec<Excess>,
+    /// Whether it waits for a second prescriber.
+    pub confirmation: Confirmation,
+}
+
+/// Where an order stands with its second prescriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Confirmation {
+    /// Within the limits: in force from its start.
+    NotNeeded,
+    /// Beyond the limits: not in force until a second prescriber confirms it.
+    Awaiting,
+    /// Beyond the limits and confirmed by prescriber `by` at `at`.
+    Confirmed { by: i64, at: DateTime<Utc> },
+}
+
+impl StoredOrder {
+    /// Whether the order counts (from its start): within the limits, or confirmed.
+    pub fn in_force(&self) -> bool {
+        !matches!(self.confirmation, Confirmation::Awaiting)
+    }
 }
 
 /// A dose given.
@@ -239,6 +262,20 @@ fn order_row(row: &AnyRow) -> Result<StoredOrder> {
         },
         prescriber_id: col(row, "prescriber_id")?,
         created_at: from_ms(col(row, "created_at")?)?,
+        excesses: serde_json::from_str(&col::<String>(row, "excesses")?)
+            .map_err(|e| StoreError::Corrupt(format!("order excesses: {e}")))?,
+        confirmation: match (
+            col::<String>(row, "excesses")?.as_str(),
+            col::<Option<i64>>(row, "confirmed_by")?,
+            col::<Option<i64>>(row, "confirmed_at")?,
+        ) {
+            ("[]", _, _) => Confirmation::NotNeeded,
+            (_, Some(by), Some(at)) => Confirmation::Confirmed {
+                by,
+                at: from_ms(at)?,
+            },
+            _ => Confirmation::Awaiting,
+        },
     })
 }
 
@@ -290,8 +327,10 @@ fn consent_row(row: &AnyRow) -> Result<Consent> {
 
 const DOSE_COLUMNS: &str =
     "id, client_id, day, portion, mg, site_id, guest, rule, given_by, given_at";
-const ORDER_COLUMNS: &str =
-    "id, client_id, kind, start_date, mg, steps, split, reason, prescriber_id, created_at";
+const ORDER_COLUMNS: &str = "id, client_id, kind, start_date, mg, steps, split, reason, \
+     prescriber_id, created_at, excesses, confirmed_by, confirmed_at";
+/// The orders that count: within the limits, or confirmed by a second prescriber.
+const ORDER_IN_FORCE: &str = "(excesses = '[]' OR confirmed_by IS NOT NULL)";
 
 impl Store {
     async fn client_row(&self, id: i64) -> Result<Client> {
@@ -714,12 +753,27 @@ impl Store {
         rows.iter().map(consent_row).collect()
     }
 
-    /// Saves a dose order (validated by the caller against the policy); audited.
+    /// Saves a dose order within the limits (validated by the caller against the policy);
+    /// audited.
     pub async fn add_order(
         &self,
         actor: &Actor,
         client_id: i64,
         order: &DoseOrder,
+        now: DateTime<Utc>,
+    ) -> Result<StoredOrder> {
+        self.add_order_beyond(actor, client_id, order, &[], now)
+            .await
+    }
+
+    /// Saves a dose order that goes beyond `excesses` (none: it is in force from its start;
+    /// some: it waits for a second prescriber); audited.
+    pub async fn add_order_beyond(
+        &self,
+        actor: &Actor,
+        client_id: i64,
+        order: &DoseOrder,
+        excesses: &[Excess],
         now: DateTime<Utc>,
     ) -> Result<StoredOrder> {
         let c = self.client_for_write(actor, client_id).await?;
@@ -728,10 +782,12 @@ impl Store {
             .ok_or_else(|| DomainError::Forbidden("orders are written by a prescriber".into()))?;
         let steps =
             serde_json::to_string(&order.steps).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let beyond =
+            serde_json::to_string(excesses).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(&format!(
             "INSERT INTO dose_orders (client_id, kind, start_date, mg, steps, split, reason, \
-             prescriber_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             prescriber_id, created_at, excesses) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
              RETURNING {ORDER_COLUMNS}"
         ))
         .bind(client_id)
@@ -743,16 +799,22 @@ impl Store {
         .bind(order.reason.clone())
         .bind(prescriber_id)
         .bind(to_ms(now))
+        .bind(beyond)
         .fetch_one(&mut *tx)
         .await?;
         let stored = order_row(&row)?;
+        let waits = if excesses.is_empty() {
+            ""
+        } else {
+            ", beyond the limits: awaits a second prescriber"
+        };
         append(
             &mut tx,
             actor,
             &AuditEvent::new("order.write", "client", client_id)
                 .site(c.site_id)
                 .reason(format!(
-                    "{} {} mg from {}",
+                    "{} {} mg from {}{waits}",
                     order.kind.as_str(),
                     order.mg,
                     order.start
@@ -762,6 +824,91 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(stored)
+    }
+
+    /// A second prescriber confirms order `order_id`, which goes beyond the limits; audited.
+    /// Refused when it awaits nothing or is the actor's own; another centre's order is answered
+    /// as one that does not exist.
+    pub async fn confirm_order(
+        &self,
+        actor: &Actor,
+        order_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<StoredOrder> {
+        let client_id: i64 = sqlx::query("SELECT client_id FROM dose_orders WHERE id = $1")
+            .bind(order_id)
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| col(&r, "client_id"))
+            .transpose()?
+            .ok_or_else(|| DomainError::NotFound(format!("order {order_id}")))?;
+        let c = self.client_for_write(actor, client_id).await?;
+        let by = actor
+            .user_id
+            .ok_or_else(|| DomainError::Forbidden("orders are confirmed by a prescriber".into()))?;
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(&format!(
+            "SELECT {ORDER_COLUMNS} FROM dose_orders WHERE id = $1 AND client_id = $2"
+        ))
+        .bind(order_id)
+        .bind(client_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| DomainError::NotFound(format!("order {order_id}")))?;
+        let order = order_row(&row)?;
+        if order.confirmation != Confirmation::Awaiting {
+            return Err(DomainError::from(
+                Problem::new(Code::OrderNotAwaiting).arg("order", order_id),
+            )
+            .into());
+        }
+        if order.prescriber_id == by {
+            return Err(DomainError::from(Problem::new(Code::OrderConfirmOwn)).into());
+        }
+        let row = sqlx::query(&format!(
+            "UPDATE dose_orders SET confirmed_by = $1, confirmed_at = $2 WHERE id = $3 \
+             RETURNING {ORDER_COLUMNS}"
+        ))
+        .bind(by)
+        .bind(to_ms(now))
+        .bind(order_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let stored = order_row(&row)?;
+        append(
+            &mut tx,
+            actor,
+            &AuditEvent::new("order.confirm", "client", client_id)
+                .site(c.site_id)
+                .reason(format!(
+                    "order {order_id}: {} {} mg from {}, beyond the limits",
+                    order.order.kind.as_str(),
+                    order.order.mg,
+                    order.order.start
+                )),
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Orders of this centre that wait for a second prescriber, oldest first.
+    pub async fn orders_awaiting(&self, site_id: i64) -> Result<Vec<StoredOrder>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {} FROM dose_orders o JOIN clients c ON c.id = o.client_id \
+             WHERE c.site_id = $1 AND c.discharged_on IS NULL AND o.excesses <> '[]' \
+             AND o.confirmed_by IS NULL ORDER BY o.created_at, o.id",
+            ORDER_COLUMNS
+                .split(", ")
+                .map(|c| format!("o.{}", c.trim()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .bind(site_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(order_row).collect()
     }
 
     /// A client's orders, oldest first (the history).
@@ -1027,7 +1174,7 @@ impl Store {
         // The ids come from our own integer column: safe to inline.
         let in_list = ids.join(",");
         let orders = sqlx::query(&format!(
-            "SELECT {ORDER_COLUMNS} FROM dose_orders WHERE client_id IN ({in_list}) ORDER BY start_date, id"
+            "SELECT {ORDER_COLUMNS} FROM dose_orders WHERE client_id IN ({in_list}) AND {ORDER_IN_FORCE} ORDER BY start_date, id"
         ))
         .fetch_all(self.pool())
         .await?;

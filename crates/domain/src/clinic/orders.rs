@@ -77,6 +77,8 @@ pub struct OrderPolicy {
     /// A split dose's next portion is given no sooner than this many hours after the one
     /// before (default 6): both halves at once would be the whole dose at once.
     pub split_interval_hours: u32,
+    /// How much a client may start on and how fast the dose may rise.
+    pub induction: super::induction::InductionLimits,
 }
 
 impl Default for OrderPolicy {
@@ -84,6 +86,7 @@ impl Default for OrderPolicy {
         OrderPolicy {
             ceiling_mg: 150,
             split_interval_hours: 6,
+            induction: super::induction::InductionLimits::default(),
         }
     }
 }
