@@ -879,6 +879,44 @@ for (const lang of LANGS) {
         assert.equal(await page.locator(`#boxes tr[data-load="${p.load_id}"] .lost-form`).count(), 0, 'nothing left to report');
       });
 
+      await t.test("the doctor's worklist on the home page counts what the demo holds", async () => {
+        const page = await login(server, 'doctor', lang);
+        await visit(page, lang, 'home (worklist)', `${server.url}/`);
+        const links = page.locator('#worklist a[data-kind]');
+        const shown = {};
+        for (const a of await links.all()) {
+          shown[await a.getAttribute('data-kind')] = { n: Number(await a.locator('span.count').innerText()), href: await a.getAttribute('href') };
+        }
+        const kinds = ['reviews_due', 'police_answers', 'approvals_expiring', 'overdue_boxes', 'urine_due'];
+        assert.deepEqual(Object.keys(shown), kinds, 'every kind, zeros too');
+        const label = await text(page, '#worklist');
+        assert.ok(zh ? label.includes('今日待办') : label.includes("Today's worklist"), `the worklist speaks ${lang}: ${label}`);
+        if (zh) assert.ok(hasCjk(label.replace(/\d+/g, '')), `in Chinese: ${label}`);
+        // The API says the same (the page's session cookie is enough for a GET).
+        const api = await page.evaluate(async () => {
+          const r = await fetch('/api/v1/worklist', { credentials: 'same-origin' });
+          return r.json();
+        });
+        for (const i of api.items) assert.equal(shown[i.kind].n, i.count, `${i.kind}: the page shows the API's count`);
+        // Independent figures: the rows of the day list, the home page's overdue notice, the client list's filters.
+        const rows = async (url, sel) => {
+          await page.goto(`${server.url}${url}`);
+          return page.locator(sel).count();
+        };
+        assert.equal(shown.urine_due.n, await rows('/dispensing?show=urine', '#day-list tbody tr'), 'urine tests due');
+        assert.equal(shown.police_answers.n, await rows('/clients?show=police_answers', '#client-filter tr[data-request]'), 'police answers of the week');
+        assert.ok(shown.police_answers.n >= 1, 'the demo police answered this week');
+        assert.equal(shown.approvals_expiring.n, await rows('/clients?show=approvals_expiring', '#client-filter tr[data-request]'), 'approvals ending');
+        assert.equal(shown.overdue_boxes.n, await rows('/', '#overdue-boxes li'), 'the overdue notice');
+        // The reviews link leads to that many withheld rows.
+        await page.goto(`${server.url}/`);
+        await Promise.all([page.waitForNavigation(), page.click('#worklist a[data-kind="reviews_due"]')]);
+        assert.ok(page.url().endsWith(shown.reviews_due.href), page.url());
+        assert.equal(await page.locator('#day-list tr.status-withheld').count(), shown.reviews_due.n, 'withheld rows');
+        assert.ok(shown.reviews_due.n >= 1, 'the demo withholds someone after missed days');
+        await page.context().close();
+      });
+
       await t.test('the manager opens the indicator dashboard with its charts', async () => {
         const page = (pages.manager = await login(server, 'manager', lang));
         await visit(page, lang, 'indicators', `${server.url}/indicators`);

@@ -11,7 +11,8 @@
 //! Feature modules: [`dispensing`] (the window), [`orders`] (dose orders), [`identity`]
 //! (a client's identifying fields), [`boxes`] (loading a take-home box and handing it out),
 //! [`takehome`] (eligibility, police requests and answers), [`agreements`] (the treatment agreement), [`treatment`] (stage, discharge,
-//! readmission, transfer, and the boxes that end with a treatment), [`audit`] (reading the trail).
+//! readmission, transfer, and the boxes that end with a treatment), [`audit`] (reading the trail),
+//! [`worklist`] (what waits for a prescriber today).
 
 use std::sync::Arc;
 
@@ -48,6 +49,7 @@ pub mod takehome;
 pub mod testing;
 pub mod treatment;
 pub mod urine;
+pub mod worklist;
 
 pub use actor::Actor;
 pub use anxin_storage::Client;

@@ -119,10 +119,20 @@ pub async fn approval_of(app: &App, c: &Client) -> Result<Option<PsbRequest>> {
 
 /// The police approval that holds today and its last valid day.
 async fn approval_in_force(app: &App, c: &Client) -> Result<Option<(PsbRequest, NaiveDate)>> {
-    let today = app.today();
     let policy = policy_of(app, c.site_id).await?;
-    let consents = app.store.consents(c.id).await?;
-    for r in app.store.psb_requests_of_client(c.id).await? {
+    approval_under(app, &policy, c.id).await
+}
+
+/// The police approval of client `client_id` that holds today under `policy`, and its last
+/// valid day.
+async fn approval_under(
+    app: &App,
+    policy: &Policy,
+    client_id: i64,
+) -> Result<Option<(PsbRequest, NaiveDate)>> {
+    let today = app.today();
+    let consents = app.store.consents(client_id).await?;
+    for r in app.store.psb_requests_of_client(client_id).await? {
         if r.status != RequestState::Approved {
             continue;
         }
@@ -130,12 +140,72 @@ async fn approval_in_force(app: &App, c: &Client) -> Result<Option<(PsbRequest, 
             .iter()
             .any(|x| x.id == r.consent_id && x.active_on(today));
         if let Some(on) = r.answered_on {
-            if approval_holds(&policy, on, consent_active, today) {
-                return Ok(Some((r, approval_until(&policy, on))));
+            if approval_holds(policy, on, consent_active, today) {
+                return Ok(Some((r, approval_until(policy, on))));
             }
         }
     }
     Ok(None)
+}
+
+/// A police answer or an approval in force, as the centre's lists show it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub struct AnsweredRequest {
+    pub request: PsbRequestView,
+    pub uic: String,
+    /// The approval's last valid day (approvals only).
+    pub valid_until: Option<NaiveDate>,
+}
+
+/// The police answers (approved or denied) to the centre's requests in the last `days` days
+/// (today included), newest first.
+pub async fn recent_answers(app: &App, me: &Actor, days: i64) -> Result<Vec<AnsweredRequest>> {
+    me.require(Permission::TakeHomeManage)?;
+    let since = app.today() - Duration::days(days.max(1) - 1);
+    let policy = policy_of(app, me.site_id).await?;
+    Ok(app
+        .store
+        .psb_answers_of_site(me.site_id, since)
+        .await?
+        .into_iter()
+        .map(|(r, uic)| AnsweredRequest {
+            valid_until: (r.status == RequestState::Approved)
+                .then_some(r.answered_on)
+                .flatten()
+                .map(|on| approval_until(&policy, on)),
+            request: PsbRequestView::from(&r),
+            uic,
+        })
+        .collect())
+}
+
+/// The centre's police approvals in force today whose last valid day falls within the next
+/// `days` days, soonest first: the clients who will lose their take-home days.
+pub async fn approvals_ending(app: &App, me: &Actor, days: i64) -> Result<Vec<AnsweredRequest>> {
+    me.require(Permission::TakeHomeManage)?;
+    let today = app.today();
+    let policy = policy_of(app, me.site_id).await?;
+    // Every approval that may still hold was answered within its validity.
+    let since = today - Duration::days(i64::from(policy.approval_valid_days));
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for (r, uic) in app.store.psb_answers_of_site(me.site_id, since).await? {
+        if r.status != RequestState::Approved || !seen.insert(r.client_id) {
+            continue;
+        }
+        // The client's approval in force (the consent still active), as their record shows it.
+        if let Some((a, until)) = approval_under(app, &policy, r.client_id).await? {
+            if until >= today && until <= today + Duration::days(days) {
+                out.push(AnsweredRequest {
+                    request: PsbRequestView::from(&a),
+                    uic,
+                    valid_until: Some(until),
+                });
+            }
+        }
+    }
+    out.sort_by_key(|a| (a.valid_until, a.request.id));
+    Ok(out)
 }
 
 /// What a police request discloses, and nothing more.

@@ -34,6 +34,7 @@ pub mod tc;
 pub mod testing;
 pub mod throttle;
 pub mod web;
+pub mod worklist;
 
 use std::net::SocketAddr;
 
@@ -60,6 +61,7 @@ pub fn route_table() -> routes::RouteTable {
     let table = boxes::web::routes(table);
     let table = gps::api::routes(table);
     let table = gps::web::routes(table);
+    let table = worklist::routes(table);
     sms::routes(table)
 }
 

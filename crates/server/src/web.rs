@@ -496,6 +496,7 @@ async fn home(State(st): State<AppState>, me: CurrentUser, f: Flash) -> WebResul
     let sms_alerts = crate::sms::home_alerts(&st, &me).await;
     let box_alarms = crate::gps::web::home_alarms(&st, &me).await;
     let overdue = crate::boxes::web::home_overdue(&st, &me).await;
+    let worklist = crate::worklist::home_section(&t, &st, &me).await?;
     Ok(layout(
         &t,
         &me.site.name,
@@ -506,6 +507,7 @@ async fn home(State(st): State<AppState>, me: CurrentUser, f: Flash) -> WebResul
             (flash(&f))
             @if me.role().is_outside() { p.notice { (t.s("home-outside")) } }
             @if me.role().has(Permission::PsbQueue) { p { a href="/psb" { (t.s("psb-title")) } } }
+            (worklist)
             (sms_alerts)
             (overdue)
             (box_alarms)
@@ -814,13 +816,34 @@ async fn staff_activate(
     staff_act(st, me, id, StaffAction::Activate).await
 }
 
-async fn clients_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> WebResult<Markup> {
+/// The client list's filter (`?show=police_answers`, `?show=approvals_expiring`: the doctor's
+/// worklist leads there).
+#[derive(Deserialize, Default)]
+struct ClientsFilter {
+    #[serde(default)]
+    show: Option<String>,
+}
+
+async fn clients_page(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    f: Flash,
+    Query(filter): Query<ClientsFilter>,
+) -> WebResult<Markup> {
     let t = T {
         st: &st,
         lang: Lang::from_tag(&me.user.language),
     };
     let q = f.q.clone().unwrap_or_default();
-    let found = anxin_app::identity::search_clients(&st.app, &me.app_actor(), &q).await?;
+    let filtered = match filter.show.as_deref() {
+        Some(show) => crate::worklist::client_filter(&t, &st, &me, show).await?,
+        None => None,
+    };
+    let found = if filtered.is_none() {
+        anxin_app::identity::search_clients(&st.app, &me.app_actor(), &q).await?
+    } else {
+        vec![]
+    };
     Ok(layout(
         &t,
         &t.s("clients-title"),
@@ -832,7 +855,8 @@ async fn clients_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> 
                 input name="q" value=(q) placeholder=(t.s("clients-search")) aria-label=(t.s("clients-search"));
                 button type="submit" { (t.s("clients-search-go")) }
             }
-            @if found.is_empty() { p { (t.s("clients-none")) } } @else {
+            @if let Some(list) = filtered { (list) }
+            @else if found.is_empty() { p { (t.s("clients-none")) } } @else {
                 table.list {
                     thead { tr { th { (t.s("clients-uic")) } th { (t.s("clients-enrolled")) } } }
                     tbody { @for c in &found { tr { td { a href={"/clients/" (c.id)} { (c.uic) } } td { (c.enrolled_on) } } } }

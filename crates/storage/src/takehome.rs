@@ -289,6 +289,32 @@ impl Store {
         rows.iter().map(request_row).collect()
     }
 
+    /// The police answers (approved or denied) to a site's requests given on `since` or later,
+    /// newest first, each with the client's UIC.
+    pub async fn psb_answers_of_site(
+        &self,
+        site_id: i64,
+        since: NaiveDate,
+    ) -> Result<Vec<(PsbRequest, String)>> {
+        let cols = REQUEST_COLUMNS
+            .split(',')
+            .map(|c| format!("r.{}", c.trim()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows = sqlx::query(&format!(
+            "SELECT {cols}, c.uic FROM psb_requests r JOIN clients c ON c.id = r.client_id \
+             WHERE r.site_id = $1 AND r.status IN ('approved', 'denied') AND r.answered_on >= $2 \
+             ORDER BY r.answered_on DESC, r.id DESC"
+        ))
+        .bind(site_id)
+        .bind(since.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((request_row(r)?, col(r, "uic")?)))
+            .collect()
+    }
+
     /// One request.
     pub async fn psb_request(&self, id: i64) -> Result<PsbRequest> {
         let row = sqlx::query(&format!(
