@@ -887,7 +887,7 @@ for (const lang of LANGS) {
         for (const a of await links.all()) {
           shown[await a.getAttribute('data-kind')] = { n: Number(await a.locator('span.count').innerText()), href: await a.getAttribute('href') };
         }
-        const kinds = ['reviews_due', 'police_answers', 'approvals_expiring', 'overdue_boxes', 'urine_due'];
+        const kinds = ['orders_awaiting', 'reviews_due', 'police_answers', 'approvals_expiring', 'overdue_boxes', 'urine_due'];
         assert.deepEqual(Object.keys(shown), kinds, 'every kind, zeros too');
         const label = await text(page, '#worklist');
         assert.ok(zh ? label.includes('今日待办') : label.includes("Today's worklist"), `the worklist speaks ${lang}: ${label}`);
@@ -908,6 +908,7 @@ for (const lang of LANGS) {
         assert.ok(shown.police_answers.n >= 1, 'the demo police answered this week');
         assert.equal(shown.approvals_expiring.n, await rows('/clients?show=approvals_expiring', '#client-filter tr[data-request]'), 'approvals ending');
         assert.equal(shown.overdue_boxes.n, await rows('/', '#overdue-boxes li'), 'the overdue notice');
+        assert.equal(shown.orders_awaiting.n, await rows('/clients?show=orders_awaiting', '#client-filter tr[data-order]'), 'orders awaiting a second prescriber');
         // The reviews link leads to that many withheld rows.
         await page.goto(`${server.url}/`);
         await Promise.all([page.waitForNavigation(), page.click('#worklist a[data-kind="reviews_due"]')]);

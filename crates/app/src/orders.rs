@@ -207,15 +207,26 @@ pub async fn confirm_order(app: &App, me: &Actor, order_id: i64) -> Result<Order
     Ok(OrderView::from(&stored))
 }
 
-/// The orders of the actor's centre that wait for a second prescriber (for the worklist).
-pub async fn awaiting(app: &App, me: &Actor) -> Result<Vec<OrderView>> {
+/// An order waiting for a second prescriber, with its client's UIC.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AwaitingOrder {
+    pub uic: String,
+    pub order: OrderView,
+}
+
+/// The orders of the actor's centre that wait for a second prescriber, oldest first (the
+/// doctor's worklist).
+pub async fn awaiting(app: &App, me: &Actor) -> Result<Vec<AwaitingOrder>> {
     me.require(Permission::Prescribe)?;
     Ok(app
         .store
         .orders_awaiting(me.site_id)
         .await?
-        .iter()
-        .map(OrderView::from)
+        .into_iter()
+        .map(|(uic, o)| AwaitingOrder {
+            uic,
+            order: OrderView::from(&o),
+        })
         .collect())
 }
 

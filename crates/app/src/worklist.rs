@@ -1,6 +1,7 @@
 //! The doctor's worklist: what waits for a prescriber today, each kind of work with its count
 //! and the page where the doctor acts on it. Every count comes from the use case that owns the
-//! rule (the day list, the police answers and approvals, the overdue boxes), so the worklist
+//! rule (the day list, the police answers and approvals, the overdue boxes, the orders waiting for a second
+//! prescriber), so the worklist
 //! and those pages always agree. A new kind of work is one [`WorkKind`] variant and its count
 //! in [`worklist`].
 
@@ -9,7 +10,7 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::dispensing::{day_list, DayRow, DayStatus};
-use crate::{boxes, takehome, Actor, App, Result};
+use crate::{boxes, orders, takehome, Actor, App, Result};
 
 /// Days back (today included) a police answer stays on the worklist.
 pub const POLICE_ANSWER_DAYS: i64 = 7;
@@ -31,11 +32,14 @@ pub enum WorkKind {
     OverdueBoxes,
     /// Clients whose urine test (scheduled or random) is due today and not yet done.
     UrineDue,
+    /// Dose orders beyond the induction limits waiting for a second prescriber's confirmation.
+    OrdersAwaiting,
 }
 
 impl WorkKind {
     /// Every kind, in the order the worklist shows them.
-    pub const ALL: [WorkKind; 5] = [
+    pub const ALL: [WorkKind; 6] = [
+        WorkKind::OrdersAwaiting,
         WorkKind::ReviewsDue,
         WorkKind::PoliceAnswers,
         WorkKind::ApprovalsExpiring,
@@ -51,6 +55,7 @@ impl WorkKind {
             WorkKind::ApprovalsExpiring => "approvals_expiring",
             WorkKind::OverdueBoxes => "overdue_boxes",
             WorkKind::UrineDue => "urine_due",
+            WorkKind::OrdersAwaiting => "orders_awaiting",
         }
     }
 
@@ -62,6 +67,7 @@ impl WorkKind {
             WorkKind::ApprovalsExpiring => "/clients?show=approvals_expiring",
             WorkKind::OverdueBoxes => "/#overdue-boxes",
             WorkKind::UrineDue => "/dispensing?show=urine",
+            WorkKind::OrdersAwaiting => "/clients?show=orders_awaiting",
         }
     }
 }
@@ -116,6 +122,7 @@ pub async fn worklist(app: &App, me: &Actor) -> Result<Worklist> {
                     .len()
             }
             WorkKind::OverdueBoxes => boxes::overdue(app, me).await?.len(),
+            WorkKind::OrdersAwaiting => orders::awaiting(app, me).await?.len(),
         };
         items.push(WorkItem {
             kind,

@@ -881,6 +881,7 @@ worklist-police_answers = Police answers in the last 7 days
 worklist-approvals_expiring = Police approvals ending within 14 days
 worklist-overdue_boxes = Boxes overdue for return
 worklist-urine_due = Urine tests due today
+worklist-orders_awaiting = Orders awaiting a second prescriber
 worklist-none = None at the moment.
 worklist-answer = Police answer
 worklist-approved = Approved on { $on }: { $days } take-home days, valid until { $until }

@@ -882,6 +882,7 @@ worklist-police_answers = 近 7 天公安答复
 worklist-approvals_expiring = 14 天内到期的公安批准
 worklist-overdue_boxes = 逾期未归还的药盒
 worklist-urine_due = 今日需尿检
+worklist-orders_awaiting = 待第二位医生确认的医嘱
 worklist-none = 目前没有。
 worklist-answer = 公安答复
 worklist-approved = { $on } 批准带药 { $days } 天，有效至 { $until }

@@ -104,7 +104,7 @@ async fn api_confirm_order(
 async fn api_orders_awaiting(
     State(st): State<AppState>,
     me: CurrentUser,
-) -> AppResult<Json<Vec<OrderView>>> {
+) -> AppResult<Json<Vec<anxin_app::orders::AwaitingOrder>>> {
     Ok(Json(
         anxin_app::orders::awaiting(&st.app, &me.app_actor()).await?,
     ))
@@ -535,7 +535,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "orders",
                 "Orders of the centre beyond the induction limits, waiting for a second prescriber",
             )
-            .answers::<Vec<OrderView>>(),
+            .answers::<Vec<anxin_app::orders::AwaitingOrder>>(),
             api_orders_awaiting,
         )
         .add(

@@ -60,6 +60,26 @@ pub(crate) async fn client_filter(
     show: &str,
 ) -> Result<Option<Markup>, crate::error::AppError> {
     let actor = me.app_actor();
+    if show == "orders_awaiting" {
+        let rows = anxin_app::orders::awaiting(&st.app, &actor).await?;
+        let kind = WorkKind::OrdersAwaiting;
+        return Ok(Some(html! {
+            section id="client-filter" data-kind=(kind.as_str()) {
+                h2 { (t.s(&format!("worklist-{}", kind.as_str()))) " (" (rows.len()) ")" }
+                @if rows.is_empty() { p.muted { (t.s("worklist-none")) } } @else {
+                    table.list {
+                        thead { tr { th { (t.s("clients-uic")) } th { (t.s("client-orders")) } } }
+                        tbody { @for a in &rows {
+                            tr data-order=(a.order.id) {
+                                td { a href={"/clients/" (a.order.client_id) "#orders"} { (a.uic) } }
+                                td { (t.s(&format!("order-kind-{}", a.order.kind))) " " (a.order.mg) " mg · " (a.order.start) }
+                            }
+                        } }
+                    }
+                }
+            }
+        }));
+    }
     let (kind, rows): (WorkKind, Vec<AnsweredRequest>) = match show {
         "police_answers" => (
             WorkKind::PoliceAnswers,

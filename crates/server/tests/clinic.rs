@@ -963,7 +963,34 @@ async fn a_first_week_within_the_induction_limits_and_a_rise_beyond_them_waits_f
     assert_eq!(o["confirmation"], "awaiting");
     assert_eq!(o["beyond_limits"][0]["code"], "order.increase_above_limit");
     let awaiting = c.get(&c.doctor, "/api/v1/orders/awaiting").await;
-    assert_eq!(awaiting.as_array().unwrap().len(), 1);
+    assert_eq!(
+        (
+            awaiting[0]["uic"].clone(),
+            awaiting.as_array().unwrap().len()
+        ),
+        (json!("YX-0100"), 1)
+    );
+    // The doctors' worklist counts it and leads to it.
+    let work = c.get(&c.doctor, "/api/v1/worklist").await;
+    let item = work["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["kind"] == "orders_awaiting")
+        .unwrap()
+        .clone();
+    assert_eq!(item["count"], 1);
+    let list = c
+        .app
+        .browser("doctor", "zh-CN")
+        .await
+        .get(item["href"].as_str().unwrap())
+        .await
+        .text;
+    assert!(
+        list.contains("YX-0100") && list.contains("调整期 80 mg"),
+        "{list}"
+    );
     c.next_day(1).await;
     let (s, d) = c.dose("YX-0100").await;
     assert_eq!(
@@ -1008,6 +1035,12 @@ async fn a_first_week_within_the_induction_limits_and_a_rise_beyond_them_waits_f
         (StatusCode::CONFLICT, json!("order.not_awaiting"))
     );
     assert_eq!(c.get(&c.doctor, "/api/v1/orders/awaiting").await, json!([]));
+    let work = c.get(&c.doctor, "/api/v1/worklist").await;
+    assert!(work["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["kind"] == "orders_awaiting" && i["count"] == 0));
     c.next_day(1).await;
     let (s, d) = c.dose("YX-0100").await;
     assert_eq!(

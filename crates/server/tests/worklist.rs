@@ -16,7 +16,8 @@ use chrono::Duration;
 use common::{world_on, World};
 use serde_json::{json, Value};
 
-const KINDS: [&str; 5] = [
+const KINDS: [&str; 6] = [
+    "orders_awaiting",
     "reviews_due",
     "police_answers",
     "approvals_expiring",

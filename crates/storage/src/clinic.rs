@@ -893,10 +893,11 @@ impl Store {
         Ok(stored)
     }
 
-    /// Orders of this centre that wait for a second prescriber, oldest first.
-    pub async fn orders_awaiting(&self, site_id: i64) -> Result<Vec<StoredOrder>> {
+    /// Orders of this centre that wait for a second prescriber, oldest first, each with its
+    /// client's UIC.
+    pub async fn orders_awaiting(&self, site_id: i64) -> Result<Vec<(String, StoredOrder)>> {
         let rows = sqlx::query(&format!(
-            "SELECT {} FROM dose_orders o JOIN clients c ON c.id = o.client_id \
+            "SELECT c.uic, {} FROM dose_orders o JOIN clients c ON c.id = o.client_id \
              WHERE c.site_id = $1 AND c.discharged_on IS NULL AND o.excesses <> '[]' \
              AND o.confirmed_by IS NULL ORDER BY o.created_at, o.id",
             ORDER_COLUMNS
@@ -908,7 +909,9 @@ impl Store {
         .bind(site_id)
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(order_row).collect()
+        rows.iter()
+            .map(|r| Ok((col(r, "uic")?, order_row(r)?)))
+            .collect()
     }
 
     /// A client's orders, oldest first (the history).
