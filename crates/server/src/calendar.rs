@@ -72,13 +72,19 @@ async fn calendar_page(State(st): State<AppState>, me: CurrentUser, f: Flash) ->
                                 td { (c.day) }
                                 td { (c.note) }
                                 td.uncovered {
-                                    (t.a("calendar-uncovered-n", &[("n", &c.uncovered.to_string())]))
-                                    @if let Some(list) = c.uncovered_clients.as_ref().filter(|l| !l.is_empty()) {
-                                        ": "
-                                        @for (i, u) in list.iter().enumerate() {
-                                            @if i > 0 { ", " }
-                                            a href={"/clients/" (u.client_id)} data-uic=(u.uic) { (u.uic) }
-                                        }
+                                    @let said = t.a("calendar-uncovered-n", &[("n", &c.uncovered.to_string())]);
+                                    @match c.uncovered_clients.as_ref().filter(|l| !l.is_empty()) {
+                                        // A centre may have hundreds: the UICs fold away under the count.
+                                        Some(list) => details {
+                                            summary { (said) }
+                                            p.uics {
+                                                @for (i, u) in list.iter().enumerate() {
+                                                    @if i > 0 { ", " }
+                                                    a href={"/clients/" (u.client_id)} data-uic=(u.uic) { (u.uic) }
+                                                }
+                                            }
+                                        },
+                                        None => (said),
                                     }
                                 }
                                 @if manage {
