@@ -1173,6 +1173,34 @@ for (const lang of LANGS) {
         const r = await police.goto(`${server.url}${s.policeLook}`);
         assert.notEqual(r.status(), 200, 'still no box state for the police');
       });
+
+      await t.test('the manager closes the centre for a holiday; a day in the past is refused at the field', async () => {
+        const page = (pages.manager = await login(server, 'manager', lang));
+        await Promise.all([page.waitForNavigation(), page.click('#nav-calendar')]);
+        assert.ok(page.url().endsWith('/calendar'), page.url());
+        // A day gone by: refused at the date, in the page's language, the note kept.
+        const note = zh ? '春节' : 'Spring Festival';
+        const past = '2026-11-20';
+        await page.fill('#closure-form input[name=day]', past);
+        await page.fill('#closure-form input[name=note]', note);
+        await Promise.all([page.waitForNavigation(), page.click('#closure-submit')]);
+        const err = await text(page, '#closure-form .field-error[data-field=day]');
+        assert.ok(err.includes(past) && (zh ? /已经过去/.test(err) : /is past/.test(err)), `refused at the field, in ${lang}: ${err}`);
+        assert.equal(await page.inputValue('#closure-form input[name=note]'), note, 'the note typed is kept');
+        // The Spring Festival of 2027: listed, with the clients whose dose is not yet covered.
+        const festival = '2027-02-06';
+        await page.fill('#closure-form input[name=day]', festival);
+        await Promise.all([page.waitForNavigation(), page.click('#closure-submit')]);
+        assert.ok((await text(page, '.flash.ok')).includes(festival));
+        const row = page.locator(`#closures tr[data-day="${festival}"]`);
+        assert.ok((await row.innerText()).includes(note), 'the note is listed');
+        const uncovered = Number(await row.getAttribute('data-uncovered'));
+        assert.ok(uncovered >= 1, `demo clients are dosed at the centre: ${uncovered}`);
+        const said = await text(page, `#closures tr[data-day="${festival}"] td.uncovered`);
+        assert.ok(said.includes(String(uncovered)) && (zh ? /服药人员/.test(said) : /without a covering dose/.test(said)), said);
+        assert.equal(await row.locator('a[data-uic]').count(), uncovered, 'each uncovered client by UIC');
+        if (zh) assert.deepEqual(await untranslated(page), [], 'the calendar is in Chinese');
+      });
     } finally {
       for (const p of Object.values(pages)) await p.context().close().catch(() => {});
       stopServer(server);

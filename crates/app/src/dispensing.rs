@@ -103,7 +103,7 @@ pub fn day_row(app: &App, f: &DoseFacts, today: NaiveDate) -> DayRow {
         .filter(|o| o.kind == OrderKind::Induction && o.start <= today)
         .map(|o| o.start)
         .max();
-    let missed = missed_days(f.last_dose_before, induction, today);
+    let missed = missed_days(f.last_dose_before, induction, today, &f.closures);
     let reviewed = match (f.last_review, f.last_dose_before) {
         (Some(r), Some(d)) => r > d,
         (Some(_), None) => true,

@@ -10,7 +10,7 @@
 //! functions: they translate requests in and answers out, and hold no rule of their own.
 //! Feature modules: [`dispensing`] (the window), [`orders`] (dose orders), [`identity`]
 //! (a client's identifying fields), [`boxes`] (loading a take-home box and handing it out),
-//! [`takehome`] (eligibility, police requests and answers), [`agreements`] (the treatment agreement), [`treatment`] (stage, discharge,
+//! [`takehome`] (eligibility, police requests and answers), [`calendar`] (closure days), [`agreements`] (the treatment agreement), [`treatment`] (stage, discharge,
 //! readmission, transfer, and the boxes that end with a treatment), [`audit`] (reading the trail),
 //! [`worklist`] (what waits for a prescriber today).
 
@@ -24,6 +24,7 @@ pub mod actor;
 pub mod agreements;
 pub mod audit;
 pub mod boxes;
+pub mod calendar;
 pub mod clock;
 pub mod consents;
 pub mod demo;

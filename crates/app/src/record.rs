@@ -106,7 +106,7 @@ pub struct AdherenceView {
     pub current_streak: u32,
     pub longest_gap_90: u32,
     pub urine_negative_streak: u32,
-    /// The last 90 days, oldest first: not_expected, attended, missed or pending.
+    /// The last 90 days, oldest first: not_expected, attended, missed, pending or closed.
     #[schemars(with = "Vec<String>")]
     pub timeline: Vec<Day>,
 }

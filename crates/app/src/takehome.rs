@@ -53,9 +53,18 @@ pub async fn client_adherence(app: &App, c: &Client) -> Result<(Adherence, u32)>
         .min()
         .unwrap_or(c.enrolled_on)
         .max(c.enrolled_on);
+    // A day the centre was closed is not a day the client was expected at the window.
+    let closed: BTreeSet<NaiveDate> = app
+        .store
+        .closures_from(c.site_id, today - Duration::days(120))
+        .await?
+        .into_iter()
+        .map(|x| x.day)
+        .filter(|d| *d <= today)
+        .collect();
     let tests = app.store.urine_tests(c.id).await?;
     let streak = urine::negative_streak(tests.iter().map(|t| &t.outcome));
-    Ok((adherence(first, &attended, today), streak))
+    Ok((adherence(first, &attended, &closed, today), streak))
 }
 
 /// The policy in force at a site: its latest adopted one, or the default.

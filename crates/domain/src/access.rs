@@ -87,6 +87,7 @@ impl Role {
             TakeHomeManage => matches!(self, Manager | Prescriber),
             CodeReveal => matches!(self, Manager | Prescriber | Dispenser),
             TakeHomePolicy => matches!(self, Manager),
+            CalendarManage => matches!(self, Manager),
             PsbQueue => matches!(self, PsbOfficer),
             StaffManage => matches!(self, Admin | Manager),
             SiteManage => matches!(self, Admin),
@@ -164,6 +165,8 @@ pub enum Permission {
     CodeReveal,
     /// Adopt the centre's take-home eligibility policy.
     TakeHomePolicy,
+    /// Add and remove the centre's closure days (its calendar).
+    CalendarManage,
     /// The police queue: only the fields a record check needs, for requests addressed to the PSB.
     PsbQueue,
     /// Create, lock and unlock staff accounts.
@@ -241,7 +244,7 @@ impl Role {
 
 impl Permission {
     /// Every permission, for exhaustive tests and documentation.
-    pub const ALL: [Permission; 21] = [
+    pub const ALL: [Permission; 22] = [
         Permission::ClientRead,
         Permission::ClientWrite,
         Permission::IdentityRead,
@@ -260,6 +263,7 @@ impl Permission {
         Permission::TakeHomeManage,
         Permission::CodeReveal,
         Permission::TakeHomePolicy,
+        Permission::CalendarManage,
         Permission::PsbQueue,
         Permission::ServiceRecord,
         Permission::IndicatorsRead,
@@ -273,6 +277,8 @@ impl Permission {
                 | Permission::SiteManage
                 | Permission::AuditRead
                 | Permission::TakeHomePolicy
+                // The calendar is the centre's days; the uncovered clients need `DoseRecord`.
+                | Permission::CalendarManage
                 // The police queue is the separate, minimal disclosure API, not a client record.
                 | Permission::PsbQueue
                 // Indicators are aggregates; outside roles get them suppressed.
@@ -298,6 +304,7 @@ impl Permission {
             Permission::TakeHomeManage => "takehome_manage",
             Permission::CodeReveal => "code_reveal",
             Permission::TakeHomePolicy => "takehome_policy",
+            Permission::CalendarManage => "calendar_manage",
             Permission::PsbQueue => "psb_queue",
             Permission::StaffManage => "staff_manage",
             Permission::SiteManage => "site_manage",
@@ -414,6 +421,18 @@ mod tests {
                     "{role} and the {s:?} section"
                 );
             }
+        }
+    }
+
+    /// Who keeps the centre's calendar: the manager alone, as for the centre's other settings.
+    #[test]
+    fn only_the_manager_keeps_the_calendar() {
+        for role in Role::ALL {
+            assert_eq!(
+                role.has(Permission::CalendarManage),
+                role == Role::Manager,
+                "{role}"
+            );
         }
     }
 

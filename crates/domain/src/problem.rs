@@ -322,6 +322,10 @@ codes! {
     TcPhaseBackwards => ("tc.phase_backwards", Invalid),
     /// An ended episode's exit changed.
     TcExitFixed => ("tc.exit_fixed", Invalid),
+    /// A closure day before today (`day`): the calendar plans, it does not rewrite the past.
+    ClosureInPast => ("closure.in_past", Invalid),
+    /// The centre is already closed that day (`day`).
+    ClosureExists => ("closure.exists", Conflict),
 }
 
 impl Code {

@@ -886,3 +886,27 @@ worklist-none = None at the moment.
 worklist-answer = Police answer
 worklist-approved = Approved on { $on }: { $days } take-home days, valid until { $until }
 worklist-denied = Denied on { $on }
+
+## The centre calendar (closure days)
+nav-calendar = Calendar
+calendar-title = Centre calendar
+calendar-help = A closure day (such as the Spring Festival) is never a missed day: arrange take-home doses or dosing elsewhere for it beforehand.
+calendar-add = Add a closure day
+calendar-day = Day
+calendar-note = Note
+calendar-note-example = e.g. Spring Festival
+calendar-close = Close the centre
+calendar-upcoming = Coming closures
+calendar-none = No closure days ahead.
+calendar-uncovered = Clients without a covering dose
+calendar-uncovered-n = { $n } clients without a covering dose
+calendar-actions = Actions
+calendar-remove = Remove
+calendar-added = The centre is closed on { $day }.
+calendar-removed = The closure on { $day } was removed.
+disp-closed-today = The centre is closed today ({ $note }): today is not a missed day.
+disp-closed-today-plain = The centre is closed today: today is not a missed day.
+err-closure-in-past = { $day } is past: only today ({ $today }) or a later day can be a closure day.
+err-closure-exists = The centre is already closed on { $day }.
+audit-action-closure-add = closed the centre on a day
+audit-action-closure-remove = removed a closure day

@@ -887,3 +887,27 @@ worklist-none = 目前没有。
 worklist-answer = 公安答复
 worklist-approved = { $on } 批准带药 { $days } 天，有效至 { $until }
 worklist-denied = { $on } 未批准
+
+## 中心日历（闭馆日）
+nav-calendar = 闭馆日历
+calendar-title = 中心闭馆日历
+calendar-help = 闭馆日（如春节）不计为漏服日：请提前为当天安排带药或到其他门诊服药。
+calendar-add = 添加闭馆日
+calendar-day = 日期
+calendar-note = 备注
+calendar-note-example = 例如：春节
+calendar-close = 设为闭馆日
+calendar-upcoming = 今后的闭馆日
+calendar-none = 暂无闭馆日。
+calendar-uncovered = 未安排服药的服药人员
+calendar-uncovered-n = { $n } 名服药人员当天尚无带药或异地服药安排
+calendar-actions = 操作
+calendar-remove = 取消闭馆
+calendar-added = 已将 { $day } 设为闭馆日。
+calendar-removed = 已取消 { $day } 的闭馆。
+disp-closed-today = 本中心今天闭馆（{ $note }）：今天不计为漏服日。
+disp-closed-today-plain = 本中心今天闭馆：今天不计为漏服日。
+err-closure-in-past = { $day } 已经过去：只能将今天（{ $today }）或以后的日期设为闭馆日。
+err-closure-exists = { $day } 已经是闭馆日。
+audit-action-closure-add = 添加闭馆日
+audit-action-closure-remove = 取消闭馆日

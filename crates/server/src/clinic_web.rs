@@ -77,6 +77,7 @@ async fn dispensing_page(
     let count = |k: &str| all.iter().filter(|r| day_filter_keeps(k, r)).count();
     let rows: Vec<&clinic::DayRow> = all.iter().filter(|r| day_filter_keeps(shown, r)).collect();
     let today = st.today().to_string();
+    let closed = anxin_app::calendar::closed_today(&st.app, &me.app_actor()).await?;
     Ok(layout(
         &t,
         &t.s("nav-dispensing"),
@@ -84,6 +85,12 @@ async fn dispensing_page(
         html! {
             h1 { (t.a("disp-title", &[("day", &today)])) }
             (flash(&f))
+            @if let Some(note) = &closed {
+                p.notice role="note" id="closed-today" {
+                    @if note.is_empty() { (t.s("disp-closed-today-plain")) } @else { (t.a("disp-closed-today", &[("note", note)])) }
+                    " " a href="/calendar" { (t.s("nav-calendar")) }
+                }
+            }
             form.search method="post" action="/dispensing" id="dose-form" {
                 (csrf(&me))
                 input name="uic" placeholder=(t.s("disp-uic")) aria-label=(t.s("disp-uic")) autofocus required autocomplete="off";
@@ -322,6 +329,7 @@ fn day_cell(d: &Day) -> &'static str {
         Day::Attended => "tl-yes",
         Day::Missed => "tl-no",
         Day::Pending => "tl-pending",
+        Day::Closed => "tl-closed",
     }
 }
 

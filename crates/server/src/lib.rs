@@ -11,6 +11,7 @@ pub mod api;
 pub mod auth;
 pub use anxin_app::clock;
 pub mod boxes;
+pub mod calendar;
 pub mod checkpoints;
 pub mod clinic;
 pub mod clinic_web;
@@ -55,6 +56,7 @@ pub fn route_table() -> routes::RouteTable {
     let table = takehome::routes(table);
     let table = takehome::web::routes(table);
     let table = policy::routes(table);
+    let table = calendar::routes(table);
     let table = tc::routes(table);
     let table = checkpoints::routes(table);
     let table = boxes::routes(table);

@@ -130,6 +130,7 @@ fn frame(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
                             @if me.role().has(Permission::ClientWrite) { a href="/intake" id="nav-intake" { (t.s("nav-intake")) } }
                             @if me.role().has(Permission::TakeHomeManage) { a href="/boxes" id="nav-boxes" { (t.s("nav-boxes")) } }
                             @if me.role().has(Permission::TakeHomeManage) { a href="/takehome/policy" id="nav-policy" { (t.s("nav-policy")) } }
+                            @if me.role().has(Permission::DoseRecord) { a href="/calendar" id="nav-calendar" { (t.s("nav-calendar")) } }
                             @if me.role().has(Permission::StockManage) { a href="/stock" { (t.s("nav-stock")) } }
                             @if me.role().has(Permission::StaffManage) { a href="/staff" { (t.s("nav-staff")) } }
                             @if me.role().has(Permission::AuditRead) { a href="/audit" { (t.s("nav-audit")) } }

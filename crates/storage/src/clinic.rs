@@ -213,6 +213,9 @@ pub struct DoseFacts {
     pub guest: bool,
     /// Today's take-home compartments still pending or lost (their doses are among `doses_today`).
     pub box_today: Vec<BoxDose>,
+    /// The days before `on` that the client's centre was closed, back to the last dose or the
+    /// start of the orders (the missed-dose rule does not count them), by day.
+    pub closures: Vec<NaiveDate>,
 }
 
 /// A pending take-home compartment of one day: where the dose is, and what became of its code.
@@ -1229,6 +1232,7 @@ impl Store {
                 urine_dates: vec![],
                 guest,
                 box_today: vec![],
+                closures: vec![],
             });
         }
         for r in &orders {
@@ -1278,6 +1282,38 @@ impl Store {
         for r in &reviews {
             if let Some(&i) = by_id.get(&col::<i64>(r, "client_id")?) {
                 out[i].last_review = opt_day(r, "last")?;
+            }
+        }
+        // The centres' closures in the gaps: one query for the whole list, back to the oldest
+        // last dose or order start (a closure before both cannot be in a gap).
+        let since = out
+            .iter()
+            .flat_map(|f| {
+                f.last_dose_before
+                    .into_iter()
+                    .chain(f.orders.iter().map(|o| o.start))
+            })
+            .min();
+        if let Some(since) = since {
+            let mut sites: Vec<i64> = out.iter().map(|f| f.client.site_id).collect();
+            sites.sort_unstable();
+            sites.dedup();
+            let sites: Vec<String> = sites.iter().map(i64::to_string).collect();
+            // Site ids come from our own integer column: safe to inline.
+            let closed = sqlx::query(&format!(
+                "SELECT site_id, day FROM closures WHERE site_id IN ({}) AND day >= $1 AND day < $2 ORDER BY day",
+                sites.join(",")
+            ))
+            .bind(since.to_string())
+            .bind(on.to_string())
+            .fetch_all(self.pool())
+            .await?;
+            for r in &closed {
+                let site: i64 = col(r, "site_id")?;
+                let d = day(r, "day")?;
+                for f in out.iter_mut().filter(|f| f.client.site_id == site) {
+                    f.closures.push(d);
+                }
             }
         }
         for r in &urine {

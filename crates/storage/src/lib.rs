@@ -24,6 +24,7 @@ use sqlx::{AnyPool, Executor, Transaction};
 
 pub mod audit;
 pub mod boxes;
+pub mod calendar;
 pub mod clients;
 pub mod clinic;
 pub mod gps;

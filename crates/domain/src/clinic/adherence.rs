@@ -30,6 +30,8 @@ pub enum Day {
     Missed,
     /// Today, not dosed yet.
     Pending,
+    /// The centre was closed and the client did not attend: not expected, and no gap.
+    Closed,
 }
 
 /// A client's adherence as of a day.
@@ -46,10 +48,13 @@ pub struct Adherence {
 }
 
 /// Computes adherence for a client expected daily from `first_day`, who attended on `attended`
-/// days (guest doses and confirmed take-home days included by the caller).
+/// days (guest doses and confirmed take-home days included by the caller). A day in `closed`
+/// (the centre's closures) that the client did not attend is not expected: it counts in no
+/// ratio, and neither breaks the current run nor lengthens a gap.
 pub fn adherence(
     first_day: NaiveDate,
     attended: &BTreeSet<NaiveDate>,
+    closed: &BTreeSet<NaiveDate>,
     today: NaiveDate,
 ) -> Adherence {
     let day_kind = |d: NaiveDate| {
@@ -57,6 +62,8 @@ pub fn adherence(
             Day::NotExpected
         } else if attended.contains(&d) {
             Day::Attended
+        } else if closed.contains(&d) {
+            Day::Closed
         } else if d == today {
             Day::Pending
         } else {
@@ -78,17 +85,19 @@ pub fn adherence(
     for d in timeline.iter().rev() {
         match d {
             Day::Attended => current_streak += 1,
-            Day::Pending => continue,
+            Day::Pending | Day::Closed => continue,
             _ => break,
         }
     }
     let (mut longest, mut run) = (0u32, 0u32);
     for d in &timeline {
-        if *d == Day::Missed {
-            run += 1;
-            longest = longest.max(run);
-        } else {
-            run = 0;
+        match d {
+            Day::Missed => {
+                run += 1;
+                longest = longest.max(run);
+            }
+            Day::Closed => {}
+            _ => run = 0,
         }
     }
     Adherence {
@@ -113,7 +122,7 @@ mod tests {
         let today = d(11, 22);
         let first = today - Duration::days(200);
         let attended: BTreeSet<_> = (0..=200).map(|b| today - Duration::days(b)).collect();
-        let a = adherence(first, &attended, today);
+        let a = adherence(first, &attended, &BTreeSet::new(), today);
         assert_eq!(
             a.last_30,
             Ratio {
@@ -132,7 +141,7 @@ mod tests {
         let first = d(11, 1);
         // Attended 1..=10, missed 11..=14, attended 15..=21, today not yet.
         let attended: BTreeSet<_> = (1..=10).chain(15..=21).map(|x| d(11, x)).collect();
-        let a = adherence(first, &attended, today);
+        let a = adherence(first, &attended, &BTreeSet::new(), today);
         assert_eq!(
             a.last_30,
             Ratio {
@@ -155,9 +164,39 @@ mod tests {
     #[test]
     fn new_client_has_nothing_expected_yet() {
         let today = d(11, 22);
-        let a = adherence(today, &BTreeSet::new(), today);
+        let a = adherence(today, &BTreeSet::new(), &BTreeSet::new(), today);
         assert_eq!(a.last_30.expected, 0);
         assert_eq!(a.last_30.percent(), None);
         assert_eq!(a.current_streak, 0);
+    }
+
+    #[test]
+    fn closure_days_are_not_expected_and_break_no_run() {
+        let today = d(11, 22);
+        let first = d(11, 1);
+        // Attended 1..=10, closed 11..=13, attended 14..=21.
+        let attended: BTreeSet<_> = (1..=10).chain(14..=21).map(|x| d(11, x)).collect();
+        let closed: BTreeSet<_> = (11..=13).map(|x| d(11, x)).collect();
+        let a = adherence(first, &attended, &closed, today);
+        assert_eq!(
+            a.last_30,
+            Ratio {
+                attended: 18,
+                expected: 18
+            }
+        );
+        assert_eq!(a.longest_gap_90, 0);
+        assert_eq!(a.current_streak, 18);
+        assert_eq!(a.timeline.iter().filter(|x| **x == Day::Closed).count(), 3);
+        // A missed day on each side of a closure is one gap of two, not a longer one.
+        let attended: BTreeSet<_> = (1..=9).chain(15..=21).map(|x| d(11, x)).collect();
+        let closed: BTreeSet<_> = (11..=13).map(|x| d(11, x)).collect();
+        let a = adherence(first, &attended, &closed, today);
+        assert_eq!(a.longest_gap_90, 2);
+        assert_eq!(a.last_30.expected, 18);
+        // A day attended while closed (a take-home day confirmed) is attended.
+        let attended: BTreeSet<_> = (1..=21).map(|x| d(11, x)).collect();
+        let a = adherence(first, &attended, &closed, today);
+        assert_eq!(a.last_30.attended, 21);
     }
 }

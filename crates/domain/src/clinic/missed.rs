@@ -123,11 +123,14 @@ impl Decision {
 }
 
 /// Consecutive days missed before `today`: the days after the last dose (or before the start
-/// of the latest induction order, which resets the count) up to yesterday.
+/// of the latest induction order, which resets the count) up to yesterday, less the days the
+/// centre was closed (`closed`, any order): a closure day is never a missed day, since nobody
+/// was expected at the window (its dose went home in a box or was arranged elsewhere).
 pub fn missed_days(
     last_dose: Option<NaiveDate>,
     induction_start: Option<NaiveDate>,
     today: NaiveDate,
+    closed: &[NaiveDate],
 ) -> u32 {
     let reset = induction_start.and_then(|d| d.pred_opt());
     let anchor = match (last_dose, reset) {
@@ -137,7 +140,12 @@ pub fn missed_days(
         (None, None) => return 0,
     };
     let gap = (today - anchor).num_days() - 1;
-    u32::try_from(gap.max(0)).unwrap_or(u32::MAX)
+    let closed_in_gap = closed
+        .iter()
+        .filter(|d| **d > anchor && **d < today)
+        .collect::<std::collections::BTreeSet<_>>()
+        .len() as i64;
+    u32::try_from((gap - closed_in_gap).max(0)).unwrap_or(u32::MAX)
 }
 
 impl MissedDosePolicy {
@@ -190,16 +198,68 @@ mod tests {
 
     #[test]
     fn counting_missed_days() {
-        assert_eq!(missed_days(Some(d(21)), None, d(22)), 0);
-        assert_eq!(missed_days(Some(d(19)), None, d(22)), 2);
-        assert_eq!(missed_days(Some(d(18)), None, d(22)), 3);
+        assert_eq!(missed_days(Some(d(21)), None, d(22), &[]), 0);
+        assert_eq!(missed_days(Some(d(19)), None, d(22), &[]), 2);
+        assert_eq!(missed_days(Some(d(18)), None, d(22), &[]), 3);
         // Dosed today already: no gap.
-        assert_eq!(missed_days(Some(d(22)), None, d(22)), 0);
+        assert_eq!(missed_days(Some(d(22)), None, d(22), &[]), 0);
         // A new client whose induction starts today has missed nothing.
-        assert_eq!(missed_days(None, Some(d(22)), d(22)), 0);
+        assert_eq!(missed_days(None, Some(d(22)), d(22), &[]), 0);
         // An induction order after a long gap resets the count.
-        assert_eq!(missed_days(Some(d(1)), Some(d(21)), d(22)), 1);
-        assert_eq!(missed_days(None, None, d(22)), 0);
+        assert_eq!(missed_days(Some(d(1)), Some(d(21)), d(22), &[]), 1);
+        assert_eq!(missed_days(None, None, d(22), &[]), 0);
+    }
+
+    #[test]
+    fn closure_days_are_never_missed_days() {
+        // Dosed on the 1st, closed the 2nd to the 4th, back on the 5th: nothing missed.
+        let festival = [d(2), d(3), d(4)];
+        assert_eq!(missed_days(Some(d(1)), None, d(5), &festival), 0);
+        // The same gap without the closure withholds the dose.
+        assert_eq!(missed_days(Some(d(1)), None, d(5), &[]), 3);
+        // A closure inside a longer gap takes only its own days off.
+        assert_eq!(missed_days(Some(d(1)), None, d(8), &festival), 3);
+        // At the edges: the day of the last dose and today are not in the gap.
+        assert_eq!(missed_days(Some(d(1)), None, d(5), &[d(1), d(5)]), 3);
+        assert_eq!(missed_days(Some(d(1)), None, d(5), &[d(2)]), 2);
+        assert_eq!(missed_days(Some(d(1)), None, d(5), &[d(4)]), 2);
+        // Several closures, unsorted and repeated, and closures outside the gap.
+        assert_eq!(
+            missed_days(
+                Some(d(10)),
+                None,
+                d(20),
+                &[d(18), d(12), d(12), d(25), d(3)]
+            ),
+            7
+        );
+        // After an induction reset only the closures since the reset count.
+        assert_eq!(
+            missed_days(Some(d(1)), Some(d(18)), d(20), &[d(5), d(18)]),
+            1
+        );
+        assert_eq!(missed_days(None, None, d(20), &[d(19)]), 0);
+    }
+
+    proptest::proptest! {
+        /// Closing the centre never raises the count, takes off exactly the closed days in the
+        /// gap, and a gap that is all closures is no gap.
+        #[test]
+        fn closures_only_lower_the_count(
+            last in 1u32..28, gap in 0i64..20, closed in proptest::collection::vec(0i64..60, 0..10)
+        ) {
+            let last = d(last);
+            let today = last + chrono::Duration::days(gap + 1);
+            let closed: Vec<NaiveDate> = closed.iter().map(|o| d(1) + chrono::Duration::days(*o)).collect();
+            let plain = missed_days(Some(last), None, today, &[]);
+            let with = missed_days(Some(last), None, today, &closed);
+            let inside = closed.iter().filter(|c| **c > last && **c < today)
+                .collect::<std::collections::BTreeSet<_>>().len() as u32;
+            proptest::prop_assert!(with <= plain);
+            proptest::prop_assert_eq!(with, plain - inside);
+            let all: Vec<NaiveDate> = (1..=gap).map(|k| last + chrono::Duration::days(k)).collect();
+            proptest::prop_assert_eq!(missed_days(Some(last), None, today, &all), 0);
+        }
     }
 
     #[test]
