@@ -54,7 +54,10 @@ struct Centre {
 /// A centre with a doctor, a nurse, a counsellor, a peer educator, a CDC analyst and a police
 /// officer, and client YX-0042 on 60 mg from today.
 async fn centre() -> Centre {
-    let app = TestApp::new().await;
+    centre_on(TestApp::new().await).await
+}
+
+async fn centre_on(app: TestApp) -> Centre {
     let site = app.site("YX01").await;
     for (name, role) in [
         ("doctor", Role::Prescriber),
@@ -113,7 +116,15 @@ async fn stored(app: &TestApp, id: i64) -> (Vec<u8>, String) {
 
 #[tokio::test]
 async fn the_nurse_takes_a_photo_and_the_window_shows_it_beside_the_dose() {
-    let Centre { app, id } = centre().await;
+    nurse_takes_a_photo(centre().await).await;
+}
+
+#[tokio::test]
+async fn the_nurse_takes_a_photo_and_the_window_shows_it_beside_the_dose_on_postgres() {
+    nurse_takes_a_photo(centre_on(TestApp::postgres().await).await).await;
+}
+
+async fn nurse_takes_a_photo(Centre { app, id }: Centre) {
     let mut nurse = app.browser("nurse", "en").await;
     // Before: the window says to check the identity another way.
     let page = nurse.get(&format!("/clients/{id}")).await;
