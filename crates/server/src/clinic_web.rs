@@ -91,6 +91,10 @@ async fn dispensing_page(
             div.window-confirm {
                 (flash(&f))
                 @if let Some(w) = &at_window { (crate::photos::at_window(&t, w)) }
+                // A guest from another centre: no photo here, so the identity is checked another way.
+                @else if f.ok.is_some() && f.subject.is_some() && me.role().has(Permission::PhotoView) {
+                    div.window-client id="window-client" { p.no-photo id="no-photo" role="status" { (t.s("photo-none-check")) } }
+                }
             }
             form.search method="post" action="/dispensing" id="dose-form" {
                 (csrf(&me))
