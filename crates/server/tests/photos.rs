@@ -499,3 +499,41 @@ async fn the_intake_wizard_takes_the_photo_and_comes_back_to_its_step() {
     assert_eq!(stored(&app, id).await.1, "image/jpeg");
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_guest_from_another_centre_is_checked_another_way_and_their_photo_stays_home() {
+    let Centre { app, id } = centre().await;
+    let mut nurse = app.browser("nurse", "en").await;
+    nurse.get(&format!("/clients/{id}")).await;
+    nurse
+        .upload(
+            &format!("/clients/{id}/photo"),
+            &[],
+            "photo",
+            "me.png",
+            "image/png",
+            &png(),
+        )
+        .await;
+    let km = app.site("KM01").await;
+    app.user(&km, "km.nurse", Role::Dispenser).await;
+    let doctor = app.login("doctor").await;
+    let today = app.state.today();
+    let g = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/clients/{id}/guest-dosing"),
+            Some(&doctor),
+            Some(json!({"site": "KM01", "from": today.to_string(), "to": (today + chrono::Duration::days(3)).to_string()})),
+        )
+        .await;
+    assert_eq!(g.status, StatusCode::CREATED, "{}", g.text);
+    let mut km_nurse = app.browser("km.nurse", "en").await;
+    let window = km_nurse.submit("/dispensing", &[("uic", "YX-0042")]).await;
+    assert!(window.text.contains("60 mg given"), "{}", window.text);
+    assert!(window.text.contains("No photo — check identity."));
+    assert!(
+        !window.text.contains("client-photo") && !window.text.contains(&format!("/clients/{id}/"))
+    );
+    app.cleanup().await;
+}
