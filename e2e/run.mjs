@@ -330,6 +330,7 @@ async function untranslated(page) {
     // names and codes that stay as they are in Chinese
     'anxin', 'english', 'uic', 'psb', 'cdc', 'hiv', 'hcv', 'arv', 'art', 'nsp', 'vct', 'sms', 'csv', 'dhis', 'dhis2',
     'datavaluesets', 'box', 'yuxi', 'ping', 'centre', 'mmt', 'cit', 'gps', 'pdf',
+    'jpeg', 'png', 'webp', // the image formats a client's photo may be in
     // data entered by people in the demo (agreement texts, reasons, lot numbers): not UI
     'methadone', 'maintenance', 'treatment', 'come', 'daily', 'other', 'drugs', 'random', 'urine', 'tests', 'stable',
     'induction', 'phone', 'confirmed', 'client', 'name', 'national', 'number', 'requested', 'days', 'criminal',
@@ -583,6 +584,44 @@ for (const lang of LANGS) {
           const who = await text(nurse, '#window-candidates');
           assert.ok(who.includes(uic) && who.includes(name), `"${q}" finds the client with the name on record: ${who}`);
         }
+        await nurse.goto(`${server.url}/dispensing`);
+      });
+
+      await t.test("the nurse takes the client's photo and the window shows it beside the dose", async () => {
+        const uic = zh ? 'YX-7001-ZH' : 'YX-7002-EN';
+        const nurse = pages.nurse;
+        // A real 1×1 PNG, chosen as a file (the camera puts its JPEG into the same field).
+        const file = path.join(os.tmpdir(), `anxin-e2e-photo-${lang}-${process.pid}.png`);
+        fs.writeFileSync(
+          file,
+          Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==', 'base64'),
+        );
+        await nurse.goto(`${server.url}/clients/${s.newClient}`);
+        assert.equal(await nurse.locator('#photo img.client-photo').count(), 0, 'no photo yet');
+        await nurse.setInputFiles('#photo-form input[type=file][name=photo]', file);
+        await Promise.all([nurse.waitForNavigation(), nurse.click('#photo-submit')]);
+        fs.rmSync(file, { force: true });
+        const saved = await text(nurse, '.flash.ok');
+        if (zh) assert.ok(hasCjk(saved), `the confirmation is in Chinese: ${saved}`);
+        assert.ok(await nurse.locator('#photo img.client-photo').isVisible(), 'the record shows the photo');
+        // At the window: the UIC (as a scanner types it), Enter; the client's photo beside the answer.
+        await nurse.goto(`${server.url}/dispensing`);
+        assert.equal(await nurse.evaluate(() => document.activeElement?.getAttribute('name')), 'uic', 'a scan goes to the UIC field');
+        await nurse.keyboard.type(uic);
+        await Promise.all([nurse.waitForNavigation(), nurse.keyboard.press('Enter')]);
+        const answer = await text(nurse, '.window-confirm .flash');
+        assert.ok(answer.includes(uic), `the window names the client: ${answer}`);
+        const photo = nurse.locator(`#window-client[data-uic="${uic}"] img.client-photo`);
+        assert.ok(await photo.isVisible(), 'the photo is beside the dose');
+        await photo.evaluate((img) => (img.complete ? null : new Promise((r) => img.addEventListener('load', r, { once: true }))));
+        assert.ok((await photo.evaluate((img) => img.naturalWidth)) > 0, 'the photo loaded');
+        assert.ok((await photo.getAttribute('alt')).includes(uic), 'the photo has its alt text');
+        await nurse.screenshot({ path: path.join(SHOTS, `${lang}-dispensing-photo.png`) });
+        // The card: the UIC as a barcode a scanner reads back into the window's field.
+        await nurse.goto(`${server.url}/clients/${s.newClient}/card`);
+        assert.equal(await nurse.locator('#id-card svg.barcode rect.bar').count() > 20, true, 'the barcode is drawn');
+        assert.equal(await text(nurse, '#card-uic'), uic);
+        await nurse.screenshot({ path: path.join(SHOTS, `${lang}-client-card.png`) });
         await nurse.goto(`${server.url}/dispensing`);
       });
 

@@ -36,6 +36,7 @@ pub mod indicators;
 pub mod intake;
 pub mod orders;
 pub mod passwords;
+pub mod photos;
 pub mod record;
 pub mod records;
 pub mod services;

@@ -97,6 +97,10 @@ impl Role {
                 Manager | Prescriber | Dispenser | Counsellor | PeerEducator
             ),
             IndicatorsRead => matches!(self, Manager | CdcAnalyst),
+            // The photo is for the roles that dose, who check who is at the window.
+            PhotoView => matches!(self, Manager | Prescriber | Dispenser),
+            // Taken at intake or at the window.
+            PhotoSet => matches!(self, Manager | Prescriber | Dispenser | Counsellor),
         }
     }
 
@@ -183,6 +187,10 @@ pub enum Permission {
     ServiceRecord,
     /// Read the health indicators (aggregates only; suppressed for outside roles).
     IndicatorsRead,
+    /// See a client's photo (decrypted, audited): the roles that dose, at the window.
+    PhotoView,
+    /// Take or replace a client's photo (at intake or at the window).
+    PhotoSet,
 }
 
 /// The sections of a client record, each shown only to the roles that need it (least privilege
@@ -244,7 +252,7 @@ impl Role {
 
 impl Permission {
     /// Every permission, for exhaustive tests and documentation.
-    pub const ALL: [Permission; 22] = [
+    pub const ALL: [Permission; 24] = [
         Permission::ClientRead,
         Permission::ClientWrite,
         Permission::IdentityRead,
@@ -267,6 +275,8 @@ impl Permission {
         Permission::PsbQueue,
         Permission::ServiceRecord,
         Permission::IndicatorsRead,
+        Permission::PhotoView,
+        Permission::PhotoSet,
     ];
 
     /// Whether holding this permission exposes a client record.
@@ -311,6 +321,8 @@ impl Permission {
             Permission::AuditRead => "audit_read",
             Permission::ServiceRecord => "service_record",
             Permission::IndicatorsRead => "indicators_read",
+            Permission::PhotoView => "photo_view",
+            Permission::PhotoSet => "photo_set",
         }
     }
 }
@@ -433,6 +445,31 @@ mod tests {
                 role == Role::Manager,
                 "{role}"
             );
+        }
+    }
+
+    /// Every cell of the photo permissions, written out: those who dose see it; those who take
+    /// it at intake may set it; nobody else.
+    #[test]
+    fn the_photo_is_for_those_who_dose() {
+        use Role::*;
+        let expected: &[(Role, bool, bool)] = &[
+            (Admin, false, false),
+            (Manager, true, true),
+            (Prescriber, true, true),
+            (Dispenser, true, true),
+            (Counsellor, false, true),
+            (PeerEducator, false, false),
+            (CdcAnalyst, false, false),
+            (PsbOfficer, false, false),
+        ];
+        assert_eq!(expected.len(), Role::ALL.len());
+        for (role, view, set) in expected {
+            assert_eq!(role.has(Permission::PhotoView), *view, "{role} photo view");
+            assert_eq!(role.has(Permission::PhotoSet), *set, "{role} photo set");
+            if *view {
+                assert!(role.has(Permission::DoseRecord), "{role} sees it and doses");
+            }
         }
     }
 

@@ -15,6 +15,7 @@ pub mod error;
 pub mod gps;
 pub mod indicators;
 pub mod phone;
+pub mod photo;
 pub mod problem;
 pub mod services;
 pub mod sms;

@@ -72,6 +72,10 @@ codes! {
     NationalIdInvalid => ("national_id.invalid", Invalid),
     /// An identity form with nothing in it (it would wipe the identity).
     IdentityEmpty => ("identity.empty", Invalid),
+    /// A client photo that is not a JPEG, PNG or WebP image (by its bytes, not its name).
+    PhotoNotAnImage => ("photo.not_an_image", Invalid),
+    /// A client photo larger than the limit (`size`, `max` in KB).
+    PhotoTooLarge => ("photo.too_large", Invalid),
     /// A reason that must be given was left empty.
     ReasonRequired => ("reason.required", Invalid),
     /// A field longer than its limit.

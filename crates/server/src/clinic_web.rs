@@ -78,13 +78,27 @@ async fn dispensing_page(
     let rows: Vec<&clinic::DayRow> = all.iter().filter(|r| day_filter_keeps(shown, r)).collect();
     let today = st.today().to_string();
     let closed = anxin_app::calendar::closed_today(&st.app, &me.app_actor()).await?;
+    // The client the last dose or refusal named: their photo beside the message.
+    let at_window = match f.subject.as_deref() {
+        Some(uic) if me.role().has(Permission::PhotoView) => {
+            anxin_app::photos::at_window(&st.app, &me.app_actor(), uic).await?
+        }
+        _ => None,
+    };
     Ok(layout(
         &t,
         &t.s("nav-dispensing"),
         Some(&me),
         html! {
             h1 { (t.a("disp-title", &[("day", &today)])) }
-            (flash(&f))
+            div.window-confirm {
+                (flash(&f))
+                @if let Some(w) = &at_window { (crate::photos::at_window(&t, w)) }
+                // A guest from another centre: no photo here, so the identity is checked another way.
+                @else if f.ok.is_some() && f.subject.is_some() && me.role().has(Permission::PhotoView) {
+                    div.window-client id="window-client" { p.no-photo id="no-photo" role="status" { (t.s("photo-none-check")) } }
+                }
+            }
             @if let Some(note) = &closed {
                 p.notice role="note" id="closed-today" {
                     @if note.is_empty() { (t.s("disp-closed-today-plain")) } @else { (t.a("disp-closed-today", &[("note", note)])) }
@@ -166,7 +180,25 @@ async fn dispensing_submit(
                 msg.push(' ');
                 msg.push_str(&t.s("disp-urine-due"));
             }
-            back_with("/dispensing", "ok", &msg)
+            crate::flash::redirect_about(
+                "/dispensing",
+                crate::flash::Tone::Ok,
+                crate::flash::Message::Text(msg),
+                Some(&d.uic),
+            )
+        }
+        // A refusal that names the client (already given, withheld…): their photo beside it.
+        Err(AppError::Domain(DomainError::Refused(p)))
+            if p.kind() != anxin_domain::problem::Kind::Forbidden
+                && p.code != Code::UicUnknown
+                && p.get("uic").is_some() =>
+        {
+            crate::flash::redirect_about(
+                "/dispensing",
+                crate::flash::Tone::Error,
+                crate::flash::Message::problem(&p),
+                p.get("uic"),
+            )
         }
         Err(e) => form_error("/dispensing", e),
     }

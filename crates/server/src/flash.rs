@@ -68,6 +68,9 @@ impl Message {
 struct Payload {
     tone: Tone,
     message: Message,
+    /// The UIC the message is about (the window shows that client's photo beside it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
 }
 
 /// The signing key: random per process (a flash lives for one redirect).
@@ -87,8 +90,13 @@ fn mac(payload: &str) -> Option<Hmac<Sha256>> {
     Some(m)
 }
 
-fn encode(tone: Tone, message: Message) -> Option<String> {
-    let json = serde_json::to_vec(&Payload { tone, message }).ok()?;
+fn encode(tone: Tone, message: Message, subject: Option<&str>) -> Option<String> {
+    let json = serde_json::to_vec(&Payload {
+        tone,
+        message,
+        subject: subject.map(str::to_owned),
+    })
+    .ok()?;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let payload = b64.encode(json);
     let tag = b64.encode(mac(&payload)?.finalize().into_bytes());
@@ -104,8 +112,13 @@ fn decode(raw: &str) -> Option<Payload> {
 
 /// Sends the browser to `path` with a message for the page there.
 pub fn redirect(path: &str, tone: Tone, message: Message) -> Response {
+    redirect_about(path, tone, message, None)
+}
+
+/// [`redirect`] with the UIC the message is about (a dose or a refusal at the window).
+pub fn redirect_about(path: &str, tone: Tone, message: Message, uic: Option<&str>) -> Response {
     let mut r = Redirect::to(path).into_response();
-    if let Some(value) = encode(tone, message) {
+    if let Some(value) = encode(tone, message, uic) {
         let c = format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age=120");
         if let Ok(v) = HeaderValue::from_str(&c) {
             r.headers_mut().append(header::SET_COOKIE, v);
@@ -209,6 +222,8 @@ pub struct Flash {
     pub ok: Option<String>,
     pub error: Option<String>,
     pub q: Option<String>,
+    /// The UIC the message is about, if it names one client.
+    pub subject: Option<String>,
     form: Option<(FormState, String)>,
 }
 
@@ -263,6 +278,7 @@ impl FromRequestParts<crate::state::AppState> for Flash {
         };
         if let Some(p) = cookie(&parts.headers, COOKIE).as_deref().and_then(decode) {
             let text = p.message.render(lang);
+            f.subject = p.subject;
             match p.tone {
                 Tone::Ok => f.ok = Some(text),
                 Tone::Error => f.error = Some(text),
@@ -290,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_flash_is_signed_and_a_forged_one_is_ignored() {
-        let raw = encode(Tone::Error, Message::Text("YX-0001".into())).unwrap();
+        let raw = encode(Tone::Error, Message::Text("YX-0001".into()), None).unwrap();
         let p = decode(&raw).unwrap();
         assert_eq!(p.tone, Tone::Error);
         assert_eq!(p.message, Message::Text("YX-0001".into()));

@@ -1,7 +1,8 @@
 //! The intake wizard: three short steps for a new client — (1) who they are and their legal
 //! stage, written at once by [`anxin_app::intake::enrol`]; (2) the treatment agreement;
 //! (3) the consents. Steps 2 and 3 are the client page's own forms, which come back here when
-//! they were sent from the wizard, so each rule is written once.
+//! they were sent from the wizard, so each rule is written once. Step 2 also takes the client's
+//! photo ([`crate::photos`]).
 
 use std::collections::BTreeMap;
 
@@ -192,9 +193,11 @@ async fn step_page(
             p { a.button href={"/clients/" (c.id)} id="intake-done" { (t.s("intake-done")) } }
         }
     } else {
+        let photo = crate::photos::section(&t, &me, c.id, &f, Some(THEN)).await?;
         html! {
             (steps(&t, 2))
             (flash(&f))
+            (photo)
             (agreement_section(&t, &me, c, &f, &papers.agreements, Some(THEN)))
             p { a.button href=(step_path(&id, "consents")) id="intake-next" { (t.s("intake-next")) } }
         }

@@ -92,6 +92,8 @@ pub enum Answer {
     Text(&'static str),
     /// Deliberately no body (a 201 whose client needs nothing back).
     Empty,
+    /// Bytes of one of these media types (a client's photo).
+    Binary(&'static [&'static str]),
 }
 
 /// Where a parameter goes.
@@ -196,6 +198,12 @@ impl RouteSpec {
         self
     }
 
+    /// Declares a successful answer that is bytes of one of `media` types (an image).
+    pub fn answers_binary(mut self, media: &'static [&'static str]) -> Self {
+        self.answer = Some(Answer::Binary(media));
+        self
+    }
+
     /// Declares that a successful answer has no body although its status is not 204.
     pub fn answers_nothing(mut self) -> Self {
         self.answer = Some(Answer::Empty);
@@ -272,6 +280,10 @@ impl Default for RouteTable {
 
 type Guarded = HashMap<(Method, String), (Access, Surface)>;
 
+/// The largest upload body read (a photo of at most 2 MiB and the form around it; a larger
+/// body is refused as `photo.too_large` before it is read).
+pub const UPLOAD_LIMIT: usize = 4 << 20;
+
 impl RouteTable {
     /// Adds a route together with its declaration.
     pub fn add<H, T>(mut self, spec: RouteSpec, handler: H) -> Self
@@ -285,6 +297,19 @@ impl RouteTable {
             Verb::Put => put(handler),
             Verb::Delete => delete(handler),
         };
+        self.router = self.router.route(spec.path, method_router);
+        self.specs.push(spec);
+        self
+    }
+
+    /// Adds a form target that takes an upload (`multipart/form-data`) of up to
+    /// [`UPLOAD_LIMIT`] bytes; the handler reads it with axum's `Multipart`.
+    pub fn add_upload<H, T>(mut self, spec: RouteSpec, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let method_router = post(handler).layer(axum::extract::DefaultBodyLimit::max(UPLOAD_LIMIT));
         self.router = self.router.route(spec.path, method_router);
         self.specs.push(spec);
         self
@@ -570,6 +595,12 @@ async fn authorize(State(guard): State<Guard>, req: Request, next: Next) -> Resp
         match check_csrf(req, &me.csrf_token).await {
             Ok(checked) => checked,
             // A text beyond the limit: back to the form's page, which says so; nothing is written.
+            // An upload beyond what is read: the form's page says so at its field.
+            Err(AppError::Domain(DomainError::Refused(p)))
+                if surface == Surface::Web && p.code == anxin_domain::Code::PhotoTooLarge =>
+            {
+                return crate::flash::form_redirect(&guard.state, &back, "photo", &p, vec![]);
+            }
             Err(AppError::Domain(DomainError::Refused(p)))
                 if surface == Surface::Web && p.code == anxin_domain::Code::TextTooLong =>
             {
@@ -661,12 +692,16 @@ async fn check_csrf(req: Request, expected: &str) -> AppResult<(Request, Option<
             Err(AppError::Csrf)
         };
     }
-    let is_form = req
+    let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+        .unwrap_or_default()
+        .to_owned();
+    if content_type.starts_with("multipart/form-data") {
+        return check_upload_csrf(req, &content_type, expected).await;
+    }
+    if !content_type.starts_with("application/x-www-form-urlencoded") {
         return Err(AppError::Csrf);
     }
     let (parts, body) = req.into_parts();
@@ -700,6 +735,113 @@ async fn check_csrf(req: Request, expected: &str) -> AppResult<(Request, Option<
         .map(|(_, v)| v.into_owned())
         .filter(|v| !v.is_empty() && v.len() <= 64);
     Ok((Request::from_parts(parts, Body::from(bytes)), once))
+}
+
+/// The CSRF check of an upload (`multipart/form-data`): the `csrf` and `once` fields come
+/// before the file (the page puts them first), so only the parts before the first file are
+/// looked at. A body over [`UPLOAD_LIMIT`] is refused as `photo.too_large`.
+async fn check_upload_csrf(
+    req: Request,
+    content_type: &str,
+    expected: &str,
+) -> AppResult<(Request, Option<String>)> {
+    let too_large = |size: usize| {
+        AppError::Domain(DomainError::Refused(
+            anxin_domain::Problem::new(anxin_domain::Code::PhotoTooLarge)
+                .field("photo")
+                .arg("size", size.div_ceil(1024))
+                .arg("max", anxin_domain::photo::MAX_PHOTO_BYTES.div_ceil(1024)),
+        ))
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(n) = declared.filter(|n| *n > UPLOAD_LIMIT) {
+        return Err(too_large(n));
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, UPLOAD_LIMIT)
+        .await
+        .map_err(|_| too_large(declared.unwrap_or(UPLOAD_LIMIT + 1)))?;
+    let boundary = content_type
+        .split(';')
+        .filter_map(|p| p.trim().strip_prefix("boundary="))
+        .map(|b| b.trim_matches('"').to_owned())
+        .next()
+        .ok_or(AppError::Csrf)?;
+    let fields = leading_text_fields(&bytes, &boundary);
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    if !field("csrf").is_some_and(|v| same_token(&v, expected)) {
+        return Err(AppError::Csrf);
+    }
+    let once = field(crate::once::FIELD).filter(|v| !v.is_empty() && v.len() <= 64);
+    Ok((Request::from_parts(parts, Body::from(bytes)), once))
+}
+
+/// The text fields of a `multipart/form-data` body that come before its first file (at most a
+/// few short ones: a token is 64 characters).
+fn leading_text_fields(body: &[u8], boundary: &str) -> Vec<(String, String)> {
+    let delimiter = format!("--{boundary}");
+    let find = |hay: &[u8], from: usize| {
+        hay.get(from..)?
+            .windows(delimiter.len())
+            .position(|w| w == delimiter.as_bytes())
+            .map(|i| i + from)
+    };
+    let mut out = Vec::new();
+    let Some(mut at) = find(body, 0) else {
+        return out;
+    };
+    while out.len() < 8 {
+        let start = at + delimiter.len();
+        if body.get(start..start + 2) == Some(b"--") {
+            break;
+        }
+        let Some(head_end) = body
+            .get(start..)
+            .and_then(|b| b.windows(4).take(1024).position(|w| w == b"\r\n\r\n"))
+            .map(|i| start + i)
+        else {
+            break;
+        };
+        let head = String::from_utf8_lossy(&body[start..head_end]);
+        if head.contains("filename=") {
+            break;
+        }
+        let Some(name) = head
+            .split(';')
+            .filter_map(|p| p.trim().strip_prefix("name="))
+            .map(|n| {
+                n.split(['\r', '\n'])
+                    .next()
+                    .unwrap_or_default()
+                    .trim_matches('"')
+                    .to_owned()
+            })
+            .next()
+        else {
+            break;
+        };
+        // A text field is short: look for the next delimiter in the next few hundred bytes.
+        let value_start = head_end + 4;
+        let window_end = body.len().min(value_start + 512 + delimiter.len());
+        let Some(next) = find(&body[..window_end], value_start) else {
+            break;
+        };
+        let value = body[value_start..next]
+            .strip_suffix(b"\r\n")
+            .unwrap_or(&body[value_start..next]);
+        out.push((name, String::from_utf8_lossy(value).into_owned()));
+        at = next;
+    }
+    out
 }
 
 /// The OpenAPI 3.1 document of the API routes.
@@ -740,6 +882,18 @@ pub fn openapi_document(specs: &[RouteSpec]) -> Value {
                 json!({"description": "success", "content": {media: {"schema": {"type": "string"}}}})
             }
             Some(Answer::Empty) => json!({"description": "success, no body"}),
+            Some(Answer::Binary(media)) => {
+                let content: serde_json::Map<String, Value> = media
+                    .iter()
+                    .map(|m| {
+                        (
+                            (*m).to_owned(),
+                            json!({"schema": {"type": "string", "format": "binary"}}),
+                        )
+                    })
+                    .collect();
+                json!({"description": "success", "content": content})
+            }
             None => json!({"description": "success"}),
         };
         let (security, permission) = match s.access {

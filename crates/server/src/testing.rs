@@ -43,6 +43,8 @@ pub struct Answer {
     pub status: StatusCode,
     pub headers: axum::http::HeaderMap,
     pub text: String,
+    /// The body as it came (an image).
+    pub bytes: Vec<u8>,
 }
 
 impl Answer {
@@ -159,6 +161,7 @@ impl TestApp {
             status,
             headers,
             text: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes: bytes.to_vec(),
         }
     }
 
@@ -242,6 +245,8 @@ pub struct Browser<'a> {
     session: String,
     pub csrf: String,
     carried: Vec<String>,
+    /// The last page shown (an upload sends it as its `Referer`, as a browser does).
+    last_page: Option<String>,
 }
 
 impl TestApp {
@@ -277,6 +282,7 @@ impl TestApp {
             session: format!("{}={token}", crate::auth::SESSION_COOKIE),
             csrf: me.json()["csrf_token"].as_str().unwrap().to_owned(),
             carried: vec![],
+            last_page: None,
         }
     }
 }
@@ -312,6 +318,7 @@ impl Browser<'_> {
             .unwrap();
         let a = self.app.send(req).await;
         self.keep_cookies(&a);
+        self.last_page = Some(path.to_owned());
         a
     }
 
@@ -335,6 +342,64 @@ impl Browser<'_> {
                 !to.contains('?'),
                 "a form answered with a message in the URL: {to}"
             );
+            return self.get(&to).await;
+        }
+        a
+    }
+}
+
+impl Browser<'_> {
+    /// Submits an upload form (`multipart/form-data`): the CSRF token and `fields` first, then
+    /// the file `bytes` as field `file_field` named `filename` of `content_type`; follows the
+    /// redirect.
+    pub async fn upload(
+        &mut self,
+        path: &str,
+        fields: &[(&str, &str)],
+        file_field: &str,
+        filename: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Answer {
+        let boundary = "----anxin-test-boundary-7d1f";
+        let mut body = Vec::new();
+        let mut text = |name: &str, value: &str| {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
+            );
+        };
+        text("csrf", &self.csrf.clone());
+        for (k, v) in fields {
+            text(k, v);
+        }
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{file_field}\"; filename=\"{filename}\"\r\nContent-Type: {content_type}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let mut req = Request::post(path);
+        if let Some(from) = &self.last_page {
+            req = req.header(header::REFERER, format!("http://localhost{from}"));
+        }
+        let req = req
+            .header(header::COOKIE, self.cookies())
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(Body::from(body))
+            .unwrap();
+        let a = self.app.send(req).await;
+        self.keep_cookies(&a);
+        if a.status.is_redirection() {
+            let to = a.headers[header::LOCATION].to_str().unwrap().to_owned();
             return self.get(&to).await;
         }
         a

@@ -890,6 +890,7 @@ async fn client_page(
     let trail = &record.trail;
     let messages = crate::sms::client_messages(&st, &me, c.id).await;
     let clinical = crate::clinic_web::client_details(&t, &me, &record, &f);
+    let photo = crate::photos::section(&t, &me, c.id, &f, None).await?;
     let (takehome, boxes) = if role.sees(RecordSection::TakeHome) {
         (
             crate::takehome::web::client_section(&t, &me, c, &f).await?,
@@ -909,6 +910,7 @@ async fn client_page(
                 dt { (t.s("client-site")) } dd { (me.site.name) }
                 dt { (t.s("clients-enrolled")) } dd { (c.enrolled_on) }
             }
+            (photo)
             (takehome)
             (boxes)
             (clinical)

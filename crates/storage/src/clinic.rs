@@ -350,7 +350,7 @@ impl Store {
     }
 
     /// Loads a client for a write by `actor`, who must work at its site.
-    async fn client_for_write(&self, actor: &Actor, id: i64) -> Result<Client> {
+    pub(crate) async fn client_for_write(&self, actor: &Actor, id: i64) -> Result<Client> {
         let c = self.client_row(id).await?;
         let site = actor.site_id.ok_or_else(|| {
             DomainError::Forbidden("client records are reached from a site".into())

@@ -29,6 +29,7 @@ pub mod clients;
 pub mod clinic;
 pub mod gps;
 pub mod outbox;
+pub mod photos;
 pub mod report;
 pub mod services;
 pub mod sessions;

@@ -37,6 +37,7 @@ const NONCE_LEN: usize = 24;
 const IDENTITY: &str = "anxin-identity-v1:client:";
 const BOX_SECRET: &str = "anxin-box-secret-v1:load:";
 const MESSAGE: &str = "anxin-sms-text-v1:key:";
+const PHOTO: &str = "anxin-photo-v1:client:";
 
 impl Vault {
     /// A vault with this key (tests and key rotation tools).
@@ -95,6 +96,17 @@ impl Vault {
     /// Decrypts what [`Vault::seal`] made for the same client; anything else is refused.
     pub fn open(&self, client_id: i64, sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
         self.open_as(IDENTITY, client_id, sealed)
+    }
+
+    /// Encrypts a client's photo, bound to the client under a purpose of its own: a photo's
+    /// ciphertext does not open as an identity, nor an identity's as a photo.
+    pub fn seal_photo(&self, client_id: i64, image: &[u8]) -> Vec<u8> {
+        self.seal_as(PHOTO, client_id, image)
+    }
+
+    /// Decrypts what [`Vault::seal_photo`] made for the same client.
+    pub fn open_photo(&self, client_id: i64, sealed: &[u8]) -> Result<Vec<u8>, VaultError> {
+        self.open_as(PHOTO, client_id, sealed)
     }
 
     /// Encrypts a box load's secret, bound to the load.
@@ -219,6 +231,16 @@ mod tests {
         assert!(v.open(7, &sealed[..sealed.len() - 1]).is_err());
         assert!(Vault::from_key([1; 32]).open(7, &sealed).is_err());
         assert!(!format!("{v:?}").contains('9'));
+    }
+
+    #[test]
+    fn a_photo_and_an_identity_cannot_stand_in_for_each_other() {
+        let v = Vault::from_key([9; 32]);
+        let photo = v.seal_photo(7, b"\x89PNG");
+        assert_eq!(v.open_photo(7, &photo).unwrap(), b"\x89PNG");
+        assert!(v.open(7, &photo).is_err());
+        assert!(v.open_photo(8, &photo).is_err());
+        assert!(v.open_photo(7, &v.seal(7, b"\x89PNG")).is_err());
     }
 
     #[test]

@@ -60,6 +60,7 @@ on_both_backends!(
     doses_are_unique_per_client_day_and_portion,
     clinic_facts_and_stock_position,
     identity_round_trips_encrypted,
+    photos_are_sealed_replaced_and_read_at_their_site_only,
 );
 
 async fn sites_are_unique_by_code(s: &Store) {
@@ -605,6 +606,75 @@ async fn identity_round_trips_encrypted(s: &Store) {
         .read_identity(&actor, c.id, "test", &other_key, now())
         .await
         .is_err());
+}
+
+async fn photos_are_sealed_replaced_and_read_at_their_site_only(s: &Store) {
+    use anxin_storage::vault::Vault;
+    let (actor, c) = clinic_setup(s).await;
+    let vault = Vault::from_key([5; 32]);
+    assert!(s.photo_info(&actor, c.id).await.unwrap().is_none());
+    assert!(s
+        .read_photo(&actor, c.id, "window", &vault, now())
+        .await
+        .unwrap()
+        .is_none());
+    for (kind, image) in [
+        ("image/png", &b"\x89PNG\r\n\x1a\nfirst"[..]),
+        ("image/jpeg", &b"\xff\xd8\xffsecond"[..]),
+    ] {
+        let mut work = s.begin_work(&actor, now()).await.unwrap();
+        work.set_photo(c.id, kind, image, &vault).await.unwrap();
+        work.commit().await.unwrap();
+    }
+    // One photo, the latest, only as ciphertext.
+    let rows: Vec<(Vec<u8>, String)> =
+        sqlx::query_as("SELECT sealed, media_type FROM client_photos")
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].1, "image/jpeg");
+    assert!(!rows[0].0.windows(6).any(|w| w == b"second"));
+    let p = s
+        .read_photo(&actor, c.id, "window", &vault, now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.image, b"\xff\xd8\xffsecond");
+    assert!(
+        !format!("{p:?}").contains("second"),
+        "no image bytes in Debug"
+    );
+    let info = s.photo_info(&actor, c.id).await.unwrap().unwrap();
+    assert_eq!(info.taken_by.as_deref(), Some("dr.li"));
+    let reads: Vec<(String,)> = sqlx::query_as(
+        "SELECT reason FROM audit_log WHERE action = 'client.photo.read' ORDER BY seq",
+    )
+    .fetch_all(s.pool())
+    .await
+    .unwrap();
+    assert_eq!(reads, [("window".to_owned(),)]);
+    // Another centre's staff: not found, as a client that does not exist.
+    let other = s
+        .create_site(&Actor::cli(), "ZZ02", "Elsewhere", now())
+        .await
+        .unwrap();
+    let u = s
+        .create_user(
+            &Actor::cli(),
+            new_user(other.id, "nurse.zz", Role::Dispenser),
+            now(),
+        )
+        .await
+        .unwrap();
+    let err = s
+        .read_photo(&staff(&u), c.id, "window", &vault, now())
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        err,
+        anxin_storage::StoreError::Domain(anxin_domain::DomainError::NotFound(_))
+    ));
 }
 
 /// China Standard Time, the demo centre's offset.
