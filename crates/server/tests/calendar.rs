@@ -56,7 +56,7 @@ impl Centre {
         self.call(Method::POST, token, path, Some(body)).await
     }
 
-    /// Enrols a client with an induction order of `mg` starting today.
+    /// Enrols a client with an induction order of `mg` (within the induction limits) from today.
     async fn client_on(&self, uic: &str, mg: u32) -> i64 {
         let today = self.app.state.today().to_string();
         let (s, c) = self
@@ -119,7 +119,7 @@ impl Centre {
 #[tokio::test]
 async fn a_closure_day_is_never_a_missed_day() {
     let mut c = centre().await;
-    c.client_on("YX-0101", 80).await;
+    c.client_on("YX-0101", 30).await;
     // Day 1: dosed; the centre is closed on days 2 to 4 (the Spring Festival).
     assert_eq!(c.dose("YX-0101").await.0, StatusCode::CREATED);
     for ahead in 1..=3 {
@@ -157,7 +157,7 @@ async fn a_closure_day_is_never_a_missed_day() {
     assert_eq!(s, StatusCode::CREATED, "{d}");
     assert_eq!(
         (d["mg"].clone(), d["rule"].clone()),
-        (json!(80), json!("normal"))
+        (json!(30), json!("normal"))
     );
     // The same gap without a closure (days 6 to 8): withheld until a prescriber reviews.
     c.next_day(4).await;
@@ -305,9 +305,9 @@ async fn only_the_manager_keeps_the_calendar() {
 #[tokio::test]
 async fn the_calendar_lists_the_clients_a_closure_leaves_uncovered() {
     let c = centre().await;
-    let boxed = c.client_on("YX-0201", 60).await;
-    c.client_on("YX-0202", 60).await;
-    c.client_on("YX-0203", 60).await;
+    let boxed = c.client_on("YX-0201", 30).await;
+    c.client_on("YX-0202", 30).await;
+    c.client_on("YX-0203", 30).await;
     let (s, _) = c.close(2, "春节").await;
     assert_eq!(s, StatusCode::CREATED);
     // YX-0201's dose that day is in a take-home box compartment.
@@ -327,7 +327,7 @@ async fn the_calendar_lists_the_clients_a_closure_leaves_uncovered() {
                 client_id: boxed,
                 day,
                 portion: 0,
-                mg: 60,
+                mg: 30,
                 site_id: site.id,
                 guest: false,
                 rule: "take_home_pending".into(),

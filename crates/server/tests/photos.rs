@@ -52,7 +52,7 @@ struct Centre {
 }
 
 /// A centre with a doctor, a nurse, a counsellor, a peer educator, a CDC analyst and a police
-/// officer, and client YX-0042 on 60 mg from today.
+/// officer, and client YX-0042 on 30 mg from today (within the induction limits).
 async fn centre() -> Centre {
     centre_on(TestApp::new().await).await
 }
@@ -86,7 +86,7 @@ async fn centre_on(app: TestApp) -> Centre {
             Method::POST,
             &format!("/api/v1/clients/{id}/orders"),
             Some(&doctor),
-            Some(json!({"kind": "induction", "start": today, "mg": 60, "split": 1})),
+            Some(json!({"kind": "induction", "start": today, "mg": 30, "split": 1})),
         )
         .await;
     assert_eq!(o.status, StatusCode::CREATED, "{}", o.text);
@@ -164,7 +164,7 @@ async fn nurse_takes_a_photo(Centre { app, id }: Centre) {
 
     // At the window: the dose's confirmation with the photo beside it.
     let window = nurse.submit("/dispensing", &[("uic", "YX-0042")]).await;
-    assert!(window.text.contains("60 mg given"), "{}", window.text);
+    assert!(window.text.contains("30 mg given"), "{}", window.text);
     assert!(
         window.text.contains("class=\"client-photo\""),
         "{}",
@@ -530,7 +530,7 @@ async fn a_guest_from_another_centre_is_checked_another_way_and_their_photo_stay
     assert_eq!(g.status, StatusCode::CREATED, "{}", g.text);
     let mut km_nurse = app.browser("km.nurse", "en").await;
     let window = km_nurse.submit("/dispensing", &[("uic", "YX-0042")]).await;
-    assert!(window.text.contains("60 mg given"), "{}", window.text);
+    assert!(window.text.contains("30 mg given"), "{}", window.text);
     assert!(window.text.contains("No photo — check identity."));
     assert!(
         !window.text.contains("client-photo") && !window.text.contains(&format!("/clients/{id}/"))
