@@ -335,7 +335,7 @@ async function untranslated(page) {
     'methadone', 'maintenance', 'treatment', 'come', 'daily', 'other', 'drugs', 'random', 'urine', 'tests', 'stable',
     'induction', 'phone', 'confirmed', 'client', 'name', 'national', 'number', 'requested', 'days', 'criminal',
     'record', 'demo', 'police', 'check', 'identified', 'counts', 'overdose', 'prevention', 'driving', 'peer',
-    'admin', 'manager', 'doctor', 'nurse', 'counsellor', 'e2e', 'default', // the policy version 'default-2026.1'
+    'admin', 'manager', 'doctor', 'doctor2', 'nurse', 'counsellor', 'e2e', 'default', // the policy version 'default-2026.1'
   ]);
   const words = new Set();
   for (const m of body.matchAll(/[A-Za-z][A-Za-z0-9]{2,}/g)) {
@@ -466,6 +466,25 @@ for (const lang of LANGS) {
         assert.ok(err.includes(uic) && /\d/.test(err.replace(uic, '')), `withheld, missed days named: ${err}`);
         if (zh) assert.ok(hasCjk(err), `the explanation is in Chinese: ${err}`);
         assert.equal(await page.locator(`#day-list tr.status-withheld[data-uic="${uic}"]`).count(), 1);
+      });
+
+      await t.test('a split dose: the second portion waits for its interval, and the window says until when', async () => {
+        const page = pages.nurse;
+        await page.goto(`${server.url}/dispensing`);
+        const row = page.locator('#day-list tr.status-give', { hasText: '0/2' }).first();
+        assert.equal(await row.count(), 1, 'the demo has a client on a split dose');
+        const uic = await row.getAttribute('data-uic');
+        await page.fill('input[name=uic]', uic);
+        await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+        if (await page.locator('#dose-confirm').count()) await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+        const ok = await text(page, '.flash.ok');
+        assert.ok(ok.includes(uic) && ok.includes('1/2') && ok.includes('14:30'), `portion 1 given, the next due at 14:30: ${ok}`);
+        await page.fill('input[name=uic]', uic);
+        await Promise.all([page.waitForNavigation(), page.keyboard.press('Enter')]);
+        const err = await text(page, '.flash.error');
+        assert.ok(err.includes(uic) && err.includes('2/2') && err.includes('14:30'), `portion 2 refused until 14:30: ${err}`);
+        if (zh) assert.ok(hasCjk(err), `in Chinese: ${err}`);
+        assert.ok((await text(page, `#day-list tr[data-uic="${uic}"]`)).includes('1/2'), 'the row shows one portion of two');
       });
 
       await t.test('the counsellor takes in a new client with the intake wizard: identity, stage and order, agreement, consents', async () => {

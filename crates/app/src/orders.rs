@@ -166,14 +166,10 @@ pub async fn write_order(
 ) -> Result<OrderView> {
     me.require(Permission::Prescribe)?;
     let order = validate(app, req)?;
-    let earlier: Vec<DoseOrder> = app
+    let earlier = app
         .store
-        .orders(client_id)
-        .await?
-        .into_iter()
-        .filter(StoredOrder::in_force)
-        .map(|o| o.order)
-        .collect();
+        .orders_in_force_for(&me.audit(), client_id)
+        .await?;
     let excesses = app
         .settings
         .clinic

@@ -1062,5 +1062,21 @@ async fn a_first_week_within_the_induction_limits_and_a_rise_beyond_them_waits_f
         trail.contains(&("doctor2".into(), "order.confirm".into())),
         "{trail:?}"
     );
+    // A prescriber of another centre learns nothing of this client's doses from the limits:
+    // the order is answered as one for a client that does not exist.
+    let elsewhere = c.app.site("YX02").await;
+    c.app
+        .user(&elsewhere, "doctor.yx02", Role::Prescriber)
+        .await;
+    let other = c.app.login("doctor.yx02").await;
+    let body = json!({"kind": "titration", "start": day(6), "mg": 120});
+    let (s, here) = c.post(&other, &orders, body.clone()).await;
+    let (s2, missing) = c.post(&other, "/api/v1/clients/999999/orders", body).await;
+    assert_eq!(
+        (s, s2),
+        (StatusCode::NOT_FOUND, StatusCode::NOT_FOUND),
+        "{here}"
+    );
+    assert_eq!(here["error"]["code"], missing["error"]["code"]);
     c.app.cleanup().await;
 }

@@ -917,6 +917,24 @@ impl Store {
             .collect()
     }
 
+    /// The orders in force of a client of the actor's centre, oldest first, for checking a new
+    /// order against them (another centre's client is answered as one that does not exist, before
+    /// anything about its orders can show in a refusal).
+    pub async fn orders_in_force_for(
+        &self,
+        actor: &Actor,
+        client_id: i64,
+    ) -> Result<Vec<DoseOrder>> {
+        self.client_for_write(actor, client_id).await?;
+        Ok(self
+            .orders(client_id)
+            .await?
+            .into_iter()
+            .filter(StoredOrder::in_force)
+            .map(|o| o.order)
+            .collect())
+    }
+
     /// A client's orders, oldest first (the history).
     pub async fn orders(&self, client_id: i64) -> Result<Vec<StoredOrder>> {
         let rows = sqlx::query(&format!(
