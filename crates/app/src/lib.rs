@@ -39,6 +39,7 @@ pub mod passwords;
 pub mod photos;
 pub mod record;
 pub mod records;
+pub mod referrals;
 pub mod services;
 pub mod sessions;
 pub mod sms;

@@ -101,6 +101,8 @@ impl Role {
             PhotoView => matches!(self, Manager | Prescriber | Dispenser),
             // Taken at intake or at the window.
             PhotoSet => matches!(self, Manager | Prescriber | Dispenser | Counsellor),
+            ReferralIssue => matches!(self, PsbOfficer),
+            ReferralReceive => matches!(self, Manager | Prescriber | Dispenser | Counsellor),
         }
     }
 
@@ -191,6 +193,12 @@ pub enum Permission {
     PhotoView,
     /// Take or replace a client's photo (at intake or at the window).
     PhotoSet,
+    /// Refer a person into treatment with a code on paper, and see what became of this
+    /// station's referrals: the words `arrived` and `enrolled`, and the station's figures.
+    ReferralIssue,
+    /// Take a referral code from a person who comes to the centre (with their agreement) and
+    /// mark it enrolled.
+    ReferralReceive,
 }
 
 /// The sections of a client record, each shown only to the roles that need it (least privilege
@@ -252,7 +260,7 @@ impl Role {
 
 impl Permission {
     /// Every permission, for exhaustive tests and documentation.
-    pub const ALL: [Permission; 24] = [
+    pub const ALL: [Permission; 26] = [
         Permission::ClientRead,
         Permission::ClientWrite,
         Permission::IdentityRead,
@@ -277,6 +285,8 @@ impl Permission {
         Permission::IndicatorsRead,
         Permission::PhotoView,
         Permission::PhotoSet,
+        Permission::ReferralIssue,
+        Permission::ReferralReceive,
     ];
 
     /// Whether holding this permission exposes a client record.
@@ -291,6 +301,8 @@ impl Permission {
                 | Permission::CalendarManage
                 // The police queue is the separate, minimal disclosure API, not a client record.
                 | Permission::PsbQueue
+                // A referral is a code and two words, never a record.
+                | Permission::ReferralIssue
                 // Indicators are aggregates; outside roles get them suppressed.
                 | Permission::IndicatorsRead
         )
@@ -323,6 +335,8 @@ impl Permission {
             Permission::IndicatorsRead => "indicators_read",
             Permission::PhotoView => "photo_view",
             Permission::PhotoSet => "photo_set",
+            Permission::ReferralIssue => "referral_issue",
+            Permission::ReferralReceive => "referral_receive",
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod indicators;
 pub mod phone;
 pub mod photo;
 pub mod problem;
+pub mod referral;
 pub mod services;
 pub mod sms;
 pub mod takehome;

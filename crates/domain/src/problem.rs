@@ -92,6 +92,15 @@ codes! {
     OrderStepsOutOfOrder => ("order.steps_out_of_order", Invalid),
     /// A kind of order that does not exist.
     OrderKindUnknown => ("order.kind_unknown", Invalid),
+    /// A referral code that cannot be one (length, characters).
+    ReferralCodeMalformed => ("referral.code_malformed", Invalid),
+    /// No referral waits under this code: none was issued, or it was already used (one answer,
+    /// so that nothing is told about the code).
+    ReferralUnknown => ("referral.unknown", Invalid),
+    /// Marking a referral arrived without the person's agreement that the police be told.
+    ReferralConsentRequired => ("referral.consent_required", Invalid),
+    /// Enrolling on a referral that is not waiting at this centre as arrived.
+    ReferralNotArrived => ("referral.not_arrived", Conflict),
     /// A first dose above the induction limit, without a reason for a second prescriber.
     OrderFirstDoseAboveLimit => ("order.first_dose_above_limit", Invalid),
     /// A first day's total above the induction limit, without a reason.

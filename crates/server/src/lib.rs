@@ -26,6 +26,7 @@ pub mod intake;
 pub mod json;
 pub mod once;
 pub mod photos;
+pub mod police_referrals;
 pub mod policy;
 pub mod routes;
 pub mod services;
@@ -67,6 +68,7 @@ pub fn route_table() -> routes::RouteTable {
     let table = gps::api::routes(table);
     let table = gps::web::routes(table);
     let table = worklist::routes(table);
+    let table = police_referrals::routes(table);
     sms::routes(table)
 }
 

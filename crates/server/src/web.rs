@@ -121,6 +121,7 @@ fn frame(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
                         nav {
                             a href="/" { (t.s("nav-home")) }
                             @if me.role().has(Permission::PsbQueue) { a href="/psb" id="nav-psb" { (t.s("psb-title")) } }
+                            @if me.role().has(Permission::ReferralIssue) { a href="/psb/referrals" id="nav-psb-referrals" { (t.s("pref-title")) } }
                             @if me.role().has(Permission::IndicatorsRead) { a href="/indicators" id="nav-indicators" { (t.s("ind-title")) } }
                             @if me.role().has(Permission::ServiceRecord) { a href="/services" id="nav-services" { (t.s("nav-services")) } }
                             @if me.role().has(Permission::ServiceRecord) { a href="/referrals" id="nav-referrals" { (t.s("nav-referrals")) } }
@@ -128,6 +129,7 @@ fn frame(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
                             @if me.role().has(Permission::DoseRecord) { a href="/dispensing" { (t.s("nav-dispensing")) } }
                             @if me.role().has(Permission::ClientRead) { a href="/clients" { (t.s("nav-clients")) } }
                             @if me.role().has(Permission::ClientWrite) { a href="/intake" id="nav-intake" { (t.s("nav-intake")) } }
+                            @if me.role().has(Permission::ReferralReceive) { a href="/police-referrals" id="nav-police-referrals" { (t.s("pref-centre-title")) } }
                             @if me.role().has(Permission::TakeHomeManage) { a href="/boxes" id="nav-boxes" { (t.s("nav-boxes")) } }
                             @if me.role().has(Permission::TakeHomeManage) { a href="/takehome/policy" id="nav-policy" { (t.s("nav-policy")) } }
                             @if me.role().has(Permission::DoseRecord) { a href="/calendar" id="nav-calendar" { (t.s("nav-calendar")) } }

@@ -30,6 +30,7 @@ pub mod clinic;
 pub mod gps;
 pub mod outbox;
 pub mod photos;
+pub mod referrals;
 pub mod report;
 pub mod services;
 pub mod sessions;

@@ -182,6 +182,16 @@ impl Vault {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// Keyed hash of a police referral code (canonical form), the only form it rests in: the
+    /// code space is small enough to try in full, the key is outside the database.
+    pub fn referral_index(&self, code: &str) -> String {
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.subkey(b"anxin-referral-code-v1"))
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(code.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
     /// The key of the audit chain's keyed hashes and of its signed checkpoints
     /// (`anxin_domain::audit`): outside the database, so someone who can write the database
     /// cannot recompute the chain or sign a checkpoint.
