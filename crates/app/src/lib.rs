@@ -22,6 +22,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 
 pub mod actor;
 pub mod agreements;
+pub mod assessment;
 pub mod audit;
 pub mod boxes;
 pub mod calendar;

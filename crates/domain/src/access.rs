@@ -101,6 +101,8 @@ impl Role {
             PhotoView => matches!(self, Manager | Prescriber | Dispenser),
             // Taken at intake or at the window.
             PhotoSet => matches!(self, Manager | Prescriber | Dispenser | Counsellor),
+            // The intake interview: the doctor's or the counsellor's.
+            AssessmentRecord => matches!(self, Prescriber | Counsellor),
         }
     }
 
@@ -191,6 +193,8 @@ pub enum Permission {
     PhotoView,
     /// Take or replace a client's photo (at intake or at the window).
     PhotoSet,
+    /// Record the intake assessment (substance use, HIV/HCV status, current medicines).
+    AssessmentRecord,
 }
 
 /// The sections of a client record, each shown only to the roles that need it (least privilege
@@ -252,7 +256,7 @@ impl Role {
 
 impl Permission {
     /// Every permission, for exhaustive tests and documentation.
-    pub const ALL: [Permission; 24] = [
+    pub const ALL: [Permission; 25] = [
         Permission::ClientRead,
         Permission::ClientWrite,
         Permission::IdentityRead,
@@ -277,6 +281,7 @@ impl Permission {
         Permission::IndicatorsRead,
         Permission::PhotoView,
         Permission::PhotoSet,
+        Permission::AssessmentRecord,
     ];
 
     /// Whether holding this permission exposes a client record.
@@ -323,6 +328,7 @@ impl Permission {
             Permission::IndicatorsRead => "indicators_read",
             Permission::PhotoView => "photo_view",
             Permission::PhotoSet => "photo_set",
+            Permission::AssessmentRecord => "assessment_record",
         }
     }
 }

@@ -420,6 +420,7 @@ pub(crate) fn client_details(
         }
         @if let Some(cl) = &record.clinical {
             @let (adh, urine_streak, orders, tests, consents) = (&cl.adherence, cl.urine_negative_streak, &cl.orders, &cl.urine_tests, &cl.consents);
+            (crate::assessment::section(t, me, c.id, &cl.assessments, f))
             section.card id="adherence" {
                 h2 { (t.s("client-adherence")) }
                 dl {
@@ -441,6 +442,7 @@ pub(crate) fn client_details(
                         td { (order_confirmation(t, me, o)) }
                     } } }
                 }
+                (crate::assessment::warnings(t, &cl.assessments))
                 @if role.has(Permission::Prescribe) {
                     @let limits = st.app.settings.clinic.orders.induction;
                     form method="post" action={(base) "/orders"} id="order-form" {
