@@ -36,6 +36,7 @@ pub mod identity;
 pub mod indicators;
 pub mod intake;
 pub mod orders;
+pub mod outcomes;
 pub mod passwords;
 pub mod photos;
 pub mod record;

@@ -1,16 +1,21 @@
 //! The intake assessment on the client's page (`#assessment`: the current version and the form
 //! that adds the next), the interaction warnings beside the order form
 //! (`#interaction-warnings`: one line per current medicine that changes methadone levels), and
-//! the API (`GET/POST /api/v1/clients/{id}/assessments`), over [`anxin_app::assessment`].
+//! the API (`GET/POST /api/v1/clients/{id}/assessments`), over [`anxin_app::assessment`]; and
+//! the outcomes section (`#outcomes`: overdose events and a death, each recorded by a form, the
+//! death ending the treatment) with its API (`POST /api/v1/clients/{id}/overdoses`,
+//! `POST /api/v1/clients/{id}/death`), over [`anxin_app::outcomes`].
 
 use std::collections::BTreeMap;
 
 use anxin_app::assessment::{self as uc, AssessmentRequest, AssessmentView};
-use anxin_app::records::StoredAssessment;
+use anxin_app::outcomes::{DeathRequest, OutcomeRecorded, OverdoseRequest};
+use anxin_app::records::{Death, Overdose, StoredAssessment};
 use anxin_domain::clinic::assessment::{
     Medicine, MedicineClass, PreviousTreatment, Route, Status, Substance,
 };
 use anxin_domain::clinic::interactions::{self, Effect};
+use anxin_domain::clinic::outcomes::{DeathCause, OverdoseOutcome};
 use anxin_domain::{Access, Permission};
 use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
@@ -278,12 +283,181 @@ async fn api_record(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
-/// Adds the assessment's form and API routes.
+/// The `#outcomes` section: overdose events and a death, and for those who change a client's
+/// course, the forms that record them (a box out must be confirmed before a death ends it).
+pub(crate) fn outcomes_section(
+    t: &T<'_>,
+    me: &CurrentUser,
+    client_id: i64,
+    overdoses: &[Overdose],
+    death: Option<&Death>,
+    boxes_out: &[String],
+    f: &Flash,
+) -> Markup {
+    let today = t.st.today().to_string();
+    let write = me.role().has(Permission::ClientWrite);
+    let v = |form: &str, field: &str| f.value(form, field).map(str::to_owned);
+    let invalid = |form: &str, field: &str| f.error_at(form, field).map(|_| "true");
+    html! {
+        section.card id="outcomes" {
+            h2 { (t.s("outcome-title")) }
+            @if let Some(d) = death {
+                p.notice id="death" data-cause=(d.cause.as_str()) { (t.a("outcome-died", &[("day", &d.died_on.to_string()), ("cause", &t.s(&format!("outcome-cause-{}", d.cause.as_str())))])) }
+            }
+            @if overdoses.is_empty() {
+                p.muted id="overdoses-none" { (t.s("outcome-no-overdose")) }
+            } @else {
+                table.list id="overdoses" {
+                    thead { tr { th { (t.s("outcome-day")) } th { (t.s("outcome-naloxone")) } th { (t.s("outcome-how")) } } }
+                    tbody { @for o in overdoses { tr data-overdose=(o.id) data-outcome=(o.outcome.as_str()) {
+                        td { (o.occurred_on) } td { (yes_no(t, o.naloxone)) } td { (t.s(&format!("outcome-overdose-{}", o.outcome.as_str()))) }
+                    } } }
+                }
+            }
+            @if write && death.is_none() {
+                form method="post" action={"/clients/" (client_id) "/overdoses"} id="overdose-form" {
+                    input type="hidden" name="csrf" value=(me.csrf_token);
+                    (form_notice(f, "overdose", &["on", "naloxone", "outcome", "confirm_box_out"]))
+                    label { (t.s("outcome-day")) input name="on" type="date" max=(today) value=(v("overdose", "on").unwrap_or_else(|| today.clone())) aria-invalid=[invalid("overdose", "on")]; (field_error(f, "overdose", "on")) }
+                    label.inline { input type="checkbox" name="naloxone" value="true" checked[v("overdose", "naloxone").is_some()]; " " (t.s("outcome-naloxone")) }
+                    label { (t.s("outcome-how")) select name="outcome" aria-invalid=[invalid("overdose", "outcome")] {
+                        @let chosen = v("overdose", "outcome").unwrap_or_default();
+                        @for o in OverdoseOutcome::ALL { option value=(o.as_str()) selected[chosen == o.as_str()] { (t.s(&format!("outcome-overdose-{}", o.as_str()))) } }
+                    } (field_error(f, "overdose", "outcome")) }
+                    @if !boxes_out.is_empty() {
+                        label.check { input type="checkbox" name="confirm_box_out" value="true"; " " (t.s("client-discharge-confirm-box")) (field_error(f, "overdose", "confirm_box_out")) }
+                    }
+                    button type="submit" { (t.s("outcome-overdose-record")) }
+                }
+                form method="post" action={"/clients/" (client_id) "/death"} id="death-form" {
+                    input type="hidden" name="csrf" value=(me.csrf_token);
+                    (form_notice(f, "death", &["on", "cause", "confirm_box_out"]))
+                    p.muted { (t.s("outcome-death-help")) }
+                    label { (t.s("outcome-death-day")) input name="on" type="date" max=(today) value=(v("death", "on").unwrap_or_else(|| today.clone())) aria-invalid=[invalid("death", "on")]; (field_error(f, "death", "on")) }
+                    label { (t.s("outcome-cause")) select name="cause" aria-invalid=[invalid("death", "cause")] {
+                        @let chosen = v("death", "cause").unwrap_or_default();
+                        @for c in DeathCause::ALL { option value=(c.as_str()) selected[chosen == c.as_str()] { (t.s(&format!("outcome-cause-{}", c.as_str()))) } }
+                    } (field_error(f, "death", "cause")) }
+                    @for serial in boxes_out {
+                        p.notice.box-out role="alert" { (t.a("client-discharge-box-out", &[("serial", serial)])) }
+                    }
+                    @if !boxes_out.is_empty() {
+                        label.check { input type="checkbox" name="confirm_box_out" value="true"; " " (t.s("client-discharge-confirm-box")) (field_error(f, "death", "confirm_box_out")) }
+                    }
+                    button type="submit" { (t.s("outcome-death-record")) }
+                }
+            }
+        }
+    }
+}
+
+fn kept(f: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    f.iter()
+        .filter(|(k, _)| k.as_str() != "csrf" && k.as_str() != "once")
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+async fn form_overdose(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<BTreeMap<String, String>>,
+) -> Response {
+    let base = format!("/clients/{id}");
+    let req = OverdoseRequest {
+        on: f.get("on").cloned(),
+        naloxone: f.contains_key("naloxone"),
+        outcome: f.get("outcome").cloned().unwrap_or_default(),
+        confirm_box_out: f.contains_key("confirm_box_out"),
+    };
+    let done = match anxin_app::parse_id(&id) {
+        Ok(cid) => anxin_app::outcomes::overdose(&st.app, &me.app_actor(), cid, &req)
+            .await
+            .map_err(Into::into),
+        Err(e) => Err(e.into()),
+    };
+    match done {
+        Ok(r) => flash::redirect(
+            &base,
+            Tone::Ok,
+            Message::Id {
+                id: if r.death {
+                    "outcome-death-recorded"
+                } else {
+                    "outcome-overdose-recorded"
+                }
+                .into(),
+                args: vec![],
+            },
+        ),
+        Err(e) => refused_form(&st, &base, "overdose", e, kept(&f)),
+    }
+}
+
+async fn form_death(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    Form(f): Form<BTreeMap<String, String>>,
+) -> Response {
+    let base = format!("/clients/{id}");
+    let req = DeathRequest {
+        on: f.get("on").cloned(),
+        cause: f.get("cause").cloned().unwrap_or_default(),
+        confirm_box_out: f.contains_key("confirm_box_out"),
+    };
+    let done = match anxin_app::parse_id(&id) {
+        Ok(cid) => anxin_app::outcomes::death(&st.app, &me.app_actor(), cid, &req)
+            .await
+            .map_err(Into::into),
+        Err(e) => Err(e.into()),
+    };
+    match done {
+        Ok(_) => flash::redirect(
+            &base,
+            Tone::Ok,
+            Message::Id {
+                id: "outcome-death-recorded".into(),
+                args: vec![],
+            },
+        ),
+        Err(e) => refused_form(&st, &base, "death", e, kept(&f)),
+    }
+}
+
+async fn api_overdose(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<OverdoseRequest>,
+) -> AppResult<(StatusCode, Json<OutcomeRecorded>)> {
+    let id = anxin_app::parse_id(&id)?;
+    let r = anxin_app::outcomes::overdose(&st.app, &me.app_actor(), id, &req).await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+async fn api_death(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<DeathRequest>,
+) -> AppResult<(StatusCode, Json<OutcomeRecorded>)> {
+    let id = anxin_app::parse_id(&id)?;
+    let r = anxin_app::outcomes::death(&st.app, &me.app_actor(), id, &req).await?;
+    Ok((StatusCode::CREATED, Json(r)))
+}
+
+/// Adds the assessment's and the outcomes' form and API routes.
 pub fn routes(table: RouteTable) -> RouteTable {
     use Access::*;
     use Permission::*;
     use Verb::*;
     table
+        .add(RouteSpec::web(Post, "/clients/{id}/overdoses", Needs(ClientWrite), "Record an overdose event"), form_overdose)
+        .add(RouteSpec::web(Post, "/clients/{id}/death", Needs(ClientWrite), "Record a death (the treatment ends)"), form_death)
+        .add(RouteSpec::api(Post, "/api/v1/clients/{id}/overdoses", Needs(ClientWrite), "clinic", "Record an overdose event (day, naloxone, outcome); one that ended in death records the death and ends the treatment").answers::<OutcomeRecorded>().body::<OverdoseRequest>().status(201), api_overdose)
+        .add(RouteSpec::api(Post, "/api/v1/clients/{id}/death", Needs(ClientWrite), "clinic", "Record a client's death with its cause: the client is discharged and any box out ends, as a discharge does").answers::<OutcomeRecorded>().body::<DeathRequest>().status(201), api_death)
         .add(RouteSpec::web(Post, "/clients/{id}/assessment", Needs(AssessmentRecord), "Record the intake assessment"), form_record)
         .add(RouteSpec::api(Get, "/api/v1/clients/{id}/assessments", Needs(ClinicalRead), "clinic", "A client's intake assessments, the current one first, each with the medicines that change methadone levels").answers::<Vec<AssessmentView>>(), api_list)
         .add(RouteSpec::api(Post, "/api/v1/clients/{id}/assessments", Needs(AssessmentRecord), "clinic", "Record a new version of the intake assessment (the older ones are kept)").answers::<AssessmentView>().body::<AssessmentRequest>().status(201), api_record)

@@ -4,6 +4,8 @@
 //! warned of beside the order form.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use anxin_domain::Role;
 use anxin_server::testing::TestApp;
 use axum::http::{Method, StatusCode};
@@ -327,4 +329,241 @@ async fn peer_educators_and_outside_roles_neither_see_nor_record_it() {
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{who}");
         assert!(!a.text.contains("efavirenz"));
     }
+}
+
+#[tokio::test]
+async fn overdoses_and_a_death_are_recorded_and_the_death_ends_the_treatment() {
+    let Centre { app, id } = centre().await;
+    let today = app.state.today();
+    let tomorrow = today.succ_opt().unwrap().to_string();
+    let mut doctor = app.browser("doctor", "zh-CN").await;
+    let page = doctor.get(&format!("/clients/{id}")).await;
+    assert!(page.text.contains("id=\"overdoses-none\""), "{}", page.text);
+
+    // A day after today is refused at its field, in Chinese, the rest kept.
+    let page = doctor
+        .submit(
+            &format!("/clients/{id}/overdoses"),
+            &[
+                ("on", &tomorrow),
+                ("naloxone", "true"),
+                ("outcome", "taken_to_hospital"),
+            ],
+        )
+        .await;
+    assert!(
+        page.text.contains("data-field=\"on\">日期不能晚于今天。"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains(&format!("value=\"{tomorrow}\"")));
+    assert!(page
+        .text
+        .contains("<option value=\"taken_to_hospital\" selected"));
+
+    let yesterday = today.pred_opt().unwrap().to_string();
+    let page = doctor
+        .submit(
+            &format!("/clients/{id}/overdoses"),
+            &[
+                ("on", &yesterday),
+                ("naloxone", "true"),
+                ("outcome", "recovered_on_site"),
+            ],
+        )
+        .await;
+    assert!(page.text.contains("过量事件已记录。"), "{}", page.text);
+    assert!(page.text.contains("data-outcome=\"recovered_on_site\""));
+    assert!(page.text.contains("现场恢复"));
+
+    // An overdose that ended in death records the death and discharges the client.
+    let token = app.login("doctor").await;
+    let a = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/clients/{id}/overdoses"),
+            Some(&token),
+            Some(json!({"naloxone": false, "outcome": "died"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    assert_eq!(a.json()["death"], true);
+    let mut en = app.browser("doctor", "en").await;
+    let page = en.get(&format!("/clients/{id}")).await;
+    assert!(
+        page.text.contains(&format!("Died on {today} (Overdose).")),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("data-outcome=\"died\""));
+    assert!(!page.text.contains("id=\"death-form\""));
+    assert!(
+        !page.text.contains("id=\"readmit-form\""),
+        "no readmission after a death"
+    );
+    let discharged: (Option<String>,) =
+        sqlx::query_as("SELECT discharged_on FROM clients WHERE id = $1")
+            .bind(id)
+            .fetch_one(app.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(discharged.0, Some(today.to_string()));
+    // A second death is refused; readmission too.
+    let a = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/clients/{id}/death"),
+            Some(&token),
+            Some(json!({"cause": "unknown"})),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::CONFLICT, "{}", a.text);
+    assert_eq!(a.json()["error"]["code"], "death.already_recorded");
+    let a = app
+        .call(
+            Method::POST,
+            &format!("/api/v1/clients/{id}/readmit"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_ne!(a.status, StatusCode::OK, "{}", a.text);
+    for action in ["overdose.record", "death.record"] {
+        let n: (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM audit_log WHERE action = $1 AND record_id = $2")
+                .bind(action)
+                .bind(id.to_string())
+                .fetch_one(app.store.pool())
+                .await
+                .unwrap();
+        assert!(n.0 >= 1, "{action}");
+    }
+}
+
+#[tokio::test]
+async fn a_death_with_its_cause_from_the_page_and_peer_educators_cannot_record_one() {
+    let Centre { app, id } = centre().await;
+    for who in ["peer", "nurse", "cdc", "police"] {
+        let token = app.login(who).await;
+        let a = app
+            .call(
+                Method::POST,
+                &format!("/api/v1/clients/{id}/death"),
+                Some(&token),
+                Some(json!({"cause": "hiv_related"})),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{who}");
+    }
+    let mut counsellor = app.browser("counsellor", "zh-CN").await;
+    let page = counsellor
+        .submit(&format!("/clients/{id}/death"), &[("cause", "hiv_related")])
+        .await;
+    assert!(
+        page.text.contains("死亡已记录，治疗已结束。"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("data-cause=\"hiv_related\""));
+    assert!(page.text.contains("艾滋病相关"));
+}
+
+/// A stable client of the shared take-home world with a box out (two days of codes queued).
+async fn box_out(w: &common::World, uic: &str, serial: &str) -> (i64, i64) {
+    let id = w.stable_client(uic, true).await;
+    w.approved(id, 2).await;
+    let (s, _) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            "/api/v1/boxes",
+            Some(json!({"serial": serial})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (s, l) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/clients/{id}/loads"),
+            Some(json!({"serial": serial, "days": 2, "code_hour": 7})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{l}");
+    let load = l["load"]["id"].as_i64().unwrap();
+    let (s, r) = w
+        .call(
+            Method::POST,
+            &w.doctor,
+            &format!("/api/v1/loads/{load}/hand-out"),
+            Some(json!({"phone_confirmed": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{r}");
+    (id, load)
+}
+
+#[tokio::test]
+async fn a_death_with_a_box_out_asks_first_then_ends_the_box_as_a_discharge_does() {
+    let w = common::world().await;
+    let (id, load) = box_out(&w, "YX-0043-IY", "BOX-0001").await;
+    let queued = format!(
+        "SELECT COUNT(*) FROM sms_outbox WHERE state = 'queued' AND idempotency_key LIKE 'code:{load}:%'"
+    );
+    let count = |sql: String| {
+        let pool = w.app.store.pool().clone();
+        async move {
+            sqlx::query_as::<_, (i64,)>(&sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    assert_eq!(count(queued.clone()).await, 2);
+    let mut doctor = w.app.browser("doctor", "zh-CN").await;
+    let page = doctor.get(&format!("/clients/{id}")).await;
+    assert!(page.text.contains("id=\"death-form\""), "{}", page.text);
+    let page = doctor
+        .submit(
+            &format!("/clients/{id}/death"),
+            &[("cause", "accident_violence")],
+        )
+        .await;
+    let shown =
+        common::error_at(&page.text, "confirm_box_out").expect("refused at the confirmation");
+    assert!(shown.contains("BOX-0001"), "{shown}");
+    assert!(page
+        .text
+        .contains("<option value=\"accident_violence\" selected"));
+    assert_eq!(
+        count("SELECT COUNT(*) FROM deaths".into()).await,
+        0,
+        "nothing written"
+    );
+    assert_eq!(count(queued.clone()).await, 2);
+
+    let page = doctor
+        .submit(
+            &format!("/clients/{id}/death"),
+            &[("cause", "accident_violence"), ("confirm_box_out", "true")],
+        )
+        .await;
+    assert!(
+        page.text.contains("死亡已记录，治疗已结束。"),
+        "{}",
+        page.text
+    );
+    assert_eq!(count(queued).await, 0, "no code goes out the next morning");
+    assert_eq!(
+        w.app.store.load(load).await.unwrap().state,
+        anxin_domain::boxes::LoadState::Ended
+    );
+    assert_eq!(
+        count(format!(
+            "SELECT COUNT(*) FROM clients WHERE id = {id} AND discharged_on IS NOT NULL"
+        ))
+        .await,
+        1
+    );
 }
