@@ -396,6 +396,9 @@ ind-name-referrals_self = Self-referrals
 ind-name-tc_completion = TC completion
 ind-name-tc_relapse_6m = TC relapse at 6 months
 ind-name-tc_relapse_12m = TC relapse at 12 months
+ind-name-overdoses = Overdose events
+ind-name-overdoses_naloxone = Overdoses with naloxone given
+ind-name-deaths = Deaths
 
 # Refusals by code (anxin_domain::Code): err-<code>
 err-id-malformed = “{ $value }” is not a number.

@@ -393,6 +393,9 @@ ind-name-referrals_self = 自愿就诊
 ind-name-tc_completion = 治疗社区完成率
 ind-name-tc_relapse_6m = 治疗社区 6 个月复吸率
 ind-name-tc_relapse_12m = 治疗社区 12 个月复吸率
+ind-name-overdoses = 过量事件数
+ind-name-overdoses_naloxone = 使用纳洛酮的过量事件数
+ind-name-deaths = 死亡人数
 
 # Refusals by code (anxin_domain::Code): err-<code>
 err-id-malformed = 编号“{ $value }”不是数字。
