@@ -131,7 +131,7 @@ pub(crate) fn section(
                     } (field_error(f, FORM, "main_route")) }
                     label.inline { input type="checkbox" name="ever_injected" value="true" checked[checked("ever_injected", a.is_some_and(|a| a.ever_injected))]; " " (t.s("assessment-ever-injected")) (field_error(f, FORM, "ever_injected")) }
                     label { (t.s("assessment-age-first-use"))
-                        input name="age_first_use" type="number" min="5" max="80" value=(if refused { typed("age_first_use").unwrap_or_default() } else { a.and_then(|a| a.age_first_use).map(|x| x.to_string()).unwrap_or_default() }) aria-invalid=[invalid("age_first_use")];
+                        input name="age_first_use" type="number" value=(if refused { typed("age_first_use").unwrap_or_default() } else { a.and_then(|a| a.age_first_use).map(|x| x.to_string()).unwrap_or_default() }) aria-invalid=[invalid("age_first_use")];
                         (field_error(f, FORM, "age_first_use")) }
                     label { (t.s("assessment-previous-treatment")) select name="previous_treatment" aria-invalid=[invalid("previous_treatment")] {
                         @let v = chosen("previous_treatment", a.map(|a| a.previous_treatment.as_str()));
