@@ -331,6 +331,7 @@ async function untranslated(page) {
     'anxin', 'english', 'uic', 'psb', 'cdc', 'hiv', 'hcv', 'arv', 'art', 'nsp', 'vct', 'sms', 'csv', 'dhis', 'dhis2',
     'datavaluesets', 'box', 'yuxi', 'ping', 'centre', 'mmt', 'cit', 'gps', 'pdf',
     'jpeg', 'png', 'webp', // the image formats a client's photo may be in
+    'tdf', 'azt', 'efv', 'nvp', 'lpv', 'dtg', // ARV abbreviations, written so in Chinese regimens (TDF+3TC+EFV)
     // data entered by people in the demo (agreement texts, reasons, lot numbers): not UI
     'methadone', 'maintenance', 'treatment', 'come', 'daily', 'other', 'drugs', 'random', 'urine', 'tests', 'stable',
     'induction', 'phone', 'confirmed', 'client', 'name', 'national', 'number', 'requested', 'days', 'criminal',
@@ -642,6 +643,40 @@ for (const lang of LANGS) {
         assert.equal(await text(nurse, '#card-uic'), uic);
         await nurse.screenshot({ path: path.join(SHOTS, `${lang}-client-card.png`) });
         await nurse.goto(`${server.url}/dispensing`);
+      });
+
+      await t.test('the doctor records the intake assessment; efavirenz on record warns on the order page', async () => {
+        const page = await login(server, 'doctor', lang);
+        await visit(page, lang, 'client', `${server.url}/clients/${s.newClient}`);
+        const form = page.locator('#assessment-form');
+        assert.equal(await page.locator('#interaction-warnings').count(), 0, 'no warning without an assessment');
+        // Heroin, injecting, HIV positive on efavirenz; first an age at first use of 2.
+        await form.locator('input[name=substance_heroin]').check();
+        await form.locator('select[name=main_route]').selectOption('injecting');
+        await form.locator('input[name=age_first_use]').fill('2');
+        await form.locator('select[name=hiv]').selectOption('positive');
+        await form.locator('input[name=medicine_efavirenz]').check();
+        await Promise.all([page.waitForNavigation(), form.locator('button[type=submit]').click()]);
+        const err = await text(page, '#assessment-form .field-error[data-field=age_first_use]');
+        assert.ok(zh ? /首次使用年龄 2 岁不合理/.test(err) : /age at first use of 2 is not plausible/.test(err), `the refusal at the field, in ${lang}: ${err}`);
+        assert.equal(await page.inputValue('#assessment-form input[name=age_first_use]'), '2', 'what was typed is kept');
+        assert.ok(await page.isChecked('#assessment-form input[name=substance_heroin]'), 'the substance is kept');
+        assert.ok(await page.isChecked('#assessment-form input[name=medicine_efavirenz]'), 'the medicine is kept');
+        assert.equal(await page.inputValue('#assessment-form select[name=main_route]'), 'injecting');
+        assert.equal(await page.inputValue('#assessment-form select[name=hiv]'), 'positive');
+        assert.equal(await page.locator('#assessment-current').count(), 0, 'nothing written');
+        await page.fill('#assessment-form input[name=age_first_use]', '19');
+        await Promise.all([page.waitForNavigation(), page.click('#assessment-form button[type=submit]')]);
+        const saved = await text(page, '.flash.ok');
+        if (zh) assert.ok(hasCjk(saved), `the confirmation is in Chinese: ${saved}`);
+        const current = await text(page, '#assessment-current');
+        assert.ok(zh ? /海洛因/.test(current) && /注射/.test(current) && /依非韦伦/.test(current) : /Heroin/.test(current) && /Injecting/.test(current) && /Efavirenz/.test(current), `the assessment shows: ${current}`);
+        const warning = page.locator('#orders #interaction-warnings li[data-drug=efavirenz]');
+        assert.ok(await warning.isVisible(), 'efavirenz warns beside the order form');
+        const said = await warning.innerText();
+        assert.ok(zh ? /依非韦伦.*降低美沙酮/.test(said) && /戒断/.test(said) : /Efavirenz.*lowers methadone/.test(said) && /withdrawal/.test(said), `the warning in ${lang}: ${said}`);
+        await page.screenshot({ path: path.join(SHOTS, `${lang}-assessment-warning.png`), fullPage: true });
+        await page.context().close();
       });
 
       await t.test("a counsellor's and a peer educator's day: services recorded in the page, refusals at the field", async () => {

@@ -22,6 +22,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 
 pub mod actor;
 pub mod agreements;
+pub mod assessment;
 pub mod audit;
 pub mod boxes;
 pub mod calendar;
@@ -35,6 +36,7 @@ pub mod identity;
 pub mod indicators;
 pub mod intake;
 pub mod orders;
+pub mod outcomes;
 pub mod passwords;
 pub mod photos;
 pub mod record;

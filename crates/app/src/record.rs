@@ -1,5 +1,5 @@
 //! Reading a client's record: opening it (site-scoped, audited with its purpose), its orders,
-//! doses, adherence, urine tests and consents, and the whole record page in one call that
+//! doses, adherence, urine tests and consents, the intake assessments, overdoses and a death, and the whole record page in one call that
 //! reads only the sections the actor's role may see ([`anxin_domain::access::RecordSection`]).
 
 use std::collections::BTreeMap;
@@ -9,6 +9,7 @@ use anxin_domain::clinic::adherence::{Adherence, Day, Ratio};
 use anxin_domain::clinic::urine::Outcome;
 use anxin_domain::indicators::Sex;
 use anxin_domain::Permission;
+use anxin_storage::assessments::{Death, Overdose, StoredAssessment};
 use anxin_storage::clinic::{Agreement, Consent, Identity, StoredOrder, UrineTest};
 use anxin_storage::{AuditView, Client};
 use chrono::{Duration, NaiveDate};
@@ -243,6 +244,12 @@ pub struct ClinicalSections {
     pub urine_tests: Vec<UrineTest>,
     pub consents: Vec<Consent>,
     pub agreements: Vec<Agreement>,
+    /// The intake assessments, the current one first.
+    pub assessments: Vec<StoredAssessment>,
+    /// Overdose events, newest first.
+    pub overdoses: Vec<Overdose>,
+    /// The client's death, if recorded.
+    pub death: Option<Death>,
 }
 
 /// Reads client `id`'s record page for `me`.
@@ -277,6 +284,9 @@ pub async fn page(app: &App, me: &Actor, id: i64) -> Result<RecordPage> {
             urine_tests: app.store.urine_tests(c.id).await?,
             consents: app.store.consents(c.id).await?,
             agreements: app.store.agreements(c.id).await?,
+            assessments: app.store.assessments(c.id).await?,
+            overdoses: app.store.overdoses(c.id).await?,
+            death: app.store.death(c.id).await?,
         })
     } else {
         None

@@ -106,7 +106,7 @@ pub async fn boxes_out(app: &App, c: &Client) -> Result<Vec<String>> {
 }
 
 /// Ends every live load of `c` inside `work`: refused unless `confirmed` when there is one.
-async fn end_boxes(
+pub(crate) async fn end_boxes(
     work: &mut Work,
     c: &Client,
     from: NaiveDate,
@@ -185,11 +185,16 @@ pub async fn set_stage(
     Ok(changed)
 }
 
-/// Re-admits a discharged client today.
+/// Re-admits a discharged client today (never one whose death is recorded).
 pub async fn readmit(app: &App, me: &Actor, client_id: i64) -> Result<()> {
     me.require(Permission::ClientWrite)?;
     let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
     let c = work.client_for_write(client_id).await?;
+    if let Some(d) = app.store.death(c.id).await? {
+        return Err(Problem::new(Code::DeathAlreadyRecorded)
+            .arg("day", d.died_on.to_string())
+            .into());
+    }
     work.readmit(&c, app.today()).await?;
     work.commit().await?;
     Ok(())

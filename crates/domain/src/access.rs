@@ -103,6 +103,8 @@ impl Role {
             PhotoSet => matches!(self, Manager | Prescriber | Dispenser | Counsellor),
             ReferralIssue => matches!(self, PsbOfficer),
             ReferralReceive => matches!(self, Manager | Prescriber | Dispenser | Counsellor),
+            // The intake interview: the doctor's or the counsellor's.
+            AssessmentRecord => matches!(self, Prescriber | Counsellor),
         }
     }
 
@@ -199,6 +201,8 @@ pub enum Permission {
     /// Take a referral code from a person who comes to the centre (with their agreement) and
     /// mark it enrolled.
     ReferralReceive,
+    /// Record the intake assessment (substance use, HIV/HCV status, current medicines).
+    AssessmentRecord,
 }
 
 /// The sections of a client record, each shown only to the roles that need it (least privilege
@@ -260,7 +264,7 @@ impl Role {
 
 impl Permission {
     /// Every permission, for exhaustive tests and documentation.
-    pub const ALL: [Permission; 26] = [
+    pub const ALL: [Permission; 27] = [
         Permission::ClientRead,
         Permission::ClientWrite,
         Permission::IdentityRead,
@@ -287,6 +291,7 @@ impl Permission {
         Permission::PhotoSet,
         Permission::ReferralIssue,
         Permission::ReferralReceive,
+        Permission::AssessmentRecord,
     ];
 
     /// Whether holding this permission exposes a client record.
@@ -337,6 +342,7 @@ impl Permission {
             Permission::PhotoSet => "photo_set",
             Permission::ReferralIssue => "referral_issue",
             Permission::ReferralReceive => "referral_receive",
+            Permission::AssessmentRecord => "assessment_record",
         }
     }
 }

@@ -334,12 +334,31 @@ pub struct TcFact {
     pub episode: TcEpisode,
 }
 
+/// One overdose event of a client.
+#[derive(Debug, Clone, Copy)]
+pub struct OverdoseFact {
+    pub who: Who,
+    pub on: NaiveDate,
+    pub naloxone: bool,
+}
+
+/// One client's death.
+#[derive(Debug, Clone, Copy)]
+pub struct DeathFact {
+    pub who: Who,
+    pub on: NaiveDate,
+}
+
 /// Everything gathered for a site (or all sites).
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
     pub clients: Vec<ClientFacts>,
     pub encounters: Vec<EncounterFact>,
     pub tc: Vec<TcFact>,
+    /// Overdose events in the period (gathered for the period only).
+    pub overdoses: Vec<OverdoseFact>,
+    /// Deaths in the period (gathered for the period only).
+    pub deaths: Vec<DeathFact>,
 }
 
 /// How an indicator's value reads.
@@ -473,6 +492,12 @@ pub const CATALOGUE: &[Indicator] = &[
         "Of the denominator, those whose 12-month urine was positive.",
         "Completed residences whose leaving day plus 12 months falls in the period and whose 12-month urine is recorded.",
         "分母中 12 个月随访尿检为阳性者。", "离开日期加 12 个月落在本期内、且已登记 12 个月尿检结果的已完成住院。"),
+    ind!("overdoses", Count, "Overdose events of clients whose day falls in the period, whatever their outcome.", "",
+        "本期内发生的服务对象过量事件（不论结局）。", ""),
+    ind!("overdoses_naloxone", Count, "Of the overdose events in the period, those in which naloxone was given.", "",
+        "本期内过量事件中使用了纳洛酮的事件。", ""),
+    ind!("deaths", Count, "Clients whose recorded day of death falls in the period, whatever the cause.", "",
+        "死亡日期在本期内的服务对象（不论死因）。", ""),
 ];
 
 /// The catalogue entry with this id.
@@ -732,6 +757,21 @@ pub fn compute(p: &Period, inputs: &Inputs) -> Vec<Figure> {
     push("tc_completion", done, Some(ended));
     push("tc_relapse_6m", relapse[0].0, Some(relapse[0].1));
     push("tc_relapse_12m", relapse[1].0, Some(relapse[1].1));
+
+    let (mut overdoses, mut with_naloxone, mut deaths) =
+        (Grid::default(), Grid::default(), Grid::default());
+    for o in inputs.overdoses.iter().filter(|o| p.contains(o.on)) {
+        overdoses.add(o.who, end, 1);
+        if o.naloxone {
+            with_naloxone.add(o.who, end, 1);
+        }
+    }
+    for d in inputs.deaths.iter().filter(|d| p.contains(d.on)) {
+        deaths.add(d.who, end, 1);
+    }
+    push("overdoses", overdoses, None);
+    push("overdoses_naloxone", with_naloxone, None);
+    push("deaths", deaths, None);
     out
 }
 
@@ -1185,11 +1225,51 @@ mod tests {
             // Still resident.
             ep(None, None, None, None),
         ];
+        // Overdoses: A on 11-03 with naloxone, C on 11-24 without, A on 10-31 (outside);
+        // C died on 11-24 (an overdose), B on 12-01 (outside).
+        let overdoses = vec![
+            OverdoseFact {
+                who: M_OLD,
+                on: d(2026, 11, 3),
+                naloxone: true,
+            },
+            OverdoseFact {
+                who: F_OLD,
+                on: d(2026, 11, 24),
+                naloxone: false,
+            },
+            OverdoseFact {
+                who: M_OLD,
+                on: d(2026, 10, 31),
+                naloxone: true,
+            },
+        ];
+        let deaths = vec![
+            DeathFact {
+                who: F_OLD,
+                on: d(2026, 11, 24),
+            },
+            DeathFact {
+                who: M_YOUNG,
+                on: d(2026, 12, 1),
+            },
+        ];
         Inputs {
             clients: vec![a, b, c, dd, e],
             encounters,
             tc,
+            overdoses,
+            deaths,
         }
+    }
+
+    #[test]
+    fn overdoses_with_naloxone_and_deaths_in_the_period() {
+        let f = compute(&nov(), &clinic());
+        assert_eq!(nd(&f, "overdoses"), (2, None));
+        assert_eq!(nd(&f, "overdoses_naloxone"), (1, None));
+        assert_eq!(nd(&f, "deaths"), (1, None));
+        assert_eq!(fig(&f, "deaths").numerator.total(), 1);
     }
 
     #[test]

@@ -339,6 +339,18 @@ codes! {
     ClosureInPast => ("closure.in_past", Invalid),
     /// The centre is already closed that day (`day`).
     ClosureExists => ("closure.exists", Conflict),
+    /// An age at first use outside the plausible range (`min`, `max`).
+    AssessmentAgeOutOfRange => ("assessment.age_out_of_range", Invalid),
+    /// An age at first use above the client's age (`age`) from the year of birth.
+    AssessmentAgeAboveClientAge => ("assessment.age_above_client_age", Invalid),
+    /// A medicine that is not in the catalogue (`value`).
+    AssessmentMedicineUnknown => ("assessment.medicine_unknown", Invalid),
+    /// An ARV regimen recorded for a client whose HIV status is negative.
+    AssessmentArvHivNegative => ("assessment.arv_hiv_negative", Invalid),
+    /// An assessment that names no substance used.
+    AssessmentNoSubstance => ("assessment.no_substance", Invalid),
+    /// A death recorded for a client whose death is already recorded (`day`).
+    DeathAlreadyRecorded => ("death.already_recorded", Conflict),
 }
 
 impl Code {

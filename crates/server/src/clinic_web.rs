@@ -420,6 +420,8 @@ pub(crate) fn client_details(
         }
         @if let Some(cl) = &record.clinical {
             @let (adh, urine_streak, orders, tests, consents) = (&cl.adherence, cl.urine_negative_streak, &cl.orders, &cl.urine_tests, &cl.consents);
+            (crate::assessment::section(t, me, c.id, &cl.assessments, f))
+            (crate::assessment::outcomes_section(t, me, c.id, &cl.overdoses, cl.death.as_ref(), boxes_out, f))
             section.card id="adherence" {
                 h2 { (t.s("client-adherence")) }
                 dl {
@@ -441,6 +443,7 @@ pub(crate) fn client_details(
                         td { (order_confirmation(t, me, o)) }
                     } } }
                 }
+                (crate::assessment::warnings(t, &cl.assessments))
                 @if role.has(Permission::Prescribe) {
                     @let limits = st.app.settings.clinic.orders.induction;
                     form method="post" action={(base) "/orders"} id="order-form" {
@@ -559,7 +562,7 @@ pub(crate) fn client_details(
                 }
             }
         }
-        @if role.has(Permission::ClientWrite) && c.discharged_on.is_some() {
+        @if role.has(Permission::ClientWrite) && c.discharged_on.is_some() && record.clinical.as_ref().is_none_or(|cl| cl.death.is_none()) {
             section.card id="readmit" {
                 h2 { (t.s("client-readmit")) }
                 p.muted { (t.s("client-readmit-help")) }

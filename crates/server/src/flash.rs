@@ -237,6 +237,11 @@ impl Flash {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Whether `form` came back refused (its fields then show what was typed, checkboxes too).
+    pub fn refused(&self, form: &str) -> bool {
+        self.form.as_ref().is_some_and(|(s, _)| s.form == form)
+    }
+
     /// The refusal to show at `field` of `form`.
     pub fn error_at(&self, form: &str, field: &str) -> Option<&str> {
         let (s, text) = self.form.as_ref()?;

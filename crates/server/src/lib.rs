@@ -8,6 +8,7 @@
 //! of work, audited) → answer, with failures mapped once in [`error`].
 
 pub mod api;
+pub mod assessment;
 pub mod auth;
 pub use anxin_app::clock;
 pub mod boxes;
@@ -56,6 +57,7 @@ pub fn route_table() -> routes::RouteTable {
     let table = clinic_web::routes(table);
     let table = intake::routes(table);
     let table = photos::routes(table);
+    let table = assessment::routes(table);
     let table = services::routes(table);
     let table = takehome::routes(table);
     let table = takehome::web::routes(table);

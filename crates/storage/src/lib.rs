@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Transaction};
 
+pub mod assessments;
 pub mod audit;
 pub mod boxes;
 pub mod calendar;

@@ -15,7 +15,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use anxin_domain::indicators::{ClientFacts, DaySet, EncounterFact, Inputs, Period, TcFact};
+use anxin_domain::indicators::{
+    ClientFacts, DaySet, DeathFact, EncounterFact, Inputs, OverdoseFact, Period, TcFact,
+};
 use chrono::{Datelike, Months, NaiveDate};
 use sqlx::any::AnyRow;
 
@@ -111,6 +113,10 @@ struct Queries {
     encounters: (String, [String; 1]),
     /// Therapeutic-community episodes: a few, read through the pool on both backends.
     tc: (String, [String; 1]),
+    /// Overdose events of the period (migration 0019): a few, through the pool.
+    overdoses: (String, [String; 2]),
+    /// Deaths of the period: a few, through the pool.
+    deaths: (String, [String; 2]),
 }
 
 impl Queries {
@@ -156,7 +162,7 @@ impl Queries {
                      WHERE x.collected_on >= $1 AND x.collected_on <= $2{}",
                     site_of("c.site_id")
                 ),
-                [from.clone(), to],
+                [from.clone(), to.clone()],
             ),
             // Test and referral dates are on or before the day they were recorded, so an
             // encounter about the period was recorded on or after its first day.
@@ -166,7 +172,7 @@ impl Queries {
                      FROM encounters e WHERE e.on_day >= $1{}",
                     site_of("e.site_id")
                 ),
-                [from],
+                [from.clone()],
             ),
             tc: (
                 format!(
@@ -177,6 +183,24 @@ impl Queries {
                     site_of("t.site_id")
                 ),
                 [back.clone()],
+            ),
+            overdoses: (
+                format!(
+                    "SELECT o.occurred_on, o.naloxone, c.sex, c.birth_year \
+                     FROM overdoses o JOIN clients c ON c.id = o.client_id \
+                     WHERE o.occurred_on >= $1 AND o.occurred_on <= $2{}",
+                    site_of("o.site_id")
+                ),
+                [from.clone(), to.clone()],
+            ),
+            deaths: (
+                format!(
+                    "SELECT x.died_on, c.sex, c.birth_year \
+                     FROM deaths x JOIN clients c ON c.id = x.client_id \
+                     WHERE x.died_on >= $1 AND x.died_on <= $2{}",
+                    site_of("x.site_id")
+                ),
+                [from.clone(), to.clone()],
             ),
         }
     }
@@ -266,6 +290,7 @@ fn assemble(period: &Period, rows: Rows, tc: Vec<TcFact>) -> (Inputs, Vec<(usize
         clients: facts,
         encounters,
         tc,
+        ..Inputs::default()
     };
     (inputs, outside)
 }
@@ -611,9 +636,36 @@ impl Store {
                 )),
             }
         };
-        let (tc, rows) = tokio::join!(tc, rows);
-        let (tc, rows) = (tc?, rows?);
+        let outcomes = async {
+            let overdoses = fetch(self.pool(), &queries.overdoses.0, &queries.overdoses.1)
+                .await?
+                .iter()
+                .map(|r| {
+                    let naloxone: i64 = crate::col(r, "naloxone")?;
+                    Ok(OverdoseFact {
+                        who: who(r, "sex", "birth_year")?,
+                        on: parse_day("occurred_on", &crate::col::<String>(r, "occurred_on")?)?,
+                        naloxone: naloxone != 0,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let deaths = fetch(self.pool(), &queries.deaths.0, &queries.deaths.1)
+                .await?
+                .iter()
+                .map(|r| {
+                    Ok(DeathFact {
+                        who: who(r, "sex", "birth_year")?,
+                        on: parse_day("died_on", &crate::col::<String>(r, "died_on")?)?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok::<_, StoreError>((overdoses, deaths))
+        };
+        let (tc, rows, outcomes) = tokio::join!(tc, rows, outcomes);
+        let (tc, rows, (overdoses, deaths)) = (tc?, rows?, outcomes?);
         let (mut inputs, outside) = assemble(period, rows, tc);
+        inputs.overdoses = overdoses;
+        inputs.deaths = deaths;
         if !outside.is_empty() {
             let mut ids: Vec<i64> = outside.iter().map(|(_, id)| *id).collect();
             ids.sort_unstable();

@@ -53,6 +53,7 @@ on_both_backends!(
     the_month_table_follows_every_write_to_doses,
     arv_outcomes_are_set_later_checked_scoped_and_audited,
     dhis2_mapping_round_trips,
+    overdoses_and_deaths_count_by_site_and_period,
 );
 
 async fn site_with_staff(s: &Store, code: &str) -> Actor {
@@ -835,4 +836,94 @@ async fn dhis2_mapping_round_trips(s: &Store) {
     assert!(matches!(dup, StoreError::Domain(DomainError::Conflict(_))));
     // The failed replacement left the old mapping in place.
     assert_eq!(s.dhis2_mapping().await.unwrap().len(), 2);
+}
+
+/// Overdose events and deaths (migration 0019) reach the indicators by the centre that recorded
+/// them and the day they happened, with the client's sex and age; a death is one per client.
+async fn overdoses_and_deaths_count_by_site_and_period(s: &Store) {
+    use anxin_domain::clinic::outcomes::{DeathCause, OverdoseOutcome};
+    let a = site_with_staff(s, "YX01").await;
+    let b = site_with_staff(s, "ZZ02").await;
+    let ca = s
+        .create_client(&a, "YX-0001", d(2026, 1, 5), now())
+        .await
+        .unwrap();
+    s.set_demographics(&a, ca.id, Sex::Female, Some(1980), now())
+        .await
+        .unwrap();
+    let cb = s
+        .create_client(&b, "ZZ-0001", d(2026, 1, 5), now())
+        .await
+        .unwrap();
+    s.set_demographics(&b, cb.id, Sex::Male, Some(2004), now())
+        .await
+        .unwrap();
+    let mut w = s.begin_work(&a, now()).await.unwrap();
+    let c = w.client_for_write(ca.id).await.unwrap();
+    w.add_overdose(&c, d(2026, 11, 3), true, OverdoseOutcome::RecoveredOnSite)
+        .await
+        .unwrap();
+    let od = w
+        .add_overdose(&c, d(2026, 11, 20), false, OverdoseOutcome::Died)
+        .await
+        .unwrap();
+    w.record_death(&c, d(2026, 11, 20), DeathCause::Overdose, Some(od))
+        .await
+        .unwrap();
+    w.commit().await.unwrap();
+    // A second death of the same client is refused, and the unit leaves nothing.
+    let mut w = s.begin_work(&a, now()).await.unwrap();
+    let c = w.client_for_write(ca.id).await.unwrap();
+    let e = w
+        .record_death(&c, d(2026, 11, 21), DeathCause::Unknown, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, StoreError::Domain(DomainError::Refused(ref p)) if p.code.as_str() == "death.already_recorded"),
+        "{e:?}"
+    );
+    drop(w);
+    // Site B: one overdose in October (outside November) and one in November with naloxone.
+    let mut w = s.begin_work(&b, now()).await.unwrap();
+    let c = w.client_for_write(cb.id).await.unwrap();
+    w.add_overdose(&c, d(2026, 10, 30), true, OverdoseOutcome::TakenToHospital)
+        .await
+        .unwrap();
+    w.add_overdose(&c, d(2026, 11, 9), true, OverdoseOutcome::TakenToHospital)
+        .await
+        .unwrap();
+    w.commit().await.unwrap();
+
+    let nov = Period::new(d(2026, 11, 1), d(2026, 11, 30)).unwrap();
+    let fa = by_id(compute(
+        &nov,
+        &s.indicator_inputs(a.site_id, &nov).await.unwrap(),
+    ));
+    assert_eq!(fa["overdoses"], (2, None));
+    assert_eq!(fa["overdoses_naloxone"], (1, None));
+    assert_eq!(fa["deaths"], (1, None));
+    let fb = by_id(compute(
+        &nov,
+        &s.indicator_inputs(b.site_id, &nov).await.unwrap(),
+    ));
+    assert_eq!(fb["overdoses"], (1, None));
+    assert_eq!(fb["overdoses_naloxone"], (1, None));
+    assert_eq!(fb["deaths"], (0, None));
+    let all = compute(&nov, &s.indicator_inputs(None, &nov).await.unwrap());
+    let g = |id: &str| all.iter().find(|f| f.id == id).unwrap().numerator.rows();
+    // Rows: male, female, unknown; columns: under 25, 25 and over, unknown.
+    assert_eq!(g("overdoses"), [[1, 0, 0], [0, 2, 0], [0, 0, 0]]);
+    assert_eq!(g("deaths"), [[0, 0, 0], [0, 1, 0], [0, 0, 0]]);
+    let counts = s.outcome_counts(None, nov.from, nov.to).await.unwrap();
+    assert_eq!(
+        (counts.overdoses, counts.overdoses_naloxone, counts.deaths),
+        (3, 2, 1)
+    );
+    let audited: (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM audit_log WHERE action IN ('overdose.record', 'death.record')",
+    )
+    .fetch_one(s.pool())
+    .await
+    .unwrap();
+    assert_eq!(audited.0, 5);
 }
