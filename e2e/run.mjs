@@ -336,6 +336,7 @@ async function untranslated(page) {
     'methadone', 'maintenance', 'treatment', 'come', 'daily', 'other', 'drugs', 'random', 'urine', 'tests', 'stable',
     'induction', 'phone', 'confirmed', 'client', 'name', 'national', 'number', 'requested', 'days', 'criminal',
     'record', 'demo', 'police', 'check', 'identified', 'counts', 'overdose', 'prevention', 'driving', 'peer',
+    'arrived', 'enrolled', 'referral', // the police referral's words in the disclosure ledger
     'admin', 'manager', 'doctor', 'doctor2', 'nurse', 'counsellor', 'e2e', 'default', // the policy version 'default-2026.1'
   ]);
   const words = new Set();
@@ -786,7 +787,7 @@ for (const lang of LANGS) {
         const headers = await page.locator('#psb-queue thead th').allInnerTexts();
         assert.equal(headers.filter((h) => h.trim()).length, 6, `request fields only: ${headers.join(' | ')}`);
         const nav = await page.locator('header nav a').count();
-        assert.ok(nav <= 2, 'the police see only their queue');
+        assert.ok(nav <= 3, 'the police see only their queue and their referrals');
         // Our request is the newest one.
         const ids = await page.locator('#psb-queue tr[data-request]').evaluateAll((rs) => rs.map((r) => Number(r.dataset.request)));
         s.request = Math.max(...ids);
@@ -795,6 +796,43 @@ for (const lang of LANGS) {
         await Promise.all([page.waitForNavigation(), row.locator('button[value=approve]').click()]);
         const status = await text(page, `#psb-queue tr[data-request="${s.request}"]`);
         assert.ok(status.includes(zh ? '已批准' : 'approved'), `approved: ${status}`);
+      });
+
+      await t.test('a police referral: the officer prints a code, the centre marks it arrived (with agreement) and enrolled, the officer reads the two words and the figures', async () => {
+        const police = pages.police;
+        await Promise.all([police.waitForNavigation(), police.click('#nav-psb-referrals')]);
+        await Promise.all([police.waitForNavigation(), police.click('#referral-issue button[type=submit]')]);
+        const code = (await text(police, '#referral-code')).trim();
+        assert.match(code, /^[2-9A-Z]{4}-[2-9A-Z]{4}$/, `the slip carries a code: ${code}`);
+        const slip = await text(police, '#referral-slip');
+        assert.ok(!/YX-\d{4}/.test(slip), 'nothing about the person on the slip');
+        shots.push(['police', 'referrals', '/psb/referrals']);
+        // At the centre: without the person's agreement, refused at the field, the code kept.
+        const centre = pages.counsellor;
+        await centre.goto(`${server.url}/`);
+        await Promise.all([centre.waitForNavigation(), centre.click('#nav-police-referrals')]);
+        shots.push(['counsellor', 'police referrals', '/police-referrals']);
+        await centre.fill('#referral-code-input', code.toLowerCase());
+        await Promise.all([centre.waitForNavigation(), centre.click('#referral-form button[type=submit]')]);
+        const err = await text(centre, '#referral-form .field-error[data-field=consent]');
+        assert.ok(zh ? /须本人同意/.test(err) : /only if the person agrees/.test(err), `refused at the agreement, in ${lang}: ${err}`);
+        assert.equal(await centre.inputValue('#referral-code-input'), code.toLowerCase(), 'the code typed is kept');
+        await centre.check('#referral-form input[name=consent]');
+        await Promise.all([centre.waitForNavigation(), centre.click('#referral-form button[type=submit]')]);
+        assert.ok((await text(centre, '.flash.ok')).length > 0, 'arrived');
+        const row = centre.locator('#referrals-waiting tr[data-referral]').last();
+        await row.locator('input[name=uic]').fill(zh ? 'YX-7001-ZH' : 'YX-7002-EN');
+        await Promise.all([centre.waitForNavigation(), row.locator('button[type=submit]').click()]);
+        assert.ok((await text(centre, '.flash.ok')).length > 0, 'enrolled');
+        // The officer reads the words and the figures; no UIC, no record.
+        await police.goto(`${server.url}/psb/referrals`);
+        const mine = police.locator('#station-referrals tr[data-state="enrolled"]');
+        assert.equal(await mine.count(), 1, 'the referral reads enrolled');
+        assert.ok((await mine.innerText()).includes(zh ? '已入组' : 'enrolled'));
+        assert.equal(await text(police, '#station-figures dd[data-figure="enrolled"]'), '1');
+        const all = await text(police, 'main');
+        assert.ok(!/YX-\d{4}-[A-Z]{2}/.test(all) && !/毫克|\bmg\b/.test(all), `nothing about the person: ${all}`);
+        assert.equal(await police.locator('main a[href^="/clients"]').count(), 0, 'no way into client records');
       });
 
       await t.test('boxes are registered in the page; a serial given twice is refused at the field', async () => {

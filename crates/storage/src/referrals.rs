@@ -14,7 +14,9 @@ use crate::takehome::{insert_disclosure, NewDisclosure};
 use crate::{col, to_ms, Result, Store, StoreError, Work};
 
 /// Who the ledger names as the recipient of a referral's words.
-pub const RECIPIENT: &str = "PSB (referral)";
+pub const RECIPIENT: &str = "PSB";
+/// The purpose the ledger gives for them.
+pub const PURPOSE: &str = "police referral";
 
 /// A referral as the centre keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,7 +180,7 @@ impl Work {
                 &NewDisclosure {
                     recipient: RECIPIENT,
                     disclosed: word,
-                    purpose: "police e-referral: what became of the referral",
+                    purpose: PURPOSE,
                 },
                 &actor,
                 now,

@@ -1,0 +1,296 @@
+//! Police e-referral through the router: the officer's code, the centre's arrival (only with the
+//! person's agreement) and enrolment, what the police read back (two words and their days, the
+//! station's figures) and what they never read (the client, the record).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use anxin_domain::Role;
+use anxin_server::testing::TestApp;
+use axum::http::{Method, StatusCode};
+use chrono::Duration;
+use serde_json::{json, Value};
+
+async fn call(
+    app: &TestApp,
+    token: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let a = app.call(method, path, Some(token), body).await;
+    let v = if a.text.is_empty() {
+        Value::Null
+    } else {
+        a.json()
+    };
+    (a.status, v)
+}
+
+/// The refusal a page shows at `field`.
+fn error_at(page: &str, field: &str) -> Option<String> {
+    let marker = format!("data-field=\"{field}\">");
+    let start = page.find(&marker)? + marker.len();
+    let end = page[start..].find("</span>")? + start;
+    Some(page[start..end].to_owned())
+}
+
+#[tokio::test]
+async fn a_referral_comes_back_to_the_police_as_two_words_and_nothing_else() {
+    let app = TestApp::new().await;
+    let site = app.site("YX01").await;
+    let other = app.site("YX02").await;
+    app.user(&site, "police", Role::PsbOfficer).await;
+    app.user(&other, "police.yx02", Role::PsbOfficer).await;
+    app.user(&site, "nurse", Role::Dispenser).await;
+    app.user(&site, "doctor", Role::Prescriber).await;
+    let police = app.login("police").await;
+    let nurse = app.login("nurse").await;
+    let doctor = app.login("doctor").await;
+
+    // The officer issues a referral: a code, shown this once.
+    let (s, issued) = call(&app, &police, Method::POST, "/api/v1/psb/referrals", None).await;
+    assert_eq!(s, StatusCode::CREATED, "{issued}");
+    let code = issued["code"].as_str().unwrap().to_owned();
+    assert!(code.len() == 9 && code.as_bytes()[4] == b'-', "{code}");
+    let (_, station) = call(&app, &police, Method::GET, "/api/v1/psb/referrals", None).await;
+    assert_eq!(station["referrals"][0]["state"], "issued");
+    assert_eq!(station["figures"]["referred"], 1);
+    // The code rests only as a keyed hash.
+    let stored: Vec<(String,)> = sqlx::query_as("SELECT code_hash FROM referrals")
+        .fetch_all(app.store.pool())
+        .await
+        .unwrap();
+    assert!(
+        stored
+            .iter()
+            .all(|(h,)| h.len() == 64 && !h.contains(&code.replace('-', ""))),
+        "{stored:?}"
+    );
+
+    // At the centre: refusals at the field, and nothing written.
+    let head = app.store.audit_head().await.unwrap();
+    for (body, code_, field) in [
+        (
+            json!({"code": "ABC", "consent": true}),
+            "referral.code_malformed",
+            "code",
+        ),
+        (
+            json!({"code": "2345-6789", "consent": true}),
+            "referral.unknown",
+            "code",
+        ),
+        (
+            json!({"code": code, "consent": false}),
+            "referral.consent_required",
+            "consent",
+        ),
+    ] {
+        let (s, e) = call(
+            &app,
+            &nurse,
+            Method::POST,
+            "/api/v1/police-referrals/arrived",
+            Some(body),
+        )
+        .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        assert_eq!(
+            (e["error"]["code"].as_str(), e["error"]["field"].as_str()),
+            (Some(code_), Some(field))
+        );
+    }
+    assert_eq!(
+        app.store.audit_head().await.unwrap(),
+        head,
+        "a refusal wrote something"
+    );
+    let (_, station) = call(&app, &police, Method::GET, "/api/v1/psb/referrals", None).await;
+    assert_eq!(
+        station["referrals"][0]["state"], "issued",
+        "without the agreement the police learn nothing"
+    );
+    // In the page: the refusal at the field in Chinese, the code kept.
+    let mut window = app.browser("nurse", "zh-CN").await;
+    let page = window
+        .submit(
+            "/police-referrals/arrived",
+            &[("code", "2345-6789"), ("consent", "yes")],
+        )
+        .await;
+    let shown = error_at(&page.text, "code").expect("the refusal at the code");
+    assert!(shown.contains("没有等待使用的此转介码"), "{shown}");
+    assert!(
+        page.text.contains("value=\"2345-6789\""),
+        "the code typed is kept"
+    );
+
+    // The person agrees: arrived (typed in lower case with a space).
+    let typed = code.to_lowercase().replace('-', " ");
+    let (s, arrived) = call(
+        &app,
+        &nurse,
+        Method::POST,
+        "/api/v1/police-referrals/arrived",
+        Some(json!({"code": typed, "consent": true})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{arrived}");
+    let id = arrived["id"].as_i64().unwrap();
+    let (s, again) = call(
+        &app,
+        &nurse,
+        Method::POST,
+        "/api/v1/police-referrals/arrived",
+        Some(json!({"code": code, "consent": true})),
+    )
+    .await;
+    assert_eq!(
+        (s, again["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("referral.unknown")),
+        "a used code is one that waits for nothing"
+    );
+    let (_, station) = call(&app, &police, Method::GET, "/api/v1/psb/referrals", None).await;
+    assert_eq!(station["referrals"][0]["state"], "arrived");
+    assert_eq!(
+        station["referrals"][0]["arrived_on"],
+        app.state.today().to_string()
+    );
+
+    // Enrolled as a client of the centre.
+    let (s, c) = call(
+        &app,
+        &doctor,
+        Method::POST,
+        "/api/v1/clients",
+        Some(json!({"uic": "YX-0500", "enrolled_on": app.state.today().to_string()})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let client = c["id"].as_i64().unwrap();
+    let (s, e) = call(
+        &app,
+        &nurse,
+        Method::POST,
+        &format!("/api/v1/police-referrals/{id}/enrol"),
+        Some(json!({"uic": "YX-9999"})),
+    )
+    .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("uic")),
+        "{e}"
+    );
+    let (s, r) = call(
+        &app,
+        &nurse,
+        Method::POST,
+        &format!("/api/v1/police-referrals/{id}/enrol"),
+        Some(json!({"uic": "yx-0500"})),
+    )
+    .await;
+    assert_eq!(
+        (s, r["state"].as_str()),
+        (StatusCode::OK, Some("enrolled")),
+        "{r}"
+    );
+    let (s, _) = call(
+        &app,
+        &nurse,
+        Method::POST,
+        &format!("/api/v1/police-referrals/{id}/enrol"),
+        Some(json!({"uic": "YX-0500"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "enrolled once");
+
+    // What the police read: the words and days, never the client.
+    let (_, station) = call(&app, &police, Method::GET, "/api/v1/psb/referrals", None).await;
+    let r = &station["referrals"][0];
+    assert_eq!(
+        (r["state"].as_str(), r["enrolled_on"].as_str()),
+        (
+            Some("enrolled"),
+            Some(app.state.today().to_string().as_str())
+        )
+    );
+    let all = station.to_string();
+    assert!(
+        !all.contains("YX-0500") && !all.contains("uic") && !all.contains("client"),
+        "{all}"
+    );
+    assert_eq!(
+        (
+            station["figures"]["arrived"].clone(),
+            station["figures"]["enrolled"].clone()
+        ),
+        (json!(1), json!(1))
+    );
+    // Both words are in the client's disclosure ledger.
+    let (_, ledger) = call(
+        &app,
+        &doctor,
+        Method::GET,
+        &format!("/api/v1/clients/{client}/disclosures"),
+        None,
+    )
+    .await;
+    let words: Vec<&str> = ledger
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["recipient"] == "PSB" && d["purpose"] == "police referral")
+        .map(|d| d["disclosed"].as_str().unwrap())
+        .collect();
+    assert_eq!(words, vec!["enrolled", "arrived"], "{ledger}");
+    // The officer's page says it in Chinese, with nothing about the person.
+    let mut officer = app.browser("police", "zh-CN").await;
+    let page = officer.get("/psb/referrals").await.text;
+    assert!(
+        page.contains("data-state=\"enrolled\"") && page.contains("已入组"),
+        "{page}"
+    );
+    assert!(!page.contains("YX-0500"));
+
+    // Another station sees none of it; roles keep to their side.
+    let police2 = app.login("police.yx02").await;
+    let (_, theirs) = call(&app, &police2, Method::GET, "/api/v1/psb/referrals", None).await;
+    assert_eq!(theirs["referrals"], json!([]));
+    assert_eq!(
+        call(
+            &app,
+            &police,
+            Method::GET,
+            "/api/v1/police-referrals/waiting",
+            None
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(&app, &nurse, Method::POST, "/api/v1/psb/referrals", None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+
+    // Three months on, the retention of one person is too small a number to show.
+    app.clock.advance(Duration::days(91));
+    let police = app.login("police").await;
+    let (_, station) = call(&app, &police, Method::GET, "/api/v1/psb/referrals", None).await;
+    let f = &station["figures"];
+    assert_eq!(
+        (
+            f["retained_3m"]["suppressed"].clone(),
+            f["retained_3m"]["value"].clone()
+        ),
+        (json!(true), Value::Null),
+        "{f}"
+    );
+    assert_eq!(
+        f["enrolled_3m"]["value"],
+        Value::Null,
+        "nor its base, from which it would follow"
+    );
+    app.cleanup().await;
+}
