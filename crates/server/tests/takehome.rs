@@ -347,18 +347,20 @@ async fn requests_expire_and_police_hold_only_their_queue() {
         .as_str()
         .unwrap()
         .contains("expired"));
-    // The police role holds exactly one permission.
+    // The police role holds exactly its queue and its referrals, neither of which reaches a
+    // client record.
     let held: Vec<Permission> = Permission::ALL
         .into_iter()
         .filter(|p| Role::PsbOfficer.has(*p))
         .collect();
-    assert_eq!(held, vec![Permission::PsbQueue]);
+    assert_eq!(held, vec![Permission::PsbQueue, Permission::ReferralIssue]);
+    assert!(held.iter().all(|p| !p.touches_client_records()));
     // Every declared route that is neither public nor the officer's own answers 403.
     let table = anxin_server::route_table();
     let mut refused = 0;
     for spec in table.specs() {
         if let anxin_domain::Access::Needs(p) = spec.access {
-            if p == Permission::PsbQueue {
+            if held.contains(&p) {
                 continue;
             }
             let m = match spec.verb {
