@@ -824,12 +824,19 @@ for (const lang of LANGS) {
         await row.locator('input[name=uic]').fill(zh ? 'YX-7001-ZH' : 'YX-7002-EN');
         await Promise.all([centre.waitForNavigation(), row.locator('button[type=submit]').click()]);
         assert.ok((await text(centre, '.flash.ok')).length > 0, 'enrolled');
+        // The receipt of voluntary registration the centre prints for the client.
+        await centre.goto(`${server.url}/clients/${s.newClient}`);
+        await Promise.all([centre.waitForNavigation(), centre.click('#client-receipt')]);
+        const receipt = await text(centre, '#receipt');
+        assert.ok(receipt.includes(zh ? 'YX-7001-ZH' : 'YX-7002-EN') && (zh ? /第六十二条/.test(receipt) : /article 62/.test(receipt)), `the receipt names the client and the law: ${receipt}`);
+        assert.ok(!/\bmg\b|毫克|methadone|美沙酮/i.test(receipt), 'nothing clinical on the receipt');
         // The officer reads the words and the figures; no UIC, no record.
         await police.goto(`${server.url}/psb/referrals`);
         const mine = police.locator('#station-referrals tr[data-state="enrolled"]');
         assert.equal(await mine.count(), 1, 'the referral reads enrolled');
         assert.ok((await mine.innerText()).includes(zh ? '已入组' : 'enrolled'));
         assert.equal(await text(police, '#station-figures dd[data-figure="enrolled"]'), '1');
+        assert.match(await text(police, '#station-figures dd[data-figure="boxes_at_home"]'), zh ? /\d|人数过少/ : /\d|too few/, 'the share of boxes at home, or suppressed');
         const all = await text(police, 'main');
         assert.ok(!/YX-\d{4}-[A-Z]{2}/.test(all) && !/毫克|\bmg\b/.test(all), `nothing about the person: ${all}`);
         assert.equal(await police.locator('main a[href^="/clients"]').count(), 0, 'no way into client records');

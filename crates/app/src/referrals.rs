@@ -70,6 +70,9 @@ pub struct StationFigures {
     pub retained_6m: Figure,
     /// Mean days from a take-home request to the police answer, at this station's site.
     pub mean_days_to_answer: Option<f64>,
+    /// Take-home boxes out under GPS watch at this station's site, and of them at home now.
+    pub boxes_tracked: Figure,
+    pub boxes_at_home: Figure,
     /// Counts below this are suppressed.
     pub threshold: u64,
 }
@@ -130,6 +133,7 @@ pub async fn station(app: &App, me: &Actor) -> Result<StationView> {
     };
     let (enrolled_3m, retained_3m) = pair(n.enrolled_3m, n.retained_3m);
     let (enrolled_6m, retained_6m) = pair(n.enrolled_6m, n.retained_6m);
+    let (boxes_tracked, boxes_at_home) = pair(n.boxes_tracked, n.boxes_at_home);
     Ok(StationView {
         referrals: referrals.iter().map(ReferralView::from).collect(),
         figures: StationFigures {
@@ -142,6 +146,8 @@ pub async fn station(app: &App, me: &Actor) -> Result<StationView> {
             retained_6m,
             mean_days_to_answer: (n.answers >= threshold)
                 .then(|| n.answer_days as f64 / n.answers as f64),
+            boxes_tracked,
+            boxes_at_home,
             threshold,
         },
     })
@@ -224,4 +230,45 @@ pub async fn enrolled(app: &App, me: &Actor, id: i64, req: &EnrolRequest) -> Res
         .await?;
     work.commit().await?;
     Ok(ReferralView::from(&r))
+}
+
+/// The receipt a centre prints for a client who came of their own accord: by article 62 of the
+/// Anti-Drug Law, a person who uses drugs and goes to a qualified medical institution for
+/// treatment is not punished for the use. It names the client (the identity read is audited),
+/// the UIC, the centre and the day treatment began, and nothing clinical.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Receipt {
+    pub uic: String,
+    /// The name on record (none if the record has no name).
+    pub name: Option<String>,
+    pub centre: String,
+    pub enrolled_on: NaiveDate,
+    pub issued_on: NaiveDate,
+    /// Who printed it.
+    pub issued_by: String,
+}
+
+/// The self-registration receipt of client `client_id` (staff who may read identities).
+pub async fn receipt(app: &App, me: &Actor, client_id: i64) -> Result<Receipt> {
+    me.require(Permission::IdentityRead)?;
+    let c = crate::record::open(app, me, client_id, "self-registration receipt").await?;
+    let identity = app
+        .store
+        .read_identity(
+            &me.audit(),
+            c.id,
+            "self-registration receipt",
+            &app.vault,
+            app.now(),
+        )
+        .await?;
+    let centre = app.store.site(c.site_id).await?;
+    Ok(Receipt {
+        uic: c.uic,
+        name: identity.name,
+        centre: centre.name,
+        enrolled_on: c.enrolled_on,
+        issued_on: app.today(),
+        issued_by: me.username.clone(),
+    })
 }

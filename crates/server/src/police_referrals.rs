@@ -2,7 +2,8 @@
 //! answer is the paper slip with its code, shown this once), the station's referrals with only
 //! their state words and days, and the station's figures. The centre's `/police-referrals`: a
 //! person hands in their code and agrees that the police be told (refusals at the field), and
-//! the referrals waiting for enrolment, each enrolled by the client's UIC. Rules and privacy in
+//! the referrals waiting for enrolment, each enrolled by the client's UIC; and the receipt of
+//! voluntary registration (Anti-Drug Law art. 62) printed for a client. Rules and privacy in
 //! the core's `referrals` module.
 
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use axum::extract::{Form, Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
-use maud::{html, Markup};
+use maud::{html, Markup, DOCTYPE};
 
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
@@ -66,6 +67,7 @@ async fn station_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> 
                     dt { (t.s("pref-enrolled")) } dd data-figure="enrolled" { (fig.enrolled) }
                     dt { (t.s("pref-retained-3m")) } dd data-figure="retained_3m" { (figure(&t, &fig.retained_3m)) " / " (figure(&t, &fig.enrolled_3m)) }
                     dt { (t.s("pref-retained-6m")) } dd data-figure="retained_6m" { (figure(&t, &fig.retained_6m)) " / " (figure(&t, &fig.enrolled_6m)) }
+                    dt { (t.s("pref-boxes-at-home")) } dd data-figure="boxes_at_home" { (figure(&t, &fig.boxes_at_home)) " / " (figure(&t, &fig.boxes_tracked)) }
                     dt { (t.s("pref-days-to-answer")) } dd data-figure="days_to_answer" { @match fig.mean_days_to_answer { Some(d) => (format!("{d:.1}")), None => (t.s("pref-suppressed")) } }
                 }
                 p.muted { (t.a("pref-threshold", &[("n", &fig.threshold.to_string())])) }
@@ -217,6 +219,44 @@ async fn enrol_form(
     }
 }
 
+/// The self-registration receipt (Anti-Drug Law art. 62), a page of its own to print.
+async fn receipt_page(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> WebResult<Markup> {
+    let t = T::of(&st, &me);
+    let cid = anxin_app::parse_id(&id).map_err(AppError::from)?;
+    let r = uc::receipt(&st.app, &me.app_actor(), cid).await?;
+    let name = r.name.clone().unwrap_or_else(|| t.s("receipt-no-name"));
+    Ok(html! {
+        (DOCTYPE)
+        html lang=(t.lang.tag()) {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (t.s("receipt-title")) }
+                link rel="stylesheet" href="/static/app.css";
+                script src="/static/app.js" defer {}
+            }
+            body.card-page {
+                section.receipt id="receipt" {
+                    h1 { (t.s("receipt-title")) }
+                    p id="receipt-text" { (t.a("receipt-text", &[("name", &name), ("uic", &r.uic), ("since", &r.enrolled_on.to_string()), ("centre", &r.centre)])) }
+                    blockquote id="receipt-law" { (t.s("receipt-law")) }
+                    p { (t.a("receipt-issued", &[("day", &r.issued_on.to_string()), ("by", &r.issued_by)])) }
+                    p.signature { (t.s("receipt-stamp")) }
+                }
+                p.noprint {
+                    button type="button" data-print { (t.s("card-print")) }
+                    " "
+                    a href={"/clients/" (cid)} { (t.s("card-back")) }
+                }
+            }
+        }
+    })
+}
+
 async fn api_issue(
     State(st): State<AppState>,
     me: CurrentUser,
@@ -281,6 +321,15 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "Issue a referral: the slip with its code",
             ),
             issue_form,
+        )
+        .add(
+            RouteSpec::web(
+                Get,
+                "/clients/{id}/receipt",
+                Needs(IdentityRead),
+                "The client's self-registration receipt (Anti-Drug Law art. 62), to print",
+            ),
+            receipt_page,
         )
         .add(
             RouteSpec::web(

@@ -912,6 +912,9 @@ async fn client_page(
                 dt { (t.s("client-site")) } dd { (me.site.name) }
                 dt { (t.s("clients-enrolled")) } dd { (c.enrolled_on) }
             }
+            @if role.has(Permission::IdentityRead) {
+                p { a href={"/clients/" (c.id) "/receipt"} id="client-receipt" { (t.s("receipt-link")) } }
+            }
             (photo)
             (takehome)
             (boxes)

@@ -54,6 +54,10 @@ async fn a_referral_comes_back_to_the_police_as_two_words_and_nothing_else() {
     let (_, station) = call(&app, &police, Method::GET, "/api/v1/psb/referrals", None).await;
     assert_eq!(station["referrals"][0]["state"], "issued");
     assert_eq!(station["figures"]["referred"], 1);
+    assert_eq!(
+        station["figures"]["boxes_tracked"]["value"], 0,
+        "no box out under GPS watch"
+    );
     // The code rests only as a keyed hash.
     let stored: Vec<(String,)> = sqlx::query_as("SELECT code_hash FROM referrals")
         .fetch_all(app.store.pool())
@@ -291,6 +295,74 @@ async fn a_referral_comes_back_to_the_police_as_two_words_and_nothing_else() {
         f["enrolled_3m"]["value"],
         Value::Null,
         "nor its base, from which it would follow"
+    );
+    app.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_centre_prints_a_receipt_of_voluntary_registration_and_the_reading_is_audited() {
+    let app = TestApp::new().await;
+    let site = app.site("YX01").await;
+    app.user(&site, "counsellor", Role::Counsellor).await;
+    app.user(&site, "peer", Role::PeerEducator).await;
+    let counsellor = app.login("counsellor").await;
+    let today = app.state.today().to_string();
+    let (s, c) = call(
+        &app,
+        &counsellor,
+        Method::POST,
+        "/api/v1/clients",
+        Some(json!({"uic": "YX-0600", "enrolled_on": today})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{c}");
+    let id = c["id"].as_i64().unwrap();
+    let (s, e) = call(
+        &app,
+        &counsellor,
+        Method::PUT,
+        &format!("/api/v1/clients/{id}/identity"),
+        Some(json!({"name": "李伟"})),
+    )
+    .await;
+    assert!(s.is_success(), "{e}");
+
+    let mut page = app.browser("counsellor", "zh-CN").await;
+    let record = page.get(&format!("/clients/{id}")).await.text;
+    assert!(
+        record.contains(&format!("/clients/{id}/receipt")),
+        "the record links to the receipt"
+    );
+    let receipt = page.get(&format!("/clients/{id}/receipt")).await;
+    assert_eq!(receipt.status, StatusCode::OK);
+    for words in ["李伟", "YX-0600", &today, "第六十二条", "不予处罚"] {
+        assert!(receipt.text.contains(words), "{words}: {}", receipt.text);
+    }
+    assert!(
+        !receipt.text.contains("美沙酮") && !receipt.text.contains("mg"),
+        "nothing clinical"
+    );
+    let trail: Vec<(String, String, String)> = app
+        .store
+        .audit_of_record("client", &id.to_string())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.actor, e.action, e.reason))
+        .collect();
+    assert!(
+        trail.contains(&(
+            "counsellor".into(),
+            "client.identity.read".into(),
+            "self-registration receipt".into()
+        )),
+        "{trail:?}"
+    );
+    // A peer educator reads no identity, so prints no receipt.
+    let mut peer = app.browser("peer", "zh-CN").await;
+    assert_eq!(
+        peer.get(&format!("/clients/{id}/receipt")).await.status,
+        StatusCode::FORBIDDEN
     );
     app.cleanup().await;
 }

@@ -243,6 +243,9 @@ pub struct StationCounts {
     /// from request to answer in all.
     pub answers: u64,
     pub answer_days: u64,
+    /// Take-home boxes out with the site's clients under GPS watch, and of them at home.
+    pub boxes_tracked: u64,
+    pub boxes_at_home: u64,
 }
 
 impl Store {
@@ -300,6 +303,23 @@ impl Store {
             };
             n.answers += 1;
             n.answer_days += u64::try_from((answered - asked).num_days()).unwrap_or(0);
+        }
+        let boxes = sqlx::query(
+            "SELECT p.presence FROM box_presence p JOIN box_loads l ON l.id = p.load_id \
+             WHERE l.site_id = $1 AND l.state = $2",
+        )
+        .bind(station_site_id)
+        .bind(
+            anxin_domain::boxes::LoadState::WithClient
+                .as_str()
+                .to_owned(),
+        )
+        .fetch_all(self.pool())
+        .await?;
+        for b in &boxes {
+            n.boxes_tracked += 1;
+            let presence: String = col(b, "presence")?;
+            n.boxes_at_home += u64::from(presence == anxin_domain::gps::Presence::AtHome.as_str());
         }
         Ok(n)
     }
