@@ -806,7 +806,7 @@ for (const lang of LANGS) {
         assert.match(code, /^[2-9A-Z]{4}-[2-9A-Z]{4}$/, `the slip carries a code: ${code}`);
         const slip = await text(police, '#referral-slip');
         assert.ok(!/YX-\d{4}/.test(slip), 'nothing about the person on the slip');
-        shots.push(['police', 'referrals', '/psb/referrals']);
+        shots.push(['police', 'psb referrals', '/psb/referrals']);
         // At the centre: without the person's agreement, refused at the field, the code kept.
         const centre = pages.counsellor;
         await centre.goto(`${server.url}/`);
