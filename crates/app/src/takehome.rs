@@ -572,6 +572,12 @@ pub async fn policy(app: &App, me: &Actor) -> Result<PolicyView> {
     Ok(PolicyView::from(&policy_of(app, me.site_id).await?))
 }
 
+/// The eligibility policy in force at the actor's centre, as the rules read it.
+pub async fn policy_in_force(app: &App, me: &Actor) -> Result<Policy> {
+    me.require(Permission::TakeHomeManage)?;
+    policy_of(app, me.site_id).await
+}
+
 /// One adopted version of the centre's policy, as the policy page lists it.
 #[derive(Debug, Clone)]
 pub struct PolicyVersion {

@@ -1136,3 +1136,4 @@ err-policy-sign-role-refused = Only the CDC, the police and the centre's manager
 err-policy-already-signed = Your party has already signed this version.
 err-policy-centre-signs-last = The centre signs after the CDC and the police.
 err-policy-proposal-signed = This version has been signed: it can no longer be edited. Write a new proposal to supersede it.
+policy-in-force-signed = In force: version { $version }, signed by the CDC, the police and the centre.

@@ -1137,3 +1137,4 @@ err-policy-sign-role-refused = 只有疾控、公安和本中心负责人可以�
 err-policy-already-signed = 您所代表的一方已经签署过此版本。
 err-policy-centre-signs-last = 本中心须在疾控和公安签署之后签署。
 err-policy-proposal-signed = 此版本已有人签署，不能再修改；请提交新的提案来取代它。
+policy-in-force-signed = 现行版本：{ $version }，经疾控、公安和本中心三方签署。
