@@ -205,9 +205,8 @@ fn party_signed(p: &Proposal) -> Vec<Party> {
 }
 
 fn parse_policy(p: &Proposal) -> Result<Policy> {
-    serde_json::from_str(&p.body).map_err(|e| {
-        Error::Internal(format!("policy proposal {} does not parse: {e}", p.id))
-    })
+    serde_json::from_str(&p.body)
+        .map_err(|e| Error::Internal(format!("policy proposal {} does not parse: {e}", p.id)))
 }
 
 /// Every proposal of the site as views, oldest first.

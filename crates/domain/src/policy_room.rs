@@ -173,7 +173,10 @@ mod tests {
     fn the_cdc_and_the_police_sign_then_the_centre_each_once() {
         use Role::*;
         assert_eq!(check_signature(PsbOfficer, &[]), Ok(Party::Police));
-        assert_eq!(check_signature(CdcAnalyst, &[Party::Police]), Ok(Party::Cdc));
+        assert_eq!(
+            check_signature(CdcAnalyst, &[Party::Police]),
+            Ok(Party::Cdc)
+        );
         assert_eq!(
             check_signature(Manager, &[Party::Police]).unwrap_err().code,
             Code::PolicyCentreSignsLast

@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 
 use anxin_app::policy_room::{
-    self as uc, Count, ProposalCreated, ProposalPage, ProposalRequest, ProposalState,
-    ProposalView, SignRequest, TierInput,
+    self as uc, Count, ProposalCreated, ProposalPage, ProposalRequest, ProposalState, ProposalView,
+    SignRequest, TierInput,
 };
 use anxin_domain::policy_room::Party;
 use anxin_domain::takehome::Policy;
@@ -24,7 +24,9 @@ use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::flash::{self, Message, Tone};
 use crate::json::ApiJson;
-use crate::policy::{input_name, page_field, read_form, threshold_of, tiers_table, DAYS, THRESHOLDS};
+use crate::policy::{
+    input_name, page_field, read_form, threshold_of, tiers_table, DAYS, THRESHOLDS,
+};
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
 use crate::web::{field_error, flash, form_notice, layout, refused_form, Flash, WebResult, T};
@@ -91,7 +93,9 @@ fn editor(
     let refused = f.value(form_id, "version").is_some();
     let v = |field: &str, fallback: String| {
         if refused {
-            f.value(form_id, field).map(str::to_owned).unwrap_or_default()
+            f.value(form_id, field)
+                .map(str::to_owned)
+                .unwrap_or_default()
         } else {
             fallback
         }
@@ -375,7 +379,11 @@ async fn proposal_page(
 /// The request a proposal form gives, and the tiers it offered (for the refusals' fields).
 fn request_of(form: &HashMap<String, String>) -> Result<(ProposalRequest, Vec<u8>), Problem> {
     let (policy, offered) = read_form(form)?;
-    let text = |name: &str| form.get(name).map(|s| s.trim().to_owned()).unwrap_or_default();
+    let text = |name: &str| {
+        form.get(name)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
     Ok((
         ProposalRequest {
             version: policy.version,

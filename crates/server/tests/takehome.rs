@@ -352,13 +352,22 @@ async fn requests_expire_and_police_hold_only_their_queue() {
         .into_iter()
         .filter(|p| Role::PsbOfficer.has(*p))
         .collect();
-    assert_eq!(held, vec![Permission::PsbQueue]);
+    // The queue, the referral slips and the joint policy room (aggregates only).
+    assert_eq!(
+        held,
+        vec![
+            Permission::PolicyPropose,
+            Permission::PolicySign,
+            Permission::PsbQueue,
+            Permission::ReferralIssue
+        ]
+    );
     // Every declared route that is neither public nor the officer's own answers 403.
     let table = anxin_server::route_table();
     let mut refused = 0;
     for spec in table.specs() {
         if let anxin_domain::Access::Needs(p) = spec.access {
-            if p == Permission::PsbQueue {
+            if Role::PsbOfficer.has(p) {
                 continue;
             }
             let m = match spec.verb {

@@ -266,11 +266,12 @@ impl Store {
         version: &str,
         except: Option<i64>,
     ) -> Result<bool> {
-        let adopted = sqlx::query("SELECT id FROM takehome_policies WHERE site_id = $1 AND version = $2")
-            .bind(site_id)
-            .bind(version.to_owned())
-            .fetch_optional(self.pool())
-            .await?;
+        let adopted =
+            sqlx::query("SELECT id FROM takehome_policies WHERE site_id = $1 AND version = $2")
+                .bind(site_id)
+                .bind(version.to_owned())
+                .fetch_optional(self.pool())
+                .await?;
         let proposed = sqlx::query(
             "SELECT id FROM policy_proposals WHERE site_id = $1 AND version = $2 AND id <> $3",
         )
