@@ -187,6 +187,133 @@ pub struct Preview {
     pub extra_mg_per_week: Count,
     /// The UICs whose tier changes: for staff with clinical access only, else none.
     pub changes: Option<Vec<TierChange>>,
+    /// The last twelve months of those it would admit, beside those admitted already.
+    pub back_test: BackTest,
+}
+
+/// One group of the back-test over the last twelve months: how many clients, their attendance
+/// and urine-negative rate, their boxes returned with unopened compartments and lost boxes.
+/// Everything is hidden (`None`, counts suppressed) when the group is suppressed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct BackTestGroup {
+    pub clients: Count,
+    /// Days dosed (take-home days once confirmed) over days expected, percent.
+    pub attendance_pct: Option<f64>,
+    /// Negative urine tests over tests, percent (none without tests).
+    pub urine_negative_pct: Option<f64>,
+    pub boxes_returned_unopened: Count,
+    pub boxes_lost: Count,
+}
+
+/// The back-test: the clients the proposal would admit and the policy in force does not,
+/// beside those admitted already, over `from` to `to`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct BackTest {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub newly_admitted: BackTestGroup,
+    pub already_admitted: BackTestGroup,
+}
+
+/// A client's last twelve months, summed into a group.
+#[derive(Debug, Clone, Copy, Default)]
+struct History {
+    clients: i64,
+    attended: i64,
+    expected: i64,
+    negative: i64,
+    tests: i64,
+    unopened_boxes: i64,
+    lost_boxes: i64,
+}
+
+impl History {
+    fn add(&mut self, o: History) {
+        self.clients += o.clients;
+        self.attended += o.attended;
+        self.expected += o.expected;
+        self.negative += o.negative;
+        self.tests += o.tests;
+        self.unopened_boxes += o.unopened_boxes;
+        self.lost_boxes += o.lost_boxes;
+    }
+}
+
+/// Client `c`'s last twelve months (`from` to `to`, both included): days expected at the
+/// window (from their first order in force, closures left out) and days dosed, urine tests and
+/// negatives, box loads started then and returned with an unopened compartment, and lost.
+async fn history_of(
+    app: &App,
+    c: &anxin_storage::Client,
+    (from, to): (NaiveDate, NaiveDate),
+    closed: &std::collections::BTreeSet<NaiveDate>,
+) -> Result<History> {
+    let doses = app.store.doses_between(c.id, from, to).await?;
+    let attended: std::collections::BTreeSet<NaiveDate> = doses
+        .iter()
+        .filter(|d| {
+            !matches!(
+                d.rule.as_str(),
+                "take_home_pending" | "take_home_unopened" | "take_home_lost"
+            )
+        })
+        .map(|d| d.day)
+        .collect();
+    let unopened: std::collections::BTreeSet<NaiveDate> = doses
+        .iter()
+        .filter(|d| d.rule == "take_home_unopened")
+        .map(|d| d.day)
+        .collect();
+    let orders = app.store.orders(c.id).await?;
+    let first = orders
+        .iter()
+        .filter(|o| o.in_force())
+        .map(|o| o.order.start)
+        .min()
+        .unwrap_or(c.enrolled_on)
+        .max(c.enrolled_on)
+        .max(from);
+    let mut expected = 0i64;
+    let mut day = first;
+    while day <= to {
+        if !closed.contains(&day) {
+            expected += 1;
+        }
+        day += chrono::Duration::days(1);
+    }
+    let tests: Vec<bool> = app
+        .store
+        .urine_tests(c.id)
+        .await?
+        .iter()
+        .filter(|t| t.collected_on >= from && t.collected_on <= to)
+        .map(|t| t.outcome.negative())
+        .collect();
+    let (mut unopened_boxes, mut lost_boxes) = (0, 0);
+    for l in app.store.loads_of_client(c.id).await? {
+        if l.start_day < from || l.start_day > to {
+            continue;
+        }
+        match l.state {
+            anxin_domain::boxes::LoadState::Lost => lost_boxes += 1,
+            anxin_domain::boxes::LoadState::Returned
+                if (0..l.days)
+                    .any(|k| unopened.contains(&(l.start_day + chrono::Duration::days(k)))) =>
+            {
+                unopened_boxes += 1
+            }
+            _ => {}
+        }
+    }
+    Ok(History {
+        clients: 1,
+        attended: attended.iter().filter(|d| **d >= first).count() as i64,
+        expected,
+        negative: tests.iter().filter(|n| **n).count() as i64,
+        tests: tests.len() as i64,
+        unopened_boxes,
+        lost_boxes,
+    })
 }
 
 /// A proposal's page: the version, its preview, and what the caller may do.
@@ -420,6 +547,18 @@ pub async fn preview(app: &App, me: &Actor, proposed: &Policy) -> Result<Preview
     let mut new_by: BTreeMap<u8, i64> = BTreeMap::new();
     let (mut extra_days, mut extra_mg, mut clients) = (0i64, 0i64, 0i64);
     let mut changes = Vec::new();
+    let window = (
+        today - chrono::Duration::days(365),
+        today - chrono::Duration::days(1),
+    );
+    let closed: std::collections::BTreeSet<NaiveDate> = app
+        .store
+        .closures_from(me.site_id, window.0)
+        .await?
+        .into_iter()
+        .map(|x| x.day)
+        .collect();
+    let (mut newly, mut already) = (History::default(), History::default());
     for facts in app.store.day_facts(me.site_id, today).await? {
         if facts.guest || facts.client.site_id != me.site_id {
             continue;
@@ -429,6 +568,11 @@ pub async fn preview(app: &App, me: &Actor, proposed: &Policy) -> Result<Preview
         let now = decide(&in_force, &f).days;
         let new = decide(proposed, &f).days;
         clients += 1;
+        if now > 0 {
+            already.add(history_of(app, c, window, &closed).await?);
+        } else if new > 0 {
+            newly.add(history_of(app, c, window, &closed).await?);
+        }
         *now_by.entry(now).or_default() += 1;
         *new_by.entry(new).or_default() += 1;
         if now != new {
@@ -476,6 +620,36 @@ pub async fn preview(app: &App, me: &Actor, proposed: &Policy) -> Result<Preview
             }
         }
     };
+    let group = |h: &History| {
+        let n = count(h.clients);
+        let hidden = n.suppressed;
+        let pct = |a: i64, b: i64| {
+            (!hidden && b > 0).then(|| (a as f64 * 1000.0 / b as f64).round() / 10.0)
+        };
+        let boxes = |v: i64| {
+            if hidden {
+                Count {
+                    value: None,
+                    suppressed: true,
+                }
+            } else {
+                count(v)
+            }
+        };
+        BackTestGroup {
+            clients: n,
+            attendance_pct: pct(h.attended, h.expected),
+            urine_negative_pct: pct(h.negative, h.tests),
+            boxes_returned_unopened: boxes(h.unopened_boxes),
+            boxes_lost: boxes(h.lost_boxes),
+        }
+    };
+    let back_test = BackTest {
+        from: window.0,
+        to: window.1,
+        newly_admitted: group(&newly),
+        already_admitted: group(&already),
+    };
     let mut days: Vec<u8> = vec![0];
     days.extend(2..=6);
     Ok(Preview {
@@ -493,5 +667,6 @@ pub async fn preview(app: &App, me: &Actor, proposed: &Policy) -> Result<Preview
         extra_box_days_per_week: sum(extra_days),
         extra_mg_per_week: sum(extra_mg),
         changes: staff.then_some(changes),
+        back_test,
     })
 }

@@ -227,6 +227,16 @@ fn count(t: &T<'_>, c: &Count) -> Markup {
     }
 }
 
+fn pct(t: &T<'_>, v: Option<f64>, suppressed: bool) -> Markup {
+    html! {
+        @match v {
+            Some(v) => span data-pct=(v) { (format!("{v:.1}%")) },
+            None if suppressed => span.muted data-suppressed="true" { (t.s("room-suppressed")) },
+            None => span.muted { "—" },
+        }
+    }
+}
+
 fn field_label(t: &T<'_>, field: &str) -> String {
     THRESHOLDS
         .iter()
@@ -331,6 +341,29 @@ async fn proposal_page(
                         ul id="preview-changes" {
                             @for c in changes {
                                 li data-uic=(c.uic) { (t.a("room-change-line", &[("uic", &c.uic), ("from", &c.now_days.to_string()), ("to", &c.proposed_days.to_string())])) }
+                            }
+                        }
+                    }
+                }
+            }
+            section.card id="proposal-backtest" {
+                h2 { (t.a("room-backtest", &[("from", &preview.back_test.from.to_string()), ("to", &preview.back_test.to.to_string())])) }
+                p.muted { (t.s("room-backtest-help")) }
+                table.list id="backtest" {
+                    thead { tr {
+                        th {}
+                        th { (t.s("room-bt-clients")) } th { (t.s("room-bt-attendance")) } th { (t.s("room-bt-urine")) }
+                        th { (t.s("room-bt-unopened")) } th { (t.s("room-bt-lost")) }
+                    } }
+                    tbody {
+                        @for (key, label, g) in [("newly", "room-bt-newly", &preview.back_test.newly_admitted), ("already", "room-bt-already", &preview.back_test.already_admitted)] {
+                            tr data-group=(key) {
+                                th { (t.s(label)) }
+                                td.clients { (count(&t, &g.clients)) }
+                                td.attendance { (pct(&t, g.attendance_pct, g.clients.suppressed)) }
+                                td.urine { (pct(&t, g.urine_negative_pct, g.clients.suppressed)) }
+                                td.unopened { (count(&t, &g.boxes_returned_unopened)) }
+                                td.lost { (count(&t, &g.boxes_lost)) }
                             }
                         }
                     }

@@ -491,3 +491,91 @@ async fn in_the_pages_refusals_come_back_at_the_field_and_three_signatures_close
     assert!(page.text.contains("data-signed=\"true\""));
     w.app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_back_test_sets_those_a_proposal_admits_beside_those_admitted_already() {
+    use anxin_domain::clinic::urine::{Outcome, Substance};
+    let w = world().await;
+    let (manager, cdc) = room(&w).await;
+    // In force: one tier of 2 days from 500 days in treatment.
+    let strict = json!({"version": "strict-1", "approval_valid_days": 60, "tiers": [
+        {"days": 2, "min_days_in_treatment": 500, "min_attendance_30": 90.0, "min_attendance_90": 85.0, "last_urine_negative": 2}
+    ]});
+    let a = w
+        .app
+        .call(
+            Method::PUT,
+            "/api/v1/takehome/policy",
+            Some(&manager),
+            Some(strict),
+        )
+        .await;
+    assert!(a.status.is_success(), "{}", a.text);
+    // One client 600 days in, admitted now; two 400 days in, admitted only by the proposal.
+    let old = w.stable_client_since("YX-0501", 600, true, true).await;
+    let new1 = w.stable_client_since("YX-0502", 400, true, true).await;
+    w.stable_client_since("YX-0503", 400, true, true).await;
+    assert_eq!(w.eligibility(old).await["days"], 2);
+    assert_eq!(w.eligibility(new1).await["days"], 0);
+    // The admitted client also had a positive test 100 days ago (older than the negatives).
+    let today = w.app.state.today();
+    let store = &w.app.store;
+    let doctor = store.user_auth("doctor").await.unwrap().unwrap().user;
+    let actor = anxin_storage::Actor {
+        user_id: Some(doctor.id),
+        name: doctor.username.clone(),
+        site_id: Some(doctor.site_id),
+    };
+    let positive = Outcome::Tested([(Substance::Opiates, true)].into_iter().collect());
+    store
+        .import_history(
+            &actor,
+            doctor.site_id,
+            &[],
+            &[(old, today - Duration::days(100), positive)],
+            w.app.state.now(),
+        )
+        .await
+        .unwrap();
+    let (s, r) = w
+        .call(
+            Method::POST,
+            &w.police,
+            "/api/v1/policy/proposals",
+            Some(proposal("default-like", &today.to_string())),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let path = format!("/api/v1/policy/proposals/{}", r["id"]);
+    let (_, page) = w.call(Method::GET, &manager, &path, None).await;
+    let bt = &page["preview"]["back_test"];
+    assert_eq!(bt["from"], (today - Duration::days(365)).to_string());
+    assert_eq!(bt["to"], (today - Duration::days(1)).to_string());
+    // Each came the last 120 days of the 365 (their orders started before the window).
+    let expected = (120.0_f64 * 1000.0 / 365.0).round() / 10.0;
+    assert_eq!(
+        bt["newly_admitted"],
+        json!({"clients": {"value": 2, "suppressed": false}, "attendance_pct": expected, "urine_negative_pct": 100.0,
+               "boxes_returned_unopened": {"value": 0, "suppressed": false}, "boxes_lost": {"value": 0, "suppressed": false}})
+    );
+    // Six negatives and one positive: 85.7%.
+    assert_eq!(bt["already_admitted"]["clients"]["value"], 1);
+    assert_eq!(bt["already_admitted"]["attendance_pct"], expected);
+    assert_eq!(bt["already_admitted"]["urine_negative_pct"], 85.7);
+    // The CDC: groups of one and two are suppressed, their figures hidden with them.
+    let (_, page) = w.call(Method::GET, &cdc, &path, None).await;
+    let bt = &page["preview"]["back_test"];
+    for g in ["newly_admitted", "already_admitted"] {
+        assert_eq!(
+            bt[g],
+            json!({"clients": {"value": null, "suppressed": true}, "attendance_pct": null, "urine_negative_pct": null,
+                   "boxes_returned_unopened": {"value": null, "suppressed": true}, "boxes_lost": {"value": null, "suppressed": true}}),
+            "{g}"
+        );
+    }
+    let mut m = w.app.browser("manager", "zh-CN").await;
+    let page = m.get(&path.replace("/api/v1/policy", "/takehome")).await;
+    assert!(page.text.contains("回测：过去十二个月"), "{}", page.text);
+    assert!(page.text.contains("data-pct=\"85.7\""));
+    w.app.cleanup().await;
+}
