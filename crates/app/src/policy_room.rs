@@ -115,7 +115,7 @@ pub struct ChangeView {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ProposalState {
-    /// Nobody signed yet: its author's party may still edit it.
+    /// Nobody signed yet: it may still be edited.
     Open,
     /// Signed by one or two parties.
     Signing,
