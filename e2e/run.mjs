@@ -787,7 +787,7 @@ for (const lang of LANGS) {
         const headers = await page.locator('#psb-queue thead th').allInnerTexts();
         assert.equal(headers.filter((h) => h.trim()).length, 6, `request fields only: ${headers.join(' | ')}`);
         const nav = await page.locator('header nav a').count();
-        assert.ok(nav <= 3, 'the police see only their queue and their referrals');
+        assert.ok(nav <= 4, 'the police see only their queue, their referrals and the policy room');
         // Our request is the newest one.
         const ids = await page.locator('#psb-queue tr[data-request]').evaluateAll((rs) => rs.map((r) => Number(r.dataset.request)));
         s.request = Math.max(...ids);
@@ -1064,6 +1064,52 @@ for (const lang of LANGS) {
         assert.ok((await svg.count()) >= 1, 'a chart');
         assert.ok((await svg.first().locator('rect').count()) >= 3, 'the chart has bars');
         assert.ok((await page.locator('#indicators tbody tr').count()) >= 10, 'the indicator table');
+      });
+
+      await t.test('the joint policy room: the police propose a lower threshold, the preview shows who would gain, the CDC and the manager sign', async () => {
+        // The police propose (from tomorrow, so the policy page below still shows the default).
+        const police = await login(server, 'police', lang);
+        await Promise.all([police.waitForNavigation(), police.click('#nav-proposals')]);
+        const version = zh ? 'room-2027.1' : 'room-2027.1-en';
+        await police.fill('#proposal-version', version);
+        await police.fill('#proposal-effective-from', TOMORROW);
+        await police.fill('#proposal-rationale', zh ? '稳定的服务对象外出务工' : 'Stable clients work away from home');
+        await police.fill('#proposal input[name=t3_min_days_in_treatment]', '120');
+        await Promise.all([police.waitForNavigation(), police.click('#proposal button[type=submit]')]);
+        assert.ok((await text(police, '.flash.ok')).includes(version));
+        assert.equal(await police.getAttribute('#proposal-state', 'data-state'), 'open');
+        // The diff names the 3-day tier's threshold, from 180 to 120.
+        const diff = await text(police, '#proposal-diff li[data-days="3"][data-field=min_days_in_treatment]');
+        assert.ok(diff.includes('180') && diff.includes('120'), diff);
+        // The preview: each tier's count, or "suppressed", never a UIC for the police.
+        const cells = await police.locator('#preview-tiers td.now, #preview-tiers td.proposed').allInnerTexts();
+        assert.equal(cells.length, 12, 'now and under the proposal, for 0 and 2 to 6 days');
+        const suppressed = zh ? '人数过少，不予显示' : 'suppressed';
+        for (const c of cells) assert.ok(/^\d+$/.test(c.trim()) || c.trim() === suppressed, `a count or suppressed: ${c}`);
+        assert.equal(await police.locator('#preview-changes').count(), 0, 'no UIC for the police');
+        const gain = await text(police, '#preview-changing');
+        assert.ok(/^\d+$/.test(gain.trim()) || gain.trim() === suppressed, gain);
+        await Promise.all([police.waitForNavigation(), police.click('#sign-button')]);
+        assert.equal(await police.getAttribute('#proposal-signatures li[data-party=police]', 'data-signed'), 'true');
+        const url = police.url().replace(server.url, '');
+        await police.context().close();
+        // The CDC signs.
+        const cdc = await login(server, 'cdc', lang);
+        await Promise.all([cdc.waitForNavigation(), cdc.click('#nav-proposals')]);
+        await Promise.all([cdc.waitForNavigation(), cdc.click(`#room-proposals tr[data-version="${version}"] a`)]);
+        await cdc.fill('#sign-comment', zh ? '同意' : 'agreed');
+        await Promise.all([cdc.waitForNavigation(), cdc.click('#sign-button')]);
+        assert.equal(await cdc.getAttribute('#proposal-signatures li[data-party=cdc]', 'data-signed'), 'true');
+        await cdc.context().close();
+        // The manager signs last; the proposal shows three signatures, in force from tomorrow.
+        const manager = await login(server, 'manager', lang);
+        await visit(manager, lang, 'policy proposal', `${server.url}${url}`);
+        await Promise.all([manager.waitForNavigation(), manager.click('#sign-button')]);
+        assert.equal(await manager.locator('#proposal-signatures li[data-signed=true]').count(), 3);
+        assert.ok((await text(manager, '#signed-by-three')).includes(zh ? '三方均已签署' : 'Signed by all three'));
+        assert.equal(await manager.getAttribute('#proposal-state', 'data-state'), 'signed');
+        assert.equal(await manager.locator('#proposal-edit').count(), 0, 'a signed version is not edited');
+        await manager.context().close();
       });
 
       await t.test('the manager adopts a take-home policy version in the page; a looser longer tier is refused at its field', async () => {

@@ -39,6 +39,7 @@ pub mod orders;
 pub mod outcomes;
 pub mod passwords;
 pub mod photos;
+pub mod policy_room;
 pub mod record;
 pub mod records;
 pub mod referrals;

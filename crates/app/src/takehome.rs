@@ -67,8 +67,25 @@ pub async fn client_adherence(app: &App, c: &Client) -> Result<(Adherence, u32)>
     Ok((adherence(first, &attended, &closed, today), streak))
 }
 
-/// The policy in force at a site: its latest adopted one, or the default.
+/// The policy in force at a site: the latest version signed by the CDC, the police and the
+/// centre whose start has come (the policy room, `crate::policy_room`), else its latest adopted
+/// one, else the default.
 pub async fn policy_of(app: &App, site_id: i64) -> Result<Policy> {
+    if let Some(body) = app
+        .store
+        .signed_policy_in_force(site_id, app.today())
+        .await?
+    {
+        return serde_json::from_str(&body).map_err(|e| {
+            tracing::error!(error = %e, site_id, "signed take-home policy does not parse");
+            Error::Internal(format!("signed take-home policy of site {site_id}: {e}"))
+        });
+    }
+    adopted_policy_of(app, site_id).await
+}
+
+/// The policy a site adopted last (by the manager alone), or the default.
+pub async fn adopted_policy_of(app: &App, site_id: i64) -> Result<Policy> {
     Ok(match app.store.current_policy(site_id).await? {
         Some(body) => serde_json::from_str(&body).map_err(|e| {
             tracing::error!(error = %e, site_id, "stored take-home policy does not parse");
@@ -87,6 +104,14 @@ pub fn police_consent(consents: &[Consent], today: NaiveDate) -> Option<&Consent
 
 /// The eligibility decision for a client today, and the id of the police-check consent.
 pub async fn eligibility_of(app: &App, c: &Client) -> Result<(Eligibility, Option<i64>)> {
+    let (f, consent) = facts_of(app, c).await?;
+    let policy = policy_of(app, c.site_id).await?;
+    Ok((decide(&policy, &f), consent))
+}
+
+/// What the eligibility rules look at for a client today, and the id of the police-check
+/// consent (the policy room's preview decides these facts under two policies).
+pub async fn facts_of(app: &App, c: &Client) -> Result<(Facts, Option<i64>)> {
     let today = app.today();
     let (adh, _) = client_adherence(app, c).await?;
     let tests = app.store.urine_tests(c.id).await?;
@@ -117,8 +142,7 @@ pub async fn eligibility_of(app: &App, c: &Client) -> Result<(Eligibility, Optio
         police_consent_active: consent.is_some(),
         in_treatment: c.discharged_on.is_none() && c.stage != Stage::CompulsoryIsolated,
     };
-    let policy = policy_of(app, c.site_id).await?;
-    Ok((decide(&policy, &f), consent.map(|x| x.id)))
+    Ok((f, consent.map(|x| x.id)))
 }
 
 /// The police approval that holds today, if any.
@@ -308,7 +332,7 @@ impl From<&Disclosure> for DisclosureView {
 }
 
 /// One tier of the eligibility policy.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct TierView {
     pub days: u8,
     pub min_days_in_treatment: u32,
@@ -333,7 +357,7 @@ impl From<&Tier> for TierView {
 }
 
 /// The eligibility policy in force.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PolicyView {
     pub version: String,
     /// Days a police approval stays valid.
@@ -546,6 +570,12 @@ pub async fn disclosures(app: &App, me: &Actor, client_id: i64) -> Result<Vec<Di
 pub async fn policy(app: &App, me: &Actor) -> Result<PolicyView> {
     me.require(Permission::TakeHomeManage)?;
     Ok(PolicyView::from(&policy_of(app, me.site_id).await?))
+}
+
+/// The eligibility policy in force at the actor's centre, as the rules read it.
+pub async fn policy_in_force(app: &App, me: &Actor) -> Result<Policy> {
+    me.require(Permission::TakeHomeManage)?;
+    policy_of(app, me.site_id).await
 }
 
 /// One adopted version of the centre's policy, as the policy page lists it.

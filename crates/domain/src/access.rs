@@ -87,6 +87,8 @@ impl Role {
             TakeHomeManage => matches!(self, Manager | Prescriber),
             CodeReveal => matches!(self, Manager | Prescriber | Dispenser),
             TakeHomePolicy => matches!(self, Manager),
+            // The joint policy room: the centre, the CDC and the police (aggregates only).
+            PolicyPropose | PolicySign => matches!(self, Manager | CdcAnalyst | PsbOfficer),
             CalendarManage => matches!(self, Manager),
             PsbQueue => matches!(self, PsbOfficer),
             StaffManage => matches!(self, Admin | Manager),
@@ -173,6 +175,10 @@ pub enum Permission {
     CodeReveal,
     /// Adopt the centre's take-home eligibility policy.
     TakeHomePolicy,
+    /// Propose a take-home policy version in the joint policy room and see its aggregate preview.
+    PolicyPropose,
+    /// Sign a take-home policy proposal for one's party (CDC, police, the centre's manager).
+    PolicySign,
     /// Add and remove the centre's closure days (its calendar).
     CalendarManage,
     /// The police queue: only the fields a record check needs, for requests addressed to the PSB.
@@ -264,7 +270,7 @@ impl Role {
 
 impl Permission {
     /// Every permission, for exhaustive tests and documentation.
-    pub const ALL: [Permission; 27] = [
+    pub const ALL: [Permission; 29] = [
         Permission::ClientRead,
         Permission::ClientWrite,
         Permission::IdentityRead,
@@ -283,6 +289,8 @@ impl Permission {
         Permission::TakeHomeManage,
         Permission::CodeReveal,
         Permission::TakeHomePolicy,
+        Permission::PolicyPropose,
+        Permission::PolicySign,
         Permission::CalendarManage,
         Permission::PsbQueue,
         Permission::ServiceRecord,
@@ -302,6 +310,9 @@ impl Permission {
                 | Permission::SiteManage
                 | Permission::AuditRead
                 | Permission::TakeHomePolicy
+                // The policy room's preview is aggregate (suppressed for outside roles).
+                | Permission::PolicyPropose
+                | Permission::PolicySign
                 // The calendar is the centre's days; the uncovered clients need `DoseRecord`.
                 | Permission::CalendarManage
                 // The police queue is the separate, minimal disclosure API, not a client record.
@@ -331,6 +342,8 @@ impl Permission {
             Permission::TakeHomeManage => "takehome_manage",
             Permission::CodeReveal => "code_reveal",
             Permission::TakeHomePolicy => "takehome_policy",
+            Permission::PolicyPropose => "policy_propose",
+            Permission::PolicySign => "policy_sign",
             Permission::CalendarManage => "calendar_manage",
             Permission::PsbQueue => "psb_queue",
             Permission::StaffManage => "staff_manage",
@@ -490,6 +503,17 @@ mod tests {
             if *view {
                 assert!(role.has(Permission::DoseRecord), "{role} sees it and doses");
             }
+        }
+    }
+
+    /// Who sits in the joint policy room: the centre's manager, the CDC and the police.
+    #[test]
+    fn the_policy_room_is_the_managers_the_cdcs_and_the_polices() {
+        use Role::*;
+        for role in Role::ALL {
+            let inside = matches!(role, Manager | CdcAnalyst | PsbOfficer);
+            assert_eq!(role.has(Permission::PolicyPropose), inside, "{role}");
+            assert_eq!(role.has(Permission::PolicySign), inside, "{role}");
         }
     }
 

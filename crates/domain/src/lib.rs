@@ -16,6 +16,7 @@ pub mod gps;
 pub mod indicators;
 pub mod phone;
 pub mod photo;
+pub mod policy_room;
 pub mod problem;
 pub mod referral;
 pub mod services;

@@ -319,6 +319,16 @@ codes! {
     PolicyApprovalDaysOutOfRange => ("policy.approval_days_out_of_range", Invalid),
     /// A policy version name already adopted at this centre (`version`).
     PolicyVersionTaken => ("policy.version_taken", Conflict),
+    /// A policy proposal starting before today (`today`).
+    PolicyEffectiveInPast => ("policy.effective_in_past", Invalid),
+    /// A signature by a role that signs for no party (`role`).
+    PolicySignRoleRefused => ("policy.sign_role_refused", Forbidden),
+    /// A party signing a proposal it signed already (`party`).
+    PolicyAlreadySigned => ("policy.already_signed", Conflict),
+    /// The centre's manager signing before both the CDC and the police.
+    PolicyCentreSignsLast => ("policy.centre_signs_last", Conflict),
+    /// An edit of a proposal somebody signed: a new proposal supersedes it.
+    PolicyProposalSigned => ("policy.proposal_signed", Conflict),
     /// A therapeutic-community episode with a leaving date but no way of ending.
     TcExitRequired => ("tc.exit_required", Invalid),
     /// An exit without the day the resident left.

@@ -29,6 +29,7 @@ pub mod once;
 pub mod photos;
 pub mod police_referrals;
 pub mod policy;
+pub mod policy_room;
 pub mod routes;
 pub mod services;
 pub mod sms;
@@ -62,6 +63,7 @@ pub fn route_table() -> routes::RouteTable {
     let table = takehome::routes(table);
     let table = takehome::web::routes(table);
     let table = policy::routes(table);
+    let table = policy_room::routes(table);
     let table = calendar::routes(table);
     let table = tc::routes(table);
     let table = checkpoints::routes(table);

@@ -22,9 +22,9 @@ use crate::web::{field_error, flash, form_notice, layout, refused_form, Flash, W
 /// The editor's form id.
 const FORM: &str = "policy";
 /// The take-home periods a tier can offer.
-const DAYS: std::ops::RangeInclusive<u8> = 2..=6;
+pub(crate) const DAYS: std::ops::RangeInclusive<u8> = 2..=6;
 /// A tier's thresholds: the field name of the API and the page's label.
-const THRESHOLDS: [(&str, &str); 4] = [
+pub(crate) const THRESHOLDS: [(&str, &str); 4] = [
     ("min_days_in_treatment", "policy-min-days"),
     ("min_attendance_30", "policy-att-30"),
     ("min_attendance_90", "policy-att-90"),
@@ -32,11 +32,11 @@ const THRESHOLDS: [(&str, &str); 4] = [
 ];
 
 /// The form field of threshold `name` of the tier of `days` days.
-fn input_name(days: u8, name: &str) -> String {
+pub(crate) fn input_name(days: u8, name: &str) -> String {
     format!("t{days}_{name}")
 }
 
-fn threshold_of(t: &Tier, name: &str) -> String {
+pub(crate) fn threshold_of(t: &Tier, name: &str) -> String {
     match name {
         "min_days_in_treatment" => t.min_days_in_treatment.to_string(),
         "min_attendance_30" => t.min_attendance_30.to_string(),
@@ -45,7 +45,7 @@ fn threshold_of(t: &Tier, name: &str) -> String {
     }
 }
 
-fn tiers_table(t: &T<'_>, p: &Policy, id: &str) -> Markup {
+pub(crate) fn tiers_table(t: &T<'_>, p: &Policy, id: &str) -> Markup {
     html! {
         table.list id=(id) {
             thead { tr {
@@ -68,10 +68,11 @@ async fn policy_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> W
     let t = T::of(&st, &me);
     let actor = me.app_actor();
     let history = uc::policy_history(&st.app, &actor).await?;
-    let current = history
+    let current = uc::policy_in_force(&st.app, &actor).await?;
+    let signed = history
         .first()
-        .map(|v| v.policy.clone())
-        .unwrap_or_default();
+        .is_none_or(|v| v.policy.version != current.version)
+        && current.version != Policy::default().version;
     let when = |v: &PolicyVersion| {
         v.adopted_at
             .with_timezone(&st.settings.utc_offset)
@@ -112,7 +113,8 @@ async fn policy_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> W
         html! {
             h1 { (t.s("policy-title")) }
             (flash(&f))
-            @match history.first() {
+            @match history.first().filter(|_| !signed) {
+                _ if signed => p id="policy-current" data-signed="true" { (t.a("policy-in-force-signed", &[("version", &current.version)])) " " a href="/takehome/proposals" { (t.s("room-title")) } },
                 Some(v) => p id="policy-current" { (t.a("policy-in-force", &[("version", &v.policy.version), ("at", &when(v)), ("by", &by(v))])) },
                 None => p.notice role="note" id="policy-current" { (t.a("policy-default", &[("version", &current.version)])) },
             }
@@ -178,7 +180,7 @@ async fn policy_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> W
 }
 
 /// Reads the editor's form into a policy; a number that does not parse is refused at its input.
-fn read_form(form: &HashMap<String, String>) -> Result<(Policy, Vec<u8>), Problem> {
+pub(crate) fn read_form(form: &HashMap<String, String>) -> Result<(Policy, Vec<u8>), Problem> {
     let text = |name: &str| form.get(name).map(|s| s.trim()).unwrap_or_default();
     fn number<N: std::str::FromStr>(field: &str, raw: &str) -> Result<N, Problem> {
         raw.parse().map_err(|_| {
@@ -228,7 +230,7 @@ fn read_form(form: &HashMap<String, String>) -> Result<(Policy, Vec<u8>), Proble
 
 /// A refusal's field as the page names it: `tiers[1].min_attendance_30` is the input of the
 /// second tier offered.
-fn page_field(p: Problem, offered: &[u8]) -> Problem {
+pub(crate) fn page_field(p: Problem, offered: &[u8]) -> Problem {
     let Some(field) = p.field.clone() else {
         return p;
     };

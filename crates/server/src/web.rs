@@ -132,6 +132,7 @@ fn frame(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
                             @if me.role().has(Permission::ReferralReceive) { a href="/police-referrals" id="nav-police-referrals" { (t.s("pref-centre-title")) } }
                             @if me.role().has(Permission::TakeHomeManage) { a href="/boxes" id="nav-boxes" { (t.s("nav-boxes")) } }
                             @if me.role().has(Permission::TakeHomeManage) { a href="/takehome/policy" id="nav-policy" { (t.s("nav-policy")) } }
+                            @if me.role().has(Permission::PolicyPropose) { a href="/takehome/proposals" id="nav-proposals" { (t.s("nav-proposals")) } }
                             @if me.role().has(Permission::DoseRecord) { a href="/calendar" id="nav-calendar" { (t.s("nav-calendar")) } }
                             @if me.role().has(Permission::StockManage) { a href="/stock" { (t.s("nav-stock")) } }
                             @if me.role().has(Permission::StaffManage) { a href="/staff" { (t.s("nav-staff")) } }

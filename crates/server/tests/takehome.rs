@@ -347,13 +347,21 @@ async fn requests_expire_and_police_hold_only_their_queue() {
         .as_str()
         .unwrap()
         .contains("expired"));
-    // The police role holds exactly its queue and its referrals, neither of which reaches a
-    // client record.
+    // The police role holds exactly these, none of which reaches a client record.
     let held: Vec<Permission> = Permission::ALL
         .into_iter()
         .filter(|p| Role::PsbOfficer.has(*p))
         .collect();
-    assert_eq!(held, vec![Permission::PsbQueue, Permission::ReferralIssue]);
+    // The queue, the referral slips and the joint policy room (aggregates only).
+    assert_eq!(
+        held,
+        vec![
+            Permission::PolicyPropose,
+            Permission::PolicySign,
+            Permission::PsbQueue,
+            Permission::ReferralIssue
+        ]
+    );
     assert!(held.iter().all(|p| !p.touches_client_records()));
     // Every declared route that is neither public nor the officer's own answers 403.
     let table = anxin_server::route_table();

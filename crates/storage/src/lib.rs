@@ -31,6 +31,7 @@ pub mod clinic;
 pub mod gps;
 pub mod outbox;
 pub mod photos;
+pub mod policy_room;
 pub mod referrals;
 pub mod report;
 pub mod services;

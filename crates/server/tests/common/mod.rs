@@ -88,8 +88,20 @@ impl World {
 
     /// A stable client as [`World::stable_client`], with or without a signed agreement.
     pub async fn stable_client_with(&self, uic: &str, with_consent: bool, agreement: bool) -> i64 {
+        self.stable_client_since(uic, 400, with_consent, agreement)
+            .await
+    }
+
+    /// A stable client as [`World::stable_client_with`], enrolled `days_ago` days ago.
+    pub async fn stable_client_since(
+        &self,
+        uic: &str,
+        days_ago: i64,
+        with_consent: bool,
+        agreement: bool,
+    ) -> i64 {
         let today = self.app.state.today();
-        let start = today - Duration::days(400);
+        let start = today - Duration::days(days_ago);
         let (s, c) = self
             .call(
                 Method::POST,
