@@ -1070,7 +1070,7 @@ for (const lang of LANGS) {
         // The police propose (from tomorrow, so the policy page below still shows the default).
         const police = await login(server, 'police', lang);
         await Promise.all([police.waitForNavigation(), police.click('#nav-proposals')]);
-        const version = zh ? 'room-2027.1' : 'room-2027.1-en';
+        const version = (s.roomVersion = zh ? 'room-2027.1' : 'room-2027.1-en');
         await police.fill('#proposal-version', version);
         await police.fill('#proposal-effective-from', TOMORROW);
         await police.fill('#proposal-rationale', zh ? '稳定的服务对象外出务工' : 'Stable clients work away from home');
@@ -1353,6 +1353,13 @@ for (const lang of LANGS) {
           assert.ok(states.length >= 1, `client ${id} had a code for ${TOMORROW}`);
           assert.deepEqual([...new Set(states)], ['stopped'], `client ${id}: no code went out this morning (${states})`);
         }
+        // The version the police, the CDC and the manager signed is in force from this morning:
+        // the policy page and the client's take-home decision name it.
+        await doctor.goto(`${server.url}/takehome/policy`);
+        assert.ok((await text(doctor, 'main')).includes(s.roomVersion), `the signed version ${s.roomVersion} is in force`);
+        await doctor.goto(`${server.url}/clients/${s.client}`);
+        const decision = await text(doctor, '#takehome');
+        assert.ok(decision.includes(s.roomVersion), `the next decision names ${s.roomVersion}: ${decision}`);
         const police = (pages.police = await login(server, 'police', lang));
         const r = await police.goto(`${server.url}${s.policeLook}`);
         assert.notEqual(r.status(), 200, 'still no box state for the police');
