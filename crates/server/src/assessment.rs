@@ -29,7 +29,7 @@ use crate::flash::{self, Message, Tone};
 use crate::json::ApiJson;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
-use crate::web::{field_error, form_notice, refused_form, Flash, T};
+use crate::web::{field_error, form_notice, on_path_id, refused_form, Flash, T};
 
 /// The form's id in the flash.
 const FORM: &str = "assessment";
@@ -241,14 +241,10 @@ async fn form_record(
 ) -> Response {
     let base = format!("/clients/{id}");
     let (req, values) = request(&f);
+    let actor = me.app_actor();
     let done = match req {
         Err(p) => Err(p.into()),
-        Ok(req) => match anxin_app::parse_id(&id) {
-            Ok(cid) => uc::record(&st.app, &me.app_actor(), cid, &req)
-                .await
-                .map_err(Into::into),
-            Err(e) => Err(e.into()),
-        },
+        Ok(req) => on_path_id(&id, |cid| uc::record(&st.app, &actor, cid, &req)).await,
     };
     match done {
         Ok(_) => flash::redirect(
@@ -371,12 +367,11 @@ async fn form_overdose(
         outcome: f.get("outcome").cloned().unwrap_or_default(),
         confirm_box_out: f.contains_key("confirm_box_out"),
     };
-    let done = match anxin_app::parse_id(&id) {
-        Ok(cid) => anxin_app::outcomes::overdose(&st.app, &me.app_actor(), cid, &req)
-            .await
-            .map_err(Into::into),
-        Err(e) => Err(e.into()),
-    };
+    let actor = me.app_actor();
+    let done = on_path_id(&id, |cid| {
+        anxin_app::outcomes::overdose(&st.app, &actor, cid, &req)
+    })
+    .await;
     match done {
         Ok(r) => flash::redirect(
             &base,
@@ -407,12 +402,11 @@ async fn form_death(
         cause: f.get("cause").cloned().unwrap_or_default(),
         confirm_box_out: f.contains_key("confirm_box_out"),
     };
-    let done = match anxin_app::parse_id(&id) {
-        Ok(cid) => anxin_app::outcomes::death(&st.app, &me.app_actor(), cid, &req)
-            .await
-            .map_err(Into::into),
-        Err(e) => Err(e.into()),
-    };
+    let actor = me.app_actor();
+    let done = on_path_id(&id, |cid| {
+        anxin_app::outcomes::death(&st.app, &actor, cid, &req)
+    })
+    .await;
     match done {
         Ok(_) => flash::redirect(
             &base,

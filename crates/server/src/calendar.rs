@@ -23,7 +23,8 @@ use crate::json::ApiJson;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
 use crate::web::{
-    field_error, flash, form_error, form_notice, layout, refused_form, Flash, WebResult, T,
+    field_error, flash, form_error, form_notice, layout, on_path_id, refused_form, Flash,
+    WebResult, T,
 };
 
 /// The add form's id.
@@ -139,12 +140,8 @@ async fn remove_form(
     Path(id): Path<String>,
 ) -> Response {
     let base = "/calendar";
-    let removed = match anxin_app::parse_id(&id) {
-        Ok(id) => uc::remove_closure(&st.app, &me.app_actor(), id)
-            .await
-            .map_err(AppError::from),
-        Err(e) => Err(AppError::from(e)),
-    };
+    let actor = me.app_actor();
+    let removed = on_path_id(&id, |id| uc::remove_closure(&st.app, &actor, id)).await;
     match removed {
         Ok(day) => flash::redirect(
             base,

@@ -24,7 +24,7 @@ use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
 use crate::web::{
     after_form, back_with, error_page, field_error, flash, form_error, form_notice, layout,
-    refused_form, Flash, WebResult, T,
+    on_path_id, refused_form, Flash, WebResult, T,
 };
 
 fn tr<'a>(st: &'a AppState, me: &CurrentUser) -> T<'a> {
@@ -577,15 +577,6 @@ pub(crate) fn client_details(
     }
 }
 
-/// Runs a use case on the client of a form's path (`/clients/{id}/…`), the id checked first.
-async fn on_client<T, Fut>(id: &str, run: impl FnOnce(i64) -> Fut) -> Result<T, AppError>
-where
-    Fut: std::future::Future<Output = anxin_app::Result<T>>,
-{
-    let cid = anxin_app::parse_id(id)?;
-    Ok(run(cid).await?)
-}
-
 #[derive(Deserialize)]
 struct StageForm {
     #[serde(default)]
@@ -615,7 +606,7 @@ async fn form_stage(
         confirm_box_out: f.confirm_box_out.as_deref() == Some("true"),
     };
     let actor = me.app_actor();
-    let done = on_client(&id, |cid| {
+    let done = on_path_id(&id, |cid| {
         anxin_app::treatment::set_stage(&st.app, &actor, cid, &req)
     })
     .await;
@@ -672,7 +663,7 @@ async fn form_guest(
         to: Some(f.to.clone()),
     };
     let actor = me.app_actor();
-    let done = on_client(&id, |cid| {
+    let done = on_path_id(&id, |cid| {
         anxin_app::treatment::guest(&st.app, &actor, cid, &req)
     })
     .await;
@@ -715,7 +706,7 @@ async fn form_transfer(
         confirm_box_out: f.confirm_box_out.as_deref() == Some("true"),
     };
     let actor = me.app_actor();
-    let done = on_client(&id, |cid| {
+    let done = on_path_id(&id, |cid| {
         anxin_app::treatment::transfer(&st.app, &actor, cid, &req)
     })
     .await;
@@ -749,7 +740,7 @@ async fn form_readmit(
 ) -> Response {
     let base = format!("/clients/{id}");
     let actor = me.app_actor();
-    let done = on_client(&id, |cid| {
+    let done = on_path_id(&id, |cid| {
         anxin_app::treatment::readmit(&st.app, &actor, cid)
     })
     .await;
@@ -1090,7 +1081,7 @@ async fn form_agreement(
         signed_on: Some(get("signed_on")),
     };
     let actor = me.app_actor();
-    let added = on_client(&id, |cid| {
+    let added = on_path_id(&id, |cid| {
         anxin_app::agreements::add(&st.app, &actor, cid, &req)
     })
     .await;
@@ -1136,7 +1127,7 @@ async fn form_discharge(
         confirm_box_out: f.confirm_box_out.as_deref() == Some("true"),
     };
     let actor = me.app_actor();
-    let done = on_client(&id, |cid| {
+    let done = on_path_id(&id, |cid| {
         anxin_app::treatment::discharge(&st.app, &actor, cid, &req)
     })
     .await;

@@ -26,7 +26,8 @@ use crate::json::ApiJson;
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
 use crate::web::{
-    field_error, flash, form_error, form_notice, layout, refused_form, Flash, WebResult, T,
+    field_error, flash, form_error, form_notice, layout, on_path_id, refused_form, Flash,
+    WebResult, T,
 };
 
 /// The arrival form's id.
@@ -200,12 +201,8 @@ async fn enrol_form(
     let req = EnrolRequest {
         uic: form.get("uic").cloned().unwrap_or_default(),
     };
-    let done = match anxin_app::parse_id(&id) {
-        Ok(id) => uc::enrolled(&st.app, &me.app_actor(), id, &req)
-            .await
-            .map_err(AppError::from),
-        Err(e) => Err(AppError::from(e)),
-    };
+    let actor = me.app_actor();
+    let done = on_path_id(&id, |id| uc::enrolled(&st.app, &actor, id, &req)).await;
     match done {
         Ok(r) => flash::redirect(
             base,

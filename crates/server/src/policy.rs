@@ -64,6 +64,70 @@ pub(crate) fn tiers_table(t: &T<'_>, p: &Policy, id: &str) -> Markup {
     }
 }
 
+/// The names of the tier inputs of a policy form, for its refusals.
+pub(crate) fn tier_fields() -> Vec<String> {
+    let mut fields = vec![];
+    for d in DAYS {
+        fields.push(format!("offer_{d}"));
+        for (name, _) in THRESHOLDS {
+            fields.push(input_name(d, name));
+        }
+    }
+    fields
+}
+
+/// The tier inputs of a policy form `form_id`: a row per 2 to 6 days (offered, then each
+/// threshold), filled from `start` (a tier it lacks from the default), or after a refusal with
+/// what was typed, each refusal at its input.
+pub(crate) fn tier_inputs(t: &T<'_>, f: &Flash, form_id: &str, start: &Policy) -> Markup {
+    let refused = f.value(form_id, "version").is_some();
+    let v = |field: &str, fallback: String| {
+        if refused {
+            f.value(form_id, field)
+                .map(str::to_owned)
+                .unwrap_or_default()
+        } else {
+            fallback
+        }
+    };
+    let defaults = Policy::default();
+    let tier_at = |days: u8| {
+        start
+            .tiers
+            .iter()
+            .chain(defaults.tiers.iter())
+            .find(|x| x.days == days)
+            .cloned()
+    };
+    let invalid = |field: &str| f.error_at(form_id, field).map(|_| "true");
+    html! {
+        table.list.policy-editor {
+            thead { tr {
+                th { (t.s("policy-offer")) }
+                @for (_, label) in THRESHOLDS { th { (t.s(label)) } }
+            } }
+            tbody {
+                @for d in DAYS {
+                    @let tier = tier_at(d);
+                    @let offered = if refused { f.value(form_id, &format!("offer_{d}")).is_some() } else { start.tiers.iter().any(|x| x.days == d) };
+                    tr data-days=(d) {
+                        td { label.inline { input type="checkbox" name={"offer_" (d)} value="on" checked[offered]; " " (t.a("policy-days-n", &[("n", &d.to_string())])) } }
+                        @for (name, label) in THRESHOLDS {
+                            @let field = input_name(d, name);
+                            td {
+                                input name=(field) value=(v(&field, tier.as_ref().map(|x| threshold_of(x, name)).unwrap_or_default()))
+                                    inputmode="decimal" aria-label={(t.a("policy-days-n", &[("n", &d.to_string())])) " · " (t.s(label))}
+                                    aria-invalid=[invalid(&field)];
+                                (field_error(f, form_id, &field))
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn policy_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> WebResult<Markup> {
     let t = T::of(&st, &me);
     let actor = me.app_actor();
@@ -88,22 +152,8 @@ async fn policy_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> W
             fallback
         }
     };
-    let defaults = Policy::default();
-    let tier_at = |days: u8| {
-        current
-            .tiers
-            .iter()
-            .chain(defaults.tiers.iter())
-            .find(|x| x.days == days)
-            .cloned()
-    };
     let mut notice_fields = vec!["version".to_owned(), "approval_valid_days".to_owned()];
-    for d in DAYS {
-        notice_fields.push(format!("offer_{d}"));
-        for (name, _) in THRESHOLDS {
-            notice_fields.push(input_name(d, name));
-        }
-    }
+    notice_fields.extend(tier_fields());
     let notice_fields: Vec<&str> = notice_fields.iter().map(String::as_str).collect();
     let invalid = |field: &str| f.error_at(FORM, field).map(|_| "true");
     Ok(layout(
@@ -129,30 +179,7 @@ async fn policy_page(State(st): State<AppState>, me: CurrentUser, f: Flash) -> W
                         (form_notice(&f, FORM, &notice_fields))
                         label { (t.s("policy-version")) input name="version" value=(v("version", String::new())) required aria-invalid=[invalid("version")]; (field_error(&f, FORM, "version")) }
                         label { (t.s("policy-approval")) input name="approval_valid_days" inputmode="numeric" value=(v("approval_valid_days", current.approval_valid_days.to_string())) aria-invalid=[invalid("approval_valid_days")]; (field_error(&f, FORM, "approval_valid_days")) }
-                        table.list id="policy-editor" {
-                            thead { tr {
-                                th { (t.s("policy-offer")) }
-                                @for (_, label) in THRESHOLDS { th { (t.s(label)) } }
-                            } }
-                            tbody {
-                                @for d in DAYS {
-                                    @let tier = tier_at(d);
-                                    @let offered = if refused { f.value(FORM, &format!("offer_{d}")).is_some() } else { current.tiers.iter().any(|x| x.days == d) };
-                                    tr data-days=(d) {
-                                        td { label.inline { input type="checkbox" name={"offer_" (d)} value="on" checked[offered]; " " (t.a("policy-days-n", &[("n", &d.to_string())])) } }
-                                        @for (name, label) in THRESHOLDS {
-                                            @let field = input_name(d, name);
-                                            td {
-                                                input name=(field) value=(v(&field, tier.as_ref().map(|x| threshold_of(x, name)).unwrap_or_default()))
-                                                    inputmode="decimal" aria-label={(t.a("policy-days-n", &[("n", &d.to_string())])) " · " (t.s(label))}
-                                                    aria-invalid=[invalid(&field)];
-                                                (field_error(&f, FORM, &field))
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
+                        (tier_inputs(&t, &f, FORM, &current))
                         button type="submit" { (t.s("policy-adopt")) }
                     }
                 }

@@ -24,12 +24,12 @@ use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::flash::{self, Message, Tone};
 use crate::json::ApiJson;
-use crate::policy::{
-    input_name, page_field, read_form, threshold_of, tiers_table, DAYS, THRESHOLDS,
-};
+use crate::policy::{page_field, read_form, tier_fields, tier_inputs, tiers_table, THRESHOLDS};
 use crate::routes::{RouteSpec, RouteTable, Verb};
 use crate::state::AppState;
-use crate::web::{field_error, flash, form_notice, layout, refused_form, Flash, WebResult, T};
+use crate::web::{
+    field_error, flash, form_notice, layout, on_path_id, refused_form, Flash, WebResult, T,
+};
 
 /// The new proposal's form id.
 const NEW: &str = "proposal";
@@ -100,27 +100,13 @@ fn editor(
             fallback
         }
     };
-    let defaults = Policy::default();
-    let tier_at = |days: u8| {
-        start
-            .tiers
-            .iter()
-            .chain(defaults.tiers.iter())
-            .find(|x| x.days == days)
-            .cloned()
-    };
     let mut fields = vec![
         "version".to_owned(),
         "approval_valid_days".to_owned(),
         "rationale".to_owned(),
         "effective_from".to_owned(),
     ];
-    for d in DAYS {
-        fields.push(format!("offer_{d}"));
-        for (name, _) in THRESHOLDS {
-            fields.push(input_name(d, name));
-        }
-    }
+    fields.extend(tier_fields());
     let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
     let invalid = |field: &str| f.error_at(form_id, field).map(|_| "true");
     html! {
@@ -131,30 +117,7 @@ fn editor(
             label { (t.s("room-effective-from")) input type="date" name="effective_from" id={(form_id) "-effective-from"} value=(v("effective_from", from.to_owned())) required aria-invalid=[invalid("effective_from")]; (field_error(f, form_id, "effective_from")) }
             label { (t.s("policy-approval")) input name="approval_valid_days" inputmode="numeric" value=(v("approval_valid_days", start.approval_valid_days.to_string())) aria-invalid=[invalid("approval_valid_days")]; (field_error(f, form_id, "approval_valid_days")) }
             label { (t.s("room-rationale")) textarea name="rationale" id={(form_id) "-rationale"} rows="3" aria-invalid=[invalid("rationale")] { (v("rationale", rationale.to_owned())) } (field_error(f, form_id, "rationale")) }
-            table.list {
-                thead { tr {
-                    th { (t.s("policy-offer")) }
-                    @for (_, label) in THRESHOLDS { th { (t.s(label)) } }
-                } }
-                tbody {
-                    @for d in DAYS {
-                        @let tier = tier_at(d);
-                        @let offered = if refused { f.value(form_id, &format!("offer_{d}")).is_some() } else { start.tiers.iter().any(|x| x.days == d) };
-                        tr data-days=(d) {
-                            td { label.inline { input type="checkbox" name={"offer_" (d)} value="on" checked[offered]; " " (t.a("policy-days-n", &[("n", &d.to_string())])) } }
-                            @for (name, label) in THRESHOLDS {
-                                @let field = input_name(d, name);
-                                td {
-                                    input name=(field) value=(v(&field, tier.as_ref().map(|x| threshold_of(x, name)).unwrap_or_default()))
-                                        inputmode="decimal" aria-label={(t.a("policy-days-n", &[("n", &d.to_string())])) " · " (t.s(label))}
-                                        aria-invalid=[invalid(&field)];
-                                    (field_error(f, form_id, &field))
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            (tier_inputs(t, f, form_id, start))
             button type="submit" { (button) }
         }
     }
@@ -522,19 +485,11 @@ async fn sign_form(
 ) -> Response {
     let base = format!("/takehome/proposals/{id}");
     let comment = form.get("comment").cloned().unwrap_or_default();
-    let done = match anxin_app::parse_id(&id) {
-        Err(e) => Err(AppError::from(e)),
-        Ok(id) => uc::sign(
-            &st.app,
-            &me.app_actor(),
-            id,
-            &SignRequest {
-                comment: comment.clone(),
-            },
-        )
-        .await
-        .map_err(AppError::from),
+    let req = SignRequest {
+        comment: comment.clone(),
     };
+    let actor = me.app_actor();
+    let done = on_path_id(&id, |id| uc::sign(&st.app, &actor, id, &req)).await;
     match done {
         Ok(_) => {
             let party = Party::of(me.role()).map_or("centre", Party::as_str);

@@ -295,6 +295,19 @@ pub(crate) fn refused_form(
     }
 }
 
+/// Runs a use case on the record a form's path names (`/clients/{id}/…`, `/calendar/{id}/…`),
+/// the id checked first: a malformed id and the use case's refusal come back alike.
+pub(crate) async fn on_path_id<T, Fut>(
+    id: &str,
+    run: impl FnOnce(i64) -> Fut,
+) -> Result<T, AppError>
+where
+    Fut: std::future::Future<Output = anxin_app::Result<T>>,
+{
+    let id = anxin_app::parse_id(id)?;
+    Ok(run(id).await?)
+}
+
 /// The refusal of `form` at `field`, if the form came back refused there.
 pub(crate) fn field_error(f: &Flash, form: &str, field: &str) -> Markup {
     html! {
