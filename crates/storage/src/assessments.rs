@@ -51,14 +51,6 @@ pub struct Death {
     pub overdose_id: Option<i64>,
 }
 
-/// Overdoses and deaths of a period at some centres, for the indicators.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OutcomeCounts {
-    pub overdoses: u64,
-    pub overdoses_naloxone: u64,
-    pub deaths: u64,
-}
-
 fn corrupt(what: &str) -> impl Fn(DomainError) -> StoreError + '_ {
     move |e| StoreError::Corrupt(format!("{what}: {e}"))
 }
@@ -170,52 +162,6 @@ impl Store {
             })
         })
         .transpose()
-    }
-
-    /// Overdose events and deaths from `from` to `to` (both included) at the centres `sites`
-    /// (all centres when `None`): aggregates only, no client.
-    pub async fn outcome_counts(
-        &self,
-        sites: Option<&[i64]>,
-        from: NaiveDate,
-        to: NaiveDate,
-    ) -> Result<OutcomeCounts> {
-        let site_filter = match sites {
-            None => String::new(),
-            Some([]) => " AND 1 = 0".to_owned(),
-            Some(ids) => format!(
-                " AND site_id IN ({})",
-                ids.iter()
-                    .map(i64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        let (from, to) = (from.to_string(), to.to_string());
-        let o = sqlx::query(&format!(
-            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(naloxone), 0) AS BIGINT) AS nal FROM overdoses \
-             WHERE occurred_on >= $1 AND occurred_on <= $2{site_filter}"
-        ))
-        .bind(from.clone())
-        .bind(to.clone())
-        .fetch_one(self.pool())
-        .await?;
-        let d = sqlx::query(&format!(
-            "SELECT COUNT(*) AS n FROM deaths WHERE died_on >= $1 AND died_on <= $2{site_filter}"
-        ))
-        .bind(from)
-        .bind(to)
-        .fetch_one(self.pool())
-        .await?;
-        let count = |r: &AnyRow, name: &str| -> Result<u64> {
-            let n: i64 = col(r, name)?;
-            u64::try_from(n).map_err(|_| StoreError::Corrupt(name.into()))
-        };
-        Ok(OutcomeCounts {
-            overdoses: count(&o, "n")?,
-            overdoses_naloxone: count(&o, "nal")?,
-            deaths: count(&d, "n")?,
-        })
     }
 }
 
