@@ -1,15 +1,17 @@
 //! The health indicators: what a report covers (period, one centre or the deployment), the
 //! figures of `anxin_domain::indicators` computed over the store's inputs and, for the CDC and
-//! the police, suppressed below the threshold (complementary suppression included) with the
-//! disclosure recorded in the audit trail (`disclosure.cdc_export`) as it leaves; the CSV and
-//! DHIS2 `dataValueSets` shapes; and the DHIS2 mapping.
+//! the police, released through `anxin_domain::release` (reporting periods only; each count
+//! perturbed by its cell key and hidden below the threshold) with the disclosure recorded in
+//! the audit trail (`disclosure.cdc_export`) as it leaves; the CSV and DHIS2 `dataValueSets`
+//! shapes; and the DHIS2 mapping.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use anxin_domain::indicators::{
-    self, compute, suppress, value, AgeBand, Figure, Period, Sex, Suppressed, Unit,
+    self, compute, value, AgeBand, Figure, Period, Sex, Suppressed, Unit,
 };
+use anxin_domain::release::{CellKeys, ReportingPeriod};
 use anxin_domain::{Code, DomainError, Problem};
 use anxin_storage::services::Dhis2Entry;
 use anxin_storage::AuditEvent;
@@ -102,11 +104,8 @@ pub fn last_months(today: NaiveDate, n: u32) -> Vec<Period> {
 /// roles one disclosure entry records the twelve months that left.
 pub async fn trend(app: &App, me: &Actor, scope: &Scope) -> Result<Trend> {
     me.require(anxin_domain::Permission::IndicatorsRead)?;
-    let threshold = if scope.suppressed {
-        app.settings.suppression_threshold
-    } else {
-        0
-    };
+    let release = Release::of(app, scope);
+    let threshold = app.settings.suppression_threshold;
     let site = scope.site.as_ref().map(|(id, _)| *id);
     let periods = last_months(app.today(), TREND_MONTHS);
     let mut months = Vec::with_capacity(periods.len());
@@ -119,7 +118,7 @@ pub async fn trend(app: &App, me: &Actor, scope: &Scope) -> Result<Trend> {
                 figures
                     .iter()
                     .find(|f| f.id == *id)
-                    .and_then(|f| show(f, threshold).value)
+                    .and_then(|f| show(f, &release).value)
             })
             .collect();
         months.push(TrendMonth {
@@ -130,7 +129,7 @@ pub async fn trend(app: &App, me: &Actor, scope: &Scope) -> Result<Trend> {
     if let (true, Some(first), Some(last)) = (scope.suppressed, periods.first(), periods.last()) {
         let mut event = AuditEvent::new("disclosure.cdc_export", "indicators", scope.site_label())
             .reason(format!(
-                "trend of {} indicators, {} months, {} to {}, cells below {threshold} suppressed",
+                "trend of {} indicators, {} months, {} to {}, cell-key release, below {threshold} hidden",
                 TREND_INDICATORS.len(),
                 periods.len(),
                 first.from,
@@ -234,17 +233,8 @@ impl Scope {
 /// Reads `from`, `to` and `site` for `me`. Managers see only their own centre; outside roles
 /// may ask for one centre (`site=CODE`) or the deployment (`site=all`, the default).
 pub async fn scope(app: &App, me: &Actor, q: &HashMap<String, String>) -> Result<Scope> {
-    let today = app.today();
-    let from = match q.get("from").map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        Some(f) => parse_date("from", f)?,
-        None => today.with_day(1).unwrap_or(today),
-    };
-    let to = match q.get("to").map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        Some(t) => parse_date("to", t)?,
-        None => today,
-    };
-    let period = Period::new(from, to)?;
     let outside = me.role.is_outside();
+    let period = period_of(q, app.today(), outside)?;
     let asked = q
         .get("site")
         .map(|s| s.trim().to_uppercase())
@@ -279,6 +269,47 @@ pub async fn scope(app: &App, me: &Actor, q: &HashMap<String, String>) -> Result
     })
 }
 
+/// The period a request asks for: `period` (`2026-11`, `2026Q4`, `2026`), or `from` and `to`
+/// (default: this month so far). Outside readers get reporting periods only: dates that are not
+/// exactly one are refused at `from`, and without any their default is the last whole month.
+pub fn period_of(q: &HashMap<String, String>, today: NaiveDate, outside: bool) -> Result<Period> {
+    let given = |k: &str| q.get(k).map(|s| s.trim()).filter(|s| !s.is_empty());
+    if let Some(raw) = given("period") {
+        return ReportingPeriod::parse("period", raw)?
+            .period()
+            .ok_or_else(|| {
+                Problem::new(Code::PeriodNotReporting)
+                    .field("period")
+                    .arg("value", raw)
+                    .into()
+            });
+    }
+    let (from, to) = (given("from"), given("to"));
+    if outside && from.is_none() && to.is_none() {
+        let last = last_months(today, 1);
+        return last
+            .first()
+            .copied()
+            .ok_or_else(|| DomainError::invalid("period", "no month is over yet").into());
+    }
+    let from = match from {
+        Some(f) => parse_date("from", f)?,
+        None => today.with_day(1).unwrap_or(today),
+    };
+    let to = match to {
+        Some(t) => parse_date("to", t)?,
+        None => today,
+    };
+    let period = Period::new(from, to)?;
+    if outside && ReportingPeriod::of(&period).is_none() {
+        return Err(Problem::new(Code::PeriodNotReporting)
+            .field("from")
+            .arg("value", format!("{from} – {to}"))
+            .into());
+    }
+    Ok(period)
+}
+
 /// One indicator as shown: its definition and its (possibly suppressed) tables.
 #[derive(Debug, Clone, serde::Serialize, JsonSchema)]
 pub struct Shown {
@@ -296,12 +327,59 @@ pub struct Shown {
     pub denominator: Option<Suppressed>,
 }
 
-fn show(f: &Figure, threshold: u64) -> Shown {
-    let numerator = suppress(&f.numerator.rows(), threshold);
-    let denominator = f.denominator.map(|d| suppress(&d.rows(), threshold));
+/// How a report's tables leave: exact to the centre's own staff; to outside readers through the
+/// cell-key release, below the threshold hidden.
+enum Release {
+    Exact,
+    Keyed { keys: CellKeys, threshold: u64 },
+}
+
+impl Release {
+    fn of(app: &App, scope: &Scope) -> Release {
+        if scope.suppressed {
+            Release::Keyed {
+                keys: CellKeys::new(app.vault.cell_key_secret()),
+                threshold: app.settings.suppression_threshold,
+            }
+        } else {
+            Release::Exact
+        }
+    }
+
+    fn table(&self, grid: &indicators::Grid) -> Suppressed {
+        match self {
+            Release::Keyed { keys, threshold } => keys.release(grid, *threshold),
+            Release::Exact => {
+                let some = |v: u64| Some(v);
+                let rows = grid.rows();
+                Suppressed {
+                    cells: rows
+                        .iter()
+                        .map(|r| r.iter().copied().map(some).collect())
+                        .collect(),
+                    row_totals: rows.iter().map(|r| some(r.iter().sum())).collect(),
+                    col_totals: (0..AgeBand::ALL.len())
+                        .map(|c| some(rows.iter().map(|r| r[c]).sum()))
+                        .collect(),
+                    total: some(grid.total()),
+                }
+            }
+        }
+    }
+}
+
+fn show(f: &Figure, release: &Release) -> Shown {
+    let numerator = release.table(&f.numerator);
+    let denominator = f.denominator.map(|d| release.table(&d));
     let v = match (&denominator, f.unit) {
         (_, Unit::Count) => numerator.total.map(|n| n as f64),
         (Some(d), unit) => match (numerator.total, d.total) {
+            // A share of its denominator stays at or below it once perturbed.
+            (Some(n), Some(dt))
+                if f.numerator.total() <= f.denominator.map_or(0, |d| d.total()) =>
+            {
+                value(unit, n.min(dt), Some(dt))
+            }
             (Some(n), Some(dt)) => value(unit, n, Some(dt)),
             _ => None,
         },
@@ -319,7 +397,7 @@ fn show(f: &Figure, threshold: u64) -> Shown {
     }
 }
 
-/// Computes the indicators of `scope` and, for outside roles, suppresses and records the
+/// Computes the indicators of `scope` and, for outside roles, releases and records the
 /// disclosure (`format` says what left: json, csv, dhis2, page) in the same step.
 pub async fn report(app: &App, me: &Actor, scope: &Scope, format: &str) -> Result<Vec<Shown>> {
     me.require(anxin_domain::Permission::IndicatorsRead)?;
@@ -328,15 +406,12 @@ pub async fn report(app: &App, me: &Actor, scope: &Scope, format: &str) -> Resul
         .indicator_inputs(scope.site.as_ref().map(|(id, _)| *id), &scope.period)
         .await?;
     let figures = compute(&scope.period, &inputs);
-    let threshold = if scope.suppressed {
-        app.settings.suppression_threshold
-    } else {
-        0
-    };
+    let release = Release::of(app, scope);
+    let threshold = app.settings.suppression_threshold;
     if scope.suppressed {
         let mut event = AuditEvent::new("disclosure.cdc_export", "indicators", scope.site_label())
             .reason(format!(
-                "{format} export of {} indicators, {} to {}, cells below {threshold} suppressed",
+                "{format} export of {} indicators, {} to {}, cell-key release, below {threshold} hidden",
                 figures.len(),
                 scope.period.from,
                 scope.period.to
@@ -346,7 +421,7 @@ pub async fn report(app: &App, me: &Actor, scope: &Scope, format: &str) -> Resul
         }
         app.store.audit(&me.audit(), event, app.now()).await?;
     }
-    Ok(figures.iter().map(|f| show(f, threshold)).collect())
+    Ok(figures.iter().map(|f| show(f, &release)).collect())
 }
 
 fn cell_text(v: Option<u64>) -> String {
@@ -612,9 +687,8 @@ pub async fn dhis2_export(
     scope: &Scope,
     org_unit: Option<&str>,
 ) -> Result<DataValueSet> {
-    let period = scope
-        .period
-        .dhis2()
+    let period = ReportingPeriod::of(&scope.period)
+        .map(ReportingPeriod::dhis2)
         .ok_or_else(|| Problem::new(Code::Dhis2PeriodNotWhole).field("to"))?;
     let mapping = app.store.dhis2_mapping().await?;
     if mapping.is_empty() {
@@ -651,10 +725,16 @@ mod tests {
         let f = Figure {
             id: "hiv_tests",
             unit: Unit::Count,
-            numerator: indicators::Grid(counts),
+            numerator: indicators::Grid::from_counts(counts),
             denominator: None,
         };
-        vec![show(&f, SUPPRESSION_THRESHOLD)]
+        vec![show(
+            &f,
+            &Release::Keyed {
+                keys: CellKeys::new([1; 32]),
+                threshold: SUPPRESSION_THRESHOLD,
+            },
+        )]
     }
 
     #[test]
@@ -682,7 +762,14 @@ mod tests {
         assert!(
             csv.contains("2026-11-01,2026-11-30,YX01,hiv_tests,count,male,under_25,suppressed,\n")
         );
-        assert!(csv.contains(",hiv_tests,count,total,total,99,\n"));
+        // The total of 99 leaves perturbed by at most 3, the same in the CSV and in DHIS2.
+        let total = csv
+            .lines()
+            .find(|l| l.contains(",hiv_tests,count,total,total,"))
+            .and_then(|l| l.split(',').nth(7))
+            .and_then(|v| v.parse::<u64>().ok())
+            .expect("a published total");
+        assert!(total.abs_diff(99) <= 3, "{total}");
         let mapping = vec![
             Dhis2Entry {
                 indicator: "hiv_tests".into(),
@@ -704,7 +791,7 @@ mod tests {
         assert_eq!(
             v,
             json!({"dataValues": [{"dataElement": "DE1", "categoryOptionCombo": "CT",
-                "period": "202611", "orgUnit": "OU1", "value": "99"}]})
+                "period": "202611", "orgUnit": "OU1", "value": total.to_string()}]})
         );
     }
 }

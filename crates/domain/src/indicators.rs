@@ -1,11 +1,11 @@
-//! The health indicators of the one-stop shop, and the small-cell suppression of their tables.
+//! The health indicators of the one-stop shop.
 //!
 //! This module owns the catalogue ([`CATALOGUE`]: each indicator's id and its written definition
 //! of numerator, denominator and period), the computation over plain facts ([`compute`]), the
 //! disaggregation by sex and age band (<25 / 25+ at the period's last day, "unknown" when the
-//! record lacks it), and [`suppress`]: primary suppression of cells below a threshold plus
-//! complementary suppression so that no hidden cell can be recovered from the published totals
-//! by subtraction. No I/O: the caller gathers the facts for a site (or all sites) and a period.
+//! record lacks it), and the shape of a published table ([`Suppressed`]). What an outside reader
+//! may see of a table is decided in [`crate::release`]. No I/O: the caller gathers the facts for
+//! a set of sites (or all sites) and a period.
 
 use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -35,27 +35,6 @@ impl Period {
     /// Whether `d` falls in the period.
     pub fn contains(&self, d: NaiveDate) -> bool {
         self.from <= d && d <= self.to
-    }
-
-    /// The DHIS2 period code (`202611` for a calendar month, `2026Q4` for a quarter), if the
-    /// period is exactly one of those.
-    pub fn dhis2(&self) -> Option<String> {
-        let (y, m) = (self.from.year(), self.from.month());
-        if self.from.day() != 1 {
-            return None;
-        }
-        let last_of = |months: u32| {
-            self.from
-                .checked_add_months(Months::new(months))
-                .and_then(|d| d.pred_opt())
-        };
-        if last_of(1) == Some(self.to) {
-            return Some(format!("{y}{m:02}"));
-        }
-        if (m - 1) % 3 == 0 && last_of(3) == Some(self.to) {
-            return Some(format!("{y}Q{}", (m - 1) / 3 + 1));
-        }
-        None
     }
 }
 
@@ -132,6 +111,10 @@ impl AgeBand {
 pub struct Who {
     pub sex: Sex,
     pub birth_year: Option<i32>,
+    /// The record the fact belongs to (a client's id, or an anonymous contact's encounter id
+    /// with the top bit set), for the cell keys of [`crate::release`] only: it never leaves
+    /// this crate's computations, and a published table carries no trace of it.
+    pub record: u64,
 }
 
 /// A set of days, kept as a bitmap from its first day: cheap to fill from the database (a
@@ -505,16 +488,23 @@ pub fn indicator(id: &str) -> Option<&'static Indicator> {
     CATALOGUE.iter().find(|i| i.id == id)
 }
 
-/// Counts by sex (rows, [`Sex::ALL`]) and age band (columns, [`AgeBand::ALL`]).
+/// Counts by sex (rows, [`Sex::ALL`]) and age band (columns, [`AgeBand::ALL`]), and beside each
+/// count the fingerprint of what it counts (see [`crate::release`]), never serialised.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Grid(pub [[u64; 3]; 3]);
+pub struct Grid(pub [[u64; 3]; 3], #[serde(skip)] pub(crate) [[u64; 3]; 3]);
 
 impl Grid {
+    /// A grid of these counts (the fingerprints of a grid built by hand are all zero).
+    pub fn from_counts(counts: [[u64; 3]; 3]) -> Grid {
+        Grid(counts, [[0; 3]; 3])
+    }
+
     fn add(&mut self, who: Who, on: NaiveDate, n: u64) {
         let r = Sex::ALL.iter().position(|s| *s == who.sex).unwrap_or(2);
         let band = AgeBand::of(who.birth_year, on);
         let c = AgeBand::ALL.iter().position(|b| *b == band).unwrap_or(2);
         self.0[r][c] += n;
+        self.1[r][c] = self.1[r][c].wrapping_add(crate::release::contribution(who.record, n));
     }
 
     /// The sum of every cell.
@@ -775,167 +765,13 @@ pub fn compute(p: &Period, inputs: &Inputs) -> Vec<Figure> {
     out
 }
 
-/// A table after suppression: `None` is a hidden cell.
+/// A table as published (see [`crate::release`]): `None` is a hidden cell.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Suppressed {
     pub cells: Vec<Vec<Option<u64>>>,
     pub row_totals: Vec<Option<u64>>,
     pub col_totals: Vec<Option<u64>>,
     pub total: Option<u64>,
-}
-
-/// Hides every cell and total from 1 to `threshold - 1` (primary suppression), then hides more
-/// cells until no hidden value can be worked out exactly from the published ones through the
-/// row and column sums (complementary suppression). Zeros are published.
-///
-/// Recoverability is decided exactly: the hidden entries are the unknowns of the linear system
-/// "each row and column adds up to its total", and an entry is recoverable if and only if its
-/// unit vector lies in the span of that system's equations. While one is, another published
-/// entry of an exposed entry's row or column is hidden: the grand total last of all, then the
-/// one that leaves the fewest exposed, non-zero before zero, interior cells before totals,
-/// smallest value first.
-pub fn suppress(cells: &[Vec<u64>], threshold: u64) -> Suppressed {
-    let rows = cells.len();
-    let cols = cells.first().map_or(0, |r| r.len());
-    // The full table with totals: row `rows` holds column totals, column `cols` row totals.
-    let mut full = vec![vec![0u64; cols + 1]; rows + 1];
-    for (i, r) in cells.iter().enumerate() {
-        for j in 0..cols {
-            let v = r.get(j).copied().unwrap_or(0);
-            full[i][j] = v;
-            full[i][cols] += v;
-            full[rows][j] += v;
-            full[rows][cols] += v;
-        }
-    }
-    let mut hidden: Vec<Vec<bool>> = full
-        .iter()
-        .map(|r| r.iter().map(|v| *v > 0 && *v < threshold).collect())
-        .collect();
-    loop {
-        let exposed = recoverable(&hidden);
-        if exposed.is_empty() {
-            break;
-        }
-        // Candidates: published entries sharing a row or column with an exposed one (or, if
-        // there are none, every published entry). Hide the one that leaves the fewest exposed,
-        // preferring non-zero interior cells with small values.
-        let mut candidates: Vec<(usize, usize)> = (0..=rows)
-            .flat_map(|r| (0..=cols).map(move |c| (r, c)))
-            .filter(|&(r, c)| !hidden[r][c])
-            .filter(|&(r, c)| exposed.iter().any(|&(er, ec)| er == r || ec == c))
-            .collect();
-        if candidates.is_empty() {
-            candidates = (0..=rows)
-                .flat_map(|r| (0..=cols).map(move |c| (r, c)))
-                .filter(|&(r, c)| !hidden[r][c])
-                .collect();
-        }
-        let best = candidates.into_iter().min_by_key(|&(r, c)| {
-            let mut trial = hidden.clone();
-            trial[r][c] = true;
-            let left = recoverable(&trial).len();
-            let grand = r == rows && c == cols;
-            (
-                grand,
-                left,
-                full[r][c] == 0,
-                r == rows || c == cols,
-                full[r][c],
-            )
-        });
-        match best {
-            Some((r, c)) => hidden[r][c] = true,
-            None => break,
-        }
-    }
-    let shown = |r: usize, c: usize| (!hidden[r][c]).then_some(full[r][c]);
-    Suppressed {
-        cells: (0..rows)
-            .map(|r| (0..cols).map(|c| shown(r, c)).collect())
-            .collect(),
-        row_totals: (0..rows).map(|r| shown(r, cols)).collect(),
-        col_totals: (0..cols).map(|c| shown(rows, c)).collect(),
-        total: shown(rows, cols),
-    }
-}
-
-/// The hidden entries of a table with totals (last row and column) that the sum equations
-/// determine exactly, given every published entry.
-pub fn recoverable(hidden: &[Vec<bool>]) -> Vec<(usize, usize)> {
-    let rows = hidden.len().saturating_sub(1);
-    let cols = hidden.first().map_or(0, |r| r.len().saturating_sub(1));
-    let unknowns: Vec<(usize, usize)> = (0..=rows)
-        .flat_map(|r| (0..=cols).map(move |c| (r, c)))
-        .filter(|&(r, c)| hidden[r][c])
-        .collect();
-    if unknowns.is_empty() {
-        return Vec::new();
-    }
-    let index = |r: usize, c: usize| unknowns.iter().position(|u| *u == (r, c));
-    let mut equations: Vec<Vec<f64>> = Vec::new();
-    let mut equation = |entries: Vec<((usize, usize), f64)>| {
-        let mut e = vec![0.0; unknowns.len()];
-        for ((r, c), k) in entries {
-            if let Some(i) = index(r, c) {
-                e[i] += k;
-            }
-        }
-        if e.iter().any(|x| *x != 0.0) {
-            equations.push(e);
-        }
-    };
-    for r in 0..=rows {
-        let mut e: Vec<_> = (0..cols).map(|c| ((r, c), 1.0)).collect();
-        e.push(((r, cols), -1.0));
-        equation(e);
-    }
-    for c in 0..=cols {
-        let mut e: Vec<_> = (0..rows).map(|r| ((r, c), 1.0)).collect();
-        e.push(((rows, c), -1.0));
-        equation(e);
-    }
-    let base = rank(equations.clone());
-    unknowns
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| {
-            let mut with = equations.clone();
-            let mut unit = vec![0.0; unknowns.len()];
-            unit[*i] = 1.0;
-            with.push(unit);
-            rank(with) == base
-        })
-        .map(|(_, u)| *u)
-        .collect()
-}
-
-fn rank(mut m: Vec<Vec<f64>>) -> usize {
-    let width = m.first().map_or(0, |r| r.len());
-    let mut rank = 0;
-    for col in 0..width {
-        let Some(pivot) = (rank..m.len()).max_by(|&a, &b| {
-            m[a][col]
-                .abs()
-                .partial_cmp(&m[b][col].abs())
-                .unwrap_or(std::cmp::Ordering::Equal)
-        }) else {
-            break;
-        };
-        if m[pivot][col].abs() < 1e-9 {
-            continue;
-        }
-        m.swap(rank, pivot);
-        let top = m[rank].clone();
-        for row in m.iter_mut().skip(rank + 1) {
-            let f = row[col] / top[col];
-            for (x, t) in row.iter_mut().zip(&top) {
-                *x -= f * t;
-            }
-        }
-        rank += 1;
-    }
-    rank
 }
 
 #[cfg(test)]
@@ -950,18 +786,22 @@ mod tests {
     const M_OLD: Who = Who {
         sex: Sex::Male,
         birth_year: Some(1980),
+        record: 0,
     };
     const M_YOUNG: Who = Who {
         sex: Sex::Male,
         birth_year: Some(2005),
+        record: 0,
     };
     const F_OLD: Who = Who {
         sex: Sex::Female,
         birth_year: Some(1990),
+        record: 0,
     };
     const ANON: Who = Who {
         sex: Sex::Unknown,
         birth_year: None,
+        record: 0,
     };
 
     fn client(who: Who, enrolled: NaiveDate, discharged: Option<NaiveDate>) -> ClientFacts {
@@ -1429,84 +1269,9 @@ mod tests {
             e.to_string(),
             "to: the period ends (2026-11-01) before it starts (2026-11-30)"
         );
-        assert_eq!(nov().dhis2().as_deref(), Some("202611"));
-        let q4 = Period::new(d(2026, 10, 1), d(2026, 12, 31)).unwrap();
-        assert_eq!(q4.dhis2().as_deref(), Some("2026Q4"));
-        let odd = Period::new(d(2026, 11, 2), d(2026, 11, 30)).unwrap();
-        assert_eq!(odd.dhis2(), None);
         assert_eq!(AgeBand::of(Some(2001), d(2026, 11, 30)), AgeBand::From25);
         assert_eq!(AgeBand::of(Some(2002), d(2026, 11, 30)), AgeBand::Under25);
         assert_eq!(Sex::parse("sex", Some("F")).unwrap(), Sex::Female);
         assert!(Sex::parse("sex", Some("x")).is_err());
-    }
-
-    #[test]
-    #[allow(clippy::needless_range_loop)] // indices name table positions
-    fn small_cells_are_hidden_and_cannot_be_recovered_by_subtraction() {
-        // Row 0 has one small cell (3): with the row total 23 published, hiding only the 3 would
-        // let anyone compute 23 - 20 = 3. So a second cell of row 0 and of column 0 must go too.
-        let t = vec![vec![3, 20, 0], vec![12, 30, 7], vec![9, 8, 10]];
-        let s = suppress(&t, 5);
-        assert_eq!(s.cells[0][0], None);
-        let row0_hidden = s.cells[0].iter().filter(|c| c.is_none()).count();
-        let col0_hidden = s.cells.iter().filter(|r| r[0].is_none()).count();
-        assert!(row0_hidden >= 2, "{s:?}");
-        assert!(col0_hidden >= 2, "{s:?}");
-        // The published totals are the true ones.
-        assert_eq!(s.total, Some(99));
-        // Hand check: nothing hidden can be derived. Rebuild the mask and ask the solver.
-        let mut mask = vec![vec![false; 4]; 4];
-        for r in 0..3 {
-            for c in 0..3 {
-                mask[r][c] = s.cells[r][c].is_none();
-            }
-            mask[r][3] = s.row_totals[r].is_none();
-        }
-        for c in 0..3 {
-            mask[3][c] = s.col_totals[c].is_none();
-        }
-        mask[3][3] = s.total.is_none();
-        assert!(recoverable(&mask).is_empty());
-        // Every published cell of the original stays exact.
-        for r in 0..3 {
-            for c in 0..3 {
-                if let Some(v) = s.cells[r][c] {
-                    assert_eq!(v, t[r][c]);
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn recovery_by_subtraction_is_detected() {
-        // One hidden cell in a row with its total shown is recoverable.
-        let mut mask = vec![vec![false; 3]; 3];
-        mask[0][0] = true;
-        assert_eq!(recoverable(&mask), vec![(0, 0)]);
-        // Two hidden in a row but alone in their columns: each column gives it away.
-        mask[0][1] = true;
-        assert_eq!(recoverable(&mask), vec![(0, 0), (0, 1)]);
-        // A rectangle of four hidden cells is safe.
-        mask[1][0] = true;
-        mask[1][1] = true;
-        assert!(recoverable(&mask).is_empty());
-    }
-
-    #[test]
-    fn a_small_total_is_hidden_with_its_parts() {
-        // Row 1 adds up to 4 (< 5): its total is hidden, and its two small cells too.
-        let t = vec![vec![10, 10], vec![1, 3]];
-        let s = suppress(&t, 5);
-        assert_eq!(s.row_totals[1], None);
-        assert_eq!(s.cells[1], vec![None, None]);
-        // Column totals 11 and 13 would give 11 - 10 = 1: the first row is hidden as well.
-        assert_eq!(s.cells[0], vec![None, None]);
-        assert_eq!(s.total, Some(24));
-        // Nothing small: nothing hidden; zeros are published.
-        let s = suppress(&[vec![0, 5], vec![6, 7]], 5);
-        assert_eq!(
-            s.cells,
-            vec![vec![Some(0), Some(5)], vec![Some(6), Some(7)]]
-        );
     }
 }

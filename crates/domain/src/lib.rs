@@ -19,6 +19,7 @@ pub mod photo;
 pub mod policy_room;
 pub mod problem;
 pub mod referral;
+pub mod release;
 pub mod services;
 pub mod sms;
 pub mod takehome;

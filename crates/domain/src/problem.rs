@@ -291,6 +291,8 @@ codes! {
     FieldRequired => ("field.required", Invalid),
     /// A month that is not `YYYY-MM`, or not over yet.
     MonthInvalid => ("month.invalid", Invalid),
+    /// A period asked by the CDC or the police that is not a calendar month, quarter or year.
+    PeriodNotReporting => ("period.not_reporting", Invalid),
     /// A value that is not one of a list's choices.
     ChoiceUnknown => ("choice.unknown", Invalid),
     /// A UIC that another client of the deployment already has.

@@ -18,6 +18,7 @@ pub use anxin_app::services::{
     EpisodeList, EpisodeView, TcRequest,
 };
 use anxin_domain::indicators::{self, AgeBand, Sex, Suppressed, Unit};
+use anxin_domain::release::ReportingPeriod;
 use anxin_domain::services::{ArvOutcome, Service};
 use anxin_domain::{Access, Permission};
 use axum::extract::{Form, Path, Query, State};
@@ -504,7 +505,29 @@ async fn indicators_page(
         st: &st,
         lang: Lang::from_tag(&me.user.language),
     };
-    let scope = anxin_app::indicators::scope(&st.app, &me.app_actor(), &q).await?;
+    // A period the reader may not ask for comes back at its field, the typed text kept, over
+    // the default period's figures.
+    let (scope, refused) = match anxin_app::indicators::scope(&st.app, &me.app_actor(), &q).await {
+        Ok(scope) => (scope, None),
+        Err(anxin_app::Error::Domain(anxin_domain::DomainError::Refused(p)))
+            if matches!(p.field.as_deref(), Some("period" | "from" | "to")) =>
+        {
+            let mut rest = q.clone();
+            for k in ["period", "from", "to"] {
+                rest.remove(k);
+            }
+            let scope = anxin_app::indicators::scope(&st.app, &me.app_actor(), &rest).await?;
+            (scope, Some(p))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let error_at = |field: &str| {
+        refused
+            .as_ref()
+            .filter(|p| p.field.as_deref() == Some(field))
+            .map(|p| crate::i18n::I18n::global().problem(t.lang, p))
+    };
+    let typed = |field: &str| refused.as_ref().and_then(|_| q.get(field).cloned());
     let shown = anxin_app::indicators::report(&st.app, &me.app_actor(), &scope, "page").await?;
     let query = format!(
         "from={}&to={}&site={}",
@@ -529,10 +552,21 @@ async fn indicators_page(
         html! {
             h1 { (t.s("ind-title")) }
             form.search method="get" action="/indicators" {
-                label { (t.s("ind-from")) " " input type="date" name="from" value=(scope.period.from); }
-                label { (t.s("ind-to")) " " input type="date" name="to" value=(scope.period.to); }
                 @if me.role().is_outside() {
+                    // Outside readers choose a reporting period, never arbitrary dates.
+                    @let code = typed("period").unwrap_or_else(|| ReportingPeriod::of(&scope.period).map(ReportingPeriod::code).unwrap_or_default());
+                    @let wrong = error_at("period").or_else(|| error_at("from")).or_else(|| error_at("to"));
+                    label { (t.s("ind-period")) " " input name="period" value=(code) placeholder="2026-11 / 2026Q4 / 2026" aria-invalid=[wrong.as_ref().map(|_| "true")];
+                        @if let Some(m) = &wrong { span.field-error role="alert" data-field="period" { (m) } }
+                    }
                     label { (t.s("ind-site")) " " input name="site" value=(scope.site.as_ref().map_or("", |(_, code)| code.as_str())); }
+                } @else {
+                    label { (t.s("ind-from")) " " input type="date" name="from" value=(typed("from").unwrap_or_else(|| scope.period.from.to_string())) aria-invalid=[error_at("from").map(|_| "true")];
+                        @if let Some(m) = error_at("from") { span.field-error role="alert" data-field="from" { (m) } }
+                    }
+                    label { (t.s("ind-to")) " " input type="date" name="to" value=(typed("to").unwrap_or_else(|| scope.period.to.to_string())) aria-invalid=[error_at("to").map(|_| "true")];
+                        @if let Some(m) = error_at("to") { span.field-error role="alert" data-field="to" { (m) } }
+                    }
                 }
                 button type="submit" { (t.s("ind-show")) }
             }

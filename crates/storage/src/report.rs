@@ -22,7 +22,7 @@ use chrono::{Datelike, Months, NaiveDate};
 use sqlx::any::AnyRow;
 
 use crate::clients::parse_day;
-use crate::services::{corrupt, episode_row, who, who_of};
+use crate::services::{client_record, contact_record, corrupt, episode_row, who, who_of};
 use crate::{Backend, Result, Store, StoreError};
 
 /// Where a client id sits in the indicator inputs: a table over the id range when the ids are
@@ -168,7 +168,7 @@ impl Queries {
             // encounter about the period was recorded on or after its first day.
             encounters: (
                 format!(
-                    "SELECT e.on_day, e.detail, e.client_id, e.sex, e.birth_year \
+                    "SELECT e.on_day, e.detail, e.client_id, e.sex, e.birth_year, e.id \
                      FROM encounters e WHERE e.on_day >= $1{}",
                     site_of("e.site_id")
                 ),
@@ -186,7 +186,7 @@ impl Queries {
             ),
             overdoses: (
                 format!(
-                    "SELECT o.occurred_on, o.naloxone, c.sex, c.birth_year \
+                    "SELECT o.occurred_on, o.naloxone, o.client_id, c.sex, c.birth_year \
                      FROM overdoses o JOIN clients c ON c.id = o.client_id \
                      WHERE o.occurred_on >= $1 AND o.occurred_on <= $2{}",
                     site_of("o.site_id")
@@ -195,7 +195,7 @@ impl Queries {
             ),
             deaths: (
                 format!(
-                    "SELECT x.died_on, c.sex, c.birth_year \
+                    "SELECT x.died_on, x.client_id, c.sex, c.birth_year \
                      FROM deaths x JOIN clients c ON c.id = x.client_id \
                      WHERE x.died_on >= $1 AND x.died_on <= $2{}",
                     site_of("x.site_id")
@@ -354,7 +354,7 @@ const FIELD: char = '\u{1f}';
 const RECORD: char = '\u{1e}';
 
 /// The most fields a packed row has.
-const MAX_FIELDS: usize = 5;
+const MAX_FIELDS: usize = 6;
 
 /// A row packed by PostgreSQL's `string_agg` (see [`packed`]): fields separated by [`FIELD`],
 /// NULL as an empty field. Split in place, without an allocation per row.
@@ -412,7 +412,11 @@ fn client_row(period: &Period, r: &impl Fields) -> Result<ClientRow> {
             r.text(2)?
                 .map(|d| parse_day("discharged_on", d))
                 .transpose()?,
-            who_of(r.text(3)?, r.int(4)?)?,
+            who_of(
+                client_record(r.req_int(0, "clients.id")?),
+                r.text(3)?,
+                r.int(4)?,
+            )?,
         ),
     })
 }
@@ -442,7 +446,11 @@ fn encounter_row(r: &impl Fields) -> Result<EncounterRow> {
             service: serde_json::from_str(r.req_text(1, "detail")?)
                 .map_err(|e| corrupt(format!("encounter detail: {e}")))?,
             // An anonymous contact's own; a client's is filled in by `assemble`.
-            who: who_of(r.text(3)?, r.int(4)?)?,
+            who: who_of(
+                contact_record(r.req_int(5, "encounters.id")?),
+                r.text(3)?,
+                r.int(4)?,
+            )?,
         },
     })
 }
@@ -499,7 +507,7 @@ async fn read_pool(store: &Store, period: &Period, q: &Queries) -> Result<Rows> 
             pool,
             packed(
                 &q.encounters.0,
-                &["on_day", "detail", "client_id", "sex", "birth_year"],
+                &["on_day", "detail", "client_id", "sex", "birth_year", "id"],
             ),
             &q.encounters.1,
             |r: &Packed<'_>| encounter_row(r),
@@ -619,7 +627,7 @@ impl Store {
                 .iter()
                 .map(|r| {
                     Ok(TcFact {
-                        who: who(r, "sex", "birth_year")?,
+                        who: who(r, "client_id", "sex", "birth_year")?,
                         episode: episode_row(r)?.episode,
                     })
                 })
@@ -643,7 +651,7 @@ impl Store {
                 .map(|r| {
                     let naloxone: i64 = crate::col(r, "naloxone")?;
                     Ok(OverdoseFact {
-                        who: who(r, "sex", "birth_year")?,
+                        who: who(r, "client_id", "sex", "birth_year")?,
                         on: parse_day("occurred_on", &crate::col::<String>(r, "occurred_on")?)?,
                         naloxone: naloxone != 0,
                     })
@@ -654,7 +662,7 @@ impl Store {
                 .iter()
                 .map(|r| {
                     Ok(DeathFact {
-                        who: who(r, "sex", "birth_year")?,
+                        who: who(r, "client_id", "sex", "birth_year")?,
                         on: parse_day("died_on", &crate::col::<String>(r, "died_on")?)?,
                     })
                 })
@@ -674,7 +682,8 @@ impl Store {
             let sql = format!("SELECT id, sex, birth_year FROM clients WHERE id IN ({list})");
             let mut who_of_client = HashMap::new();
             for r in fetch(self.pool(), &sql, &[]).await? {
-                who_of_client.insert(r.req_int(0, "clients.id")?, who_of(r.text(1)?, r.int(2)?)?);
+                let id = r.req_int(0, "clients.id")?;
+                who_of_client.insert(id, who_of(client_record(id), r.text(1)?, r.int(2)?)?);
             }
             for (k, id) in outside {
                 if let (Some(e), Some(who)) = (inputs.encounters.get_mut(k), who_of_client.get(&id))

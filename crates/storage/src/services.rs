@@ -75,16 +75,29 @@ pub(crate) fn corrupt(e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
-pub(crate) fn who(row: &AnyRow, sex: &str, birth_year: &str) -> Result<Who> {
+pub(crate) fn who(row: &AnyRow, client_id: &str, sex: &str, birth_year: &str) -> Result<Who> {
     let raw: Option<String> = col(row, sex)?;
-    who_of(raw.as_deref(), col(row, birth_year)?)
+    let id: i64 = col(row, client_id)?;
+    who_of(client_record(id), raw.as_deref(), col(row, birth_year)?)
 }
 
-/// Sex and year of birth as stored, for disaggregation.
-pub(crate) fn who_of(sex: Option<&str>, birth_year: Option<i64>) -> Result<Who> {
+/// The record key input of a client (see `anxin_domain::release`).
+pub(crate) fn client_record(id: i64) -> u64 {
+    id as u64
+}
+
+/// The record key input of an anonymous contact's encounter: its id with the top bit set, so
+/// that it never meets a client's.
+pub(crate) fn contact_record(encounter_id: i64) -> u64 {
+    (encounter_id as u64) | (1 << 63)
+}
+
+/// Sex and year of birth as stored, for disaggregation, and the record they belong to.
+pub(crate) fn who_of(record: u64, sex: Option<&str>, birth_year: Option<i64>) -> Result<Who> {
     Ok(Who {
         sex: Sex::parse("sex", sex).map_err(corrupt)?,
         birth_year: birth_year.map(i32::try_from).transpose().map_err(corrupt)?,
+        record,
     })
 }
 

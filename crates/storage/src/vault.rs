@@ -199,6 +199,12 @@ impl Vault {
         self.subkey(b"anxin-audit-chain-key-v2")
     }
 
+    /// The key of the cell keys that perturb the figures released outside the centre
+    /// (`anxin_domain::release`): outside the database, so the noise cannot be undone.
+    pub fn cell_key_secret(&self) -> [u8; 32] {
+        self.subkey(b"anxin-cell-key-v1")
+    }
+
     /// The key of the random urine-test draw (staff cannot predict it without the key file).
     pub fn urine_draw_key(&self) -> [u8; 32] {
         self.subkey(b"anxin-urine-draw-key-v1")
