@@ -6,6 +6,7 @@
 //! disclosure ledger once the client is enrolled.
 
 use anxin_domain::referral;
+use anxin_domain::release::{CellKeys, Count};
 use anxin_domain::{Code, Permission, Problem};
 use anxin_storage::referrals::Referral;
 use chrono::NaiveDate;
@@ -109,26 +110,30 @@ pub async fn station(app: &App, me: &Actor) -> Result<StationView> {
     let referrals = app.store.referrals_of_station(me.site_id).await?;
     let n = app.store.station_counts(me.site_id, app.today()).await?;
     let threshold = app.settings.suppression_threshold;
-    let figure = |v: u64| {
-        let suppressed = v > 0 && v < threshold;
-        Figure {
-            value: (!suppressed).then_some(v),
-            suppressed,
-        }
+    // The figures leave as the indicators do (`anxin_domain::release`): each count perturbed by
+    // its cell key, so that yesterday's and today's figures do not tell the police which of the
+    // people they referred left treatment.
+    let keys = CellKeys::new(app.vault.cell_key_secret());
+    let hidden = Figure {
+        value: None,
+        suppressed: true,
     };
-    // A retained count is hidden with its base when either is small, so that one cannot be
-    // worked out from the other.
-    let pair = |base: u64, kept: u64| {
-        let (b, k) = (figure(base), figure(kept));
-        let lost = figure(base - kept.min(base));
-        if b.suppressed || k.suppressed || lost.suppressed {
-            let hidden = Figure {
-                value: None,
-                suppressed: true,
-            };
-            (hidden, hidden)
-        } else {
-            (b, k)
+    // A retained count is hidden with its base when either, or the difference, is small, so
+    // that one cannot be worked out from the other; it never reads above its base.
+    let pair = |base: Count, kept: Count| {
+        let shown = |c: Count| keys.publish_count(c, threshold);
+        match (shown(base), shown(kept), shown(base.minus(kept))) {
+            (Some(b), Some(k), Some(_)) => (
+                Figure {
+                    value: Some(b),
+                    suppressed: false,
+                },
+                Figure {
+                    value: Some(k.min(b)),
+                    suppressed: false,
+                },
+            ),
+            _ => (hidden, hidden),
         }
     };
     let (enrolled_3m, retained_3m) = pair(n.enrolled_3m, n.retained_3m);

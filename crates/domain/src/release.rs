@@ -44,6 +44,29 @@ pub fn contribution(record: u64, n: u64) -> u64 {
     n.wrapping_mul(z ^ (z >> 31))
 }
 
+/// A single count with its fingerprint, for figures that are not tables (a police station's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Count {
+    pub n: u64,
+    fingerprint: u64,
+}
+
+impl Count {
+    /// Counts `record` once.
+    pub fn add(&mut self, record: u64) {
+        self.n += 1;
+        self.fingerprint = self.fingerprint.wrapping_add(contribution(record, 1));
+    }
+
+    /// What is in `self` and not in `part` (a subset of it): the lost of a retained count.
+    pub fn minus(self, part: Count) -> Count {
+        Count {
+            n: self.n.saturating_sub(part.n),
+            fingerprint: self.fingerprint.wrapping_sub(part.fingerprint),
+        }
+    }
+}
+
 /// The deployment's cell-key secret. Never printed.
 #[derive(Clone)]
 pub struct CellKeys {
@@ -91,6 +114,11 @@ impl CellKeys {
             .unwrap_or(i64::MAX)
             .saturating_add(self.noise(n, fingerprint));
         u64::try_from(shown).ok().filter(|v| *v >= threshold.max(1))
+    }
+
+    /// [`CellKeys::publish`] of a single count.
+    pub fn publish_count(&self, c: Count, threshold: u64) -> Option<u64> {
+        self.publish(c.n, c.fingerprint, threshold)
     }
 
     /// A grid as an outside reader sees it: each cell and each total published on its own

@@ -3,7 +3,9 @@
 //! arrived and then enrolled inside its unit of work ([`Work`]); enrolment links the client,
 //! which never leaves the centre, and writes both words into the client's disclosure ledger.
 
+use anxin_domain::gps::Presence;
 use anxin_domain::referral::ReferralState;
+use anxin_domain::release::Count;
 use anxin_domain::{Code, DomainError, Problem};
 use chrono::NaiveDate;
 use sqlx::any::AnyRow;
@@ -233,19 +235,21 @@ pub struct StationCounts {
     pub referred: u64,
     pub arrived: u64,
     pub enrolled: u64,
-    /// Enrolled at least 90 days ago, and of those still in treatment 90 days after.
-    pub enrolled_3m: u64,
-    pub retained_3m: u64,
+    /// Enrolled at least 90 days ago, and of those still in treatment 90 days after (each with
+    /// the fingerprint of its referrals, for the cell-key release).
+    pub enrolled_3m: Count,
+    pub retained_3m: Count,
     /// The same at 180 days.
-    pub enrolled_6m: u64,
-    pub retained_6m: u64,
+    pub enrolled_6m: Count,
+    pub retained_6m: Count,
     /// Police answers to take-home requests of the station's site: how many, and their days
     /// from request to answer in all.
     pub answers: u64,
     pub answer_days: u64,
-    /// Take-home boxes out with the site's clients under GPS watch, and of them at home.
-    pub boxes_tracked: u64,
-    pub boxes_at_home: u64,
+    /// Take-home boxes out with the site's clients under GPS watch, and of them at home (by
+    /// load).
+    pub boxes_tracked: Count,
+    pub boxes_at_home: Count,
 }
 
 impl Store {
@@ -256,7 +260,7 @@ impl Store {
         today: NaiveDate,
     ) -> Result<StationCounts> {
         let rows = sqlx::query(
-            "SELECT r.state, r.enrolled_on, c.discharged_on FROM referrals r \
+            "SELECT r.id, r.state, r.enrolled_on, c.discharged_on FROM referrals r \
              LEFT JOIN clients c ON c.id = r.client_id WHERE r.station_site_id = $1",
         )
         .bind(station_site_id)
@@ -265,6 +269,7 @@ impl Store {
         let mut n = StationCounts::default();
         for r in &rows {
             n.referred += 1;
+            let id: i64 = col(r, "id")?;
             let state: String = col(r, "state")?;
             match ReferralState::parse(&state) {
                 Some(ReferralState::Arrived) => n.arrived += 1,
@@ -281,12 +286,16 @@ impl Store {
             let still_in =
                 |days: i64| left.is_none_or(|l| l >= enrolled + chrono::Duration::days(days));
             if today - enrolled >= chrono::Duration::days(90) {
-                n.enrolled_3m += 1;
-                n.retained_3m += u64::from(still_in(90));
+                n.enrolled_3m.add(id as u64);
+                if still_in(90) {
+                    n.retained_3m.add(id as u64);
+                }
             }
             if today - enrolled >= chrono::Duration::days(180) {
-                n.enrolled_6m += 1;
-                n.retained_6m += u64::from(still_in(180));
+                n.enrolled_6m.add(id as u64);
+                if still_in(180) {
+                    n.retained_6m.add(id as u64);
+                }
             }
         }
         let answers = sqlx::query(
@@ -305,7 +314,7 @@ impl Store {
             n.answer_days += u64::try_from((answered - asked).num_days()).unwrap_or(0);
         }
         let boxes = sqlx::query(
-            "SELECT p.presence FROM box_presence p JOIN box_loads l ON l.id = p.load_id \
+            "SELECT l.id, p.presence FROM box_presence p JOIN box_loads l ON l.id = p.load_id \
              WHERE l.site_id = $1 AND l.state = $2",
         )
         .bind(station_site_id)
@@ -317,9 +326,12 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         for b in &boxes {
-            n.boxes_tracked += 1;
+            let load: i64 = col(b, "id")?;
+            n.boxes_tracked.add(load as u64);
             let presence: String = col(b, "presence")?;
-            n.boxes_at_home += u64::from(presence == anxin_domain::gps::Presence::AtHome.as_str());
+            if Presence::parse(&presence) == Some(Presence::AtHome) {
+                n.boxes_at_home.add(load as u64);
+            }
         }
         Ok(n)
     }
