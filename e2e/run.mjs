@@ -1179,6 +1179,31 @@ for (const lang of LANGS) {
         shots.push(['cdc', 'trends', '/indicators/trend']);
       });
 
+      await t.test('the CDC asks for reporting periods only: half a month is refused at the field, a quarter is shown', async () => {
+        const cdc = pages.cdc;
+        await Promise.all([cdc.waitForNavigation(), cdc.click('#nav-indicators')]);
+        // The default is the last whole month, written as a period.
+        const period = await cdc.inputValue('form.search input[name=period]');
+        assert.match(period, /^\d{4}-\d{2}$/, `default period: ${period}`);
+        assert.equal(await cdc.locator('form.search input[type=date]').count(), 0, 'no free dates for the CDC');
+        await cdc.fill('form.search input[name=period]', '2026-11-15');
+        await Promise.all([cdc.waitForNavigation(), cdc.click('form.search button[type=submit]')]);
+        const err = await text(cdc, 'form.search .field-error[data-field=period]');
+        assert.ok(zh ? /不是统计报告期/.test(err) : /not a reporting period/.test(err), err);
+        assert.equal(await cdc.inputValue('form.search input[name=period]'), '2026-11-15', 'what was typed is kept');
+        await cdc.fill('form.search input[name=period]', '2026Q3');
+        await Promise.all([cdc.waitForNavigation(), cdc.click('form.search button[type=submit]')]);
+        assert.equal(await cdc.locator('form.search .field-error').count(), 0);
+        assert.equal(await cdc.inputValue('form.search input[name=period]'), '2026Q3');
+        // Every count shown is 0, hidden (*) or at least the threshold: never 1 to 4.
+        const cells = await cdc.locator('#indicators table.grid td').allInnerTexts();
+        assert.ok(cells.length > 50, 'the breakdowns are on the page');
+        for (const c of cells) {
+          const v = c.trim();
+          assert.ok(v === '*' || !/^[1-4]$/.test(v), `a small count was shown: ${v}`);
+        }
+      });
+
       await t.test("box GPS: the centre sees the zone and the alarm, the police one word", async () => {
         // The demo's second box is out with GPS and has left its home zone.
         const page = pages.doctor;
