@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use anxin_domain::clinic::orders::order_on;
 use anxin_domain::policy_room::{self as rules, Party};
+use anxin_domain::release::{CellKeys, Count as Keyed};
 use anxin_domain::takehome::{decide, Policy, Tier};
 use anxin_domain::{Code, Permission, Problem};
 use anxin_storage::audit::AuditEvent;
@@ -215,27 +216,31 @@ pub struct BackTest {
     pub already_admitted: BackTestGroup,
 }
 
-/// A client's last twelve months, summed into a group.
+/// A client's last twelve months, summed into a group (the counts keyed by client for the
+/// cell-key release to outside readers).
 #[derive(Debug, Clone, Copy, Default)]
 struct History {
-    clients: i64,
+    clients: Keyed,
+    unopened: Keyed,
+    lost: Keyed,
     attended: i64,
     expected: i64,
     negative: i64,
     tests: i64,
+    /// One client's own (before they are keyed into a group).
     unopened_boxes: i64,
     lost_boxes: i64,
 }
 
 impl History {
-    fn add(&mut self, o: History) {
-        self.clients += o.clients;
+    fn add(&mut self, client: u64, o: History) {
+        self.clients.add(client);
+        self.unopened.add_n(client, o.unopened_boxes.max(0) as u64);
+        self.lost.add_n(client, o.lost_boxes.max(0) as u64);
         self.attended += o.attended;
         self.expected += o.expected;
         self.negative += o.negative;
         self.tests += o.tests;
-        self.unopened_boxes += o.unopened_boxes;
-        self.lost_boxes += o.lost_boxes;
     }
 }
 
@@ -306,13 +311,13 @@ async fn history_of(
         }
     }
     Ok(History {
-        clients: 1,
         attended: attended.iter().filter(|d| **d >= first).count() as i64,
         expected,
         negative: tests.iter().filter(|n| **n).count() as i64,
         tests: tests.len() as i64,
         unopened_boxes,
         lost_boxes,
+        ..History::default()
     })
 }
 
@@ -543,9 +548,10 @@ pub async fn preview(app: &App, me: &Actor, proposed: &Policy) -> Result<Preview
     let today = app.today();
     let in_force = policy_of(app, me.site_id).await?;
     let staff = me.role.has(Permission::ClinicalRead) && !me.role.is_outside();
-    let mut now_by: BTreeMap<u8, i64> = BTreeMap::new();
-    let mut new_by: BTreeMap<u8, i64> = BTreeMap::new();
-    let (mut extra_days, mut extra_mg, mut clients) = (0i64, 0i64, 0i64);
+    let mut now_by: BTreeMap<u8, Keyed> = BTreeMap::new();
+    let mut new_by: BTreeMap<u8, Keyed> = BTreeMap::new();
+    let (mut extra_days, mut extra_mg) = (0i64, 0i64);
+    let (mut clients, mut changing) = (Keyed::default(), Keyed::default());
     let mut changes = Vec::new();
     let window = (
         today - chrono::Duration::days(365),
@@ -567,15 +573,17 @@ pub async fn preview(app: &App, me: &Actor, proposed: &Policy) -> Result<Preview
         let (f, _) = facts_of(app, c).await?;
         let now = decide(&in_force, &f).days;
         let new = decide(proposed, &f).days;
-        clients += 1;
+        let record = c.id as u64;
+        clients.add(record);
         if now > 0 {
-            already.add(history_of(app, c, window, &closed).await?);
+            already.add(record, history_of(app, c, window, &closed).await?);
         } else if new > 0 {
-            newly.add(history_of(app, c, window, &closed).await?);
+            newly.add(record, history_of(app, c, window, &closed).await?);
         }
-        *now_by.entry(now).or_default() += 1;
-        *new_by.entry(new).or_default() += 1;
+        now_by.entry(now).or_default().add(record);
+        new_by.entry(new).or_default().add(record);
         if now != new {
+            changing.add(record);
             let diff = i64::from(new) - i64::from(now);
             let mg = order_on(&facts.orders, today)
                 .and_then(|o| o.mg_on(today))
@@ -593,19 +601,26 @@ pub async fn preview(app: &App, me: &Actor, proposed: &Policy) -> Result<Preview
     work.audit(
         AuditEvent::new("takehome.policy.preview", "site", me.site_id)
             .site(me.site_id)
-            .reason(format!("{clients} clients, aggregate")),
+            .reason(format!("{} clients, aggregate", clients.n)),
     )
     .await?;
     work.commit().await?;
-    let threshold = i64::try_from(app.settings.suppression_threshold).unwrap_or(i64::MAX);
-    let count = |v: i64| {
-        let suppressed = !staff && v > 0 && v < threshold;
+    // Staff see exact counts; the CDC and the police see them through the cell keys of the
+    // indicators (`anxin_domain::release`), so that two proposals' previews, or a preview and
+    // the indicators, cannot be subtracted to find a handful of clients.
+    let threshold = app.settings.suppression_threshold;
+    let keys = (!staff).then(|| CellKeys::new(app.vault.cell_key_secret()));
+    let count = |c: Keyed| {
+        let shown = match &keys {
+            Some(k) => k.publish_count(c, threshold),
+            None => Some(c.n),
+        };
         Count {
-            value: (!suppressed).then_some(v),
-            suppressed,
+            value: shown.and_then(|v| i64::try_from(v).ok()),
+            suppressed: shown.is_none(),
         }
     };
-    let changing = count(changes.len() as i64);
+    let changing = count(changing);
     // The sums of a small group say what a handful of clients hold: hidden with it.
     let sum = |v: i64| {
         if changing.suppressed {
@@ -626,7 +641,7 @@ pub async fn preview(app: &App, me: &Actor, proposed: &Policy) -> Result<Preview
         let pct = |a: i64, b: i64| {
             (!hidden && b > 0).then(|| (a as f64 * 1000.0 / b as f64).round() / 10.0)
         };
-        let boxes = |v: i64| {
+        let boxes = |v: Keyed| {
             if hidden {
                 Count {
                     value: None,
@@ -640,8 +655,8 @@ pub async fn preview(app: &App, me: &Actor, proposed: &Policy) -> Result<Preview
             clients: n,
             attendance_pct: pct(h.attended, h.expected),
             urine_negative_pct: pct(h.negative, h.tests),
-            boxes_returned_unopened: boxes(h.unopened_boxes),
-            boxes_lost: boxes(h.lost_boxes),
+            boxes_returned_unopened: boxes(h.unopened),
+            boxes_lost: boxes(h.lost),
         }
     };
     let back_test = BackTest {
@@ -659,8 +674,8 @@ pub async fn preview(app: &App, me: &Actor, proposed: &Policy) -> Result<Preview
             .into_iter()
             .map(|d| TierCount {
                 days: d,
-                now: count(now_by.get(&d).copied().unwrap_or(0)),
-                proposed: count(new_by.get(&d).copied().unwrap_or(0)),
+                now: count(now_by.get(&d).copied().unwrap_or_default()),
+                proposed: count(new_by.get(&d).copied().unwrap_or_default()),
             })
             .collect(),
         changing,

@@ -54,8 +54,13 @@ pub struct Count {
 impl Count {
     /// Counts `record` once.
     pub fn add(&mut self, record: u64) {
-        self.n += 1;
-        self.fingerprint = self.fingerprint.wrapping_add(contribution(record, 1));
+        self.add_n(record, 1);
+    }
+
+    /// Counts `n` things of `record` (boxes of a client, days of a client).
+    pub fn add_n(&mut self, record: u64, n: u64) {
+        self.n += n;
+        self.fingerprint = self.fingerprint.wrapping_add(contribution(record, n));
     }
 
     /// What is in `self` and not in `part` (a subset of it): the lost of a retained count.
