@@ -787,7 +787,7 @@ for (const lang of LANGS) {
         const headers = await page.locator('#psb-queue thead th').allInnerTexts();
         assert.equal(headers.filter((h) => h.trim()).length, 6, `request fields only: ${headers.join(' | ')}`);
         const nav = await page.locator('header nav a').count();
-        assert.ok(nav <= 4, 'the police see only their queue, their referrals and the policy room');
+        assert.ok(nav <= 5, 'the police see only their queue, their referrals, the policy room and the shared figures');
         // Our request is the newest one.
         const ids = await page.locator('#psb-queue tr[data-request]').evaluateAll((rs) => rs.map((r) => Number(r.dataset.request)));
         s.request = Math.max(...ids);
@@ -796,6 +796,15 @@ for (const lang of LANGS) {
         await Promise.all([page.waitForNavigation(), row.locator('button[value=approve]').click()]);
         const status = await text(page, `#psb-queue tr[data-request="${s.request}"]`);
         assert.ok(status.includes(zh ? '已批准' : 'approved'), `approved: ${status}`);
+        // The programme's shared figures (referral to treatment, MMT adherence), nothing clinical.
+        await Promise.all([page.waitForNavigation(), page.click('#nav-indicators')]);
+        assert.equal(await page.locator('#ind-mmt_clients').count(), 1, 'clients in MMT');
+        assert.equal(await page.locator('#ind-referrals_police').count(), 1, 'referrals from the police');
+        for (const id of ['hiv_tests', 'hiv_positivity', 'urine_negative_rate', 'overdoses', 'deaths']) {
+          assert.equal(await page.locator(`#ind-${id}`).count(), 0, `${id} is not the police's`);
+        }
+        assert.equal(await page.locator('#dhis2-link').count(), 0, 'DHIS2 is the health system\'s');
+        shots.push(['police', 'shared figures', '/indicators']);
       });
 
       await t.test('a police referral: the officer prints a code, the centre marks it arrived (with agreement) and enrolled, the officer reads the two words and the figures', async () => {

@@ -12,7 +12,7 @@ use anxin_domain::indicators::{
     self, compute, value, AgeBand, Figure, Period, Sex, Suppressed, Unit,
 };
 use anxin_domain::release::{CellKeys, ReportingPeriod};
-use anxin_domain::{Code, DomainError, Problem};
+use anxin_domain::{Code, DomainError, Problem, Role};
 use anxin_storage::services::Dhis2Entry;
 use anxin_storage::AuditEvent;
 use chrono::Datelike;
@@ -64,6 +64,34 @@ pub const TREND_INDICATORS: [&str; 4] = [
     "take_home_participation",
 ];
 
+/// The figures the police read (seed 004: "referral to treatment and MMT adherence could act as
+/// performance indicators for both the police and CDC"): clients in MMT, retention, attendance,
+/// take-home participation and referrals from the police. No test result, no urine, no
+/// overdose or death reaches them.
+pub const SHARED_WITH_POLICE: &[&str] = &[
+    "mmt_clients",
+    "retention_3m",
+    "retention_6m",
+    "retention_12m",
+    "mean_attendance",
+    "take_home_participation",
+    "referrals_police",
+];
+
+/// Whether `role` may read indicator `id` (the police: [`SHARED_WITH_POLICE`] only).
+pub fn shared_with(role: Role, id: &str) -> bool {
+    role != Role::PsbOfficer || SHARED_WITH_POLICE.contains(&id)
+}
+
+/// The audit action of a release to `role`: to the police, or to the CDC.
+fn disclosure_action(role: Role) -> &'static str {
+    if role == Role::PsbOfficer {
+        "disclosure.psb_export"
+    } else {
+        "disclosure.cdc_export"
+    }
+}
+
 /// Months a trend covers.
 pub const TREND_MONTHS: u32 = 12;
 
@@ -108,11 +136,15 @@ pub async fn trend(app: &App, me: &Actor, scope: &Scope) -> Result<Trend> {
     let threshold = app.settings.suppression_threshold;
     let site = scope.site.as_ref().map(|(id, _)| *id);
     let periods = last_months(app.today(), TREND_MONTHS);
+    let followed: Vec<&'static str> = TREND_INDICATORS
+        .into_iter()
+        .filter(|id| shared_with(me.role, id))
+        .collect();
     let mut months = Vec::with_capacity(periods.len());
     for period in &periods {
         let inputs = app.store.indicator_inputs(site, period).await?;
         let figures = compute(period, &inputs);
-        let values = TREND_INDICATORS
+        let values = followed
             .iter()
             .map(|id| {
                 figures
@@ -127,10 +159,10 @@ pub async fn trend(app: &App, me: &Actor, scope: &Scope) -> Result<Trend> {
         });
     }
     if let (true, Some(first), Some(last)) = (scope.suppressed, periods.first(), periods.last()) {
-        let mut event = AuditEvent::new("disclosure.cdc_export", "indicators", scope.site_label())
+        let mut event = AuditEvent::new(disclosure_action(me.role), "indicators", scope.site_label())
             .reason(format!(
                 "trend of {} indicators, {} months, {} to {}, cell-key release, below {threshold} hidden",
-                TREND_INDICATORS.len(),
+                followed.len(),
                 periods.len(),
                 first.from,
                 last.to
@@ -142,7 +174,7 @@ pub async fn trend(app: &App, me: &Actor, scope: &Scope) -> Result<Trend> {
     }
     Ok(Trend {
         site: scope.site_label().to_owned(),
-        indicators: TREND_INDICATORS.to_vec(),
+        indicators: followed,
         months,
     })
 }
@@ -405,11 +437,12 @@ pub async fn report(app: &App, me: &Actor, scope: &Scope, format: &str) -> Resul
         .store
         .indicator_inputs(scope.site.as_ref().map(|(id, _)| *id), &scope.period)
         .await?;
-    let figures = compute(&scope.period, &inputs);
+    let mut figures = compute(&scope.period, &inputs);
+    figures.retain(|f| shared_with(me.role, f.id));
     let release = Release::of(app, scope);
     let threshold = app.settings.suppression_threshold;
     if scope.suppressed {
-        let mut event = AuditEvent::new("disclosure.cdc_export", "indicators", scope.site_label())
+        let mut event = AuditEvent::new(disclosure_action(me.role), "indicators", scope.site_label())
             .reason(format!(
                 "{format} export of {} indicators, {} to {}, cell-key release, below {threshold} hidden",
                 figures.len(),
@@ -647,7 +680,7 @@ pub fn last_whole_month(today: NaiveDate) -> String {
 
 /// The DHIS2 mapping in force.
 pub async fn mapping(app: &App, me: &Actor) -> Result<MappingView> {
-    me.require(anxin_domain::Permission::IndicatorsRead)?;
+    me.require(anxin_domain::Permission::Dhis2Export)?;
     let entries = app.store.dhis2_mapping().await?;
     Ok(MappingView {
         entries: entries.iter().map(Dhis2EntryView::from).collect(),
@@ -690,6 +723,7 @@ pub async fn dhis2_export(
     let period = ReportingPeriod::of(&scope.period)
         .map(ReportingPeriod::dhis2)
         .ok_or_else(|| Problem::new(Code::Dhis2PeriodNotWhole).field("to"))?;
+    me.require(anxin_domain::Permission::Dhis2Export)?;
     let mapping = app.store.dhis2_mapping().await?;
     if mapping.is_empty() {
         return Err(Problem::new(Code::Dhis2NoMapping).into());

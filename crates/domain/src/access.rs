@@ -98,7 +98,11 @@ impl Role {
                 self,
                 Manager | Prescriber | Dispenser | Counsellor | PeerEducator
             ),
-            IndicatorsRead => matches!(self, Manager | CdcAnalyst),
+            // The police read the programme's figures shared with them (referral to treatment
+            // and MMT adherence), never the health tables: `indicators::shared_with`.
+            IndicatorsRead => matches!(self, Manager | CdcAnalyst | PsbOfficer),
+            // DHIS2 is the health system's reporting channel.
+            Dhis2Export => matches!(self, Manager | CdcAnalyst),
             // The photo is for the roles that dose, who check who is at the window.
             PhotoView => matches!(self, Manager | Prescriber | Dispenser),
             // Taken at intake or at the window.
@@ -195,8 +199,11 @@ pub enum Permission {
     AuditRead,
     /// Record one-stop-shop service encounters and therapeutic-community episodes.
     ServiceRecord,
-    /// Read the health indicators (aggregates only; suppressed for outside roles).
+    /// Read the health indicators (aggregates only; released through cell keys to outside
+    /// roles; the police read the programme's shared figures only).
     IndicatorsRead,
+    /// Download the indicators as a DHIS2 `dataValueSets` file and read the DHIS2 mapping.
+    Dhis2Export,
     /// See a client's photo (decrypted, audited): the roles that dose, at the window.
     PhotoView,
     /// Take or replace a client's photo (at intake or at the window).
@@ -270,7 +277,7 @@ impl Role {
 
 impl Permission {
     /// Every permission, for exhaustive tests and documentation.
-    pub const ALL: [Permission; 29] = [
+    pub const ALL: [Permission; 30] = [
         Permission::ClientRead,
         Permission::ClientWrite,
         Permission::IdentityRead,
@@ -295,6 +302,7 @@ impl Permission {
         Permission::PsbQueue,
         Permission::ServiceRecord,
         Permission::IndicatorsRead,
+        Permission::Dhis2Export,
         Permission::PhotoView,
         Permission::PhotoSet,
         Permission::ReferralIssue,
@@ -319,8 +327,9 @@ impl Permission {
                 | Permission::PsbQueue
                 // A referral is a code and two words, never a record.
                 | Permission::ReferralIssue
-                // Indicators are aggregates; outside roles get them suppressed.
+                // Indicators are aggregates; outside roles get them through cell keys.
                 | Permission::IndicatorsRead
+                | Permission::Dhis2Export
         )
     }
 
@@ -351,6 +360,7 @@ impl Permission {
             Permission::AuditRead => "audit_read",
             Permission::ServiceRecord => "service_record",
             Permission::IndicatorsRead => "indicators_read",
+            Permission::Dhis2Export => "dhis2_export",
             Permission::PhotoView => "photo_view",
             Permission::PhotoSet => "photo_set",
             Permission::ReferralIssue => "referral_issue",

@@ -577,8 +577,10 @@ async fn indicators_page(
             p {
                 a href={"/api/v1/indicators/export.csv?" (query)} { (t.s("ind-export-csv")) }
                 " · "
-                a href="/indicators/dhis2" id="dhis2-link" { (t.s("ind-export-dhis2")) }
-                " · "
+                @if me.role().has(Permission::Dhis2Export) {
+                    a href="/indicators/dhis2" id="dhis2-link" { (t.s("ind-export-dhis2")) }
+                    " · "
+                }
                 a href={"/indicators/trend?site=" (scope.site_label())} id="trend-link" { (t.s("ind-trend-title")) }
             }
             h2 { (t.s("ind-chart")) }
@@ -1401,7 +1403,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
             RouteSpec::web(
                 Get,
                 "/indicators/dhis2",
-                Needs(IndicatorsRead),
+                Needs(Dhis2Export),
                 "DHIS2: download a month; the mapping in force",
             ),
             dhis2_page,
@@ -1410,7 +1412,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
             RouteSpec::web(
                 Get,
                 "/indicators/dhis2/download",
-                Needs(IndicatorsRead),
+                Needs(Dhis2Export),
                 "Download a month's DHIS2 dataValueSets",
             ),
             dhis2_download,
@@ -1562,7 +1564,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
             RouteSpec::api(
                 Get,
                 "/api/v1/indicators/export.dhis2.json",
-                Needs(IndicatorsRead),
+                Needs(Dhis2Export),
                 "indicators",
                 "Indicators as a DHIS2 dataValueSets payload",
             )
@@ -1579,7 +1581,7 @@ pub fn routes(table: RouteTable) -> RouteTable {
             RouteSpec::api(
                 Get,
                 "/api/v1/indicators/dhis2-mapping",
-                Needs(IndicatorsRead),
+                Needs(Dhis2Export),
                 "indicators",
                 "The mapping of indicators to DHIS2 ids",
             )

@@ -366,3 +366,64 @@ async fn the_centre_prints_a_receipt_of_voluntary_registration_and_the_reading_i
     );
     app.cleanup().await;
 }
+
+#[tokio::test]
+async fn the_police_read_the_programmes_shared_figures_and_no_health_table() {
+    let app = TestApp::new().await;
+    let site = app.site("YX01").await;
+    app.user(&site, "police", Role::PsbOfficer).await;
+    app.user(&site, "cdc", Role::CdcAnalyst).await;
+    let police = app.login("police").await;
+    let cdc = app.login("cdc").await;
+    let month = app.state.today().format("%Y-%m").to_string();
+    let asked = format!("/api/v1/indicators?period={month}");
+    let (s, v) = call(&app, &police, Method::GET, &asked, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let ids: Vec<&str> = v["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap())
+        .collect();
+    // Referral to treatment and MMT adherence, as the seed recommends; nothing else.
+    assert_eq!(ids, anxin_app::indicators::SHARED_WITH_POLICE.to_vec());
+    assert!(!ids.contains(&"hiv_positivity") && !ids.contains(&"urine_negative_rate"));
+    assert_eq!(v["suppressed"], true, "released through the cell keys");
+    // The CDC reads the whole catalogue.
+    let (_, all) = call(&app, &cdc, Method::GET, &asked, None).await;
+    assert!(all["indicators"].as_array().unwrap().len() > ids.len());
+    // Free dates are refused to the police as to the CDC; DHIS2 is the health system's.
+    let (s, _) = call(
+        &app,
+        &police,
+        Method::GET,
+        "/api/v1/indicators?from=2026-11-03&to=2026-11-09",
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    for path in [
+        "/api/v1/indicators/export.dhis2.json",
+        "/api/v1/indicators/dhis2-mapping",
+    ] {
+        let (s, _) = call(&app, &police, Method::GET, path, None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}");
+    }
+    // The trend follows the shared figures only.
+    let (_, trend) = call(&app, &police, Method::GET, "/api/v1/indicators/trend", None).await;
+    assert_eq!(
+        trend["indicators"],
+        json!(["mmt_clients", "mean_attendance", "take_home_participation"])
+    );
+    // Each answer is a disclosure to the police in the audit trail.
+    let to_police = app
+        .store
+        .audit_of_record("indicators", "all")
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "disclosure.psb_export" && e.actor == "police")
+        .count();
+    assert_eq!(to_police, 2, "the report and the trend");
+    app.cleanup().await;
+}

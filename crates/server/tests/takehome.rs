@@ -352,13 +352,15 @@ async fn requests_expire_and_police_hold_only_their_queue() {
         .into_iter()
         .filter(|p| Role::PsbOfficer.has(*p))
         .collect();
-    // The queue, the referral slips and the joint policy room (aggregates only).
+    // The queue, the referral slips, the joint policy room and the programme's shared figures
+    // (aggregates only).
     assert_eq!(
         held,
         vec![
             Permission::PolicyPropose,
             Permission::PolicySign,
             Permission::PsbQueue,
+            Permission::IndicatorsRead,
             Permission::ReferralIssue
         ]
     );
