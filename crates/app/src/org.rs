@@ -304,11 +304,9 @@ pub async fn resolve(
             (Some(s), Some(root)) if tree.site_within(s.id, root) => {
                 Ok((Some((s.id, s.code)), None))
             }
-            (None, None) => Err(DomainError::invalid(
-                "site",
-                format!("no centre has the code `{code}`"),
-            )
-            .into()),
+            (None, None) => {
+                Err(DomainError::invalid("site", format!("no centre has the code `{code}`")).into())
+            }
             _ => outside(app, me, "site", &code).await,
         };
     }

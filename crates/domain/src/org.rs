@@ -183,7 +183,13 @@ mod tests {
 
     fn tree() -> Tree {
         // 1 province; 2 city in 1; 3, 4 districts in 2; 5 another city in 1.
-        let parent = HashMap::from([(1, None), (2, Some(1)), (3, Some(2)), (4, Some(2)), (5, Some(1))]);
+        let parent = HashMap::from([
+            (1, None),
+            (2, Some(1)),
+            (3, Some(2)),
+            (4, Some(2)),
+            (5, Some(1)),
+        ]);
         let site_unit = HashMap::from([(10, 3), (11, 4), (12, 2), (13, 5)]);
         Tree { parent, site_unit }
     }
@@ -206,13 +212,28 @@ mod tests {
         assert!(check_unit("YX", "玉溪市", City, Some(Province)).is_ok());
         assert!(check_unit("HT", "红塔区", District, Some(City)).is_ok());
         let wrong = check_unit("HT", "红塔区", District, Some(Province)).unwrap_err();
-        assert_eq!((wrong.code, wrong.field.as_deref()), (Code::OrgUnitParentWrong, Some("parent")));
+        assert_eq!(
+            (wrong.code, wrong.field.as_deref()),
+            (Code::OrgUnitParentWrong, Some("parent"))
+        );
         assert!(check_unit("YN2", "x", Province, Some(Province)).is_err());
         let code = check_unit("yx city", "玉溪", City, None).unwrap_err();
         assert_eq!(code.field.as_deref(), Some("code"));
-        assert_eq!(check_unit("YX", " ", City, None).unwrap_err().field.as_deref(), Some("name"));
+        assert_eq!(
+            check_unit("YX", " ", City, None)
+                .unwrap_err()
+                .field
+                .as_deref(),
+            Some("name")
+        );
         assert!(check_centre_place(District).is_ok() && check_centre_place(City).is_ok());
-        assert_eq!(check_centre_place(Province).unwrap_err().code, Code::OrgUnitCentreLevel);
-        assert_eq!("county".parse::<OrgLevel>().unwrap_err().field.as_deref(), Some("level"));
+        assert_eq!(
+            check_centre_place(Province).unwrap_err().code,
+            Code::OrgUnitCentreLevel
+        );
+        assert_eq!(
+            "county".parse::<OrgLevel>().unwrap_err().field.as_deref(),
+            Some("level")
+        );
     }
 }

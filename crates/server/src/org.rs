@@ -183,7 +183,10 @@ async fn place_form(
         dhis2_code: opt(&form, "dhis2_code"),
     };
     match uc::place_centre(&st.app, &me.app_actor(), &req).await {
-        Ok(()) => done("org-placed", vec![("site".into(), req.site.trim().to_owned())]),
+        Ok(()) => done(
+            "org-placed",
+            vec![("site".into(), req.site.trim().to_owned())],
+        ),
         Err(e) => refused_form(
             &st,
             BASE,

@@ -259,6 +259,14 @@ async fn api_trend(
     ))
 }
 
+/// The place a report covers, as the page says it: a centre's or unit's code, or all centres.
+fn scope_name(t: &T, scope: &Scope) -> String {
+    match scope.site_label() {
+        "all" => t.s("ind-all-centres"),
+        code => code.to_owned(),
+    }
+}
+
 /// A line chart of one indicator over the months, hand-written SVG; a gap where a month is
 /// suppressed.
 fn line_chart(title: &str, months: &[String], values: &[Option<f64>], percent: bool) -> Markup {
@@ -330,13 +338,14 @@ async fn trend_page(
         html! {
             h1 { (t.s("ind-trend-title")) }
             p.muted {
-                (t.a("ind-scope", &[("site", &scope.site.as_ref().map_or_else(|| t.s("ind-all-centres"), |(_, code)| code.clone()))]))
+                (t.a("ind-scope", &[("site", &scope_name(&t, &scope))]))
                 " " (t.a("ind-trend-help", &[("months", &anxin_app::indicators::TREND_MONTHS.to_string())]))
                 @if scope.suppressed { " " (t.a("ind-suppressed-note", &[("threshold", &st.settings.suppression_threshold.to_string())])) }
             }
             @if me.role().is_outside() {
                 form.search method="get" action="/indicators/trend" {
                     label { (t.s("ind-site")) " " input name="site" value=(scope.site.as_ref().map_or("", |(_, code)| code.as_str())); }
+                    label { (t.s("cmp-unit")) " " input name="unit" value=(scope.unit.as_ref().map_or("", |u| u.code.as_str())); }
                     button type="submit" { (t.s("ind-show")) }
                 }
             }
@@ -507,10 +516,10 @@ async fn indicators_page(
     let scope = anxin_app::indicators::scope(&st.app, &me.app_actor(), &q).await?;
     let shown = anxin_app::indicators::report(&st.app, &me.app_actor(), &scope, "page").await?;
     let query = format!(
-        "from={}&to={}&site={}",
+        "from={}&to={}&{}",
         scope.period.from,
         scope.period.to,
-        scope.site_label()
+        scope.place_query()
     );
     let names: Vec<String> = shown
         .iter()
@@ -533,11 +542,12 @@ async fn indicators_page(
                 label { (t.s("ind-to")) " " input type="date" name="to" value=(scope.period.to); }
                 @if me.role().is_outside() {
                     label { (t.s("ind-site")) " " input name="site" value=(scope.site.as_ref().map_or("", |(_, code)| code.as_str())); }
+                    label { (t.s("cmp-unit")) " " input name="unit" value=(scope.unit.as_ref().map_or("", |u| u.code.as_str())); }
                 }
                 button type="submit" { (t.s("ind-show")) }
             }
             p.muted {
-                (t.a("ind-scope", &[("site", &scope.site.as_ref().map_or_else(|| t.s("ind-all-centres"), |(_, code)| code.clone()))]))
+                (t.a("ind-scope", &[("site", &scope_name(&t, &scope))]))
                 @if scope.suppressed { " " (t.a("ind-suppressed-note", &[("threshold", &st.settings.suppression_threshold.to_string())])) }
             }
             p {
@@ -545,7 +555,11 @@ async fn indicators_page(
                 " · "
                 a href="/indicators/dhis2" id="dhis2-link" { (t.s("ind-export-dhis2")) }
                 " · "
-                a href={"/indicators/trend?site=" (scope.site_label())} id="trend-link" { (t.s("ind-trend-title")) }
+                a href={"/indicators/trend?" (scope.place_query())} id="trend-link" { (t.s("ind-trend-title")) }
+                @if me.role().is_outside() {
+                    " · "
+                    a href={"/indicators/compare?" (scope.place_query())} id="compare-link" { (t.s("cmp-title")) }
+                }
             }
             h2 { (t.s("ind-chart")) }
             (bar_chart(&t.s("ind-chart"), &rates))
@@ -1023,6 +1037,8 @@ struct Dhis2Query {
     #[serde(default)]
     site: Option<String>,
     #[serde(default)]
+    unit: Option<String>,
+    #[serde(default)]
     org_unit: Option<String>,
 }
 
@@ -1101,7 +1117,12 @@ async fn dhis2_page_with(
             .map(|p| crate::i18n::I18n::global().problem(t.lang, p))
     };
     let general = refused
-        .filter(|p| !matches!(p.field.as_deref(), Some("month" | "site" | "org_unit")))
+        .filter(|p| {
+            !matches!(
+                p.field.as_deref(),
+                Some("month" | "site" | "unit" | "org_unit")
+            )
+        })
         .map(|p| crate::i18n::I18n::global().problem(t.lang, p));
     Ok(layout(
         &t,
@@ -1121,6 +1142,9 @@ async fn dhis2_page_with(
                     @if me.role().is_outside() {
                         label { (t.s("ind-site")) input name="site" value=(q.site.clone().unwrap_or_default()) aria-invalid=[error_at("site").map(|_| "true")];
                             @if let Some(m) = error_at("site") { span.field-error role="alert" data-field="site" { (m) } }
+                        }
+                        label { (t.s("cmp-unit")) input name="unit" value=(q.unit.clone().unwrap_or_default()) aria-invalid=[error_at("unit").map(|_| "true")];
+                            @if let Some(m) = error_at("unit") { span.field-error role="alert" data-field="unit" { (m) } }
                         }
                     }
                     label { (t.s("dhis2-org-unit")) input name="org_unit" value=(q.org_unit.clone().unwrap_or_default()) placeholder=(t.s("dhis2-org-unit-default")); }
@@ -1151,6 +1175,9 @@ async fn dhis2_download(
         if let Some(site) = q.site.as_deref().filter(|s| !s.trim().is_empty()) {
             params.insert("site".to_owned(), site.to_owned());
         }
+        if let Some(unit) = q.unit.as_deref().filter(|s| !s.trim().is_empty()) {
+            params.insert("unit".to_owned(), unit.to_owned());
+        }
         let scope = anxin_app::indicators::scope(&st.app, &me.app_actor(), &params).await?;
         let set = anxin_app::indicators::dhis2_export(
             &st.app,
@@ -1180,7 +1207,8 @@ async fn dhis2_download(
                 .into_response()
         }
         Err(AppError::Domain(anxin_domain::DomainError::Refused(p)))
-            if p.kind() != anxin_domain::problem::Kind::Forbidden =>
+            if p.kind() != anxin_domain::problem::Kind::Forbidden
+                || p.code == anxin_domain::Code::ScopeOutside =>
         {
             match dhis2_page_with(&st, &me, &q, Some(&p)).await {
                 Ok(page) => (StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
@@ -1508,6 +1536,11 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "site",
                 "string",
                 "a centre's code, or all (outside roles only)",
+            )
+            .query(
+                "unit",
+                "string",
+                "an organisation unit's code (outside roles only; default the account's unit)",
             )
             .answers::<anxin_app::indicators::Trend>(),
             api_trend,

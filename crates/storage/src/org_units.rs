@@ -147,18 +147,19 @@ impl Store {
 
     /// Every centre and where it sits, by code.
     pub async fn site_places(&self) -> Result<Vec<SitePlace>> {
-        let rows = sqlx::query(
-            "SELECT id, code, name, org_unit_id, dhis2_code FROM sites ORDER BY code",
-        )
-        .fetch_all(self.pool())
-        .await?;
+        let rows =
+            sqlx::query("SELECT id, code, name, org_unit_id, dhis2_code FROM sites ORDER BY code")
+                .fetch_all(self.pool())
+                .await?;
         rows.iter()
             .map(|r| {
                 let code: String = col(r, "code")?;
                 let dhis2: Option<String> = col(r, "dhis2_code")?;
                 Ok(SitePlace {
                     site_id: col(r, "id")?,
-                    dhis2_code: dhis2.filter(|s| !s.is_empty()).unwrap_or_else(|| code.clone()),
+                    dhis2_code: dhis2
+                        .filter(|s| !s.is_empty())
+                        .unwrap_or_else(|| code.clone()),
                     code,
                     name: col(r, "name")?,
                     unit_id: col(r, "org_unit_id")?,
@@ -242,9 +243,10 @@ impl Store {
         append(
             &mut tx,
             actor,
-            &AuditEvent::new("user.scope", "user", user_id).reason(
-                unit.map_or_else(|| "whole deployment".to_owned(), |u| format!("unit {}", u.code)),
-            ),
+            &AuditEvent::new("user.scope", "user", user_id).reason(unit.map_or_else(
+                || "whole deployment".to_owned(),
+                |u| format!("unit {}", u.code),
+            )),
             now,
         )
         .await?;
