@@ -42,69 +42,33 @@ pub const DEMO_LOGINS: [(&str, Role, &str); 9] = [
 
 /// The demo city's organisation units: code, name, level, parent, DHIS2 org-unit code.
 pub const DEMO_UNITS: [(&str, &str, OrgLevel, Option<&str>, &str); 4] = [
-    (
-        "YN",
-        "云南省 (Yunnan)",
-        OrgLevel::Province,
-        None,
-        "CN530000",
-    ),
-    (
-        "YXS",
-        "玉溪市 (Yuxi City)",
-        OrgLevel::City,
-        Some("YN"),
-        "CN530400",
-    ),
-    (
-        "HTQ",
-        "红塔区 (Hongta District)",
-        OrgLevel::District,
-        Some("YXS"),
-        "CN530402",
-    ),
-    (
-        "JCQ",
-        "江川区 (Jiangchuan District)",
-        OrgLevel::District,
-        Some("YXS"),
-        "CN530403",
-    ),
+    ("YN", "云南省", OrgLevel::Province, None, "CN530000"),
+    ("YXS", "玉溪市", OrgLevel::City, Some("YN"), "CN530400"),
+    ("HT", "红塔区", OrgLevel::District, Some("YXS"), "CN530402"),
+    ("JC", "江川区", OrgLevel::District, Some("YXS"), "CN530403"),
 ];
 
 /// The demo city's centres: code, name, district, DHIS2 org-unit code, clients. The first is
 /// the demo centre ([`DEMO_SITE`]), whose clients `load` makes.
 pub const DEMO_CITY_CENTRES: [(&str, &str, &str, &str, usize); 3] = [
-    (DEMO_SITE, "", "HTQ", "CN530402-01", DEMO_CLIENTS),
+    (DEMO_SITE, "", "HT", "CN530402-01", DEMO_CLIENTS),
     (
         "YX02",
-        "玉溪市红塔区第二美沙酮门诊 (Hongta Clinic No. 2)",
-        "HTQ",
+        "玉溪市红塔区第二美沙酮门诊",
+        "HT",
         "CN530402-02",
         30,
     ),
-    (
-        "YX03",
-        "玉溪市江川区美沙酮门诊 (Jiangchuan Clinic)",
-        "JCQ",
-        "CN530403-01",
-        18,
-    ),
+    ("YX03", "玉溪市江川区美沙酮门诊", "JC", "CN530403-01", 18),
 ];
 
 /// The city's logins (password [`DEMO_PASSWORD`]): username, role, language, home centre and
 /// the unit an outside account is scoped to.
 pub const DEMO_CITY_LOGINS: [(&str, Role, &str, &str, Option<&str>); 4] = [
-    ("cdc-city", Role::CdcAnalyst, "zh-CN", "YX02", Some("YXS")),
-    (
-        "police-hongta",
-        Role::PsbOfficer,
-        "zh-CN",
-        "YX02",
-        Some("HTQ"),
-    ),
-    ("doctor-yx02", Role::Prescriber, "zh-CN", "YX02", None),
-    ("doctor-yx03", Role::Prescriber, "zh-CN", "YX03", None),
+    ("cdc.yxs", Role::CdcAnalyst, "zh-CN", "YX02", Some("YXS")),
+    ("police.ht", Role::PsbOfficer, "zh-CN", "YX02", Some("HT")),
+    ("doctor.yx02", Role::Prescriber, "zh-CN", "YX02", None),
+    ("doctor.yx03", Role::Prescriber, "zh-CN", "YX03", None),
 ];
 
 /// What the demo loader did.

@@ -362,3 +362,20 @@ pub async fn units_below(app: &App, unit: &UnitScope) -> Result<Vec<UnitScope>> 
         .map(|u| unit_scope(u, &tree))
         .collect())
 }
+
+/// The centres whose police queue an officer holds: the centres in and below the unit the
+/// account is scoped to, or (unscoped) the officer's own centre, as before units existed.
+pub async fn police_sites(app: &App, me: &Actor) -> Result<Vec<i64>> {
+    match app.store.user_org_unit(me.user_id).await? {
+        Some(unit) => Ok(app.store.org_tree().await?.sites_below(unit)),
+        None => Ok(vec![me.site_id]),
+    }
+}
+
+/// `me` acting at centre `site` (one of [`police_sites`]): the police queue's checks and the
+/// audit trail name the centre whose record is read.
+pub fn at_site(me: &Actor, site: i64) -> anxin_storage::Actor {
+    let mut a = me.audit();
+    a.site_id = Some(site);
+    a
+}

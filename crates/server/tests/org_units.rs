@@ -5,6 +5,8 @@
 //! outside its scope and a code that does not exist get the same refusal, audited.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use anxin_domain::Role;
 use anxin_server::testing::TestApp;
 use anxin_storage::clinic::{HistoricDose, NewDose};
@@ -598,4 +600,104 @@ async fn the_administrator_builds_the_tree_with_refusals_at_the_field() {
     assert_eq!(v["centres"][0]["site"], "YX02");
     assert_eq!(v["centres"].as_array().unwrap().len(), 1);
     app.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_district_police_account_holds_the_queue_of_its_districts_centres_only() {
+    let w = common::world().await;
+    let app = &w.app;
+    let yx01 = app.store.site_by_code("YX01").await.unwrap();
+    let yx09 = app.site("YX09").await;
+    app.user(&yx01, "admin", Role::Admin).await;
+    // Home elsewhere, scoped to the district of YX01; and one at YX01 scoped to another district.
+    app.user(&yx09, "police.ht", Role::PsbOfficer).await;
+    app.user(&yx01, "police.jc", Role::PsbOfficer).await;
+    let admin = app.login("admin").await;
+    for (code, level, parent) in [
+        ("YXS", "city", None),
+        ("HTQ", "district", Some("YXS")),
+        ("JCQ", "district", Some("YXS")),
+    ] {
+        let (s, v) = call(
+            app,
+            &admin,
+            Method::POST,
+            "/api/v1/org-units",
+            Some(json!({"code": code, "name": code, "level": level, "parent": parent})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+    let (s, _) = call(
+        app,
+        &admin,
+        Method::PUT,
+        "/api/v1/org-units/place",
+        Some(json!({"site": "YX01", "unit": "HTQ"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    for (user, unit) in [("police.ht", "HTQ"), ("police.jc", "JCQ")] {
+        let (s, _) = call(
+            app,
+            &admin,
+            Method::PUT,
+            "/api/v1/org-units/scope",
+            Some(json!({"username": user, "unit": unit})),
+        )
+        .await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+    }
+    let id = w.stable_client("YX-0104", true).await;
+    let (s, r) = call(
+        app,
+        &w.doctor,
+        Method::POST,
+        &format!("/api/v1/clients/{id}/psb-requests"),
+        Some(json!({"days": 3})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    let rid = r["request_id"].as_i64().unwrap();
+    let ht = app.login("police.ht").await;
+    let jc = app.login("police.jc").await;
+    let queue = |token: String| async move {
+        let (s, v) = call(app, &token, Method::GET, "/api/v1/psb/requests", None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(queue(ht.clone()).await, vec![rid], "the district's centre");
+    assert!(
+        queue(jc.clone()).await.is_empty(),
+        "another district: nothing, though at YX01"
+    );
+    assert_eq!(
+        queue(w.police.clone()).await,
+        vec![rid],
+        "an unscoped officer: their own centre"
+    );
+    let answer = json!({"decision": "approve", "reason": "no record"});
+    let (s, v) = call(
+        app,
+        &jc,
+        Method::POST,
+        &format!("/api/v1/psb/requests/{rid}/answer"),
+        Some(answer.clone()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = call(
+        app,
+        &ht,
+        Method::POST,
+        &format!("/api/v1/psb/requests/{rid}/answer"),
+        Some(answer),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "approved");
 }
