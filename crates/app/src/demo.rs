@@ -433,7 +433,17 @@ async fn city(app: &App, seed: u64, demo_site: &Site, hash: &str) -> Result<()> 
     for (code, name, level, parent, dhis2) in DEMO_UNITS {
         let parent = parent.and_then(|p| units.get(p));
         let u = store
-            .create_org_unit(&cli, code, name, level, parent, Some(dhis2), now)
+            .create_org_unit(
+                &cli,
+                &anxin_storage::org_units::NewOrgUnit {
+                    code,
+                    name,
+                    level,
+                    parent,
+                    dhis2_code: Some(dhis2),
+                },
+                now,
+            )
             .await?;
         units.insert(code, u);
     }

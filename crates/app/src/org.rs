@@ -6,7 +6,7 @@
 
 use anxin_domain::org::{OrgLevel, Tree};
 use anxin_domain::{Code, DomainError, Permission, Problem};
-use anxin_storage::org_units::{OrgUnit, SitePlace};
+use anxin_storage::org_units::{NewOrgUnit, OrgUnit, SitePlace};
 use anxin_storage::AuditEvent;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -158,11 +158,13 @@ pub async fn create_unit(app: &App, me: &Actor, req: &NewUnitRequest) -> Result<
         .store
         .create_org_unit(
             &me.audit(),
-            &req.code,
-            &req.name,
-            level,
-            parent.as_ref(),
-            blank(&req.dhis2_code),
+            &NewOrgUnit {
+                code: &req.code,
+                name: &req.name,
+                level,
+                parent: parent.as_ref(),
+                dhis2_code: blank(&req.dhis2_code),
+            },
             app.now(),
         )
         .await?;

@@ -632,11 +632,13 @@ async fn unit_command(config: &Config, command: UnitCommand) -> anyhow::Result<(
             let u = store
                 .create_org_unit(
                     &Actor::cli(),
-                    &code,
-                    &name,
-                    level,
-                    parent.as_ref(),
-                    dhis2.as_deref(),
+                    &anxin_storage::org_units::NewOrgUnit {
+                        code: &code,
+                        name: &name,
+                        level,
+                        parent: parent.as_ref(),
+                        dhis2_code: dhis2.as_deref(),
+                    },
                     now,
                 )
                 .await?;

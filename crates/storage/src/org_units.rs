@@ -49,6 +49,18 @@ pub struct MonthRecords {
     pub closed_days: i64,
 }
 
+/// A unit to create.
+#[derive(Debug, Clone, Copy)]
+pub struct NewOrgUnit<'a> {
+    pub code: &'a str,
+    pub name: &'a str,
+    pub level: OrgLevel,
+    /// The unit one level up (none for a top unit).
+    pub parent: Option<&'a OrgUnit>,
+    /// Its DHIS2 org-unit code (none: its code).
+    pub dhis2_code: Option<&'a str>,
+}
+
 const UNIT_COLUMNS: &str = "id, code, name, level, parent_id, dhis2_code, created_at";
 
 fn unit(row: &AnyRow) -> Result<OrgUnit> {
@@ -88,18 +100,21 @@ impl Store {
         row.as_ref().map(unit).transpose()
     }
 
-    /// Creates a unit under `parent` (checked by `anxin_domain::org::check_unit`); audited as
+    /// Creates a unit under its parent (checked by `anxin_domain::org::check_unit`); audited as
     /// `org_unit.create`. The DHIS2 code defaults to the unit's code.
     pub async fn create_org_unit(
         &self,
         actor: &Actor,
-        code: &str,
-        name: &str,
-        level: OrgLevel,
-        parent: Option<&OrgUnit>,
-        dhis2_code: Option<&str>,
+        new: &NewOrgUnit<'_>,
         now: DateTime<Utc>,
     ) -> Result<OrgUnit> {
+        let NewOrgUnit {
+            code,
+            name,
+            level,
+            parent,
+            dhis2_code,
+        } = *new;
         let code = code.trim().to_uppercase();
         anxin_domain::org::check_unit(&code, name, level, parent.map(|p| p.level))
             .map_err(DomainError::from)?;
