@@ -351,7 +351,7 @@ async fn compare_page(
                 @if c.centres.is_empty() {
                     p.muted id="compare-none" { (t.s("cmp-none")) }
                 } @else {
-                    table.list id="comparison" {
+                    table.list.wrap id="comparison" {
                         thead { tr {
                             th { (t.s("org-centre")) }
                             @for id in &c.indicators { th { (t.s(&format!("ind-name-{id}"))) } }
