@@ -1213,6 +1213,39 @@ for (const lang of LANGS) {
         }
       });
 
+      await t.test('a city CDC user compares the three demo centres and downloads a DHIS2 month for the city', async () => {
+        const city = (pages.cityCdc = await login(server, 'cdc.yxs', lang));
+        await Promise.all([city.waitForNavigation(), city.click('#nav-indicators')]);
+        assert.ok((await text(city, 'main')).includes('YXS'), 'the city by default');
+        await Promise.all([city.waitForNavigation(), city.click('#compare-link')]);
+        const sites = await city.locator('#comparison tbody tr[data-site]').evaluateAll((rows) => rows.map((r) => r.dataset.site));
+        assert.deepEqual(sites, ['YX01', 'YX02', 'YX03'], 'the city\'s three centres');
+        for (const site of sites) {
+          assert.match(await text(city, `#comparison tr[data-site=${site}] td[data-completeness]`), /%/, `${site}: completeness`);
+        }
+        // YX03 skips Sundays: less complete than YX02, which doses every day.
+        const done = async (site) => Number(await city.getAttribute(`#comparison tr[data-site=${site}] td[data-completeness]`, 'data-completeness'));
+        assert.ok((await done('YX03')) < (await done('YX02')), 'YX03 is less complete');
+        // The province is above the city: refused at the field, nothing shown, the code kept.
+        await city.fill('#compare-form input[name=unit]', 'YN');
+        await Promise.all([city.waitForNavigation(), city.click('#compare-form button[type=submit]')]);
+        const err = await text(city, '#compare-form .field-error[data-field=unit]');
+        assert.ok(zh ? /超出您的权限范围/.test(err) : /outside your scope/.test(err), err);
+        assert.equal(await city.inputValue('#compare-form input[name=unit]'), 'YN');
+        assert.equal(await city.locator('#comparison').count(), 0, 'nothing disclosed');
+        await city.fill('#compare-form input[name=unit]', 'YXS');
+        await Promise.all([city.waitForNavigation(), city.click('#compare-form button[type=submit]')]);
+        await Promise.all([city.waitForNavigation(), city.click('#compare-dhis2')]);
+        const [download] = await Promise.all([city.waitForEvent('download'), city.click('#dhis2-download button[type=submit]')]);
+        assert.match(download.suggestedFilename(), /^dhis2-YXS-\d{4}-\d{2}\.json$/);
+        const set = JSON.parse(fs.readFileSync(await download.path(), 'utf8'));
+        const units = new Set(set.dataValues.map((v) => v.orgUnit));
+        for (const code of ['CN530400', 'CN530402-01', 'CN530402-02', 'CN530403-01']) {
+          assert.ok(units.has(code), `${code} in ${JSON.stringify([...units])}`);
+        }
+        shots.push(['cityCdc', 'compare centres', '/indicators/compare'], ['admin', 'organisation units', '/org-units']);
+      });
+
       await t.test("box GPS: the centre sees the zone and the alarm, the police one word", async () => {
         // The demo's second box is out with GPS and has left its home zone.
         const page = pages.doctor;

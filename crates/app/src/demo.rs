@@ -10,6 +10,7 @@ use anxin_domain::clinic::orders::{DoseOrder, OrderKind, Step};
 use anxin_domain::clinic::stage::Stage;
 use anxin_domain::clinic::stock::{expected_ml, CloseOut, Receipt};
 use anxin_domain::clinic::urine::{Outcome, Substance};
+use anxin_domain::org::OrgLevel;
 use anxin_domain::Role;
 use anxin_storage::clinic::{HistoricDose, Identity, NewDose};
 use anxin_storage::{Actor, NewUser, Site, Store};
@@ -37,6 +38,37 @@ pub const DEMO_LOGINS: [(&str, Role, &str); 9] = [
     ("peer", Role::PeerEducator, "zh-CN"),
     ("cdc", Role::CdcAnalyst, "zh-CN"),
     ("police", Role::PsbOfficer, "zh-CN"),
+];
+
+/// The demo city's organisation units: code, name, level, parent, DHIS2 org-unit code.
+pub const DEMO_UNITS: [(&str, &str, OrgLevel, Option<&str>, &str); 4] = [
+    ("YN", "云南省", OrgLevel::Province, None, "CN530000"),
+    ("YXS", "玉溪市", OrgLevel::City, Some("YN"), "CN530400"),
+    ("HT", "红塔区", OrgLevel::District, Some("YXS"), "CN530402"),
+    ("JC", "江川区", OrgLevel::District, Some("YXS"), "CN530403"),
+];
+
+/// The demo city's centres: code, name, district, DHIS2 org-unit code, clients. The first is
+/// the demo centre ([`DEMO_SITE`]), whose clients `load` makes.
+pub const DEMO_CITY_CENTRES: [(&str, &str, &str, &str, usize); 3] = [
+    (DEMO_SITE, "", "HT", "CN530402-01", DEMO_CLIENTS),
+    (
+        "YX02",
+        "玉溪市红塔区第二美沙酮门诊",
+        "HT",
+        "CN530402-02",
+        30,
+    ),
+    ("YX03", "玉溪市江川区美沙酮门诊", "JC", "CN530403-01", 18),
+];
+
+/// The city's logins (password [`DEMO_PASSWORD`]): username, role, language, home centre and
+/// the unit an outside account is scoped to.
+pub const DEMO_CITY_LOGINS: [(&str, Role, &str, &str, Option<&str>); 4] = [
+    ("cdc.yxs", Role::CdcAnalyst, "zh-CN", "YX02", Some("YXS")),
+    ("police.ht", Role::PsbOfficer, "zh-CN", "YX02", Some("HT")),
+    ("doctor.yx02", Role::Prescriber, "zh-CN", "YX02", None),
+    ("doctor.yx03", Role::Prescriber, "zh-CN", "YX03", None),
 ];
 
 /// What the demo loader did.
@@ -381,11 +413,142 @@ pub async fn load(app: &App, seed: u64) -> Result<DemoSummary> {
     }
     takehome_steps(app, &site, &with_police_consent).await?;
     services(app, seed, &clients_made).await?;
+    city(app, seed, &site, &hash).await?;
     Ok(DemoSummary {
         site,
         clients: clients.len() as i64,
         loaded: true,
     })
+}
+
+/// The demo city: a province, the city and two districts; the demo centre and two smaller ones
+/// placed in the districts, each small centre with its clients, orders and 90 days of doses
+/// (the third skips Sundays and entered last month's doses late, so the comparison shows
+/// completeness and timeliness at work); a city CDC and a district police account, scoped.
+async fn city(app: &App, seed: u64, demo_site: &Site, hash: &str) -> Result<()> {
+    let store: &Store = &app.store;
+    let (now, today) = (app.now(), app.today());
+    let cli = Actor::cli();
+    let mut units = std::collections::HashMap::new();
+    for (code, name, level, parent, dhis2) in DEMO_UNITS {
+        let parent = parent.and_then(|p| units.get(p));
+        let u = store
+            .create_org_unit(
+                &cli,
+                &anxin_storage::org_units::NewOrgUnit {
+                    code,
+                    name,
+                    level,
+                    parent,
+                    dhis2_code: Some(dhis2),
+                },
+                now,
+            )
+            .await?;
+        units.insert(code, u);
+    }
+    let mut sites = std::collections::HashMap::new();
+    for (code, name, district, dhis2, _) in DEMO_CITY_CENTRES {
+        let site = if code == demo_site.code {
+            demo_site.clone()
+        } else {
+            store.create_site(&cli, code, name, now).await?
+        };
+        store
+            .place_site(&cli, site.id, units.get(district), Some(dhis2), now)
+            .await?;
+        sites.insert(code, site);
+    }
+    let mut doctors = std::collections::HashMap::new();
+    for (username, role, language, centre, unit) in DEMO_CITY_LOGINS {
+        let Some(site) = sites.get(centre) else {
+            continue;
+        };
+        let u = store
+            .create_user(
+                &cli,
+                NewUser {
+                    site_id: site.id,
+                    username: username.into(),
+                    full_name: String::new(),
+                    role,
+                    password_hash: hash.to_owned(),
+                    language: language.into(),
+                },
+                now,
+            )
+            .await?;
+        if let Some(unit) = unit {
+            store.scope_user(&cli, u.id, units.get(unit), now).await?;
+        }
+        if role == Role::Prescriber {
+            doctors.insert(
+                centre,
+                Actor {
+                    user_id: Some(u.id),
+                    name: u.username,
+                    site_id: Some(site.id),
+                },
+            );
+        }
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc17);
+    let last_month_start = crate::indicators::last_months(today, 1)
+        .first()
+        .map_or(today, |p| p.from);
+    for (k, (code, _, _, _, n)) in DEMO_CITY_CENTRES.iter().enumerate().skip(1) {
+        let (Some(site), Some(doctor)) = (sites.get(code), doctors.get(code)) else {
+            continue;
+        };
+        let late = k == 2;
+        let mut history = Vec::new();
+        for i in 0..*n {
+            let enrolled_on = today - Duration::days(rng.gen_range(100..1000));
+            let uic = format!("{}-{:04}-{}", &code[..2], 100 * k + i + 1, &code[2..]);
+            let c = store.create_client(doctor, &uic, enrolled_on, now).await?;
+            let order = DoseOrder {
+                kind: OrderKind::Maintenance,
+                start: today - Duration::days(120),
+                mg: 40 + 5 * rng.gen_range(0..12u32),
+                steps: vec![],
+                split: 1,
+                reason: "stable".into(),
+            };
+            store.add_order(doctor, c.id, &order, now).await?;
+            let attend = if i % 5 == 4 { 0.7 } else { 0.95 };
+            let mut d = today - Duration::days(90);
+            while d < today {
+                let sunday = d.format("%u").to_string() == "7";
+                if !(late && sunday) && rng.gen_bool(attend) {
+                    let given_at = if late && d >= last_month_start {
+                        now // entered late, all at once
+                    } else {
+                        (d.and_hms_opt(8, 30, 0).unwrap_or_default())
+                            .and_local_timezone(app.settings.utc_offset)
+                            .single()
+                            .map_or(now, |t| t.with_timezone(&chrono::Utc))
+                    };
+                    history.push(HistoricDose {
+                        dose: NewDose {
+                            client_id: c.id,
+                            day: d,
+                            portion: 0,
+                            mg: order.mg,
+                            site_id: site.id,
+                            guest: false,
+                            rule: "normal".into(),
+                        },
+                        given_at,
+                    });
+                }
+                d += Duration::days(1);
+            }
+        }
+        store
+            .import_history(doctor, site.id, &history, &[], now)
+            .await?;
+    }
+    Ok(())
 }
 
 /// The one-stop shop's 90 days: demographics, outreach needle exchange, naloxone, condoms, peer

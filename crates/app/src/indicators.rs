@@ -134,7 +134,8 @@ pub async fn trend(app: &App, me: &Actor, scope: &Scope) -> Result<Trend> {
     me.require(anxin_domain::Permission::IndicatorsRead)?;
     let release = Release::of(app, scope);
     let threshold = app.settings.suppression_threshold;
-    let site = scope.site.as_ref().map(|(id, _)| *id);
+    let site = scope.audit_site();
+    let sites = scope.sites();
     let periods = last_months(app.today(), TREND_MONTHS);
     let followed: Vec<&'static str> = TREND_INDICATORS
         .into_iter()
@@ -142,7 +143,10 @@ pub async fn trend(app: &App, me: &Actor, scope: &Scope) -> Result<Trend> {
         .collect();
     let mut months = Vec::with_capacity(periods.len());
     for period in &periods {
-        let inputs = app.store.indicator_inputs(site, period).await?;
+        let inputs = app
+            .store
+            .indicator_inputs_of(sites.as_deref(), period)
+            .await?;
         let figures = compute(period, &inputs);
         let values = followed
             .iter()
@@ -246,57 +250,71 @@ pub struct MappingEntry {
     pub category_option_combo: String,
 }
 
-/// What a report is about: a period, and one site or the whole deployment.
+/// What a report is about: a period, and one site, an organisation unit or the whole
+/// deployment.
 #[derive(Debug, Clone)]
 pub struct Scope {
     pub period: Period,
-    /// `None` for the whole deployment.
+    /// One centre (`None` with `unit` also `None`: the whole deployment).
     pub site: Option<(i64, String)>,
+    /// An organisation unit and the centres below it (`unit=CODE`, or an outside account's
+    /// own unit).
+    pub unit: Option<crate::org::UnitScope>,
     /// Suppressed (outside roles) or full (the centre's manager).
     pub suppressed: bool,
 }
 
 impl Scope {
+    /// The centre's or unit's code, or `all`.
     pub fn site_label(&self) -> &str {
-        self.site.as_ref().map_or("all", |(_, code)| code.as_str())
+        match (&self.site, &self.unit) {
+            (Some((_, code)), _) => code.as_str(),
+            (None, Some(u)) => u.code.as_str(),
+            (None, None) => "all",
+        }
+    }
+
+    /// The centres the report reads (`None`: every centre).
+    pub fn sites(&self) -> Option<Vec<i64>> {
+        match (&self.site, &self.unit) {
+            (Some((id, _)), _) => Some(vec![*id]),
+            (None, Some(u)) => Some(u.sites.clone()),
+            (None, None) => None,
+        }
+    }
+
+    /// The query parameter that asks for the same place again: `site=CODE`, `unit=CODE` or
+    /// `site=all`.
+    pub fn place_query(&self) -> String {
+        match (&self.site, &self.unit) {
+            (None, Some(u)) => format!("unit={}", u.code),
+            _ => format!("site={}", self.site_label()),
+        }
+    }
+
+    /// The audit entry's site: the one centre's.
+    fn audit_site(&self) -> Option<i64> {
+        self.site.as_ref().map(|(id, _)| *id)
     }
 }
 
-/// Reads `from`, `to` and `site` for `me`. Managers see only their own centre; outside roles
-/// may ask for one centre (`site=CODE`) or the deployment (`site=all`, the default).
+/// Reads `from`, `to` and `site` or `unit` for `me`. Managers see only their own centre;
+/// outside roles may ask for one centre (`site=CODE`), a unit (`unit=CODE`) or the deployment
+/// (`site=all`, the default), within the unit their account is scoped to (`crate::org::resolve`).
 pub async fn scope(app: &App, me: &Actor, q: &HashMap<String, String>) -> Result<Scope> {
     let outside = me.role.is_outside();
     let period = period_of(q, app.today(), outside)?;
-    let asked = q
-        .get("site")
-        .map(|s| s.trim().to_uppercase())
-        .filter(|s| !s.is_empty());
-    let site = match (outside, asked.as_deref()) {
-        (true, None | Some("ALL" | "全部")) => None,
-        (true, Some(code)) => {
-            let s = app.store.site_by_code(code).await.map_err(|_| {
-                DomainError::invalid("site", format!("no centre has the code `{code}`"))
-            })?;
-            Some((s.id, s.code))
-        }
-        (false, None) => {
-            let mine = app.store.site(me.site_id).await?;
-            Some((mine.id, mine.code))
-        }
-        (false, Some(code)) => {
-            let mine = app.store.site(me.site_id).await?;
-            if code != mine.code {
-                return Err(DomainError::Forbidden(
-                    "a centre's staff see the indicators of their own centre only".into(),
-                )
-                .into());
-            }
-            Some((mine.id, mine.code))
-        }
-    };
+    let (site, unit) = crate::org::resolve(
+        app,
+        me,
+        q.get("site").map(String::as_str),
+        q.get("unit").map(String::as_str),
+    )
+    .await?;
     Ok(Scope {
         period,
         site,
+        unit,
         suppressed: outside,
     })
 }
@@ -435,7 +453,7 @@ pub async fn report(app: &App, me: &Actor, scope: &Scope, format: &str) -> Resul
     me.require(anxin_domain::Permission::IndicatorsRead)?;
     let inputs = app
         .store
-        .indicator_inputs(scope.site.as_ref().map(|(id, _)| *id), &scope.period)
+        .indicator_inputs_of(scope.sites().as_deref(), &scope.period)
         .await?;
     let mut figures = compute(&scope.period, &inputs);
     figures.retain(|f| shared_with(me.role, f.id));
@@ -720,10 +738,13 @@ pub async fn dhis2_export(
     scope: &Scope,
     org_unit: Option<&str>,
 ) -> Result<DataValueSet> {
+    me.require(anxin_domain::Permission::Dhis2Export)?;
+    if let (None, Some(unit)) = (&scope.site, &scope.unit) {
+        return crate::units::dhis2_unit_export(app, me, scope, unit).await;
+    }
     let period = ReportingPeriod::of(&scope.period)
         .map(ReportingPeriod::dhis2)
         .ok_or_else(|| Problem::new(Code::Dhis2PeriodNotWhole).field("to"))?;
-    me.require(anxin_domain::Permission::Dhis2Export)?;
     let mapping = app.store.dhis2_mapping().await?;
     if mapping.is_empty() {
         return Err(Problem::new(Code::Dhis2NoMapping).into());
@@ -751,6 +772,7 @@ mod tests {
             )
             .unwrap(),
             site: Some((1, "YX01".into())),
+            unit: None,
             suppressed: true,
         }
     }

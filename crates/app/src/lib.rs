@@ -36,6 +36,7 @@ pub mod identity;
 pub mod indicators;
 pub mod intake;
 pub mod orders;
+pub mod org;
 pub mod outcomes;
 pub mod passwords;
 pub mod photos;
@@ -54,6 +55,7 @@ pub mod takehome;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod treatment;
+pub mod units;
 pub mod urine;
 pub mod worklist;
 

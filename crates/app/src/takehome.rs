@@ -491,19 +491,28 @@ fn police_view(r: &PsbRequest, identity: Identity) -> PoliceRequestView {
     }
 }
 
-/// The police queue of the officer's office (their site): name and national ID of each request,
-/// every one a disclosure audited in the same transaction as the reading.
+/// The police queue of the officer's office (their site, or the centres of the unit their
+/// account is scoped to): name and national ID of each request, every one a disclosure audited
+/// in the same transaction as the reading.
 pub async fn police_queue(app: &App, me: &Actor) -> Result<Vec<PoliceRequestView>> {
     me.require(Permission::PsbQueue)?;
-    let reqs = app.store.psb_requests_of_site(me.site_id, 100).await?;
-    let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
-    let mut out = Vec::with_capacity(reqs.len());
-    for r in &reqs {
-        let identity = work.identity_for_police(r, &app.vault).await?;
-        out.push(police_view(r, identity));
+    let mut out = Vec::new();
+    for site in crate::org::police_sites(app, me).await? {
+        let reqs = app.store.psb_requests_of_site(site, 100).await?;
+        if reqs.is_empty() {
+            continue;
+        }
+        let mut work = app
+            .store
+            .begin_work(&crate::org::at_site(me, site), app.now())
+            .await?;
+        for r in &reqs {
+            let identity = work.identity_for_police(r, &app.vault).await?;
+            out.push(police_view(r, identity));
+        }
+        app.failpoint("police_queue.before_commit")?;
+        work.commit().await?;
     }
-    app.failpoint("police_queue.before_commit")?;
-    work.commit().await?;
     Ok(out)
 }
 
@@ -538,7 +547,17 @@ pub async fn answer(
     if reason.is_empty() {
         return Err(Problem::new(Code::ReasonRequired).field("reason").into());
     }
-    let mut work = app.store.begin_work(&me.audit(), app.now()).await?;
+    // An officer scoped to a unit answers for the centres in it (the store checks the centre).
+    let sites = crate::org::police_sites(app, me).await?;
+    let site = match app.store.psb_request(request_id).await {
+        Ok(r) if sites.contains(&r.site_id) => r.site_id,
+        Ok(_) => return Err(Problem::new(Code::RequestOtherOffice).into()),
+        Err(_) => me.site_id, // none such: the store says so
+    };
+    let mut work = app
+        .store
+        .begin_work(&crate::org::at_site(me, site), app.now())
+        .await?;
     let r = work
         .answer_psb_request(request_id, approve, reason, app.today())
         .await?;

@@ -53,6 +53,11 @@ enum Command {
         #[command(subcommand)]
         command: SiteCommand,
     },
+    /// Organisation units: provinces, cities, districts; where centres sit; outside accounts' scopes.
+    Unit {
+        #[command(subcommand)]
+        command: UnitCommand,
+    },
     /// Apply pending database migrations and exit.
     Migrate,
     /// Copy the embedded database to a new file (SQLite; use pg_dump for PostgreSQL).
@@ -96,6 +101,48 @@ enum UserCommand {
         #[arg(long, default_value = "zh-CN")]
         language: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum UnitCommand {
+    /// Add a unit (province, city or district) under its parent one level up.
+    Add {
+        /// Short code, e.g. YXS (capital letters, digits, -).
+        #[arg(long, value_name = "CODE")]
+        code: String,
+        #[arg(long, value_name = "NAME")]
+        name: String,
+        /// province, city or district.
+        #[arg(long, value_name = "LEVEL")]
+        level: String,
+        /// The code of the unit one level up.
+        #[arg(long, value_name = "CODE")]
+        parent: Option<String>,
+        /// Its DHIS2 org-unit code [default: the code].
+        #[arg(long, value_name = "CODE")]
+        dhis2: Option<String>,
+    },
+    /// Place a centre in a city or district.
+    Place {
+        /// The centre's code.
+        #[arg(long, value_name = "CODE")]
+        site: String,
+        /// The unit's code.
+        #[arg(long, value_name = "CODE")]
+        unit: String,
+        /// The centre's DHIS2 org-unit code [default: its centre code].
+        #[arg(long, value_name = "CODE")]
+        dhis2: Option<String>,
+    },
+    /// Scope a CDC or police account to a unit (without --unit: the whole deployment).
+    Scope {
+        #[arg(long, value_name = "NAME")]
+        username: String,
+        #[arg(long, value_name = "CODE")]
+        unit: Option<String>,
+    },
+    /// List the units and where the centres sit.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -305,6 +352,12 @@ async fn serve(config: Config, listen: Option<String>, load_demo: bool) -> anyho
         for (username, role, _) in demo::DEMO_LOGINS {
             println!("  {username:<11} {role}");
         }
+        for (username, role, _, centre, unit) in demo::DEMO_CITY_LOGINS {
+            match unit {
+                Some(unit) => println!("  {username:<13} {role}, scoped to {unit}"),
+                None => println!("  {username:<13} {role} at {centre}"),
+            }
+        }
     }
     println!(
         "Anxin is listening on {url}  (database: {})",
@@ -372,6 +425,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .await?;
             println!("Site {} ({}) created.", site.code, site.name);
         }
+        Command::Unit { command } => unit_command(&config, command).await?,
         Command::Site {
             command: SiteCommand::List,
         } => {
@@ -546,6 +600,109 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::BoxSim(_) => bail!("unreachable"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `unit` subcommands, through the store as the other administration commands.
+async fn unit_command(config: &Config, command: UnitCommand) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    let now = clock_of(config)?.now();
+    let unit_named = |code: String| {
+        let store = store.clone();
+        async move {
+            store
+                .org_unit_by_code(&code)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no organisation unit has the code {code}"))
+        }
+    };
+    match command {
+        UnitCommand::Add {
+            code,
+            name,
+            level,
+            parent,
+            dhis2,
+        } => {
+            let level: anxin_domain::org::OrgLevel =
+                level.parse().map_err(anxin_domain::DomainError::from)?;
+            let parent = match parent {
+                Some(p) => Some(unit_named(p).await?),
+                None => None,
+            };
+            let u = store
+                .create_org_unit(
+                    &Actor::cli(),
+                    &anxin_storage::org_units::NewOrgUnit {
+                        code: &code,
+                        name: &name,
+                        level,
+                        parent: parent.as_ref(),
+                        dhis2_code: dhis2.as_deref(),
+                    },
+                    now,
+                )
+                .await?;
+            println!("Unit {} ({}, {}) created.", u.code, u.name, u.level);
+        }
+        UnitCommand::Place { site, unit, dhis2 } => {
+            let s = store.site_by_code(&site).await?;
+            let u = unit_named(unit).await?;
+            store
+                .place_site(&Actor::cli(), s.id, Some(&u), dhis2.as_deref(), now)
+                .await?;
+            println!("Centre {} placed in {}.", s.code, u.code);
+        }
+        UnitCommand::Scope { username, unit } => {
+            let user = store
+                .user_auth(&username)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no account {username}"))?
+                .user;
+            if !user.role.is_outside() {
+                anyhow::bail!(
+                    "only CDC and police accounts are scoped to a unit ({username} is a {})",
+                    user.role
+                );
+            }
+            let u = match unit {
+                Some(code) => Some(unit_named(code).await?),
+                None => None,
+            };
+            store
+                .scope_user(&Actor::cli(), user.id, u.as_ref(), now)
+                .await?;
+            println!(
+                "{username} now sees {}.",
+                u.map_or_else(|| "the whole deployment".to_owned(), |u| u.code)
+            );
+        }
+        UnitCommand::List => {
+            let units = store.org_units().await?;
+            let code_of = |id: Option<i64>| {
+                id.and_then(|id| units.iter().find(|u| u.id == id))
+                    .map_or("-".to_owned(), |u| u.code.clone())
+            };
+            for u in &units {
+                println!(
+                    "{}\t{}\t{}\tin {}\tDHIS2 {}",
+                    u.code,
+                    u.level,
+                    u.name,
+                    code_of(u.parent_id),
+                    u.dhis2_code
+                );
+            }
+            for p in store.site_places().await? {
+                println!(
+                    "centre {}\tin {}\tDHIS2 {}",
+                    p.code,
+                    code_of(p.unit_id),
+                    p.dhis2_code
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 fn main() -> ExitCode {

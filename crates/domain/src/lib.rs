@@ -14,6 +14,7 @@ pub mod clinic;
 pub mod error;
 pub mod gps;
 pub mod indicators;
+pub mod org;
 pub mod phone;
 pub mod photo;
 pub mod policy_room;

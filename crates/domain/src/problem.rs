@@ -363,6 +363,24 @@ codes! {
     AssessmentNoSubstance => ("assessment.no_substance", Invalid),
     /// A death recorded for a client whose death is already recorded (`day`).
     DeathAlreadyRecorded => ("death.already_recorded", Conflict),
+    /// An organisation-unit code that is not 2–16 capital letters, digits or `-` (`value`).
+    OrgUnitCodeInvalid => ("org_unit.code_invalid", Invalid),
+    /// An organisation-unit code another unit already has (`code`).
+    OrgUnitCodeTaken => ("org_unit.code_taken", Conflict),
+    /// No organisation unit has this code (`code`): said only to the administrator.
+    OrgUnitUnknown => ("org_unit.unknown", Invalid),
+    /// A parent of the wrong level (`level`, `parent_level`): province → city → district.
+    OrgUnitParentWrong => ("org_unit.parent_wrong", Invalid),
+    /// A centre placed in a province (`level`): a centre sits in a city or a district.
+    OrgUnitCentreLevel => ("org_unit.centre_level", Invalid),
+    /// A unit scope given to a centre's own account (`role`): only the CDC and the police are
+    /// scoped to a unit.
+    OrgUnitScopeInsideRole => ("org_unit.scope_inside_role", Invalid),
+    /// A centre or unit outside the caller's unit (or no such code: the same answer, so
+    /// nothing is disclosed).
+    ScopeOutside => ("scope.outside", Forbidden),
+    /// A comparison or DHIS2 export asked for a period that is not one month (`value`).
+    PeriodNotMonth => ("period.not_month", Invalid),
 }
 
 impl Code {

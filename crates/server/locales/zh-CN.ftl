@@ -1157,3 +1157,62 @@ room-bt-attendance = 出勤率
 room-bt-urine = 尿检阴性率
 room-bt-unopened = 带回时有未开格的药盒
 room-bt-lost = 遗失的药盒
+
+## 组织机构（issue 19）：管理员页面、疾控中心的门诊比较
+org-title = 组织机构
+org-help = 省、市、区县，各有其 DHIS2 机构代码；每个门诊隶属于一个市或区县。限定于某机构的疾控或公安账号只能看到该机构及其下属；未限定的账号看到整个部署。
+org-none = 尚未设置组织机构：在此之前各门诊照旧单独报送。
+org-code = 代码
+org-name = 名称
+org-level = 级别
+org-level-province = 省
+org-level-city = 市
+org-level-district = 区县
+org-parent = 上级
+org-no-parent = （无：最高一级）
+org-dhis2 = DHIS2 机构代码
+org-dhis2-default = 默认：机构代码
+org-dhis2-site-default = 默认：门诊代码
+org-add = 添加机构
+org-add-button = 添加
+org-added = 已添加机构 { $code }。
+org-centres = 门诊
+org-centre = 门诊
+org-unit = 机构
+org-no-unit = （未归属）
+org-place-button = 设置归属
+org-placed = 已设置门诊 { $site } 的归属。
+org-accounts = 疾控和公安账号
+org-accounts-help = 每个账号只能看到其机构及下属的数据（疾控）或审核队列（公安）。
+org-username = 用户名
+org-role = 角色
+org-whole = 整个部署
+org-scope-button = 设置范围
+org-scoped = 已设置 { $username } 的范围。
+cmp-title = 门诊比较
+cmp-help = 一个月，该机构下每个门诊一行：主要指标（与其他报表一样隐藏小数值）、完整性（有服药记录的天数 ÷ 开诊天数，不计闭诊日）和及时性（当月全部服药记录在次月 { $day } 日之前录入）。
+cmp-unit = 机构
+cmp-scope = { $unit } 下属门诊，{ $month }。
+cmp-none = 该机构下没有门诊。
+cmp-completeness = 完整性
+cmp-timeliness = 及时性
+cmp-days = 开诊 { $open } 天中有 { $days } 天
+cmp-timely = 按时
+cmp-late = 迟报或缺报（{ $n } 条迟录）
+cmp-timely-by = 按时指在 { $day } 当天结束前录入。
+err-org-unit-code-invalid = “{ $value }”不是有效的机构代码：2 至 16 个大写字母、数字或 -。
+err-org-unit-code-taken = 已有机构使用代码 { $code }。
+err-org-unit-unknown = 没有代码为“{ $code }”的组织机构。
+err-org-unit-parent-wrong = { $level ->
+    [province] 省
+    [city] 市
+   *[district] 区县
+    } 只能隶属于上一级，不能隶属于{ $parent_level ->
+    [province] 省
+    [city] 市
+   *[district] 区县
+    }（省 → 市 → 区县）。
+err-org-unit-centre-level = 门诊只能隶属于市或区县，不能隶属于省。
+err-org-unit-scope-inside-role = 只有疾控和公安账号可以限定机构，该账号是门诊工作人员。
+err-scope-outside = 超出您的权限范围：您只能查询本机构及其下属。
+err-period-not-month = 此报表只按一个完整的月份（{ $value } 不是）。

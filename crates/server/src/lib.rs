@@ -26,6 +26,7 @@ pub mod i18n;
 pub mod intake;
 pub mod json;
 pub mod once;
+pub mod org;
 pub mod photos;
 pub mod police_referrals;
 pub mod policy;
@@ -73,6 +74,7 @@ pub fn route_table() -> routes::RouteTable {
     let table = gps::web::routes(table);
     let table = worklist::routes(table);
     let table = police_referrals::routes(table);
+    let table = org::routes(table);
     sms::routes(table)
 }
 

@@ -255,6 +255,11 @@ impl RouteSpec {
             "string",
             "a centre code or all (outside roles only)",
         )
+        .query(
+            "unit",
+            "string",
+            "an organisation unit's code (outside roles only; default the account's unit)",
+        )
     }
 
     pub fn status(mut self, ok: u16) -> Self {

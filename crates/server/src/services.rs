@@ -260,6 +260,14 @@ async fn api_trend(
     ))
 }
 
+/// The place a report covers, as the page says it: a centre's or unit's code, or all centres.
+fn scope_name(t: &T, scope: &Scope) -> String {
+    match scope.site_label() {
+        "all" => t.s("ind-all-centres"),
+        code => code.to_owned(),
+    }
+}
+
 /// A line chart of one indicator over the months, hand-written SVG; a gap where a month is
 /// suppressed.
 fn line_chart(title: &str, months: &[String], values: &[Option<f64>], percent: bool) -> Markup {
@@ -331,13 +339,18 @@ async fn trend_page(
         html! {
             h1 { (t.s("ind-trend-title")) }
             p.muted {
-                (t.a("ind-scope", &[("site", &scope.site.as_ref().map_or_else(|| t.s("ind-all-centres"), |(_, code)| code.clone()))]))
+                (t.a("ind-scope", &[("site", &scope_name(&t, &scope))]))
                 " " (t.a("ind-trend-help", &[("months", &anxin_app::indicators::TREND_MONTHS.to_string())]))
                 @if scope.suppressed { " " (t.a("ind-suppressed-note", &[("threshold", &st.settings.suppression_threshold.to_string())])) }
             }
             @if me.role().is_outside() {
                 form.search method="get" action="/indicators/trend" {
-                    label { (t.s("ind-site")) " " input name="site" value=(scope.site.as_ref().map_or("", |(_, code)| code.as_str())); }
+                    label { (t.s("ind-site")) " " input name="site" value=(typed("site").unwrap_or_else(|| scope.site.as_ref().map_or(String::new(), |(_, code)| code.clone()))) aria-invalid=[error_at("site").map(|_| "true")];
+                        @if let Some(m) = error_at("site") { span.field-error role="alert" data-field="site" { (m) } }
+                    }
+                    label { (t.s("cmp-unit")) " " input name="unit" value=(typed("unit").unwrap_or_else(|| scope.unit.as_ref().map_or(String::new(), |u| u.code.clone()))) aria-invalid=[error_at("unit").map(|_| "true")];
+                        @if let Some(m) = error_at("unit") { span.field-error role="alert" data-field="unit" { (m) } }
+                    }
                     button type="submit" { (t.s("ind-show")) }
                 }
             }
@@ -510,11 +523,19 @@ async fn indicators_page(
     let (scope, refused) = match anxin_app::indicators::scope(&st.app, &me.app_actor(), &q).await {
         Ok(scope) => (scope, None),
         Err(anxin_app::Error::Domain(anxin_domain::DomainError::Refused(p)))
-            if matches!(p.field.as_deref(), Some("period" | "from" | "to")) =>
+            if matches!(
+                p.field.as_deref(),
+                Some("period" | "from" | "to" | "site" | "unit")
+            ) =>
         {
+            // The reader's own default stands in for what was refused (nothing of it shown).
             let mut rest = q.clone();
-            for k in ["period", "from", "to"] {
-                rest.remove(k);
+            let refused_keys: &[&str] = match p.field.as_deref() {
+                Some("site" | "unit") => &["site", "unit"],
+                _ => &["period", "from", "to"],
+            };
+            for k in refused_keys {
+                rest.remove(*k);
             }
             let scope = anxin_app::indicators::scope(&st.app, &me.app_actor(), &rest).await?;
             (scope, Some(p))
@@ -530,10 +551,10 @@ async fn indicators_page(
     let typed = |field: &str| refused.as_ref().and_then(|_| q.get(field).cloned());
     let shown = anxin_app::indicators::report(&st.app, &me.app_actor(), &scope, "page").await?;
     let query = format!(
-        "from={}&to={}&site={}",
+        "from={}&to={}&{}",
         scope.period.from,
         scope.period.to,
-        scope.site_label()
+        scope.place_query()
     );
     let names: Vec<String> = shown
         .iter()
@@ -559,7 +580,12 @@ async fn indicators_page(
                     label { (t.s("ind-period")) " " input name="period" value=(code) placeholder="2026-11 / 2026Q4 / 2026" aria-invalid=[wrong.as_ref().map(|_| "true")];
                         @if let Some(m) = &wrong { span.field-error role="alert" data-field="period" { (m) } }
                     }
-                    label { (t.s("ind-site")) " " input name="site" value=(scope.site.as_ref().map_or("", |(_, code)| code.as_str())); }
+                    label { (t.s("ind-site")) " " input name="site" value=(typed("site").unwrap_or_else(|| scope.site.as_ref().map_or(String::new(), |(_, code)| code.clone()))) aria-invalid=[error_at("site").map(|_| "true")];
+                        @if let Some(m) = error_at("site") { span.field-error role="alert" data-field="site" { (m) } }
+                    }
+                    label { (t.s("cmp-unit")) " " input name="unit" value=(typed("unit").unwrap_or_else(|| scope.unit.as_ref().map_or(String::new(), |u| u.code.clone()))) aria-invalid=[error_at("unit").map(|_| "true")];
+                        @if let Some(m) = error_at("unit") { span.field-error role="alert" data-field="unit" { (m) } }
+                    }
                 } @else {
                     label { (t.s("ind-from")) " " input type="date" name="from" value=(typed("from").unwrap_or_else(|| scope.period.from.to_string())) aria-invalid=[error_at("from").map(|_| "true")];
                         @if let Some(m) = error_at("from") { span.field-error role="alert" data-field="from" { (m) } }
@@ -571,7 +597,7 @@ async fn indicators_page(
                 button type="submit" { (t.s("ind-show")) }
             }
             p.muted {
-                (t.a("ind-scope", &[("site", &scope.site.as_ref().map_or_else(|| t.s("ind-all-centres"), |(_, code)| code.clone()))]))
+                (t.a("ind-scope", &[("site", &scope_name(&t, &scope))]))
                 @if scope.suppressed { " " (t.a("ind-suppressed-note", &[("threshold", &st.settings.suppression_threshold.to_string())])) }
             }
             p {
@@ -581,7 +607,12 @@ async fn indicators_page(
                     a href="/indicators/dhis2" id="dhis2-link" { (t.s("ind-export-dhis2")) }
                     " · "
                 }
-                a href={"/indicators/trend?site=" (scope.site_label())} id="trend-link" { (t.s("ind-trend-title")) }
+                a href={"/indicators/trend?" (scope.place_query())} id="trend-link" { (t.s("ind-trend-title")) }
+                // The comparison of centres (completeness, timeliness) is the CDC's.
+                @if me.role().is_outside() && me.role().has(Permission::Dhis2Export) {
+                    " · "
+                    a href={"/indicators/compare?" (scope.place_query())} id="compare-link" { (t.s("cmp-title")) }
+                }
             }
             h2 { (t.s("ind-chart")) }
             (bar_chart(&t.s("ind-chart"), &rates))
@@ -1059,6 +1090,8 @@ struct Dhis2Query {
     #[serde(default)]
     site: Option<String>,
     #[serde(default)]
+    unit: Option<String>,
+    #[serde(default)]
     org_unit: Option<String>,
 }
 
@@ -1137,7 +1170,12 @@ async fn dhis2_page_with(
             .map(|p| crate::i18n::I18n::global().problem(t.lang, p))
     };
     let general = refused
-        .filter(|p| !matches!(p.field.as_deref(), Some("month" | "site" | "org_unit")))
+        .filter(|p| {
+            !matches!(
+                p.field.as_deref(),
+                Some("month" | "site" | "unit" | "org_unit")
+            )
+        })
         .map(|p| crate::i18n::I18n::global().problem(t.lang, p));
     Ok(layout(
         &t,
@@ -1157,6 +1195,9 @@ async fn dhis2_page_with(
                     @if me.role().is_outside() {
                         label { (t.s("ind-site")) input name="site" value=(q.site.clone().unwrap_or_default()) aria-invalid=[error_at("site").map(|_| "true")];
                             @if let Some(m) = error_at("site") { span.field-error role="alert" data-field="site" { (m) } }
+                        }
+                        label { (t.s("cmp-unit")) input name="unit" value=(q.unit.clone().unwrap_or_default()) aria-invalid=[error_at("unit").map(|_| "true")];
+                            @if let Some(m) = error_at("unit") { span.field-error role="alert" data-field="unit" { (m) } }
                         }
                     }
                     label { (t.s("dhis2-org-unit")) input name="org_unit" value=(q.org_unit.clone().unwrap_or_default()) placeholder=(t.s("dhis2-org-unit-default")); }
@@ -1187,6 +1228,9 @@ async fn dhis2_download(
         if let Some(site) = q.site.as_deref().filter(|s| !s.trim().is_empty()) {
             params.insert("site".to_owned(), site.to_owned());
         }
+        if let Some(unit) = q.unit.as_deref().filter(|s| !s.trim().is_empty()) {
+            params.insert("unit".to_owned(), unit.to_owned());
+        }
         let scope = anxin_app::indicators::scope(&st.app, &me.app_actor(), &params).await?;
         let set = anxin_app::indicators::dhis2_export(
             &st.app,
@@ -1216,7 +1260,8 @@ async fn dhis2_download(
                 .into_response()
         }
         Err(AppError::Domain(anxin_domain::DomainError::Refused(p)))
-            if p.kind() != anxin_domain::problem::Kind::Forbidden =>
+            if p.kind() != anxin_domain::problem::Kind::Forbidden
+                || p.code == anxin_domain::Code::ScopeOutside =>
         {
             match dhis2_page_with(&st, &me, &q, Some(&p)).await {
                 Ok(page) => (StatusCode::UNPROCESSABLE_ENTITY, page).into_response(),
@@ -1544,6 +1589,11 @@ pub fn routes(table: RouteTable) -> RouteTable {
                 "site",
                 "string",
                 "a centre's code, or all (outside roles only)",
+            )
+            .query(
+                "unit",
+                "string",
+                "an organisation unit's code (outside roles only; default the account's unit)",
             )
             .answers::<anxin_app::indicators::Trend>(),
             api_trend,

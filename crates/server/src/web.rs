@@ -139,6 +139,7 @@ fn frame(t: &T, title: &str, me: Option<&CurrentUser>, body: Markup) -> Markup {
                             @if me.role().has(Permission::AuditRead) { a href="/audit" { (t.s("nav-audit")) } }
                             @if me.role().has(Permission::SiteManage) { a href="/backup" id="nav-backup" { (t.s("nav-backup")) } }
                             @if me.role().has(Permission::SiteManage) { a href="/dhis2-mapping" id="nav-dhis2" { (t.s("dhis2-mapping")) } }
+                            @if me.role().has(Permission::SiteManage) { a href="/org-units" id="nav-org" { (t.s("org-title")) } }
                             @if me.role().has(Permission::MessagesRead) { a href="/outbox" { (t.s("nav-outbox")) } }
                         }
                     }

@@ -29,6 +29,7 @@ pub mod calendar;
 pub mod clients;
 pub mod clinic;
 pub mod gps;
+pub mod org_units;
 pub mod outbox;
 pub mod photos;
 pub mod policy_room;

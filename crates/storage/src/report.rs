@@ -120,7 +120,7 @@ struct Queries {
 }
 
 impl Queries {
-    fn new(site: Option<i64>, period: &Period) -> Queries {
+    fn new(sites: Option<&[i64]>, period: &Period) -> Queries {
         // Cohorts and follow-ups look back up to 12 months before the period.
         let back = period
             .from
@@ -129,12 +129,18 @@ impl Queries {
             .to_string();
         let (from, to) = (period.from.to_string(), period.to.to_string());
         let month = |d: NaiveDate| format!("{:04}-{:02}", d.year(), d.month());
-        let site_of = |column: &str| match site {
-            Some(id) => format!(" AND {column} = {id}"),
+        // The scope's centres (one, the centres of a unit, or every one: `None`).
+        let site_of = |column: &str| match sites {
+            Some([id]) => format!(" AND {column} = {id}"),
+            Some([]) => " AND 1 = 0".to_owned(),
+            Some(ids) => {
+                let list = ids.iter().map(i64::to_string).collect::<Vec<_>>();
+                format!(" AND {column} IN ({})", list.join(","))
+            }
             None => String::new(),
         };
         // Without a site, the rows of clients outside the scope are dropped when put together.
-        let join = if site.is_some() {
+        let join = if sites.is_some() {
             " JOIN clients c ON c.id = x.client_id"
         } else {
             ""
@@ -620,7 +626,18 @@ impl Store {
     /// (`None`). Clients count at their own site (their guest doses elsewhere included);
     /// encounters and episodes at the site that recorded them. No UIC leaves this call.
     pub async fn indicator_inputs(&self, site: Option<i64>, period: &Period) -> Result<Inputs> {
-        let queries = Queries::new(site, period);
+        self.indicator_inputs_of(site.as_ref().map(std::slice::from_ref), period)
+            .await
+    }
+
+    /// [`Store::indicator_inputs`] for a set of sites (the centres of an organisation unit;
+    /// `None` for every site, an empty set for none).
+    pub async fn indicator_inputs_of(
+        &self,
+        sites: Option<&[i64]>,
+        period: &Period,
+    ) -> Result<Inputs> {
+        let queries = Queries::new(sites, period);
         let tc = async {
             fetch(self.pool(), &queries.tc.0, &queries.tc.1)
                 .await?

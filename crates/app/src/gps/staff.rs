@@ -381,12 +381,20 @@ pub async fn police_box_state(app: &App, me: &Actor, raw: &str) -> Result<Police
         .parse()
         .map_err(|_| DomainError::invalid("id", "not a number"))?;
     let r = app.store.psb_request(id).await?;
-    if r.site_id != me.site_id {
+    if !crate::org::police_sites(app, me)
+        .await?
+        .contains(&r.site_id)
+    {
         return Err(DomainError::NotFound(format!("request {id}")).into());
     }
     let (state, since) = app
         .store
-        .police_box_state(&me.audit(), &r, app.today(), app.now())
+        .police_box_state(
+            &crate::org::at_site(me, r.site_id),
+            &r,
+            app.today(),
+            app.now(),
+        )
         .await?
         .ok_or_else(|| DomainError::NotFound(format!("a tracked box for request {id}")))?;
     Ok(PoliceBoxState {
