@@ -345,12 +345,8 @@ async fn trend_page(
             }
             @if me.role().is_outside() {
                 form.search method="get" action="/indicators/trend" {
-                    label { (t.s("ind-site")) " " input name="site" value=(typed("site").unwrap_or_else(|| scope.site.as_ref().map_or(String::new(), |(_, code)| code.clone()))) aria-invalid=[error_at("site").map(|_| "true")];
-                        @if let Some(m) = error_at("site") { span.field-error role="alert" data-field="site" { (m) } }
-                    }
-                    label { (t.s("cmp-unit")) " " input name="unit" value=(typed("unit").unwrap_or_else(|| scope.unit.as_ref().map_or(String::new(), |u| u.code.clone()))) aria-invalid=[error_at("unit").map(|_| "true")];
-                        @if let Some(m) = error_at("unit") { span.field-error role="alert" data-field="unit" { (m) } }
-                    }
+                    label { (t.s("ind-site")) " " input name="site" value=(scope.site.as_ref().map_or("", |(_, code)| code.as_str())); }
+                    label { (t.s("cmp-unit")) " " input name="unit" value=(scope.unit.as_ref().map_or("", |u| u.code.as_str())); }
                     button type="submit" { (t.s("ind-show")) }
                 }
             }
