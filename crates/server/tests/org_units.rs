@@ -212,11 +212,19 @@ async fn city_cdc_compares_its_centres(app: TestApp) {
     assert_eq!(yx02["timely"], false, "entered on 10 November");
     assert_eq!(yx02["late_doses"], 7 * 31);
     assert_eq!(v["timely_by"], "2026-11-05");
-    // The key figures go through the report: clients in MMT, 6, 7 and 5.
+    // The key figures go through the report's cell-key release: clients in MMT, truly 6, 7 and
+    // 5, each shown within 3 of that or hidden when the noise takes it below 5.
     assert_eq!(v["indicators"][0], "mmt_clients");
-    assert_eq!(yx01["values"][0], 6.0);
-    assert_eq!(yx02["values"][0], 7.0);
-    assert_eq!(row("YX03")["values"][0], 5.0);
+    for (site, truth) in [("YX01", 6.0), ("YX02", 7.0), ("YX03", 5.0)] {
+        let shown = &row(site)["values"][0];
+        assert!(
+            shown.is_null()
+                || shown
+                    .as_f64()
+                    .is_some_and(|x| x >= 5.0 && (x - truth).abs() <= 3.0),
+            "{site}: {shown}"
+        );
+    }
 
     // A district below the city: its two centres. The same through the indicators.
     let (s, v) = call(
@@ -246,10 +254,9 @@ async fn city_cdc_compares_its_centres(app: TestApp) {
         .find(|i| i["id"] == "mmt_clients")
         .unwrap()
         .clone();
-    assert_eq!(
-        mmt["value"], 18.0,
-        "the city's three centres, not Kunming's 8"
-    );
+    // The city's three centres (18), not Kunming's 8 as well (26), give or take the noise.
+    let city = mmt["value"].as_f64().unwrap();
+    assert!((city - 18.0).abs() <= 3.0, "{city}");
 
     // Outside the scope, and codes that do not exist: one answer, nothing disclosed.
     let mut answers = vec![];
@@ -396,21 +403,30 @@ async fn dhis2_month_per_unit(app: TestApp) {
         })
         .collect();
     units.sort();
-    let want: Vec<(String, String)> = [
-        ("OU-HTQ", "13"),
-        ("OU-JCQ", "5"),
-        ("OU-YX01", "6"),
-        ("OU-YX02", "7"),
-        ("OU-YX03", "5"),
-        ("OU-YXS", "18"),
-    ]
-    .iter()
-    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-    .collect();
-    assert_eq!(
-        units, want,
-        "the city, its districts and its centres; not Kunming"
-    );
+    // Each unit's and centre's clients in MMT (truly 13, 5, 6, 7, 5 and 18) leave through the
+    // cell keys: within 3 of the truth, or left out when hidden; never Kunming.
+    let truth = [
+        ("OU-HTQ", 13),
+        ("OU-JCQ", 5),
+        ("OU-YX01", 6),
+        ("OU-YX02", 7),
+        ("OU-YX03", 5),
+        ("OU-YXS", 18),
+    ];
+    for (unit, value) in &units {
+        let (_, want) = truth
+            .iter()
+            .find(|(u, _)| u == unit)
+            .unwrap_or_else(|| panic!("{unit} is not the city's"));
+        let got: i64 = value.parse().unwrap();
+        assert!(got >= 5 && (got - want).abs() <= 3, "{unit}: {got}");
+    }
+    for always in ["OU-HTQ", "OU-YXS"] {
+        assert!(
+            units.iter().any(|(u, _)| u == always),
+            "{always}: {units:?}"
+        );
+    }
     // A quarter is not a month: refused at the field.
     let (s, v) = call(
         &app,
