@@ -509,7 +509,7 @@ async fn indicators_page(
     State(st): State<AppState>,
     me: CurrentUser,
     Query(q): Query<HashMap<String, String>>,
-) -> WebResult<Markup> {
+) -> WebResult<(StatusCode, Markup)> {
     let t = T {
         st: &st,
         lang: Lang::from_tag(&me.user.language),
@@ -562,80 +562,89 @@ async fn indicators_page(
         .filter(|(s, _)| s.unit == Unit::Percent)
         .map(|(s, n)| (n.as_str(), s.value))
         .collect();
-    Ok(layout(
-        &t,
-        &t.s("ind-title"),
-        Some(&me),
-        html! {
-            h1 { (t.s("ind-title")) }
-            form.search method="get" action="/indicators" {
-                @if me.role().is_outside() {
-                    // Outside readers choose a reporting period, never arbitrary dates.
-                    @let code = typed("period").unwrap_or_else(|| ReportingPeriod::of(&scope.period).map(ReportingPeriod::code).unwrap_or_default());
-                    @let wrong = error_at("period").or_else(|| error_at("from")).or_else(|| error_at("to"));
-                    label { (t.s("ind-period")) " " input name="period" value=(code) placeholder="2026-11 / 2026Q4 / 2026" aria-invalid=[wrong.as_ref().map(|_| "true")];
-                        @if let Some(m) = &wrong { span.field-error role="alert" data-field="period" { (m) } }
+    // A refusal answers 422, the page with the field's message.
+    let status = if refused.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        layout(
+            &t,
+            &t.s("ind-title"),
+            Some(&me),
+            html! {
+                h1 { (t.s("ind-title")) }
+                form.search method="get" action="/indicators" {
+                    @if me.role().is_outside() {
+                        // Outside readers choose a reporting period, never arbitrary dates.
+                        @let code = typed("period").unwrap_or_else(|| ReportingPeriod::of(&scope.period).map(ReportingPeriod::code).unwrap_or_default());
+                        @let wrong = error_at("period").or_else(|| error_at("from")).or_else(|| error_at("to"));
+                        label { (t.s("ind-period")) " " input name="period" value=(code) placeholder="2026-11 / 2026Q4 / 2026" aria-invalid=[wrong.as_ref().map(|_| "true")];
+                            @if let Some(m) = &wrong { span.field-error role="alert" data-field="period" { (m) } }
+                        }
+                        label { (t.s("ind-site")) " " input name="site" value=(typed("site").unwrap_or_else(|| scope.site.as_ref().map_or(String::new(), |(_, code)| code.clone()))) aria-invalid=[error_at("site").map(|_| "true")];
+                            @if let Some(m) = error_at("site") { span.field-error role="alert" data-field="site" { (m) } }
+                        }
+                        label { (t.s("cmp-unit")) " " input name="unit" value=(typed("unit").unwrap_or_else(|| scope.unit.as_ref().map_or(String::new(), |u| u.code.clone()))) aria-invalid=[error_at("unit").map(|_| "true")];
+                            @if let Some(m) = error_at("unit") { span.field-error role="alert" data-field="unit" { (m) } }
+                        }
+                    } @else {
+                        label { (t.s("ind-from")) " " input type="date" name="from" value=(typed("from").unwrap_or_else(|| scope.period.from.to_string())) aria-invalid=[error_at("from").map(|_| "true")];
+                            @if let Some(m) = error_at("from") { span.field-error role="alert" data-field="from" { (m) } }
+                        }
+                        label { (t.s("ind-to")) " " input type="date" name="to" value=(typed("to").unwrap_or_else(|| scope.period.to.to_string())) aria-invalid=[error_at("to").map(|_| "true")];
+                            @if let Some(m) = error_at("to") { span.field-error role="alert" data-field="to" { (m) } }
+                        }
                     }
-                    label { (t.s("ind-site")) " " input name="site" value=(typed("site").unwrap_or_else(|| scope.site.as_ref().map_or(String::new(), |(_, code)| code.clone()))) aria-invalid=[error_at("site").map(|_| "true")];
-                        @if let Some(m) = error_at("site") { span.field-error role="alert" data-field="site" { (m) } }
-                    }
-                    label { (t.s("cmp-unit")) " " input name="unit" value=(typed("unit").unwrap_or_else(|| scope.unit.as_ref().map_or(String::new(), |u| u.code.clone()))) aria-invalid=[error_at("unit").map(|_| "true")];
-                        @if let Some(m) = error_at("unit") { span.field-error role="alert" data-field="unit" { (m) } }
-                    }
-                } @else {
-                    label { (t.s("ind-from")) " " input type="date" name="from" value=(typed("from").unwrap_or_else(|| scope.period.from.to_string())) aria-invalid=[error_at("from").map(|_| "true")];
-                        @if let Some(m) = error_at("from") { span.field-error role="alert" data-field="from" { (m) } }
-                    }
-                    label { (t.s("ind-to")) " " input type="date" name="to" value=(typed("to").unwrap_or_else(|| scope.period.to.to_string())) aria-invalid=[error_at("to").map(|_| "true")];
-                        @if let Some(m) = error_at("to") { span.field-error role="alert" data-field="to" { (m) } }
-                    }
+                    button type="submit" { (t.s("ind-show")) }
                 }
-                button type="submit" { (t.s("ind-show")) }
-            }
-            p.muted {
-                (t.a("ind-scope", &[("site", &scope_name(&t, &scope))]))
-                @if scope.suppressed { " " (t.a("ind-suppressed-note", &[("threshold", &st.settings.suppression_threshold.to_string())])) }
-            }
-            p {
-                a href={"/api/v1/indicators/export.csv?" (query)} { (t.s("ind-export-csv")) }
-                " · "
-                @if me.role().has(Permission::Dhis2Export) {
-                    a href="/indicators/dhis2" id="dhis2-link" { (t.s("ind-export-dhis2")) }
+                p.muted {
+                    (t.a("ind-scope", &[("site", &scope_name(&t, &scope))]))
+                    @if scope.suppressed { " " (t.a("ind-suppressed-note", &[("threshold", &st.settings.suppression_threshold.to_string())])) }
+                }
+                p {
+                    a href={"/api/v1/indicators/export.csv?" (query)} { (t.s("ind-export-csv")) }
                     " · "
+                    @if me.role().has(Permission::Dhis2Export) {
+                        a href="/indicators/dhis2" id="dhis2-link" { (t.s("ind-export-dhis2")) }
+                        " · "
+                    }
+                    a href={"/indicators/trend?" (scope.place_query())} id="trend-link" { (t.s("ind-trend-title")) }
+                    // The comparison of centres (completeness, timeliness) is the CDC's.
+                    @if me.role().is_outside() && me.role().has(Permission::Dhis2Export) {
+                        " · "
+                        a href={"/indicators/compare?" (scope.place_query())} id="compare-link" { (t.s("cmp-title")) }
+                    }
                 }
-                a href={"/indicators/trend?" (scope.place_query())} id="trend-link" { (t.s("ind-trend-title")) }
-                // The comparison of centres (completeness, timeliness) is the CDC's.
-                @if me.role().is_outside() && me.role().has(Permission::Dhis2Export) {
-                    " · "
-                    a href={"/indicators/compare?" (scope.place_query())} id="compare-link" { (t.s("cmp-title")) }
-                }
-            }
-            h2 { (t.s("ind-chart")) }
-            (bar_chart(&t.s("ind-chart"), &rates))
-            table.list id="indicators" {
-                thead { tr { th { (t.s("ind-indicator")) } th { (t.s("ind-value")) } th { (t.s("ind-definition")) } } }
-                tbody {
-                    @for (s, name) in shown.iter().zip(&names) {
-                        // The definitions in the page's language (the API answers in English).
-                        @let (num_def, den_def) = indicators::indicator(s.id)
-                            .map_or((s.numerator_definition, s.denominator_definition), |i| i.definitions(t.lang.tag()));
-                        tr id={"ind-" (s.id)} {
-                            td { (name) br; code.muted { (s.id) } }
-                            td.value { (fmt_value(s)) }
-                            td {
-                                (num_def)
-                                @if !den_def.is_empty() { br; span.muted { "÷ " (den_def) } }
-                                details {
-                                    summary { (t.s("ind-breakdown")) }
-                                    (grid(&t, &s.numerator))
-                                    @if let Some(d) = &s.denominator { (grid(&t, d)) }
+                h2 { (t.s("ind-chart")) }
+                (bar_chart(&t.s("ind-chart"), &rates))
+                table.list id="indicators" {
+                    thead { tr { th { (t.s("ind-indicator")) } th { (t.s("ind-value")) } th { (t.s("ind-definition")) } } }
+                    tbody {
+                        @for (s, name) in shown.iter().zip(&names) {
+                            // The definitions in the page's language (the API answers in English).
+                            @let (num_def, den_def) = indicators::indicator(s.id)
+                                .map_or((s.numerator_definition, s.denominator_definition), |i| i.definitions(t.lang.tag()));
+                            tr id={"ind-" (s.id)} {
+                                td { (name) br; code.muted { (s.id) } }
+                                td.value { (fmt_value(s)) }
+                                td {
+                                    (num_def)
+                                    @if !den_def.is_empty() { br; span.muted { "÷ " (den_def) } }
+                                    details {
+                                        summary { (t.s("ind-breakdown")) }
+                                        (grid(&t, &s.numerator))
+                                        @if let Some(d) = &s.denominator { (grid(&t, d)) }
+                                    }
                                 }
                             }
                         }
                     }
                 }
-            }
-        },
+            },
+        ),
     ))
 }
 

@@ -353,6 +353,19 @@ async fn city_cdc_compares_its_centres(app: TestApp) {
     assert!(page.text.contains("超出您的权限范围"), "{}", page.text);
     assert!(page.text.contains("value=\"KMS\""), "typed value kept");
     assert!(!page.text.contains("data-site="), "nothing disclosed");
+    // The indicators page answers the same way: at the unit field, the code kept, and the
+    // figures shown are the account's own city's.
+    let page = b.get("/indicators?period=2026-10&unit=KMS").await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.text.contains("data-field=\"unit\""), "{}", page.text);
+    assert!(page.text.contains("超出您的权限范围"), "{}", page.text);
+    assert!(page.text.contains("value=\"KMS\""), "typed value kept");
+    assert!(page.text.contains("YXS") && !page.text.contains("KM01"));
+    // A period that is not a reporting period, at its field in the page's language.
+    let page = b.get("/indicators?period=2026-10-15").await;
+    assert_eq!(page.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.text.contains("data-field=\"period\""), "{}", page.text);
+    assert!(page.text.contains("不是统计报告期"), "{}", page.text);
     app.cleanup().await;
 }
 
