@@ -111,7 +111,8 @@ pub async fn trend(app: &App, me: &Actor, scope: &Scope) -> Result<Trend> {
     let periods = last_months(app.today(), TREND_MONTHS);
     let mut months = Vec::with_capacity(periods.len());
     for period in &periods {
-        let inputs = app.store.indicator_inputs(site, period).await?;
+        let mut inputs = app.store.indicator_inputs(site, period).await?;
+        inputs.apply_dropouts(app.settings.dropout_days, app.today());
         let figures = compute(period, &inputs);
         let values = TREND_INDICATORS
             .iter()
@@ -323,10 +324,11 @@ fn show(f: &Figure, threshold: u64) -> Shown {
 /// disclosure (`format` says what left: json, csv, dhis2, page) in the same step.
 pub async fn report(app: &App, me: &Actor, scope: &Scope, format: &str) -> Result<Vec<Shown>> {
     me.require(anxin_domain::Permission::IndicatorsRead)?;
-    let inputs = app
+    let mut inputs = app
         .store
         .indicator_inputs(scope.site.as_ref().map(|(id, _)| *id), &scope.period)
         .await?;
+    inputs.apply_dropouts(app.settings.dropout_days, app.today());
     let figures = compute(&scope.period, &inputs);
     let threshold = if scope.suppressed {
         app.settings.suppression_threshold
@@ -347,6 +349,83 @@ pub async fn report(app: &App, me: &Actor, scope: &Scope, format: &str) -> Resul
         app.store.audit(&me.audit(), event, app.now()).await?;
     }
     Ok(figures.iter().map(|f| show(f, threshold)).collect())
+}
+
+/// One cohort of the retention life table as shown: `None` is a hidden count or rate.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CohortShown {
+    /// `2026-11` or `2026Q4`.
+    pub cohort: String,
+    /// Episodes of care that started in the cohort.
+    pub started: Option<u64>,
+    /// At 3, 6 and 12 months: episodes followed that long.
+    pub at_risk: [Option<u64>; 3],
+    /// At 3, 6 and 12 months: of those, still in treatment.
+    pub retained: [Option<u64>; 3],
+    /// At 3, 6 and 12 months: retained in percent of those at risk.
+    pub percent: [Option<f64>; 3],
+}
+
+/// The retention life table of `scope` by enrolment cohort (`by`: month or quarter), from the
+/// cohort 12 months before the period's end to the period's own, with the drop-out rule
+/// applied. For outside roles every count from 1 to the threshold - 1 is hidden, and a rate
+/// with it when its retained or lost count is one of those; the disclosure is recorded.
+pub async fn life_table(
+    app: &App,
+    me: &Actor,
+    scope: &Scope,
+    by: indicators::CohortBy,
+) -> Result<Vec<CohortShown>> {
+    me.require(anxin_domain::Permission::IndicatorsRead)?;
+    let mut inputs = app
+        .store
+        .indicator_inputs(scope.site.as_ref().map(|(id, _)| *id), &scope.period)
+        .await?;
+    inputs.apply_dropouts(app.settings.dropout_days, app.today());
+    let rows = indicators::life_table(&scope.period, &inputs, by);
+    let threshold = if scope.suppressed {
+        app.settings.suppression_threshold
+    } else {
+        0
+    };
+    let small = |n: u64| n > 0 && n < threshold;
+    let count = |n: u64| (!small(n)).then_some(n);
+    let shown = rows
+        .iter()
+        .map(|r| {
+            let mut at_risk = [None; 3];
+            let mut retained = [None; 3];
+            let mut percent = [None; 3];
+            for i in 0..3 {
+                at_risk[i] = count(r.at_risk[i]);
+                retained[i] = count(r.retained[i]);
+                let lost = r.at_risk[i] - r.retained[i];
+                if !small(r.at_risk[i]) && !small(r.retained[i]) && !small(lost) {
+                    percent[i] = r.percent(i);
+                }
+            }
+            CohortShown {
+                cohort: r.label.clone(),
+                started: count(r.started),
+                at_risk,
+                retained,
+                percent,
+            }
+        })
+        .collect();
+    if scope.suppressed {
+        let mut event = AuditEvent::new("disclosure.cdc_export", "indicators", scope.site_label())
+            .reason(format!(
+                "retention life table, {} cohorts to {}, cells below {threshold} suppressed",
+                rows.len(),
+                scope.period.to
+            ));
+        if let Some((id, _)) = &scope.site {
+            event = event.site(*id);
+        }
+        app.store.audit(&me.audit(), event, app.now()).await?;
+    }
+    Ok(shown)
 }
 
 fn cell_text(v: Option<u64>) -> String {

@@ -360,7 +360,8 @@ impl ClientFacts {
         }
     }
 
-    fn in_treatment_on(&self, d: NaiveDate) -> bool {
+    /// Whether the client is in one of the counted episodes on `d`.
+    pub fn in_treatment_on(&self, d: NaiveDate) -> bool {
         self.episodes().iter().any(|e| e.covers(d))
     }
 

@@ -399,6 +399,16 @@ ind-name-tc_relapse_12m = TC relapse at 12 months
 ind-name-overdoses = Overdose events
 ind-name-overdoses_naloxone = Overdoses with naloxone given
 ind-name-deaths = Deaths
+ind-name-dropouts = Drop-outs
+ind-name-reenrolments = Re-enrolments after drop-out
+ind-name-nat_on_treatment = National: clients on treatment at period end
+ind-name-nat_annual_retention = National: annual retention
+ind-name-nat_mean_duration = National: mean duration in treatment (days)
+ind-name-nat_mean_daily_dose = National: mean daily dose (mg)
+ind-name-nat_opioid_use_rate = National: concurrent opioid use
+ind-name-nat_hiv_testing_rate = National: HIV testing rate
+ind-name-nat_hcv_testing_rate = National: HCV testing rate
+ind-name-nat_syphilis_testing_rate = National: syphilis testing rate
 
 # Refusals by code (anxin_domain::Code): err-<code>
 err-id-malformed = “{ $value }” is not a number.
@@ -681,6 +691,7 @@ svc-kind-naloxone = Naloxone
 svc-kind-condoms = Condoms
 svc-kind-hiv_test = HIV test
 svc-kind-hcv_test = HCV test
+svc-kind-syphilis_test = Syphilis test
 svc-kind-tb_test = TB test
 svc-kind-arv_referral = ARV referral
 svc-kind-counselling = Counselling

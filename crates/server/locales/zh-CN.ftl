@@ -396,6 +396,16 @@ ind-name-tc_relapse_12m = 治疗社区 12 个月复吸率
 ind-name-overdoses = 过量事件数
 ind-name-overdoses_naloxone = 使用纳洛酮的过量事件数
 ind-name-deaths = 死亡人数
+ind-name-dropouts = 脱失数
+ind-name-reenrolments = 脱失后复治数
+ind-name-nat_on_treatment = 国家指标：期末在治人数
+ind-name-nat_annual_retention = 国家指标：年保持率
+ind-name-nat_mean_duration = 国家指标：平均在治天数
+ind-name-nat_mean_daily_dose = 国家指标：平均日剂量（毫克）
+ind-name-nat_opioid_use_rate = 国家指标：合并使用阿片类比例
+ind-name-nat_hiv_testing_rate = 国家指标：艾滋病检测率
+ind-name-nat_hcv_testing_rate = 国家指标：丙肝检测率
+ind-name-nat_syphilis_testing_rate = 国家指标：梅毒检测率
 
 # Refusals by code (anxin_domain::Code): err-<code>
 err-id-malformed = 编号“{ $value }”不是数字。
@@ -682,6 +692,7 @@ svc-kind-naloxone = 纳洛酮
 svc-kind-condoms = 安全套
 svc-kind-hiv_test = 艾滋病检测
 svc-kind-hcv_test = 丙肝检测
+svc-kind-syphilis_test = 梅毒检测
 svc-kind-tb_test = 结核检测
 svc-kind-arv_referral = 抗病毒治疗转介
 svc-kind-counselling = 心理咨询

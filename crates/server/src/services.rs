@@ -577,13 +577,14 @@ async fn indicators_page(
 }
 
 /// The kinds the services page records, in the order of its tabs.
-const PAGE_KINDS: [&str; 12] = [
+const PAGE_KINDS: [&str; 13] = [
     "needle_exchange",
     "naloxone",
     "condoms",
     "hiv_test",
     "hcv_test",
     "tb_test",
+    "syphilis_test",
     "arv_referral",
     "counselling",
     "vocational_training",
@@ -599,7 +600,7 @@ fn kind_fields(kind: &str) -> &'static [&'static str] {
         "naloxone" => &["kits"],
         "condoms" => &["count"],
         "hiv_test" => &["result", "pre_counselled", "post_counselled", "told_result"],
-        "hcv_test" | "tb_test" => &["result"],
+        "hcv_test" | "tb_test" | "syphilis_test" => &["result"],
         "counselling" => &["minutes"],
         "vocational_training" => &["course"],
         "peer_education" => &["topic"],
@@ -764,6 +765,13 @@ fn service_of(
                 result,
             }
         }
+        "syphilis_test" => {
+            let result = result()?;
+            Service::SyphilisTest {
+                tested_on: result.map(|_| on),
+                result,
+            }
+        }
         "arv_referral" => Service::ArvReferral {
             referred_on: on,
             outcome: ArvOutcome::Pending,
@@ -826,7 +834,8 @@ fn service_summary(t: &T, s: &Service) -> String {
         Service::Condoms { count } => count.to_string(),
         Service::HivTest { result: r, .. }
         | Service::HcvTest { result: r, .. }
-        | Service::TbTest { result: r, .. } => result(r),
+        | Service::TbTest { result: r, .. }
+        | Service::SyphilisTest { result: r, .. } => result(r),
         Service::ArvReferral { outcome, .. } => {
             t.s(&format!("arv-outcome-{}", arv_outcome_name(*outcome)))
         }
