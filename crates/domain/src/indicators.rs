@@ -702,8 +702,7 @@ pub fn compute(p: &Period, inputs: &Inputs) -> Vec<Figure> {
         let (mut num, mut den) = (Grid::default(), Grid::default());
         for (c, eps) in inputs.clients.iter().zip(&episodes) {
             for e in eps {
-                let Some(anniversary) = e.started_on.checked_add_months(Months::new(months))
-                else {
+                let Some(anniversary) = e.started_on.checked_add_months(Months::new(months)) else {
                     continue;
                 };
                 if p.contains(anniversary) {
@@ -911,8 +910,7 @@ pub fn compute(p: &Period, inputs: &Inputs) -> Vec<Figure> {
         .unwrap_or(p.to)
         .max(p.from);
     let (mut dosed_last, mut dosed) = (Grid::default(), Grid::default());
-    let (mut duration, mut mg, mut dose_days) =
-        (Grid::default(), Grid::default(), Grid::default());
+    let (mut duration, mut mg, mut dose_days) = (Grid::default(), Grid::default(), Grid::default());
     let mut tested = [Grid::default(); 3];
     let day_after = p.to.succ_opt().unwrap_or(p.to);
     for (c, eps) in inputs.clients.iter().zip(&episodes) {
@@ -933,7 +931,10 @@ pub fn compute(p: &Period, inputs: &Inputs) -> Vec<Figure> {
             .into_iter()
             .enumerate()
         {
-            if c.screenings.iter().any(|(d, k)| *k == kind && p.contains(*d)) {
+            if c.screenings
+                .iter()
+                .any(|(d, k)| *k == kind && p.contains(*d))
+            {
                 tested[i].add(c.who, end, 1);
             }
         }
@@ -984,11 +985,7 @@ pub struct CohortRow {
 impl CohortRow {
     /// Retained at follow-up point `i`, in percent of those at risk (`None` when none).
     pub fn percent(&self, i: usize) -> Option<f64> {
-        value(
-            Unit::Percent,
-            self.retained[i],
-            Some(self.at_risk[i]),
-        )
+        value(Unit::Percent, self.retained[i], Some(self.at_risk[i]))
     }
 }
 
@@ -1037,8 +1034,7 @@ pub fn life_table(p: &Period, inputs: &Inputs, by: CohortBy) -> Vec<CohortRow> {
             };
             row.started += 1;
             for (i, months) in LIFE_TABLE_MONTHS.into_iter().enumerate() {
-                let Some(anniversary) = e.started_on.checked_add_months(Months::new(months))
-                else {
+                let Some(anniversary) = e.started_on.checked_add_months(Months::new(months)) else {
                     continue;
                 };
                 if anniversary <= p.to {
@@ -1579,18 +1575,20 @@ mod tests {
     /// - R: enrolled 2026-10-01, doses every day, in MMT at year end.
     fn year_clinic() -> (Period, Inputs) {
         let year = Period::new(d(2026, 1, 1), d(2026, 12, 31)).unwrap();
-        let span = |from: NaiveDate, to: NaiveDate| -> DaySet {
-            days(from, (to - from).num_days() + 1)
-        };
+        let span =
+            |from: NaiveDate, to: NaiveDate| -> DaySet { days(from, (to - from).num_days() + 1) };
         let mut p = client(M_OLD, d(2025, 12, 1), None);
         p.dose_days = span(d(2025, 12, 1), d(2026, 2, 1));
-        p.dose_days.extend(span(d(2026, 4, 1), d(2026, 12, 31)).iter());
+        p.dose_days
+            .extend(span(d(2026, 4, 1), d(2026, 12, 31)).iter());
         p.dose_mg = 60 * 32 + 60 * 275; // 1 Jan – 1 Feb and 1 Apr – 31 Dec at 60 mg
         p.urine = vec![(d(2026, 5, 1), false), (d(2026, 6, 1), true)];
-        p.screenings = vec![(d(2026, 4, 2), Screening::Hiv), (d(2025, 12, 2), Screening::Hcv)];
+        p.screenings = vec![
+            (d(2026, 4, 2), Screening::Hiv),
+            (d(2025, 12, 2), Screening::Hcv),
+        ];
         let mut q = client(F_OLD, d(2026, 1, 10), None);
-        q.episodes =
-            vec![Episode::open(d(2026, 1, 10)).ended(d(2026, 6, 1), EpisodeEnd::Cit)];
+        q.episodes = vec![Episode::open(d(2026, 1, 10)).ended(d(2026, 6, 1), EpisodeEnd::Cit)];
         q.dose_days = span(d(2026, 1, 10), d(2026, 5, 31));
         q.dose_mg = 40 * 142;
         q.urine = vec![(d(2026, 3, 1), true)];

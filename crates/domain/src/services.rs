@@ -228,13 +228,11 @@ impl Service {
             }
             Service::HcvTest { tested_on, result }
             | Service::TbTest { tested_on, result }
-            | Service::SyphilisTest { tested_on, result } => {
-                match (tested_on, result) {
-                    (None, Some(_)) => return Err(refuse(Code::ServiceResultUndated, "tested_on")),
-                    (Some(d), _) => not_after("tested_on", *d)?,
-                    (None, None) => {}
-                }
-            }
+            | Service::SyphilisTest { tested_on, result } => match (tested_on, result) {
+                (None, Some(_)) => return Err(refuse(Code::ServiceResultUndated, "tested_on")),
+                (Some(d), _) => not_after("tested_on", *d)?,
+                (None, None) => {}
+            },
             Service::ArvReferral {
                 referred_on,
                 outcome,

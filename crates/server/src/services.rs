@@ -439,7 +439,8 @@ async fn api_set_mapping(
 /// The retention life table's chart: per cohort, three bars (retained at 3, 6 and 12 months, in
 /// percent of those at risk), hand-written SVG; no bar where a rate is hidden or not yet known.
 fn cohort_chart(title: &str, rows: &[anxin_app::indicators::CohortShown]) -> Markup {
-    let (group, bar, h, top, bottom, left) = (36.0_f64, 9.0_f64, 170.0_f64, 10.0_f64, 30.0_f64, 34.0_f64);
+    let (group, bar, h, top, bottom, left) =
+        (36.0_f64, 9.0_f64, 170.0_f64, 10.0_f64, 30.0_f64, 34.0_f64);
     let width = left + group * rows.len() as f64 + 10.0;
     let y = |v: f64| top + (h - top - bottom) * (1.0 - v.clamp(0.0, 100.0) / 100.0);
     let colours = ["#3a7ca5", "#81c3d7", "#d9a441"];

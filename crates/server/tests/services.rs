@@ -932,7 +932,9 @@ async fn the_life_table_follows_cohorts_with_drop_outs_on_the_page() {
         .await
         .unwrap()
         .iter()
-        .any(|e| e.action == "disclosure.cdc_export" && e.reason.starts_with("retention life table")));
+        .any(
+            |e| e.action == "disclosure.cdc_export" && e.reason.starts_with("retention life table")
+        ));
     // By quarter, in Chinese.
     let mut browser = app.browser("boss", "zh-CN").await;
     let zh = browser

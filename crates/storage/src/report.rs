@@ -17,8 +17,7 @@ use std::time::Duration;
 
 use anxin_domain::clinic::episodes::{Episode, EpisodeEnd};
 use anxin_domain::indicators::{
-    ClientFacts, DaySet, DeathFact, EncounterFact, Inputs, OverdoseFact, Period, Screening,
-    TcFact,
+    ClientFacts, DaySet, DeathFact, EncounterFact, Inputs, OverdoseFact, Period, Screening, TcFact,
 };
 use anxin_domain::services::Service;
 use chrono::{Datelike, Months, NaiveDate};
@@ -350,8 +349,12 @@ fn assemble(period: &Period, rows: Rows, tc: Vec<TcFact>) -> (Inputs, Vec<(usize
                 Some(i) => {
                     fact.who = facts[i].who;
                     let screening = match &fact.service {
-                        Service::HivTest { tested_on, .. } => tested_on.map(|d| (d, Screening::Hiv)),
-                        Service::HcvTest { tested_on, .. } => tested_on.map(|d| (d, Screening::Hcv)),
+                        Service::HivTest { tested_on, .. } => {
+                            tested_on.map(|d| (d, Screening::Hiv))
+                        }
+                        Service::HcvTest { tested_on, .. } => {
+                            tested_on.map(|d| (d, Screening::Hcv))
+                        }
                         Service::SyphilisTest { tested_on, .. } => {
                             tested_on.map(|d| (d, Screening::Syphilis))
                         }

@@ -737,7 +737,12 @@ async fn readmission_keeps_the_first_episode_and_cit_ends_one(s: &Store) {
     assert_eq!(
         episodes_of(s, c.id).await,
         vec![
-            (site, "2026-11-01".into(), some("2026-11-10"), some("discharge")),
+            (
+                site,
+                "2026-11-01".into(),
+                some("2026-11-10"),
+                some("discharge")
+            ),
             (site, "2026-11-20".into(), None, None),
         ]
     );

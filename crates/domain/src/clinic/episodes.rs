@@ -144,7 +144,9 @@ pub fn with_dropouts(
     for ep in recorded {
         let mut current = *ep;
         // The last day with a dose (or the day before missed days start counting).
-        let mut last = current.started_on.max(known_from.unwrap_or(current.started_on))
+        let mut last = current
+            .started_on
+            .max(known_from.unwrap_or(current.started_on))
             - Duration::days(1);
         // Doses up to today (included) and before the recorded end.
         let tomorrow = today + Duration::days(1);
