@@ -270,11 +270,51 @@ impl DaySet {
     /// The days, in order.
     pub fn iter(&self) -> impl Iterator<Item = NaiveDate> + '_ {
         let first = self.first;
-        self.bits.iter().enumerate().flat_map(move |(w, word)| {
-            (0..64)
-                .filter(move |b| word & (1 << b) != 0)
-                .filter_map(move |b| first.map(|f| f + chrono::Duration::days((w * 64 + b) as i64)))
+        self.offsets()
+            .filter_map(move |o| first.map(|f| f + chrono::Duration::days(o)))
+    }
+
+    /// The day of offset 0 of [`DaySet::offsets`] (`None` while nothing was ever added).
+    pub fn first_day(&self) -> Option<NaiveDate> {
+        self.first
+    }
+
+    /// The days as offsets from [`DaySet::first_day`], in order, a word at a time.
+    pub fn offsets(&self) -> impl Iterator<Item = i64> + '_ {
+        self.bits.iter().enumerate().flat_map(|(w, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let b = rest.trailing_zeros();
+                rest &= rest - 1;
+                Some((w * 64) as i64 + i64::from(b))
+            })
         })
+    }
+
+    /// The days of either set (word by word when both start on the same day).
+    pub fn union(&self, other: &DaySet) -> DaySet {
+        if self.first == other.first || other.is_empty() || self.is_empty() {
+            let (mut out, add) = if other.is_empty() || self.first == other.first {
+                (self.clone(), other)
+            } else {
+                (other.clone(), self)
+            };
+            if out.first == add.first {
+                if add.bits.len() > out.bits.len() {
+                    out.bits.resize(add.bits.len(), 0);
+                }
+                for (w, word) in add.bits.iter().enumerate() {
+                    out.bits[w] |= word;
+                }
+            }
+            return out;
+        }
+        let mut out = self.clone();
+        out.extend(other.iter());
+        out
     }
 }
 
@@ -367,9 +407,7 @@ impl ClientFacts {
 
     /// Days with any dose (observed, guest, take-home): what the drop-out rule looks at.
     pub fn any_dose_days(&self) -> DaySet {
-        let mut all = self.dose_days.clone();
-        all.extend(self.take_home_days.iter());
-        all
+        self.dose_days.union(&self.take_home_days)
     }
 }
 
@@ -1695,6 +1733,26 @@ mod tests {
         assert_eq!(q.len(), 5);
         assert_eq!(q[0].label, "2025Q4");
         assert_eq!(q.iter().map(|r| r.started).sum::<u64>(), 4);
+    }
+
+    #[test]
+    fn the_union_of_day_sets_holds_the_days_of_both() {
+        let a: DaySet = [d(2026, 1, 3), d(2026, 3, 1)].into();
+        let mut b = DaySet::starting(d(2026, 1, 3));
+        b.extend([d(2026, 1, 4), d(2026, 9, 9)]);
+        let mut c = DaySet::starting(d(2025, 6, 1));
+        c.insert(d(2026, 1, 5));
+        let all = |s: &DaySet| s.iter().collect::<Vec<_>>();
+        assert_eq!(
+            all(&a.union(&b)),
+            [d(2026, 1, 3), d(2026, 1, 4), d(2026, 3, 1), d(2026, 9, 9)]
+        );
+        assert_eq!(
+            all(&a.union(&c)),
+            [d(2026, 1, 3), d(2026, 1, 5), d(2026, 3, 1)]
+        );
+        assert_eq!(all(&DaySet::new().union(&c)), [d(2026, 1, 5)]);
+        assert_eq!(all(&c.union(&DaySet::new())), [d(2026, 1, 5)]);
     }
 
     #[test]

@@ -140,38 +140,43 @@ pub fn with_dropouts(
         return recorded.to_vec();
     }
     let n = i64::from(n);
+    // Days as offsets from the dose set's first day: the loop below runs over every dose day
+    // of a province's year, so it stays in integers and reads the bitmap a word at a time.
+    let base = doses.first_day().unwrap_or(today);
+    let off = |d: NaiveDate| (d - base).num_days();
+    let day = |o: i64| base + Duration::days(o);
+    let today_off = off(today);
     let mut out = Vec::with_capacity(recorded.len());
     for ep in recorded {
         let mut current = *ep;
-        // The last day with a dose (or the day before missed days start counting).
-        let mut last = current
-            .started_on
-            .max(known_from.unwrap_or(current.started_on))
-            - Duration::days(1);
+        let first = off(ep.started_on);
         // Doses up to today (included) and before the recorded end.
-        let tomorrow = today + Duration::days(1);
-        let stop = current.ended_on.map_or(tomorrow, |e| e.min(tomorrow));
-        let first = ep.started_on;
+        let stop = ep
+            .ended_on
+            .map_or(today_off + 1, |e| off(e).min(today_off + 1));
+        let end = ep.ended_on.map(off);
+        // The last day with a dose (or the day before missed days start counting).
+        let mut last = first.max(known_from.map_or(first, off)) - 1;
         let mut days = doses
-            .iter()
-            .skip_while(|d| *d < first)
-            .take_while(|d| *d < stop)
+            .offsets()
+            .skip_while(|o| *o < first)
+            .take_while(|o| *o < stop)
             .peekable();
         loop {
-            let out_on = last + Duration::days(n);
+            let out_on = last + n;
             let next = days.peek().copied();
             // The n-th missed day comes before the next dose, inside the episode, and has
             // passed by today.
             let dropped = next.is_none_or(|d| d > out_on)
-                && current.ended_on.is_none_or(|e| out_on < e)
-                && out_on < today;
+                && end.is_none_or(|e| out_on < e)
+                && out_on < today_off;
             if dropped {
-                out.push(current.ended(out_on, EpisodeEnd::Dropout));
+                out.push(current.ended(day(out_on), EpisodeEnd::Dropout));
                 match next {
                     Some(d) => {
                         // A dose after the drop-out opens a re-enrolment episode.
                         current = Episode {
-                            started_on: d,
+                            started_on: day(d),
                             ended_on: ep.ended_on,
                             end: ep.end,
                             reenrolment: true,
