@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use anxin_domain::indicators::{
     self, compute, value, AgeBand, Figure, Period, Sex, Suppressed, Unit,
 };
-use anxin_domain::release::{CellKeys, ReportingPeriod};
+use anxin_domain::release::{CellKeys, Count, ReportingPeriod};
 use anxin_domain::{Code, DomainError, Problem, Role};
 use anxin_storage::services::Dhis2Entry;
 use anxin_storage::AuditEvent;
@@ -143,10 +143,11 @@ pub async fn trend(app: &App, me: &Actor, scope: &Scope) -> Result<Trend> {
         .collect();
     let mut months = Vec::with_capacity(periods.len());
     for period in &periods {
-        let inputs = app
+        let mut inputs = app
             .store
             .indicator_inputs_of(sites.as_deref(), period)
             .await?;
+        inputs.apply_dropouts(app.settings.dropout_days, app.today());
         let figures = compute(period, &inputs);
         let values = followed
             .iter()
@@ -396,6 +397,13 @@ impl Release {
         }
     }
 
+    fn count(&self, c: Count) -> Option<u64> {
+        match self {
+            Release::Keyed { keys, threshold } => keys.publish_count(c, *threshold),
+            Release::Exact => Some(c.n),
+        }
+    }
+
     fn table(&self, grid: &indicators::Grid) -> Suppressed {
         match self {
             Release::Keyed { keys, threshold } => keys.release(grid, *threshold),
@@ -451,10 +459,11 @@ fn show(f: &Figure, release: &Release) -> Shown {
 /// disclosure (`format` says what left: json, csv, dhis2, page) in the same step.
 pub async fn report(app: &App, me: &Actor, scope: &Scope, format: &str) -> Result<Vec<Shown>> {
     me.require(anxin_domain::Permission::IndicatorsRead)?;
-    let inputs = app
+    let mut inputs = app
         .store
         .indicator_inputs_of(scope.sites().as_deref(), &scope.period)
         .await?;
+    inputs.apply_dropouts(app.settings.dropout_days, app.today());
     let mut figures = compute(&scope.period, &inputs);
     figures.retain(|f| shared_with(me.role, f.id));
     let release = Release::of(app, scope);
@@ -473,6 +482,81 @@ pub async fn report(app: &App, me: &Actor, scope: &Scope, format: &str) -> Resul
         app.store.audit(&me.audit(), event, app.now()).await?;
     }
     Ok(figures.iter().map(|f| show(f, &release)).collect())
+}
+
+/// One cohort of the retention life table as shown: `None` is a hidden count or rate.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CohortShown {
+    /// `2026-11` or `2026Q4`.
+    pub cohort: String,
+    /// Episodes of care that started in the cohort.
+    pub started: Option<u64>,
+    /// At 3, 6 and 12 months: episodes followed that long.
+    pub at_risk: [Option<u64>; 3],
+    /// At 3, 6 and 12 months: of those, still in treatment.
+    pub retained: [Option<u64>; 3],
+    /// At 3, 6 and 12 months: retained in percent of those at risk.
+    pub percent: [Option<f64>; 3],
+}
+
+/// The retention life table of `scope` by enrolment cohort (`by`: month or quarter), from the
+/// cohort 12 months before the period's end to the period's own, with the drop-out rule
+/// applied. For outside roles every count from 1 to the threshold - 1 is hidden, and a rate
+/// with it when its retained or lost count is one of those; the disclosure is recorded.
+pub async fn life_table(
+    app: &App,
+    me: &Actor,
+    scope: &Scope,
+    by: indicators::CohortBy,
+) -> Result<Vec<CohortShown>> {
+    me.require(anxin_domain::Permission::IndicatorsRead)?;
+    let mut inputs = app
+        .store
+        .indicator_inputs_of(scope.sites().as_deref(), &scope.period)
+        .await?;
+    inputs.apply_dropouts(app.settings.dropout_days, app.today());
+    let rows = indicators::life_table(&scope.period, &inputs, by);
+    let release = Release::of(app, scope);
+    let threshold = app.settings.suppression_threshold;
+    let shown = rows
+        .iter()
+        .map(|r| {
+            let mut at_risk = [None; 3];
+            let mut retained = [None; 3];
+            let mut percent = [None; 3];
+            for i in 0..3 {
+                at_risk[i] = release.count(r.at_risk[i]);
+                retained[i] = release.count(r.retained[i]);
+                // A share is shown only with its base, its part and their difference.
+                let lost = release.count(r.at_risk[i].minus(r.retained[i]));
+                if let (Some(base), Some(kept), Some(_)) = (at_risk[i], retained[i], lost) {
+                    percent[i] = value(Unit::Percent, kept.min(base), Some(base));
+                }
+            }
+            CohortShown {
+                cohort: r.label.clone(),
+                started: release.count(r.started),
+                at_risk,
+                retained,
+                percent,
+            }
+        })
+        .collect();
+    if scope.suppressed {
+        let mut event =
+            AuditEvent::new(disclosure_action(me.role), "indicators", scope.site_label()).reason(
+                format!(
+            "retention life table, {} cohorts to {}, cell-key release, below {threshold} hidden",
+            rows.len(),
+            scope.period.to
+        ),
+            );
+        if let Some(id) = scope.audit_site() {
+            event = event.site(id);
+        }
+        app.store.audit(&me.audit(), event, app.now()).await?;
+    }
+    Ok(shown)
 }
 
 fn cell_text(v: Option<u64>) -> String {

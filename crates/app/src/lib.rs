@@ -89,6 +89,9 @@ pub struct AppSettings {
     pub login: anxin_domain::auth::LoginPolicy,
     /// Counts below this are suppressed in figures for the CDC and the police.
     pub suppression_threshold: u64,
+    /// The drop-out rule: days without a dose that end an episode of care
+    /// (`indicators.dropout_days`; `anxin_domain::clinic::episodes`).
+    pub dropout_days: u32,
     /// The box GPS rules (`[gps]`).
     pub gps: gps::GpsRules,
     /// Where the box station's cable is (`boxes.station`); `None`: boxes cannot be loaded.

@@ -29,6 +29,7 @@ impl AppSettings {
             session: Default::default(),
             login: Default::default(),
             suppression_threshold: 5,
+            dropout_days: anxin_domain::clinic::episodes::DEFAULT_DROPOUT_DAYS,
             gps: Default::default(),
             box_station: Some(crate::station::Line::Bench(fresh_bench(
                 &data_dir_for_bench,

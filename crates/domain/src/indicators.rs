@@ -10,6 +10,8 @@
 use chrono::{Datelike, Months, NaiveDate};
 use serde::{Deserialize, Serialize};
 
+use crate::clinic::episodes::{with_dropouts, Episode, EpisodeEnd};
+use crate::release::Count;
 use crate::services::{ArvOutcome, ReferralSource, Service, TcEpisode, TcExit, TestResult};
 use crate::DomainError;
 
@@ -252,11 +254,51 @@ impl DaySet {
     /// The days, in order.
     pub fn iter(&self) -> impl Iterator<Item = NaiveDate> + '_ {
         let first = self.first;
-        self.bits.iter().enumerate().flat_map(move |(w, word)| {
-            (0..64)
-                .filter(move |b| word & (1 << b) != 0)
-                .filter_map(move |b| first.map(|f| f + chrono::Duration::days((w * 64 + b) as i64)))
+        self.offsets()
+            .filter_map(move |o| first.map(|f| f + chrono::Duration::days(o)))
+    }
+
+    /// The day of offset 0 of [`DaySet::offsets`] (`None` while nothing was ever added).
+    pub fn first_day(&self) -> Option<NaiveDate> {
+        self.first
+    }
+
+    /// The days as offsets from [`DaySet::first_day`], in order, a word at a time.
+    pub fn offsets(&self) -> impl Iterator<Item = i64> + '_ {
+        self.bits.iter().enumerate().flat_map(|(w, &word)| {
+            let mut rest = word;
+            std::iter::from_fn(move || {
+                if rest == 0 {
+                    return None;
+                }
+                let b = rest.trailing_zeros();
+                rest &= rest - 1;
+                Some((w * 64) as i64 + i64::from(b))
+            })
         })
+    }
+
+    /// The days of either set (word by word when both start on the same day).
+    pub fn union(&self, other: &DaySet) -> DaySet {
+        if self.first == other.first || other.is_empty() || self.is_empty() {
+            let (mut out, add) = if other.is_empty() || self.first == other.first {
+                (self.clone(), other)
+            } else {
+                (other.clone(), self)
+            };
+            if out.first == add.first {
+                if add.bits.len() > out.bits.len() {
+                    out.bits.resize(add.bits.len(), 0);
+                }
+                for (w, word) in add.bits.iter().enumerate() {
+                    out.bits[w] |= word;
+                }
+            }
+            return out;
+        }
+        let mut out = self.clone();
+        out.extend(other.iter());
+        out
     }
 }
 
@@ -282,23 +324,74 @@ impl<const N: usize> From<[NaiveDate; N]> for DaySet {
     }
 }
 
+/// A screening test counted by the national programme's testing rates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Screening {
+    Hiv,
+    Hcv,
+    Syphilis,
+}
+
 /// What the indicators need to know about one enrolled client.
 #[derive(Debug, Clone)]
 pub struct ClientFacts {
     pub who: Who,
     pub enrolled_on: NaiveDate,
     pub discharged_on: Option<NaiveDate>,
+    /// The client's episodes of care at the report's scope, in order, with the drop-out rule
+    /// applied ([`Inputs::apply_dropouts`]). Empty: one episode from `enrolled_on` to
+    /// `discharged_on` (records read without episodes).
+    pub episodes: Vec<Episode>,
     /// Days with an observed (or guest) dose.
     pub dose_days: DaySet,
     /// Days with a take-home dose.
     pub take_home_days: DaySet,
+    /// Milligrams of methadone dispensed in the period (observed, guest and take-home doses).
+    pub dose_mg: u64,
     /// Urine tests: collection day and whether negative for non-prescribed opioids.
     pub urine: Vec<(NaiveDate, bool)>,
+    /// Screening tests the client had, by test day.
+    pub screenings: Vec<(NaiveDate, Screening)>,
 }
 
 impl ClientFacts {
-    fn in_treatment_on(&self, d: NaiveDate) -> bool {
-        self.enrolled_on <= d && self.discharged_on.is_none_or(|x| x > d)
+    /// Facts with one episode from `enrolled_on` to `discharged_on` and nothing else.
+    pub fn new(who: Who, enrolled_on: NaiveDate, discharged_on: Option<NaiveDate>) -> ClientFacts {
+        ClientFacts {
+            who,
+            enrolled_on,
+            discharged_on,
+            episodes: Vec::new(),
+            dose_days: DaySet::new(),
+            take_home_days: DaySet::new(),
+            dose_mg: 0,
+            urine: Vec::new(),
+            screenings: Vec::new(),
+        }
+    }
+
+    /// The episodes the figures count (see [`ClientFacts::episodes`]).
+    pub fn episodes(&self) -> Vec<Episode> {
+        if self.episodes.is_empty() {
+            let ep = Episode::open(self.enrolled_on);
+            vec![match self.discharged_on {
+                Some(x) => ep.ended(x, EpisodeEnd::Discharge),
+                None => ep,
+            }]
+        } else {
+            self.episodes.clone()
+        }
+    }
+
+    /// Whether the client is in one of the counted episodes on `d`.
+    pub fn in_treatment_on(&self, d: NaiveDate) -> bool {
+        self.episodes().iter().any(|e| e.covers(d))
+    }
+
+    /// Days with any dose (observed, guest, take-home): what the drop-out rule looks at.
+    pub fn any_dose_days(&self) -> DaySet {
+        self.dose_days.union(&self.take_home_days)
     }
 }
 
@@ -342,6 +435,20 @@ pub struct Inputs {
     pub overdoses: Vec<OverdoseFact>,
     /// Deaths in the period (gathered for the period only).
     pub deaths: Vec<DeathFact>,
+    /// The first day from which every client's dose days were read (`None`: all of them).
+    pub doses_known_from: Option<NaiveDate>,
+}
+
+impl Inputs {
+    /// Applies the drop-out rule (`n` consecutive days without a dose, known by `today`) to
+    /// every client's episodes ([`with_dropouts`]).
+    pub fn apply_dropouts(&mut self, n: u32, today: NaiveDate) {
+        let known_from = self.doses_known_from;
+        for c in &mut self.clients {
+            let recorded = c.episodes();
+            c.episodes = with_dropouts(&recorded, &c.any_dose_days(), n, today, known_from);
+        }
+    }
 }
 
 /// How an indicator's value reads.
@@ -398,20 +505,20 @@ macro_rules! ind {
 /// day of the period; "in the period" means on a day from `from` to `to`, both included.
 pub const CATALOGUE: &[Indicator] = &[
     ind!("mmt_clients", Count,
-        "Clients in MMT on the last day of the period: enrolled on or before it and not discharged on or before it.", "",
-        "期末最后一天仍在接受美沙酮维持治疗的服务对象：在该日或之前入组，且未在该日或之前出组。", ""),
+        "Clients in MMT on the last day of the period: in an episode of care that started on or before it and had not ended by it (ended by discharge, transfer, drop-out, compulsory isolated treatment or death).", "",
+        "期末最后一天仍在接受美沙酮维持治疗的服务对象：其治疗期在该日或之前开始，且在该日之前未结束（出组、转出、脱失、强制隔离戒毒或死亡均为结束）。", ""),
     ind!("retention_3m", Percent,
-        "Of the denominator, clients not discharged on or before their 3-month anniversary.",
-        "Clients whose start date plus 3 months falls in the period (the cohort that started 3 months earlier).",
-        "分母中在入组满 3 个月之日及之前未出组的服务对象。", "入组日期加 3 个月落在本期内的服务对象（3 个月前入组的队列）。"),
+        "Of the denominator, episodes not ended on or before their 3-month anniversary (a drop-out ends an episode; a return opens a new one).",
+        "Episodes of care whose start date plus 3 months falls in the period (the cohort that started 3 months earlier).",
+        "分母中在满 3 个月之日及之前未结束的治疗期（脱失即结束；复治另开新治疗期）。", "开始日期加 3 个月落在本期内的治疗期（3 个月前开始的队列）。"),
     ind!("retention_6m", Percent,
-        "Of the denominator, clients not discharged on or before their 6-month anniversary.",
-        "Clients whose start date plus 6 months falls in the period.",
-        "分母中在入组满 6 个月之日及之前未出组的服务对象。", "入组日期加 6 个月落在本期内的服务对象。"),
+        "Of the denominator, episodes not ended on or before their 6-month anniversary (a drop-out ends an episode; a return opens a new one).",
+        "Episodes of care whose start date plus 6 months falls in the period.",
+        "分母中在满 6 个月之日及之前未结束的治疗期（脱失即结束；复治另开新治疗期）。", "开始日期加 6 个月落在本期内的治疗期。"),
     ind!("retention_12m", Percent,
-        "Of the denominator, clients not discharged on or before their 12-month anniversary.",
-        "Clients whose start date plus 12 months falls in the period.",
-        "分母中在入组满 12 个月之日及之前未出组的服务对象。", "入组日期加 12 个月落在本期内的服务对象。"),
+        "Of the denominator, episodes not ended on or before their 12-month anniversary (a drop-out ends an episode; a return opens a new one).",
+        "Episodes of care whose start date plus 12 months falls in the period.",
+        "分母中在满 12 个月之日及之前未结束的治疗期（脱失即结束；复治另开新治疗期）。", "开始日期加 12 个月落在本期内的治疗期。"),
     ind!("mean_attendance", PerPerson,
         "Client-days in the period with a dose, counted while in treatment.",
         "Clients in MMT on at least one day of the period.",
@@ -481,6 +588,43 @@ pub const CATALOGUE: &[Indicator] = &[
         "本期内过量事件中使用了纳洛酮的事件。", ""),
     ind!("deaths", Count, "Clients whose recorded day of death falls in the period, whatever the cause.", "",
         "死亡日期在本期内的服务对象（不论死因）。", ""),
+    ind!("dropouts", Count,
+        "Episodes of care ended by drop-out in the period: the drop-out day (the last of the consecutive days without a dose that the rule counts) falls in the period.", "",
+        "本期内因脱失而结束的治疗期：脱失日（规则所计连续未服药天数的最后一天）落在本期内。", ""),
+    ind!("reenrolments", Count,
+        "Episodes of care started in the period by a dose after a drop-out.", "",
+        "本期内脱失后再次服药而开始的治疗期（复治）。", ""),
+    ind!("nat_on_treatment", Count,
+        "National programme: clients still on treatment at the end of the period (for a year, at year end): in an open episode on the period's last day.", "",
+        "国家项目：期末（年度报告即年末）仍在治疗的服务对象：期末最后一天处于未结束的治疗期。", ""),
+    ind!("nat_annual_retention", Percent,
+        "National programme: clients who received at least one dose in the last calendar month of the period (December for a year).",
+        "Clients who received at least one dose in the period.",
+        "国家项目：本期最后一个自然月（年度报告即 12 月）内至少服药一次的服务对象。", "本期内至少服药一次的服务对象。"),
+    ind!("nat_mean_duration", PerPerson,
+        "National programme: days in treatment, from the start of each client's latest episode of care in the period to its end or the period's last day.",
+        "Clients in treatment on at least one day of the period.",
+        "国家项目：在治疗天数，自每名服务对象本期内最近一个治疗期开始之日至其结束或期末。", "本期内至少有一天在治疗的服务对象。"),
+    ind!("nat_mean_daily_dose", PerPerson,
+        "National programme: milligrams of methadone dispensed in the period (observed, guest and take-home doses).",
+        "Client-days with a dose in the period.",
+        "国家项目：本期内发放的美沙酮毫克数（现场、异地及带药）。", "本期内有服药记录的人日数。"),
+    ind!("nat_opioid_use_rate", Percent,
+        "National programme (concurrent opioid use): urine tests collected in the period positive for a non-prescribed opioid.",
+        "Urine tests of enrolled clients collected in the period.",
+        "国家项目（合并使用阿片类）：本期内采集、非处方阿片类阳性的尿检。", "本期内采集的在册服务对象尿检。"),
+    ind!("nat_hiv_testing_rate", Percent,
+        "National programme: clients in treatment in the period with an HIV test dated in the period.",
+        "Clients in treatment on at least one day of the period.",
+        "国家项目：本期内在治疗、且有检测日期在本期内的艾滋病病毒检测的服务对象。", "本期内至少有一天在治疗的服务对象。"),
+    ind!("nat_hcv_testing_rate", Percent,
+        "National programme: clients in treatment in the period with an HCV test dated in the period.",
+        "Clients in treatment on at least one day of the period.",
+        "国家项目：本期内在治疗、且有检测日期在本期内的丙肝检测的服务对象。", "本期内至少有一天在治疗的服务对象。"),
+    ind!("nat_syphilis_testing_rate", Percent,
+        "National programme: clients in treatment in the period with a syphilis test dated in the period.",
+        "Clients in treatment on at least one day of the period.",
+        "国家项目：本期内在治疗、且有检测日期在本期内的梅毒检测的服务对象。", "本期内至少有一天在治疗的服务对象。"),
 ];
 
 /// The catalogue entry with this id.
@@ -567,9 +711,15 @@ pub fn compute(p: &Period, inputs: &Inputs) -> Vec<Figure> {
         });
     };
 
+    // Each client's episodes, once (with the drop-out rule applied by the caller).
+    let episodes: Vec<Vec<Episode>> = inputs.clients.iter().map(|c| c.episodes()).collect();
+
     // Clients in MMT on the last day, and take-home participation among them.
     let (mut mmt, mut th) = (Grid::default(), Grid::default());
-    for c in inputs.clients.iter().filter(|c| c.in_treatment_on(end)) {
+    for (c, eps) in inputs.clients.iter().zip(&episodes) {
+        if !eps.iter().any(|e| e.covers(end)) {
+            continue;
+        }
         mmt.add(c.who, end, 1);
         if c.take_home_days.count_in(p.from, p.to) > 0 {
             th.add(c.who, end, 1);
@@ -579,14 +729,16 @@ pub fn compute(p: &Period, inputs: &Inputs) -> Vec<Figure> {
 
     for months in [3u32, 6, 12] {
         let (mut num, mut den) = (Grid::default(), Grid::default());
-        for c in &inputs.clients {
-            let Some(anniversary) = c.enrolled_on.checked_add_months(Months::new(months)) else {
-                continue;
-            };
-            if p.contains(anniversary) {
-                den.add(c.who, end, 1);
-                if c.discharged_on.is_none_or(|x| x > anniversary) {
-                    num.add(c.who, end, 1);
+        for (c, eps) in inputs.clients.iter().zip(&episodes) {
+            for e in eps {
+                let Some(anniversary) = e.started_on.checked_add_months(Months::new(months)) else {
+                    continue;
+                };
+                if p.contains(anniversary) {
+                    den.add(c.who, end, 1);
+                    if e.ended_on.is_none_or(|x| x > anniversary) {
+                        num.add(c.who, end, 1);
+                    }
                 }
             }
         }
@@ -598,22 +750,26 @@ pub fn compute(p: &Period, inputs: &Inputs) -> Vec<Figure> {
         push(id, num, Some(den));
     }
 
+    // Clients in treatment on some day of the period, with their dose days while in it.
     let (mut days, mut clients) = (Grid::default(), Grid::default());
-    for c in &inputs.clients {
-        let in_period = c.enrolled_on <= p.to && c.discharged_on.is_none_or(|x| x > p.from);
-        if !in_period {
-            continue;
+    for (c, eps) in inputs.clients.iter().zip(&episodes) {
+        let mut any = false;
+        let mut n = 0;
+        for e in eps.iter().filter(|e| e.overlaps(p.from, p.to)) {
+            any = true;
+            // Days of the period in this episode: from the later of the period's start and
+            // the episode's to the earlier of the period's end and the episode's last day.
+            let first = p.from.max(e.started_on);
+            let last = e
+                .ended_on
+                .and_then(|x| x.pred_opt())
+                .map_or(p.to, |x| x.min(p.to));
+            n += c.dose_days.count_in(first, last);
         }
-        clients.add(c.who, end, 1);
-        // Days of the period while in treatment: from the later of the period's start and
-        // enrolment to the earlier of its end and the day before discharge.
-        let first = p.from.max(c.enrolled_on);
-        let last = c
-            .discharged_on
-            .and_then(|x| x.pred_opt())
-            .map_or(p.to, |x| x.min(p.to));
-        let n = c.dose_days.count_in(first, last);
-        days.add(c.who, end, n);
+        if any {
+            clients.add(c.who, end, 1);
+            days.add(c.who, end, n);
+        }
     }
     push("mean_attendance", days, Some(clients));
     push("take_home_participation", th, Some(mmt));
@@ -762,7 +918,164 @@ pub fn compute(p: &Period, inputs: &Inputs) -> Vec<Figure> {
     push("overdoses", overdoses, None);
     push("overdoses_naloxone", with_naloxone, None);
     push("deaths", deaths, None);
+
+    let (mut dropouts, mut returns) = (Grid::default(), Grid::default());
+    for (c, eps) in inputs.clients.iter().zip(&episodes) {
+        for e in eps {
+            if e.end == Some(EpisodeEnd::Dropout) && e.ended_on.is_some_and(|x| p.contains(x)) {
+                dropouts.add(c.who, end, 1);
+            }
+            if e.reenrolment && p.contains(e.started_on) {
+                returns.add(c.who, end, 1);
+            }
+        }
+    }
+    push("dropouts", dropouts, None);
+    push("reenrolments", returns, None);
+
+    // The national programme's metrics.
+    push("nat_on_treatment", mmt, None);
+    let last_month = NaiveDate::from_ymd_opt(p.to.year(), p.to.month(), 1)
+        .unwrap_or(p.to)
+        .max(p.from);
+    let (mut dosed_last, mut dosed) = (Grid::default(), Grid::default());
+    let (mut duration, mut mg, mut dose_days) = (Grid::default(), Grid::default(), Grid::default());
+    let mut tested = [Grid::default(); 3];
+    let day_after = p.to.succ_opt().unwrap_or(p.to);
+    for (c, eps) in inputs.clients.iter().zip(&episodes) {
+        let any = c.any_dose_days();
+        if any.count_in(p.from, p.to) > 0 {
+            dosed.add(c.who, end, 1);
+            if any.count_in(last_month, p.to) > 0 {
+                dosed_last.add(c.who, end, 1);
+            }
+        }
+        let Some(latest) = eps.iter().rev().find(|e| e.overlaps(p.from, p.to)) else {
+            continue;
+        };
+        duration.add(c.who, end, latest.days_until(day_after).unsigned_abs());
+        mg.add(c.who, end, c.dose_mg);
+        dose_days.add(c.who, end, any.count_in(p.from, p.to));
+        for (i, kind) in [Screening::Hiv, Screening::Hcv, Screening::Syphilis]
+            .into_iter()
+            .enumerate()
+        {
+            if c.screenings
+                .iter()
+                .any(|(d, k)| *k == kind && p.contains(*d))
+            {
+                tested[i].add(c.who, end, 1);
+            }
+        }
+    }
+    push("nat_annual_retention", dosed_last, Some(dosed));
+    push("nat_mean_duration", duration, Some(clients));
+    push("nat_mean_daily_dose", mg, Some(dose_days));
+    let mut positive = Grid::default();
+    for (r, row) in positive.0.iter_mut().enumerate() {
+        for (k, cell) in row.iter_mut().enumerate() {
+            *cell = tests.0[r][k].saturating_sub(neg.0[r][k]);
+        }
+    }
+    push("nat_opioid_use_rate", positive, Some(tests));
+    push("nat_hiv_testing_rate", tested[0], Some(clients));
+    push("nat_hcv_testing_rate", tested[1], Some(clients));
+    push("nat_syphilis_testing_rate", tested[2], Some(clients));
     out
+}
+
+/// How the retention life table groups episodes by the month of their start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CohortBy {
+    Month,
+    Quarter,
+}
+
+/// The follow-up points of the life table, in months.
+pub const LIFE_TABLE_MONTHS: [u32; 3] = [3, 6, 12];
+
+/// One enrolment cohort of the retention life table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CohortRow {
+    /// The cohort's first day (a month's or a quarter's).
+    pub start: NaiveDate,
+    /// `2026-11` or `2026Q4`.
+    pub label: String,
+    /// Episodes of care that started in the cohort (keyed by client for the cell-key release).
+    pub started: Count,
+    /// Per follow-up point ([`LIFE_TABLE_MONTHS`]): episodes whose anniversary falls on or
+    /// before the period's last day (at risk, followed long enough to be counted).
+    pub at_risk: [Count; 3],
+    /// Of those at risk, episodes not ended on or before the anniversary.
+    pub retained: [Count; 3],
+}
+
+impl CohortRow {
+    /// Retained at follow-up point `i`, in percent of those at risk (`None` when none).
+    pub fn percent(&self, i: usize) -> Option<f64> {
+        value(Unit::Percent, self.retained[i].n, Some(self.at_risk[i].n))
+    }
+}
+
+/// The retention life table by enrolment cohort: every month (or quarter) from the one 12
+/// months before the period's last day to the one holding it, with the episodes that started
+/// in it and how many of them were still in treatment 3, 6 and 12 months later, counting only
+/// anniversaries that fall on or before the period's last day. Re-enrolments start their own
+/// episode (and cohort); a transfer ends the episode at the centre it left.
+pub fn life_table(p: &Period, inputs: &Inputs, by: CohortBy) -> Vec<CohortRow> {
+    let step = match by {
+        CohortBy::Month => 1,
+        CohortBy::Quarter => 3,
+    };
+    let cohort_of = |d: NaiveDate| {
+        let m0 = (d.month0() / step) * step;
+        NaiveDate::from_ymd_opt(d.year(), m0 + 1, 1).unwrap_or(d)
+    };
+    let first = cohort_of(p.to.checked_sub_months(Months::new(12)).unwrap_or(p.to));
+    let last = cohort_of(p.to);
+    let mut rows = Vec::new();
+    let mut start = first;
+    while start <= last {
+        let label = match by {
+            CohortBy::Month => format!("{:04}-{:02}", start.year(), start.month()),
+            CohortBy::Quarter => format!("{}Q{}", start.year(), start.month0() / 3 + 1),
+        };
+        rows.push(CohortRow {
+            start,
+            label,
+            started: Count::default(),
+            at_risk: [Count::default(); 3],
+            retained: [Count::default(); 3],
+        });
+        let Some(next) = start.checked_add_months(Months::new(step)) else {
+            break;
+        };
+        start = next;
+    }
+    for c in &inputs.clients {
+        for e in c.episodes() {
+            if e.started_on > p.to {
+                continue;
+            }
+            let Some(row) = rows.iter_mut().find(|r| r.start == cohort_of(e.started_on)) else {
+                continue;
+            };
+            row.started.add(c.who.record);
+            for (i, months) in LIFE_TABLE_MONTHS.into_iter().enumerate() {
+                let Some(anniversary) = e.started_on.checked_add_months(Months::new(months)) else {
+                    continue;
+                };
+                if anniversary <= p.to {
+                    row.at_risk[i].add(c.who.record);
+                    if e.ended_on.is_none_or(|x| x > anniversary) {
+                        row.retained[i].add(c.who.record);
+                    }
+                }
+            }
+        }
+    }
+    rows
 }
 
 /// A table as published (see [`crate::release`]): `None` is a hidden cell.
@@ -805,14 +1118,7 @@ mod tests {
     };
 
     fn client(who: Who, enrolled: NaiveDate, discharged: Option<NaiveDate>) -> ClientFacts {
-        ClientFacts {
-            who,
-            enrolled_on: enrolled,
-            discharged_on: discharged,
-            dose_days: DaySet::new(),
-            take_home_days: DaySet::new(),
-            urine: Vec::new(),
-        }
+        ClientFacts::new(who, enrolled, discharged)
     }
 
     fn nov() -> Period {
@@ -1100,6 +1406,7 @@ mod tests {
             tc,
             overdoses,
             deaths,
+            doses_known_from: None,
         }
     }
 
@@ -1135,6 +1442,162 @@ mod tests {
         assert_eq!(fig(&f, "take_home_participation").value(), Some(50.0));
         // Urine in November: A 11-05 neg, C 11-03 pos, C 11-20 neg → 2 of 3.
         assert_eq!(nd(&f, "urine_negative_rate"), (2, Some(3)));
+    }
+
+    /// A small hand-computed clinic for the episode figures and the national metrics, over
+    /// the year 2026 (`n` = 30, computed on 2027-01-10):
+    /// - P: enrolled 2025-12-01, doses every day to 2026-02-01, then none until 2026-04-01, then
+    ///   every day to the end of the year. Drop-out on 2026-03-03 (30th missed day), back on
+    ///   04-01 (a re-enrolment): two episodes.
+    /// - Q: enrolled 2026-01-10, doses to 2026-05-31, then compulsory isolated treatment from
+    ///   2026-06-01 (recorded end): not in MMT at year end.
+    /// - R: enrolled 2026-10-01, doses every day, in MMT at year end.
+    fn year_clinic() -> (Period, Inputs) {
+        let year = Period::new(d(2026, 1, 1), d(2026, 12, 31)).unwrap();
+        let span =
+            |from: NaiveDate, to: NaiveDate| -> DaySet { days(from, (to - from).num_days() + 1) };
+        let mut p = client(M_OLD, d(2025, 12, 1), None);
+        p.dose_days = span(d(2025, 12, 1), d(2026, 2, 1));
+        p.dose_days
+            .extend(span(d(2026, 4, 1), d(2026, 12, 31)).iter());
+        p.dose_mg = 60 * 32 + 60 * 275; // 1 Jan – 1 Feb and 1 Apr – 31 Dec at 60 mg
+        p.urine = vec![(d(2026, 5, 1), false), (d(2026, 6, 1), true)];
+        p.screenings = vec![
+            (d(2026, 4, 2), Screening::Hiv),
+            (d(2025, 12, 2), Screening::Hcv),
+        ];
+        let mut q = client(F_OLD, d(2026, 1, 10), None);
+        q.episodes = vec![Episode::open(d(2026, 1, 10)).ended(d(2026, 6, 1), EpisodeEnd::Cit)];
+        q.dose_days = span(d(2026, 1, 10), d(2026, 5, 31));
+        q.dose_mg = 40 * 142;
+        q.urine = vec![(d(2026, 3, 1), true)];
+        q.screenings = vec![
+            (d(2026, 2, 1), Screening::Hiv),
+            (d(2026, 2, 1), Screening::Hcv),
+            (d(2026, 2, 1), Screening::Syphilis),
+        ];
+        let mut r = client(M_YOUNG, d(2026, 10, 1), None);
+        r.dose_days = span(d(2026, 10, 1), d(2026, 12, 31));
+        r.dose_mg = 80 * 92;
+        let mut inputs = Inputs {
+            clients: vec![p, q, r],
+            ..Inputs::default()
+        };
+        inputs.apply_dropouts(30, d(2027, 1, 10));
+        (year, inputs)
+    }
+
+    #[test]
+    fn a_client_who_dropped_out_and_came_back_has_two_episodes_and_cit_is_not_in_mmt() {
+        let (year, inputs) = year_clinic();
+        let p = &inputs.clients[0];
+        assert_eq!(
+            p.episodes,
+            vec![
+                Episode::open(d(2025, 12, 1)).ended(d(2026, 3, 3), EpisodeEnd::Dropout),
+                Episode {
+                    reenrolment: true,
+                    ..Episode::open(d(2026, 4, 1))
+                },
+            ]
+        );
+        // In MMT on 2026-03-02 (29th missed day), not on 03-03 nor during the gap.
+        assert!(p.in_treatment_on(d(2026, 3, 2)) && !p.in_treatment_on(d(2026, 3, 3)));
+        assert!(!p.in_treatment_on(d(2026, 3, 20)) && p.in_treatment_on(d(2026, 4, 1)));
+        let f = compute(&year, &inputs);
+        // Year end: P (second episode) and R; Q is in CIT.
+        assert_eq!(nd(&f, "mmt_clients"), (2, None));
+        assert_eq!(fig(&f, "mmt_clients").numerator.0[1], [0, 0, 0]);
+        assert_eq!(nd(&f, "dropouts"), (1, None));
+        assert_eq!(nd(&f, "reenrolments"), (1, None));
+        // 3 months: P's first episode (2026-03-01, before the drop-out day: retained), Q
+        // (04-10, retained), P's second (07-01, retained), R (2027-01-01: outside) → 3 of 3.
+        assert_eq!(nd(&f, "retention_3m"), (3, Some(3)));
+        // 6 months: P's first (2026-06-01: it ended 03-03, not retained), Q (07-10: in CIT
+        // since 06-01, not retained), P's second (10-01: retained) → 1 of 3: the client who
+        // dropped out and came back is not retained across the gap.
+        assert_eq!(nd(&f, "retention_6m"), (1, Some(3)));
+        // 12 months: P's first (2026-12-01): ended → 0 of 1.
+        assert_eq!(nd(&f, "retention_12m"), (0, Some(1)));
+        // Month by month: March holds P's drop-out, and a March report excludes P from
+        // mmt_clients.
+        let march = Period::new(d(2026, 3, 1), d(2026, 3, 31)).unwrap();
+        let m = compute(&march, &inputs);
+        assert_eq!(nd(&m, "mmt_clients"), (1, None)); // Q only
+        assert_eq!(nd(&m, "dropouts"), (1, None));
+        assert_eq!(nd(&m, "reenrolments"), (0, None));
+        let april = Period::new(d(2026, 4, 1), d(2026, 4, 30)).unwrap();
+        assert_eq!(nd(&compute(&april, &inputs), "reenrolments"), (1, None));
+    }
+
+    #[test]
+    fn the_national_programme_metrics_on_a_hand_computed_year() {
+        let (year, inputs) = year_clinic();
+        let f = compute(&year, &inputs);
+        assert_eq!(nd(&f, "nat_on_treatment"), (2, None));
+        // Dosed in December: P and R; dosed in the year: P, Q, R.
+        assert_eq!(nd(&f, "nat_annual_retention"), (2, Some(3)));
+        // Latest episode in the year, to its end or 2026-12-31 included:
+        // P from 04-01: 275 days; Q 01-10 to 05-31: 142 days; R from 10-01: 92 days.
+        assert_eq!(nd(&f, "nat_mean_duration"), (275 + 142 + 92, Some(3)));
+        assert_eq!(fig(&f, "nat_mean_duration").value(), Some(509.0 / 3.0));
+        // Milligrams over dose-days: P 32 + 275 days at 60, Q 142 at 40, R 92 at 80.
+        let mg = 60 * 307 + 40 * 142 + 80 * 92;
+        assert_eq!(nd(&f, "nat_mean_daily_dose"), (mg, Some(307 + 142 + 92)));
+        // Urine: P 05-01 positive, 06-01 negative; Q 03-01 negative → 1 positive of 3.
+        assert_eq!(nd(&f, "nat_opioid_use_rate"), (1, Some(3)));
+        // Testing: HIV P and Q; HCV Q only (P's was in 2025); syphilis Q.
+        assert_eq!(nd(&f, "nat_hiv_testing_rate"), (2, Some(3)));
+        assert_eq!(nd(&f, "nat_hcv_testing_rate"), (1, Some(3)));
+        assert_eq!(nd(&f, "nat_syphilis_testing_rate"), (1, Some(3)));
+    }
+
+    #[test]
+    fn the_life_table_follows_each_cohort_at_3_6_and_12_months() {
+        let (year, inputs) = year_clinic();
+        let rows = life_table(&year, &inputs, CohortBy::Month);
+        // 2025-12 to 2026-12: 13 months.
+        assert_eq!(rows.len(), 13);
+        assert_eq!(rows[0].label, "2025-12");
+        // December 2025: P's first episode; retained at 3 months, not at 6 or 12.
+        let n = |c: [Count; 3]| c.map(|c| c.n);
+        assert_eq!(rows[0].started.n, 1);
+        assert_eq!(n(rows[0].at_risk), [1, 1, 1]);
+        assert_eq!(n(rows[0].retained), [1, 0, 0]);
+        // January 2026: Q, CIT from June: retained at 3, not at 6; 12 not yet reached.
+        assert_eq!(
+            (n(rows[1].at_risk), n(rows[1].retained)),
+            ([1, 1, 0], [1, 0, 0])
+        );
+        // April 2026: P's re-enrolment: its own cohort.
+        assert_eq!((rows[4].started.n, n(rows[4].retained)), (1, [1, 1, 0]));
+        // October 2026: R, followed for under 3 months: nobody at risk yet.
+        assert_eq!((rows[10].started.n, n(rows[10].at_risk)), (1, [0, 0, 0]));
+        assert_eq!(rows[10].percent(0), None);
+        let q = life_table(&year, &inputs, CohortBy::Quarter);
+        assert_eq!(q.len(), 5);
+        assert_eq!(q[0].label, "2025Q4");
+        assert_eq!(q.iter().map(|r| r.started.n).sum::<u64>(), 4);
+    }
+
+    #[test]
+    fn the_union_of_day_sets_holds_the_days_of_both() {
+        let a: DaySet = [d(2026, 1, 3), d(2026, 3, 1)].into();
+        let mut b = DaySet::starting(d(2026, 1, 3));
+        b.extend([d(2026, 1, 4), d(2026, 9, 9)]);
+        let mut c = DaySet::starting(d(2025, 6, 1));
+        c.insert(d(2026, 1, 5));
+        let all = |s: &DaySet| s.iter().collect::<Vec<_>>();
+        assert_eq!(
+            all(&a.union(&b)),
+            [d(2026, 1, 3), d(2026, 1, 4), d(2026, 3, 1), d(2026, 9, 9)]
+        );
+        assert_eq!(
+            all(&a.union(&c)),
+            [d(2026, 1, 3), d(2026, 1, 5), d(2026, 3, 1)]
+        );
+        assert_eq!(all(&DaySet::new().union(&c)), [d(2026, 1, 5)]);
+        assert_eq!(all(&c.union(&DaySet::new())), [d(2026, 1, 5)]);
     }
 
     #[test]

@@ -44,10 +44,12 @@ pub fn contribution(record: u64, n: u64) -> u64 {
     n.wrapping_mul(z ^ (z >> 31))
 }
 
-/// A single count with its fingerprint, for figures that are not tables (a police station's).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// A single count with its fingerprint, for figures that are not tables (a police station's,
+/// a cohort's). Serialised as its count alone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Count {
     pub n: u64,
+    #[serde(skip)]
     fingerprint: u64,
 }
 
@@ -352,18 +354,17 @@ mod tests {
             dose_days.insert(day);
             day = day.succ_opt().unwrap();
         }
-        ClientFacts {
-            who: Who {
+        let mut facts = ClientFacts::new(
+            Who {
                 sex,
                 birth_year: Some(birth_year),
                 record,
             },
-            enrolled_on: enrolled,
-            discharged_on: None,
-            dose_days,
-            take_home_days: DaySet::new(),
-            urine: Vec::new(),
-        }
+            enrolled,
+            None,
+        );
+        facts.dose_days = dose_days;
+        facts
     }
 
     fn hiv_test(record: u64, on: NaiveDate) -> EncounterFact {

@@ -118,6 +118,13 @@ pub enum Service {
         #[serde(default)]
         result: Option<TestResult>,
     },
+    /// Syphilis test (the national MMT programme's syphilis testing rate).
+    SyphilisTest {
+        #[serde(default)]
+        tested_on: Option<NaiveDate>,
+        #[serde(default)]
+        result: Option<TestResult>,
+    },
     /// Referral to ARV treatment and its outcome.
     ArvReferral {
         referred_on: NaiveDate,
@@ -150,6 +157,7 @@ impl Service {
             Service::HivTest { .. } => "hiv_test",
             Service::HcvTest { .. } => "hcv_test",
             Service::TbTest { .. } => "tb_test",
+            Service::SyphilisTest { .. } => "syphilis_test",
             Service::ArvReferral { .. } => "arv_referral",
             Service::Counselling { .. } => "counselling",
             Service::VocationalTraining { .. } => "vocational_training",
@@ -218,13 +226,13 @@ impl Service {
                     return Err(refuse(Code::ServiceToldWithoutResult, "told_result"));
                 }
             }
-            Service::HcvTest { tested_on, result } | Service::TbTest { tested_on, result } => {
-                match (tested_on, result) {
-                    (None, Some(_)) => return Err(refuse(Code::ServiceResultUndated, "tested_on")),
-                    (Some(d), _) => not_after("tested_on", *d)?,
-                    (None, None) => {}
-                }
-            }
+            Service::HcvTest { tested_on, result }
+            | Service::TbTest { tested_on, result }
+            | Service::SyphilisTest { tested_on, result } => match (tested_on, result) {
+                (None, Some(_)) => return Err(refuse(Code::ServiceResultUndated, "tested_on")),
+                (Some(d), _) => not_after("tested_on", *d)?,
+                (None, None) => {}
+            },
             Service::ArvReferral {
                 referred_on,
                 outcome,

@@ -7,9 +7,11 @@
 //!
 //! `--generate` fills a fresh database with set-based SQL (20 sites, 50,000 clients, one year of
 //! daily doses at ~85% attendance, ~200k urine tests, ~100k encounters); `--report` times
-//! `Store::indicator_inputs(None, month)` + `indicators::compute` for the last full month (a
-//! warm-up, then 5 runs, median) and prints a `FIGURES` line; `--export-csv DIR` writes `clients.csv`,
-//! `doses_month.csv` and `urine_month.csv` for the DuckDB side (bench/duckdb_indicators.py).
+//! `Store::indicator_inputs(None, month)` + the drop-out rule (30 days, as of `--today`) +
+//! `indicators::compute` for the last full month (a warm-up, then 5 runs, median) and prints a
+//! `FIGURES` line; `--export-csv DIR` writes `clients.csv`, `doses.csv` (every dose from the
+//! first of the month a year before the report's month: what the drop-out rule reads) and
+//! `urine_month.csv` for the DuckDB side (bench/duckdb_indicators.py).
 //! Options: `--today YYYY-MM-DD` (default: today, UTC), `--clients N` (default 50000).
 //! Timings are printed only; nothing here is a test.
 
@@ -18,6 +20,7 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::time::Instant;
 
+use anxin_domain::clinic::episodes::DEFAULT_DROPOUT_DAYS;
 use anxin_domain::indicators::{compute, Figure, Period};
 use anxin_storage::{Backend, Store};
 use chrono::{Datelike, NaiveDate, Utc};
@@ -275,7 +278,7 @@ fn nd(figs: &[Figure], id: &str) -> Res<(u64, u64)> {
 /// Timed runs of the report (after one warm-up run).
 const RUNS: usize = 5;
 
-async fn report(store: &Store, period: &Period) -> Res<()> {
+async fn report(store: &Store, period: &Period, today: NaiveDate) -> Res<()> {
     println!("report period {} .. {}", period.from, period.to);
     let mut totals = Vec::new();
     let mut figs = Vec::new();
@@ -283,14 +286,17 @@ async fn report(store: &Store, period: &Period) -> Res<()> {
     // 1-5 are timed. The DuckDB side does the same.
     for run in 0..=RUNS {
         let t = Instant::now();
-        let inputs = store.indicator_inputs(None, period).await?;
+        let mut inputs = store.indicator_inputs(None, period).await?;
+        let t_read = t.elapsed().as_secs_f64() * 1e3;
+        inputs.apply_dropouts(DEFAULT_DROPOUT_DAYS, today);
         let t_inputs = t.elapsed().as_secs_f64() * 1e3;
+        let t_rule = t_inputs - t_read;
         let t2 = Instant::now();
         figs = compute(period, &inputs);
         let t_compute = t2.elapsed().as_secs_f64() * 1e3;
         let total = t.elapsed().as_secs_f64() * 1e3;
         println!(
-            "  run {run}: indicator_inputs {t_inputs:.0} ms + compute {t_compute:.0} ms = {total:.0} ms \
+            "  run {run}: indicator_inputs {t_read:.0} ms + drop-out rule {t_rule:.0} ms + compute {t_compute:.0} ms = {total:.0} ms \
              ({} clients, {} encounters)",
             inputs.clients.len(),
             inputs.encounters.len()
@@ -308,9 +314,10 @@ async fn report(store: &Store, period: &Period) -> Res<()> {
     let (att_days, att_clients) = nd(&figs, "mean_attendance")?;
     let (th, th_den) = nd(&figs, "take_home_participation")?;
     let (neg, tests) = nd(&figs, "urine_negative_rate")?;
+    let (dropouts, _) = nd(&figs, "dropouts")?;
     println!(
         "FIGURES mmt_clients={mmt} attendance_days={att_days} attendance_clients={att_clients} \
-         take_home={th}/{th_den} urine_negative={neg}/{tests}"
+         take_home={th}/{th_den} urine_negative={neg}/{tests} dropouts={dropouts}"
     );
     for id in [
         "mean_attendance",
@@ -358,8 +365,15 @@ async fn export(store: &Store, period: &Period, dir: &str) -> Res<()> {
         )?;
     }
     std::fs::File::create(format!("{dir}/clients.csv"))?.write_all(out.as_bytes())?;
+    // From the first of the month a year before the period (what the report reads).
+    let back = period
+        .from
+        .checked_sub_months(chrono::Months::new(12))
+        .ok_or("bad date")?
+        .with_day(1)
+        .ok_or("bad date")?;
     let rows = sqlx::query("SELECT client_id, day, rule FROM doses WHERE day >= $1 AND day <= $2")
-        .bind(from.clone())
+        .bind(back.to_string())
         .bind(to.clone())
         .fetch_all(store.pool())
         .await?;
@@ -374,7 +388,7 @@ async fn export(store: &Store, period: &Period, dir: &str) -> Res<()> {
             r.try_get::<String, _>("rule")?
         )?;
     }
-    std::fs::File::create(format!("{dir}/doses_month.csv"))?.write_all(out.as_bytes())?;
+    std::fs::File::create(format!("{dir}/doses.csv"))?.write_all(out.as_bytes())?;
     let n_doses = rows.len();
     let rows = sqlx::query(
         "SELECT client_id, collected_on, negative FROM urine_tests \
@@ -418,7 +432,7 @@ async fn main() -> Res<()> {
         generate(&store, a.today, a.clients).await?;
     }
     if a.report {
-        report(&store, &period).await?;
+        report(&store, &period, a.today).await?;
     }
     if let Some(dir) = &a.export {
         export(&store, &period, dir).await?;

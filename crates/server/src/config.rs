@@ -60,6 +60,7 @@
 //! | `clinic.urine_random_rate` | `ANXIN_CLINIC__URINE_RANDOM_RATE` | `0.1` | chance that a client is drawn for a random urine test on a day |
 //! | `clinic.concentration_mg_per_ml` | `ANXIN_CLINIC__CONCENTRATION_MG_PER_ML` | `1.0` | concentration of the centre's methadone oral solution |
 //! | `indicators.suppression_threshold` | `ANXIN_INDICATORS__SUPPRESSION_THRESHOLD` | `5` | counts the CDC and the police receive are perturbed by their cell keys and hidden below this (`docs/disclosure.md`) |
+//! | `indicators.dropout_days` | `ANXIN_INDICATORS__DROPOUT_DAYS` | `30` | days without any dose after which an episode of care ends as a drop-out (1 to 365; `docs/indicators.md`) |
 //! | `boxes.station` | `ANXIN_BOXES__STATION` | (none: boxes cannot be loaded; `serve --demo` uses `sim:<data_dir>/box-bench`) | the box station's cable: `tcp:HOST:PORT` (a serial line bridged to TCP on this host, QEMU's UART, `anxin-box-sim serve`), a serial device such as `/dev/ttyUSB0` (115200 8N1), or `sim:DIR`, a bench of simulated boxes for demos and tests |
 //! | `clinic.variance_threshold_ml` | `ANXIN_CLINIC__VARIANCE_THRESHOLD_ML` | `5.0` | stock close-out variance (mL) that needs a written reason |
 //! | `gps.enabled` | `ANXIN_GPS__ENABLED` | `false` | accept box trackers (GT06, OsmAnd, MQTT) |
@@ -212,12 +213,15 @@ impl Default for ClinicConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct IndicatorsConfig {
     pub suppression_threshold: u64,
+    /// Days without a dose after which an episode of care ends as a drop-out.
+    pub dropout_days: u32,
 }
 
 impl Default for IndicatorsConfig {
     fn default() -> Self {
         IndicatorsConfig {
             suppression_threshold: 5,
+            dropout_days: anxin_domain::clinic::episodes::DEFAULT_DROPOUT_DAYS,
         }
     }
 }
@@ -528,6 +532,12 @@ impl Config {
             return Err(key_err(
                 "indicators.suppression_threshold",
                 "must be at least 2: a count of 1 identifies a person",
+            ));
+        }
+        if !(1..=365).contains(&self.indicators.dropout_days) {
+            return Err(key_err(
+                "indicators.dropout_days",
+                "must be from 1 to 365 days (the report reads a year of doses before the period)",
             ));
         }
         let g = &self.gps;

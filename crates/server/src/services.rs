@@ -446,6 +446,115 @@ async fn api_set_mapping(
 }
 
 /// A horizontal bar chart of percentages, hand-written SVG.
+/// The retention life table's chart: per cohort, three bars (retained at 3, 6 and 12 months, in
+/// percent of those at risk), hand-written SVG; no bar where a rate is hidden or not yet known.
+fn cohort_chart(title: &str, rows: &[anxin_app::indicators::CohortShown]) -> Markup {
+    let (group, bar, h, top, bottom, left) =
+        (36.0_f64, 9.0_f64, 170.0_f64, 10.0_f64, 30.0_f64, 34.0_f64);
+    let width = left + group * rows.len() as f64 + 10.0;
+    let y = |v: f64| top + (h - top - bottom) * (1.0 - v.clamp(0.0, 100.0) / 100.0);
+    let colours = ["#3a7ca5", "#81c3d7", "#d9a441"];
+    html! {
+        svg.chart xmlns="http://www.w3.org/2000/svg" role="img" aria-label=(title)
+            width=(width) height=(h) viewBox={"0 0 " (width) " " (h)} {
+            title { (title) }
+            line x1=(left) y1=(y(0.0)) x2=(width - 10.0) y2=(y(0.0)) stroke="#ccc" {}
+            text x="0" y=(y(0.0)) font-size="10" { "0%" }
+            text x="0" y=(y(100.0) + 8.0) font-size="10" { "100%" }
+            @for (i, r) in rows.iter().enumerate() {
+                @let x0 = left + group * i as f64 + 4.0;
+                @for (k, p) in r.percent.iter().enumerate() {
+                    @if let Some(p) = p {
+                        rect x=(format!("{:.1}", x0 + bar * k as f64)) y=(format!("{:.1}", y(*p)))
+                            width=(bar - 1.0) height=(format!("{:.1}", y(0.0) - y(*p))) fill=(colours[k]) {
+                            title { (format!("{} · {}: {p:.1}%", r.cohort, [3, 6, 12][k])) }
+                        }
+                    }
+                }
+                @if i % 2 == 0 || i + 1 == rows.len() {
+                    text x=(format!("{:.1}", x0 - 2.0)) y=(h - 10.0) font-size="9" { (r.cohort) }
+                }
+            }
+        }
+    }
+}
+
+async fn retention_page(
+    State(st): State<AppState>,
+    me: CurrentUser,
+    Query(q): Query<HashMap<String, String>>,
+) -> WebResult<Markup> {
+    let t = T::of(&st, &me);
+    let scope = anxin_app::indicators::scope(&st.app, &me.app_actor(), &q).await?;
+    let by = match q.get("by").map(String::as_str) {
+        Some("quarter") => indicators::CohortBy::Quarter,
+        _ => indicators::CohortBy::Month,
+    };
+    let rows = anxin_app::indicators::life_table(&st.app, &me.app_actor(), &scope, by).await?;
+    let count = |v: Option<u64>| v.map_or_else(|| "*".to_owned(), |n| n.to_string());
+    let rate = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |p| format!("{p:.1}%"));
+    let months_label = |m: u32| t.a("ind-life-months", &[("months", &m.to_string())]);
+    Ok(layout(
+        &t,
+        &t.s("ind-life-title"),
+        Some(&me),
+        html! {
+            h1 { (t.s("ind-life-title")) }
+            p.muted {
+                (t.a("ind-scope", &[("site", &scope.site.as_ref().map_or_else(|| t.s("ind-all-centres"), |(_, code)| code.clone()))]))
+                " " (t.a("ind-life-help", &[("days", &st.app.settings.dropout_days.to_string()), ("to", &scope.period.to.to_string())]))
+                @if scope.suppressed { " " (t.a("ind-suppressed-note", &[("threshold", &st.settings.suppression_threshold.to_string())])) }
+            }
+            form.search method="get" action="/indicators/retention" {
+                input type="hidden" name="from" value=(scope.period.from);
+                label { (t.s("ind-to")) " " input type="date" name="to" value=(scope.period.to); }
+                label { (t.s("ind-life-by")) " "
+                    select name="by" {
+                        option value="month" selected[by == indicators::CohortBy::Month] { (t.s("ind-life-by-month")) }
+                        option value="quarter" selected[by == indicators::CohortBy::Quarter] { (t.s("ind-life-by-quarter")) }
+                    }
+                }
+                @if me.role().is_outside() {
+                    label { (t.s("ind-site")) " " input name="site" value=(scope.site.as_ref().map_or("", |(_, code)| code.as_str())); }
+                }
+                button type="submit" { (t.s("ind-show")) }
+            }
+            figure id="life-chart" {
+                figcaption { (t.s("ind-life-chart")) " "
+                    span style="color:#3a7ca5" { "■ " (months_label(3)) } " "
+                    span style="color:#81c3d7" { "■ " (months_label(6)) } " "
+                    span style="color:#d9a441" { "■ " (months_label(12)) }
+                }
+                (cohort_chart(&t.s("ind-life-chart"), &rows))
+            }
+            table.list id="life-table" {
+                thead {
+                    tr {
+                        th rowspan="2" { (t.s("ind-life-cohort")) }
+                        th rowspan="2" { (t.s("ind-life-started")) }
+                        @for m in indicators::LIFE_TABLE_MONTHS { th colspan="3" { (months_label(m)) } }
+                    }
+                    tr { @for _ in 0..3 { th { (t.s("ind-life-at-risk")) } th { (t.s("ind-life-retained")) } th { "%" } } }
+                }
+                tbody {
+                    @for r in &rows {
+                        tr data-cohort=(r.cohort) {
+                            td { (r.cohort) }
+                            td.value { (count(r.started)) }
+                            @for k in 0..3 {
+                                td.value { (count(r.at_risk[k])) }
+                                td.value { (count(r.retained[k])) }
+                                td.value { (rate(r.percent[k])) }
+                            }
+                        }
+                    }
+                }
+            }
+            p { a href="/indicators" { (t.s("ind-title")) } }
+        },
+    ))
+}
+
 fn bar_chart(title: &str, bars: &[(&str, Option<f64>)]) -> Markup {
     let row_h = 22;
     let label_w = 200;
@@ -617,6 +726,8 @@ async fn indicators_page(
                         " · "
                         a href={"/indicators/compare?" (scope.place_query())} id="compare-link" { (t.s("cmp-title")) }
                     }
+                    " · "
+                    a href={"/indicators/retention?" (query)} id="life-link" { (t.s("ind-life-title")) }
                 }
                 h2 { (t.s("ind-chart")) }
                 (bar_chart(&t.s("ind-chart"), &rates))
@@ -649,13 +760,14 @@ async fn indicators_page(
 }
 
 /// The kinds the services page records, in the order of its tabs.
-const PAGE_KINDS: [&str; 12] = [
+const PAGE_KINDS: [&str; 13] = [
     "needle_exchange",
     "naloxone",
     "condoms",
     "hiv_test",
     "hcv_test",
     "tb_test",
+    "syphilis_test",
     "arv_referral",
     "counselling",
     "vocational_training",
@@ -671,7 +783,7 @@ fn kind_fields(kind: &str) -> &'static [&'static str] {
         "naloxone" => &["kits"],
         "condoms" => &["count"],
         "hiv_test" => &["result", "pre_counselled", "post_counselled", "told_result"],
-        "hcv_test" | "tb_test" => &["result"],
+        "hcv_test" | "tb_test" | "syphilis_test" => &["result"],
         "counselling" => &["minutes"],
         "vocational_training" => &["course"],
         "peer_education" => &["topic"],
@@ -836,6 +948,13 @@ fn service_of(
                 result,
             }
         }
+        "syphilis_test" => {
+            let result = result()?;
+            Service::SyphilisTest {
+                tested_on: result.map(|_| on),
+                result,
+            }
+        }
         "arv_referral" => Service::ArvReferral {
             referred_on: on,
             outcome: ArvOutcome::Pending,
@@ -898,7 +1017,8 @@ fn service_summary(t: &T, s: &Service) -> String {
         Service::Condoms { count } => count.to_string(),
         Service::HivTest { result: r, .. }
         | Service::HcvTest { result: r, .. }
-        | Service::TbTest { result: r, .. } => result(r),
+        | Service::TbTest { result: r, .. }
+        | Service::SyphilisTest { result: r, .. } => result(r),
         Service::ArvReferral { outcome, .. } => {
             t.s(&format!("arv-outcome-{}", arv_outcome_name(*outcome)))
         }
@@ -1439,6 +1559,15 @@ pub fn routes(table: RouteTable) -> RouteTable {
             .answers::<EncounterView>()
             .body::<ArvOutcomeRequest>(),
             api_arv_outcome,
+        )
+        .add(
+            RouteSpec::web(
+                Get,
+                "/indicators/retention",
+                Needs(IndicatorsRead),
+                "Retention life table by enrolment cohort",
+            ),
+            retention_page,
         )
         .add(
             RouteSpec::web(

@@ -22,6 +22,8 @@ pub struct Settings {
     pub clinic: ClinicPolicy,
     /// Counts below this are suppressed in figures for the CDC.
     pub suppression_threshold: u64,
+    /// The drop-out rule's days without a dose.
+    pub dropout_days: u32,
     /// The `[sms]` settings (provider, texts, delivery-report key).
     pub sms: anxin_sms::SmsSettings,
     /// The `[gps]` settings (tracker ports, home-zone rules, retention).
@@ -46,6 +48,7 @@ impl Settings {
             utc_offset: c.offset()?,
             clinic: c.clinic_policy(),
             suppression_threshold: c.indicators.suppression_threshold,
+            dropout_days: c.indicators.dropout_days,
             sms: anxin_sms::SmsSettings::new(c.sms.clone(), c.data_dir.clone()),
             gps: c.gps.clone(),
             backup_dir: c.data_dir.join("backups"),
@@ -87,6 +90,7 @@ impl Settings {
             session: self.session,
             login: self.login,
             suppression_threshold: self.suppression_threshold,
+            dropout_days: self.dropout_days,
             gps: self.gps.rules(),
             box_station: self.box_station.clone(),
         }

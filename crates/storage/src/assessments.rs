@@ -291,6 +291,8 @@ impl crate::Work {
         .bind(now)
         .execute(self.conn())
         .await?;
+        self.end_episode(c.id, on, anxin_domain::clinic::episodes::EpisodeEnd::Death)
+            .await?;
         self.audit(
             AuditEvent::new("death.record", "client", c.id)
                 .site(c.site_id)

@@ -293,6 +293,7 @@ impl crate::Work {
             )
         })?;
         let created = client(&row)?;
+        self.open_episode(created.id, site_id, enrolled_on).await?;
         self.audit(AuditEvent::new("client.create", "client", created.id).site(site_id))
             .await?;
         Ok(created)

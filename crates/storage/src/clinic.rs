@@ -4,6 +4,7 @@
 //! (client, day, portion) is the last guard against a double dose.
 
 use anxin_domain::access::check_same_site;
+use anxin_domain::clinic::episodes::EpisodeEnd;
 use anxin_domain::clinic::induction::Excess;
 use anxin_domain::clinic::orders::{DoseOrder, OrderKind, Step};
 use anxin_domain::clinic::stage::{OrderTerm, Stage};
@@ -1889,6 +1890,13 @@ impl crate::Work {
             (Some(stage.as_str().to_owned()), Some(since.to_string())),
         )
         .await?;
+        // Compulsory isolated treatment ends the episode of care; coming back opens one.
+        let cit = Stage::CompulsoryIsolated;
+        if stage == cit && c.stage != cit {
+            self.end_episode(c.id, since, EpisodeEnd::Cit).await?;
+        } else if c.stage == cit && stage != cit && c.discharged_on.is_none() {
+            self.open_episode(c.id, c.site_id, since).await?;
+        }
         sqlx::query("UPDATE clients SET order_start = $1, order_end = $2 WHERE id = $3")
             .bind(order.map(|t| t.start.to_string()))
             .bind(order.map(|t| t.end.to_string()))
@@ -1922,7 +1930,9 @@ impl crate::Work {
             "UPDATE clients SET discharged_on = $1, discharge_reason = $2 WHERE id = $3",
             (Some(on.to_string()), Some(reason.trim().to_owned())),
         )
-        .await
+        .await?;
+        self.end_episode(c.id, on, EpisodeEnd::Discharge).await?;
+        Ok(())
     }
 
     /// Re-admits a discharged client on `on`.
@@ -1941,7 +1951,9 @@ impl crate::Work {
             "UPDATE clients SET discharged_on = $1, discharge_reason = $2 WHERE id = $3",
             (None, None),
         )
-        .await
+        .await?;
+        // A new episode: the earlier one keeps its discharge.
+        self.open_episode(c.id, c.site_id, on).await
     }
 
     /// Transfers a client's care to site `to` (id and code) of the deployment on `on`.
@@ -1975,6 +1987,49 @@ impl crate::Work {
                 .reason(format!("to site {code}")),
         )
         .await?;
+        // The episode here ends; the new centre's opens the same day (unless the client is
+        // out of treatment: discharged or in compulsory isolated treatment).
+        let open = self.end_episode(c.id, on, EpisodeEnd::Transfer).await?;
+        if open {
+            self.open_episode(c.id, site_id, on).await?;
+        }
         Ok(())
+    }
+
+    /// Opens an episode of care of client `client_id` at `site_id` from `on`.
+    pub(crate) async fn open_episode(
+        &mut self,
+        client_id: i64,
+        site_id: i64,
+        on: NaiveDate,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO episodes (client_id, site_id, started_on) VALUES ($1, $2, $3)")
+            .bind(client_id)
+            .bind(site_id)
+            .bind(on.to_string())
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Ends client `client_id`'s open episode of care on `on` (its first day out) by `end`;
+    /// answers whether there was one.
+    pub(crate) async fn end_episode(
+        &mut self,
+        client_id: i64,
+        on: NaiveDate,
+        end: EpisodeEnd,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE episodes SET ended_on = $1, end_kind = $2 \
+             WHERE client_id = $3 AND ended_on IS NULL",
+        )
+        .bind(on.to_string())
+        .bind(end.as_str())
+        .bind(client_id)
+        .execute(self.conn())
+        .await?
+        .rows_affected();
+        Ok(n > 0)
     }
 }

@@ -15,9 +15,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
+use anxin_domain::clinic::episodes::{Episode, EpisodeEnd};
 use anxin_domain::indicators::{
-    ClientFacts, DaySet, DeathFact, EncounterFact, Inputs, OverdoseFact, Period, TcFact,
+    ClientFacts, DaySet, DeathFact, EncounterFact, Inputs, OverdoseFact, Period, Screening, TcFact,
 };
+use anxin_domain::services::Service;
 use chrono::{Datelike, Months, NaiveDate};
 use sqlx::any::AnyRow;
 
@@ -78,12 +80,19 @@ struct ClientRow {
     facts: ClientFacts,
 }
 
-/// A client's month of doses: bit `d - 1` stands for day `d`.
+/// A client's month of doses: bit `d - 1` stands for day `d`; `mg` the month's milligrams.
 struct MonthRow {
     client_id: i64,
     start: NaiveDate,
     attended: u64,
     take_home: u64,
+    mg: u64,
+}
+
+/// A recorded episode of care (migration 0023) of a client.
+struct EpisodeRow {
+    client_id: i64,
+    episode: Episode,
 }
 
 /// A urine test: client, collection day, negative for non-prescribed opioids.
@@ -93,6 +102,7 @@ type UrineRow = (i64, NaiveDate, bool);
 struct Rows {
     clients: Vec<ClientRow>,
     months: Vec<MonthRow>,
+    episodes: Vec<EpisodeRow>,
     urine: Vec<UrineRow>,
     encounters: Vec<EncounterRow>,
 }
@@ -109,6 +119,8 @@ struct EncounterRow {
 struct Queries {
     clients: (String, [String; 2]),
     months: (String, [String; 2]),
+    /// The episodes of care overlapping the year before the period and the period.
+    episodes: (String, [String; 2]),
     urine: (String, [String; 2]),
     encounters: (String, [String; 1]),
     /// Therapeutic-community episodes: a few, read through the pool on both backends.
@@ -156,11 +168,22 @@ impl Queries {
             ),
             months: (
                 format!(
-                    "SELECT x.month, x.client_id, x.attended, x.take_home FROM dose_months x{join} \
-                     WHERE x.month >= $1 AND x.month <= $2{}",
+                    "SELECT x.month, x.client_id, x.attended, x.take_home, x.mg \
+                     FROM dose_months x{join} WHERE x.month >= $1 AND x.month <= $2{}",
                     site_of("c.site_id")
                 ),
-                [month(period.from), month(period.to)],
+                // From the month of `back` on: the drop-out rule and the cohorts need the
+                // year before the period (see `doses_from`).
+                [month(doses_from(period)), month(period.to)],
+            ),
+            episodes: (
+                format!(
+                    "SELECT x.client_id, x.started_on, x.ended_on, x.end_kind FROM episodes x \
+                     WHERE x.started_on <= $1 AND (x.ended_on IS NULL OR x.ended_on >= $2){} \
+                     ORDER BY x.client_id, x.started_on, x.id",
+                    site_of("x.site_id")
+                ),
+                [to.clone(), back.clone()],
             ),
             urine: (
                 format!(
@@ -212,6 +235,18 @@ impl Queries {
     }
 }
 
+/// The first day from which the report reads every dose: the first of the month a year before
+/// the period. The figures of the period are exact for a drop-out rule of up to 365 days: an
+/// episode older than this day counts its missed days from it, and its drop-out day then falls
+/// before the period either way.
+fn doses_from(period: &Period) -> NaiveDate {
+    let back = period
+        .from
+        .checked_sub_months(Months::new(12))
+        .unwrap_or(period.from);
+    back.with_day(1).unwrap_or(back)
+}
+
 fn client_facts(
     period: &Period,
     enrolled_on: NaiveDate,
@@ -219,12 +254,9 @@ fn client_facts(
     who: anxin_domain::indicators::Who,
 ) -> ClientFacts {
     ClientFacts {
-        who,
-        enrolled_on,
-        discharged_on,
-        dose_days: DaySet::starting(period.from),
-        take_home_days: DaySet::starting(period.from),
-        urine: Vec::new(),
+        dose_days: DaySet::starting(doses_from(period)),
+        take_home_days: DaySet::starting(doses_from(period)),
+        ..ClientFacts::new(who, enrolled_on, discharged_on)
     }
 }
 
@@ -266,13 +298,47 @@ fn assemble(period: &Period, rows: Rows, tc: Vec<TcFact>) -> (Inputs, Vec<(usize
     let ids: Vec<i64> = rows.clients.iter().map(|c| c.id).collect();
     let mut facts: Vec<ClientFacts> = rows.clients.into_iter().map(|c| c.facts).collect();
     let index = Positions::new(&ids);
+    let history = Period {
+        from: doses_from(period),
+        to: period.to,
+    };
     for m in &rows.months {
         if let Some(i) = index.get(m.client_id) {
-            let keep = period_mask(m.start, period);
+            let keep = period_mask(m.start, &history);
             facts[i].dose_days.insert_bits(m.start, m.attended & keep);
             facts[i]
                 .take_home_days
                 .insert_bits(m.start, m.take_home & keep);
+            // The milligrams of the period: a month wholly inside it counts whole, a month
+            // partly inside it in proportion to its dose days inside.
+            let all = m.attended | m.take_home;
+            let inside = all & period_mask(m.start, period);
+            if inside != 0 {
+                facts[i].dose_mg += if inside == all {
+                    m.mg
+                } else {
+                    m.mg * u64::from(inside.count_ones()) / u64::from(all.count_ones())
+                };
+            }
+        }
+    }
+    let mut episodes = rows.episodes;
+    episodes.sort_by_key(|e| (e.client_id, e.episode.started_on));
+    for e in episodes {
+        if let Some(i) = index.get(e.client_id) {
+            let eps = &mut facts[i].episodes;
+            // Across the deployment, a transfer is no exit: the episode goes on at the new
+            // centre (at one centre the other's episode is not read).
+            match eps.last_mut() {
+                Some(last)
+                    if last.end == Some(EpisodeEnd::Transfer)
+                        && last.ended_on == Some(e.episode.started_on) =>
+                {
+                    last.ended_on = e.episode.ended_on;
+                    last.end = e.episode.end;
+                }
+                _ => eps.push(e.episode),
+            }
         }
     }
     for (client, on, negative) in rows.urine {
@@ -286,7 +352,22 @@ fn assemble(period: &Period, rows: Rows, tc: Vec<TcFact>) -> (Inputs, Vec<(usize
         let mut fact = e.fact;
         if let Some(id) = e.client_id {
             match index.get(id) {
-                Some(i) => fact.who = facts[i].who,
+                Some(i) => {
+                    fact.who = facts[i].who;
+                    let screening = match &fact.service {
+                        Service::HivTest { tested_on, .. } => {
+                            tested_on.map(|d| (d, Screening::Hiv))
+                        }
+                        Service::HcvTest { tested_on, .. } => {
+                            tested_on.map(|d| (d, Screening::Hcv))
+                        }
+                        Service::SyphilisTest { tested_on, .. } => {
+                            tested_on.map(|d| (d, Screening::Syphilis))
+                        }
+                        _ => None,
+                    };
+                    facts[i].screenings.extend(screening);
+                }
                 None => outside.push((k, id)),
             }
         }
@@ -296,6 +377,7 @@ fn assemble(period: &Period, rows: Rows, tc: Vec<TcFact>) -> (Inputs, Vec<(usize
         clients: facts,
         encounters,
         tc,
+        doses_known_from: Some(history.from),
         ..Inputs::default()
     };
     (inputs, outside)
@@ -433,6 +515,26 @@ fn month_row(r: &impl Fields) -> Result<MonthRow> {
         client_id: r.req_int(1, "dose_months.client_id")?,
         attended: mask(r.req_int(2, "dose_months.attended")?)?,
         take_home: mask(r.req_int(3, "dose_months.take_home")?)?,
+        mg: mask(r.req_int(4, "dose_months.mg")?)?,
+    })
+}
+
+fn care_episode_row(r: &impl Fields) -> Result<EpisodeRow> {
+    let ended_on = r
+        .text(2)?
+        .map(|d| parse_day("episodes.ended_on", d))
+        .transpose()?;
+    let end = r
+        .text(3)?
+        .map(|k| EpisodeEnd::parse(k).ok_or_else(|| corrupt(format!("episodes.end_kind `{k}`"))))
+        .transpose()?;
+    Ok(EpisodeRow {
+        client_id: r.req_int(0, "episodes.client_id")?,
+        episode: Episode {
+            ended_on,
+            end,
+            ..Episode::open(r.day(1, "episodes.started_on")?)
+        },
     })
 }
 
@@ -484,7 +586,7 @@ async fn fetch_packed<T>(
 /// the others).
 async fn read_pool(store: &Store, period: &Period, q: &Queries) -> Result<Rows> {
     let pool = store.pool();
-    let (clients, months, urine, encounters) = tokio::join!(
+    let (clients, months, urine, encounters, episodes) = tokio::join!(
         fetch_packed(
             pool,
             packed(
@@ -498,7 +600,7 @@ async fn read_pool(store: &Store, period: &Period, q: &Queries) -> Result<Rows> 
             pool,
             packed(
                 &q.months.0,
-                &["month", "client_id", "attended", "take_home"]
+                &["month", "client_id", "attended", "take_home", "mg"]
             ),
             &q.months.1,
             |r: &Packed<'_>| month_row(r),
@@ -518,10 +620,20 @@ async fn read_pool(store: &Store, period: &Period, q: &Queries) -> Result<Rows> 
             &q.encounters.1,
             |r: &Packed<'_>| encounter_row(r),
         ),
+        fetch_packed(
+            pool,
+            packed(
+                &q.episodes.0,
+                &["client_id", "started_on", "ended_on", "end_kind"]
+            ),
+            &q.episodes.1,
+            |r: &Packed<'_>| care_episode_row(r),
+        ),
     );
     Ok(Rows {
         clients: clients?,
         months: months?,
+        episodes: episodes?,
         urine: urine?,
         encounters: encounters?,
     })
@@ -580,6 +692,7 @@ async fn read_sqlite(path: &Path, period: &Period, q: &Queries) -> Result<Rows> 
                 client_row(&period, r)
             })?,
             sqlite_rows(&tx, &q1.months.0, &q1.months.1, |r| month_row(r))?,
+            sqlite_rows(&tx, &q1.episodes.0, &q1.episodes.1, |r| care_episode_row(r))?,
             sqlite_rows(&tx, &q1.urine.0, &q1.urine.1, |r| urine_row(r))?,
         ))
     });
@@ -591,10 +704,11 @@ async fn read_sqlite(path: &Path, period: &Period, q: &Queries) -> Result<Rows> 
         })
     });
     let (clients, encounters) = tokio::join!(clients, encounters);
-    let (clients, months, urine) = clients?;
+    let (clients, months, episodes, urine) = clients?;
     Ok(Rows {
         clients,
         months,
+        episodes,
         urine,
         encounters: encounters?,
     })
@@ -612,8 +726,8 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let n = sqlx::query(
-            "INSERT INTO dose_months (month, client_id, attended, take_home) \
-             SELECT month, client_id, attended, take_home FROM dose_month_bits",
+            "INSERT INTO dose_months (month, client_id, attended, take_home, mg) \
+             SELECT month, client_id, attended, take_home, mg FROM dose_month_bits",
         )
         .execute(&mut *tx)
         .await?

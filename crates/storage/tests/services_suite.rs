@@ -564,10 +564,20 @@ async fn dose_days_follow_rules_portions_and_the_clients_site(s: &Store) {
     let days = |set: &anxin_domain::indicators::DaySet| {
         set.iter().map(|x| x.to_string()).collect::<Vec<_>>()
     };
+    // The days of the year before the period are read too (the drop-out rule and the
+    // cohorts need them: 10-31 here); the figures count the period's days only.
     assert_eq!(
         days(&site_a.clients[0].dose_days),
-        ["2026-11-04", "2026-11-05", "2026-11-07", "2026-11-09"]
+        [
+            "2026-10-31",
+            "2026-11-04",
+            "2026-11-05",
+            "2026-11-07",
+            "2026-11-09"
+        ]
     );
+    // November's milligrams: 9 doses of 40 mg, the guest dose at site B included.
+    assert_eq!(site_a.clients[0].dose_mg, 360);
     assert_eq!(
         days(&site_a.clients[0].take_home_days),
         ["2026-11-05", "2026-11-06", "2026-11-07", "2026-11-08"]

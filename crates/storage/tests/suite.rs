@@ -61,6 +61,7 @@ on_both_backends!(
     clinic_facts_and_stock_position,
     identity_round_trips_encrypted,
     photos_are_sealed_replaced_and_read_at_their_site_only,
+    readmission_keeps_the_first_episode_and_cit_ends_one,
 );
 
 async fn sites_are_unique_by_code(s: &Store) {
@@ -680,4 +681,106 @@ async fn photos_are_sealed_replaced_and_read_at_their_site_only(s: &Store) {
 /// China Standard Time, the demo centre's offset.
 fn cst() -> chrono::FixedOffset {
     chrono::FixedOffset::east_opt(8 * 3600).unwrap()
+}
+
+/// The client's recorded episodes: (site, started, ended, end kind).
+async fn episodes_of(
+    s: &Store,
+    client_id: i64,
+) -> Vec<(i64, String, Option<String>, Option<String>)> {
+    use sqlx::Row;
+    sqlx::query(
+        "SELECT site_id, started_on, ended_on, end_kind FROM episodes \
+         WHERE client_id = $1 ORDER BY id",
+    )
+    .bind(client_id)
+    .fetch_all(s.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        (
+            r.get::<i64, _>(0),
+            r.get::<String, _>(1),
+            r.get::<Option<String>, _>(2),
+            r.get::<Option<String>, _>(3),
+        )
+    })
+    .collect()
+}
+
+async fn readmission_keeps_the_first_episode_and_cit_ends_one(s: &Store) {
+    use anxin_domain::clinic::episodes::{Episode, EpisodeEnd};
+    use anxin_domain::clinic::stage::Stage;
+    use anxin_domain::indicators::{compute, Period};
+    let (actor, c) = clinic_setup(s).await;
+    let d = |m, n| NaiveDate::from_ymd_opt(2026, m, n).unwrap();
+    let site = c.site_id;
+    let some = |x: &str| Some(x.to_owned());
+    assert_eq!(
+        episodes_of(s, c.id).await,
+        vec![(site, "2026-11-01".into(), None, None)]
+    );
+    for day in 1..=3 {
+        s.insert_dose(&actor, &dose(&c, d(11, day), 0, 60), now())
+            .await
+            .unwrap();
+    }
+    s.discharge(&actor, c.id, d(11, 10), "moved away", now())
+        .await
+        .unwrap();
+    let mut w = s.begin_work(&actor, now()).await.unwrap();
+    let cw = w.client_for_write(c.id).await.unwrap();
+    w.readmit(&cw, d(11, 20)).await.unwrap();
+    w.commit().await.unwrap();
+    // The first episode keeps its discharge; the readmission opened a second one.
+    assert_eq!(
+        episodes_of(s, c.id).await,
+        vec![
+            (
+                site,
+                "2026-11-01".into(),
+                some("2026-11-10"),
+                some("discharge")
+            ),
+            (site, "2026-11-20".into(), None, None),
+        ]
+    );
+    // An ended episode is never overwritten, nor deleted.
+    assert!(
+        sqlx::query("UPDATE episodes SET ended_on = '2026-12-01' WHERE ended_on IS NOT NULL")
+            .execute(s.pool())
+            .await
+            .is_err()
+    );
+    assert!(sqlx::query("DELETE FROM episodes")
+        .execute(s.pool())
+        .await
+        .is_err());
+    // Compulsory isolated treatment ends the second episode.
+    s.set_stage(&actor, c.id, Stage::CompulsoryIsolated, d(11, 25), now())
+        .await
+        .unwrap();
+    assert_eq!(
+        episodes_of(s, c.id).await[1],
+        (site, "2026-11-20".into(), some("2026-11-25"), some("cit"))
+    );
+    // The report reads both episodes: in November the client is counted once in treatment,
+    // not in MMT on the 30th, and the 3 doses (180 mg) are the month's.
+    let nov = Period::new(d(11, 1), d(11, 30)).unwrap();
+    let inputs = s.indicator_inputs(Some(site), &nov).await.unwrap();
+    assert_eq!(inputs.clients.len(), 1);
+    assert_eq!(
+        inputs.clients[0].episodes,
+        vec![
+            Episode::open(d(11, 1)).ended(d(11, 10), EpisodeEnd::Discharge),
+            Episode::open(d(11, 20)).ended(d(11, 25), EpisodeEnd::Cit),
+        ]
+    );
+    assert_eq!(inputs.clients[0].dose_mg, 180);
+    let f = compute(&nov, &inputs);
+    let n = |id: &str| f.iter().find(|x| x.id == id).unwrap().numerator.total();
+    assert_eq!(n("mmt_clients"), 0);
+    assert_eq!(n("mean_attendance"), 3);
+    assert_eq!(n("nat_mean_daily_dose"), 180);
 }

@@ -36,6 +36,7 @@ macro_rules! choices {
 
 pub mod adherence;
 pub mod assessment;
+pub mod episodes;
 pub mod guest;
 pub mod induction;
 pub mod interactions;
