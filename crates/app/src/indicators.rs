@@ -66,8 +66,9 @@ pub const TREND_INDICATORS: [&str; 4] = [
 
 /// The figures the police read (seed 004: "referral to treatment and MMT adherence could act as
 /// performance indicators for both the police and CDC"): clients in MMT, retention, attendance,
-/// take-home participation and referrals from the police. No test result, no urine, no
-/// overdose or death reaches them.
+/// take-home participation, referrals from the police, drop-outs and re-enrolments, and the
+/// national programme's adherence figures, in catalogue order. No test result, no urine, no
+/// dose, no overdose or death reaches them.
 pub const SHARED_WITH_POLICE: &[&str] = &[
     "mmt_clients",
     "retention_3m",
@@ -76,6 +77,11 @@ pub const SHARED_WITH_POLICE: &[&str] = &[
     "mean_attendance",
     "take_home_participation",
     "referrals_police",
+    "dropouts",
+    "reenrolments",
+    "nat_on_treatment",
+    "nat_annual_retention",
+    "nat_mean_duration",
 ];
 
 /// Whether `role` may read indicator `id` (the police: [`SHARED_WITH_POLICE`] only).

@@ -868,8 +868,8 @@ mod tests {
         assert_eq!(p.text(2).ok(), Some(None));
         assert_eq!(p.int(4).ok(), Some(Some(1990)));
         assert!(p.text(5).is_err() && p.int(3).is_err());
-        let six = ["1"; 6].join(&FIELD.to_string());
-        assert!(Packed::new(&six).is_err());
+        let too_many = ["1"; MAX_FIELDS + 1].join(&FIELD.to_string());
+        assert!(Packed::new(&too_many).is_err());
     }
 
     #[test]
