@@ -1005,3 +1005,81 @@ async fn the_life_table_follows_cohorts_with_drop_outs_on_the_page() {
     assert_eq!(row(&zh.text, "2025Q4")[1], "6");
     app.cleanup().await;
 }
+
+/// A syphilis test is a service like the HCV test, and an enrolled client's tests make the
+/// national programme's testing rates (clients tested ÷ clients in treatment).
+#[tokio::test]
+async fn syphilis_and_hiv_tests_make_the_national_testing_rates() {
+    let app = TestApp::new().await;
+    let site = app.site("YX01").await;
+    app.user(&site, "boss", Role::Manager).await;
+    app.user(&site, "couns", Role::Counsellor).await;
+    let couns = app.login("couns").await;
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let a = post(
+            &app,
+            &couns,
+            "/api/v1/intake",
+            json!({"uic": format!("YX-{:04}-SY", 600 + i), "name": format!("客户{i}"), "enrolled_on": "2026-11-10"}),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+        ids.push(a.json()["id"].as_i64().unwrap());
+    }
+    let boss = app.login("boss").await;
+    for (kind, day) in [("syphilis_test", "2026-11-12"), ("hiv_test", "2026-11-13")] {
+        let a = post(
+            &app,
+            &boss,
+            "/api/v1/encounters",
+            json!({"client_id": ids[0], "on": day,
+                   "service": {"kind": kind, "tested_on": day, "result": "negative"}}),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::CREATED, "{}", a.text);
+    }
+    // A result without its date is refused, naming the field, as for the HCV test.
+    let undated = post(
+        &app,
+        &boss,
+        "/api/v1/encounters",
+        json!({"client_id": ids[1], "on": "2026-11-12",
+               "service": {"kind": "syphilis_test", "result": "positive"}}),
+    )
+    .await;
+    assert_eq!(
+        undated.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        undated.text
+    );
+    assert_eq!(field(&undated), "tested_on");
+    let v = app
+        .call(
+            Method::GET,
+            "/api/v1/indicators?from=2026-11-01&to=2026-11-20",
+            Some(&boss),
+            None,
+        )
+        .await
+        .json();
+    let value = |id: &str| {
+        v["indicators"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["id"] == id)
+            .map(|f| f["value"].clone())
+            .unwrap()
+    };
+    assert_eq!(value("nat_syphilis_testing_rate"), json!(50.0), "{v}");
+    assert_eq!(value("nat_hiv_testing_rate"), json!(50.0));
+    assert_eq!(value("nat_hcv_testing_rate"), json!(0.0));
+    // The services page has a tab for it, in Chinese.
+    let mut zh = app.browser("boss", "zh-CN").await;
+    let page = zh.get("/services/syphilis_test").await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    assert!(page.text.contains("梅毒检测"));
+    app.cleanup().await;
+}
