@@ -17,7 +17,7 @@ from datetime import date
 import duckdb
 
 # anxin_domain::clinic::episodes::DEFAULT_DROPOUT_DAYS
-DROPOUT_DAYS = 30
+DROPOUT_DAYS = 8
 
 FIGURES_SQL = """
 WITH

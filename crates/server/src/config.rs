@@ -60,7 +60,7 @@
 //! | `clinic.urine_random_rate` | `ANXIN_CLINIC__URINE_RANDOM_RATE` | `0.1` | chance that a client is drawn for a random urine test on a day |
 //! | `clinic.concentration_mg_per_ml` | `ANXIN_CLINIC__CONCENTRATION_MG_PER_ML` | `1.0` | concentration of the centre's methadone oral solution |
 //! | `indicators.suppression_threshold` | `ANXIN_INDICATORS__SUPPRESSION_THRESHOLD` | `5` | counts the CDC and the police receive are perturbed by their cell keys and hidden below this (`docs/disclosure.md`) |
-//! | `indicators.dropout_days` | `ANXIN_INDICATORS__DROPOUT_DAYS` | `30` | days without any dose after which an episode of care ends as a drop-out (1 to 365; `docs/indicators.md`) |
+//! | `indicators.dropout_days` | `ANXIN_INDICATORS__DROPOUT_DAYS` | `8` | the consecutive day without any dose that ends an episode of care as a drop-out (the 8th: the national protocol allows 7 missed days; 1 to 365; `docs/indicators.md`) |
 //! | `boxes.station` | `ANXIN_BOXES__STATION` | (none: boxes cannot be loaded; `serve --demo` uses `sim:<data_dir>/box-bench`) | the box station's cable: `tcp:HOST:PORT` (a serial line bridged to TCP on this host, QEMU's UART, `anxin-box-sim serve`), a serial device such as `/dev/ttyUSB0` (115200 8N1), or `sim:DIR`, a bench of simulated boxes for demos and tests |
 //! | `clinic.variance_threshold_ml` | `ANXIN_CLINIC__VARIANCE_THRESHOLD_ML` | `5.0` | stock close-out variance (mL) that needs a written reason |
 //! | `gps.enabled` | `ANXIN_GPS__ENABLED` | `false` | accept box trackers (GT06, OsmAnd, MQTT) |

@@ -28,9 +28,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::indicators::DaySet;
 
-/// The national programme's drop-out rule as the default of `indicators.dropout_days`
-/// (`docs/indicators.md` gives the source).
-pub const DEFAULT_DROPOUT_DAYS: u32 = 30;
+/// The national programme's drop-out rule as the default of `indicators.dropout_days`: the
+/// Implementation Protocol for Community-Based MMT allows 7 consecutive missed days, so the 8th
+/// ends the episode (`docs/indicators.md` gives the sources).
+pub const DEFAULT_DROPOUT_DAYS: u32 = 8;
 
 /// How an episode ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
