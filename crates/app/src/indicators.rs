@@ -141,7 +141,6 @@ pub async fn trend(app: &App, me: &Actor, scope: &Scope) -> Result<Trend> {
     let release = Release::of(app, scope);
     let threshold = app.settings.suppression_threshold;
     let site = scope.audit_site();
-    let sites = scope.sites();
     let periods = last_months(app.today(), TREND_MONTHS);
     let followed: Vec<&'static str> = TREND_INDICATORS
         .into_iter()
@@ -149,11 +148,7 @@ pub async fn trend(app: &App, me: &Actor, scope: &Scope) -> Result<Trend> {
         .collect();
     let mut months = Vec::with_capacity(periods.len());
     for period in &periods {
-        let mut inputs = app
-            .store
-            .indicator_inputs_of(sites.as_deref(), period)
-            .await?;
-        inputs.apply_dropouts(app.settings.dropout_days, app.today());
+        let inputs = inputs_of(app, scope, period).await?;
         let figures = compute(period, &inputs);
         let values = followed
             .iter()
@@ -461,15 +456,22 @@ fn show(f: &Figure, release: &Release) -> Shown {
     }
 }
 
+/// The facts of `scope`'s centres over `period`, with the drop-out rule applied: what every
+/// figure is computed from.
+async fn inputs_of(app: &App, scope: &Scope, period: &Period) -> Result<indicators::Inputs> {
+    let mut inputs = app
+        .store
+        .indicator_inputs_of(scope.sites().as_deref(), period)
+        .await?;
+    inputs.apply_dropouts(app.settings.dropout_days, app.today());
+    Ok(inputs)
+}
+
 /// Computes the indicators of `scope` and, for outside roles, releases and records the
 /// disclosure (`format` says what left: json, csv, dhis2, page) in the same step.
 pub async fn report(app: &App, me: &Actor, scope: &Scope, format: &str) -> Result<Vec<Shown>> {
     me.require(anxin_domain::Permission::IndicatorsRead)?;
-    let mut inputs = app
-        .store
-        .indicator_inputs_of(scope.sites().as_deref(), &scope.period)
-        .await?;
-    inputs.apply_dropouts(app.settings.dropout_days, app.today());
+    let inputs = inputs_of(app, scope, &scope.period).await?;
     let mut figures = compute(&scope.period, &inputs);
     figures.retain(|f| shared_with(me.role, f.id));
     let release = Release::of(app, scope);
@@ -516,11 +518,7 @@ pub async fn life_table(
     by: indicators::CohortBy,
 ) -> Result<Vec<CohortShown>> {
     me.require(anxin_domain::Permission::IndicatorsRead)?;
-    let mut inputs = app
-        .store
-        .indicator_inputs_of(scope.sites().as_deref(), &scope.period)
-        .await?;
-    inputs.apply_dropouts(app.settings.dropout_days, app.today());
+    let inputs = inputs_of(app, scope, &scope.period).await?;
     let rows = indicators::life_table(&scope.period, &inputs, by);
     let release = Release::of(app, scope);
     let threshold = app.settings.suppression_threshold;
