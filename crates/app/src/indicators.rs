@@ -531,11 +531,9 @@ pub async fn life_table(
             for i in 0..3 {
                 at_risk[i] = release.count(r.at_risk[i]);
                 retained[i] = release.count(r.retained[i]);
-                // A share is shown only with its base, its part and their difference.
-                let lost = release.count(r.at_risk[i].minus(r.retained[i]));
-                if let (Some(base), Some(kept), Some(_)) = (at_risk[i], retained[i], lost) {
-                    percent[i] = value(Unit::Percent, kept.min(base), Some(base));
-                }
+                percent[i] =
+                    anxin_domain::release::share(|c| release.count(c), r.at_risk[i], r.retained[i])
+                        .and_then(|(base, kept)| value(Unit::Percent, kept, Some(base)));
             }
             CohortShown {
                 cohort: r.label.clone(),

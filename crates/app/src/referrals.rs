@@ -6,7 +6,7 @@
 //! disclosure ledger once the client is enrolled.
 
 use anxin_domain::referral;
-use anxin_domain::release::{CellKeys, Count};
+use anxin_domain::release::{self, CellKeys, Count};
 use anxin_domain::{Code, Permission, Problem};
 use anxin_storage::referrals::Referral;
 use chrono::NaiveDate;
@@ -121,20 +121,12 @@ pub async fn station(app: &App, me: &Actor) -> Result<StationView> {
     // A retained count is hidden with its base when either, or the difference, is small, so
     // that one cannot be worked out from the other; it never reads above its base.
     let pair = |base: Count, kept: Count| {
-        let shown = |c: Count| keys.publish_count(c, threshold);
-        match (shown(base), shown(kept), shown(base.minus(kept))) {
-            (Some(b), Some(k), Some(_)) => (
-                Figure {
-                    value: Some(b),
-                    suppressed: false,
-                },
-                Figure {
-                    value: Some(k.min(b)),
-                    suppressed: false,
-                },
-            ),
-            _ => (hidden, hidden),
-        }
+        let shown = |v: u64| Figure {
+            value: Some(v),
+            suppressed: false,
+        };
+        release::share(|c| keys.publish_count(c, threshold), base, kept)
+            .map_or((hidden, hidden), |(b, k)| (shown(b), shown(k)))
     };
     let (enrolled_3m, retained_3m) = pair(n.enrolled_3m, n.retained_3m);
     let (enrolled_6m, retained_6m) = pair(n.enrolled_6m, n.retained_6m);

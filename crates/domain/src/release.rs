@@ -74,6 +74,19 @@ impl Count {
     }
 }
 
+/// A part of a base (retained of enrolled, at home of tracked) as published by `publish`: both
+/// values, the part never above the base, and only when the base, the part and their
+/// difference are all published, so that none of the three follows from the other two.
+pub fn share(
+    publish: impl Fn(Count) -> Option<u64>,
+    base: Count,
+    part: Count,
+) -> Option<(u64, u64)> {
+    let (b, p) = (publish(base)?, publish(part)?);
+    publish(base.minus(part))?;
+    Some((b, p.min(b)))
+}
+
 /// The deployment's cell-key secret. Never printed.
 #[derive(Clone)]
 pub struct CellKeys {
