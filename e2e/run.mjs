@@ -1211,6 +1211,19 @@ for (const lang of LANGS) {
           const v = c.trim();
           assert.ok(v === '*' || !/^[1-4]$/.test(v), `a small count was shown: ${v}`);
         }
+        // The retention life table of the same quarter: a row per enrolment cohort, its chart,
+        // no small count either; a wrong period is refused there too, at its field.
+        await Promise.all([cdc.waitForNavigation(), cdc.click('#life-link')]);
+        assert.ok((await cdc.locator('#life-table tbody tr[data-cohort]').count()) >= 12, 'a year of cohorts');
+        assert.equal(await cdc.locator('#life-chart svg').count(), 1, 'the chart');
+        for (const c of await cdc.locator('#life-table tbody td.value').allInnerTexts()) {
+          assert.ok(!/^[1-4]$/.test(c.trim()), `a small count in the life table: ${c}`);
+        }
+        await cdc.fill('form.search input[name=period]', '2026-13');
+        await Promise.all([cdc.waitForNavigation(), cdc.click('form.search button[type=submit]')]);
+        const lifeErr = await text(cdc, 'form.search .field-error[data-field=period]');
+        assert.ok(zh ? /不是统计报告期/.test(lifeErr) : /not a reporting period/.test(lifeErr), lifeErr);
+        shots.push(['cdc', 'retention life table', '/indicators/retention']);
       });
 
       await t.test('a city CDC user compares the three demo centres and downloads a DHIS2 month for the city', async () => {

@@ -261,6 +261,107 @@ async fn api_trend(
 }
 
 /// The place a report covers, as the page says it: a centre's or unit's code, or all centres.
+/// A report's scope as the reader asked it or, when the period, centre or unit asked is
+/// refused, the reader's own default with the refusal kept for its field (nothing of what was
+/// refused is shown). Shared by the indicators and the life-table pages.
+struct Asked {
+    scope: anxin_app::indicators::Scope,
+    refused: Option<anxin_domain::Problem>,
+    q: HashMap<String, String>,
+}
+
+impl Asked {
+    async fn of(st: &AppState, me: &CurrentUser, q: HashMap<String, String>) -> WebResult<Asked> {
+        let refused = match anxin_app::indicators::scope(&st.app, &me.app_actor(), &q).await {
+            Ok(scope) => {
+                return Ok(Asked {
+                    scope,
+                    refused: None,
+                    q,
+                })
+            }
+            Err(anxin_app::Error::Domain(anxin_domain::DomainError::Refused(p)))
+                if matches!(
+                    p.field.as_deref(),
+                    Some("period" | "from" | "to" | "site" | "unit")
+                ) =>
+            {
+                p
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut rest = q.clone();
+        let keys: &[&str] = match refused.field.as_deref() {
+            Some("site" | "unit") => &["site", "unit"],
+            _ => &["period", "from", "to"],
+        };
+        for k in keys {
+            rest.remove(*k);
+        }
+        let scope = anxin_app::indicators::scope(&st.app, &me.app_actor(), &rest).await?;
+        Ok(Asked {
+            scope,
+            refused: Some(refused),
+            q,
+        })
+    }
+
+    /// 422 when something asked was refused.
+    fn status(&self) -> StatusCode {
+        if self.refused.is_some() {
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            StatusCode::OK
+        }
+    }
+
+    fn error_at(&self, t: &T, field: &str) -> Option<String> {
+        self.refused
+            .as_ref()
+            .filter(|p| p.field.as_deref() == Some(field))
+            .map(|p| crate::i18n::I18n::global().problem(t.lang, p))
+    }
+
+    /// What the reader typed in `field`, kept when something was refused.
+    fn typed(&self, field: &str) -> Option<String> {
+        self.refused
+            .as_ref()
+            .and_then(|_| self.q.get(field).cloned())
+    }
+
+    /// The form's period and place fields: a reporting period, centre and unit for outside
+    /// readers; free dates for the centre's staff; each with its refusal and typed text.
+    fn fields(&self, t: &T, me: &CurrentUser) -> Markup {
+        let scope = &self.scope;
+        let field = |name: &str,
+                     label: String,
+                     kind: &str,
+                     value: String,
+                     error: Option<String>| {
+            html! {
+                label { (label) " " input type=(kind) name=(name) value=(self.typed(name).unwrap_or(value)) aria-invalid=[error.as_ref().map(|_| "true")];
+                    @if let Some(m) = &error { span.field-error role="alert" data-field=(name) { (m) } }
+                }
+            }
+        };
+        html! {
+            @if me.role().is_outside() {
+                // Outside readers choose a reporting period, never arbitrary dates.
+                @let period = ReportingPeriod::of(&scope.period).map(ReportingPeriod::code).unwrap_or_default();
+                @let wrong = self.error_at(t, "period").or_else(|| self.error_at(t, "from")).or_else(|| self.error_at(t, "to"));
+                label { (t.s("ind-period")) " " input name="period" value=(self.typed("period").unwrap_or(period)) placeholder="2026-11 / 2026Q4 / 2026" aria-invalid=[wrong.as_ref().map(|_| "true")];
+                    @if let Some(m) = &wrong { span.field-error role="alert" data-field="period" { (m) } }
+                }
+                (field("site", t.s("ind-site"), "text", scope.site.as_ref().map_or(String::new(), |(_, code)| code.clone()), self.error_at(t, "site")))
+                (field("unit", t.s("cmp-unit"), "text", scope.unit.as_ref().map_or(String::new(), |u| u.code.clone()), self.error_at(t, "unit")))
+            } @else {
+                (field("from", t.s("ind-from"), "date", scope.period.from.to_string(), self.error_at(t, "from")))
+                (field("to", t.s("ind-to"), "date", scope.period.to.to_string(), self.error_at(t, "to")))
+            }
+        }
+    }
+}
+
 fn scope_name(t: &T, scope: &Scope) -> String {
     match scope.site_label() {
         "all" => t.s("ind-all-centres"),
@@ -483,75 +584,75 @@ async fn retention_page(
     State(st): State<AppState>,
     me: CurrentUser,
     Query(q): Query<HashMap<String, String>>,
-) -> WebResult<Markup> {
+) -> WebResult<(StatusCode, Markup)> {
     let t = T::of(&st, &me);
-    let scope = anxin_app::indicators::scope(&st.app, &me.app_actor(), &q).await?;
     let by = match q.get("by").map(String::as_str) {
         Some("quarter") => indicators::CohortBy::Quarter,
         _ => indicators::CohortBy::Month,
     };
-    let rows = anxin_app::indicators::life_table(&st.app, &me.app_actor(), &scope, by).await?;
+    let asked = Asked::of(&st, &me, q).await?;
+    let scope = &asked.scope;
+    let rows = anxin_app::indicators::life_table(&st.app, &me.app_actor(), scope, by).await?;
     let count = |v: Option<u64>| v.map_or_else(|| "*".to_owned(), |n| n.to_string());
     let rate = |v: Option<f64>| v.map_or_else(|| "—".to_owned(), |p| format!("{p:.1}%"));
     let months_label = |m: u32| t.a("ind-life-months", &[("months", &m.to_string())]);
-    Ok(layout(
-        &t,
-        &t.s("ind-life-title"),
-        Some(&me),
-        html! {
-            h1 { (t.s("ind-life-title")) }
-            p.muted {
-                (t.a("ind-scope", &[("site", &scope.site.as_ref().map_or_else(|| t.s("ind-all-centres"), |(_, code)| code.clone()))]))
-                " " (t.a("ind-life-help", &[("days", &st.app.settings.dropout_days.to_string()), ("to", &scope.period.to.to_string())]))
-                @if scope.suppressed { " " (t.a("ind-suppressed-note", &[("threshold", &st.settings.suppression_threshold.to_string())])) }
-            }
-            form.search method="get" action="/indicators/retention" {
-                input type="hidden" name="from" value=(scope.period.from);
-                label { (t.s("ind-to")) " " input type="date" name="to" value=(scope.period.to); }
-                label { (t.s("ind-life-by")) " "
-                    select name="by" {
-                        option value="month" selected[by == indicators::CohortBy::Month] { (t.s("ind-life-by-month")) }
-                        option value="quarter" selected[by == indicators::CohortBy::Quarter] { (t.s("ind-life-by-quarter")) }
+    Ok((
+        asked.status(),
+        layout(
+            &t,
+            &t.s("ind-life-title"),
+            Some(&me),
+            html! {
+                h1 { (t.s("ind-life-title")) }
+                p.muted {
+                    (t.a("ind-scope", &[("site", &scope_name(&t, scope))]))
+                    " " (t.a("ind-life-help", &[("days", &st.app.settings.dropout_days.to_string()), ("to", &scope.period.to.to_string())]))
+                    @if scope.suppressed { " " (t.a("ind-suppressed-note", &[("threshold", &st.settings.suppression_threshold.to_string())])) }
+                }
+                form.search method="get" action="/indicators/retention" {
+                    (asked.fields(&t, &me))
+                    label { (t.s("ind-life-by")) " "
+                        select name="by" {
+                            option value="month" selected[by == indicators::CohortBy::Month] { (t.s("ind-life-by-month")) }
+                            option value="quarter" selected[by == indicators::CohortBy::Quarter] { (t.s("ind-life-by-quarter")) }
+                        }
                     }
+                    button type="submit" { (t.s("ind-show")) }
                 }
-                @if me.role().is_outside() {
-                    label { (t.s("ind-site")) " " input name="site" value=(scope.site.as_ref().map_or("", |(_, code)| code.as_str())); }
-                }
-                button type="submit" { (t.s("ind-show")) }
-            }
-            figure id="life-chart" {
-                figcaption { (t.s("ind-life-chart")) " "
-                    span style="color:#3a7ca5" { "■ " (months_label(3)) } " "
-                    span style="color:#81c3d7" { "■ " (months_label(6)) } " "
-                    span style="color:#d9a441" { "■ " (months_label(12)) }
-                }
-                (cohort_chart(&t.s("ind-life-chart"), &rows))
-            }
-            table.list id="life-table" {
-                thead {
-                    tr {
-                        th rowspan="2" { (t.s("ind-life-cohort")) }
-                        th rowspan="2" { (t.s("ind-life-started")) }
-                        @for m in indicators::LIFE_TABLE_MONTHS { th colspan="3" { (months_label(m)) } }
+                figure id="life-chart" {
+                    figcaption { (t.s("ind-life-chart")) " "
+                        span style="color:#3a7ca5" { "■ " (months_label(3)) } " "
+                        span style="color:#81c3d7" { "■ " (months_label(6)) } " "
+                        span style="color:#d9a441" { "■ " (months_label(12)) }
                     }
-                    tr { @for _ in 0..3 { th { (t.s("ind-life-at-risk")) } th { (t.s("ind-life-retained")) } th { "%" } } }
+                    (cohort_chart(&t.s("ind-life-chart"), &rows))
                 }
-                tbody {
-                    @for r in &rows {
-                        tr data-cohort=(r.cohort) {
-                            td { (r.cohort) }
-                            td.value { (count(r.started)) }
-                            @for k in 0..3 {
-                                td.value { (count(r.at_risk[k])) }
-                                td.value { (count(r.retained[k])) }
-                                td.value { (rate(r.percent[k])) }
+                table.list id="life-table" {
+                    thead {
+                        tr {
+                            th rowspan="2" { (t.s("ind-life-cohort")) }
+                            th rowspan="2" { (t.s("ind-life-started")) }
+                            @for m in indicators::LIFE_TABLE_MONTHS { th colspan="3" { (months_label(m)) } }
+                        }
+                        tr { @for _ in 0..3 { th { (t.s("ind-life-at-risk")) } th { (t.s("ind-life-retained")) } th { "%" } } }
+                    }
+                    tbody {
+                        @for r in &rows {
+                            tr data-cohort=(r.cohort) {
+                                td { (r.cohort) }
+                                td.value { (count(r.started)) }
+                                @for k in 0..3 {
+                                    td.value { (count(r.at_risk[k])) }
+                                    td.value { (count(r.retained[k])) }
+                                    td.value { (rate(r.percent[k])) }
+                                }
                             }
                         }
                     }
                 }
-            }
-            p { a href="/indicators" { (t.s("ind-title")) } }
-        },
+                p { a href="/indicators" { (t.s("ind-title")) } }
+            },
+        ),
     ))
 }
 
@@ -625,36 +726,9 @@ async fn indicators_page(
     };
     // A period the reader may not ask for comes back at its field, the typed text kept, over
     // the default period's figures.
-    let (scope, refused) = match anxin_app::indicators::scope(&st.app, &me.app_actor(), &q).await {
-        Ok(scope) => (scope, None),
-        Err(anxin_app::Error::Domain(anxin_domain::DomainError::Refused(p)))
-            if matches!(
-                p.field.as_deref(),
-                Some("period" | "from" | "to" | "site" | "unit")
-            ) =>
-        {
-            // The reader's own default stands in for what was refused (nothing of it shown).
-            let mut rest = q.clone();
-            let refused_keys: &[&str] = match p.field.as_deref() {
-                Some("site" | "unit") => &["site", "unit"],
-                _ => &["period", "from", "to"],
-            };
-            for k in refused_keys {
-                rest.remove(*k);
-            }
-            let scope = anxin_app::indicators::scope(&st.app, &me.app_actor(), &rest).await?;
-            (scope, Some(p))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let error_at = |field: &str| {
-        refused
-            .as_ref()
-            .filter(|p| p.field.as_deref() == Some(field))
-            .map(|p| crate::i18n::I18n::global().problem(t.lang, p))
-    };
-    let typed = |field: &str| refused.as_ref().and_then(|_| q.get(field).cloned());
-    let shown = anxin_app::indicators::report(&st.app, &me.app_actor(), &scope, "page").await?;
+    let asked = Asked::of(&st, &me, q).await?;
+    let scope = &asked.scope;
+    let shown = anxin_app::indicators::report(&st.app, &me.app_actor(), scope, "page").await?;
     let query = format!(
         "from={}&to={}&{}",
         scope.period.from,
@@ -672,13 +746,8 @@ async fn indicators_page(
         .map(|(s, n)| (n.as_str(), s.value))
         .collect();
     // A refusal answers 422, the page with the field's message.
-    let status = if refused.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    };
     Ok((
-        status,
+        asked.status(),
         layout(
             &t,
             &t.s("ind-title"),
@@ -686,31 +755,11 @@ async fn indicators_page(
             html! {
                 h1 { (t.s("ind-title")) }
                 form.search method="get" action="/indicators" {
-                    @if me.role().is_outside() {
-                        // Outside readers choose a reporting period, never arbitrary dates.
-                        @let code = typed("period").unwrap_or_else(|| ReportingPeriod::of(&scope.period).map(ReportingPeriod::code).unwrap_or_default());
-                        @let wrong = error_at("period").or_else(|| error_at("from")).or_else(|| error_at("to"));
-                        label { (t.s("ind-period")) " " input name="period" value=(code) placeholder="2026-11 / 2026Q4 / 2026" aria-invalid=[wrong.as_ref().map(|_| "true")];
-                            @if let Some(m) = &wrong { span.field-error role="alert" data-field="period" { (m) } }
-                        }
-                        label { (t.s("ind-site")) " " input name="site" value=(typed("site").unwrap_or_else(|| scope.site.as_ref().map_or(String::new(), |(_, code)| code.clone()))) aria-invalid=[error_at("site").map(|_| "true")];
-                            @if let Some(m) = error_at("site") { span.field-error role="alert" data-field="site" { (m) } }
-                        }
-                        label { (t.s("cmp-unit")) " " input name="unit" value=(typed("unit").unwrap_or_else(|| scope.unit.as_ref().map_or(String::new(), |u| u.code.clone()))) aria-invalid=[error_at("unit").map(|_| "true")];
-                            @if let Some(m) = error_at("unit") { span.field-error role="alert" data-field="unit" { (m) } }
-                        }
-                    } @else {
-                        label { (t.s("ind-from")) " " input type="date" name="from" value=(typed("from").unwrap_or_else(|| scope.period.from.to_string())) aria-invalid=[error_at("from").map(|_| "true")];
-                            @if let Some(m) = error_at("from") { span.field-error role="alert" data-field="from" { (m) } }
-                        }
-                        label { (t.s("ind-to")) " " input type="date" name="to" value=(typed("to").unwrap_or_else(|| scope.period.to.to_string())) aria-invalid=[error_at("to").map(|_| "true")];
-                            @if let Some(m) = error_at("to") { span.field-error role="alert" data-field="to" { (m) } }
-                        }
-                    }
+                    (asked.fields(&t, &me))
                     button type="submit" { (t.s("ind-show")) }
                 }
                 p.muted {
-                    (t.a("ind-scope", &[("site", &scope_name(&t, &scope))]))
+                    (t.a("ind-scope", &[("site", &scope_name(&t, scope))]))
                     @if scope.suppressed { " " (t.a("ind-suppressed-note", &[("threshold", &st.settings.suppression_threshold.to_string())])) }
                 }
                 p {
